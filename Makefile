@@ -1,0 +1,26 @@
+# `make demo` and `make test` do all the set-up on a fresh machine (they create .venv/).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The pinned torch installs the local CPU wheel on the development machines and the normal build elsewhere.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup test demo clean
+
+setup: $(VENV)/.installed
+
+# Re-runs only when the package metadata or this file change; otherwise `make setup` is a no-op.
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/qmra demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,3 @@
+from qmra.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,15 @@
+"""Errors that the command line turns into one clear line (``qmra: error: ...``, exit code 2)."""
+
+from __future__ import annotations
+
+
+class QmraError(Exception):
+    """Base class for every error caused by the user's input (files, arguments, weights)."""
+
+
+class ConfigError(QmraError, ValueError):
+    """A model or run setting that is not allowed (unknown backbone or variant, bad size)."""
+
+
+class WeightsError(QmraError, ValueError):
+    """A weights file that is missing, corrupt, or made for another architecture."""

@@ -1,0 +1,171 @@
+"""ResNet stem..layer3 (output stride 16) with torchvision's parameter names.
+
+torchvision cannot be imported with the CPU torch build used here, so this is our own
+implementation. Its ``state_dict`` keys (``conv1.weight``, ``layer2.0.downsample.1.running_mean``,
+...) are exactly torchvision's for the same depth, minus ``layer4`` and ``fc``, so an ImageNet
+checkpoint file loads with :func:`qmra.model.weights.load_backbone_weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from qmra.errors import ConfigError
+
+
+class BackboneFeatures(NamedTuple):
+    """Multi-scale features of one encoder pass.
+
+    ``r4``: B×C4×H/16×W/16 (layer3), ``r3``: B×C3×H/8×W/8 (layer2), ``r2``: B×C2×H/4×W/4 (layer1).
+    """
+
+    r4: torch.Tensor
+    r3: torch.Tensor
+    r2: torch.Tensor
+
+    def expand_batch(self, batch: int) -> "BackboneFeatures":
+        """Broadcast batch-1 features to ``batch`` (a view, no copy): one frame, many objects."""
+        if self.r4.shape[0] == batch:
+            return self
+        return BackboneFeatures(*(t.expand(batch, *t.shape[1:]) for t in self))
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    block: str  # "basic" or "bottleneck"
+    layers: tuple[int, int, int]  # blocks in layer1..layer3
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+    @property
+    def channels(self) -> tuple[int, int, int]:
+        """Output channels of layer1 (r2), layer2 (r3), layer3 (r4)."""
+        return (64 * self.expansion, 128 * self.expansion, 256 * self.expansion)
+
+
+RESNET_SPECS: dict[str, ResNetSpec] = {
+    "resnet18": ResNetSpec("basic", (2, 2, 2)),
+    "resnet34": ResNetSpec("basic", (3, 4, 6)),
+    "resnet50": ResNetSpec("bottleneck", (3, 4, 6)),
+}
+
+
+def resnet_spec(name: str) -> ResNetSpec:
+    try:
+        return RESNET_SPECS[name]
+    except KeyError:
+        raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(RESNET_SPECS)}") from None
+
+
+def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(cin, width, stride)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet v1.5 bottleneck: the stride sits on the 3×3 convolution."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv1x1(cin, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width, stride)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = _conv1x1(width, width * 4)
+        self.bn3 = nn.BatchNorm2d(width * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNetTrunk(nn.Module):
+    """ResNet ``conv1 .. layer3`` taking ``in_channels`` inputs (3 for RGB, 4 for RGB + box map).
+
+    Input: B×in_channels×H×W, already normalised (H, W multiples of 16).
+    Output: :class:`BackboneFeatures` at strides 16, 8 and 4.
+    """
+
+    def __init__(self, name: str, in_channels: int = 3) -> None:
+        super().__init__()
+        spec = resnet_spec(name)
+        self.name = name
+        self.spec = spec
+        self.in_channels = in_channels
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        block = Bottleneck if spec.block == "bottleneck" else BasicBlock
+        cin = 64
+        layers = []
+        for index, (width, blocks) in enumerate(zip((64, 128, 256), spec.layers)):
+            stride = 1 if index == 0 else 2
+            layer, cin = _make_layer(block, cin, width, blocks, stride)
+            layers.append(layer)
+        self.layer1, self.layer2, self.layer3 = layers
+        self._init_weights()
+
+    @property
+    def channels(self) -> tuple[int, int, int]:
+        return self.spec.channels
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> BackboneFeatures:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        r2 = self.layer1(x)
+        r3 = self.layer2(r2)
+        r4 = self.layer3(r3)
+        return BackboneFeatures(r4=r4, r3=r3, r2=r2)
+
+
+def _make_layer(block: type[nn.Module], cin: int, width: int, blocks: int, stride: int) -> tuple[nn.Sequential, int]:
+    cout = width * block.expansion  # type: ignore[attr-defined]
+    downsample = None
+    if stride != 1 or cin != cout:
+        downsample = nn.Sequential(_conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))
+    modules = [block(cin, width, stride, downsample)]
+    modules += [block(cout, width) for _ in range(1, blocks)]
+    return nn.Sequential(*modules), cout

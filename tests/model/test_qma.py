@@ -1,0 +1,77 @@
+import math
+
+import torch
+
+from qmra.model import KeyValueMaps, memory_read
+from qmra.model.qma import BidirectionalChannelAggregation, QueryMemoryAggregation
+
+
+def _reference_read(query_key, memory_key, memory_value):
+    """Eq. 6 written out: a (hw × Thw) similarity, row softmax, weighted sum of memory values."""
+    b, ck, h, w = query_key.shape
+    q = query_key.reshape(b, ck, h * w)  # B×Ck×HW
+    k = memory_key.transpose(1, 2).reshape(b, ck, -1)  # B×Ck×THW
+    v = memory_value.transpose(1, 2).reshape(b, memory_value.shape[2], -1)  # B×Cv×THW
+    similarity = torch.einsum("bcq,bcm->bqm", q, k) / math.sqrt(ck)
+    attention = similarity.softmax(dim=-1)
+    return torch.einsum("bqm,bvm->bvq", attention, v).reshape(b, -1, h, w)
+
+
+def test_memory_read_matches_equation_6():
+    qk, mk, mv = torch.randn(2, 16, 3, 5), torch.randn(2, 4, 16, 3, 5), torch.randn(2, 4, 8, 3, 5)
+    assert torch.allclose(memory_read(qk, mk, mv), _reference_read(qk, mk, mv), atol=1e-5)
+
+
+def test_memory_read_does_not_depend_on_the_order_of_memory_frames():
+    qk, mk, mv = torch.randn(1, 16, 4, 4), torch.randn(1, 5, 16, 4, 4), torch.randn(1, 5, 8, 4, 4)
+    order = torch.tensor([3, 0, 4, 2, 1])
+    assert torch.allclose(memory_read(qk, mk, mv), memory_read(qk, mk[:, order], mv[:, order]), atol=1e-6)
+
+
+def test_a_single_matching_memory_position_is_read_out():
+    # A strongly matching key concentrates the softmax on one position: the read returns its value.
+    qk = torch.zeros(1, 2, 1, 1)
+    qk[0, 0] = 50.0
+    mk = torch.zeros(1, 2, 2, 1, 2)
+    mk[0, 1, 0, 0, 1] = 50.0
+    mv = torch.arange(1.0, 5.0).view(1, 2, 1, 1, 2)
+    assert torch.allclose(memory_read(qk, mk, mv), torch.tensor(4.0).view(1, 1, 1, 1))
+
+
+def test_batch_one_query_is_broadcast_over_objects():
+    qk, mk, mv = torch.randn(1, 16, 3, 3), torch.randn(3, 2, 16, 3, 3), torch.randn(3, 2, 8, 3, 3)
+    together = memory_read(qk, mk, mv)
+    for i in range(3):
+        assert torch.allclose(together[i : i + 1], memory_read(qk, mk[i : i + 1], mv[i : i + 1]), atol=1e-6)
+
+
+def test_bca_weights_lie_in_zero_one_and_reweight_channels():
+    bca = BidirectionalChannelAggregation(value_channels=8, reduction=4)
+    vq, vm = torch.randn(2, 8, 3, 4) * 10, torch.randn(2, 8, 3, 4) * 10
+    w_query, w_memory = bca.channel_weights(vq, vm)
+    assert w_query.shape == w_memory.shape == (2, 8)
+    for w in (w_query, w_memory):
+        assert bool(((w > 0) & (w < 1)).all())
+    out = bca(vq, vm)
+    assert out.shape == (2, 16, 3, 4)
+    assert torch.allclose(out[:, :8], vq * w_query[:, :, None, None])
+    assert torch.allclose(out[:, 8:], vm * w_memory[:, :, None, None])
+
+
+def test_bca_weights_depend_on_both_directions():
+    bca = BidirectionalChannelAggregation(value_channels=8, reduction=2)
+    vq, vm = torch.randn(1, 8, 2, 2), torch.randn(1, 8, 2, 2)
+    w_query, _ = bca.channel_weights(vq, vm)
+    w_query_other_memory, _ = bca.channel_weights(vq, vm + 3.0)
+    assert not torch.allclose(w_query, w_query_other_memory)
+
+
+def test_without_qma_query_and_averaged_memory_values_are_concatenated():
+    qma = QueryMemoryAggregation(6, 4, 5, 1, use_memory_read=False)
+    assert qma.query_projection.key is None and qma.bca is None
+    features = torch.randn(1, 6, 2, 3)
+    memory = KeyValueMaps(None, torch.randn(2, 3, 5, 2, 3))
+    out = qma(features, memory)
+    assert out.shape == (2, 10, 2, 3)
+    assert torch.allclose(out[:, 5:], memory.value.mean(dim=1))
+    assert torch.allclose(out[0, :5], qma.query_projection.value(features)[0])

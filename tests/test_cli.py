@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+from qmra.cli import main
+
+
+def test_demo_runs_the_network_and_warns_about_random_weights(capsys):
+    assert main(["demo", "--size", "48x64"]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out
+    assert "outputs: box map (1, 2, 48, 64)" in out
+
+
+def test_model_summary_counts_parameters(capsys):
+    assert main(["model", "--backbone", "resnet18", "--variant", "no-crm"]) == 0
+    out = capsys.readouterr().out
+    parts = [line.split()[0] for line in out.splitlines()[1:]]
+    assert parts == ["query_encoder", "memory_encoder", "track_aggregation", "track_decoder",
+                     "segment_aggregation", "segment_decoder", "total"]
+
+
+def test_bad_input_is_one_line_and_exit_code_2(capsys):
+    assert main(["demo", "--size", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qmra: error: size must look like") and err.count("\n") == 1
+    assert main(["model", "--variant", "w/o-everything"]) == 2
+    assert "unknown variant 'w/o-everything'; choose one of full, 1stage" in capsys.readouterr().err
+
+
+def test_console_entry_point_reports_errors_without_a_traceback():
+    result = subprocess.run([sys.executable, "-m", "qmra", "model", "--backbone", "vgg16"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "qmra: error: unknown backbone 'vgg16'; choose one of resnet50, resnet34, resnet18"
+    assert "Traceback" not in result.stderr
