@@ -13,3 +13,11 @@ class ConfigError(QmraError, ValueError):
 
 class WeightsError(QmraError, ValueError):
     """A weights file that is missing, corrupt, or made for another architecture."""
+
+
+class DataError(QmraError):
+    """Input data that cannot be used: missing, unreadable or corrupt files, inconsistent frames or masks."""
+
+
+class BoxError(QmraError, ValueError):
+    """A box that is malformed, not finite, empty, or outside the image."""

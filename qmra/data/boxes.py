@@ -1,0 +1,155 @@
+"""Boxes in pixels (x0, y0, x1, y1), boxes from masks, and box maps.
+
+Convention: pixel column ``j`` covers ``[j, j + 1)``, so the tight box of a mask whose leftmost and
+rightmost object pixels are columns 3 and 7 is ``x0 = 3, x1 = 8``, and a one-pixel object has area 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from qmra.errors import BoxError
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixel coordinates, x0 < x1 and y0 < y1 (floats)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __post_init__(self) -> None:
+        for name in ("x0", "y0", "x1", "y1"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+                raise BoxError(f"box coordinate {name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not all(math.isfinite(v) for v in self.as_tuple()):
+            raise BoxError(f"box {self.format()} has a coordinate that is not a finite number")
+        if self.x1 <= self.x0 or self.y1 <= self.y0:
+            raise BoxError(f"box {self.format()} has zero or negative area (x1 must exceed x0 and y1 exceed y0)")
+
+    # --------------------------------------------------------------- construction
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> "Box":
+        return cls(x, y, x + w, y + h)
+
+    @classmethod
+    def parse(cls, text: str) -> "Box":
+        """``"x0,y0,x1,y1"`` → Box, with a clear error for anything else."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4:
+            raise BoxError(f"a box is four numbers X0,Y0,X1,Y1, got {text!r}")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise BoxError(f"a box is four numbers X0,Y0,X1,Y1, got {text!r}") from None
+        return cls(*values)
+
+    @classmethod
+    def from_sequence(cls, values: object) -> "Box":
+        """A list or tuple ``[x0, y0, x1, y1]`` (as in JSON files) → Box."""
+        if not isinstance(values, (list, tuple)) or len(values) != 4:
+            raise BoxError(f"a box is a list of four numbers [x0, y0, x1, y1], got {values!r}")
+        return cls(*values)  # type: ignore[arg-type]
+
+    # --------------------------------------------------------------- views
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    def to_xywh(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2)
+
+    def format(self) -> str:
+        return "(" + ", ".join(f"{v:g}" for v in (self.x0, self.y0, self.x1, self.y1)) + ")"
+
+    # --------------------------------------------------------------- geometry
+
+    def clip(self, width: int, height: int) -> "Box":
+        """The part inside a width×height image; :class:`BoxError` when nothing is left."""
+        self.validate(width, height)
+        return Box(max(self.x0, 0.0), max(self.y0, 0.0), min(self.x1, float(width)), min(self.y1, float(height)))
+
+    def validate(self, width: int, height: int) -> None:
+        """Raise :class:`BoxError` if the box lies wholly outside a width×height image."""
+        if self.x1 <= 0 or self.y1 <= 0 or self.x0 >= width or self.y0 >= height:
+            raise BoxError(f"box {self.format()} lies outside the {width}x{height} image")
+
+    def scale(self, sx: float, sy: float) -> "Box":
+        return Box(self.x0 * sx, self.y0 * sy, self.x1 * sx, self.y1 * sy)
+
+    def iou(self, other: "Box") -> float:
+        w = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        h = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        inter = w * h
+        return inter / (self.area + other.area - inter)
+
+
+def box_from_mask(mask: np.ndarray, jitter: float = 0.0, rng: np.random.Generator | None = None) -> Box | None:
+    """Tight box of the nonzero pixels of an H×W mask, or None for an empty mask.
+
+    ``jitter`` > 0 moves each side by up to ``jitter`` × the box's width (x) or height (y), at random,
+    then clips to the image: the noisy boxes a user draws, for training.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"expected an H×W mask, got shape {mask.shape}")
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    x0, y0, x1, y1 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+    if jitter > 0:
+        rng = rng if rng is not None else np.random.default_rng()
+        w, h = x1 - x0, y1 - y0
+        dx0, dx1 = rng.uniform(-jitter, jitter, 2) * w
+        dy0, dy1 = rng.uniform(-jitter, jitter, 2) * h
+        height, width = mask.shape
+        nx0, nx1 = np.clip([x0 + dx0, x1 + dx1], 0, width)
+        ny0, ny1 = np.clip([y0 + dy0, y1 + dy1], 0, height)
+        if nx1 - nx0 >= 1 and ny1 - ny0 >= 1:
+            x0, x1, y0, y1 = float(nx0), float(nx1), float(ny0), float(ny1)
+    return Box(x0, y0, x1, y1)
+
+
+def render_box_map(box: Box | None, image_size: tuple[int, int], map_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Filled rectangle of ``box`` as a float32 map of 0/1.
+
+    image_size: (H, W) of the image the box is given in; map_size: (h, w) of the map, default the
+    image size. A map pixel is inside when its centre, in image coordinates, lies in [x0, x1)×[y0, y1).
+    ``None`` (no object) gives an all-zero map.
+    """
+    height, width = image_size
+    h, w = map_size if map_size is not None else image_size
+    out = np.zeros((h, w), dtype=np.float32)
+    if box is None:
+        return out
+    ys = (np.arange(h) + 0.5) * (height / h)
+    xs = (np.arange(w) + 0.5) * (width / w)
+    inside_y = (ys >= box.y0) & (ys < box.y1)
+    inside_x = (xs >= box.x0) & (xs < box.x1)
+    out[np.ix_(inside_y, inside_x)] = 1.0
+    return out

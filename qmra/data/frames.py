@@ -1,0 +1,216 @@
+"""Streaming frame sources: video files (PyAV), frame folders (numeric order), in-memory arrays.
+
+Every source yields H×W×3 uint8 RGB frames one at a time and never holds the whole video.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from qmra.data.masks import open_image
+from qmra.errors import DataError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``frame2`` before ``frame10`` (numbers compared as numbers)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
+
+
+def list_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    """Files in ``folder`` with one of ``suffixes`` (any case), in natural order."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file()), key=lambda p: natural_key(p.name))
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a source knows before decoding: size in pixels, frame count and fps when known."""
+
+    height: int
+    width: int
+    num_frames: int | None
+    fps: float | None
+
+
+class FrameSource:
+    """Base class: ``info``, ``frame_name(i)`` (for output files) and iteration over frames."""
+
+    description: str
+
+    @property
+    def info(self) -> FrameInfo:
+        raise NotImplementedError
+
+    def frame_name(self, index: int) -> str:
+        """Name for frame ``index``'s outputs: the file stem for folders, ``00000``, ``00001``, ... otherwise."""
+        return f"{index:05d}"
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def _check_size(self, frame: np.ndarray, index: int, label: str) -> None:
+        info = self.info
+        if frame.shape[:2] != (info.height, info.width):
+            raise DataError(
+                f"{self.description}: frame {label} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"the first frame is {info.width}x{info.height}; all frames of a video must have one size"
+            )
+
+
+class FrameFolder(FrameSource):
+    """A folder of jpg/png frames, read in numeric order (``2.jpg`` before ``10.jpg``)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.description = str(self.folder)
+        if not self.folder.is_dir():
+            raise DataError(f"frame folder not found: {self.folder}")
+        self.paths = list_files(self.folder, IMAGE_SUFFIXES)
+        if not self.paths:
+            raise DataError(f"no frames (jpg, png, bmp, webp) in {self.folder}")
+        first = open_image(self.paths[0])
+        self._info = FrameInfo(first.height, first.width, len(self.paths), None)
+
+    @property
+    def info(self) -> FrameInfo:
+        return self._info
+
+    def frame_name(self, index: int) -> str:
+        return self.paths[index].stem
+
+    def read(self, index: int) -> np.ndarray:
+        frame = np.asarray(open_image(self.paths[index]).convert("RGB"))
+        self._check_size(frame, index, self.paths[index].name)
+        return frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.read(i) for i in range(len(self.paths)))
+
+
+class VideoFile(FrameSource):
+    """A video file decoded frame by frame with PyAV (mp4, mov, webm, mkv, ...)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import av
+
+        self.path = Path(path)
+        self.description = str(self.path)
+        if not self.path.is_file():
+            raise DataError(f"video file not found: {self.path}")
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise DataError(f"{self.path} has no video stream")
+                stream = container.streams.video[0]
+                height, width = stream.codec_context.height, stream.codec_context.width
+                frames = stream.frames or None
+                rate = stream.average_rate or stream.guessed_rate
+                fps = float(rate) if isinstance(rate, Fraction) and rate > 0 else None
+                if not frames and stream.duration and stream.time_base and fps:
+                    frames = int(round(float(stream.duration * stream.time_base) * fps))
+        except av.FFmpegError as error:
+            raise DataError(f"cannot read video {self.path}: {error}") from None
+        if not height or not width:
+            raise DataError(f"cannot read video {self.path}: no frame size in its header")
+        self._info = FrameInfo(height, width, frames, fps)
+
+    @property
+    def info(self) -> FrameInfo:
+        return self._info
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import av
+
+        count = 0
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    array = frame.to_ndarray(format="rgb24")
+                    self._check_size(array, count, str(count))
+                    count += 1
+                    yield array
+        except av.FFmpegError as error:
+            raise DataError(f"cannot decode video {self.path} after {count} frames: {error}") from None
+        if count == 0:
+            raise DataError(f"{self.path} holds no decodable frames")
+
+
+class ArrayFrames(FrameSource):
+    """Frames given in memory: a T×H×W×3 uint8 array, or any iterable of H×W×3 uint8 arrays."""
+
+    def __init__(self, frames: np.ndarray | Iterable[np.ndarray], fps: float | None = None) -> None:
+        self.description = "the given frames"
+        self._fps = fps
+        if isinstance(frames, np.ndarray):
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise DataError(f"frames must be a T×H×W×3 array, got shape {frames.shape}")
+            if frames.shape[0] == 0:
+                raise DataError("no frames given")
+            self._array: np.ndarray | None = frames
+            self._iterator: Iterator[np.ndarray] | None = None
+            self._first = frames[0]
+            self._count: int | None = frames.shape[0]
+        else:
+            self._array = None
+            if isinstance(frames, Sequence):
+                self._count = len(frames)
+            else:
+                self._count = None
+            self._iterator = iter(frames)
+            try:
+                self._first = np.asarray(next(self._iterator))
+            except StopIteration:
+                raise DataError("no frames given") from None
+        self._validate(self._first, 0)
+        self._consumed = False
+
+    def _validate(self, frame: np.ndarray, index: int) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise DataError(f"frame {index} must be an H×W×3 uint8 array, got {frame.dtype} of shape {frame.shape}")
+        return frame
+
+    @property
+    def info(self) -> FrameInfo:
+        return FrameInfo(self._first.shape[0], self._first.shape[1], self._count, self._fps)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._array is not None:
+            for index, frame in enumerate(self._array):
+                yield self._validate(frame, index)
+            return
+        if self._consumed:
+            raise DataError("these frames came from a one-pass iterator and were already read")
+        self._consumed = True
+        yield self._first
+        assert self._iterator is not None
+        for index, frame in enumerate(self._iterator, start=1):
+            frame = self._validate(frame, index)
+            self._check_size(frame, index, str(index))
+            yield frame
+
+
+def open_frames(source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource) -> FrameSource:
+    """A video file, a frame folder, or frames in memory → a :class:`FrameSource`."""
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            return FrameFolder(path)
+        if not path.exists():
+            raise DataError(f"no such file or folder: {path}")
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return VideoFile(path)
+        raise DataError(f"unsupported input {path.name}: give a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames")
+    return ArrayFrames(source)

@@ -1,0 +1,107 @@
+"""Reading and writing label maps: DAVIS 2016 greyscale, DAVIS 2017 / YouTube-VOS palette PNGs, per-object PNGs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterable, Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from qmra.data.atomic import write_bytes_atomic
+from qmra.data.palette import DAVIS_PALETTE
+from qmra.errors import DataError
+
+#: ``binary``: greyscale 0/255, one object (DAVIS 2016); ``palette``: ids 0..254 (DAVIS 2017,
+#: YouTube-VOS); ``auto``: by the PNG's mode.
+MaskLayout = Literal["binary", "palette", "auto"]
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open an image fully (so corrupt data fails here), with a :class:`DataError` naming the file."""
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """H×W×3 uint8 (a writable array)."""
+    image = open_image(path)
+    return np.array(image.convert("RGB"))
+
+
+def read_labels(path: Path, layout: MaskLayout = "auto") -> np.ndarray:
+    """Annotation PNG → H×W uint8 object ids (0 = background).
+
+    ``binary`` accepts only 0 and 255 (255 → id 1); ``palette`` accepts ids 0..254 from a palette
+    or greyscale PNG; anything else is a :class:`DataError` naming the file and the labels found.
+    """
+    image = open_image(path)
+    if layout == "auto":
+        layout = "palette" if image.mode == "P" else "binary"
+    if image.mode not in ("P", "L", "1", "I", "I;16"):
+        raise DataError(f"{path}: a mask must be a greyscale or palette PNG, not mode {image.mode}")
+    values = np.asarray(image)
+    if values.dtype == bool:
+        values = values.astype(np.uint8) * 255
+    if layout == "binary":
+        found = np.unique(values)
+        bad = found[(found != 0) & (found != 255)]
+        if bad.size:
+            raise DataError(f"{path}: a DAVIS 2016 mask holds only 0 and 255, found {_few(bad)}")
+        return (values == 255).astype(np.uint8)
+    found = np.unique(values)
+    if found.max(initial=0) > 254:
+        raise DataError(f"{path}: object ids must lie in 0..254, found {_few(found[found > 254])}")
+    return values.astype(np.uint8)
+
+
+def _few(values: np.ndarray) -> str:
+    shown = ", ".join(str(int(v)) for v in values[:5])
+    return shown + (f" and {values.size - 5} more" if values.size > 5 else "")
+
+
+def encode_palette_png(labels: np.ndarray) -> bytes:
+    """H×W ids 0..255 → PNG bytes with the DAVIS palette."""
+    labels = _check_labels(labels)
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(DAVIS_PALETTE.tobytes())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_palette_png(path: str | Path, labels: np.ndarray) -> None:
+    """Write an H×W label map as a DAVIS palette PNG, atomically."""
+    write_bytes_atomic(path, encode_palette_png(labels))
+
+
+def write_binary_png(path: str | Path, mask: np.ndarray) -> None:
+    """Write an H×W mask (nonzero = object) as a greyscale 0/255 PNG, atomically."""
+    buffer = io.BytesIO()
+    Image.fromarray((np.asarray(mask) != 0).astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_object_pngs(folder: str | Path, frame_name: str, labels: np.ndarray, object_ids: Iterable[int]) -> None:
+    """One binary PNG per object: ``folder/<id>/<frame_name>.png``."""
+    labels = _check_labels(labels)
+    for object_id in object_ids:
+        write_binary_png(Path(folder) / str(object_id) / f"{frame_name}.png", labels == object_id)
+
+
+def _check_labels(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"expected an H×W label map, got shape {labels.shape}")
+    if labels.dtype != np.uint8:
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise ValueError("label ids must lie in 0..255")
+        labels = labels.astype(np.uint8)
+    return labels

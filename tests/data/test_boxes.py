@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qmra.data import Box, box_from_mask, render_box_map
+from qmra.errors import BoxError
+
+
+def test_conversions_and_geometry():
+    box = Box.from_xywh(10, 20, 30, 40)
+    assert box.as_tuple() == (10.0, 20.0, 40.0, 60.0)
+    assert box.to_xywh() == (10.0, 20.0, 30.0, 40.0)
+    assert (box.width, box.height, box.area, box.center) == (30.0, 40.0, 1200.0, (25.0, 40.0))
+    assert Box.parse(" 1, 2.5,3,4 ") == Box(1, 2.5, 3, 4)
+    assert Box.from_sequence([0, 0, 2, 2]).iou(Box(1, 0, 3, 2)) == pytest.approx(1 / 3)
+    assert Box(-5, 10, 50, 700).clip(40, 480) == Box(0, 10, 40, 480)
+
+
+@pytest.mark.parametrize("values,message", [
+    ((math.nan, 0, 1, 1), "not a finite number"),
+    ((0, 0, math.inf, 1), "not a finite number"),
+    ((5, 0, 5, 10), "zero or negative area"),
+    ((0, 9, 10, 3), "zero or negative area"),
+    (("1", 0, 2, 2), "must be a number"),
+    ((True, 0, 2, 2), "must be a number"),
+])
+def test_invalid_boxes_are_refused(values, message):
+    with pytest.raises(BoxError, match=message):
+        Box(*values)
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "1;2;3;4", ""])
+def test_malformed_text(text):
+    with pytest.raises(BoxError, match="four numbers"):
+        Box.parse(text)
+
+
+def test_box_wholly_outside_the_image():
+    with pytest.raises(BoxError, match="lies outside the 100x50 image"):
+        Box(100, 0, 120, 10).clip(100, 50)
+    with pytest.raises(BoxError, match="outside"):
+        Box(-20, -20, 0, 0).validate(100, 50)
+    Box(99, 49, 120, 60).validate(100, 50)  # one pixel inside is fine
+
+
+def test_tight_box_uses_pixel_edges():
+    mask = np.zeros((10, 12), bool)
+    mask[2:5, 3:8] = True
+    assert box_from_mask(mask) == Box(3, 2, 8, 5)
+    single = np.zeros((4, 4), bool)
+    single[1, 2] = True
+    assert box_from_mask(single) == Box(2, 1, 3, 2)
+    assert box_from_mask(np.zeros((4, 4))) is None
+
+
+def test_jittered_boxes_stay_inside_and_are_reproducible():
+    mask = np.zeros((50, 60), bool)
+    mask[10:30, 20:40] = True
+    boxes = [box_from_mask(mask, 0.3, np.random.default_rng(seed)) for seed in range(40)]
+    assert len({b.as_tuple() for b in boxes}) > 30
+    for box in boxes:
+        assert 0 <= box.x0 < box.x1 <= 60 and 0 <= box.y0 < box.y1 <= 50
+        assert abs(box.x0 - 20) <= 0.3 * 20 + 1e-9 and abs(box.y1 - 30) <= 0.3 * 20 + 1e-9
+    assert box_from_mask(mask, 0.3, np.random.default_rng(7)) == box_from_mask(mask, 0.3, np.random.default_rng(7))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.data())
+def test_box_map_of_a_rectangle_mask_is_that_rectangle(height, width, data):
+    y0 = data.draw(st.integers(0, height - 1))
+    y1 = data.draw(st.integers(y0 + 1, height))
+    x0 = data.draw(st.integers(0, width - 1))
+    x1 = data.draw(st.integers(x0 + 1, width))
+    mask = np.zeros((height, width), np.float32)
+    mask[y0:y1, x0:x1] = 1
+    assert np.array_equal(render_box_map(box_from_mask(mask), (height, width)), mask)
+
+
+def test_box_map_at_another_resolution():
+    box = Box(0, 0, 50, 25)  # left half, top quarter of a 100x100 image
+    small = render_box_map(box, (100, 100), (4, 4))
+    assert small.tolist() == [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert render_box_map(None, (5, 5)).sum() == 0
