@@ -26,6 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=run_demo)
 
+    synthetic = commands.add_parser("synthetic", help="write a synthetic video with exact masks (DAVIS folder or mp4)")
+    synthetic.add_argument("out", help="an .mp4 file (masks go to OUT's folder/<name>-masks/) or a folder for the DAVIS layout")
+    synthetic.add_argument("--size", default="240x320", help="HEIGHTxWIDTH (default 240x320)")
+    synthetic.add_argument("--frames", type=int, default=60)
+    synthetic.add_argument("--objects", type=int, default=2, help="labelled objects (ids 1..N)")
+    synthetic.add_argument("--distractors", type=int, default=1, help="unlabelled look-alikes")
+    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--name", default=None, help="sequence name in the DAVIS layout (default synthetic-SEED)")
+    synthetic.add_argument("--overwrite", action="store_true", help="replace existing output")
+    synthetic.set_defaults(handler=run_synthetic)
+
     model = commands.add_parser("model", help="print the parameter counts of a network configuration")
     model.add_argument("--backbone", default="resnet50")
     model.add_argument("--variant", default="full")
@@ -86,6 +97,36 @@ def _square_clip(height: int, width: int, generator: "torch.Generator") -> tuple
         masks[index, :, top : top + side_h, left : left + side_w] = 1.0
         images[index, :, top : top + side_h, left : left + side_w] = torch.tensor([0.9, 0.4, 0.1]).view(3, 1, 1)
     return images, masks, masks.clone()  # a square's box map is the square itself
+
+
+def run_synthetic(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from qmra.data import SyntheticConfig, SyntheticVideo
+
+    height, width = parse_size(args.size)
+    if args.frames < 1 or args.objects < 1 or args.distractors < 0:
+        raise QmraError("--frames and --objects must be at least 1 and --distractors at least 0")
+    if args.objects > 254:
+        raise QmraError("--objects can be at most 254")
+    video = SyntheticVideo(SyntheticConfig(height, width, args.frames, args.objects, args.distractors, args.seed), args.name)
+    out = Path(args.out)
+    boxes = {str(k): list(v.as_tuple()) for k, v in video.first_boxes().items()}
+    if out.suffix.lower() == ".mp4":
+        masks = out.parent / f"{out.stem}-masks"
+        if not args.overwrite and (out.exists() or masks.exists()):
+            raise QmraError(f"{out} or {masks} already exists (use --overwrite to replace)")
+        video.write_mp4(out, annotations=masks)
+        print(f"wrote {out} ({args.frames} frames, {width}x{height}) and its masks in {masks}/")
+    else:
+        sequence = out / "JPEGImages" / "480p" / video.name
+        if not args.overwrite and sequence.exists():
+            raise QmraError(f"{sequence} already exists (use --overwrite to replace)")
+        video.write_davis(out)
+        print(f"wrote the DAVIS layout for sequence {video.name} under {out}/ ({args.frames} frames, {width}x{height})")
+    print("first-frame boxes (x0, y0, x1, y1): " + json.dumps(boxes))
+    return 0
 
 
 def run_model_summary(args: argparse.Namespace) -> int:

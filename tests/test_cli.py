@@ -32,3 +32,17 @@ def test_console_entry_point_reports_errors_without_a_traceback():
     assert result.returncode == 2
     assert result.stderr.strip() == "qmra: error: unknown backbone 'vgg16'; choose one of resnet50, resnet34, resnet18"
     assert "Traceback" not in result.stderr
+
+
+def test_synthetic_writes_mp4_and_davis_layout(tmp_path, capsys):
+    from qmra.data import DavisDataset, open_frames
+
+    assert main(["synthetic", str(tmp_path / "clip.mp4"), "--size", "48x64", "--frames", "6", "--objects", "3"]) == 0
+    assert open_frames(tmp_path / "clip.mp4").info.num_frames == 6
+    assert len(list((tmp_path / "clip-masks").glob("*.png"))) == 6
+    assert "first-frame boxes" in capsys.readouterr().out
+    assert main(["synthetic", str(tmp_path / "clip.mp4"), "--size", "48x64", "--frames", "6"]) == 2
+    assert "already exists (use --overwrite" in capsys.readouterr().err
+    assert main(["synthetic", str(tmp_path / "davis"), "--size", "48x64", "--frames", "5", "--name", "toy"]) == 0
+    assert DavisDataset(tmp_path / "davis").sequence("toy").num_frames == 5
+    assert main(["synthetic", str(tmp_path / "x"), "--objects", "0"]) == 2
