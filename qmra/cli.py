@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from qmra import __version__
 from qmra.errors import QmraError
+
+if TYPE_CHECKING:
+    import torch
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

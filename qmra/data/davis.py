@@ -13,77 +13,21 @@ from typing import Iterator, Literal, Sequence
 
 import numpy as np
 
-from qmra.data.frames import IMAGE_SUFFIXES, list_files
-from qmra.data.masks import MaskLayout, open_image, read_labels, read_rgb
+from qmra.data.masks import MaskLayout
+from qmra.data.sequence import FolderSequence
 from qmra.errors import DataError
 
 
-class DavisSequence:
-    """One sequence: frames and annotations listed at once, read lazily, checked to match."""
+class DavisSequence(FolderSequence):
+    """One DAVIS sequence: frames and annotations listed at once, read lazily, checked to match."""
 
-    def __init__(self, name: str, frames_dir: Path, annotations_dir: Path, layout: MaskLayout) -> None:
-        self.name = name
-        self.frames_dir = frames_dir
-        self.annotations_dir = annotations_dir
-        if not frames_dir.is_dir():
-            raise DataError(f"sequence {name}: frame folder not found: {frames_dir}")
-        if not annotations_dir.is_dir():
-            raise DataError(f"sequence {name}: annotation folder not found: {annotations_dir}")
-        self.frame_paths = list_files(frames_dir, IMAGE_SUFFIXES)
-        if not self.frame_paths:
-            raise DataError(f"sequence {name}: no frames in {frames_dir}")
-        annotation_paths = list_files(annotations_dir, (".png",))
-        if not annotation_paths:
-            raise DataError(f"sequence {name}: no annotations in {annotations_dir}")
-        index_of = {p.stem: i for i, p in enumerate(self.frame_paths)}
-        orphans = [p.name for p in annotation_paths if p.stem not in index_of]
-        if orphans:
-            raise DataError(f"sequence {name}: annotations without a frame: {', '.join(orphans[:5])}")
-        self.annotation_paths = {index_of[p.stem]: p for p in annotation_paths}
-        if layout == "auto":
-            layout = "palette" if open_image(annotation_paths[0]).mode == "P" else "binary"
-        self.layout: MaskLayout = layout
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frame_paths)
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [p.stem for p in self.frame_paths]
-
-    @property
-    def annotated_indices(self) -> list[int]:
-        return sorted(self.annotation_paths)
-
-    @cached_property
-    def size(self) -> tuple[int, int]:
-        """(H, W) of the first frame."""
-        image = open_image(self.frame_paths[0])
-        return image.height, image.width
+    kind = "sequence"
 
     @cached_property
     def object_ids(self) -> list[int]:
         """Ids in the first annotated frame (DAVIS gives every object there)."""
         labels = self.labels(self.annotated_indices[0])
         return [int(i) for i in np.unique(labels) if i != 0]
-
-    def image(self, index: int) -> np.ndarray:
-        image = read_rgb(self.frame_paths[index])
-        if image.shape[:2] != self.size:
-            raise DataError(f"sequence {self.name}: frame {self.frame_paths[index].name} is {image.shape[1]}x{image.shape[0]}, "
-                            f"the first frame is {self.size[1]}x{self.size[0]}")
-        return image
-
-    def labels(self, index: int) -> np.ndarray:
-        path = self.annotation_paths.get(index)
-        if path is None:
-            raise DataError(f"sequence {self.name}: frame {self.frame_paths[index].name} has no annotation")
-        labels = read_labels(path, self.layout)
-        if labels.shape != self.size:
-            raise DataError(f"sequence {self.name}: annotation {path.name} is {labels.shape[1]}x{labels.shape[0]}, "
-                            f"the frames are {self.size[1]}x{self.size[0]}")
-        return labels
 
 
 class DavisDataset:
