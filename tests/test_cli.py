@@ -4,11 +4,17 @@ import sys
 from qmra.cli import main
 
 
-def test_demo_runs_the_network_and_warns_about_random_weights(capsys):
-    assert main(["demo", "--size", "48x64"]) == 0
-    out = capsys.readouterr().out
-    assert "RANDOM weights" in out
-    assert "outputs: box map (1, 2, 48, 64)" in out
+def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
+    from qmra.data import read_labels
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--size", "32x48", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "runs with RANDOM" in captured.err and "RANDOM weights" in captured.out
+    assert "J-Mean over objects:" in captured.out and "frames/s" in captured.out
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+    assert read_labels(out / "masks" / "00001.png").shape == (32, 48)
+    assert (out / "overlay.mp4").stat().st_size > 0 and (out / "input.mp4").is_file()
 
 
 def test_model_summary_counts_parameters(capsys):
@@ -20,7 +26,7 @@ def test_model_summary_counts_parameters(capsys):
 
 
 def test_bad_input_is_one_line_and_exit_code_2(capsys):
-    assert main(["demo", "--size", "tiny"]) == 2
+    assert main(["demo", "--size", "tiny", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qmra: error: size must look like") and err.count("\n") == 1
     assert main(["model", "--variant", "w/o-everything"]) == 2

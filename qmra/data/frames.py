@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from qmra.data.masks import open_image
+from qmra.data.masks import open_image, read_rgb
 from qmra.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
@@ -87,7 +87,7 @@ class FrameFolder(FrameSource):
         return self.paths[index].stem
 
     def read(self, index: int) -> np.ndarray:
-        frame = np.asarray(open_image(self.paths[index]).convert("RGB"))
+        frame = read_rgb(self.paths[index])
         self._check_size(frame, index, self.paths[index].name)
         return frame
 

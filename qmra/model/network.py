@@ -194,16 +194,21 @@ class QMRA(nn.Module):
         memory: Memory,
         query_features: BackboneFeatures | None = None,
         query_prior: torch.Tensor | None = None,
+        prior_features: BackboneFeatures | None = None,
     ) -> QMRAOutput:
         """Predict one query frame for B objects.
 
         image: prepared query 1×3×H'×W' (shared by all objects) or B×3×H'×W'; padding: from
         :meth:`prepare`; memory: B objects' T frames; query_features: ``encode_query(image)`` if
-        already computed; query_prior: B×1×H×W to use instead of the stage-1 prediction
-        (training with the true box). Returns logits at the unpadded size H×W.
+        already computed; query_prior: B×1×H×W to use instead of the stage-1 prediction (the
+        user's box on an object's first frame, or the true box in training); prior_features: the
+        stage-2 encoder's features of (image, query_prior) if already computed (an object's first
+        frame, whose memory encoding is exactly that). Returns logits at the unpadded size H×W.
         """
         config = self.config
         batch = memory.batch_size
+        if prior_features is not None and (query_prior is None or self.prior_encoder is not None):
+            raise ValueError("prior_features need the query_prior they encode, and the siamese stage-2 encoder")
         if query_features is None:
             query_features = self.encode_query(image)
         track_aggregated = self.track_aggregation(query_features.r4, memory.track)
@@ -217,10 +222,13 @@ class QMRA(nn.Module):
             query_prior = make_prior(track_probability.detach(), config.prior_threshold)
         elif query_prior.shape != (batch, 1, padding.height, padding.width):
             raise ValueError(f"query_prior must be {batch}x1x{padding.height}x{padding.width}, got {tuple(query_prior.shape)}")
-        padded_prior = padding.pad(query_prior)
-        prior_input = torch.cat([image.expand(batch, -1, -1, -1), padded_prior], dim=1)
-        encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
-        segment_features = encoder(prior_input)
+        if prior_features is not None:
+            segment_features = prior_features
+        else:
+            padded_prior = padding.pad(query_prior)
+            prior_input = torch.cat([image.expand(batch, -1, -1, -1), padded_prior], dim=1)
+            encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
+            segment_features = encoder(prior_input)
 
         assert self.segment_aggregation is not None and self.segment_decoder is not None and memory.segment is not None
         segment_aggregated = self.segment_aggregation(segment_features.r4, memory.segment)

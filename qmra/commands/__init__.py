@@ -1,0 +1,1 @@
+"""One module per ``qmra`` subcommand: each has ``add_parser(subparsers)`` and a handler."""

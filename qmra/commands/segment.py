@@ -1,0 +1,139 @@
+"""``qmra segment``: boxes in, masks for every frame out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qmra.commands.common import show_progress
+from qmra.data.boxes import Box
+from qmra.errors import BoxError, QmraError
+
+
+@dataclass(frozen=True)
+class BoxPrompt:
+    object_id: int
+    frame: int
+    box: Box
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("segment", help="segment the boxed objects in every frame of a video")
+    parser.add_argument("source", help="a video file (mp4, mov, webm, mkv) or a folder of frames")
+    prompts = parser.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
+                         help="a box on the first frame, in pixels; repeat for more objects (ids 1, 2, ...)")
+    prompts.add_argument("--boxes", metavar="FILE.json",
+                         help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
+    parser.add_argument("--out", required=True, help="folder for the DAVIS palette PNGs (named after the frames)")
+    add_model_arguments(parser)
+    parser.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
+    parser.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
+    parser.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
+    parser.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    parser.set_defaults(handler=run)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint (.safetensors); default: the weights qmra ships")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--mem-every", type=int, default=10, metavar="N", help="every N-th frame joins the memory (0: none)")
+    parser.add_argument("--max-memory-frames", type=int, default=16, metavar="N", help="memory cap per object (default 16)")
+
+
+def make_segmenter(args: argparse.Namespace, progress: bool):
+    import warnings
+
+    from qmra.inference import InferenceSettings, Segmenter
+
+    settings = InferenceSettings(mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
+    if args.weights:
+        return Segmenter.from_checkpoint(args.weights, args.device, settings, progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said below, loudly, instead
+        segmenter = Segmenter(device=args.device, settings=settings, progress=progress)
+    if segmenter.random_weights:
+        print("WARNING: qmra has no trained weights yet and none were given (--weights): the network runs with RANDOM\n"
+              "         weights, so the masks are meaningless.", file=sys.stderr)
+    return segmenter
+
+
+def parse_prompts(boxes: list[str] | None, boxes_file: str | None) -> list[BoxPrompt]:
+    if boxes:
+        return [BoxPrompt(index, 0, _box(text, f"--box {text}")) for index, text in enumerate(boxes, start=1)]
+    path = Path(boxes_file or "")
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QmraError(f"boxes file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
+        raise QmraError(f"cannot read boxes file {path}: {error}") from None
+    if not isinstance(document, list) or not document:
+        raise QmraError(f"{path}: expected a non-empty JSON list of {{\"id\", \"frame\", \"box\"}} objects")
+    prompts: list[BoxPrompt] = []
+    for number, entry in enumerate(document, start=1):
+        where = f"{path} entry {number}"
+        if not isinstance(entry, dict) or "id" not in entry or "box" not in entry:
+            raise QmraError(f"{where}: expected an object with \"id\", \"box\" and optionally \"frame\"")
+        object_id, frame = entry["id"], entry.get("frame", 0)
+        if isinstance(object_id, bool) or not isinstance(object_id, int) or not 1 <= object_id <= 255:
+            raise QmraError(f"{where}: object id must be an integer 1..255, got {object_id!r}")
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+            raise QmraError(f"{where}: frame must be an integer >= 0, got {frame!r}")
+        if any(p.object_id == object_id for p in prompts):
+            raise QmraError(f"{where}: object id {object_id} is given twice")
+        try:
+            box = Box.from_sequence(entry["box"])
+        except BoxError as error:
+            raise QmraError(f"{where}: {error}") from None
+        prompts.append(BoxPrompt(object_id, frame, box))
+    return prompts
+
+
+def _box(text: str, where: str) -> Box:
+    try:
+        return Box.parse(text)
+    except BoxError as error:
+        raise QmraError(f"{where}: {error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from qmra.data import open_frames
+    from qmra.inference.outputs import ResultWriter, check_outputs
+
+    prompts = parse_prompts(args.box, args.boxes)
+    source = open_frames(args.source)
+    out_dir = Path(args.out)
+    extra = [Path(p) for p in (args.overlay, args.rle) if p]
+    check_outputs(out_dir, extra, args.overwrite)
+    progress = show_progress(args.quiet)
+    segmenter = make_segmenter(args, progress)
+    session = segmenter.start(source)
+    for prompt in prompts:
+        session.add_box(prompt.object_id, prompt.box, prompt.frame)
+    info = source.info
+    writer = ResultWriter(out_dir, height=info.height, width=info.width, fps=info.fps, video_name=Path(args.source).stem,
+                          per_object=args.per_object, overlay=args.overlay, rle=args.rle)
+    start = time.perf_counter()
+    try:
+        for _, result in session.propagate():
+            writer.write(result)
+    except KeyboardInterrupt:
+        writer.close()
+        print(f"qmra: interrupted; the {writer.frames_written} finished frames are in {out_dir}", file=sys.stderr)
+        return 130
+    except BaseException:
+        writer.close()  # keep what finished: complete PNGs, a playable overlay, a valid RLE file
+        raise
+    writer.close()
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        outputs = [f"{out_dir}/ (palette PNGs{', per-object PNGs' if args.per_object else ''})"] + [str(p) for p in extra]
+        print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames at {writer.frames_written / seconds:.2f} "
+              f"frames/s on {segmenter.device}; wrote {', '.join(outputs)}")
+    return 0

@@ -1,0 +1,242 @@
+"""One video being segmented: prompts, per-object memory, and frame-by-frame propagation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from qmra.data.boxes import Box, box_from_mask, render_box_map
+from qmra.data.frames import FrameInfo, FrameSource
+from qmra.errors import BoxError, QmraError
+from qmra.inference.memory import ObjectMemory, select, stack_memories
+from qmra.inference.merge import soft_aggregate
+from qmra.model import Memory, QMRAOutput
+from qmra.model.prior import rectangle_prior
+
+if TYPE_CHECKING:
+    from qmra.inference.segmenter import Segmenter
+
+MAX_OBJECT_ID = 255  # label maps are written as 8-bit palette PNGs
+
+
+@dataclass(frozen=True)
+class Prompt:
+    object_id: int
+    frame: int
+    box: Box
+
+
+@dataclass
+class FrameResult:
+    """What :meth:`InferenceSession.propagate` yields for one frame.
+
+    - ``labels``: H×W uint8 map of object ids (0 = background), after merging all objects;
+    - ``masks``: object id → H×W bool (``labels == id``);
+    - ``probabilities``: object id → H×W float32, the merged (softmax) probability of each object;
+    - ``object_probabilities``: object id → H×W float32, each object's own probability before merging;
+    - ``boxes``: object id → the box the object was tracked to (its given box on its first frame;
+      None where it was lost). Only objects started on or before this frame appear.
+    - ``image``: the H×W×3 uint8 frame itself (no copy), for overlays.
+    """
+
+    index: int
+    name: str
+    labels: np.ndarray
+    masks: dict[int, np.ndarray]
+    probabilities: dict[int, np.ndarray]
+    object_probabilities: dict[int, np.ndarray]
+    boxes: dict[int, Box | None]
+    image: np.ndarray
+
+
+class InferenceSession:
+    """Created by :meth:`Segmenter.start`. Add boxes, then iterate :meth:`propagate`.
+
+    Frames are streamed from the source; per-object memory holds keys and values of at most
+    ``settings.max_memory_frames`` frames, each encoded once.
+    """
+
+    def __init__(self, segmenter: "Segmenter", source: FrameSource) -> None:
+        self.segmenter = segmenter
+        self.model = segmenter.model
+        self.device = segmenter.device
+        self.settings = segmenter.settings
+        self.source = source
+        self.info: FrameInfo = source.info
+        self._prompts: dict[int, Prompt] = {}
+        self._memories: dict[int, ObjectMemory] = {}
+        self._current_frame = -1  # the last frame propagate() finished, -1 before it starts
+        self._propagating = False
+
+    # ------------------------------------------------------------------ prompts
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(self._prompts)
+
+    def add_box(self, object_id: int, box: Box | Sequence[float] | str, frame: int = 0) -> Box:
+        """Mark object ``object_id`` (1..255) with ``box`` (pixels x0, y0, x1, y1) on frame ``frame``.
+
+        The box is clipped to the frame; a box of zero area, not finite, or wholly outside the frame
+        is a :class:`BoxError`. Objects may start on any frame. Returns the clipped box.
+        """
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or not 1 <= object_id <= MAX_OBJECT_ID:
+            raise QmraError(f"object ids are integers 1..{MAX_OBJECT_ID}, got {object_id!r}")
+        object_id = int(object_id)
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+            raise QmraError(f"frame must be an integer >= 0, got {frame!r}")
+        frame = int(frame)
+        if self.info.num_frames is not None and frame >= self.info.num_frames:
+            raise QmraError(f"object {object_id}: frame {frame} is past the end of the video ({self.info.num_frames} frames)")
+        if self._propagating and frame <= self._current_frame:
+            raise QmraError(f"object {object_id}: frame {frame} was already segmented; add boxes for later frames only")
+        if object_id in self._memories:
+            raise QmraError(f"object {object_id} is already being tracked; remove it first to give it a new box")
+        if isinstance(box, str):
+            box = Box.parse(box)
+        elif not isinstance(box, Box):
+            box = Box.from_sequence(list(box) if not isinstance(box, list) else box)
+        try:
+            box = box.clip(self.info.width, self.info.height)
+        except BoxError as error:
+            raise BoxError(f"object {object_id}: {error}") from None
+        self._prompts[object_id] = Prompt(object_id, frame, box)
+        return box
+
+    def remove_object(self, object_id: int) -> None:
+        """Forget an object: its box and its memory. It takes no part from the next frame on."""
+        if object_id not in self._prompts:
+            known = ", ".join(map(str, self.object_ids)) or "none"
+            raise QmraError(f"unknown object id {object_id!r} (known: {known})")
+        del self._prompts[object_id]
+        self._memories.pop(object_id, None)
+
+    def reset(self) -> None:
+        """Forget every object and all memory; the next :meth:`propagate` starts from frame 0."""
+        if self._propagating:
+            raise QmraError("cannot reset while propagate() is running; finish or close it first")
+        self._prompts.clear()
+        self._memories.clear()
+        self._current_frame = -1
+
+    # ------------------------------------------------------------------ memory introspection
+
+    def memory_frames(self, object_id: int) -> list[int]:
+        """The frame indices in ``object_id``'s memory now."""
+        memory = self._memories.get(object_id)
+        return [] if memory is None else memory.frame_indices
+
+    def memory_nbytes(self) -> int:
+        return sum(m.nbytes() for m in self._memories.values())
+
+    # ------------------------------------------------------------------ propagation
+
+    def propagate(self, progress: bool | None = None) -> Iterator[tuple[int, FrameResult]]:
+        """Segment the video from frame 0, yielding ``(frame_index, FrameResult)`` per frame.
+
+        Each call starts over with empty memory (boxes are kept). ``progress`` shows a tqdm bar
+        (default: the segmenter's setting). Gradients are never tracked.
+        """
+        if self._propagating:
+            raise QmraError("propagate() is already running on this session")
+        if not self._prompts:
+            raise QmraError("no objects: call add_box first")
+        self._memories.clear()
+        self._current_frame = -1
+        self._propagating = True
+        show = self.segmenter.progress if progress is None else progress
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.info.num_frames, unit="frame", disable=not show, dynamic_ncols=True, leave=False)
+        try:
+            for index, frame in enumerate(self.source):
+                result = self._step(index, frame)
+                self._current_frame = index
+                bar.update(1)
+                yield index, result
+            late = [p for p in self._prompts.values() if p.frame > self._current_frame]
+            if late:
+                p = late[0]
+                raise QmraError(f"object {p.object_id}: frame {p.frame} is past the end of the video ({self._current_frame + 1} frames)")
+        finally:
+            bar.close()
+            self._propagating = False
+
+    def _step(self, index: int, frame: np.ndarray) -> FrameResult:
+        with torch.inference_mode():
+            return self._predict_frame(index, frame)
+
+    def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
+        model, config = self.model, self.model.config
+        starting = [p for p in self._prompts.values() if p.frame == index]
+        tracked = [i for i in self._memories if i in self._prompts]
+        probabilities: dict[int, torch.Tensor] = {}
+        boxes: dict[int, Box | None] = {}
+        if starting or tracked:
+            image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+            prepared, padding = model.prepare(image)
+            query_features = model.encode_query(prepared)  # shared by every object of this frame
+            if starting:
+                self._start_objects(starting, prepared, padding, query_features, probabilities, boxes)
+            groups: dict[int, list[int]] = defaultdict(list)
+            for object_id in tracked:
+                groups[self._memories[object_id].num_frames].append(object_id)
+            for object_ids in groups.values():
+                memory = stack_memories([self._memories[i] for i in object_ids])
+                output = model.predict(prepared, padding, memory, query_features=query_features)
+                box_maps = self._tracked_box_maps(output)
+                if config.stage2_encoding_is_memory:
+                    entry = model.memorize(output.query_encoding)  # fm(frame, predicted box): already computed
+                else:
+                    entry = model.memorize(model.encode_memory(prepared, padding.pad(box_maps)))
+                object_probabilities = output.probability()[:, 0]
+                for slot, object_id in enumerate(object_ids):
+                    self._memories[object_id].add(index, select(entry, slot))
+                    probabilities[object_id] = object_probabilities[slot]
+                    boxes[object_id] = box_from_mask(box_maps[slot, 0].bool().cpu().numpy())
+        return self._merge(index, frame, probabilities, boxes)
+
+    def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes) -> None:
+        """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)."""
+        model = self.model
+        height, width = padding.height, padding.width
+        box_maps = torch.from_numpy(np.stack([render_box_map(p.box, (height, width)) for p in prompts]))[:, None].to(self.device)
+        features = model.encode_memory(prepared, padding.pad(box_maps))
+        entry = model.memorize(features)
+        reuse = features if model.config.stage2_encoding_is_memory else None
+        output = model.predict(prepared, padding, Memory.stack([entry]), query_features=query_features,
+                               query_prior=box_maps, prior_features=reuse)
+        object_probabilities = output.probability()[:, 0]
+        for slot, prompt in enumerate(prompts):
+            self._memories[prompt.object_id] = ObjectMemory(prompt.frame, select(entry, slot), self.settings.mem_every,
+                                                            self.settings.max_memory_frames)
+            probabilities[prompt.object_id] = object_probabilities[slot]
+            boxes[prompt.object_id] = prompt.box
+
+    def _tracked_box_maps(self, output: QMRAOutput) -> torch.Tensor:
+        """B×1×H×W filled boxes of this frame's prediction: the stage-1 box prior where the variant
+        has one, else the tight box of the final mask. They become the memory's box maps."""
+        config = self.model.config
+        if config.two_stage and config.stage1_predicts_box:
+            assert output.query_prior is not None
+            return output.query_prior
+        return rectangle_prior(output.probability(), config.prior_threshold)
+
+    def _merge(self, index: int, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
+               boxes: dict[int, Box | None]) -> FrameResult:
+        object_ids = sorted(probabilities)
+        name = self.source.frame_name(index)
+        if not object_ids:
+            return FrameResult(index, name, np.zeros(frame.shape[:2], np.uint8), {}, {}, {}, {}, frame)
+        merged = soft_aggregate(torch.stack([probabilities[i] for i in object_ids]).float())
+        lookup = torch.tensor([0, *object_ids], dtype=torch.uint8, device=merged.device)
+        labels = lookup[merged.argmax(dim=0)].cpu().numpy()
+        merged_np = merged.cpu().numpy()
+        masks = {object_id: labels == object_id for object_id in object_ids}
+        merged_per_object = {object_id: merged_np[slot + 1] for slot, object_id in enumerate(object_ids)}
+        own = {object_id: probabilities[object_id].float().cpu().numpy() for object_id in object_ids}
+        return FrameResult(index, name, labels, masks, merged_per_object, own, {i: boxes[i] for i in object_ids}, frame)

@@ -1,0 +1,24 @@
+"""Small, fast models and synthetic clips for the inference tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from qmra.data import SyntheticConfig, SyntheticVideo
+from qmra.inference import InferenceSettings, Segmenter, random_model
+from qmra.model import ModelConfig
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+
+
+def tiny_segmenter(settings: InferenceSettings | None = None, variant: str = "full") -> Segmenter:
+    return Segmenter(random_model(ModelConfig(**{**TINY.to_dict(), "variant": variant})), settings=settings)
+
+
+def clip(frames: int = 8, objects: int = 2, height: int = 48, width: int = 64, seed: int = 0) -> SyntheticVideo:
+    return SyntheticVideo(SyntheticConfig(height=height, width=width, num_frames=frames, num_objects=objects, seed=seed))
+
+
+@pytest.fixture
+def segmenter() -> Segmenter:
+    return tiny_segmenter()

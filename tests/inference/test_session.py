@@ -1,0 +1,163 @@
+import numpy as np
+import pytest
+import torch
+
+from qmra.data import Box, box_from_mask
+from qmra.errors import BoxError, QmraError
+from qmra.inference import InferenceSettings
+from tests.inference.conftest import clip, tiny_segmenter
+
+
+def _frames(video):
+    return [video.image(i) for i in range(video.num_frames)]
+
+
+def test_propagate_yields_every_frame_with_labels_masks_and_probabilities(segmenter):
+    video = clip(frames=6)
+    session = segmenter.start(_frames(video))
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    results = list(session.propagate())
+    assert [i for i, _ in results] == list(range(6))
+    _, result = results[3]
+    assert result.name == "00003" and result.labels.shape == (48, 64) and result.labels.dtype == np.uint8
+    assert sorted(result.masks) == sorted(result.probabilities) == sorted(result.object_probabilities) == [1, 2]
+    for object_id, mask in result.masks.items():
+        assert np.array_equal(mask, result.labels == object_id)
+    total = sum(result.probabilities.values())
+    assert np.all(total <= 1 + 1e-5)
+    assert results[0][1].boxes[1] == video.first_boxes()[1]
+
+
+def test_objects_can_start_late_and_be_removed_and_reset(segmenter):
+    video = clip(frames=8, objects=3)
+    boxes = video.first_boxes()
+    session = segmenter.start(_frames(video))
+    session.add_box(1, boxes[1])
+    late_box = box_from_mask(video.labels(4) == 2)
+    session.add_box(2, late_box, frame=4)
+    session.add_box(3, boxes[3])
+    session.remove_object(3)
+    seen = {i: sorted(r.masks) for i, r in session.propagate()}
+    assert seen[3] == [1] and seen[4] == [1, 2] and seen[7] == [1, 2]
+    assert session.memory_frames(2)[0] == 4
+    with pytest.raises(QmraError, match="unknown object id 3"):
+        session.remove_object(3)
+    session.reset()
+    assert session.object_ids == []
+    with pytest.raises(QmraError, match="no objects"):
+        next(session.propagate())
+
+
+def test_boxes_added_during_propagation_start_on_their_frame(segmenter):
+    video = clip(frames=6)
+    session = segmenter.start(_frames(video))
+    session.add_box(1, video.first_boxes()[1])
+    seen = {}
+    for index, result in session.propagate():
+        seen[index] = sorted(result.masks)
+        if index == 1:
+            session.add_box(2, Box(1, 1, 20, 20), frame=3)
+            with pytest.raises(QmraError, match="already segmented"):
+                session.add_box(5, Box(1, 1, 20, 20), frame=1)
+    assert seen[2] == [1] and seen[3] == [1, 2]
+
+
+def test_memory_frames_are_encoded_once(monkeypatch):
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=2))
+    model = segmenter.model
+    calls = {"memory": [], "query": 0}
+    memory_forward, query_forward = model.memory_encoder.forward, model.query_encoder.forward
+
+    def count_memory(x):
+        calls["memory"].append(x.shape[0])
+        return memory_forward(x)
+
+    def count_query(x):
+        calls["query"] += 1
+        return query_forward(x)
+
+    monkeypatch.setattr(model.memory_encoder, "forward", count_memory)
+    monkeypatch.setattr(model.query_encoder, "forward", count_query)
+    video = clip(frames=10, objects=3)
+    session = segmenter.start(_frames(video))
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    for _ in session.propagate():
+        pass
+    # One memory-encoder pass per frame for all three objects together (batch 3), one shared
+    # query-encoder pass per frame, and nothing re-encoded when memory is read.
+    assert calls["memory"] == [3] * 10
+    assert calls["query"] == 10
+
+
+def test_memory_stays_bounded_on_a_long_video():
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=3, max_memory_frames=5))
+    video = clip(frames=150, objects=1, height=32, width=32)
+    session = segmenter.start(video.image(i) for i in range(150))
+    session.add_box(1, video.first_boxes()[1])
+    sizes = []
+    for index, _ in session.propagate():
+        assert len(session.memory_frames(1)) <= 5
+        sizes.append(session.memory_nbytes())
+    assert session.memory_frames(1)[0] == 0
+    assert max(sizes[20:]) == min(sizes[20:])
+
+
+def test_batched_objects_equal_one_object_at_a_time():
+    video = clip(frames=7, objects=3)
+    boxes = video.first_boxes()
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=3))
+    together = segmenter.start(_frames(video))
+    for object_id, box in boxes.items():
+        together.add_box(object_id, box)
+    batched = [r for _, r in together.propagate()]
+    for object_id, box in boxes.items():
+        alone = segmenter.start(_frames(video))
+        alone.add_box(object_id, box)
+        for index, result in alone.propagate():
+            assert np.allclose(result.object_probabilities[object_id], batched[index].object_probabilities[object_id], atol=1e-4)
+            assert result.boxes[object_id] == batched[index].boxes[object_id]
+
+
+@pytest.mark.parametrize("variant", ["1stage", "2stage-nosiam", "2stage-noalign"])
+def test_variants_whose_stage2_encoding_is_not_memory_encode_it(variant):
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=2), variant=variant)
+    video = clip(frames=5)
+    session = segmenter.start(_frames(video))
+    session.add_box(1, video.first_boxes()[1])
+    results = [r for _, r in session.propagate()]
+    assert len(results) == 5 and session.memory_frames(1) == [0, 2, 4]
+
+
+def test_bad_prompts_are_refused(segmenter):
+    session = segmenter.start(_frames(clip(frames=4)))
+    with pytest.raises(BoxError, match="lies outside the 64x48 image"):
+        session.add_box(1, Box(70, 10, 90, 20))
+    with pytest.raises(BoxError, match="zero or negative area"):
+        session.add_box(1, "10,10,10,20")
+    with pytest.raises(BoxError, match="not a finite number"):
+        session.add_box(1, [float("nan"), 0, 5, 5])
+    with pytest.raises(BoxError, match="four numbers"):
+        session.add_box(1, "1,2,3")
+    with pytest.raises(QmraError, match="object ids are integers 1..255"):
+        session.add_box(0, Box(1, 1, 5, 5))
+    with pytest.raises(QmraError, match="past the end of the video"):
+        session.add_box(1, Box(1, 1, 5, 5), frame=4)
+    assert session.add_box(1, Box(-10, -10, 30, 30)) == Box(0, 0, 30, 30)
+
+
+def test_device_and_inference_mode():
+    segmenter = tiny_segmenter()
+    assert segmenter.device == torch.device("cpu")
+    from qmra.inference import resolve_device
+
+    with pytest.raises(QmraError, match="unknown device"):
+        resolve_device("gpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(QmraError, match="CUDA is not available"):
+            resolve_device("cuda")
+    session = segmenter.start(_frames(clip(frames=2)))
+    session.add_box(1, Box(2, 2, 30, 30))
+    for _, _ in session.propagate():
+        assert torch.is_grad_enabled()  # inference mode stays inside the library

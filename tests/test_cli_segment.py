@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qmra.cli import main
+from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
+from qmra.model import QMRA, ModelConfig
+from qmra.model.checkpoint import save_checkpoint
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.safetensors", QMRA(TINY))
+
+
+@pytest.fixture(scope="module")
+def video():
+    return SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=6, num_objects=2, seed=3), name="clip")
+
+
+def _boxes(video):
+    return [",".join(f"{v:g}" for v in box.as_tuple()) for _, box in sorted(video.first_boxes().items())]
+
+
+def _segment(source, out, weights, *extra):
+    return main(["segment", str(source), "--out", str(out), "--weights", str(weights), "--quiet", *extra])
+
+
+def test_segment_an_mp4_with_every_output(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4", fps=10)
+    box1, box2 = _boxes(video)
+    out = tmp_path / "out"
+    code = _segment(source, out, weights, "--box", box1, "--box", box2, "--overlay", str(tmp_path / "overlay.mp4"),
+                    "--rle", str(tmp_path / "masks.json"), "--per-object", "--mem-every", "2")
+    assert code == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [f"{i:05d}.png" for i in range(6)]
+    labels = read_labels(out / "00002.png")
+    assert labels.shape == (48, 64) and set(np.unique(labels)) <= {0, 1, 2}
+    assert Image.open(out / "00002.png").mode == "P"
+    assert np.array_equal(np.asarray(Image.open(out / "2" / "00002.png")) > 0, labels == 2)
+    overlay = open_frames(tmp_path / "overlay.mp4")
+    assert (overlay.info.num_frames, overlay.info.width, overlay.info.height) == (6, 64, 48)
+    rle = json.loads((tmp_path / "masks.json").read_text())
+    assert len(rle["frames"]) == 6 and np.array_equal(decode_rle(rle["frames"][2]["objects"]["2"]), labels == 2)
+
+
+def test_segment_a_frame_folder_with_a_boxes_file(tmp_path, video, weights):
+    video.write_davis(tmp_path / "davis")
+    frames = tmp_path / "davis" / "JPEGImages" / "480p" / "clip"
+    for index, path in enumerate(sorted(frames.glob("*.jpg"))):
+        path.rename(frames / f"frame_{index * 10}.jpg")  # numeric order, not string order
+    late = video.first_boxes()[2]
+    boxes = [{"id": 4, "box": list(video.first_boxes()[1].as_tuple())}, {"id": 9, "frame": 2, "box": list(late.as_tuple())}]
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    out = tmp_path / "out"
+    assert _segment(frames, out, weights, "--boxes", str(tmp_path / "boxes.json")) == 0
+    names = sorted((p.stem for p in out.glob("*.png")), key=lambda n: int(n.split("_")[1]))
+    assert names == [f"frame_{i * 10}" for i in range(6)]
+    assert 9 not in np.unique(read_labels(out / "frame_10.png"))
+
+
+def test_existing_results_are_kept_unless_overwrite(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    box = _boxes(video)[0]
+    out = tmp_path / "out"
+    assert _segment(source, out, weights, "--box", box) == 0
+    before = (out / "00001.png").read_bytes()
+    assert _segment(source, out, weights, "--box", box) == 2
+    assert "already holds results (use --overwrite" in capsys.readouterr().err
+    assert (out / "00001.png").read_bytes() == before
+    assert _segment(source, out, weights, "--box", box, "--overwrite") == 0
+
+
+def test_an_interrupted_run_keeps_what_finished(tmp_path, video, weights, monkeypatch, capsys):
+    from qmra.inference.outputs import ResultWriter
+
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    original = ResultWriter.write
+
+    def write_then_interrupt(self, result):
+        if result.index == 3:
+            raise KeyboardInterrupt
+        original(self, result)
+
+    monkeypatch.setattr(ResultWriter, "write", write_then_interrupt)
+    out = tmp_path / "out"
+    code = _segment(source, out, weights, "--box", _boxes(video)[0], "--overlay", str(tmp_path / "o.mp4"),
+                    "--rle", str(tmp_path / "r.json"))
+    assert code == 130
+    assert "the 3 finished frames are in" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert open_frames(tmp_path / "o.mp4").info.num_frames == 3
+    assert len(json.loads((tmp_path / "r.json").read_text())["frames"]) == 3
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--box", "70,0,90,10"], "lies outside the 64x48 image"),
+    (["--box", "5,5,5,9"], "zero or negative area"),
+    (["--box", "nan,0,4,4"], "not a finite number"),
+    (["--box", "1,2,3"], "--box 1,2,3: a box is four numbers"),
+])
+def test_bad_boxes(tmp_path, video, weights, capsys, args, message):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    assert _segment(source, tmp_path / "out", weights, *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qmra: error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("content,message", [
+    ('[{"id": 0, "box": [1, 1, 5, 5]}]', "object id must be an integer 1..255"),
+    ('[{"id": 1, "box": [1, 1, 5, 5]}, {"id": 1, "box": [2, 2, 6, 6]}]', "object id 1 is given twice"),
+    ('[{"id": 2, "frame": -1, "box": [1, 1, 5, 5]}]', "frame must be an integer >= 0"),
+    ('[{"id": 2, "frame": 99, "box": [1, 1, 5, 5]}]', "past the end of the video"),
+    ('{"id": 2}', "expected a non-empty JSON list"),
+    ("[1, 2", "cannot read boxes file"),
+])
+def test_bad_boxes_files(tmp_path, video, weights, capsys, content, message):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    (tmp_path / "b.json").write_text(content)
+    assert _segment(source, tmp_path / "out", weights, "--boxes", str(tmp_path / "b.json")) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_sources_and_weights(tmp_path, video, weights, capsys):
+    box = ["--box", "1,1,10,10"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "corrupt.mp4").write_bytes(b"not a video at all" * 20)
+    (tmp_path / "clip.avi.txt").write_text("x")
+    cases = [
+        (tmp_path / "missing.mp4", weights, "no such file or folder"),
+        (empty, weights, "no frames"),
+        (tmp_path / "corrupt.mp4", weights, "cannot read video"),
+        (tmp_path / "clip.avi.txt", weights, "unsupported input"),
+        (video.write_mp4(tmp_path / "ok.mp4"), tmp_path / "nope.safetensors", "weights file not found"),
+        (tmp_path / "ok.mp4", tmp_path / "clip.avi.txt", "not a qmra checkpoint"),
+    ]
+    for source, weight_file, message in cases:
+        assert _segment(source, tmp_path / "out", weight_file, *box) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1
