@@ -51,11 +51,11 @@ def read_labels(path: Path, layout: MaskLayout = "auto") -> np.ndarray:
     if values.dtype == bool:
         values = values.astype(np.uint8) * 255
     if layout == "binary":
-        found = np.unique(values)
-        bad = found[(found != 0) & (found != 255)]
-        if bad.size:
-            raise DataError(f"{path}: a DAVIS 2016 mask holds only 0 and 255, found {_few(bad)}")
-        return (values == 255).astype(np.uint8)
+        foreground = values == 255
+        if np.any(~foreground & (values != 0)):
+            found = np.unique(values)
+            raise DataError(f"{path}: a DAVIS 2016 mask holds only 0 and 255, found {_few(found[(found != 0) & (found != 255)])}")
+        return foreground.astype(np.uint8)
     found = np.unique(values)
     if found.max(initial=0) > 254:
         raise DataError(f"{path}: object ids must lie in 0..254, found {_few(found[found > 254])}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -71,6 +72,8 @@ class InferenceSession:
         self._memories: dict[int, ObjectMemory] = {}
         self._current_frame = -1  # the last frame propagate() finished, -1 before it starts
         self._propagating = False
+        #: Seconds spent in the model (not reading frames) during the last propagate().
+        self.model_seconds = 0.0
 
     # ------------------------------------------------------------------ prompts
 
@@ -148,13 +151,16 @@ class InferenceSession:
         self._memories.clear()
         self._current_frame = -1
         self._propagating = True
+        self.model_seconds = 0.0
         show = self.segmenter.progress if progress is None else progress
         from tqdm import tqdm
 
         bar = tqdm(total=self.info.num_frames, unit="frame", disable=not show, dynamic_ncols=True, leave=False)
         try:
             for index, frame in enumerate(self.source):
+                started = time.perf_counter()
                 result = self._step(index, frame)
+                self.model_seconds += time.perf_counter() - started
                 self._current_frame = index
                 bar.update(1)
                 yield index, result

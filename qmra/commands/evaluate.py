@@ -1,0 +1,99 @@
+"""``qmra eval``: official DAVIS scores for predictions, or for qmra itself under the box protocol."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+from qmra.commands.common import show_progress
+from qmra.errors import QmraError
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval", help="score predictions against DAVIS (official J, F, CSVs), or run qmra under the box protocol first")
+    dataset = parser.add_mutually_exclusive_group(required=True)
+    dataset.add_argument("--davis", metavar="ROOT", help="a DAVIS 2016 or 2017 root (JPEGImages/480p, Annotations/480p)")
+    dataset.add_argument("--youtube-vos", metavar="ROOT", help="a YouTube-VOS split folder (valid/): writes a submission")
+    parser.add_argument("--results", metavar="DIR", help="existing predictions DIR/<sequence>/<frame>.png to score")
+    parser.add_argument("--out", metavar="DIR", help="run qmra and write its predictions (and the scores) here")
+    parser.add_argument("--sequences", help="comma-separated names (default: all)")
+    from qmra.commands.segment import add_model_arguments
+
+    add_model_arguments(parser)
+    parser.add_argument("--processes", type=int, default=2, help="scoring processes (default 2)")
+    parser.add_argument("--exact-decay", action="store_true",
+                        help="do not reproduce the official toolkit's uint8 wrap of decay bins past 256 frames")
+    parser.add_argument("--overwrite", action="store_true", help="replace predictions already in --out")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qmra.commands.segment import make_segmenter
+    from qmra.evaluation.davis_eval import evaluate_davis, write_speed
+
+    if args.results and args.out:
+        raise QmraError("give --results (score existing predictions) or --out (run qmra first), not both")
+    if not args.results and not args.out:
+        raise QmraError("give --results DIR to score predictions, or --out DIR to run qmra and score it")
+    if args.processes < 1:
+        raise QmraError("--processes must be at least 1")
+    sequences = [s for s in (args.sequences or "").split(",") if s] or None
+    if args.youtube_vos:
+        return _youtube_vos(args, sequences)
+    if args.results:
+        results_dir = Path(args.results)
+        davis = _davis(args.davis, sequences)
+    else:
+        results_dir = Path(args.out)
+        davis = _davis(args.davis, sequences)
+        clashes = [n for n in davis.names if (results_dir / n).is_dir() and any((results_dir / n).glob("*.png"))]
+        if clashes and not args.overwrite:
+            raise QmraError(f"{results_dir / clashes[0]} already holds predictions (use --overwrite to replace them)")
+        segmenter = make_segmenter(args, show_progress(args.quiet))
+        from qmra.evaluation.protocol import predict_davis
+
+        print(f"predicting {len(davis)} sequence(s) under the box protocol into {results_dir}/ ...", flush=True)
+        speed = predict_davis(segmenter, davis, results_dir)
+        write_speed(results_dir, speed)
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True):
+        result = evaluate_davis(davis, results_dir, processes=args.processes, official_decay=not args.exact_decay)
+    seconds = time.perf_counter() - started
+    global_csv, sequence_csv = result.write_csvs(results_dir)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(result.table())
+    if result.speed:
+        print(f"speed: {result.speed['model_fps']:.2f} frames/s for the model, {result.speed['end_to_end_fps']:.2f} "
+              f"end to end with I/O ({result.speed.get('device', '?')})")
+    print(f"scored {len(result.objects)} object(s) in {len(davis)} sequence(s) in {seconds:.1f} s; wrote {global_csv} "
+          f"and {sequence_csv}")
+    return 0
+
+
+def _davis(root: str, sequences):
+    from qmra.evaluation.davis_eval import select_sequences
+
+    return select_sequences(root, sequences)
+
+
+def _youtube_vos(args: argparse.Namespace, sequences) -> int:
+    from qmra.commands.segment import make_segmenter
+    from qmra.data import YouTubeVOSDataset
+    from qmra.evaluation.protocol import predict_youtube_vos
+
+    if not args.out:
+        raise QmraError("YouTube-VOS has no public validation masks: give --out DIR to write a submission")
+    dataset = YouTubeVOSDataset(args.youtube_vos, sequences)
+    annotations = Path(args.out) / "Annotations"
+    if annotations.is_dir() and any(annotations.iterdir()) and not args.overwrite:
+        raise QmraError(f"{annotations} already holds predictions (use --overwrite to replace them)")
+    segmenter = make_segmenter(args, show_progress(args.quiet))
+    speed = predict_youtube_vos(segmenter, dataset, args.out)
+    print(f"wrote {speed['frames']} frames of {speed['videos']} video(s) to {annotations}/ at {speed['model_fps']:.2f} "
+          f"frames/s; zip it for the server: (cd {args.out} && zip -r submission.zip Annotations)")
+    return 0

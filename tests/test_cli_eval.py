@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qmra.cli import main
+from qmra.data import DavisDataset, SyntheticConfig, SyntheticVideo, read_labels, write_palette_png
+from qmra.model import QMRA, ModelConfig
+from qmra.model.checkpoint import save_checkpoint
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.safetensors", QMRA(TINY))
+
+
+@pytest.fixture
+def davis(tmp_path):
+    for seed, name in ((1, "alpha"), (2, "beta")):
+        SyntheticVideo(SyntheticConfig(height=40, width=56, num_frames=5, num_objects=2, seed=seed), name=name).write_davis(tmp_path / "davis")
+    return tmp_path / "davis"
+
+
+def test_score_existing_predictions(davis, tmp_path, capsys):
+    results = tmp_path / "results"
+    for sequence in DavisDataset(davis):
+        for index, name in enumerate(sequence.frame_names):
+            write_palette_png(results / sequence.name / f"{name}.png", sequence.labels(index))
+    assert main(["eval", "--davis", str(davis), "--results", str(results), "--processes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "J-Mean" in out and "100.0" in out and "scored 4 object(s) in 2 sequence(s)" in out
+    assert (results / "global_results-val.csv").read_text().splitlines()[1] == "1.000,1.000,1.000,0.000,1.000,1.000,0.000"
+    assert (results / "per-sequence_results-val.csv").read_text().splitlines()[1:] == [
+        "alpha_1,1.000,1.000", "alpha_2,1.000,1.000", "beta_1,1.000,1.000", "beta_2,1.000,1.000"]
+    assert main(["eval", "--davis", str(davis), "--results", str(results), "--sequences", "beta", "--processes", "1"]) == 0
+
+
+def test_run_qmra_under_the_box_protocol_then_score(davis, tmp_path, weights, capsys):
+    out = tmp_path / "run"
+    assert main(["eval", "--davis", str(davis), "--weights", str(weights), "--out", str(out), "--quiet", "--processes", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "frames/s for the model" in printed
+    assert sorted(p.name for p in (out / "alpha").glob("*.png")) == [f"{i:05d}.png" for i in range(5)]
+    assert read_labels(out / "alpha" / "00003.png").shape == (40, 56)
+    speed = json.loads((out / "speed.json").read_text())
+    assert speed["frames"] == 10 and speed["objects"] == 4 and speed["model_fps"] > 0
+    assert (out / "global_results-val.csv").is_file()
+    assert main(["eval", "--davis", str(davis), "--weights", str(weights), "--out", str(out), "--quiet"]) == 2
+    assert "already holds predictions" in capsys.readouterr().err
+
+
+def test_eval_errors(davis, tmp_path, capsys):
+    results = tmp_path / "results"
+    (results / "alpha").mkdir(parents=True)
+    assert main(["eval", "--davis", str(davis), "--results", str(results), "--sequences", "alpha", "--processes", "1"]) == 2
+    assert "sequence alpha frame 00001: prediction missing" in capsys.readouterr().err
+    assert main(["eval", "--davis", str(davis), "--results", str(results), "--out", str(tmp_path / "x")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["eval", "--davis", str(davis)]) == 2
+    assert "give --results DIR" in capsys.readouterr().err
+    assert main(["eval", "--davis", str(davis), "--results", str(results), "--sequences", "gamma"]) == 2
+    assert "unknown DAVIS sequence(s) in" in capsys.readouterr().err
+
+
+def test_youtube_vos_submission_layout(tmp_path, weights):
+    video = SyntheticVideo(SyntheticConfig(height=40, width=56, num_frames=4, num_objects=2, seed=4))
+    root = tmp_path / "valid"
+    (root / "JPEGImages" / "v1").mkdir(parents=True)
+    (root / "Annotations" / "v1").mkdir(parents=True)
+    for index in range(4):
+        Image.fromarray(video.image(index)).save(root / "JPEGImages" / "v1" / f"{index * 5:05d}.jpg")
+    first = video.labels(0).copy()
+    first[first == 2] = 0
+    write_palette_png(root / "Annotations" / "v1" / "00000.png", first)
+    second = video.labels(2).copy()
+    second[second == 1] = 0
+    write_palette_png(root / "Annotations" / "v1" / "00010.png", second)  # object 2 appears on the third frame
+    meta = {"videos": {"v1": {"objects": {"1": {"frames": ["00000", "00005"]}, "2": {"frames": ["00010", "00015"]}}}}}
+    (root / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "submission"
+    assert main(["eval", "--youtube-vos", str(root), "--weights", str(weights), "--out", str(out), "--quiet"]) == 0
+    written = sorted(p.name for p in (out / "Annotations" / "v1").glob("*.png"))
+    assert written == ["00000.png", "00005.png", "00010.png", "00015.png"]
+    assert 2 not in np.unique(read_labels(out / "Annotations" / "v1" / "00005.png"))
