@@ -8,7 +8,6 @@ import json
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Sequence
 
@@ -148,7 +147,8 @@ def evaluate_davis(davis: DavisDataset, results_dir: str | Path, processes: int 
     year = {"binary": "2016", "palette": "2017"}.get(davis.layout)
     jobs = [(str(davis.root), name, year, str(results_dir)) for name in davis.names]
     if processes > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=get_context("spawn")) as pool:
+        # The platform's default start method (fork on Linux): workers only use numpy and scipy.
+        with ProcessPoolExecutor(min(processes, len(jobs))) as pool:
             scored = list(pool.map(_score, jobs))
     else:
         scored = [_score(job) for job in jobs]
