@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.commands.segment import make_segmenter
-    from qmra.evaluation.davis_eval import evaluate_davis, write_speed
+    from qmra.evaluation.davis_eval import evaluate_davis, select_sequences, write_speed
 
     if args.results and args.out:
         raise QmraError("give --results (score existing predictions) or --out (run qmra first), not both")
@@ -44,12 +44,11 @@ def run(args: argparse.Namespace) -> int:
     sequences = [s for s in (args.sequences or "").split(",") if s] or None
     if args.youtube_vos:
         return _youtube_vos(args, sequences)
+    davis = select_sequences(args.davis, sequences)
     if args.results:
         results_dir = Path(args.results)
-        davis = _davis(args.davis, sequences)
     else:
         results_dir = Path(args.out)
-        davis = _davis(args.davis, sequences)
         clashes = [n for n in davis.names if (results_dir / n).is_dir() and any((results_dir / n).glob("*.png"))]
         if clashes and not args.overwrite:
             raise QmraError(f"{results_dir / clashes[0]} already holds predictions (use --overwrite to replace them)")
@@ -73,12 +72,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"scored {len(result.objects)} object(s) in {len(davis)} sequence(s) in {seconds:.1f} s; wrote {global_csv} "
           f"and {sequence_csv}")
     return 0
-
-
-def _davis(root: str, sequences):
-    from qmra.evaluation.davis_eval import select_sequences
-
-    return select_sequences(root, sequences)
 
 
 def _youtube_vos(args: argparse.Namespace, sequences) -> int:
