@@ -1,0 +1,108 @@
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from qmra.errors import QmraError
+from qmra.model import LossParts, ModelConfig
+from qmra.model.checkpoint import load_model
+from qmra.training import DataSpec, TrainConfig, Trainer
+from qmra.training.distributed import DistributedContext
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+CPU = DistributedContext(0, 1, torch.device("cpu"))
+
+
+def _trainer(run_dir, steps, resume=False, config=TINY, **overrides):
+    settings = {"steps": steps, "batch_size": 2, "size": 48, "lr": 1e-3, "save_every": 1, "workers": 0, **overrides}
+    return Trainer(config, TrainConfig(**settings), [DataSpec.parse("synthetic:3")], run_dir, CPU, resume=resume)
+
+
+def test_smoke_training_writes_checkpoints_metrics_and_plot(tmp_path):
+    trainer = Trainer(TINY, TrainConfig(steps=3, batch_size=2, size=48, save_every=2, val_every=3, workers=0),
+                      [DataSpec.parse("synthetic:3@2"), DataSpec.parse("synthetic:2")], tmp_path, CPU,
+                      val=DataSpec.parse("synthetic:1"))
+    summary = trainer.run()
+    assert summary["step"] == 3 and summary["stopped_by"] is None and 0 <= summary["best_jf"] <= 1
+    for name in ("last", "best"):
+        model, metadata = load_model(tmp_path / f"{name}.safetensors")
+        assert model.config == TINY and metadata["step"] == 3
+    record = json.loads((tmp_path / "last.json").read_text())
+    assert record["step"] == 3 and record["train"]["batch_size"] == 2 and record["data"] == ["synthetic:3@2", "synthetic:2"]
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss,track,mask,refined,lr") and len(rows) == 4 and rows[3].split(",")[7] != ""
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = _trainer(tmp_path / "a", steps=4)
+    straight.run()
+    first = _trainer(tmp_path / "b", steps=2)
+    first.run()
+    resumed = _trainer(tmp_path / "b", steps=4, resume=True)
+    assert resumed.step == 2
+    resumed.run()
+    for key, value in straight.model.state_dict().items():
+        assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
+    assert (tmp_path / "b" / "metrics.csv").read_text().count("\n") == 5  # header + 4 steps
+
+
+def test_sigterm_saves_and_stops_cleanly(tmp_path):
+    trainer = _trainer(tmp_path, steps=50, save_every=100)
+    step = trainer._train_step
+
+    def step_then_signal(batches):
+        parts = step(batches)
+        if trainer.step == 1:  # during the second step
+            signal.raise_signal(signal.SIGTERM)
+        return parts
+
+    trainer._train_step = step_then_signal
+    summary = trainer.run()
+    assert summary == {"step": 2, "stopped_by": "SIGTERM", "best_jf": -1.0}
+    assert json.loads((tmp_path / "last.json").read_text())["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_a_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path):
+    trainer = _trainer(tmp_path, steps=5)
+    real_loss = trainer.loss
+
+    def poisoned(output, mask, box_map):
+        parts = real_loss(output, mask, box_map)
+        if trainer.step >= 2:
+            return LossParts(parts.total * float("nan"), parts.track, parts.mask, parts.refined)
+        return parts
+
+    trainer.loss = poisoned
+    with pytest.raises(QmraError, match="the loss became nan at step 3"):
+        trainer.run()
+    assert json.loads((tmp_path / "last.json").read_text())["step"] == 2
+    load_model(tmp_path / "last.safetensors")
+
+
+def test_runs_are_not_overwritten_and_architectures_not_mixed(tmp_path):
+    _trainer(tmp_path, steps=1).run()
+    with pytest.raises(QmraError, match="already holds a run: use --resume"):
+        _trainer(tmp_path, steps=2)
+    other = ModelConfig(**{**TINY.to_dict(), "variant": "no-crm"})
+    with pytest.raises(QmraError, match="trained with another model \\(variant: run has 'full', asked for 'no-crm'\\)"):
+        _trainer(tmp_path, steps=2, resume=True, config=other)
+    with pytest.raises(QmraError, match="nothing to resume"):
+        _trainer(tmp_path / "empty", steps=2, resume=True)
+    with pytest.raises(QmraError, match="this run trains resnet18 'no-crm'"):
+        Trainer(other, TrainConfig(steps=1, batch_size=2, size=48, workers=0), [DataSpec.parse("synthetic:2")],
+                tmp_path / "init", CPU, init=str(tmp_path / "last.safetensors"))
+
+
+def test_two_processes_with_gloo(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+               "-m", "qmra", "train", "--data", "synthetic:2", "--out", str(tmp_path), "--steps", "2", "--batch-size", "1",
+               "--size", "32", "--backbone", "resnet18", "--decoder-channels", "16", "--workers", "0", "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "last.json").read_text())
+    assert record["step"] == 2 and record["world_size"] == 2
