@@ -1,7 +1,7 @@
 """Show that training learns, on CPU in minutes: resnet18 on synthetic videos, J&F on held-out
 synthetic clips (through the real inference path) against the still first-frame-box baseline.
 
-    .venv/bin/python benchmarks/train_synthetic.py --out bench-results/train-synthetic --steps 700
+    .venv/bin/python -m benchmarks.train_synthetic --out bench-results/train-synthetic --steps 500
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--val-every", type=int, default=100)
+    parser.add_argument("--lr-schedule", default="cosine")
+    parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     out = Path(args.out)
     model = ModelConfig(backbone="resnet18", decoder_channels=64)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr, val_every=args.val_every,
-                         save_every=args.val_every, workers=1, teacher_forcing=0.5)
+                         save_every=args.val_every, workers=1, teacher_forcing=0.5, lr_schedule=args.lr_schedule,
+                         warmup=args.warmup)
     trainer = Trainer(model, config, [DataSpec.parse("synthetic:64")], out, DistributedContext.from_environment("cpu"),
                       val=DataSpec.parse("synthetic:6"), train_batchnorm=True, resume=(out / "last.json").exists(), progress=True)
     trainer.run()
