@@ -11,7 +11,7 @@ def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
     assert main(["demo", "--size", "32x48", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "runs with RANDOM" in captured.err and "RANDOM weights" in captured.out
-    assert "J-Mean over objects:" in captured.out and "frames/s" in captured.out
+    assert "J&F" in captured.out and "J / F per object" in captured.out and "frames/s" in captured.out
     assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
     assert read_labels(out / "masks" / "00001.png").shape == (32, 48)
     assert (out / "overlay.mp4").stat().st_size > 0 and (out / "input.mp4").is_file()

@@ -20,7 +20,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEMO_DIR), help="output folder (default ./qmra-demo; it is replaced)")
-    parser.add_argument("--device", default="cpu")
+    from qmra.commands.segment import add_model_arguments
+
+    add_model_arguments(parser)  # --weights, --device, --mem-every, --max-memory-frames
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=run)
 
@@ -29,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from qmra.commands.segment import make_segmenter
     from qmra.data import SyntheticConfig, SyntheticVideo, open_frames
     from qmra.errors import QmraError
+    from qmra.evaluation import boundary_f_measure, region_similarity
     from qmra.inference.outputs import ResultWriter
 
     height, width = parse_size(args.size)
@@ -40,15 +43,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"made a synthetic clip: {args.frames} frames of {width}x{height}, {args.objects} objects and a look-alike "
           f"distractor -> {source_path}", flush=True)
 
-    args.weights, args.mem_every, args.max_memory_frames = None, 10, 16
     segmenter = make_segmenter(args, show_progress(args.quiet))
     session = segmenter.start(open_frames(source_path))
-    for object_id, box in video.first_boxes().items():
+    boxes = video.first_boxes()
+    for object_id, box in boxes.items():
         session.add_box(object_id, box, frame=0)
+    object_ids = sorted(boxes)
     writer = ResultWriter(out / "masks", height=height, width=width, fps=12, video_name="demo", overlay=out / "overlay.mp4")
-    intersections = np.zeros(args.objects)
-    unions = np.zeros(args.objects)
-    ious: list[list[float]] = [[] for _ in range(args.objects)]
+    j_scores: dict[int, list[float]] = {i: [] for i in object_ids}
+    f_scores: dict[int, list[float]] = {i: [] for i in object_ids}
     start = time.perf_counter()
     try:
         for index, result in session.propagate():
@@ -56,19 +59,20 @@ def run(args: argparse.Namespace) -> int:
             if index == 0:
                 continue  # the boxed frame is not scored, as in DAVIS
             truth = video.labels(index)
-            for slot, object_id in enumerate(sorted(video.first_boxes())):
+            for object_id in object_ids:
                 predicted, actual = result.labels == object_id, truth == object_id
-                union = int((predicted | actual).sum())
-                ious[slot].append(1.0 if union == 0 else int((predicted & actual).sum()) / union)
-                intersections[slot] += int((predicted & actual).sum())
-                unions[slot] += union
+                j_scores[object_id].append(region_similarity(predicted, actual))
+                f_scores[object_id].append(boundary_f_measure(predicted, actual))
     finally:
         writer.close()
     seconds = time.perf_counter() - start
     model = segmenter.model.config
     print(f"model: QMRA {model.backbone} '{model.variant}'{' with RANDOM weights' if segmenter.random_weights else ''}")
-    print("J (mean IoU over frames 1..end, per object): " + ", ".join(f"object {i + 1}: {np.mean(v):.3f}" for i, v in enumerate(ious)))
-    print(f"J-Mean over objects: {np.mean([np.mean(v) for v in ious]):.3f}")
+    print("J / F per object (DAVIS metrics, frames 1..end): "
+          + ", ".join(f"object {i}: {np.mean(j_scores[i]):.3f} / {np.mean(f_scores[i]):.3f}" for i in object_ids))
+    j_mean = float(np.mean([np.mean(v) for v in j_scores.values()]))
+    f_mean = float(np.mean([np.mean(v) for v in f_scores.values()]))
+    print(f"J-Mean {j_mean:.3f}, F-Mean {f_mean:.3f}, J&F {(j_mean + f_mean) / 2:.3f}")
     print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} objects, {segmenter.device}, "
           f"{_threads()} threads)")
     print(f"wrote {out}/masks/ (DAVIS palette PNGs), {out}/overlay.mp4, {out}/input.mp4 and {out}/truth/")

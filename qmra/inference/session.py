@@ -179,7 +179,7 @@ class InferenceSession:
     def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
         model, config = self.model, self.model.config
         starting = [p for p in self._prompts.values() if p.frame == index]
-        tracked = [i for i in self._memories if i in self._prompts]
+        tracked = list(self._memories)  # remove_object drops an object's memory with its prompt
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | None] = {}
         if starting or tracked:
