@@ -8,7 +8,7 @@ def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
     from qmra.data import read_labels
 
     out = tmp_path / "demo"
-    assert main(["demo", "--size", "32x48", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "runs with RANDOM" in captured.err and "RANDOM weights" in captured.out
     assert "J&F" in captured.out and "J / F per object" in captured.out and "frames/s" in captured.out
@@ -43,12 +43,12 @@ def test_console_entry_point_reports_errors_without_a_traceback():
 def test_synthetic_writes_mp4_and_davis_layout(tmp_path, capsys):
     from qmra.data import DavisDataset, open_frames
 
-    assert main(["synthetic", str(tmp_path / "clip.mp4"), "--size", "48x64", "--frames", "6", "--objects", "3"]) == 0
+    assert main(["synthetic", str(tmp_path / "clip.mp4"), "--size", "64x48", "--frames", "6", "--objects", "3"]) == 0
     assert open_frames(tmp_path / "clip.mp4").info.num_frames == 6
     assert len(list((tmp_path / "clip-masks").glob("*.png"))) == 6
     assert "first-frame boxes" in capsys.readouterr().out
-    assert main(["synthetic", str(tmp_path / "clip.mp4"), "--size", "48x64", "--frames", "6"]) == 2
+    assert main(["synthetic", str(tmp_path / "clip.mp4"), "--size", "64x48", "--frames", "6"]) == 2
     assert "already exists (use --overwrite" in capsys.readouterr().err
-    assert main(["synthetic", str(tmp_path / "davis"), "--size", "48x64", "--frames", "5", "--name", "toy"]) == 0
+    assert main(["synthetic", str(tmp_path / "davis"), "--size", "64x48", "--frames", "5", "--name", "toy"]) == 0
     assert DavisDataset(tmp_path / "davis").sequence("toy").num_frames == 5
     assert main(["synthetic", str(tmp_path / "x"), "--objects", "0"]) == 2

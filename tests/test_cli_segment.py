@@ -145,3 +145,13 @@ def test_bad_sources_and_weights(tmp_path, video, weights, capsys):
         assert _segment(source, tmp_path / "out", weight_file, *box) == 2, message
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_speed_switches_on_the_command_line(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    assert _segment(source, out, weights, "--box", _boxes(video)[0], "--preset", "fast", "--resolution", "32",
+                    "--no-pipeline") == 0
+    assert read_labels(out / "00005.png").shape == (48, 64)  # full size although the network saw 43x32
+    assert _segment(source, tmp_path / "o2", weights, "--box", _boxes(video)[0], "--resolution", "8") == 2
+    assert "resolution must be an integer >= 32" in capsys.readouterr().err

@@ -8,11 +8,11 @@ from qmra.errors import QmraError
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"HxW"`` → (H, W), both at least 16."""
+    """``"WxH"`` (width x height, as videos are named: 854x480) → (H, W), both at least 16."""
     try:
-        height, width = (int(part) for part in text.lower().split("x"))
+        width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise QmraError(f"size must look like 480x854 (height x width), got {text!r}") from None
+        raise QmraError(f"size must look like 854x480 (width x height), got {text!r}") from None
     if height < 16 or width < 16:
         raise QmraError(f"size must be at least 16x16, got {text!r}")
     return height, width

@@ -15,7 +15,7 @@ DEMO_DIR = Path("qmra-demo")
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("demo", help="segment a synthetic clip and score it: writes ./qmra-demo/")
-    parser.add_argument("--size", default="192x256", help="HEIGHTxWIDTH of the synthetic clip (default 192x256)")
+    parser.add_argument("--size", default="256x192", help="WIDTHxHEIGHT of the synthetic clip (default 256x192)")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)

@@ -44,6 +44,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--mem-every", type=int, default=10, metavar="N", help="every N-th frame joins the memory (0: none)")
     parser.add_argument("--max-memory-frames", type=int, default=16, metavar="N", help="memory cap per object (default 16)")
+    from qmra.commands.bench import add_speed_arguments
+
+    add_speed_arguments(parser)
 
 
 def make_segmenter(args: argparse.Namespace, progress: bool):
@@ -51,7 +54,15 @@ def make_segmenter(args: argparse.Namespace, progress: bool):
 
     from qmra.inference import InferenceSettings, Segmenter
 
-    settings = InferenceSettings(mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
+    from qmra.commands.bench import speed_settings
+
+    from dataclasses import replace
+
+    from qmra.presets import get_preset
+
+    base = get_preset(args.preset).settings if args.preset else InferenceSettings()
+    base = replace(base, mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
+    settings = speed_settings(args, base)
     if args.weights:
         return Segmenter.from_checkpoint(args.weights, args.device, settings, progress)
     with warnings.catch_warnings():

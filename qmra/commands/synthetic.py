@@ -13,7 +13,7 @@ from qmra.errors import QmraError
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("synthetic", help="write a synthetic video with exact masks (DAVIS folder or mp4)")
     parser.add_argument("out", help="an .mp4 file (masks go to <out>-masks/ beside it) or a folder for the DAVIS layout")
-    parser.add_argument("--size", default="240x320", help="HEIGHTxWIDTH (default 240x320)")
+    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT (default 320x240)")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--objects", type=int, default=2, help="labelled objects (ids 1..N)")
     parser.add_argument("--distractors", type=int, default=1, help="unlabelled look-alikes")

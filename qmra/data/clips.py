@@ -40,8 +40,10 @@ class ClipSettings:
     colour_jitter: float = 0.2
     box_jitter: float = 0.0  # fraction of the box side each edge may move (noisy user boxes)
     min_object_pixels: int = 50  # the target must keep this many pixels in every frame
-    # Crop window side relative to the object's box side (larger shows more context).
-    context: tuple[float, float] = (1.3, 2.5)
+    #: Crop window side relative to the object's box side, drawn log-uniformly (larger shows more
+    #: context and a smaller object). Inference sees whole frames where objects often fill only a
+    #: few percent, so the range reaches far beyond the tight crops that train fastest.
+    context: tuple[float, float] = (1.3, 5.0)
     static_rotation: float = 20.0  # degrees, static and composite views
     static_scale: tuple[float, float] = (0.8, 1.25)
     tps: float = 0.08  # thin-plate-spline magnitude for static views
@@ -105,13 +107,19 @@ class _ClipDataset(Dataset):
                 scale: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
         """A crop window (centre, extent) around ``box`` with the output's aspect ratio and random context."""
         h, w = self.settings.size
-        side = max(box.width, box.height * w / h) * rng.uniform(*self.settings.context) * scale
+        low, high = self.settings.context
+        side = max(box.width, box.height * w / h) * math.exp(rng.uniform(math.log(low), math.log(high))) * scale
         # Do not look much beyond the image: the black outside teaches nothing.
         image_h, image_w = image_size
         side = min(side, max(box.width, box.height * w / h, 1.05 * max(image_w, image_h * w / h)))
         cx, cy = box.center
-        shift = rng.uniform(-0.15, 0.15, 2) * np.array([box.width, box.height])
-        return (cx + shift[0], cy + shift[1]), (side, side * h / w)
+        extent = (side, side * h / w)
+        # Put the object anywhere in the window, not always in its middle: at inference objects
+        # are anywhere in the frame, and a centred crop teaches a centre prior instead of tracking.
+        room_x = max(0.0, (extent[0] - box.width) / 2)
+        room_y = max(0.0, (extent[1] - box.height) / 2)
+        shift = rng.uniform(-1.0, 1.0, 2) * np.array([room_x, room_y]) + rng.uniform(-0.1, 0.1, 2) * np.array([box.width, box.height])
+        return (cx + shift[0], cy + shift[1]), extent
 
 
 class VideoClipDataset(_ClipDataset):

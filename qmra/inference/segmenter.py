@@ -61,8 +61,11 @@ class Segmenter:
                 warnings.warn("qmra has no trained weights yet: using RANDOM weights, masks will be meaningless", stacklevel=2)
                 model = random_model()
                 self.random_weights = True
-        self.model = model.to(self.device).eval()
         self.settings = settings or InferenceSettings()
+        model = model.to(self.device).eval()
+        if self.settings.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
         self.progress = progress
 
     @classmethod

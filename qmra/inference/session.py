@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.profiler import record_function
 
-from qmra.data.boxes import Box, box_from_mask, render_box_map
+from qmra.data.boxes import Box, render_box_map
 from qmra.data.frames import FrameInfo, FrameSource
+from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
 from qmra.inference.memory import ObjectMemory, select, stack_memories
-from qmra.inference.merge import soft_aggregate
+from qmra.inference.merge import label_map, soft_aggregate
 from qmra.model import Memory, QMRAOutput
+from qmra.model.preprocess import Padding
 from qmra.model.prior import rectangle_prior
 
 if TYPE_CHECKING:
@@ -31,27 +36,68 @@ class Prompt:
     box: Box
 
 
+class ProbabilityMaps:
+    """One frame's probabilities at the network's working size, on its device; scaled to the
+    frame's size and copied to the host only when asked for (most callers need labels only)."""
+
+    def __init__(self, object_ids: list[int], merged: torch.Tensor, own: torch.Tensor, frame_size: tuple[int, int]) -> None:
+        self.object_ids = object_ids
+        self._merged = merged  # (K+1)×h×w, background first
+        self._own = own  # K×h×w
+        self.frame_size = frame_size
+
+    def _at_frame_size(self, maps: torch.Tensor) -> np.ndarray:
+        if tuple(maps.shape[-2:]) != self.frame_size:
+            maps = F.interpolate(maps[None], size=self.frame_size, mode="bilinear", align_corners=False)[0]
+        return maps.cpu().numpy()
+
+    def merged(self) -> dict[int, np.ndarray]:
+        maps = self._at_frame_size(self._merged[1:])
+        return {object_id: maps[slot] for slot, object_id in enumerate(self.object_ids)}
+
+    def own(self) -> dict[int, np.ndarray]:
+        maps = self._at_frame_size(self._own)
+        return {object_id: maps[slot] for slot, object_id in enumerate(self.object_ids)}
+
+
 @dataclass
 class FrameResult:
     """What :meth:`InferenceSession.propagate` yields for one frame.
 
     - ``labels``: H×W uint8 map of object ids (0 = background), after merging all objects;
-    - ``masks``: object id → H×W bool (``labels == id``);
-    - ``probabilities``: object id → H×W float32, the merged (softmax) probability of each object;
-    - ``object_probabilities``: object id → H×W float32, each object's own probability before merging;
     - ``boxes``: object id → the box the object was tracked to (its given box on its first frame;
       None where it was lost). Only objects started on or before this frame appear.
     - ``image``: the H×W×3 uint8 frame itself (no copy), for overlays.
+
+    Computed when first used:
+
+    - ``masks``: object id → H×W bool (``labels == id``);
+    - ``probabilities``: object id → H×W float32, the merged (softmax) probability of each object;
+    - ``object_probabilities``: object id → H×W float32, each object's own probability before merging.
     """
 
     index: int
     name: str
     labels: np.ndarray
-    masks: dict[int, np.ndarray]
-    probabilities: dict[int, np.ndarray]
-    object_probabilities: dict[int, np.ndarray]
     boxes: dict[int, Box | None]
     image: np.ndarray
+    maps: ProbabilityMaps | None = field(default=None, repr=False)
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(self.boxes)
+
+    @cached_property
+    def masks(self) -> dict[int, np.ndarray]:
+        return {object_id: self.labels == object_id for object_id in self.object_ids}
+
+    @cached_property
+    def probabilities(self) -> dict[int, np.ndarray]:
+        return {} if self.maps is None else self.maps.merged()
+
+    @cached_property
+    def object_probabilities(self) -> dict[int, np.ndarray]:
+        return {} if self.maps is None else self.maps.own()
 
 
 class InferenceSession:
@@ -156,8 +202,9 @@ class InferenceSession:
         from tqdm import tqdm
 
         bar = tqdm(total=self.info.num_frames, unit="frame", disable=not show, dynamic_ncols=True, leave=False)
+        frames = prefetch(self.source) if self.settings.pipeline else iter(self.source)
         try:
-            for index, frame in enumerate(self.source):
+            for index, frame in enumerate(frames):
                 started = time.perf_counter()
                 result = self._step(index, frame)
                 self.model_seconds += time.perf_counter() - started
@@ -169,30 +216,46 @@ class InferenceSession:
                 p = late[0]
                 raise QmraError(f"object {p.object_id}: frame {p.frame} is past the end of the video ({self._current_frame + 1} frames)")
         finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # stops the reading thread when the caller leaves early
             bar.close()
             self._propagating = False
 
     def _step(self, index: int, frame: np.ndarray) -> FrameResult:
-        with torch.inference_mode():
+        bf16 = self.settings.precision == "bf16"
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             return self._predict_frame(index, frame)
+
+    def _network_input(self, frame: np.ndarray) -> tuple[torch.Tensor, Padding]:
+        """H×W×3 uint8 frame → the prepared 1×3×h'×w' network input at the working size, and its padding."""
+        with record_function("qmra/io"):
+            image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True).permute(2, 0, 1)[None].float().div_(255)
+            size = self.settings.working_size(*frame.shape[:2])
+            if size != tuple(frame.shape[:2]):
+                image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+            prepared, padding = self.model.prepare(image)
+            if self.settings.channels_last:
+                prepared = prepared.contiguous(memory_format=torch.channels_last)
+        return prepared, padding
 
     def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
         model, config = self.model, self.model.config
         starting = [p for p in self._prompts.values() if p.frame == index]
         tracked = list(self._memories)  # remove_object drops an object's memory with its prompt
         probabilities: dict[int, torch.Tensor] = {}
-        boxes: dict[int, Box | None] = {}
+        boxes: dict[int, Box | torch.Tensor] = {}
         if starting or tracked:
-            image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None].float().div_(255)
-            prepared, padding = model.prepare(image)
+            prepared, padding = self._network_input(frame)
             query_features = model.encode_query(prepared)  # shared by every object of this frame
             if starting:
-                self._start_objects(starting, prepared, padding, query_features, probabilities, boxes)
+                self._start_objects(starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
             groups: dict[int, list[int]] = defaultdict(list)
             for object_id in tracked:
                 groups[self._memories[object_id].num_frames].append(object_id)
             for object_ids in groups.values():
-                memory = stack_memories([self._memories[i] for i in object_ids])
+                with record_function("qmra/memory_read"):
+                    memory = stack_memories([self._memories[i] for i in object_ids])
                 output = model.predict(prepared, padding, memory, query_features=query_features)
                 box_maps = self._tracked_box_maps(output)
                 if config.stage2_encoding_is_memory:
@@ -203,14 +266,16 @@ class InferenceSession:
                 for slot, object_id in enumerate(object_ids):
                     self._memories[object_id].add(index, select(entry, slot))
                     probabilities[object_id] = object_probabilities[slot]
-                    boxes[object_id] = box_from_mask(box_maps[slot, 0].bool().cpu().numpy())
-        return self._merge(index, frame, probabilities, boxes)
+                    boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
+        with record_function("qmra/merge"):
+            return self._merge(index, frame, probabilities, boxes)
 
-    def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes) -> None:
+    def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes,
+                       frame_size: tuple[int, int]) -> None:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)."""
         model = self.model
-        height, width = padding.height, padding.width
-        box_maps = torch.from_numpy(np.stack([render_box_map(p.box, (height, width)) for p in prompts]))[:, None].to(self.device)
+        size = (padding.height, padding.width)
+        box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
         features = model.encode_memory(prepared, padding.pad(box_maps))
         entry = model.memorize(features)
         reuse = features if model.config.stage2_encoding_is_memory else None
@@ -233,16 +298,35 @@ class InferenceSession:
         return rectangle_prior(output.probability(), config.prior_threshold)
 
     def _merge(self, index: int, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
-               boxes: dict[int, Box | None]) -> FrameResult:
+               boxes: dict[int, Box | torch.Tensor]) -> FrameResult:
+        """Merge the objects at the frame's size; everything the host needs crosses over in one go."""
         object_ids = sorted(probabilities)
         name = self.source.frame_name(index)
         if not object_ids:
-            return FrameResult(index, name, np.zeros(frame.shape[:2], np.uint8), {}, {}, {}, {}, frame)
-        merged = soft_aggregate(torch.stack([probabilities[i] for i in object_ids]).float())
-        lookup = torch.tensor([0, *object_ids], dtype=torch.uint8, device=merged.device)
-        labels = lookup[merged.argmax(dim=0)].cpu().numpy()
-        merged_np = merged.cpu().numpy()
-        masks = {object_id: labels == object_id for object_id in object_ids}
-        merged_per_object = {object_id: merged_np[slot + 1] for slot, object_id in enumerate(object_ids)}
-        own = {object_id: probabilities[object_id].float().cpu().numpy() for object_id in object_ids}
-        return FrameResult(index, name, labels, masks, merged_per_object, own, {i: boxes[i] for i in object_ids}, frame)
+            return FrameResult(index, name, np.zeros(frame.shape[:2], np.uint8), {}, frame)
+        own = torch.stack([probabilities[i] for i in object_ids]).float()
+        height, width = frame.shape[:2]
+        working = tuple(own.shape[-2:])
+        merged = soft_aggregate(own)  # at the working size: a quarter of the pixels at resolution 240
+        full = merged if working == (height, width) else F.interpolate(merged[None], size=(height, width), mode="bilinear",
+                                                                        align_corners=False)[0]
+        labels = label_map(full, object_ids)
+        # A tracked box map's extent: which rows and columns it covers (a few hundred booleans each).
+        tracked = [i for i in object_ids if isinstance(boxes[i], torch.Tensor)]
+        extents = [(boxes[i].bool().any(dim=1), boxes[i].bool().any(dim=0)) for i in tracked]  # type: ignore[union-attr]
+        host = [t.cpu() for t in (labels, *(e for pair in extents for e in pair))]
+        scale = (width / working[1], height / working[0])
+        final_boxes = {i: b for i, b in boxes.items() if isinstance(b, Box)}
+        for slot, object_id in enumerate(tracked):
+            final_boxes[object_id] = _extent_box(host[1 + 2 * slot].numpy(), host[2 + 2 * slot].numpy(), scale)
+        maps = ProbabilityMaps(object_ids, merged, own, (height, width))
+        return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps)
+
+
+def _extent_box(rows: np.ndarray, cols: np.ndarray, scale: tuple[float, float]) -> Box | None:
+    """The box covered by a box map's occupied rows and columns, in frame pixels (None: empty)."""
+    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+    if ys.size == 0 or xs.size == 0:
+        return None
+    sx, sy = scale
+    return Box(xs[0] * sx, ys[0] * sy, (xs[-1] + 1) * sx, (ys[-1] + 1) * sy)

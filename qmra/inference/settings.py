@@ -17,13 +17,38 @@ class InferenceSettings:
     - ``max_memory_frames``: the cap on stored frames per object, first and previous included. The
       first frame always stays; the oldest extra frame goes first. 16 leaves DAVIS-length videos
       (≤ 104 frames at N = 10: at most 13 frames) untouched and keeps memory flat on long videos.
+    - ``resolution``: the short side, in pixels, at which the network sees each frame (None: the
+      frame's own size). Boxes are scaled to it and the masks scaled back, so results always have
+      the frame's size. Lower is faster (about quadratically) and coarser.
+    - ``precision``: ``"fp32"`` (the reference) or ``"bf16"`` (autocast; the merge stays fp32).
+    - ``channels_last``: run the convolutions in NHWC layout (faster on GPUs with tensor cores).
+    - ``pipeline``: decode the next frames on a background thread while the network works.
     """
 
     mem_every: int = 10
     max_memory_frames: int = 16
+    resolution: int | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+    pipeline: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:
             raise ConfigError(f"mem_every must be an integer >= 0, got {self.mem_every!r}")
         if not isinstance(self.max_memory_frames, int) or self.max_memory_frames < 2:
             raise ConfigError(f"max_memory_frames must be an integer >= 2 (first + previous frame), got {self.max_memory_frames!r}")
+        if self.resolution is not None and (not isinstance(self.resolution, int) or self.resolution < 32):
+            raise ConfigError(f"resolution must be an integer >= 32 (pixels of the short side), got {self.resolution!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (h, w) the network sees for an H×W frame: the short side scaled to ``resolution``
+        (never up), the aspect ratio kept."""
+        if self.resolution is None or min(height, width) <= self.resolution:
+            return height, width
+        scale = self.resolution / min(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+PRECISIONS = ("fp32", "bf16")

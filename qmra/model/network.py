@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from qmra.model.config import ModelConfig
 from qmra.model.crm import CascadedRefinementModule
@@ -174,17 +175,20 @@ class QMRA(nn.Module):
     def encode_query(self, image: torch.Tensor) -> BackboneFeatures:
         """fq: prepared image B×3×H'×W' → features. Does not depend on the object: share it."""
         _check_padded(image)
-        return self.query_encoder(image)
+        with record_function("qmra/encoders"):
+            return self.query_encoder(image)
 
     def encode_memory(self, image: torch.Tensor, box_map: torch.Tensor) -> BackboneFeatures:
         """fm: prepared image B×3×H'×W' (or 1×3×H'×W', shared) and box map B×1×H'×W' in [0, 1] → features."""
         _check_padded(image)
-        return self.memory_encoder(torch.cat([image.expand(box_map.shape[0], -1, -1, -1), box_map], dim=1))
+        with record_function("qmra/encoders"):
+            return self.memory_encoder(torch.cat([image.expand(box_map.shape[0], -1, -1, -1), box_map.to(image.dtype)], dim=1))
 
     def memorize(self, features: BackboneFeatures) -> MemoryFrame:
         """Memory-encoder features of one frame → its keys and values for both stages (B×C×h×w)."""
-        track = self.track_aggregation.project_memory(features.r4)
-        segment = None if self.segment_aggregation is None else self.segment_aggregation.project_memory(features.r4)
+        with record_function("qmra/memory_read"):
+            track = self.track_aggregation.project_memory(features.r4)
+            segment = None if self.segment_aggregation is None else self.segment_aggregation.project_memory(features.r4)
         return MemoryFrame(track, segment)
 
     def predict(
@@ -211,8 +215,10 @@ class QMRA(nn.Module):
             raise ValueError("prior_features need the query_prior they encode, and the siamese stage-2 encoder")
         if query_features is None:
             query_features = self.encode_query(image)
-        track_aggregated = self.track_aggregation(query_features.r4, memory.track)
-        track_logits = self.track_decoder(track_aggregated, query_features.r3, query_features.r2)
+        with record_function("qmra/memory_read"):
+            track_aggregated = self.track_aggregation(query_features.r4, memory.track)
+        with record_function("qmra/decoders"):
+            track_logits = self.track_decoder(track_aggregated, query_features.r3, query_features.r2)
         if not config.two_stage:
             return QMRAOutput(mask_logits=padding.crop(track_logits))
 
@@ -226,23 +232,27 @@ class QMRA(nn.Module):
             segment_features = prior_features
         else:
             padded_prior = padding.pad(query_prior)
-            prior_input = torch.cat([image.expand(batch, -1, -1, -1), padded_prior], dim=1)
+            prior_input = torch.cat([image.expand(batch, -1, -1, -1), padded_prior.to(image.dtype)], dim=1)
             encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
-            segment_features = encoder(prior_input)
+            with record_function("qmra/encoders"):
+                segment_features = encoder(prior_input)
 
         assert self.segment_aggregation is not None and self.segment_decoder is not None and memory.segment is not None
-        segment_aggregated = self.segment_aggregation(segment_features.r4, memory.segment)
-        mask_logits = self.segment_decoder(segment_aggregated, segment_features.r3, segment_features.r2)
+        with record_function("qmra/memory_read"):
+            segment_aggregated = self.segment_aggregation(segment_features.r4, memory.segment)
+        with record_function("qmra/decoders"):
+            mask_logits = self.segment_decoder(segment_aggregated, segment_features.r3, segment_features.r2)
         refined_logits = None
         if self.crm is not None:
-            refined_logits = self.crm(
-                track_aggregated,
-                segment_aggregated,
-                torch.softmax(track_logits, dim=1)[:, 1:2],
-                torch.softmax(mask_logits, dim=1)[:, 1:2],
-                segment_features.r3,
-                segment_features.r2,
-            )
+            with record_function("qmra/crm"):
+                refined_logits = self.crm(
+                    track_aggregated,
+                    segment_aggregated,
+                    torch.softmax(track_logits, dim=1)[:, 1:2],
+                    torch.softmax(mask_logits, dim=1)[:, 1:2],
+                    segment_features.r3,
+                    segment_features.r2,
+                )
         return QMRAOutput(
             mask_logits=padding.crop(mask_logits),
             track_logits=padding.crop(track_logits),

@@ -274,7 +274,7 @@ def _validation_davis(spec: DataSpec, run_dir: Path):
 
         root = run_dir / "val-synthetic"
         if not (root / "JPEGImages").exists():
-            for video in spec.synthetic_videos(seed=987_654, height=120, width=160, frames=20):
+            for video in spec.synthetic_videos(seed=987_654, frames=20):  # the training videos' own size
                 video.write_davis(root)
         return DavisDataset(root)
     raise QmraError(f"--val takes davis:PATH[:sequences] or synthetic[:N], got {spec.text!r}")

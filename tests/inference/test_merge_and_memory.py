@@ -2,6 +2,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qmra.inference import ObjectMemory, soft_aggregate
 from qmra.inference.memory import stack_memories
@@ -56,3 +58,15 @@ def test_objects_with_equal_memory_sizes_stack_into_one_batch():
     memory = stack_memories([a, b])
     assert memory.track.key.shape == (2, 2, 2, 1, 1)
     assert memory.track.value[:, :, 0, 0, 0].tolist() == [[1, 3], [2, 4]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_label_map_is_argmax_with_ties_to_the_earlier_class(objects, seed):
+    from qmra.inference.merge import label_map
+
+    generator = torch.Generator().manual_seed(seed)
+    maps = torch.randint(0, 4, (objects + 1, 7, 9), generator=generator).float()  # many ties
+    ids = [int(i) for i in torch.randperm(255, generator=generator)[:objects] + 1]
+    lookup = torch.tensor([0, *ids], dtype=torch.uint8)
+    assert torch.equal(label_map(maps, ids), lookup[maps.argmax(dim=0)])

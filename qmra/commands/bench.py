@@ -1,0 +1,129 @@
+"""``qmra bench``: speed and memory of the real inference session on a synthetic clip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from qmra.commands.common import parse_size
+from qmra.errors import QmraError
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench", help="measure frames per second, time per part and memory of the real session",
+        description="Runs the real inference session on a synthetic clip (JPEG frames in, PNG masks out) and prints "
+                    "frames per second (median of --runs runs after --warmup frames), the time per frame of each part "
+                    "(from one more, profiled run), one backbone pass and the ratio, and peak memory after each of "
+                    "--memory-frames frames. Weights do not change speed: random ones are used unless --weights is given.")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--size", default="854x480", help="WIDTHxHEIGHT of the clip (default 854x480)")
+    parser.add_argument("--objects", default="1,3", help="object counts to time, comma-separated (default 1,3)")
+    parser.add_argument("--frames", type=int, default=20, help="timed frames per run (default 20)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per object count; the median is reported (default 3)")
+    parser.add_argument("--warmup", type=int, default=2, help="frames before the clock starts in each run (default 2)")
+    parser.add_argument("--backbone", help="override the preset's backbone: resnet18, resnet34 or resnet50")
+    parser.add_argument("--decoder-channels", type=int, help="override the preset's decoder width")
+    parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint to time instead of the preset's network")
+    add_speed_arguments(parser)
+    parser.add_argument("--memory-frames", default="100,2000",
+                        help="frame counts after which peak memory is reported, from one long run (default 100,2000; "
+                             "'none' skips it)")
+    parser.add_argument("--memory-size", help="WIDTHxHEIGHT of the long run (default: --size)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiled run that splits time by part")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.set_defaults(handler=run)
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Inference switches shared by ``segment``, ``eval``, ``demo`` and ``bench`` (default: the preset's / the reference)."""
+    parser.add_argument("--preset", choices=("paper", "fast"),
+                        help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
+                             "NHWC layout. 'qmra bench' also builds the preset's network (paper: ResNet-50; fast: "
+                             "ResNet-18 with 64-channel decoders); default paper")
+    parser.add_argument("--resolution", type=int, metavar="PIXELS",
+                        help="the network sees frames with this short side (masks come back at full size); "
+                             "'qmra bench' default: the preset's")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (default fp32, the reference)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC convolutions (pays on GPUs)")
+    parser.add_argument("--no-pipeline", action="store_true", help="read frames on the main thread")
+
+
+def speed_settings(args: argparse.Namespace, base):
+    """The preset's (or default) inference settings with the command line's switches applied."""
+    from dataclasses import replace
+
+    changes: dict = {}
+    if args.resolution is not None:
+        changes["resolution"] = args.resolution
+    if args.precision is not None:
+        changes["precision"] = args.precision
+    if args.channels_last:
+        changes["channels_last"] = True
+    if args.no_pipeline:
+        changes["pipeline"] = False
+    return replace(base, **changes)
+
+
+def _counts(text: str, name: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise QmraError(f"{name} takes comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise QmraError(f"{name} takes numbers >= 1, got {text!r}")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import torch
+
+    from qmra.inference.bench import BenchSpec, run_bench
+    from qmra.inference.segmenter import random_model, resolve_device
+    from qmra.model.checkpoint import load_model
+    from qmra.presets import get_preset
+
+    preset = get_preset(args.preset or "paper")
+    device = resolve_device(args.device)
+    height, width = parse_size(args.size)
+    memory_height, memory_width = parse_size(args.memory_size) if args.memory_size else (height, width)
+    objects = _counts(args.objects, "--objects")
+    if not objects:
+        raise QmraError("--objects needs at least one count")
+    if max(objects) > 20:
+        raise QmraError("--objects: at most 20 objects")
+    for name in ("frames", "runs"):
+        if getattr(args, name) < 1:
+            raise QmraError(f"--{name} must be at least 1")
+    if args.warmup < 1:
+        raise QmraError("--warmup must be at least 1 (the first frame starts the objects)")
+    settings = speed_settings(args, preset.settings)
+    if args.weights:
+        model, _ = load_model(args.weights)
+    else:
+        config = preset.model
+        if args.backbone:
+            config = replace(config, backbone=args.backbone)
+        if args.decoder_channels:
+            config = replace(config, decoder_channels=args.decoder_channels)
+        model = random_model(config)
+    spec = BenchSpec(width=width, height=height, objects=objects, frames=args.frames, runs=args.runs, warmup=args.warmup,
+                     profile=not args.no_profile, memory_frames=_counts(args.memory_frames, "--memory-frames"),
+                     memory_width=memory_width, memory_height=memory_height)
+    config = model.config
+    print(f"qmra bench: preset {preset.name}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
+          f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
+          f"on {device} ({torch.get_num_threads()} CPU threads, torch {torch.__version__})", flush=True)
+    results = run_bench(model, settings, device, spec, log=lambda line: print(line, flush=True))
+    results["preset"] = preset.name
+    if args.json:
+        from qmra.data.atomic import write_text_atomic
+
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+    return 0

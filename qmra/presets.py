@@ -1,0 +1,41 @@
+"""Named configurations: the network and the inference settings that go with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qmra.errors import QmraError
+from qmra.inference.settings import InferenceSettings
+from qmra.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: ModelConfig
+    settings: InferenceSettings
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        "paper",
+        ModelConfig(backbone="resnet50"),
+        InferenceSettings(),
+        "the paper's network: ResNet-50 encoders, 256-channel decoders, frames at their own size",
+    ),
+    "fast": Preset(
+        "fast",
+        ModelConfig(backbone="resnet18", decoder_channels=64),
+        InferenceSettings(resolution=224, channels_last=True),
+        "for CPUs: ResNet-18 encoders, 64-channel decoders, the network sees frames at 224 pixels "
+        "(short side), NHWC convolutions; both stages and the CRM kept, masks returned at the frame's size",
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise QmraError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

@@ -1,0 +1,97 @@
+"""The speed switches give the reference path's masks (J >= 0.99 against it), at any working size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qmra.data import Box
+from qmra.errors import ConfigError
+from qmra.inference import InferenceSettings, Segmenter
+from qmra.inference.segmenter import DEFAULT_WEIGHTS
+from qmra.model.checkpoint import load_model
+from tests.inference.conftest import TINY, clip, tiny_segmenter
+
+
+def _labels(segmenter: Segmenter, video) -> list[np.ndarray]:
+    session = segmenter.start([video.image(i) for i in range(video.num_frames)])
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    return [result.labels for _, result in session.propagate()]
+
+
+def _mean_j(reference: list[np.ndarray], other: list[np.ndarray]) -> float:
+    scores = []
+    for a, b in zip(reference, other):
+        for object_id in np.unique(a[a > 0]):
+            union = np.logical_or(a == object_id, b == object_id).sum()
+            scores.append(np.logical_and(a == object_id, b == object_id).sum() / union)
+    return float(np.mean(scores))
+
+
+def _segmenter_pair(settings: InferenceSettings) -> tuple[Segmenter, Segmenter]:
+    if DEFAULT_WEIGHTS.is_file():  # trained weights: decisive masks, so J measures real agreement
+        model, _ = load_model(DEFAULT_WEIGHTS)
+        other, _ = load_model(DEFAULT_WEIGHTS)
+        return Segmenter(model.float()), Segmenter(other.float(), settings=settings)
+    return tiny_segmenter(), tiny_segmenter(settings)
+
+
+def test_reading_ahead_changes_nothing():
+    video = clip(frames=6)
+    reference = _labels(tiny_segmenter(InferenceSettings(pipeline=False)), video)
+    piped = _labels(tiny_segmenter(InferenceSettings(pipeline=True)), video)
+    assert all(np.array_equal(a, b) for a, b in zip(reference, piped))
+
+
+def test_channels_last_gives_the_reference_masks():
+    video = clip(frames=6, height=64, width=96)
+    reference, fast = _segmenter_pair(InferenceSettings(channels_last=True))
+    assert _mean_j(_labels(reference, video), _labels(fast, video)) >= 0.99
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="bf16 agreement is only meaningful for trained weights, "
+                    f"and {DEFAULT_WEIGHTS.name} is not there")
+def test_bf16_autocast_gives_the_reference_masks():
+    video = clip(frames=8, objects=2, height=96, width=128, seed=3)
+    reference, fast = _segmenter_pair(InferenceSettings(precision="bf16", channels_last=True))
+    assert _mean_j(_labels(reference, video), _labels(fast, video)) >= 0.99
+
+
+def test_working_resolution_returns_frame_sized_masks_and_boxes():
+    video = clip(frames=5, objects=2, height=96, width=160)
+    segmenter = tiny_segmenter(InferenceSettings(resolution=48))
+    session = segmenter.start([video.image(i) for i in range(video.num_frames)])
+    boxes = video.first_boxes()
+    for object_id, box in boxes.items():
+        session.add_box(object_id, box)
+    results = [result for _, result in session.propagate()]
+    assert all(r.labels.shape == (96, 160) for r in results)
+    assert all(p.shape == (96, 160) for r in results for p in r.object_probabilities.values())
+    assert results[0].boxes == boxes  # the given boxes, in frame pixels
+    for result in results[1:]:
+        for box in result.boxes.values():
+            assert box is None or (isinstance(box, Box) and box.x1 <= 160 + 1e-6 and box.y1 <= 96 + 1e-6)
+
+
+def test_a_resolution_at_or_above_the_frame_changes_nothing():
+    video = clip(frames=4)
+    reference = _labels(tiny_segmenter(), video)
+    same = _labels(tiny_segmenter(InferenceSettings(resolution=48)), video)  # the clip's short side
+    assert all(np.array_equal(a, b) for a, b in zip(reference, same))
+
+
+def test_working_size_keeps_the_aspect_ratio_and_never_upsamples():
+    settings = InferenceSettings(resolution=240)
+    assert settings.working_size(480, 854) == (240, 427)
+    assert settings.working_size(854, 480) == (427, 240)
+    assert settings.working_size(200, 300) == (200, 300)
+    assert InferenceSettings().working_size(480, 854) == (480, 854)
+
+
+@pytest.mark.parametrize("bad", [{"resolution": 8}, {"resolution": 240.0}, {"precision": "fp16"}])
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        InferenceSettings(**bad)
+
+

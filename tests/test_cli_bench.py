@@ -1,0 +1,32 @@
+import json
+
+from qmra.cli import main
+
+
+def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--preset", "fast", "--backbone", "resnet18", "--decoder-channels", "16", "--size", "64x48",
+                 "--objects", "1,2", "--frames", "2", "--runs", "2", "--warmup", "1", "--memory-frames", "3,6",
+                 "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "1 object(s):" in text and "2 object(s):" in text and "FPS" in text
+    assert "parts (ms/frame, profiled run): encoders" in text and "one backbone pass" in text
+    assert "peak RSS after 6 frames / after 3 frames" in text
+    result = json.loads(out.read_text())
+    assert [s["objects"] for s in result["speed"]] == [1, 2]
+    for speed in result["speed"]:
+        assert speed["fps"] > 0 and len(speed["run_fps"]) == 2
+        assert set(speed["parts_s"]) == {"encoders", "memory_read", "decoders", "crm", "merge", "io"}
+        assert speed["parts_s"]["encoders"] > 0 and speed["parts_s"]["decoders"] > 0
+    assert result["backbone_s"] > 0 and [m["frames"] for m in result["memory"]] == [3, 6]
+    assert result["model"]["decoder_channels"] == 16 and result["settings"]["resolution"] == 224
+
+
+def test_bench_bad_input_is_one_line(capsys):
+    for args, message in ((["--objects", "0"], "--objects takes numbers >= 1"),
+                          (["--size", "big"], "size must look like 854x480"),
+                          (["--device", "tpu"], "unknown device")):
+        assert main(["bench", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("qmra: error:") and message in err and err.count("\n") == 1
