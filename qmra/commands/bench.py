@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from qmra.commands.common import parse_size
+from qmra.commands.common import add_speed_arguments, parse_size, speed_settings
 from qmra.errors import QmraError
 
 
@@ -34,36 +34,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run that splits time by part")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.set_defaults(handler=run)
-
-
-def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
-    """Inference switches shared by ``segment``, ``eval``, ``demo`` and ``bench`` (default: the preset's / the reference)."""
-    parser.add_argument("--preset", choices=("paper", "fast"),
-                        help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
-                             "NHWC layout. 'qmra bench' also builds the preset's network (paper: ResNet-50; fast: "
-                             "ResNet-18 with 64-channel decoders); default paper")
-    parser.add_argument("--resolution", type=int, metavar="PIXELS",
-                        help="the network sees frames with this short side (masks come back at full size); "
-                             "'qmra bench' default: the preset's")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (default fp32, the reference)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC convolutions (pays on GPUs)")
-    parser.add_argument("--no-pipeline", action="store_true", help="read frames on the main thread")
-
-
-def speed_settings(args: argparse.Namespace, base):
-    """The preset's (or default) inference settings with the command line's switches applied."""
-    from dataclasses import replace
-
-    changes: dict = {}
-    if args.resolution is not None:
-        changes["resolution"] = args.resolution
-    if args.precision is not None:
-        changes["precision"] = args.precision
-    if args.channels_last:
-        changes["channels_last"] = True
-    if args.no_pipeline:
-        changes["pipeline"] = False
-    return replace(base, **changes)
 
 
 def _counts(text: str, name: str) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qmra.commands.common import show_progress
+from qmra.commands.common import add_speed_arguments, show_progress, speed_settings
 from qmra.data.boxes import Box
 from qmra.errors import BoxError, QmraError
 
@@ -44,8 +44,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--mem-every", type=int, default=10, metavar="N", help="every N-th frame joins the memory (0: none)")
     parser.add_argument("--max-memory-frames", type=int, default=16, metavar="N", help="memory cap per object (default 16)")
-    from qmra.commands.bench import add_speed_arguments
-
     add_speed_arguments(parser)
 
 
@@ -53,8 +51,6 @@ def make_segmenter(args: argparse.Namespace, progress: bool):
     import warnings
 
     from qmra.inference import InferenceSettings, Segmenter
-
-    from qmra.commands.bench import speed_settings
 
     from dataclasses import replace
 

@@ -123,7 +123,7 @@ class Bench:
                  log: Callable[[str], None] = print) -> None:
         self.segmenter = Segmenter(model, device, settings)
         self.device = self.segmenter.device
-        self.settings = settings
+        self.settings = self.segmenter.settings
         self.spec = spec
         self.log = log
 
@@ -138,13 +138,13 @@ class Bench:
         boxes = list(video.first_boxes().items())
         results = []
         for objects in spec.objects:
-            run_fps = [self._timed_run(frames_dir, boxes[:objects], folder / "out") for _ in range(spec.runs)]
+            runs = [self._timed_run(frames_dir, boxes[:objects], folder / "out") for _ in range(spec.runs)]
+            run_fps = [fps for fps, _ in runs]
             fps = statistics.median(run_fps)
-            result = SpeedResult(objects, fps, run_fps, 1 / fps)
+            result = SpeedResult(objects, fps, run_fps, 1 / fps, memory_frames_held=runs[-1][1])
             if spec.profile:
                 result.parts_s = self._profiled_run(frames_dir, boxes[:objects])
             result.decode_s, result.write_s = self._io_times(frames_dir, video, folder / "io")
-            result.memory_frames_held = self._memory_frames_held
             results.append(result)
             self.log(_speed_line(result))
         return results
@@ -155,8 +155,9 @@ class Bench:
             session.add_box(object_id, box)
         return session
 
-    def _timed_run(self, frames_dir: Path, boxes, out_dir: Path) -> float:
-        """Frames per second after the warm-up frames, reading JPEGs and writing PNGs as ``qmra segment`` does."""
+    def _timed_run(self, frames_dir: Path, boxes, out_dir: Path) -> tuple[float, int]:
+        """Frames per second after the warm-up frames, reading JPEGs and writing PNGs as ``qmra segment``
+        does, and the most memory frames any object held at the end."""
         from qmra.inference.outputs import ResultWriter
 
         session = self._session(frames_dir, boxes)
@@ -174,8 +175,8 @@ class Bench:
         finally:
             writer.close()
         assert started is not None
-        self._memory_frames_held = max(len(session.memory_frames(i)) for i, _ in boxes)
-        return self.spec.frames / (time.perf_counter() - started)
+        fps = self.spec.frames / (time.perf_counter() - started)
+        return fps, max(len(session.memory_frames(i)) for i, _ in boxes)
 
     def _profiled_run(self, frames_dir: Path, boxes) -> dict[str, float]:
         """Seconds per frame in each labelled part (device time on CUDA), warm-up frames excluded."""

@@ -6,6 +6,7 @@ with the frames finished so far, so an interrupted run still leaves complete, pl
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,7 +54,7 @@ class ResultWriter:
         self._overlay = Mp4Writer(overlay, width, height, fps or 24.0) if overlay else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
-        self._pending: list[Future] = []
+        self._pending: deque[Future] = deque()
 
     def write(self, result: FrameResult) -> None:
         if self._worker is None:
@@ -71,7 +72,7 @@ class ResultWriter:
 
     def _collect(self, wait: bool) -> None:
         while self._pending and (wait or self._pending[0].done()):
-            self._pending.pop(0).result()  # raises the writer's error here
+            self._pending.popleft().result()  # raises the writer's error here
 
     def _write(self, result: FrameResult) -> None:
         write_palette_png(self.out_dir / f"{result.name}.png", result.labels)
