@@ -1,7 +1,10 @@
 """Show that training learns, on CPU in minutes: resnet18 on synthetic videos, J&F on held-out
 synthetic clips (through the real inference path) against the still first-frame-box baseline.
 
-    .venv/bin/python -m benchmarks.train_synthetic --out bench-results/train-synthetic --steps 500
+    .venv/bin/python -m benchmarks.train_synthetic --out bench-results/train-synthetic
+
+BatchNorm is trained (from scratch) and its statistics re-estimated on whole training videos before
+each validation (qmra.training.batchnorm).
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from benchmarks.box_baselines import write_baselines
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench-results/train-synthetic")
-    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--lr-schedule", default="cosine")
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args()
     out = Path(args.out)
     model = ModelConfig(backbone="resnet18", decoder_channels=64)

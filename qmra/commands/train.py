@@ -24,6 +24,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", metavar="FILE", help="start from a qmra checkpoint (e.g. the static stage's best)")
     parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2 or synthetic[:N]")
     parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument("--val-resolution", type=int, metavar="PIXELS",
+                        help="validate with frames scaled to this short side (default: their own size)")
+    parser.add_argument("--bn-calibration-videos", type=int, default=8, metavar="N",
+                        help="with --train-batchnorm: re-estimate BatchNorm statistics on N whole training videos "
+                             "before each validation and checkpoint (0: never)")
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR where it stopped")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (with torchrun: one GPU per process)")
@@ -52,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, size=args.size, lr=args.lr,
                          lr_schedule=args.lr_schedule, warmup=args.warmup, teacher_forcing=args.teacher_forcing,
                          val_every=args.val_every, save_every=args.save_every, seed=args.seed, workers=args.workers,
-                         bf16=not args.no_bf16)
+                         bf16=not args.no_bf16, val_resolution=args.val_resolution,
+                         bn_calibration_videos=args.bn_calibration_videos)
     context = DistributedContext.from_environment(args.device)
     try:
         trainer = Trainer(model_config, config, data, args.out, context, val=val, backbone_weights=args.backbone_weights,

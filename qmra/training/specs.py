@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from qmra.data import (ClipSettings, CocoInstances, CompositeClipDataset, DavisDataset, ImageMaskFolder, SequenceFrames,
                        StaticClipDataset, SyntheticConfig, SyntheticVideo, VideoClipDataset, YouTubeVOSDataset)
+from qmra.data.sequence import VideoSequence
 from qmra.errors import QmraError
 
 KINDS = ("synthetic", "davis", "davis-static", "composite", "youtube-vos", "images", "coco")
@@ -75,6 +76,17 @@ class DataSpec:
         count = int(self.selection or 64)
         return [SyntheticVideo(SyntheticConfig(height, width, frames, num_objects=1 + (i % 3), num_distractors=1 + (i % 2),
                                                seed=seed * 100_003 + i), name=f"synthetic-{seed}-{i}") for i in range(count)]
+
+    def videos(self, seed: int) -> list[VideoSequence]:
+        """The whole videos behind this spec (its training videos for synthetic, given the same seed);
+        none for image sources."""
+        if self.kind == "synthetic":
+            return list(self.synthetic_videos(seed))
+        if self.kind in ("davis", "davis-static", "composite"):
+            return list(self.davis())
+        if self.kind == "youtube-vos":
+            return list(YouTubeVOSDataset(self.path))  # type: ignore[arg-type]
+        return []
 
     def build(self, settings: ClipSettings, seed: int) -> Dataset:
         """The clip dataset of this spec."""

@@ -50,11 +50,22 @@ class TrainConfig:
     workers: int = 2
     bf16: bool = True  # autocast on CUDA only
     max_gap: int = 5
+    #: Short side (pixels) at which validation runs the inference path; None = the videos' own size.
+    val_resolution: int | None = None
+    #: With trained BatchNorm, its running statistics are re-estimated before each validation and each
+    #: checkpoint on this many whole videos of the training data (see qmra.training.batchnorm); 0 = never.
+    bn_calibration_videos: int = 8
+    bn_calibration_frames: int = 8
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "accumulate", "size", "val_every", "save_every"):
             if getattr(self, name) < 1:
                 raise QmraError(f"{name.replace('_', '-')} must be at least 1")
+        for name in ("bn_calibration_videos", "bn_calibration_frames"):
+            if getattr(self, name) < 0:
+                raise QmraError(f"{name.replace('_', '-')} must be at least 0")
+        if self.val_resolution is not None and self.val_resolution < 32:
+            raise QmraError(f"--val-resolution must be at least 32 pixels, got {self.val_resolution}")
         if self.size % 16:
             raise QmraError(f"--size must be a multiple of 16, got {self.size}")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -118,6 +129,8 @@ class Trainer:
         sources = [spec.build(settings, config.seed + index) for index, spec in enumerate(self.data)]
         self.clips = MixedClips(sources, [spec.weight for spec in self.data], config.seed)
         self.stop_reason: str | None = None
+        self.calibrate_batchnorm = train_batchnorm and config.bn_calibration_videos > 0
+        self._calibrated_at = -1
 
     # ------------------------------------------------------------------ loop
 
@@ -219,7 +232,33 @@ class Trainer:
         return {"train": asdict(self.config), "data": [s.text for s in self.data], "val": self.val.text if self.val else None,
                 "best_jf": self.best_jf, "world_size": self.context.world_size}
 
+    def _inference_settings(self):
+        from qmra.inference.settings import InferenceSettings
+
+        return InferenceSettings(resolution=self.config.val_resolution)
+
+    def _calibration_videos(self) -> list:
+        """Up to ``bn_calibration_videos`` training videos, taken in turn from each video source."""
+        per_source = [spec.videos(self.config.seed + index) for index, spec in enumerate(self.data)]
+        chosen: dict[str, object] = {}  # davis, davis-static and composite of one folder share their videos
+        for rank in range(max((len(v) for v in per_source), default=0)):
+            for videos in per_source:
+                if rank < len(videos):
+                    chosen.setdefault(videos[rank].name, videos[rank])
+        return list(chosen.values())[: self.config.bn_calibration_videos]
+
+    def _recalibrate(self) -> None:
+        """Precise BatchNorm statistics for this step's checkpoint and validation (once per step)."""
+        if not self.calibrate_batchnorm or self._calibrated_at == self.step:
+            return
+        from qmra.training.batchnorm import recalibrate_batchnorm
+
+        recalibrate_batchnorm(self.model, self._calibration_videos(), self.config.bn_calibration_frames,
+                              self._inference_settings(), self.context.device)
+        self._calibrated_at = self.step
+
     def _save(self, name: str) -> None:
+        self._recalibrate()
         save_run_checkpoint(self.run_dir, name, self.model, self.optimizer, self.step, self._record())
 
     def _log(self, row: dict[str, float], writer: "_TensorBoard | None") -> None:
@@ -241,10 +280,11 @@ class Trainer:
         from qmra.inference import Segmenter
 
         davis = _validation_davis(self.val, self.run_dir)  # type: ignore[arg-type]
+        self._recalibrate()
         self.model.eval()
         try:
             with tempfile.TemporaryDirectory(dir=self.run_dir) as folder:
-                segmenter = Segmenter(self.model, device=self.context.device)
+                segmenter = Segmenter(self.model, device=self.context.device, settings=self._inference_settings())
                 predict_davis(segmenter, davis, folder)
                 scores = evaluate_davis(davis, folder, processes=1).global_scores()
         finally:

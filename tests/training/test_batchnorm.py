@@ -1,0 +1,65 @@
+import torch
+
+from qmra.data import SyntheticConfig, SyntheticVideo
+from qmra.inference.settings import InferenceSettings
+from qmra.model import QMRA, ModelConfig
+from qmra.model.checkpoint import load_model
+from qmra.training import DataSpec, TrainConfig, Trainer
+from qmra.training.batchnorm import batchnorm_layers, recalibrate_batchnorm
+from qmra.training.distributed import DistributedContext
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+
+
+def _videos(count=2, frames=4):
+    return [SyntheticVideo(SyntheticConfig(64, 80, frames, num_objects=1 + i, seed=i)) for i in range(count)]
+
+
+def _model():
+    torch.manual_seed(0)
+    model = QMRA(TINY)
+    model.freeze_batchnorm(False)
+    return model.train()
+
+
+def test_running_statistics_become_the_average_over_whole_frames():
+    model = _model()
+    layer = model.query_encoder.bn1
+    batch_means: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda _m, inputs, _o: batch_means.append(inputs[0].detach().mean(dim=(0, 2, 3))))
+    momentum = layer.momentum
+    seen = recalibrate_batchnorm(model, _videos(), frames_per_sequence=3)
+    hook.remove()
+    assert seen == 6 and len(batch_means) == 6  # one query-encoder pass per frame
+    torch.testing.assert_close(layer.running_mean, torch.stack(batch_means).mean(0), rtol=1e-4, atol=1e-5)
+    assert layer.momentum == momentum and model.training and all(m.training for m in batchnorm_layers(model))
+
+
+def test_recalibration_forgets_the_old_statistics():
+    first, second = _model(), _model()
+    for layer in batchnorm_layers(second):
+        layer.running_mean.add_(3.0)
+        layer.running_var.mul_(5.0)
+    settings = InferenceSettings(resolution=48)
+    for model in (first, second):
+        recalibrate_batchnorm(model, _videos(), frames_per_sequence=2, settings=settings)
+    for a, b in zip(batchnorm_layers(first), batchnorm_layers(second)):
+        torch.testing.assert_close(a.running_mean, b.running_mean)
+        torch.testing.assert_close(a.running_var, b.running_var)
+
+
+def test_trainer_checkpoints_carry_recalibrated_statistics(tmp_path):
+    config = TrainConfig(steps=2, batch_size=2, size=48, save_every=2, val_every=2, workers=0, bn_calibration_videos=2,
+                         bn_calibration_frames=2, val_resolution=48)
+    spec = DataSpec.parse("synthetic:2")
+    trainer = Trainer(TINY, config, [spec], tmp_path, DistributedContext(0, 1, torch.device("cpu")), train_batchnorm=True)
+    trainer.run()
+    saved, _ = load_model(tmp_path / "last.safetensors")
+    saved.freeze_batchnorm(False)
+    expected, _ = load_model(tmp_path / "last.safetensors")
+    expected.freeze_batchnorm(False)
+    for layer in batchnorm_layers(expected):
+        layer.running_mean.fill_(7.0)
+    recalibrate_batchnorm(expected, spec.videos(config.seed)[:2], 2, InferenceSettings(resolution=48))
+    for a, b in zip(batchnorm_layers(saved), batchnorm_layers(expected)):
+        torch.testing.assert_close(a.running_mean, b.running_mean)
