@@ -231,11 +231,13 @@ class QMRA(nn.Module):
         if prior_features is not None:
             segment_features = prior_features
         else:
-            padded_prior = padding.pad(query_prior)
-            prior_input = torch.cat([image.expand(batch, -1, -1, -1), padded_prior.to(image.dtype)], dim=1)
+            padded_prior = padding.pad(query_prior).to(image.dtype)
             encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
             with record_function("qmra/encoders"):
-                segment_features = encoder(prior_input)
+                if image.shape[0] == 1 and batch > 1:  # several objects on one frame: its RGB conv1 once
+                    segment_features = encoder.forward_shared_image(image, padded_prior)
+                else:
+                    segment_features = encoder(torch.cat([image.expand(batch, -1, -1, -1), padded_prior], dim=1))
 
         assert self.segment_aggregation is not None and self.segment_decoder is not None and memory.segment is not None
         with record_function("qmra/memory_read"):

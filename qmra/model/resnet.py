@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from qmra.errors import ConfigError
 
@@ -154,7 +155,24 @@ class ResNetTrunk(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> BackboneFeatures:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self._layers(self.conv1(x))
+
+    def forward_shared_image(self, image: torch.Tensor, extra: torch.Tensor) -> BackboneFeatures:
+        """The trunk on ``cat([image, extra[b]])`` for each b, where one image serves all B inputs.
+
+        image: 1×3×H×W; extra: B×(in_channels − 3)×H×W (e.g. B objects' box maps of one frame).
+        conv1 is linear, so its RGB part runs once and each input adds only the extra channels' part;
+        equal to ``forward(cat([image.expand(B), extra]))`` up to float rounding. It pays for B > 1.
+        """
+        if image.shape[0] != 1 or image.shape[1] != 3 or extra.shape[1] != self.in_channels - 3:
+            raise ValueError(f"expected a 1×3×H×W image and B×{self.in_channels - 3}×H×W extra channels, "
+                             f"got {tuple(image.shape)} and {tuple(extra.shape)}")
+        weight = self.conv1.weight
+        shared = F.conv2d(image, weight[:, :3], stride=2, padding=3)
+        return self._layers(F.conv2d(extra, weight[:, 3:], stride=2, padding=3) + shared)
+
+    def _layers(self, conv1_output: torch.Tensor) -> BackboneFeatures:
+        x = self.maxpool(self.relu(self.bn1(conv1_output)))
         r2 = self.layer1(x)
         r3 = self.layer2(r2)
         r4 = self.layer3(r3)

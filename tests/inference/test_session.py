@@ -68,16 +68,22 @@ def test_memory_frames_are_encoded_once(monkeypatch):
     model = segmenter.model
     calls = {"memory": [], "query": 0}
     memory_forward, query_forward = model.memory_encoder.forward, model.query_encoder.forward
+    shared_forward = model.memory_encoder.forward_shared_image
 
     def count_memory(x):
         calls["memory"].append(x.shape[0])
         return memory_forward(x)
+
+    def count_shared(image, extra):
+        calls["memory"].append(extra.shape[0])
+        return shared_forward(image, extra)
 
     def count_query(x):
         calls["query"] += 1
         return query_forward(x)
 
     monkeypatch.setattr(model.memory_encoder, "forward", count_memory)
+    monkeypatch.setattr(model.memory_encoder, "forward_shared_image", count_shared)
     monkeypatch.setattr(model.query_encoder, "forward", count_query)
     video = clip(frames=10, objects=3)
     session = segmenter.start(_frames(video))
