@@ -1,12 +1,16 @@
 import subprocess
 import sys
 
+import pytest
+
 from qmra.cli import main
+from qmra.inference.segmenter import DEFAULT_WEIGHTS
 
 
-def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
+def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys, monkeypatch):
     from qmra.data import read_labels
 
+    monkeypatch.setattr("qmra.inference.segmenter.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
     out = tmp_path / "demo"
     assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet"]) == 0
     captured = capsys.readouterr()
@@ -15,6 +19,15 @@ def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
     assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
     assert read_labels(out / "masks" / "00001.png").shape == (32, 48)
     assert (out / "overlay.mp4").stat().st_size > 0 and (out / "input.mp4").is_file()
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason=f"{DEFAULT_WEIGHTS.name} is not there")
+def test_demo_uses_the_shipped_weights(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--size", "96x64", "--frames", "4", "--objects", "1", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "RANDOM" not in captured.err + captured.out
+    assert "default weights" in captured.out and "held-out DAVIS" in captured.out
 
 
 def test_model_summary_counts_parameters(capsys):

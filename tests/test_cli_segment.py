@@ -155,3 +155,24 @@ def test_speed_switches_on_the_command_line(tmp_path, video, weights, capsys):
     assert read_labels(out / "00005.png").shape == (48, 64)  # full size although the network saw 43x32
     assert _segment(source, tmp_path / "o2", weights, "--box", _boxes(video)[0], "--resolution", "8") == 2
     assert "resolution must be an integer >= 32" in capsys.readouterr().err
+
+
+def test_the_weights_recommended_resolution_applies_unless_overridden(tmp_path, video, monkeypatch):
+    import qmra.commands.segment as segment_command
+    from qmra.inference import Segmenter
+
+    recommending = save_checkpoint(tmp_path / "r.safetensors", QMRA(TINY), metadata={"inference": {"resolution": 40}})
+    seen = []
+    original = Segmenter.from_checkpoint
+    monkeypatch.setattr(Segmenter, "from_checkpoint",
+                        classmethod(lambda cls, *a, **k: seen.append(a[2].resolution) or original.__func__(cls, *a, **k)))
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    box = _boxes(video)[0]
+    assert _segment(source, tmp_path / "a", recommending, "--box", box) == 0
+    assert _segment(source, tmp_path / "b", recommending, "--box", box, "--resolution", "native") == 0
+    assert _segment(source, tmp_path / "c", recommending, "--box", box, "--resolution", "32") == 0
+    assert _segment(source, tmp_path / "d", recommending, "--box", box, "--preset", "fast") == 0
+    assert seen == [40, None, 32, 224]
+    monkeypatch.undo()
+    assert Segmenter.from_checkpoint(recommending).settings.resolution == 40
+    assert read_labels(tmp_path / "a" / "00005.png").shape == (48, 64)

@@ -30,12 +30,25 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
                              "NHWC layout. 'qmra bench' also builds the preset's network (paper: ResNet-50; fast: "
                              "ResNet-18 with 64-channel decoders); default paper")
-    parser.add_argument("--resolution", type=int, metavar="PIXELS",
-                        help="the network sees frames with this short side (masks come back at full size); "
-                             "'qmra bench' default: the preset's")
+    parser.add_argument("--resolution", type=_resolution, metavar="PIXELS",
+                        help="the network sees frames with this short side (masks come back at full size), or "
+                             "'native'; default: the preset's, else what the weights recommend")
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (default fp32, the reference)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC convolutions (pays on GPUs)")
     parser.add_argument("--no-pipeline", action="store_true", help="read frames on the main thread")
+
+
+NATIVE = 0  # --resolution native
+
+
+def _resolution(text: str) -> int:
+    if text.strip().lower() == "native":
+        return NATIVE
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'native', got {text!r}") from None
+    return value
 
 
 def speed_settings(args: argparse.Namespace, base):
@@ -44,7 +57,7 @@ def speed_settings(args: argparse.Namespace, base):
 
     changes: dict = {}
     if args.resolution is not None:
-        changes["resolution"] = args.resolution
+        changes["resolution"] = None if args.resolution == NATIVE else args.resolution
     if args.precision is not None:
         changes["precision"] = args.precision
     if args.channels_last:

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         writer.close()
     seconds = time.perf_counter() - start
     model = segmenter.model.config
-    print(f"model: QMRA {model.backbone} '{model.variant}'{' with RANDOM weights' if segmenter.random_weights else ''}")
+    print(f"model: QMRA {model.backbone} '{model.variant}'{' with RANDOM weights' if segmenter.random_weights else ''}"
+          f"{_weights_summary(segmenter.metadata)}")
     print("J / F per object (DAVIS metrics, frames 1..end): "
           + ", ".join(f"object {i}: {np.mean(j_scores[i]):.3f} / {np.mean(f_scores[i]):.3f}" for i in object_ids))
     j_mean = float(np.mean([np.mean(v) for v in j_scores.values()]))
@@ -79,6 +80,18 @@ def run(args: argparse.Namespace) -> int:
     if segmenter.random_weights:
         print("REMINDER: these scores come from RANDOM weights; trained weights will ship with a later release.")
     return 0
+
+
+def _weights_summary(metadata: dict) -> str:
+    """', default weights (held-out DAVIS J&F 0.xxx at 160 px)' from a shipped card, else ''."""
+    card = metadata.get("card")
+    if not isinstance(card, dict):
+        return ""
+    scores = card.get("fp16_scores") or {}
+    resolution = (card.get("inference") or {}).get("resolution")
+    where = f" at {resolution} px" if resolution else ""
+    score = f" (held-out DAVIS J&F {scores['J&F-Mean']:.3f}{where})" if "J&F-Mean" in scores else ""
+    return f", {card.get('name', 'default weights')}{score}"
 
 
 def _threads() -> int:

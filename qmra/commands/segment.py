@@ -56,7 +56,13 @@ def make_segmenter(args: argparse.Namespace, progress: bool):
 
     from qmra.presets import get_preset
 
+    from qmra.inference.segmenter import DEFAULT_WEIGHTS, recommended_settings
+    from qmra.model.checkpoint import read_checkpoint_config
+
     base = get_preset(args.preset).settings if args.preset else InferenceSettings()
+    weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
+    if weights is not None and not args.preset:
+        base = recommended_settings(read_checkpoint_config(weights)[1], base)
     base = replace(base, mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
     settings = speed_settings(args, base)
     if args.weights:

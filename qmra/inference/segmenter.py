@@ -42,11 +42,24 @@ def random_model(config: ModelConfig = FALLBACK_CONFIG, seed: int = 0) -> QMRA:
         return QMRA(config)
 
 
+def recommended_settings(metadata: dict, base: InferenceSettings | None = None) -> InferenceSettings:
+    """``base`` (default: the reference settings) with what a checkpoint's ``"inference"`` metadata
+    recommends, e.g. ``{"resolution": 224}`` for weights trained on small crops, which see objects at
+    that scale best."""
+    from dataclasses import fields, replace
+
+    recommended = metadata.get("inference") if isinstance(metadata, dict) else None
+    names = {f.name for f in fields(InferenceSettings)}
+    changes = {k: v for k, v in (recommended or {}).items() if k in names} if isinstance(recommended, dict) else {}
+    return replace(base or InferenceSettings(), **changes)
+
+
 class Segmenter:
     """A QMRA model on a device, with inference settings; :meth:`start` opens a video.
 
     ``Segmenter()`` uses the weights that ship with qmra; until they exist it uses random weights,
-    warns, and sets ``random_weights``.
+    warns, and sets ``random_weights``. Without ``settings``, the weights' recommended settings apply
+    (their ``"inference"`` metadata; see :func:`recommended_settings`).
     """
 
     def __init__(self, model: QMRA | None = None, device: str | torch.device = "cpu",
@@ -61,7 +74,7 @@ class Segmenter:
                 warnings.warn("qmra has no trained weights yet: using RANDOM weights, masks will be meaningless", stacklevel=2)
                 model = random_model()
                 self.random_weights = True
-        self.settings = settings or InferenceSettings()
+        self.settings = settings or recommended_settings(self.metadata)
         model = model.to(self.device).eval()
         if self.settings.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -74,7 +87,7 @@ class Segmenter:
         """Load a qmra checkpoint (``.safetensors`` with its config); wrong files raise :class:`WeightsError`."""
         resolve_device(device)
         model, metadata = load_model(path)
-        segmenter = cls(model, device, settings, progress)
+        segmenter = cls(model, device, settings or recommended_settings(metadata), progress)
         segmenter.metadata = metadata
         return segmenter
 
