@@ -48,10 +48,11 @@ def recommended_settings(metadata: dict, base: InferenceSettings | None = None) 
     that scale best."""
     from dataclasses import fields, replace
 
-    recommended = metadata.get("inference") if isinstance(metadata, dict) else None
+    recommended = metadata.get("inference")
+    if not isinstance(recommended, dict):
+        recommended = {}
     names = {f.name for f in fields(InferenceSettings)}
-    changes = {k: v for k, v in (recommended or {}).items() if k in names} if isinstance(recommended, dict) else {}
-    return replace(base or InferenceSettings(), **changes)
+    return replace(base or InferenceSettings(), **{k: v for k, v in recommended.items() if k in names})
 
 
 class Segmenter:
