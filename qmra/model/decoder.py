@@ -22,7 +22,8 @@ class ResidualBlock(nn.Module):
 class Refine(nn.Module):
     """Merge a skip feature with the upsampled coarser decoder state (RGMP's refinement module).
 
-    skip: B×Cs×h×w, coarse: B×C×h/2×w/2 → B×C×h×w.
+    skip: B×Cs×h×w or 1×Cs×h×w, coarse: B×C×h/2×w/2 → B×C×h×w. A batch-1 skip (a query frame
+    shared by B objects) goes through the skip path once and is broadcast over the objects.
     """
 
     def __init__(self, skip_channels: int, channels: int) -> None:
@@ -38,7 +39,8 @@ class Refine(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Aggregated feature B×Cin×h×w (stride 16) + skips r3 (stride 8), r2 (stride 4) → logits B×2×16h×16w.
+    """Aggregated feature B×Cin×h×w (stride 16) + skips r3 (stride 8), r2 (stride 4), each of batch B or
+    1 (shared) → logits B×2×16h×16w.
 
     3×3 conv Cin→C and a residual block; Refine with r3; Refine with r2; 3×3 conv to 2 classes
     (background, object); bilinear ×4 to the (padded) input size.
@@ -53,10 +55,8 @@ class Decoder(nn.Module):
         self.predict = nn.Conv2d(channels, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor, r3: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-        # Skips may come from a query frame shared by all objects (batch 1): broadcast them.
-        r3 = r3.expand(batch, -1, -1, -1)
-        r2 = r2.expand(batch, -1, -1, -1)
+        # Skips may come from a query frame shared by all objects (batch 1): Refine broadcasts them
+        # after its skip path, which therefore runs once per frame rather than once per object.
         m4 = self.input_block(self.input_conv(x))
         m3 = self.refine_r3(r3, m4)
         m2 = self.refine_r2(r2, m3)
