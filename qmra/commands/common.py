@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from qmra.errors import QmraError
+from qmra.model.qma import ATTENTION_KERNELS
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -36,6 +37,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (default fp32, the reference)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC convolutions (pays on GPUs)")
     parser.add_argument("--no-pipeline", action="store_true", help="read frames on the main thread")
+    parser.add_argument("--attention", choices=ATTENTION_KERNELS,
+                        help="the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (default: "
+                             "matmul on CPU, sdpa on GPUs)")
 
 
 NATIVE = 0  # --resolution native
@@ -64,4 +68,6 @@ def speed_settings(args: argparse.Namespace, base):
         changes["channels_last"] = True
     if args.no_pipeline:
         changes["pipeline"] = False
+    if args.attention is not None:
+        changes["attention"] = args.attention
     return replace(base, **changes)

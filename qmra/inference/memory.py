@@ -1,86 +1,173 @@
-"""Per-object memory: the paper's schedule (first + every N-th + previous frame) under a size cap."""
+"""Per-object memory: the paper's schedule (first + every N-th + previous frame) under a size cap,
+stored as Memory Read tokens in preallocated buffers.
+
+A :class:`MemorySchedule` decides which frames are held and in which *slot* each one lies; a
+:class:`MemoryBank` holds the keys and values of the objects that share one schedule (the objects
+that started on the same frame) in buffers of B×slots·h·w×C. A frame's keys and values are written
+once, into their slot, when the frame is predicted; reading the memory is a view of the filled
+slots, with nothing stacked, permuted or copied per frame.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
 
 import torch
 
-from qmra.model import KeyValueMaps, Memory, MemoryFrame
+from qmra.model import Memory, MemoryFrame, MemoryTokens
+from qmra.model.qma import KeyValueMaps
+
+#: Slots a bank starts with (at most the cap); it doubles when full, up to the cap.
+INITIAL_SLOTS = 4
 
 
-class ObjectMemory:
-    """The memory frames of one object: keys and values (batch 1) of each stored frame.
+def frames_to_full_memory(mem_every: int, capacity: int) -> int:
+    """How many frames an object started on the first one needs before its memory holds all it
+    ever will: ``capacity`` frames (first, ``capacity - 2`` extras, previous), or first + previous
+    without extra frames."""
+    if mem_every <= 0:
+        return 2
+    return mem_every * (capacity - 2) + 2
 
-    Each entry is computed once, when its frame is predicted, and never recomputed.
+
+class MemorySchedule:
+    """Which frames an object's memory holds, and the slot of each.
+
+    The object's first frame always stays (slot 0); every ``mem_every``-th frame since the first
+    joins as an extra frame; the last predicted frame is the previous frame. Beyond ``capacity``
+    frames the oldest extra goes. A frame's slot is reused when the frame leaves, so the held frames
+    always occupy slots 0..n-1.
     """
 
-    def __init__(self, first_frame: int, entry: MemoryFrame, mem_every: int, capacity: int) -> None:
+    def __init__(self, first_frame: int, mem_every: int, capacity: int) -> None:
+        if capacity < 2:
+            raise ValueError(f"capacity must be >= 2 (first + previous frame), got {capacity}")
         self.first_frame = first_frame
-        self.first = entry
         self.mem_every = mem_every
         self.capacity = capacity
-        self.extras: OrderedDict[int, MemoryFrame] = OrderedDict()
-        self.previous: tuple[int, MemoryFrame] | None = None
+        self.extras: OrderedDict[int, None] = OrderedDict()
+        self.previous: int | None = None
+        self.slots: dict[int, int] = {first_frame: 0}
 
-    def add(self, frame: int, entry: MemoryFrame) -> None:
-        """Store the entry of a just-predicted frame: it becomes the previous frame, and an extra
-        frame when it falls on the schedule; drop the oldest extras beyond the cap."""
-        if frame <= self.first_frame:
-            raise ValueError(f"frame {frame} is not after the object's first frame {self.first_frame}")
+    def add(self, frame: int) -> int:
+        """A just-predicted frame joins as the previous frame (and an extra one on the schedule);
+        returns the slot its keys and values go to."""
+        if frame <= self.first_frame or (self.previous is not None and frame <= self.previous):
+            raise ValueError(f"frame {frame} is not after the frames already in memory")
         if self.mem_every > 0 and (frame - self.first_frame) % self.mem_every == 0:
-            self.extras[frame] = entry
-        self.previous = (frame, entry)
-        while self.num_frames > self.capacity and self.extras:
+            self.extras[frame] = None
+        self.previous = frame
+        while len(self._held()) > self.capacity and self.extras:
             self.extras.popitem(last=False)
+        held = set(self._held())
+        freed = sorted(slot for held_frame, slot in self.slots.items() if held_frame not in held)
+        # One frame joins per call, so at most one leaves (the old previous frame or the oldest extra).
+        assert len(freed) <= 1, f"memory schedule freed {len(freed)} slots at once"
+        self.slots = {f: slot for f, slot in self.slots.items() if f in held}
+        slot = freed[0] if freed else len(self.slots)
+        self.slots[frame] = slot
+        return slot
+
+    def _held(self) -> list[int]:
+        frames = [self.first_frame, *self.extras]
+        if self.previous is not None and self.previous not in self.extras:
+            frames.append(self.previous)
+        return frames
 
     @property
     def frame_indices(self) -> list[int]:
-        """Which video frames are in memory, in the order :meth:`entries` gives them."""
-        indices = [self.first_frame, *self.extras]
-        if self.previous is not None and self.previous[0] not in self.extras:
-            indices.append(self.previous[0])
-        return indices
+        """The video frames held, in time order."""
+        return self._held()
 
     @property
     def num_frames(self) -> int:
-        return len(self.frame_indices)
+        return len(self.slots)
 
-    def entries(self) -> list[MemoryFrame]:
-        entries = [self.first, *self.extras.values()]
-        if self.previous is not None and self.previous[0] not in self.extras:
-            entries.append(self.previous[1])
-        return entries
+
+class MemoryBank:
+    """Memory of B objects that share a :class:`MemorySchedule`, in token buffers B×slots·h·w×C.
+
+    Created from the batched entry (B×C×h×w keys and values) of the objects' first frame. The
+    buffers start with :data:`INITIAL_SLOTS` slots and double when full, up to the cap, so a long
+    video allocates ``capacity`` slots once and nothing more.
+    """
+
+    def __init__(self, object_ids: list[int], first_frame: int, entry: MemoryFrame, mem_every: int, capacity: int) -> None:
+        if entry.track.value.shape[0] != len(object_ids):
+            raise ValueError(f"{len(object_ids)} objects but a memory entry of batch {entry.track.value.shape[0]}")
+        self.object_ids = list(object_ids)
+        self.schedule = MemorySchedule(first_frame, mem_every, capacity)
+        height, width = entry.track.value.shape[-2:]
+        self.frame_tokens = height * width
+        slots = min(capacity, INITIAL_SLOTS)
+        self._buffers: dict[str, torch.Tensor] = {}
+        for name, maps in _named_maps(entry):
+            self._buffers[name] = maps.new_empty(maps.shape[0], slots * self.frame_tokens, maps.shape[1])
+        self._slots = slots
+        self._write(0, entry)
+
+    @property
+    def num_frames(self) -> int:
+        return self.schedule.num_frames
+
+    @property
+    def frame_indices(self) -> list[int]:
+        return self.schedule.frame_indices
+
+    def add(self, frame: int, entry: MemoryFrame) -> None:
+        """Store the batched entry (B×C×h×w, the bank's objects in order) of a just-predicted frame."""
+        slot = self.schedule.add(frame)
+        if slot >= self._slots:
+            self._grow(min(self.schedule.capacity, max(2 * self._slots, slot + 1)))
+        self._write(slot, entry)
+
+    def memory(self) -> Memory:
+        """The held frames as a :class:`Memory` (views of the filled slots, no copy)."""
+        used = self.num_frames * self.frame_tokens
+
+        def tokens(stage: str) -> MemoryTokens | None:
+            value = self._buffers.get(f"{stage}.value")
+            if value is None:
+                return None
+            key = self._buffers.get(f"{stage}.key")
+            return MemoryTokens(None if key is None else key[:, :used], value[:, :used])
+
+        track = tokens("track")
+        assert track is not None
+        return Memory(track, tokens("segment"), self.frame_tokens)
+
+    def remove(self, object_id: int) -> None:
+        """Forget one object's memory (its row of every buffer)."""
+        row = self.object_ids.index(object_id)
+        keep = [i for i in range(len(self.object_ids)) if i != row]
+        self.object_ids.pop(row)
+        index = torch.tensor(keep, dtype=torch.long, device=next(iter(self._buffers.values())).device)
+        self._buffers = {name: buffer.index_select(0, index) for name, buffer in self._buffers.items()}
 
     def nbytes(self) -> int:
-        total = 0
-        for entry in self.entries():
-            for maps in (entry.track, entry.segment):
-                if maps is not None:
-                    total += sum(t.numel() * t.element_size() for t in maps if t is not None)
-        return total
+        """Bytes the buffers hold (allocated slots, filled or not)."""
+        return sum(buffer.numel() * buffer.element_size() for buffer in self._buffers.values())
+
+    def _write(self, slot: int, entry: MemoryFrame) -> None:
+        span = slice(slot * self.frame_tokens, (slot + 1) * self.frame_tokens)
+        for name, maps in _named_maps(entry):
+            self._buffers[name][:, span] = maps.flatten(2).transpose(1, 2)
+
+    def _grow(self, slots: int) -> None:
+        filled = self._slots * self.frame_tokens
+        for name, buffer in self._buffers.items():
+            grown = buffer.new_empty(buffer.shape[0], slots * self.frame_tokens, buffer.shape[2])
+            grown[:, :filled] = buffer
+            self._buffers[name] = grown
+        self._slots = slots
 
 
-def stack_memories(memories: Sequence[ObjectMemory]) -> Memory:
-    """B objects with the same number T of memory frames → one batched Memory (B×T×C×h×w)."""
-    per_object = [Memory.stack(m.entries()) for m in memories]
-    if len(per_object) == 1:
-        return per_object[0]
-
-    def cat(parts: list[KeyValueMaps]) -> KeyValueMaps:
-        key = None if parts[0].key is None else torch.cat([p.key for p in parts])  # type: ignore[misc]
-        return KeyValueMaps(key, torch.cat([p.value for p in parts]))
-
-    segment = None if per_object[0].segment is None else cat([m.segment for m in per_object])  # type: ignore[misc]
-    return Memory(cat([m.track for m in per_object]), segment)
-
-
-def select(entry: MemoryFrame, index: int) -> MemoryFrame:
-    """Object ``index`` of a batched entry, copied so that it does not keep the whole batch alive."""
-
-    def one(maps: KeyValueMaps) -> KeyValueMaps:
-        key = None if maps.key is None else maps.key[index : index + 1].clone()
-        return KeyValueMaps(key, maps.value[index : index + 1].clone())
-
-    return MemoryFrame(one(entry.track), None if entry.segment is None else one(entry.segment))
+def _named_maps(entry: MemoryFrame) -> list[tuple[str, torch.Tensor]]:
+    """An entry's tensors (B×C×h×w) by buffer name: ``track.key``, ``track.value``, ``segment.*``."""
+    named = []
+    for stage, maps in (("track", entry.track), ("segment", entry.segment)):
+        if isinstance(maps, KeyValueMaps):
+            if maps.key is not None:
+                named.append((f"{stage}.key", maps.key))
+            named.append((f"{stage}.value", maps.value))
+    return named

@@ -17,9 +17,9 @@ from qmra.data.boxes import Box, render_box_map
 from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
-from qmra.inference.memory import ObjectMemory, select, stack_memories
+from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
-from qmra.model import Memory, QMRAOutput
+from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
 from qmra.model.prior import rectangle_prior
 
@@ -115,7 +115,7 @@ class InferenceSession:
         self.source = source
         self.info: FrameInfo = source.info
         self._prompts: dict[int, Prompt] = {}
-        self._memories: dict[int, ObjectMemory] = {}
+        self._banks: list[MemoryBank] = []  # one per group of objects that started on the same frame
         self._current_frame = -1  # the last frame propagate() finished, -1 before it starts
         self._propagating = False
         #: Seconds spent in the model (not reading frames) during the last propagate().
@@ -143,7 +143,7 @@ class InferenceSession:
             raise QmraError(f"object {object_id}: frame {frame} is past the end of the video ({self.info.num_frames} frames)")
         if self._propagating and frame <= self._current_frame:
             raise QmraError(f"object {object_id}: frame {frame} was already segmented; add boxes for later frames only")
-        if object_id in self._memories:
+        if self._bank_of(object_id) is not None:
             raise QmraError(f"object {object_id} is already being tracked; remove it first to give it a new box")
         if isinstance(box, str):
             box = Box.parse(box)
@@ -162,25 +162,33 @@ class InferenceSession:
             known = ", ".join(map(str, self.object_ids)) or "none"
             raise QmraError(f"unknown object id {object_id!r} (known: {known})")
         del self._prompts[object_id]
-        self._memories.pop(object_id, None)
+        bank = self._bank_of(object_id)
+        if bank is not None:
+            bank.remove(object_id)
+            if not bank.object_ids:
+                self._banks.remove(bank)
 
     def reset(self) -> None:
         """Forget every object and all memory; the next :meth:`propagate` starts from frame 0."""
         if self._propagating:
             raise QmraError("cannot reset while propagate() is running; finish or close it first")
         self._prompts.clear()
-        self._memories.clear()
+        self._banks.clear()
         self._current_frame = -1
 
     # ------------------------------------------------------------------ memory introspection
 
     def memory_frames(self, object_id: int) -> list[int]:
         """The frame indices in ``object_id``'s memory now."""
-        memory = self._memories.get(object_id)
-        return [] if memory is None else memory.frame_indices
+        bank = self._bank_of(object_id)
+        return [] if bank is None else bank.frame_indices
 
     def memory_nbytes(self) -> int:
-        return sum(m.nbytes() for m in self._memories.values())
+        """Bytes of the memory buffers (all objects, allocated slots)."""
+        return sum(bank.nbytes() for bank in self._banks)
+
+    def _bank_of(self, object_id: int) -> MemoryBank | None:
+        return next((bank for bank in self._banks if object_id in bank.object_ids), None)
 
     # ------------------------------------------------------------------ propagation
 
@@ -194,7 +202,7 @@ class InferenceSession:
             raise QmraError("propagate() is already running on this session")
         if not self._prompts:
             raise QmraError("no objects: call add_box first")
-        self._memories.clear()
+        self._banks.clear()
         self._current_frame = -1
         self._propagating = True
         self.model_seconds = 0.0
@@ -242,7 +250,7 @@ class InferenceSession:
     def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
         model, config = self.model, self.model.config
         starting = [p for p in self._prompts.values() if p.frame == index]
-        tracked = list(self._memories)  # remove_object drops an object's memory with its prompt
+        tracked = list(self._banks)  # remove_object drops an object's memory with its prompt
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
         if starting or tracked:
@@ -250,23 +258,31 @@ class InferenceSession:
             query_features = model.encode_query(prepared)  # shared by every object of this frame
             if starting:
                 self._start_objects(starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
-            groups: dict[int, list[int]] = defaultdict(list)
-            for object_id in tracked:
-                groups[self._memories[object_id].num_frames].append(object_id)
-            for object_ids in groups.values():
+            # Banks holding equally many frames run as one batch (objects that started on the same
+            # frame share a bank, so usually one bank is one batch and its memory is read in place).
+            groups: dict[int, list[MemoryBank]] = defaultdict(list)
+            for bank in tracked:
+                groups[bank.num_frames].append(bank)
+            for banks in groups.values():
                 with record_function("qmra/memory_read"):
-                    memory = stack_memories([self._memories[i] for i in object_ids])
-                output = model.predict(prepared, padding, memory, query_features=query_features)
+                    memory = Memory.concat_objects([bank.memory() for bank in banks])
+                output = model.predict(prepared, padding, memory, query_features=query_features,
+                                       attention=self.settings.attention)
                 box_maps = self._tracked_box_maps(output)
                 if config.stage2_encoding_is_memory:
                     entry = model.memorize(output.query_encoding)  # fm(frame, predicted box): already computed
                 else:
                     entry = model.memorize(model.encode_memory(prepared, padding.pad(box_maps)))
                 object_probabilities = output.probability()[:, 0]
-                for slot, object_id in enumerate(object_ids):
-                    self._memories[object_id].add(index, select(entry, slot))
-                    probabilities[object_id] = object_probabilities[slot]
-                    boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
+                row = 0
+                for bank in banks:
+                    rows = slice(row, row + len(bank.object_ids))
+                    with record_function("qmra/memory_read"):
+                        bank.add(index, _rows(entry, rows))
+                    for slot, object_id in enumerate(bank.object_ids, start=row):
+                        probabilities[object_id] = object_probabilities[slot]
+                        boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
+                    row = rows.stop
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)
 
@@ -280,11 +296,11 @@ class InferenceSession:
         entry = model.memorize(features)
         reuse = features if model.config.stage2_encoding_is_memory else None
         output = model.predict(prepared, padding, Memory.stack([entry]), query_features=query_features,
-                               query_prior=box_maps, prior_features=reuse)
+                               query_prior=box_maps, prior_features=reuse, attention=self.settings.attention)
         object_probabilities = output.probability()[:, 0]
+        self._banks.append(MemoryBank([p.object_id for p in prompts], prompts[0].frame, entry, self.settings.mem_every,
+                                      self.settings.max_memory_frames))
         for slot, prompt in enumerate(prompts):
-            self._memories[prompt.object_id] = ObjectMemory(prompt.frame, select(entry, slot), self.settings.mem_every,
-                                                            self.settings.max_memory_frames)
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box
 
@@ -321,6 +337,15 @@ class InferenceSession:
             final_boxes[object_id] = _extent_box(host[1 + 2 * slot].numpy(), host[2 + 2 * slot].numpy(), scale)
         maps = ProbabilityMaps(object_ids, merged, own, (height, width))
         return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps)
+
+
+def _rows(entry: MemoryFrame, rows: slice) -> MemoryFrame:
+    """Some objects' part of a batched memory entry (views)."""
+
+    def part(maps: KeyValueMaps) -> KeyValueMaps:
+        return KeyValueMaps(None if maps.key is None else maps.key[rows], maps.value[rows])
+
+    return MemoryFrame(part(entry.track), None if entry.segment is None else part(entry.segment))
 
 
 def _extent_box(rows: np.ndarray, cols: np.ndarray, scale: tuple[float, float]) -> Box | None:

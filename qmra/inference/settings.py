@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qmra.errors import ConfigError
+from qmra.model.qma import ATTENTION_KERNELS
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class InferenceSettings:
     - ``precision``: ``"fp32"`` (the reference) or ``"bf16"`` (autocast; the merge stays fp32).
     - ``channels_last``: run the convolutions in NHWC layout (faster on GPUs with tensor cores).
     - ``pipeline``: decode the next frames on a background thread while the network works.
+    - ``attention``: the Memory Read's kernel: ``"sdpa"`` (PyTorch's fused attention), ``"matmul"``
+      (similarity, softmax, weighted sum, in bounded blocks) or ``"auto"`` (matmul on CPU, where it
+      measured faster, sdpa on GPUs). Same result up to float rounding.
     """
 
     mem_every: int = 10
@@ -31,6 +35,7 @@ class InferenceSettings:
     precision: str = "fp32"
     channels_last: bool = False
     pipeline: bool = True
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:
@@ -41,6 +46,8 @@ class InferenceSettings:
             raise ConfigError(f"resolution must be an integer >= 32 (pixels of the short side), got {self.resolution!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ConfigError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) the network sees for an H×W frame: the short side scaled to ``resolution``

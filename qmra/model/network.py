@@ -26,7 +26,7 @@ from qmra.model.crm import CascadedRefinementModule
 from qmra.model.decoder import Decoder
 from qmra.model.preprocess import STRIDE, Padding, prepare_image
 from qmra.model.prior import mask_prior, rectangle_prior
-from qmra.model.qma import KeyValueMaps, QueryMemoryAggregation
+from qmra.model.qma import KeyValueMaps, MemoryTokens, QueryMemoryAggregation
 from qmra.model.resnet import BackboneFeatures, ResNetTrunk
 from qmra.model.weights import BackboneLoadReport, load_backbone_weights
 
@@ -44,22 +44,37 @@ class MemoryFrame:
 
 @dataclass(frozen=True)
 class Memory:
-    """T memory frames stacked: tensors B×T×C×h×w. The order of the frames does not matter."""
+    """T memory frames of B objects as tokens (:class:`MemoryTokens`, B×T·h·w×C), for both stages.
 
-    track: KeyValueMaps
-    segment: KeyValueMaps | None
+    ``frame_tokens`` is h·w, the positions of one frame. The order of the frames does not matter.
+    """
+
+    track: MemoryTokens
+    segment: MemoryTokens | None
+    frame_tokens: int
 
     @classmethod
     def stack(cls, frames: Sequence[MemoryFrame]) -> "Memory":
+        """T frames' keys and values (B×C×h×w each) → one memory (copies them into token layout)."""
         frames = list(frames)
         if not frames:
             raise ValueError("memory needs at least one frame")
-        segment = None if frames[0].segment is None else KeyValueMaps.stack([f.segment for f in frames])  # type: ignore[misc]
-        return cls(KeyValueMaps.stack([f.track for f in frames]), segment)
+        segment = None if frames[0].segment is None else MemoryTokens.from_frames([f.segment for f in frames])  # type: ignore[misc]
+        h, w = frames[0].track.value.shape[-2:]
+        return cls(MemoryTokens.from_frames([f.track for f in frames]), segment, h * w)
+
+    @classmethod
+    def concat_objects(cls, memories: Sequence["Memory"]) -> "Memory":
+        """Memories of equal T and frame size, B₁, B₂, ... objects → one batch of ΣBᵢ objects."""
+        memories = list(memories)
+        if len(memories) == 1:
+            return memories[0]
+        segment = None if memories[0].segment is None else MemoryTokens.concat([m.segment for m in memories], dim=0)  # type: ignore[misc]
+        return cls(MemoryTokens.concat([m.track for m in memories], dim=0), segment, memories[0].frame_tokens)
 
     @property
     def num_frames(self) -> int:
-        return self.track.value.shape[1]
+        return self.track.value.shape[1] // self.frame_tokens
 
     @property
     def batch_size(self) -> int:
@@ -199,6 +214,7 @@ class QMRA(nn.Module):
         query_features: BackboneFeatures | None = None,
         query_prior: torch.Tensor | None = None,
         prior_features: BackboneFeatures | None = None,
+        attention: str = "auto",
     ) -> QMRAOutput:
         """Predict one query frame for B objects.
 
@@ -207,7 +223,8 @@ class QMRA(nn.Module):
         already computed; query_prior: B×1×H×W to use instead of the stage-1 prediction (the
         user's box on an object's first frame, or the true box in training); prior_features: the
         stage-2 encoder's features of (image, query_prior) if already computed (an object's first
-        frame, whose memory encoding is exactly that). Returns logits at the unpadded size H×W.
+        frame, whose memory encoding is exactly that); attention: the Memory Read's kernel
+        (:func:`qmra.model.qma.memory_read`). Returns logits at the unpadded size H×W.
         """
         config = self.config
         batch = memory.batch_size
@@ -216,7 +233,7 @@ class QMRA(nn.Module):
         if query_features is None:
             query_features = self.encode_query(image)
         with record_function("qmra/memory_read"):
-            track_aggregated = self.track_aggregation(query_features.r4, memory.track)
+            track_aggregated = self.track_aggregation(query_features.r4, memory.track, attention)
         with record_function("qmra/decoders"):
             track_logits = self.track_decoder(track_aggregated, query_features.r3, query_features.r2)
         if not config.two_stage:
@@ -241,7 +258,7 @@ class QMRA(nn.Module):
 
         assert self.segment_aggregation is not None and self.segment_decoder is not None and memory.segment is not None
         with record_function("qmra/memory_read"):
-            segment_aggregated = self.segment_aggregation(segment_features.r4, memory.segment)
+            segment_aggregated = self.segment_aggregation(segment_features.r4, memory.segment, attention)
         with record_function("qmra/decoders"):
             mask_logits = self.segment_decoder(segment_aggregated, segment_features.r3, segment_features.r2)
         refined_logits = None
@@ -273,11 +290,12 @@ class QMRA(nn.Module):
         features = self.encode_memory(prepared, padding.pad(box_maps.flatten(0, 1)))
         flat = self.memorize(features)
 
-        def unflatten(maps: KeyValueMaps) -> KeyValueMaps:
+        def tokens(maps: KeyValueMaps) -> MemoryTokens:
             key = None if maps.key is None else maps.key.unflatten(0, (batch, frames))
-            return KeyValueMaps(key, maps.value.unflatten(0, (batch, frames)))
+            return MemoryTokens.from_maps(key, maps.value.unflatten(0, (batch, frames)))
 
-        return Memory(unflatten(flat.track), None if flat.segment is None else unflatten(flat.segment))
+        h, w = flat.track.value.shape[-2:]
+        return Memory(tokens(flat.track), None if flat.segment is None else tokens(flat.segment), h * w)
 
     def forward(
         self,

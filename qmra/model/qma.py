@@ -11,22 +11,55 @@ from torch import nn
 
 
 class KeyValueMaps(NamedTuple):
-    """Keys and values of one or several frames.
+    """Keys and values of one frame: ``key`` B×Ck×h×w, ``value`` B×Cv×h×w.
 
-    One frame: ``key`` B×Ck×h×w, ``value`` B×Cv×h×w. Stacked memory: B×T×Ck×h×w and B×T×Cv×h×w.
     ``key`` is None for the ``no-qma`` variant, which reads no memory.
     """
 
     key: torch.Tensor | None
     value: torch.Tensor
 
+    def tokens(self) -> "MemoryTokens":
+        """The same keys and values as tokens, B×h·w×C (row-major positions)."""
+
+        def flat(maps: torch.Tensor) -> torch.Tensor:
+            return maps.flatten(2).transpose(1, 2)
+
+        return MemoryTokens(None if self.key is None else flat(self.key), flat(self.value))
+
+
+class MemoryTokens(NamedTuple):
+    """Keys and values of T memory frames as tokens: ``key`` B×N×Ck, ``value`` B×N×Cv, where the
+    N = T·h·w positions run frame by frame, each frame's h·w row-major.
+
+    This is the layout the Memory Read consumes, so inference stores memory frames in it once (in
+    preallocated buffers) instead of stacking and permuting them on every frame.
+    """
+
+    key: torch.Tensor | None
+    value: torch.Tensor
+
     @staticmethod
-    def stack(frames: "list[KeyValueMaps]") -> "KeyValueMaps":
-        """T single-frame maps (B×C×h×w) → one memory (B×T×C×h×w)."""
-        if not frames:
+    def concat(parts: "list[MemoryTokens]", dim: int = 1) -> "MemoryTokens":
+        """Join memories along the positions (``dim=1``: more frames) or the batch (``dim=0``: more objects)."""
+        if not parts:
             raise ValueError("memory needs at least one frame")
-        key = None if frames[0].key is None else torch.stack([f.key for f in frames], dim=1)  # type: ignore[misc]
-        return KeyValueMaps(key, torch.stack([f.value for f in frames], dim=1))
+        key = None if parts[0].key is None else torch.cat([p.key for p in parts], dim=dim)  # type: ignore[misc]
+        return MemoryTokens(key, torch.cat([p.value for p in parts], dim=dim))
+
+    @staticmethod
+    def from_frames(frames: "list[KeyValueMaps]") -> "MemoryTokens":
+        """T single-frame maps (B×C×h×w) → one memory (B×T·h·w×C)."""
+        return MemoryTokens.concat([frame.tokens() for frame in frames])
+
+    @staticmethod
+    def from_maps(key: torch.Tensor | None, value: torch.Tensor) -> "MemoryTokens":
+        """Maps stacked by frame, B×T×C×h×w → tokens B×T·h·w×C."""
+
+        def flat(maps: torch.Tensor) -> torch.Tensor:
+            return maps.permute(0, 1, 3, 4, 2).reshape(maps.shape[0], -1, maps.shape[2])
+
+        return MemoryTokens(None if key is None else flat(key), flat(value))
 
 
 class KeyValueProjection(nn.Module):
@@ -42,22 +75,41 @@ class KeyValueProjection(nn.Module):
         return KeyValueMaps(None if self.key is None else self.key(features), self.value(features))
 
 
-def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor) -> torch.Tensor:
-    """STM's Memory Read (paper, Eq. 6): softmax over all T·h·w memory positions of ``Kq·Km / √Ck``.
+#: The matmul Memory Read splits its queries so that one attention block holds at most this many
+#: scores (64 MiB in fp32): memory stays bounded at any frame size, and the result is unchanged
+#: (each query position's softmax is its own).
+ATTENTION_BLOCK = 1 << 24
+#: How the Memory Read is computed: ``"sdpa"`` (PyTorch's fused scaled_dot_product_attention),
+#: ``"matmul"`` (similarity, softmax, weighted sum, in blocks of query positions) or ``"auto"``
+#: (matmul on CPU, where it measured faster with this project's shapes; sdpa elsewhere).
+ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
 
-    query_key: B×Ck×h×w; memory_key: B×T×Ck×h'×w'; memory_value: B×T×Cv×h'×w' → B×Cv×h×w.
-    A batch-1 query is broadcast over a memory batch of B objects.
+
+def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
+                kernel: str = "auto") -> torch.Tensor:
+    """STM's Memory Read (paper, Eq. 6): softmax over all N = T·h'·w' memory positions of ``Kq·Km / √Ck``.
+
+    query_key: B×Ck×h×w; memory_key: B×N×Ck; memory_value: B×N×Cv (:class:`MemoryTokens`) →
+    B×Cv×h×w. A batch-1 query is broadcast over a memory batch of B objects. The sum over memory
+    positions makes the result independent of the order of memory frames.
     """
-    batch = memory_key.shape[0]
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {kernel!r}")
+    batch, positions, key_channels = memory_key.shape
     _, _, h, w = query_key.shape
-    key_channels = query_key.shape[1]
     value_channels = memory_value.shape[2]
-    # Tokens: query B×hw×Ck, memory B×(T·h'·w')×C. The sum over memory positions makes the result
-    # independent of the order of memory frames.
-    q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)
-    k = memory_key.permute(0, 1, 3, 4, 2).reshape(batch, -1, key_channels)
-    v = memory_value.permute(0, 1, 3, 4, 2).reshape(batch, -1, value_channels)
-    out = F.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(key_channels))
+    scale = 1.0 / math.sqrt(key_channels)
+    q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
+    if kernel == "sdpa" or (kernel == "auto" and query_key.device.type != "cpu"):
+        out = F.scaled_dot_product_attention(q, memory_key, memory_value, scale=scale)
+    else:
+        block = max(1, ATTENTION_BLOCK // max(1, batch * positions))
+        keys_t = memory_key.transpose(1, 2)
+
+        def read(queries: torch.Tensor) -> torch.Tensor:
+            return torch.bmm(torch.softmax(torch.bmm(queries * scale, keys_t), dim=-1), memory_value)
+
+        out = read(q) if h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
     return out.transpose(1, 2).reshape(batch, value_channels, h, w)
 
 
@@ -116,8 +168,9 @@ class QueryMemoryAggregation(nn.Module):
         """Memory-encoder features of one frame B×Cin×h×w → its memory key and value."""
         return self.memory_projection(features)
 
-    def forward(self, query_features: torch.Tensor, memory: KeyValueMaps) -> torch.Tensor:
-        """query_features: B×Cin×h×w (B = 1 is broadcast over the memory batch); memory: B×T×C×h×w.
+    def forward(self, query_features: torch.Tensor, memory: MemoryTokens, kernel: str = "auto") -> torch.Tensor:
+        """query_features: B×Cin×h×w (B = 1 is broadcast over the memory batch); memory: B×T·h·w×C
+        tokens of frames of the query's size; kernel: see :func:`memory_read`.
 
         Returns the aggregated feature Fa, B×2Cv×h×w.
         """
@@ -125,8 +178,10 @@ class QueryMemoryAggregation(nn.Module):
         batch = memory.value.shape[0]
         query_value = query.value.expand(batch, -1, -1, -1)
         if not self.use_memory_read:
-            return torch.cat([query_value, memory.value.mean(dim=1)], dim=1)
-        read = memory_read(query.key, memory.key, memory.value)  # type: ignore[arg-type]
+            h, w = query_value.shape[-2:]
+            averaged = memory.value.unflatten(1, (-1, h * w)).mean(dim=1)  # B×hw×Cv, averaged over the T frames
+            return torch.cat([query_value, averaged.transpose(1, 2).reshape(batch, -1, h, w)], dim=1)
+        read = memory_read(query.key, memory.key, memory.value, kernel)  # type: ignore[arg-type]
         if self.bca is None:
             return torch.cat([query_value, read], dim=1)
         return self.bca(query_value, read)

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qmra.inference import ObjectMemory, soft_aggregate
-from qmra.inference.memory import stack_memories
+from qmra.inference import MemoryBank, soft_aggregate
+from qmra.inference.memory import frames_to_full_memory
 from qmra.model import KeyValueMaps, MemoryFrame
 
 
@@ -22,42 +22,104 @@ def test_soft_aggregation_by_hand():
     assert torch.allclose(soft_aggregate(torch.rand(3, 4, 5)).sum(0), torch.ones(4, 5), atol=1e-6)
 
 
-def _entry(value: float) -> MemoryFrame:
-    maps = KeyValueMaps(torch.full((1, 2, 1, 1), value), torch.full((1, 3, 1, 1), value))
+def _entry(*values: float) -> MemoryFrame:
+    """A batched entry: object b's keys and values are all ``values[b]`` (1×1 frames)."""
+    column = torch.tensor(values, dtype=torch.float32)[:, None, None, None]
+    maps = KeyValueMaps(column.expand(-1, 2, 1, 1).clone(), column.expand(-1, 3, 1, 1).clone())
     return MemoryFrame(maps, maps)
 
 
+def _bank(first_frame: int, mem_every: int, capacity: int, *values: float) -> MemoryBank:
+    return MemoryBank(list(range(1, len(values) + 1)), first_frame, _entry(*values), mem_every, capacity)
+
+
+def _held_values(bank: MemoryBank, row: int = 0) -> list[float]:
+    """The values the bank's memory holds for one object, in time order (each frame's entry = its index)."""
+    return sorted(bank.memory().track.value[row, :, 0].tolist())
+
+
 def test_schedule_first_every_nth_and_previous():
-    memory = ObjectMemory(first_frame=2, entry=_entry(2), mem_every=5, capacity=100)
+    bank = _bank(2, 5, 100, 2)
     for frame in range(3, 20):
-        memory.add(frame, _entry(frame))
-    assert memory.frame_indices == [2, 7, 12, 17, 19]
-    assert [float(e.track.key[0, 0]) for e in memory.entries()] == [2, 7, 12, 17, 19]
-    memory.add(22, _entry(22))  # on the schedule: it is both an extra and the previous frame, stored once
-    assert memory.frame_indices == [2, 7, 12, 17, 22]
+        bank.add(frame, _entry(frame))
+    assert bank.frame_indices == [2, 7, 12, 17, 19]
+    assert _held_values(bank) == [2, 7, 12, 17, 19]
+    bank.add(22, _entry(22))  # on the schedule: it is both an extra and the previous frame, stored once
+    assert bank.frame_indices == [2, 7, 12, 17, 22]
+    assert _held_values(bank) == [2, 7, 12, 17, 22]
 
 
 def test_cap_keeps_the_first_frame_and_drops_the_oldest_extras():
-    memory = ObjectMemory(first_frame=0, entry=_entry(0), mem_every=2, capacity=4)
+    bank = _bank(0, 2, 4, 0)
     for frame in range(1, 50):
-        memory.add(frame, _entry(frame))
-        assert memory.num_frames <= 4
-    assert memory.frame_indices == [0, 46, 48, 49]
-    no_extras = ObjectMemory(0, _entry(0), mem_every=0, capacity=16)
+        bank.add(frame, _entry(frame))
+        assert bank.num_frames <= 4
+        assert _held_values(bank) == bank.frame_indices  # every held frame's slot holds its own entry
+    assert bank.frame_indices == [0, 46, 48, 49]
+    no_extras = _bank(0, 0, 16, 0)
     for frame in range(1, 10):
         no_extras.add(frame, _entry(frame))
-    assert no_extras.frame_indices == [0, 9]
+    assert no_extras.frame_indices == [0, 9] and _held_values(no_extras) == [0, 9]
     with pytest.raises(ValueError):
         no_extras.add(0, _entry(0))
 
 
-def test_objects_with_equal_memory_sizes_stack_into_one_batch():
-    a, b = ObjectMemory(0, _entry(1), 10, 16), ObjectMemory(0, _entry(2), 10, 16)
-    a.add(1, _entry(3))
-    b.add(1, _entry(4))
-    memory = stack_memories([a, b])
-    assert memory.track.key.shape == (2, 2, 2, 1, 1)
-    assert memory.track.value[:, :, 0, 0, 0].tolist() == [[1, 3], [2, 4]]
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 7), st.integers(2, 9), st.integers(1, 80))
+def test_slots_hold_exactly_the_scheduled_frames(mem_every, capacity, frames):
+    """Against the schedule written out plainly: first frame, the last `capacity - 2`... extras, previous."""
+    bank = _bank(3, mem_every, capacity, 3)
+    for frame in range(4, 4 + frames):
+        bank.add(frame, _entry(frame))
+    last = 3 + frames
+    extras = [f for f in range(4, last + 1) if mem_every and (f - 3) % mem_every == 0]
+    kept_extras = extras[-(capacity - 1):] if last in extras else extras[-(capacity - 2):] if capacity > 2 else []
+    expected = sorted({3, *kept_extras, last})
+    assert bank.frame_indices == expected
+    assert _held_values(bank) == expected
+    assert bank.memory().num_frames == len(expected) <= capacity
+    assert bank.nbytes() <= capacity * (2 + 3) * 2 * 4  # never more than the cap's slots
+
+
+@pytest.mark.parametrize("mem_every, capacity", [(10, 16), (1, 4), (3, 2), (0, 16), (5, 3)])
+def test_frames_to_full_memory_is_when_the_bank_stops_growing(mem_every, capacity):
+    needed = frames_to_full_memory(mem_every, capacity)
+    bank = _bank(0, mem_every, capacity, 0)
+    held = [bank.num_frames]
+    for frame in range(1, needed + 3 * max(mem_every, 1)):
+        bank.add(frame, _entry(frame))
+        held.append(bank.num_frames)
+    assert held[needed - 1] == max(held) and held[needed - 2] < max(held)
+
+
+def test_buffers_grow_to_the_cap_and_no_further():
+    bank = _bank(0, 1, 16, 0)
+    sizes = []
+    for frame in range(1, 60):
+        bank.add(frame, _entry(frame))
+        sizes.append(bank.nbytes())
+    per_slot = (2 + 3) * 2 * 4  # keys + values, two stages, fp32, 1×1 frame
+    assert sizes[0] == 4 * per_slot and max(sizes) == sizes[-1] == 16 * per_slot
+    assert sorted(set(sizes)) == [4 * per_slot, 8 * per_slot, 16 * per_slot]
+
+
+def test_memory_read_is_a_view_of_the_buffers():
+    bank = _bank(0, 10, 16, 1, 2)
+    bank.add(1, _entry(3, 4))
+    memory = bank.memory()
+    assert memory.track.key.shape == (2, 2, 2) and memory.num_frames == 2 and memory.batch_size == 2
+    assert memory.track.value[:, :, 0].tolist() == [[1, 3], [2, 4]]
+    assert memory.track.value.untyped_storage().data_ptr() == bank.memory().track.value.untyped_storage().data_ptr()
+
+
+def test_removing_an_object_keeps_the_others():
+    bank = _bank(0, 10, 16, 1, 2, 3)
+    bank.add(1, _entry(4, 5, 6))
+    bank.remove(2)
+    assert bank.object_ids == [1, 3]
+    assert bank.memory().track.value[:, :, 0].tolist() == [[1, 4], [3, 6]]
+    bank.add(2, _entry(7, 8))
+    assert bank.memory().track.value[:, :, 0].tolist() == [[1, 7], [3, 8]]
 
 
 @settings(max_examples=40, deadline=None)

@@ -110,6 +110,27 @@ def test_memory_stays_bounded_on_a_long_video():
     assert max(sizes[20:]) == min(sizes[20:])
 
 
+def test_objects_started_on_different_frames_batch_together_and_equal_one_at_a_time():
+    # No extra frames: both objects hold first + previous frame from their second frame on, so from
+    # frame 3 they run as one batch of two banks (their memories joined), then must still match.
+    video = clip(frames=7, objects=2)
+    late_box = box_from_mask(video.labels(2) == 2)
+    prompts = {1: (video.first_boxes()[1], 0), 2: (late_box, 2)}
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=0))
+    together = segmenter.start(_frames(video))
+    for object_id, (box, frame) in prompts.items():
+        together.add_box(object_id, box, frame=frame)
+    batched = [r for _, r in together.propagate()]
+    assert together.memory_frames(1) == [0, 6] and together.memory_frames(2) == [2, 6]
+    for object_id, (box, frame) in prompts.items():
+        alone = segmenter.start(_frames(video))
+        alone.add_box(object_id, box, frame=frame)
+        for index, result in alone.propagate():
+            if index >= frame:
+                assert np.allclose(result.object_probabilities[object_id],
+                                   batched[index].object_probabilities[object_id], atol=1e-4)
+
+
 def test_batched_objects_equal_one_object_at_a_time():
     video = clip(frames=7, objects=3)
     boxes = video.first_boxes()

@@ -23,7 +23,7 @@ def _labels(segmenter: Segmenter, video) -> list[np.ndarray]:
 def _mean_j(reference: list[np.ndarray], other: list[np.ndarray]) -> float:
     scores = []
     for a, b in zip(reference, other):
-        for object_id in np.unique(a[a > 0]):
+        for object_id in np.union1d(a[a > 0], b[b > 0]):
             union = np.logical_or(a == object_id, b == object_id).sum()
             scores.append(np.logical_and(a == object_id, b == object_id).sum() / union)
     return float(np.mean(scores))
@@ -58,6 +58,17 @@ def test_bf16_autocast_gives_the_reference_masks():
     assert _mean_j(_labels(reference, video), _labels(fast, video)) >= 0.99
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "matmul"])
+def test_memory_read_kernels_give_the_reference_masks(attention):
+    # Memory every other frame: the read covers up to 6 frames by the end.
+    video = clip(frames=10, objects=2, height=96, width=128, seed=3)
+    reference, fast = _segmenter_pair(InferenceSettings(mem_every=2, attention=attention))
+    reference = Segmenter(reference.model, settings=InferenceSettings(mem_every=2))
+    expected = _labels(reference, video)
+    assert sum(int((labels > 0).sum()) for labels in expected) > 0  # something to agree on
+    assert _mean_j(expected, _labels(fast, video)) >= 0.99
+
+
 def test_working_resolution_returns_frame_sized_masks_and_boxes():
     video = clip(frames=5, objects=2, height=96, width=160)
     segmenter = tiny_segmenter(InferenceSettings(resolution=48))
@@ -89,7 +100,7 @@ def test_working_size_keeps_the_aspect_ratio_and_never_upsamples():
     assert InferenceSettings().working_size(480, 854) == (480, 854)
 
 
-@pytest.mark.parametrize("bad", [{"resolution": 8}, {"resolution": 240.0}, {"precision": "fp16"}])
+@pytest.mark.parametrize("bad", [{"resolution": 8}, {"resolution": 240.0}, {"precision": "fp16"}, {"attention": "flash"}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         InferenceSettings(**bad)

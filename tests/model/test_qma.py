@@ -1,9 +1,17 @@
 import math
 
+import pytest
 import torch
 
-from qmra.model import KeyValueMaps, memory_read
-from qmra.model.qma import BidirectionalChannelAggregation, QueryMemoryAggregation
+from qmra.model import KeyValueMaps, MemoryTokens
+from qmra.model import memory_read as read_tokens
+from qmra.model.qma import ATTENTION_KERNELS, BidirectionalChannelAggregation, QueryMemoryAggregation
+
+
+def memory_read(query_key, memory_key, memory_value, kernel="auto"):
+    """The Memory Read on maps stacked by frame (B×T×C×h×w), as the equations write them."""
+    tokens = MemoryTokens.from_maps(memory_key, memory_value)
+    return read_tokens(query_key, tokens.key, tokens.value, kernel)
 
 
 def _reference_read(query_key, memory_key, memory_value):
@@ -17,9 +25,28 @@ def _reference_read(query_key, memory_key, memory_value):
     return torch.einsum("bqm,bvm->bvq", attention, v).reshape(b, -1, h, w)
 
 
-def test_memory_read_matches_equation_6():
+@pytest.mark.parametrize("kernel", ATTENTION_KERNELS)
+def test_memory_read_matches_equation_6(kernel):
     qk, mk, mv = torch.randn(2, 16, 3, 5), torch.randn(2, 4, 16, 3, 5), torch.randn(2, 4, 8, 3, 5)
-    assert torch.allclose(memory_read(qk, mk, mv), _reference_read(qk, mk, mv), atol=1e-5)
+    assert torch.allclose(memory_read(qk, mk, mv, kernel), _reference_read(qk, mk, mv), atol=1e-5)
+
+
+def test_matmul_read_in_blocks_of_queries_equals_one_block(monkeypatch):
+    qk, mk, mv = torch.randn(3, 16, 5, 7), torch.randn(3, 2, 16, 4, 4), torch.randn(3, 2, 8, 4, 4)
+    whole = memory_read(qk, mk, mv, "matmul")
+    monkeypatch.setattr("qmra.model.qma.ATTENTION_BLOCK", 3 * 32 * 4)  # 4 query positions per block: 9 blocks
+    assert torch.allclose(memory_read(qk, mk, mv, "matmul"), whole, atol=1e-6)
+    with pytest.raises(ValueError, match="kernel"):
+        memory_read(qk, mk, mv, "flash")
+
+
+def test_tokens_of_single_frames_equal_tokens_of_stacked_maps():
+    frames = [KeyValueMaps(torch.randn(2, 4, 3, 5), torch.randn(2, 6, 3, 5)) for _ in range(3)]
+    stacked = MemoryTokens.from_maps(torch.stack([f.key for f in frames], 1), torch.stack([f.value for f in frames], 1))
+    joined = MemoryTokens.from_frames(frames)
+    assert joined.key.shape == (2, 3 * 15, 4) and joined.value.shape == (2, 3 * 15, 6)
+    assert torch.equal(joined.key, stacked.key) and torch.equal(joined.value, stacked.value)
+    assert torch.equal(joined.value[1, 15 + 2 * 5 + 4], frames[1].value[1, :, 2, 4])  # frame 1, row 2, column 4
 
 
 def test_memory_read_does_not_depend_on_the_order_of_memory_frames():
@@ -70,8 +97,8 @@ def test_without_qma_query_and_averaged_memory_values_are_concatenated():
     qma = QueryMemoryAggregation(6, 4, 5, 1, use_memory_read=False)
     assert qma.query_projection.key is None and qma.bca is None
     features = torch.randn(1, 6, 2, 3)
-    memory = KeyValueMaps(None, torch.randn(2, 3, 5, 2, 3))
-    out = qma(features, memory)
+    values = torch.randn(2, 3, 5, 2, 3)  # 2 objects, 3 frames
+    out = qma(features, MemoryTokens.from_maps(None, values))
     assert out.shape == (2, 10, 2, 3)
-    assert torch.allclose(out[:, 5:], memory.value.mean(dim=1))
+    assert torch.allclose(out[:, 5:], values.mean(dim=1), atol=1e-6)
     assert torch.allclose(out[0, :5], qma.query_projection.value(features)[0])
