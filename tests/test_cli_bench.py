@@ -23,8 +23,20 @@ def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, 
     assert result["model"]["decoder_channels"] == 16 and result["settings"]["resolution"] == 224
 
 
+def test_bench_warms_up_until_the_memory_is_full_by_default(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1",
+                 "--frames", "1", "--runs", "1", "--no-profile", "--memory-frames", "none", "--json", str(out)])
+    assert code == 0
+    assert "timing: 142 warm-up frames" in capsys.readouterr().out
+    speed = json.loads(out.read_text())["speed"][0]
+    assert speed["memory_frames_held"] == 16 and speed["parts_s"] == {}
+
+
 def test_bench_bad_input_is_one_line(capsys):
     for args, message in ((["--objects", "0"], "--objects takes numbers >= 1"),
+                          (["--warmup", "0"], "--warmup must be at least 1"),
+                          (["--warmup", "lots"], "--warmup takes a number of frames or 'full'"),
                           (["--size", "big"], "size must look like 854x480"),
                           (["--device", "tpu"], "unknown device")):
         assert main(["bench", *args]) == 2

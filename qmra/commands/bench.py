@@ -14,15 +14,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "bench", help="measure frames per second, time per part and memory of the real session",
         description="Runs the real inference session on a synthetic clip (JPEG frames in, PNG masks out) and prints "
-                    "frames per second (median of --runs runs after --warmup frames), the time per frame of each part "
-                    "(from one more, profiled run), one backbone pass and the ratio, and peak memory after each of "
+                    "frames per second (median of --runs consecutive runs of --frames frames, after --warmup frames), the "
+                    "time per frame of each part (from one more, profiled run), one backbone pass and the ratio, and peak memory after each of "
                     "--memory-frames frames. Weights do not change speed: random ones are used unless --weights is given.")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--size", default="854x480", help="WIDTHxHEIGHT of the clip (default 854x480)")
     parser.add_argument("--objects", default="1,3", help="object counts to time, comma-separated (default 1,3)")
     parser.add_argument("--frames", type=int, default=20, help="timed frames per run (default 20)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per object count; the median is reported (default 3)")
-    parser.add_argument("--warmup", type=int, default=2, help="frames before the clock starts in each run (default 2)")
+    parser.add_argument("--warmup", default="full",
+                        help="frames before the clock starts, or 'full' (default): until every object's memory holds "
+                             "all the frames it ever will (142 with the default schedule), so that the timed frames "
+                             "cost what frames of a long video cost")
     parser.add_argument("--backbone", help="override the preset's backbone: resnet18, resnet34 or resnet50")
     parser.add_argument("--decoder-channels", type=int, help="override the preset's decoder width")
     parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint to time instead of the preset's network")
@@ -48,6 +51,19 @@ def _counts(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
+def _warmup(text: str) -> int | None:
+    """``--warmup``: a number of frames (at least 1: the first frame starts the objects), or 'full' → None."""
+    if text.strip().lower() == "full":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise QmraError(f"--warmup takes a number of frames or 'full', got {text!r}") from None
+    if value < 1:
+        raise QmraError("--warmup must be at least 1 (the first frame starts the objects)")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -70,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("frames", "runs"):
         if getattr(args, name) < 1:
             raise QmraError(f"--{name} must be at least 1")
-    if args.warmup < 1:
-        raise QmraError("--warmup must be at least 1 (the first frame starts the objects)")
+    warmup = _warmup(args.warmup)
     settings = speed_settings(args, preset.settings)
     if args.weights:
         model, _ = load_model(args.weights)
@@ -82,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if args.decoder_channels:
             config = replace(config, decoder_channels=args.decoder_channels)
         model = random_model(config)
-    spec = BenchSpec(width=width, height=height, objects=objects, frames=args.frames, runs=args.runs, warmup=args.warmup,
+    spec = BenchSpec(width=width, height=height, objects=objects, frames=args.frames, runs=args.runs, warmup=warmup,
                      profile=not args.no_profile, memory_frames=_counts(args.memory_frames, "--memory-frames"),
                      memory_width=memory_width, memory_height=memory_height)
     config = model.config

@@ -1,9 +1,11 @@
 """What ``qmra bench`` measures: the real session on a synthetic clip, timed, split by part, and
 its memory over a long video.
 
-- Speed: frames per second of whole runs (median of ``runs`` runs, each after ``warmup`` frames),
-  with frames decoded from JPEG files and results written as PNGs, as ``qmra segment`` does.
-- Parts: one more run under :mod:`torch.profiler`, summing the model's labelled ranges
+- Speed: one session per object count; after ``warmup`` frames (by default until the memory is
+  full, so that the Memory Read costs what it costs on long videos), the frames per second of
+  ``runs`` consecutive windows of ``frames`` frames, and their median; frames decoded from JPEG
+  files and results written as PNGs, as ``qmra segment`` does.
+- Parts: one more window under :mod:`torch.profiler`, summing the model's labelled ranges
   (``qmra/encoders``, ``qmra/memory_read``, ``qmra/decoders``, ``qmra/crm``, ``qmra/merge``,
   ``qmra/io``); I/O on the background threads is timed on its own.
 - One backbone pass (``encode_query``) at the same working size, in the same process.
@@ -29,6 +31,7 @@ import torch
 from qmra.data.frames import ArrayFrames, FrameFolder
 from qmra.data.masks import write_palette_png
 from qmra.data.synthetic import SyntheticConfig, SyntheticVideo
+from qmra.inference.memory import frames_to_full_memory
 from qmra.inference.segmenter import Segmenter
 from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA
@@ -47,7 +50,7 @@ class BenchSpec:
     objects: tuple[int, ...] = (1, 3)
     frames: int = 20
     runs: int = 3
-    warmup: int = 2
+    warmup: int | None = None  # None: until the memory is full (see frames_to_full_memory)
     profile: bool = True
     memory_frames: tuple[int, ...] = (100, 2000)
     memory_width: int = 854
@@ -129,21 +132,29 @@ class Bench:
 
     # ------------------------------------------------------------------ speed
 
+    @property
+    def warmup(self) -> int:
+        """Frames before the clock starts: the spec's, or (None) until every object's memory is full."""
+        if self.spec.warmup is not None:
+            return self.spec.warmup
+        return frames_to_full_memory(self.settings.mem_every, self.settings.max_memory_frames)
+
     def speed(self, folder: Path) -> list[SpeedResult]:
         spec = self.spec
-        count = spec.warmup + spec.frames
+        windows = spec.runs + (1 if spec.profile else 0)
+        count = self.warmup + windows * spec.frames
+        self.log(f"timing: {self.warmup} warm-up frames (memory then holds up to {self.settings.max_memory_frames} "
+                 f"frames), then {spec.runs} timed run(s) of {spec.frames} frames" + (" and one profiled" if spec.profile else "")
+                 + f", per object count: {count} frames each")
         video = synthetic_clip(spec.width, spec.height, count, max(spec.objects))
         frames_dir = folder / "frames"
         _write_jpegs(video, frames_dir)
         boxes = list(video.first_boxes().items())
         results = []
         for objects in spec.objects:
-            runs = [self._timed_run(frames_dir, boxes[:objects], folder / "out") for _ in range(spec.runs)]
-            run_fps = [fps for fps, _ in runs]
+            run_fps, parts, held = self._run(frames_dir, boxes[:objects], folder / "out")
             fps = statistics.median(run_fps)
-            result = SpeedResult(objects, fps, run_fps, 1 / fps, memory_frames_held=runs[-1][1])
-            if spec.profile:
-                result.parts_s = self._profiled_run(frames_dir, boxes[:objects])
+            result = SpeedResult(objects, fps, run_fps, 1 / fps, parts_s=parts, memory_frames_held=held)
             result.decode_s, result.write_s = self._io_times(frames_dir, video, folder / "io")
             results.append(result)
             self.log(_speed_line(result))
@@ -155,44 +166,49 @@ class Bench:
             session.add_box(object_id, box)
         return session
 
-    def _timed_run(self, frames_dir: Path, boxes, out_dir: Path) -> tuple[float, int]:
-        """Frames per second after the warm-up frames, reading JPEGs and writing PNGs as ``qmra segment``
-        does, and the most memory frames any object held at the end."""
+    def _run(self, frames_dir: Path, boxes, out_dir: Path) -> tuple[list[float], dict[str, float], int]:
+        """One session over the clip, reading JPEGs and writing PNGs as ``qmra segment`` does: after the
+        warm-up frames, frames per second of each timed run (consecutive windows of ``spec.frames``
+        frames), the seconds per frame of each part in one more, profiled window, and the most
+        memory frames any object held at the end of the timed runs."""
         from qmra.inference.outputs import ResultWriter
 
+        spec = self.spec
         session = self._session(frames_dir, boxes)
-        writer = ResultWriter(out_dir, height=self.spec.height, width=self.spec.width, fps=None, video_name="bench")
-        started = None
+        writer = ResultWriter(out_dir, height=spec.height, width=spec.width, fps=None, video_name="bench")
+        frames = session.propagate()
+        run_fps: list[float] = []
         try:
-            for index, result in session.propagate():
-                writer.write(result)
-                if index + 1 == self.spec.warmup:
-                    writer.flush()
-                    _synchronize(self.device)
-                    started = time.perf_counter()
-            writer.flush()
-            _synchronize(self.device)
+            for _ in range(self.warmup):
+                writer.write(next(frames)[1])
+            for _ in range(spec.runs):
+                writer.flush()
+                _synchronize(self.device)
+                started = time.perf_counter()
+                for _ in range(spec.frames):
+                    writer.write(next(frames)[1])
+                writer.flush()
+                _synchronize(self.device)
+                run_fps.append(spec.frames / (time.perf_counter() - started))
+            held = max(len(session.memory_frames(i)) for i, _ in boxes)
+            parts = self._profiled_window(frames, writer) if spec.profile else {}
         finally:
+            frames.close()
             writer.close()
-        assert started is not None
-        fps = self.spec.frames / (time.perf_counter() - started)
-        return fps, max(len(session.memory_frames(i)) for i, _ in boxes)
+        return run_fps, parts, held
 
-    def _profiled_run(self, frames_dir: Path, boxes) -> dict[str, float]:
-        """Seconds per frame in each labelled part (device time on CUDA), warm-up frames excluded."""
+    def _profiled_window(self, frames: Iterator, writer) -> dict[str, float]:
+        """Seconds per frame in each labelled part over the next ``spec.frames`` frames (device time on CUDA)."""
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
-        session = self._session(frames_dir, boxes)
-        frames = session.propagate()
-        for _ in range(self.spec.warmup):
-            next(frames)
         profiler = profile(activities=activities)
         with _native_stderr_silenced():  # the profiler's C++ side prints start/stop lines there
             profiler.start()
         try:
-            for _ in frames:
-                pass
+            for _ in range(self.spec.frames):
+                writer.write(next(frames)[1])
+            writer.flush()
             _synchronize(self.device)
         finally:
             with _native_stderr_silenced():
