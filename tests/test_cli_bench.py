@@ -28,15 +28,20 @@ def test_bench_warms_up_until_the_memory_is_full_by_default(tmp_path, capsys):
     code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1",
                  "--frames", "1", "--runs", "1", "--no-profile", "--memory-frames", "none", "--json", str(out)])
     assert code == 0
-    assert "timing: 142 warm-up frames" in capsys.readouterr().out
+    assert "timing: 142 warm-up frames (until the memory is full)" in capsys.readouterr().out
     speed = json.loads(out.read_text())["speed"][0]
     assert speed["memory_frames_held"] == 16 and speed["parts_s"] == {}
+    # The schedule is the user's to choose, and the warm-up follows it.
+    assert main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1", "--frames", "1",
+                 "--runs", "1", "--no-profile", "--memory-frames", "none", "--mem-every", "5", "--max-memory-frames", "4"]) == 0
+    assert "timing: 12 warm-up frames" in capsys.readouterr().out
 
 
 def test_bench_bad_input_is_one_line(capsys):
     for args, message in ((["--objects", "0"], "--objects takes numbers >= 1"),
                           (["--warmup", "0"], "--warmup must be at least 1"),
                           (["--warmup", "lots"], "--warmup takes a number of frames or 'full'"),
+                          (["--max-memory-frames", "1"], "max_memory_frames must be an integer >= 2"),
                           (["--size", "big"], "size must look like 854x480"),
                           (["--device", "tpu"], "unknown device")):
         assert main(["bench", *args]) == 2

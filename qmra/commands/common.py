@@ -34,6 +34,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=_resolution, metavar="PIXELS",
                         help="the network sees frames with this short side (masks come back at full size), or "
                              "'native'; default: the preset's, else what the weights recommend")
+    parser.add_argument("--mem-every", type=int, metavar="N", help="every N-th frame joins the memory (0: none; default 10)")
+    parser.add_argument("--max-memory-frames", type=int, metavar="N",
+                        help="memory cap per object, first and previous frame included (default 16)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (default fp32, the reference)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC convolutions (pays on GPUs)")
     parser.add_argument("--no-pipeline", action="store_true", help="read frames on the main thread")
@@ -62,6 +65,10 @@ def speed_settings(args: argparse.Namespace, base):
     changes: dict = {}
     if args.resolution is not None:
         changes["resolution"] = None if args.resolution == NATIVE else args.resolution
+    if args.mem_every is not None:
+        changes["mem_every"] = args.mem_every
+    if args.max_memory_frames is not None:
+        changes["max_memory_frames"] = args.max_memory_frames
     if args.precision is not None:
         changes["precision"] = args.precision
     if args.channels_last:

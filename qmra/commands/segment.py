@@ -42,8 +42,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint (.safetensors); default: the weights qmra ships")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--mem-every", type=int, default=10, metavar="N", help="every N-th frame joins the memory (0: none)")
-    parser.add_argument("--max-memory-frames", type=int, default=16, metavar="N", help="memory cap per object (default 16)")
     add_speed_arguments(parser)
 
 
@@ -51,19 +49,14 @@ def make_segmenter(args: argparse.Namespace, progress: bool):
     import warnings
 
     from qmra.inference import InferenceSettings, Segmenter
-
-    from dataclasses import replace
-
-    from qmra.presets import get_preset
-
     from qmra.inference.segmenter import DEFAULT_WEIGHTS, recommended_settings
     from qmra.model.checkpoint import read_checkpoint_config
+    from qmra.presets import get_preset
 
     base = get_preset(args.preset).settings if args.preset else InferenceSettings()
     weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
     if weights is not None and not args.preset:
         base = recommended_settings(read_checkpoint_config(weights)[1], base)
-    base = replace(base, mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
     settings = speed_settings(args, base)
     if args.weights:
         return Segmenter.from_checkpoint(args.weights, args.device, settings, progress)

@@ -143,9 +143,9 @@ class Bench:
         spec = self.spec
         windows = spec.runs + (1 if spec.profile else 0)
         count = self.warmup + windows * spec.frames
-        self.log(f"timing: {self.warmup} warm-up frames (memory then holds up to {self.settings.max_memory_frames} "
-                 f"frames), then {spec.runs} timed run(s) of {spec.frames} frames" + (" and one profiled" if spec.profile else "")
-                 + f", per object count: {count} frames each")
+        full = " (until the memory is full)" if spec.warmup is None else ""
+        self.log(f"timing: {self.warmup} warm-up frames{full}, then {spec.runs} timed run(s) of {spec.frames} frames"
+                 + (" and one profiled" if spec.profile else "") + f", per object count: {count} frames each")
         video = synthetic_clip(spec.width, spec.height, count, max(spec.objects))
         frames_dir = folder / "frames"
         _write_jpegs(video, frames_dir)
