@@ -188,3 +188,45 @@ def test_device_and_inference_mode():
     session.add_box(1, Box(2, 2, 30, 30))
     for _, _ in session.propagate():
         assert torch.is_grad_enabled()  # inference mode stays inside the library
+
+
+def _scheduled_frames(first: int, last: int, mem_every: int, capacity: int) -> list[int]:
+    """The paper's schedule written out plainly: first frame, the newest extra frames, the last frame."""
+    extras = [f for f in range(first + 1, last + 1) if mem_every and (f - first) % mem_every == 0]
+    room = capacity - 1 if last in extras else capacity - 2
+    return sorted({first, *(extras[-room:] if room > 0 else []), last})
+
+
+def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame():
+    """The reference the memory buffers replace: keep every frame's keys and values, and before each
+    frame stack those the schedule holds. The session (token buffers, slots reused) must agree."""
+    from qmra.data.boxes import render_box_map
+    from qmra.model import Memory
+
+    settings = InferenceSettings(mem_every=2, max_memory_frames=4)
+    segmenter = tiny_segmenter(settings)
+    video = clip(frames=12, objects=1)
+    box = video.first_boxes()[1]
+    session = segmenter.start(_frames(video))
+    session.add_box(1, box)
+    got = [result.object_probabilities[1] for _, result in session.propagate()]
+
+    model = segmenter.model
+    entries = {}
+    with torch.inference_mode():
+        for t in range(video.num_frames):
+            image = torch.from_numpy(video.image(t)).permute(2, 0, 1)[None].float() / 255
+            prepared, padding = model.prepare(image)
+            query = model.encode_query(prepared)
+            if t == 0:
+                box_map = torch.from_numpy(render_box_map(box, (48, 64)))[None, None]
+                features = model.encode_memory(prepared, padding.pad(box_map))
+                entries[0] = model.memorize(features)
+                output = model.predict(prepared, padding, Memory.stack([entries[0]]), query_features=query,
+                                       query_prior=box_map, prior_features=features)
+            else:
+                held = _scheduled_frames(0, t - 1, 2, 4)
+                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]), query_features=query)
+                entries[t] = model.memorize(output.query_encoding)
+            assert np.allclose(got[t], output.probability()[0, 0].numpy(), atol=1e-5), f"frame {t}"
+    assert session.memory_frames(1) == _scheduled_frames(0, 11, 2, 4) == [0, 8, 10, 11]
