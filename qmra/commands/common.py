@@ -43,6 +43,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention", choices=ATTENTION_KERNELS,
                         help="the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (default: "
                              "matmul on CPU, sdpa on GPUs)")
+    parser.add_argument("--no-fold-crm", action="store_true",
+                        help="run the CRM's fusion convolutions and its decoder's first convolution one by one (by "
+                             "default they are composed into one, once per video: same result, less work)")
 
 
 NATIVE = 0  # --resolution native
@@ -77,4 +80,6 @@ def speed_settings(args: argparse.Namespace, base):
         changes["pipeline"] = False
     if args.attention is not None:
         changes["attention"] = args.attention
+    if args.no_fold_crm:
+        changes["fold_crm"] = False
     return replace(base, **changes)

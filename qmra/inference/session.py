@@ -21,6 +21,7 @@ from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
+from qmra.model.crm import FoldedCRMInput
 from qmra.model.prior import rectangle_prior
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class InferenceSession:
         self._propagating = False
         #: Seconds spent in the model (not reading frames) during the last propagate().
         self.model_seconds = 0.0
+        self._folded_crm: FoldedCRMInput | None = None  # made from the weights when propagate() starts
 
     # ------------------------------------------------------------------ prompts
 
@@ -206,6 +208,10 @@ class InferenceSession:
         self._current_frame = -1
         self._propagating = True
         self.model_seconds = 0.0
+        self._folded_crm = None
+        if self.settings.fold_crm and self.model.crm is not None:
+            with torch.inference_mode():
+                self._folded_crm = self.model.crm.fold()
         show = self.segmenter.progress if progress is None else progress
         from tqdm import tqdm
 
@@ -267,7 +273,7 @@ class InferenceSession:
                 with record_function("qmra/memory_read"):
                     memory = Memory.concat_objects([bank.memory() for bank in banks])
                 output = model.predict(prepared, padding, memory, query_features=query_features,
-                                       attention=self.settings.attention)
+                                       attention=self.settings.attention, folded_crm=self._folded_crm)
                 box_maps = self._tracked_box_maps(output)
                 if config.stage2_encoding_is_memory:
                     entry = model.memorize(output.query_encoding)  # fm(frame, predicted box): already computed
@@ -296,7 +302,8 @@ class InferenceSession:
         entry = model.memorize(features)
         reuse = features if model.config.stage2_encoding_is_memory else None
         output = model.predict(prepared, padding, Memory.stack([entry]), query_features=query_features,
-                               query_prior=box_maps, prior_features=reuse, attention=self.settings.attention)
+                               query_prior=box_maps, prior_features=reuse, attention=self.settings.attention,
+                               folded_crm=self._folded_crm)
         object_probabilities = output.probability()[:, 0]
         self._banks.append(MemoryBank([p.object_id for p in prompts], prompts[0].frame, entry, self.settings.mem_every,
                                       self.settings.max_memory_frames))

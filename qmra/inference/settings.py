@@ -27,6 +27,9 @@ class InferenceSettings:
     - ``attention``: the Memory Read's kernel: ``"sdpa"`` (PyTorch's fused attention), ``"matmul"``
       (similarity, softmax, weighted sum, in bounded blocks) or ``"auto"`` (matmul on CPU, where it
       measured faster, sdpa on GPUs). Same result up to float rounding.
+    - ``fold_crm``: compose the CRM's two fusion convolutions and its decoder's first convolution
+      (linear, nothing between them) into one, once per video: the same result up to float
+      rounding, with about a third of their work.
     """
 
     mem_every: int = 10
@@ -36,6 +39,7 @@ class InferenceSettings:
     channels_last: bool = False
     pipeline: bool = True
     attention: str = "auto"
+    fold_crm: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:

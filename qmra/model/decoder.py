@@ -55,9 +55,13 @@ class Decoder(nn.Module):
         self.predict = nn.Conv2d(channels, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor, r3: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.input_conv(x), r3, r2)
+
+    def decode(self, m4: torch.Tensor, r3: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
+        """Everything after ``input_conv``: its output B×C×h×w (stride 16) and the skips → logits."""
         # Skips may come from a query frame shared by all objects (batch 1): Refine broadcasts them
         # after its skip path, which therefore runs once per frame rather than once per object.
-        m4 = self.input_block(self.input_conv(x))
+        m4 = self.input_block(m4)
         m3 = self.refine_r3(r3, m4)
         m2 = self.refine_r2(r2, m3)
         logits = self.predict(F.relu(m2))

@@ -22,7 +22,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from qmra.model.config import ModelConfig
-from qmra.model.crm import CascadedRefinementModule
+from qmra.model.crm import CascadedRefinementModule, FoldedCRMInput
 from qmra.model.decoder import Decoder
 from qmra.model.preprocess import STRIDE, Padding, prepare_image
 from qmra.model.prior import mask_prior, rectangle_prior
@@ -215,6 +215,7 @@ class QMRA(nn.Module):
         query_prior: torch.Tensor | None = None,
         prior_features: BackboneFeatures | None = None,
         attention: str = "auto",
+        folded_crm: FoldedCRMInput | None = None,
     ) -> QMRAOutput:
         """Predict one query frame for B objects.
 
@@ -224,7 +225,8 @@ class QMRA(nn.Module):
         user's box on an object's first frame, or the true box in training); prior_features: the
         stage-2 encoder's features of (image, query_prior) if already computed (an object's first
         frame, whose memory encoding is exactly that); attention: the Memory Read's kernel
-        (:func:`qmra.model.qma.memory_read`). Returns logits at the unpadded size H×W.
+        (:func:`qmra.model.qma.memory_read`); folded_crm: ``self.crm.fold()`` made once for many
+        frames (the same result with less work), or None. Returns logits at the unpadded size H×W.
         """
         config = self.config
         batch = memory.batch_size
@@ -271,6 +273,7 @@ class QMRA(nn.Module):
                     torch.softmax(mask_logits, dim=1)[:, 1:2],
                     segment_features.r3,
                     segment_features.r2,
+                    folded=folded_crm,
                 )
         return QMRAOutput(
             mask_logits=padding.crop(mask_logits),

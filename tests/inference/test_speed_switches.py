@@ -69,6 +69,15 @@ def test_memory_read_kernels_give_the_reference_masks(attention):
     assert _mean_j(expected, _labels(fast, video)) >= 0.99
 
 
+def test_unfolded_crm_gives_the_same_masks():
+    video = clip(frames=8, objects=2, height=96, width=128, seed=3)
+    reference, unfolded = _segmenter_pair(InferenceSettings(fold_crm=False))
+    assert reference.settings.fold_crm  # the default folds
+    expected = _labels(reference, video)
+    assert sum(int((labels > 0).sum()) for labels in expected) > 0
+    assert _mean_j(expected, _labels(unfolded, video)) >= 0.99
+
+
 def test_working_resolution_returns_frame_sized_masks_and_boxes():
     video = clip(frames=5, objects=2, height=96, width=160)
     segmenter = tiny_segmenter(InferenceSettings(resolution=48))

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from qmra.model.crm import CascadedRefinementModule, coordinate_channels
@@ -29,3 +30,26 @@ def test_crm_shapes_and_that_coordinates_change_the_output():
     with torch.no_grad():
         with_coords.feature_fusion.weight[:, -2:] = 0
     assert not torch.allclose(out, with_coords(f1, f2, b, s, r3, r2))
+
+
+@pytest.mark.parametrize("coordinates", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_folded_input_gives_the_same_refined_logits(coordinates, channels_last):
+    # The two fusion convolutions and the decoder's first one are linear with nothing between them;
+    # composed (biases and coordinates as a zero-padded bias map), borders included, they agree.
+    torch.manual_seed(0)
+    crm = CascadedRefinementModule(24, 10, 6, 8, coordinates).eval()
+    inputs = [torch.randn(3, 24, 5, 7), torch.randn(3, 24, 5, 7), torch.rand(3, 1, 80, 112), torch.rand(3, 1, 80, 112),
+              torch.randn(1, 10, 10, 14), torch.randn(3, 6, 20, 28)]
+    if channels_last:
+        crm = crm.to(memory_format=torch.channels_last)
+        inputs = [t.contiguous(memory_format=torch.channels_last) for t in inputs]
+    with torch.no_grad():
+        folded = crm.fold()
+        assert folded.weight.shape == (8, 2 * 24 + 2, 3, 3)
+        assert folded.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        reference = crm(*inputs)
+        assert torch.allclose(crm(*inputs, folded=folded), reference, atol=1e-5)
+        crm.prediction_fusion.bias.add_(1.0)  # a fold is of the weights it was made from
+        assert not torch.allclose(crm(*inputs, folded=folded), crm(*inputs), atol=1e-3)
+        assert torch.allclose(crm(*inputs, folded=crm.fold()), crm(*inputs), atol=1e-5)
