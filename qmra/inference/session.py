@@ -20,8 +20,8 @@ from qmra.errors import BoxError, QmraError
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
-from qmra.model.preprocess import Padding
 from qmra.model.crm import FoldedCRMInput
+from qmra.model.preprocess import Padding
 from qmra.model.prior import rectangle_prior
 
 if TYPE_CHECKING:
