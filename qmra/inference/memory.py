@@ -15,7 +15,6 @@ from collections import OrderedDict
 import torch
 
 from qmra.model import Memory, MemoryFrame, MemoryTokens
-from qmra.model.qma import KeyValueMaps
 
 #: Slots a bank starts with (at most the cap); it doubles when full, up to the cap.
 INITIAL_SLOTS = 4
@@ -101,8 +100,8 @@ class MemoryBank:
         self.frame_tokens = height * width
         slots = min(capacity, INITIAL_SLOTS)
         self._buffers: dict[str, torch.Tensor] = {}
-        for name, maps in _named_maps(entry):
-            self._buffers[name] = maps.new_empty(maps.shape[0], slots * self.frame_tokens, maps.shape[1])
+        for name, tokens in _named_tokens(entry):
+            self._buffers[name] = tokens.new_empty(tokens.shape[0], slots * self.frame_tokens, tokens.shape[2])
         self._slots = slots
         self._write(0, entry)
 
@@ -150,8 +149,8 @@ class MemoryBank:
 
     def _write(self, slot: int, entry: MemoryFrame) -> None:
         span = slice(slot * self.frame_tokens, (slot + 1) * self.frame_tokens)
-        for name, maps in _named_maps(entry):
-            self._buffers[name][:, span] = maps.flatten(2).transpose(1, 2)
+        for name, tokens in _named_tokens(entry):
+            self._buffers[name][:, span] = tokens
 
     def _grow(self, slots: int) -> None:
         filled = self._slots * self.frame_tokens
@@ -162,12 +161,14 @@ class MemoryBank:
         self._slots = slots
 
 
-def _named_maps(entry: MemoryFrame) -> list[tuple[str, torch.Tensor]]:
-    """An entry's tensors (B×C×h×w) by buffer name: ``track.key``, ``track.value``, ``segment.*``."""
+def _named_tokens(entry: MemoryFrame) -> list[tuple[str, torch.Tensor]]:
+    """An entry's keys and values as tokens (B×h·w×C, views) by buffer name: ``track.key``,
+    ``track.value``, ``segment.key``, ``segment.value`` (those the variant has)."""
     named = []
     for stage, maps in (("track", entry.track), ("segment", entry.segment)):
-        if isinstance(maps, KeyValueMaps):
-            if maps.key is not None:
-                named.append((f"{stage}.key", maps.key))
-            named.append((f"{stage}.value", maps.value))
+        if maps is not None:
+            tokens = maps.tokens()
+            if tokens.key is not None:
+                named.append((f"{stage}.key", tokens.key))
+            named.append((f"{stage}.value", tokens.value))
     return named

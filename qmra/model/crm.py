@@ -87,17 +87,15 @@ class CascadedRefinementModule(nn.Module):
         Returns refined logits B×2×16h×16w.
         """
         batch, _, h, w = segment_aggregated.shape
+        predictions = F.adaptive_avg_pool2d(torch.cat([track_probability, mask_probability], dim=1), (h, w))
         if folded is not None:
-            predictions = F.adaptive_avg_pool2d(torch.cat([track_probability, mask_probability], dim=1), (h, w))
             inputs = torch.cat([track_aggregated, segment_aggregated, predictions.to(segment_aggregated.dtype)], dim=1)
-            weight = folded.weight.to(inputs.dtype)
-            first = F.conv2d(inputs, weight, padding=1) + folded.bias_map(h, w).to(inputs.dtype)
+            first = F.conv2d(inputs, folded.weight.to(inputs.dtype), padding=1) + folded.bias_map(h, w).to(inputs.dtype)
             return self.decoder.decode(first, r3, r2)
         parts = [track_aggregated, segment_aggregated]
         if self.coordinates:
             parts.append(coordinate_channels(batch, h, w, segment_aggregated.device, segment_aggregated.dtype))
         fused = self.feature_fusion(torch.cat(parts, dim=1))
-        predictions = F.adaptive_avg_pool2d(torch.cat([track_probability, mask_probability], dim=1), (h, w))
         fused = self.prediction_fusion(torch.cat([fused, predictions], dim=1))
         return self.decoder(fused, r3, r2)
 
