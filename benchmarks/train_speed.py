@@ -38,7 +38,7 @@ def main() -> None:
                 times = []
                 for _ in range(args.steps + 1):
                     start = time.perf_counter()
-                    trainer._train_step(replay)
+                    trainer._train_step(replay, config.lr)
                     times.append(time.perf_counter() - start)
                 median = statistics.median(times[1:])
                 print(f"{backbone:<9} {size}x{size}: {1 / median:.3f} steps/s ({median:.2f} s/step)", flush=True)

@@ -10,7 +10,7 @@ from qmra.commands.common import show_progress
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train QMRA (static and video clips, several GPUs, safe checkpoints)")
     parser.add_argument("--data", action="append", required=True, metavar="SPEC",
-                        help="synthetic[:N] | davis:PATH[:seqs|:-seqs] | davis-static:PATH | composite:PATH | "
+                        help="synthetic[:N] | davis:PATH[:seqs|:-seqs] | davis-static:PATH | composite:PATH | flying:PACK | "
                              "youtube-vos:PATH | images:PATH | coco:ANN.json:IMAGES, each optionally @WEIGHT; repeat to mix")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="last/best checkpoints, metrics.csv, curves.png")
     parser.add_argument("--steps", type=int, default=1000)
@@ -30,6 +30,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="with --train-batchnorm: re-estimate BatchNorm statistics on N whole training videos "
                              "before each validation and checkpoint (0: never)")
     parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="end training after this many seconds (validation and saving not counted); a cosine "
+                             "schedule then decays over the budget")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR where it stopped")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (with torchrun: one GPU per process)")
     parser.add_argument("--lr", type=float, default=1e-5)
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                          lr_schedule=args.lr_schedule, warmup=args.warmup, teacher_forcing=args.teacher_forcing,
                          val_every=args.val_every, save_every=args.save_every, seed=args.seed, workers=args.workers,
                          bf16=not args.no_bf16, val_resolution=args.val_resolution,
-                         bn_calibration_videos=args.bn_calibration_videos)
+                         bn_calibration_videos=args.bn_calibration_videos, time_budget=args.time_budget)
     context = DistributedContext.from_environment(args.device)
     try:
         trainer = Trainer(model_config, config, data, args.out, context, val=val, backbone_weights=args.backbone_weights,

@@ -87,10 +87,13 @@ class _ClipDataset(Dataset):
     def _sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor] | None:
         raise NotImplementedError
 
-    def _finish(self, images: list[torch.Tensor], masks: list[torch.Tensor], rng: np.random.Generator) -> dict[str, torch.Tensor] | None:
-        """Stack frames, check the object is in each, add box maps and colour jitter."""
+    def _finish(self, images: list[torch.Tensor], masks: list[torch.Tensor], rng: np.random.Generator,
+                must_show: Sequence[int] | None = None) -> dict[str, torch.Tensor] | None:
+        """Stack frames, check the object is in each (or in the frames ``must_show`` lists: an object
+        may leave the frame in others), add box maps (empty where it is absent) and colour jitter."""
         settings = self.settings
-        if any(int(m.sum()) < settings.min_object_pixels for m in masks):
+        shown = range(len(masks)) if must_show is None else must_show
+        if any(int(masks[t].sum()) < settings.min_object_pixels for t in shown):
             return None
         h, w = settings.size
         box_maps = []

@@ -49,15 +49,15 @@ def random_tps(points: np.ndarray, magnitude: float, rng: np.random.Generator, g
     return thin_plate_spline(points, control, targets)
 
 
-def _tps_displacement(h: int, w: int, magnitude: float, rng: np.random.Generator, step: int = 8) -> np.ndarray:
-    """A random TPS displacement for an h×w grid (h·w×2), evaluated every ``step`` pixels and
-    interpolated bilinearly: the field is smooth, and the full-resolution solve costs 60× more."""
+def _tps_displacement(h: int, w: int, magnitude: float, rng: np.random.Generator, step: int = 8) -> torch.Tensor:
+    """A random TPS displacement for an h×w grid (h×w×2, output coordinates), evaluated every
+    ``step`` pixels and interpolated bilinearly: the field is smooth, and the full-resolution solve
+    costs 60× more."""
     ch, cw = max(2, h // step + 1), max(2, w // step + 1)
     coarse = np.stack(np.meshgrid(np.linspace(-1, 1, cw), np.linspace(-1, 1, ch)), axis=-1).reshape(-1, 2)
     displacement = (random_tps(coarse, magnitude, rng) - coarse).reshape(1, ch, cw, 2)
-    field = torch.from_numpy(displacement).permute(0, 3, 1, 2)
-    dense = F.interpolate(field, size=(h, w), mode="bilinear", align_corners=True)
-    return dense[0].permute(1, 2, 0).reshape(-1, 2).numpy()
+    field = torch.from_numpy(displacement.astype(np.float32)).permute(0, 3, 1, 2)
+    return F.interpolate(field, size=(h, w), mode="bilinear", align_corners=True)[0].permute(1, 2, 0)
 
 
 @dataclass(frozen=True)
@@ -81,19 +81,21 @@ def sampling_grid(view: View, output_size: tuple[int, int], source_size: tuple[i
     """1×h×w×2 grid for ``grid_sample`` (align_corners=False) that renders ``view`` at ``output_size``."""
     h, w = output_size
     height, width = source_size
-    a = (2 * np.arange(w) + 1) / w - 1
-    b = (2 * np.arange(h) + 1) / h - 1
-    points = np.stack(np.meshgrid(a, b), axis=-1).reshape(-1, 2)
-    if view.tps > 0:
-        points = points + _tps_displacement(h, w, view.tps, rng if rng is not None else np.random.default_rng())
-    if view.flip:
-        points = points * np.array([-1.0, 1.0])
-    local = points * np.array([view.extent[0] / 2, view.extent[1] / 2])
+    # The view is affine in output coordinates (pixel centres in [-1, 1]) → source coordinates in
+    # [-1, 1]; an outer sum evaluates it (5× cheaper than affine_grid's matrix product).
+    fx = (-1.0 if view.flip else 1.0) * view.extent[0] / 2
+    fy = view.extent[1] / 2
     c, s = math.cos(view.angle), math.sin(view.angle)
-    x = view.centre[0] + c * local[:, 0] + s * local[:, 1]
-    y = view.centre[1] - s * local[:, 0] + c * local[:, 1]
-    grid = np.stack([2 * x / width - 1, 2 * y / height - 1], axis=-1).reshape(1, h, w, 2)
-    return torch.from_numpy(grid.astype(np.float32))
+    linear = torch.tensor([[c * fx * 2 / width, s * fy * 2 / width], [-s * fx * 2 / height, c * fy * 2 / height]], dtype=torch.float32)
+    a = (2 * torch.arange(w, dtype=torch.float32) + 1) / w - 1
+    b = (2 * torch.arange(h, dtype=torch.float32) + 1) / h - 1
+    x = (a * linear[0, 0])[None, :] + (b * linear[0, 1] + (2 * view.centre[0] / width - 1))[:, None]
+    y = (a * linear[1, 0])[None, :] + (b * linear[1, 1] + (2 * view.centre[1] / height - 1))[:, None]
+    grid = torch.stack([x, y], dim=-1)[None]
+    if view.tps > 0:
+        displacement = _tps_displacement(h, w, view.tps, rng if rng is not None else np.random.default_rng())
+        grid = grid + (displacement @ linear.T)[None]
+    return grid
 
 
 def warp_image(image: np.ndarray | torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

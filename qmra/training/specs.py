@@ -4,6 +4,7 @@
     davis:PATH[:seq1,seq2 | :-seq1,seq2]   video clips from a DAVIS folder (a list to use, or to hold out)
     davis-static:PATH[:...]            the paper's simulated clips (TPS views) from DAVIS frames
     composite:PATH[:...]               DAVIS objects moved over other DAVIS frames (not in the paper)
+    flying:PACK                        cut-outs flying over photographs (qmra.data.flying; not in the paper)
     youtube-vos:PATH                   video clips from a YouTube-VOS split folder
     images:PATH                        static clips from an image–mask folder (DUTS, HKU-IS, MSRA, ECSSD)
     coco:ANNOTATIONS.json:IMAGES       static clips from COCO instances
@@ -19,10 +20,11 @@ from torch.utils.data import Dataset
 
 from qmra.data import (ClipSettings, CocoInstances, CompositeClipDataset, DavisDataset, ImageMaskFolder, SequenceFrames,
                        StaticClipDataset, SyntheticConfig, SyntheticVideo, VideoClipDataset, YouTubeVOSDataset)
+from qmra.data.flying import FlyingObjectsClipDataset, open_pack
 from qmra.data.sequence import VideoSequence
 from qmra.errors import QmraError
 
-KINDS = ("synthetic", "davis", "davis-static", "composite", "youtube-vos", "images", "coco")
+KINDS = ("synthetic", "davis", "davis-static", "composite", "flying", "youtube-vos", "images", "coco")
 VIRTUAL_LENGTH = 1_000_000_000  # clips are drawn by index; the trainer never exhausts a source
 
 
@@ -101,6 +103,9 @@ class DataSpec:
             if kind == "davis-static":
                 return StaticClipDataset(frames, VIRTUAL_LENGTH, settings, seed)
             return CompositeClipDataset(frames, frames, VIRTUAL_LENGTH, settings, seed)
+        if kind == "flying":
+            objects, backgrounds = open_pack(self.path)  # type: ignore[arg-type]
+            return FlyingObjectsClipDataset(objects, backgrounds, VIRTUAL_LENGTH, settings, seed)
         if kind == "youtube-vos":
             return VideoClipDataset(list(YouTubeVOSDataset(self.path)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]
         if kind == "images":

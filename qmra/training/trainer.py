@@ -56,6 +56,10 @@ class TrainConfig:
     #: checkpoint on this many whole videos of the training data (see qmra.training.batchnorm); 0 = never.
     bn_calibration_videos: int = 8
     bn_calibration_frames: int = 8
+    #: Seconds of training (validation and saving not counted) after which the run ends, as if
+    #: ``steps`` were reached; the learning-rate schedule then runs on elapsed time, so the run
+    #: decays fully within its budget (a resumed run continues on the steps already taken).
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "accumulate", "size", "val_every", "save_every"):
@@ -68,16 +72,22 @@ class TrainConfig:
             raise QmraError(f"--val-resolution must be at least 32 pixels, got {self.val_resolution}")
         if self.size % 16:
             raise QmraError(f"--size must be a multiple of 16, got {self.size}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise QmraError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise QmraError(f"unknown learning-rate schedule {self.lr_schedule!r}; use constant or cosine")
         if not 0 <= self.teacher_forcing <= 1:
             raise QmraError("teacher forcing is a probability in [0, 1]")
 
-    def learning_rate(self, step: int) -> float:
+    def learning_rate(self, step: int, elapsed: float = 0.0) -> float:
+        """The learning rate of ``step``; with a time budget the schedule's progress is the larger of
+        the steps' and the time's (``elapsed`` seconds of training)."""
         if self.warmup and step < self.warmup:
             return self.lr * (step + 1) / self.warmup
         if self.lr_schedule == "cosine":
             progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+            if self.time_budget is not None:
+                progress = max(progress, elapsed / self.time_budget)
             return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return self.lr
 
@@ -110,6 +120,8 @@ class Trainer:
                                 f"this run trains {model_config.backbone} '{model_config.variant}'")
             load_weights_into(self.model, initial.state_dict(), init)
         self.model.to(context.device).train()
+        if context.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every training batch has the same shape
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
         self.step = 0
         self.best_jf = -1.0
@@ -129,6 +141,7 @@ class Trainer:
         sources = [spec.build(settings, config.seed + index) for index, spec in enumerate(self.data)]
         self.clips = MixedClips(sources, [spec.weight for spec in self.data], config.seed)
         self.stop_reason: str | None = None
+        self.elapsed = 0.0  # seconds of training in this process (the time budget's clock)
         self.calibrate_batchnorm = train_batchnorm and config.bn_calibration_videos > 0
         self._calibrated_at = -1
 
@@ -154,19 +167,21 @@ class Trainer:
                    dynamic_ncols=True)
         last_time, last_step = time.perf_counter(), self.step
         try:
-            while self.step < config.steps and not self._agreed_stop():
-                parts = self._train_step(batches)
+            while self.step < config.steps and not self._out_of_time() and not self._agreed_stop():
+                lr = config.learning_rate(self.step, self.elapsed)
+                parts = self._train_step(batches, lr)
                 self.step += 1
                 now = time.perf_counter()
+                self.elapsed += now - last_time
                 rate = (self.step - last_step) / (now - last_time)
-                row = {"step": self.step, **parts, "lr": config.learning_rate(self.step - 1), "steps_per_s": rate}
+                row = {"step": self.step, **parts, "lr": lr, "steps_per_s": rate}
                 if context.is_main and self.val is not None and self.step % config.val_every == 0:
                     row.update(self._validate())
                 if context.is_main:
                     self._log(row, writer)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()}, refresh=False)
                     bar.update(1)
-                    if self.step % config.save_every == 0 or self.step == config.steps:
+                    if self.step % config.save_every == 0 or self.step == config.steps or self._out_of_time():
                         self._save("last")
                     if "val_jf" in row and row["val_jf"] > self.best_jf:
                         self.best_jf = row["val_jf"]
@@ -176,6 +191,8 @@ class Trainer:
             if self.stop_reason is not None and context.is_main:
                 self._save("last")
                 context.log(f"stopped by {self.stop_reason} at step {self.step}; continue with --resume")
+            elif self._out_of_time() and context.is_main:
+                context.log(f"time budget of {config.time_budget:g} s spent at step {self.step}")
         finally:
             bar.close()
             for s, handler in previous.items():
@@ -185,6 +202,9 @@ class Trainer:
         if context.is_main:
             self._plot()
         return {"step": self.step, "stopped_by": self.stop_reason, "best_jf": self.best_jf}
+
+    def _out_of_time(self) -> bool:
+        return self.config.time_budget is not None and self.elapsed >= self.config.time_budget
 
     def _agreed_stop(self) -> bool:
         """Whether to stop now; with several processes, all stop together if any was signalled."""
@@ -199,11 +219,11 @@ class Trainer:
                 self.stop_reason = "a signal to another process"
         return stop
 
-    def _train_step(self, batches) -> dict[str, float]:
+    def _train_step(self, batches, lr: float) -> dict[str, float]:
         config, device = self.config, self.context.device
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
-            group["lr"] = config.learning_rate(self.step)
+            group["lr"] = lr
         forcing = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
         totals: dict[str, float] = {}
         for micro in range(config.accumulate):

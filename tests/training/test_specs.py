@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from qmra.errors import QmraError
@@ -31,3 +32,21 @@ def test_davis_selection_and_hold_out(davis_root):
     assert len(kept) == 11 and "cows" not in kept and "breakdance" in kept
     with pytest.raises(QmraError, match="unknown sequence"):
         DataSpec.parse(f"davis:{davis_root}:-nope").davis()
+
+
+def test_flying_spec_builds_clips_from_a_pack(tmp_path):
+    from PIL import Image
+
+    from qmra.data import ClipSettings
+
+    (tmp_path / "objects").mkdir()
+    (tmp_path / "backgrounds").mkdir()
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[5:35, 10:30] = (200, 50, 50, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "objects" / "a.png")
+    Image.fromarray(np.full((50, 70, 3), 120, np.uint8)).save(tmp_path / "backgrounds" / "b.jpg")
+    spec = DataSpec.parse(f"flying:{tmp_path}@3")
+    assert (spec.kind, spec.path, spec.weight) == ("flying", str(tmp_path), 3.0)
+    clip = spec.build(ClipSettings(size=(48, 48), min_object_pixels=10), seed=0)[0]
+    assert clip["images"].shape == (3, 3, 48, 48) and clip["masks"][0].sum() >= 10
+    assert spec.videos(0) == []

@@ -54,8 +54,8 @@ def test_sigterm_saves_and_stops_cleanly(tmp_path):
     trainer = _trainer(tmp_path, steps=50, save_every=100)
     step = trainer._train_step
 
-    def step_then_signal(batches):
-        parts = step(batches)
+    def step_then_signal(batches, lr):
+        parts = step(batches, lr)
         if trainer.step == 1:  # during the second step
             signal.raise_signal(signal.SIGTERM)
         return parts
@@ -106,3 +106,16 @@ def test_two_processes_with_gloo(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "last.json").read_text())
     assert record["step"] == 2 and record["world_size"] == 2
+
+
+def test_a_time_budget_ends_the_run_and_decays_the_schedule_over_it(tmp_path):
+    config = TrainConfig(steps=1000, lr=1.0, lr_schedule="cosine", time_budget=100.0)
+    assert config.learning_rate(0, elapsed=0.0) == pytest.approx(1.0)
+    assert config.learning_rate(0, elapsed=50.0) == pytest.approx(0.5)  # half the time: half-way down the cosine
+    assert config.learning_rate(900, elapsed=10.0) < 0.03  # whichever clock is further along
+    trainer = _trainer(tmp_path, steps=1000, save_every=1000, time_budget=0.5)
+    summary = trainer.run()
+    assert 1 <= summary["step"] < 1000 and summary["stopped_by"] is None
+    assert json.loads((tmp_path / "last.json").read_text())["step"] == summary["step"]  # saved when the budget ran out
+    with pytest.raises(QmraError, match="time-budget"):
+        TrainConfig(time_budget=0)

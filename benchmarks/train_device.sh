@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One training run on a lent GPU machine (see README, "Default weights"), made to fit its limits: the
+# data travel as a compact pack (benchmarks/device_pack.py → .device-data/), training runs for a
+# fixed time budget, and the weights come back as fp16 in pieces of at most 15 MiB.
+#
+#   bash benchmarks/train_device.sh                       # on the GPU machine, OUT set by the device tool
+#   DEVICE=cpu BUDGET=20 SIZE=64 BATCH=2 WORKERS=1 OUT=/tmp/out bash benchmarks/train_device.sh   # a dry run here
+#
+# Reassemble here: cat OUT/weights.part-* > weights.safetensors
+set -euo pipefail
+DATA=${DATA:-.device-data}
+DEVICE=${DEVICE:-cuda}
+BUDGET=${BUDGET:-420}          # seconds of training
+SIZE=${SIZE:-384}
+BATCH=${BATCH:-16}
+WORKERS=${WORKERS:-14}
+BACKBONE=${BACKBONE:-resnet18}
+DECODER=${DECODER:-128}
+LR=${LR:-3e-4}
+INIT=${INIT:-}                 # continue from a checkpoint (fp16 weights from an earlier run)
+RUN=${RUN:-runs/device}
+OUT=${OUT:?set OUT to the folder that comes back}
+PYTHON=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+mkdir -p "$OUT"
+{ date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true; nproc;
+  "$PYTHON" -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; } > "$OUT/machine.txt" 2>&1
+if command -v nvidia-smi >/dev/null && [ "$DEVICE" = cuda ]; then
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$OUT/gpu-use.csv" 2>&1 &
+  MONITOR=$!
+fi
+
+"$PYTHON" -m qmra train --device "$DEVICE" --backbone "$BACKBONE" --decoder-channels "$DECODER" --train-batchnorm \
+  --data "flying:$DATA/appearance@5" --data "davis:$DATA/davis@2" --data "davis-static:$DATA/davis@1" \
+  --data "composite:$DATA/davis@1" ${INIT:+--init "$INIT"} \
+  --size "$SIZE" --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup 200 --steps 1000000 \
+  --time-budget "$BUDGET" --save-every 1000 --workers "$WORKERS" --out "$RUN" --quiet 2>&1 | tee "$OUT/train.log"
+
+"$PYTHON" - "$RUN" "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+
+import torch
+
+from qmra.model.checkpoint import load_model, save_checkpoint
+
+run, out = Path(sys.argv[1]), Path(sys.argv[2])
+model, metadata = load_model(run / "last.safetensors")
+record = json.loads((run / "last.json").read_text())
+save_checkpoint(out / "weights.safetensors", model, metadata={"training": record}, dtype=torch.float16)
+EOF
+split -b 15M "$OUT/weights.safetensors" "$OUT/weights.part-"
+rm "$OUT/weights.safetensors"
+[ -n "${MONITOR:-}" ] && kill "$MONITOR" 2>/dev/null || true
+(cd "$RUN" && tar -czf "$OUT/run.tar.gz" $(ls metrics.csv last.json curves.png 2>/dev/null))
+ls -la "$OUT"
