@@ -1,15 +1,16 @@
-"""Score a training run's checkpoint on the held-out DAVIS sequences and ship it as qmra's default weights.
+"""Choose the inference settings of trained weights on validation sequences, score them once on test
+sequences, and ship them as qmra's default weights with their card.
 
-For each working resolution asked for, the checkpoint runs under the box protocol on the held-out
-sequences and is scored with qmra.evaluation (the same code as ``qmra eval``); the two box baselines are
-scored on the same sequences. The (checkpoint, resolution) pair that scores best is written into the weights' metadata
-(``"inference": {"resolution": R}``), so ``Segmenter()``, ``qmra segment`` and ``qmra demo`` use it by
-default. The weights are stored as fp16 safetensors and re-scored after the cast; a JSON card beside
-them records the data, the commands, the held-out sequences and every score.
+Every candidate (checkpoint × working resolution × test-time adaptation) runs under the box protocol
+on the validation sequences, scored by qmra.evaluation (the code of ``qmra eval``); the best mean J&F
+wins. Only that one is then run on the test sequences, once, with the two box baselines beside it.
+The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution and
+adaptation), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
+default; a JSON card beside them records the data, the commands, the split and every score.
 
-    .venv/bin/python -m benchmarks.ship_default_weights --run bench-results/default-davis \\
-        --davis ../shared/data/davis2016 --held-out car-shadow,dog,horsejump-high,kite-surf \\
-        --resolutions 96,128,160,224 --command "bash benchmarks/train_default_weights.sh"
+    .venv/bin/python -m benchmarks.ship_default_weights --checkpoints runs/gpu1/weights.safetensors,runs/gpu2/weights.safetensors \\
+        --davis ../shared/data/davis2016 --validation goat,parkour,scooter-black \\
+        --test car-shadow,dog,horsejump-high,kite-surf --candidates 320:0,320:10,256:10,400:10
 """
 
 from __future__ import annotations
@@ -32,17 +33,28 @@ from qmra.inference.segmenter import DEFAULT_WEIGHTS
 from qmra.model.checkpoint import load_model, save_checkpoint
 
 REPORTED = ("J&F-Mean", "J-Mean", "J-Recall", "F-Mean", "F-Recall", "J-Decay", "F-Decay")
+LOST_J = 0.1  # an object whose J over the last quarter of its frames is below this is lost
 
 
 def score_predictions(davis: DavisDataset, folder: Path) -> dict:
     result = evaluate_davis(davis, folder, processes=1)
     scores = {k: round(float(v), 4) for k, v in result.global_scores().items() if k in REPORTED}
     scores["per_object"] = {name: round(float((j + f) / 2), 4) for name, j, f in result.per_object()}
+    scores["lost"] = result.lost_objects(LOST_J)
     return scores
 
 
-def score_model(model, davis: DavisDataset, resolution: int | None) -> dict:
-    segmenter = Segmenter(model, settings=InferenceSettings(resolution=resolution))
+def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR]`` (resolution a number or 'native') → (label, settings)."""
+    parts = text.split(":")
+    resolution = None if parts[0] == "native" else int(parts[0])
+    steps = int(parts[1]) if len(parts) > 1 else 0
+    lr = float(parts[2]) if len(parts) > 2 else InferenceSettings().adapt_lr
+    return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr)
+
+
+def score_model(model, davis: DavisDataset, settings: InferenceSettings) -> dict:
+    segmenter = Segmenter(model, settings=settings)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         speed = predict_davis(segmenter, davis, folder)
@@ -52,73 +64,75 @@ def score_model(model, davis: DavisDataset, resolution: int | None) -> dict:
     return scores
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="a qmra train RUN_DIR")
-    parser.add_argument("--checkpoints", default="best.safetensors,last.safetensors",
-                        help="the run's checkpoints to try (comma-separated)")
-    parser.add_argument("--davis", required=True)
-    parser.add_argument("--held-out", required=True, help="comma-separated sequences never trained on")
-    parser.add_argument("--resolutions", default="96,128,160,224", help="working short sides to try ('native' allowed)")
-    parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
-    parser.add_argument("--out", default=str(DEFAULT_WEIGHTS))
-    args = parser.parse_args()
-
-    run = Path(args.run)
-    held_out = [s for s in args.held_out.split(",") if s]
-    davis = DavisDataset(args.davis, sequences=held_out)
-    resolutions = [None if r == "native" else int(r) for r in args.resolutions.split(",")]
-
-    trials: dict[str, dict[str, dict]] = {}
-    for checkpoint in [c for c in args.checkpoints.split(",") if c]:
-        model, _ = load_model(run / checkpoint)
-        step = json.loads((run / checkpoint).with_suffix(".json").read_text())["step"]
-        trials[checkpoint] = {"step": step}
-        for resolution in resolutions:
-            scores = score_model(model, davis, resolution)
-            trials[checkpoint][str(resolution or "native")] = scores
-            print(f"{checkpoint} (step {step}) at resolution {resolution or 'native'}: J&F {scores['J&F-Mean']:.3f} "
-                  f"(J {scores['J-Mean']:.3f}, F {scores['F-Mean']:.3f}), {scores['model_fps_cpu']} model FPS on this CPU",
-                  flush=True)
-    chosen, best_key = max(((c, k) for c, t in trials.items() for k in t if k != "step"),
-                           key=lambda pair: trials[pair[0]][pair[1]]["J&F-Mean"])
-    best_resolution = None if best_key == "native" else int(best_key)
-    model, _ = load_model(run / chosen)
-    record = json.loads((run / chosen).with_suffix(".json").read_text())
-
-    baselines = {}
+def baselines(davis: DavisDataset) -> dict:
+    out = {}
     with tempfile.TemporaryDirectory() as folder:
         write_baselines(davis, Path(folder))
         for name in ("still-box", "true-box"):
-            baselines[name] = score_predictions(davis, Path(folder) / name)
+            out[name] = score_predictions(davis, Path(folder) / name)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", required=True, help="comma-separated qmra checkpoints to choose from")
+    parser.add_argument("--davis", required=True)
+    parser.add_argument("--validation", required=True, help="comma-separated sequences that choose")
+    parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
+    parser.add_argument("--candidates", default="320:0,320:10", help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR], comma-separated")
+    parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
+    parser.add_argument("--training-note", default="", help="how the weights were trained, recorded in the card")
+    parser.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    args = parser.parse_args()
+
+    validation = DavisDataset(args.davis, sequences=[s for s in args.validation.split(",") if s])
+    test = DavisDataset(args.davis, sequences=[s for s in args.test.split(",") if s])
+    if set(validation.names) & set(test.names):
+        raise SystemExit("a sequence cannot both choose and report")
+    trials: dict[str, dict[str, dict]] = {}
+    for checkpoint in [c for c in args.checkpoints.split(",") if c]:
+        model, _ = load_model(checkpoint)
+        trials[checkpoint] = {}
+        for text in args.candidates.split(","):
+            label, settings = candidate_settings(text)
+            scores = score_model(model, validation, settings)
+            trials[checkpoint][label] = scores
+            print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} {scores['per_object']} "
+                  f"lost {scores['lost']} ({scores['seconds']} s)", flush=True)
+    chosen, label = max(((c, k) for c, t in trials.items() for k in t), key=lambda pair: trials[pair[0]][pair[1]]["J&F-Mean"])
+    _, settings = candidate_settings(label)
+    recommended = {"resolution": settings.resolution, "adapt_steps": settings.adapt_steps, "adapt_lr": settings.adapt_lr}
+    model, metadata = load_model(chosen)
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, model, metadata={"inference": recommended}, dtype=torch.float16)
+    shipped, _ = load_model(out)
+    test_scores = score_model(shipped, test, settings)  # the one look at the test sequences
+    print(f"chosen {chosen} {label}; test J&F {test_scores['J&F-Mean']:.3f} {test_scores['per_object']} lost {test_scores['lost']}",
+          flush=True)
     card = {
         "name": "qmra default weights",
         "architecture": model.config.to_dict(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": "float16",
         "trained_from": "scratch (no ImageNet weights on the machines this was trained on)",
-        "training": {"step": record.get("step"), "data": record.get("data"), "val": record.get("val"),
-                     "settings": record.get("train"), "best_validation_jf": record.get("best_jf"), "commands": args.command},
-        "held_out_davis2016": held_out,
-        "inference": {"resolution": best_resolution},
-        "shipped_checkpoint": chosen,
-        "scores_by_checkpoint_and_resolution": trials,
-        "box_baselines": baselines,
-        "note": "scores on the held-out DAVIS 2016 sequences under the box protocol (first-frame tight box only), "
-                "computed by qmra.evaluation; the checkpoint and the resolution were chosen on these same sequences",
+        "training": {"record": metadata.get("training"), "note": args.training_note, "commands": args.command},
+        "split_davis2016": {"validation": validation.names, "test": test.names,
+                            "training": "the other sequences of the folder (see the training data specs)"},
+        "inference": recommended,
+        "chosen_checkpoint": chosen,
+        "validation_scores": trials,
+        "validation_box_baselines": baselines(validation),
+        "test_scores": test_scores,
+        "test_box_baselines": baselines(test),
+        "note": "box protocol (first-frame tight box only), scored by qmra.evaluation; the checkpoint, the working "
+                "resolution and the adaptation were chosen on the validation sequences; the test sequences were run once",
     }
-    save_checkpoint(out, model, metadata={"inference": {"resolution": best_resolution}, "card": card}, dtype=torch.float16)
-    shipped, _ = load_model(out)
-    card["fp16_scores"] = score_model(shipped, davis, best_resolution)
-    save_checkpoint(out, model, metadata={"inference": {"resolution": best_resolution}, "card": card}, dtype=torch.float16)
+    save_checkpoint(out, model, metadata={"inference": recommended, "card": card}, dtype=torch.float16)
     with atomic_path(out.with_suffix(".json")) as temporary:
         temporary.write_text(json.dumps(card, indent=2) + "\n")
-    print(f"shipped {out} ({out.stat().st_size / 2**20:.1f} MiB, fp16), resolution {best_key}: held-out J&F "
-          f"{card['fp16_scores']['J&F-Mean']:.3f} after the fp16 cast; still box {baselines['still-box']['J&F-Mean']:.3f}, "
-          f"true box {baselines['true-box']['J&F-Mean']:.3f}")
+    print(f"shipped {out} ({out.stat().st_size / 2**20:.1f} MiB, fp16)")
 
 
 if __name__ == "__main__":

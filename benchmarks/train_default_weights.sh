@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# The runs behind qmra/weights/qmra-default.safetensors, exactly as made on this project's machine
-# (2 CPU cores, no GPU, no ImageNet weights): see the card qmra/weights/qmra-default.json.
+# How qmra/weights/qmra-default.safetensors is made (its card, qmra/weights/qmra-default.json, has
+# every setting and score). Three parts, on two machines:
 #
-#   bash benchmarks/train_default_weights.sh          # DAVIS=../shared/data/davis2016 by default
+#   bash benchmarks/train_default_weights.sh data    # here (CPU): the appearance pack and the device pack
+#   (on a lent GPU, see README "Default weights")    # two runs of benchmarks/train_device.sh
+#   bash benchmarks/train_default_weights.sh ship    # here (CPU): choose settings on validation, test once, ship
 #
-# With a GPU, ImageNet weights and the paper's data, run the paper's recipe instead (README, "Train").
+# The DAVIS 2016 split (README "Results"): test sequences are never trained on and never choose;
+# validation sequences choose the checkpoint, the working resolution and the test-time adaptation.
 set -euo pipefail
 DAVIS=${DAVIS:-../shared/data/davis2016}
-HELD_OUT=car-shadow,dog,horsejump-high,kite-surf   # never trained on; validation and the README's scores
-RUNS=${RUNS:-bench-results}
+TEST=car-shadow,dog,horsejump-high,kite-surf
+VALIDATION=goat,parkour,scooter-black
+TRAIN=breakdance,car-roundabout,cows,dance-twirl,drift-straight,motocross-jump,paragliding-launch,soapbox
+APPEARANCE=${APPEARANCE:-${XDG_CACHE_HOME:-$HOME/.cache}/qmra/appearance}
 
-# 1. Synthetic videos from scratch (resnet18, 64-channel decoders, 96x96 clips, trained BatchNorm).
-.venv/bin/python -m benchmarks.train_synthetic --out "$RUNS/train-synthetic"
-
-# 2. The DAVIS sequences we may train on: real clips, the paper's simulated (static) clips and
-#    composites, plus the synthetic videos, all mixed, from step 1's best checkpoint.
-.venv/bin/qmra train --backbone resnet18 --decoder-channels 64 --train-batchnorm \
-    --data "davis:$DAVIS:-$HELD_OUT@2" --data "davis-static:$DAVIS:-$HELD_OUT" \
-    --data "composite:$DAVIS:-$HELD_OUT" --data synthetic:64 \
-    --init "$RUNS/train-synthetic/best.safetensors" \
-    --val "davis:$DAVIS:$HELD_OUT" --val-resolution 160 --val-every 300 --save-every 100 \
-    --size 128 --batch-size 4 --lr 2e-4 --lr-schedule cosine --warmup 20 --steps 3000 --workers 1 \
-    --out "$RUNS/default-davis"
-
-# 3. Score the best checkpoint on the held-out sequences at several working resolutions, keep the best,
-#    ship it as fp16 with its card.
-.venv/bin/python -m benchmarks.ship_default_weights --run "$RUNS/default-davis" --davis "$DAVIS" \
-    --held-out "$HELD_OUT" --resolutions 96,128,160,224 --command "bash benchmarks/train_default_weights.sh"
+case "${1:-}" in
+  data)
+    # Cut-outs and photographs from Debian packages plus the training sequences' objects and frames.
+    .venv/bin/python -m benchmarks.prepare_appearance --davis "$DAVIS" --train-sequences "$TRAIN" --out "$APPEARANCE"
+    # What travels to the GPU machine (64 MiB with the checkout): WebP cut-outs, smaller JPEGs.
+    .venv/bin/python -m benchmarks.device_pack --appearance "$APPEARANCE" --davis "$DAVIS" --sequences "$TRAIN" \
+        --out .device-data --quality 72 --max-background-side 640 --davis-scale 0.75
+    grep -qx '/.device-data/' .git/info/exclude || echo '/.device-data/' >> .git/info/exclude
+    ;;
+  # On the GPU machine (device tool: carry .device-data; move the old default weights out of the
+  # tree first so that 64 MiB suffice), then reassemble OUT/weights.part-* here:
+  #   BUDGET=450 bash benchmarks/train_device.sh                                             # runs/gpu1
+  #   BUDGET=190 LR=1e-4 INIT=runs/device/last.safetensors RUN=runs/device2 bash benchmarks/train_device.sh   # runs/gpu2
+  ship)
+    .venv/bin/python -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
+        --checkpoints runs/gpu1/weights.safetensors,runs/gpu2/weights.safetensors \
+        --candidates "${CANDIDATES:-320:0,320:10}" \
+        --command "bash benchmarks/train_default_weights.sh data" \
+        --command "BUDGET=450 bash benchmarks/train_device.sh" \
+        --command "BUDGET=190 LR=1e-4 INIT=runs/device/last.safetensors RUN=runs/device2 bash benchmarks/train_device.sh" \
+        --training-note "${NOTE:-}"
+    ;;
+  *)
+    echo "usage: $0 data|ship" >&2
+    exit 2
+    ;;
+esac

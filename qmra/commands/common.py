@@ -43,6 +43,11 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention", choices=ATTENTION_KERNELS,
                         help="the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (default: "
                              "matmul on CPU, sdpa on GPUs)")
+    parser.add_argument("--adapt", type=int, metavar="STEPS",
+                        help="test-time adaptation: fine-tune a copy of the network for STEPS steps on the first frame's "
+                             "boxes before propagating (0: off); default: what the weights recommend, else 0")
+    parser.add_argument("--adapt-lr", type=float, metavar="LR",
+                        help="learning rate of those steps; default: what the weights recommend, else 1e-5")
     parser.add_argument("--no-fold-crm", action="store_true",
                         help="run the CRM's fusion convolutions and its decoder's first convolution one by one (by "
                              "default they are composed into one, once per video: same result, less work)")
@@ -82,4 +87,8 @@ def speed_settings(args: argparse.Namespace, base):
         changes["attention"] = args.attention
     if args.no_fold_crm:
         changes["fold_crm"] = False
+    if args.adapt is not None:
+        changes["adapt_steps"] = args.adapt
+    if args.adapt_lr is not None:
+        changes["adapt_lr"] = args.adapt_lr
     return replace(base, **changes)

@@ -140,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     if not args.quiet:
         outputs = [f"{out_dir}/ (palette PNGs{', per-object PNGs' if args.per_object else ''})"] + [str(p) for p in extra]
+        adapted = session.adaptation
+        adaptation = f" (after adapting to the first frame: {adapted.steps} steps, {adapted.seconds:.1f} s)" if adapted else ""
         print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames at {writer.frames_written / seconds:.2f} "
-              f"frames/s on {segmenter.device}; wrote {', '.join(outputs)}")
+              f"frames/s on {segmenter.device}{adaptation}; wrote {', '.join(outputs)}")
     return 0

@@ -60,6 +60,16 @@ class EvaluationResult:
     def per_object(self) -> list[tuple[str, float, float]]:
         return [(o.name, statistics(o.j)[0], statistics(o.f)[0]) for o in self.objects]
 
+    def lost_objects(self, threshold: float = 0.1) -> list[str]:
+        """Objects whose mean J over the last quarter of their scored frames is below ``threshold``:
+        the tracker lost them and did not find them again."""
+        lost = []
+        for o in self.objects:
+            tail = o.j[-max(1, len(o.j) // 4):]
+            if tail.size and float(tail.mean()) < threshold:
+                lost.append(o.name)
+        return lost
+
     def write_csvs(self, folder: str | Path) -> tuple[Path, Path]:
         """``global_results-val.csv`` and ``per-sequence_results-val.csv`` in the official format."""
         folder = Path(folder)

@@ -17,6 +17,7 @@ from qmra.data.boxes import Box, render_box_map
 from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
+from qmra.inference.adapt import AdaptationReport
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
@@ -122,6 +123,8 @@ class InferenceSession:
         #: Seconds spent in the model (not reading frames) during the last propagate().
         self.model_seconds = 0.0
         self._folded_crm: FoldedCRMInput | None = None  # made from the weights when propagate() starts
+        #: Set when test-time adaptation ran (settings.adapt_steps > 0): its cost and losses.
+        self.adaptation: AdaptationReport | None = None
 
     # ------------------------------------------------------------------ prompts
 
@@ -208,10 +211,9 @@ class InferenceSession:
         self._current_frame = -1
         self._propagating = True
         self.model_seconds = 0.0
-        self._folded_crm = None
-        if self.settings.fold_crm and self.model.crm is not None:
-            with torch.inference_mode():
-                self._folded_crm = self.model.crm.fold()
+        self.model = self.segmenter.model  # an adapted copy from an earlier run is dropped
+        self.adaptation = None
+        self._fold()
         show = self.segmenter.progress if progress is None else progress
         from tqdm import tqdm
 
@@ -236,13 +238,20 @@ class InferenceSession:
             bar.close()
             self._propagating = False
 
+    def _fold(self) -> None:
+        self._folded_crm = None
+        if self.settings.fold_crm and self.model.crm is not None:
+            with torch.inference_mode():
+                self._folded_crm = self.model.crm.fold()
+
     def _step(self, index: int, frame: np.ndarray) -> FrameResult:
         bf16 = self.settings.precision == "bf16"
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             return self._predict_frame(index, frame)
 
-    def _network_input(self, frame: np.ndarray) -> tuple[torch.Tensor, Padding]:
-        """H×W×3 uint8 frame → the prepared 1×3×h'×w' network input at the working size, and its padding."""
+    def _network_input(self, frame: np.ndarray) -> tuple[torch.Tensor, Padding, torch.Tensor]:
+        """H×W×3 uint8 frame → the prepared 1×3×h'×w' network input at the working size, its padding,
+        and the 1×3×h×w RGB image in [0, 1] at the working size."""
         with record_function("qmra/io"):
             image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True).permute(2, 0, 1)[None].float().div_(255)
             size = self.settings.working_size(*frame.shape[:2])
@@ -251,7 +260,7 @@ class InferenceSession:
             prepared, padding = self.model.prepare(image)
             if self.settings.channels_last:
                 prepared = prepared.contiguous(memory_format=torch.channels_last)
-        return prepared, padding
+        return prepared, padding, image
 
     def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
         model, config = self.model, self.model.config
@@ -260,7 +269,10 @@ class InferenceSession:
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
         if starting or tracked:
-            prepared, padding = self._network_input(frame)
+            prepared, padding, image = self._network_input(frame)
+            if starting and self.settings.adapt_steps > 0 and self.adaptation is None and not tracked:
+                self._adapt(starting, prepared, padding, image, frame.shape[:2])
+                model = self.model
             query_features = model.encode_query(prepared)  # shared by every object of this frame
             if starting:
                 self._start_objects(starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
@@ -291,6 +303,28 @@ class InferenceSession:
                     row = rows.stop
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)
+
+    def _adapt(self, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding, image: torch.Tensor,
+               frame_size: tuple[int, int]) -> None:
+        """Fine-tune a copy of the network on this frame's boxes (the first frame with objects only:
+        memories already encoded would not match new weights). Its own first-frame masks inside
+        the boxes are the stage-2 pseudo-labels."""
+        from qmra.inference.adapt import adapt, adapted_copy
+
+        size = (padding.height, padding.width)
+        box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
+        model = self.model
+        features = model.encode_memory(prepared, padding.pad(box_maps))
+        reuse = features if model.config.stage2_encoding_is_memory else None
+        output = model.predict(prepared, padding, Memory.stack([model.memorize(features)]), query_prior=box_maps,
+                               prior_features=reuse, attention=self.settings.attention, folded_crm=self._folded_crm)
+        masks = (output.probability() > 0.5).float() * box_maps
+        with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
+            self.model = adapted_copy(model)  # made outside inference mode, so that it can learn
+            self.adaptation = adapt(self.model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
+                                    self.settings.adapt_lr)
+        self.model.eval()
+        self._fold()
 
     def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes,
                        frame_size: tuple[int, int]) -> None:

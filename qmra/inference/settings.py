@@ -30,6 +30,10 @@ class InferenceSettings:
     - ``fold_crm``: compose the CRM's two fusion convolutions and its decoder's first convolution
       (linear, nothing between them) into one, once per video: the same result up to float
       rounding, with about a third of their work.
+    - ``adapt_steps``: test-time adaptation (:mod:`qmra.inference.adapt`): before propagating, fine-tune
+      a copy of the network for this many steps on augmented views of the first frame with objects,
+      its boxes as exact stage-1 targets. 0 = off.
+    - ``adapt_lr``: Adam's learning rate for those steps.
     """
 
     mem_every: int = 10
@@ -40,6 +44,8 @@ class InferenceSettings:
     pipeline: bool = True
     attention: str = "auto"
     fold_crm: bool = True
+    adapt_steps: int = 0
+    adapt_lr: float = 1e-5
 
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:
@@ -50,6 +56,10 @@ class InferenceSettings:
             raise ConfigError(f"resolution must be an integer >= 32 (pixels of the short side), got {self.resolution!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.adapt_steps, int) or self.adapt_steps < 0:
+            raise ConfigError(f"adapt_steps must be an integer >= 0, got {self.adapt_steps!r}")
+        if not self.adapt_lr > 0:
+            raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
         if self.attention not in ATTENTION_KERNELS:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
 

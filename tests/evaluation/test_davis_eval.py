@@ -83,3 +83,14 @@ def test_greyscale_predictions_of_davis_2016(davis_root, tmp_path):
         Image.fromarray(mask, mode="L").save(tmp_path / "car-shadow" / f"{index:05d}.png")
     result = evaluate_davis(davis, tmp_path, processes=1)
     assert result.global_scores()["J-Mean"] == 1.0 and len(result.objects[0].j) == sequence.num_frames - 2
+
+
+def test_lost_objects_are_those_missing_over_the_last_quarter():
+    import numpy as np
+
+    from qmra.evaluation.davis_eval import EvaluationResult, ObjectScores
+
+    kept = ObjectScores("a", 1, np.array([0.9] * 8), np.array([0.9] * 8))
+    lost = ObjectScores("b", 1, np.array([0.9] * 6 + [0.05, 0.0]), np.array([0.9] * 8))
+    found_again = ObjectScores("c", 1, np.array([0.0] * 6 + [0.5, 0.6]), np.array([0.5] * 8))
+    assert EvaluationResult([kept, lost, found_again]).lost_objects() == ["b_1"]

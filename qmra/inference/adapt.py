@@ -1,0 +1,119 @@
+"""Test-time adaptation: before propagating, fine-tune the network on augmented copies of the frame
+where the user drew the boxes (OSVOS-style, Caelles et al. 2017).
+
+The user's box is exact supervision for stage 1: every augmented view of the frame (a crop window
+of random size and position around the object, possibly mirrored) moves the box with it, so the
+network learns to find *this* object, against *this* background, before it has to. The stage-2 and
+refined masks learn from the network's own first-frame mask inside the box (a pseudo-label), or not
+at all (``mask_weight`` 0).
+
+Clips are built like the paper's simulated training clips: three views of one image, two as memory
+frames with their box maps, one as the query. BatchNorm statistics stay as they are (a batch of a
+few views of one frame would ruin them). The caller's network is never changed: adaptation runs on
+a copy (:func:`adapted_copy`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from qmra.data.boxes import box_from_mask, render_box_map
+from qmra.data.transforms import View, sampling_grid
+from qmra.model import QMRA, QMRALoss
+
+import torch.nn.functional as F
+
+
+#: The views' window side as a fraction of the frame's short side (drawn uniformly).
+WINDOW = (0.6, 1.0)
+
+
+@dataclass(frozen=True)
+class AdaptationReport:
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+
+
+def adapted_copy(model: QMRA) -> QMRA:
+    """A copy of ``model`` to adapt (same device and dtype), leaving ``model`` itself untouched."""
+    return copy.deepcopy(model)
+
+
+def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch.Tensor | None, steps: int, lr: float,
+          crop: int = 256, mask_weight: float = 1.0, seed: int = 0) -> AdaptationReport:
+    """Fine-tune ``model`` in place on views of one frame.
+
+    image: 3×H×W RGB in [0, 1] (the frame at the working size); box_maps: K×1×H×W filled boxes of the
+    K objects starting on it; masks: K×1×H×W pseudo-label masks (or None: stage 1 only); crop: the
+    side of the square views, pixels. Returns the loss before and after, for the record.
+    """
+    import time
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    was_training = model.training
+    frozen = model.batchnorm_frozen
+    model.freeze_batchnorm(True)
+    model.train()
+    loss_fn = QMRALoss()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    device = image.device
+    first = last = float("nan")
+    try:
+        for step in range(steps):
+            batch = [_clip(image, box_maps[k, 0], None if masks is None else masks[k, 0], crop, rng) for k in range(box_maps.shape[0])]
+            images = torch.stack([b[0] for b in batch]).to(device)  # K×3×3×c×c
+            boxes = torch.stack([b[1] for b in batch]).to(device)  # K×3×1×c×c
+            targets = torch.stack([b[2] for b in batch]).to(device)
+            # As in training, stage 2 sometimes gets the true box, so both stages learn from every step.
+            prior = boxes[:, -1] if step % 2 else None
+            output = model(images[:, :-1], boxes[:, :-1], images[:, -1], query_prior=prior)
+            parts = loss_fn(output, targets[:, -1], boxes[:, -1])
+            loss = parts.track if masks is None or mask_weight == 0 else parts.track + mask_weight * (parts.total - parts.track)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            first = value if step == 0 else first
+            last = value
+    finally:
+        model.freeze_batchnorm(frozen)
+        model.train(was_training)
+    return AdaptationReport(steps, time.perf_counter() - started, first, last)
+
+
+def _clip(image: torch.Tensor, box_map: torch.Tensor, mask: torch.Tensor | None, crop: int,
+          rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three views (T×3×c×c images, T×1×c×c box maps, T×1×c×c mask targets) of one object on one frame."""
+    box = box_from_mask(box_map.detach().cpu().numpy() > 0.5)
+    height, width = image.shape[-2:]
+    if box is None:
+        raise ValueError("an object to adapt to needs a box")
+    flip = bool(rng.integers(2))
+    images, boxes, targets = [], [], []
+    for _ in range(3):
+        # A square window of 60–100 % of the frame's short side (the object at about the scale the
+        # network will see it at, with the frame's own background around it), at least 1.3× the
+        # box, the object anywhere inside it.
+        side = max(1.3 * max(box.width, box.height), min(height, width) * rng.uniform(*WINDOW))
+        room = np.maximum(0.0, (side - np.array([box.width, box.height])) / 2)
+        centre = (box.center[0] + rng.uniform(-1, 1) * room[0], box.center[1] + rng.uniform(-1, 1) * room[1])
+        grid = sampling_grid(View(centre, (side, side), 0.0, flip), (crop, crop), (height, width)).to(image.device)
+        view = F.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        moved = F.grid_sample(box_map[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
+        # The view of a box is a box (no rotation): redraw it tight so nearest sampling leaves no ragged edge.
+        tight = box_from_mask(moved[0].cpu().numpy() > 0.5)
+        boxes.append(torch.from_numpy(render_box_map(tight, (crop, crop)))[None])
+        if mask is not None:
+            targets.append(F.grid_sample(mask[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)[0].cpu())
+        else:
+            targets.append(boxes[-1])
+        images.append(view.cpu())
+    return torch.stack(images), torch.stack(boxes), torch.stack(targets)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from qmra.data import render_box_map
+from qmra.errors import ConfigError
+from qmra.inference import InferenceSettings
+from qmra.inference.adapt import adapt, adapted_copy
+from tests.inference.conftest import clip, tiny_segmenter
+
+
+def _first_frame(video):
+    image = torch.from_numpy(video.image(0)).permute(2, 0, 1).float() / 255
+    boxes = video.first_boxes()
+    box_maps = torch.from_numpy(np.stack([render_box_map(boxes[i], image.shape[-2:]) for i in sorted(boxes)]))[:, None]
+    return image, box_maps
+
+
+def test_adaptation_learns_the_boxes_of_the_frame_on_a_copy():
+    segmenter = tiny_segmenter()
+    original = {k: v.clone() for k, v in segmenter.model.state_dict().items()}
+    image, box_maps = _first_frame(clip(frames=1, objects=2, height=64, width=80))
+    model = adapted_copy(segmenter.model)
+    report = adapt(model, image, box_maps, masks=None, steps=40, lr=1e-3, crop=64)
+    assert report.steps == 40 and report.seconds > 0
+    assert report.last_loss < 0.7 * report.first_loss  # stage 1 fits this frame's boxes
+    assert all(torch.equal(v, segmenter.model.state_dict()[k]) for k, v in original.items())  # the caller's model is untouched
+    changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, original[k])]
+    assert any("track_decoder" in k for k in changed)
+    # BatchNorm statistics are not re-estimated from a few views of one frame.
+    assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items() if "running_" in k)
+
+
+def test_a_session_adapts_once_per_propagation_and_changes_the_masks():
+    video = clip(frames=4, objects=2)
+    frames = [video.image(i) for i in range(video.num_frames)]
+    plain = tiny_segmenter()
+    adapting = tiny_segmenter(InferenceSettings(adapt_steps=5, adapt_lr=1e-3))
+    results = {}
+    for name, segmenter in (("plain", plain), ("adapting", adapting)):
+        session = segmenter.start(frames)
+        for object_id, box in video.first_boxes().items():
+            session.add_box(object_id, box)
+        results[name] = [r.object_probabilities[1] for _, r in session.propagate()]
+        if name == "plain":
+            assert session.adaptation is None and session.model is segmenter.model
+        else:
+            assert session.adaptation is not None and session.adaptation.steps == 5
+            assert session.model is not segmenter.model  # an adapted copy; the segmenter's own stays as it was
+    assert not np.allclose(results["plain"][2], results["adapting"][2])
+    assert torch.equal(plain.model.track_decoder.predict.weight, adapting.model.track_decoder.predict.weight)
+
+
+@pytest.mark.parametrize("changes", [{"adapt_steps": -1}, {"adapt_lr": 0.0}])
+def test_bad_adaptation_settings(changes):
+    with pytest.raises(ConfigError):
+        InferenceSettings(**changes)
