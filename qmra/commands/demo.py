@@ -83,14 +83,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _weights_summary(metadata: dict) -> str:
-    """', default weights (held-out DAVIS J&F 0.xxx at 160 px)' from a shipped card, else ''."""
+    """', default weights (held-out DAVIS test J&F 0.xxx at 320 px, adapted 10 steps)' from a shipped card, else ''."""
     card = metadata.get("card")
     if not isinstance(card, dict):
         return ""
-    scores = card.get("fp16_scores") or {}
-    resolution = (card.get("inference") or {}).get("resolution")
-    where = f" at {resolution} px" if resolution else ""
-    score = f" (held-out DAVIS J&F {scores['J&F-Mean']:.3f}{where})" if "J&F-Mean" in scores else ""
+    scores = card.get("test_scores") or {}
+    inference = card.get("inference") or {}
+    where = f" at {inference['resolution']} px" if inference.get("resolution") else ""
+    adapted = f", adapted {inference['adapt_steps']} steps" if inference.get("adapt_steps") else ""
+    score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted})" if "J&F-Mean" in scores else ""
     return f", {card.get('name', 'default weights')}{score}"
 
 
