@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from qmra.data.boxes import box_from_mask
+
 PACKAGES = {
     "tuxpaint-stamps-default": "GPL-2",
     "openclipart-png": "public domain",
@@ -73,13 +75,12 @@ def stable_fraction(text: str) -> float:
 
 def cutout(rgba: np.ndarray, max_side: int = MAX_OBJECT_SIDE, margin: float = 0.05) -> Image.Image | None:
     """Crop an RGBA array to its alpha's box (plus a margin) and shrink it to ``max_side``."""
-    alpha = rgba[..., 3] > 127
-    rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-    if rows.size == 0:
+    box = box_from_mask(rgba[..., 3] > 127)
+    if box is None:
         return None
-    pad_y, pad_x = int((rows[-1] - rows[0]) * margin) + 1, int((cols[-1] - cols[0]) * margin) + 1
-    y0, y1 = max(0, rows[0] - pad_y), min(rgba.shape[0], rows[-1] + 1 + pad_y)
-    x0, x1 = max(0, cols[0] - pad_x), min(rgba.shape[1], cols[-1] + 1 + pad_x)
+    pad_x, pad_y = int(box.width * margin) + 1, int(box.height * margin) + 1
+    y0, y1 = max(0, int(box.y0) - pad_y), min(rgba.shape[0], int(box.y1) + pad_y)
+    x0, x1 = max(0, int(box.x0) - pad_x), min(rgba.shape[1], int(box.x1) + pad_x)
     image = Image.fromarray(np.ascontiguousarray(rgba[y0:y1, x0:x1]), "RGBA")
     image.thumbnail((max_side, max_side), Image.LANCZOS)
     return image
@@ -88,10 +89,10 @@ def cutout(rgba: np.ndarray, max_side: int = MAX_OBJECT_SIDE, margin: float = 0.
 def is_object(rgba: np.ndarray, min_side: int, coverage: tuple[float, float], min_colour_std: float = 0.0) -> bool:
     """Whether the alpha looks like one object: big enough, neither a filled rectangle nor line art."""
     alpha = rgba[..., 3] > 127
-    rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-    if rows.size == 0:
+    box = box_from_mask(alpha)
+    if box is None:
         return False
-    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    height, width = box.height, box.width
     if min(height, width) < min_side or max(height, width) > 12 * min(height, width):
         return False
     fill = alpha.sum() / (height * width)

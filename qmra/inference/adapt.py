@@ -16,17 +16,16 @@ a copy (:func:`adapted_copy`).
 from __future__ import annotations
 
 import copy
-import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from qmra.data.boxes import box_from_mask, render_box_map
 from qmra.data.transforms import View, sampling_grid
 from qmra.model import QMRA, QMRALoss
-
-import torch.nn.functional as F
 
 
 #: The views' window side as a fraction of the frame's short side (drawn uniformly).
@@ -54,8 +53,6 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
     K objects starting on it; masks: K×1×H×W pseudo-label masks (or None: stage 1 only); crop: the
     side of the square views, pixels. Returns the loss before and after, for the record.
     """
-    import time
-
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     was_training = model.training

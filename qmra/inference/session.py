@@ -17,7 +17,7 @@ from qmra.data.boxes import Box, render_box_map
 from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
-from qmra.inference.adapt import AdaptationReport
+from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
@@ -309,15 +309,8 @@ class InferenceSession:
         """Fine-tune a copy of the network on this frame's boxes (the first frame with objects only:
         memories already encoded would not match new weights). Its own first-frame masks inside
         the boxes are the stage-2 pseudo-labels."""
-        from qmra.inference.adapt import adapt, adapted_copy
-
-        size = (padding.height, padding.width)
-        box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
         model = self.model
-        features = model.encode_memory(prepared, padding.pad(box_maps))
-        reuse = features if model.config.stage2_encoding_is_memory else None
-        output = model.predict(prepared, padding, Memory.stack([model.memorize(features)]), query_prior=box_maps,
-                               prior_features=reuse, attention=self.settings.attention, folded_crm=self._folded_crm)
+        box_maps, _, output = self._first_frame(prompts, prepared, padding, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
             self.model = adapted_copy(model)  # made outside inference mode, so that it can learn
@@ -329,6 +322,19 @@ class InferenceSession:
     def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes,
                        frame_size: tuple[int, int]) -> None:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)."""
+        _, entry, output = self._first_frame(prompts, prepared, padding, query_features, frame_size)
+        object_probabilities = output.probability()[:, 0]
+        self._banks.append(MemoryBank([p.object_id for p in prompts], prompts[0].frame, entry, self.settings.mem_every,
+                                      self.settings.max_memory_frames))
+        for slot, prompt in enumerate(prompts):
+            probabilities[prompt.object_id] = object_probabilities[slot]
+            boxes[prompt.object_id] = prompt.box
+
+    def _first_frame(self, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding, query_features,
+                     frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
+        """The objects' box maps (B×1×h×w at the working size), their first memory entry, and the
+        prediction of the frame they start on, given their boxes (the stage-2 encoding of a box *is*
+        its memory encoding, so it is computed once)."""
         model = self.model
         size = (padding.height, padding.width)
         box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
@@ -338,12 +344,7 @@ class InferenceSession:
         output = model.predict(prepared, padding, Memory.stack([entry]), query_features=query_features,
                                query_prior=box_maps, prior_features=reuse, attention=self.settings.attention,
                                folded_crm=self._folded_crm)
-        object_probabilities = output.probability()[:, 0]
-        self._banks.append(MemoryBank([p.object_id for p in prompts], prompts[0].frame, entry, self.settings.mem_every,
-                                      self.settings.max_memory_frames))
-        for slot, prompt in enumerate(prompts):
-            probabilities[prompt.object_id] = object_probabilities[slot]
-            boxes[prompt.object_id] = prompt.box
+        return box_maps, entry, output
 
     def _tracked_box_maps(self, output: QMRAOutput) -> torch.Tensor:
         """B×1×H×W filled boxes of this frame's prediction: the stage-1 box prior where the variant
