@@ -85,3 +85,34 @@ def test_youtube_vos_submission_layout(tmp_path, weights):
     written = sorted(p.name for p in (out / "Annotations" / "v1").glob("*.png"))
     assert written == ["00000.png", "00005.png", "00010.png", "00015.png"]
     assert 2 not in np.unique(read_labels(out / "Annotations" / "v1" / "00005.png"))
+
+
+def test_resume_skips_complete_sequences_and_finishes_a_partial_one(davis, tmp_path, weights, capsys):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run = ["eval", "--davis", str(davis), "--weights", str(weights), "--quiet", "--processes", "1"]
+    assert main([*run, "--out", str(whole)]) == 0
+    assert main([*run, "--out", str(resumed)]) == 0
+    for name in ("00003.png", "00004.png"):  # beta stopped after three frames
+        (resumed / "beta" / name).unlink()
+    kept = {str(p): p.stat().st_ino for p in resumed.rglob("*.png")}
+    capsys.readouterr()
+    assert main([*run, "--out", str(resumed), "--resume"]) == 0
+    assert "skipped 1 sequence(s) already complete in" in capsys.readouterr().out
+    assert {str(p): p.stat().st_ino for p in resumed.rglob("*.png") if str(p) in kept} == kept  # not rewritten
+    for expected in sorted(whole.rglob("*.png")):
+        assert np.array_equal(read_labels(resumed / expected.relative_to(whole)), read_labels(expected)), expected
+    speed = json.loads((resumed / "speed.json").read_text())
+    assert (speed["frames"], speed["sequences"], speed["skipped_sequences"]) == (5, 1, ["alpha"])
+    # Everything complete: nothing runs, the earlier speed record stays.
+    assert main([*run, "--out", str(resumed), "--resume"]) == 0
+    assert json.loads((resumed / "speed.json").read_text()) == speed
+    assert main(["eval", "--davis", str(davis), "--results", str(resumed), "--resume"]) == 2
+    assert "--resume continues a run of qmra: it goes with --out DIR" in capsys.readouterr().err
+
+
+def test_eval_out_is_checked_before_the_weights_load(davis, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    missing_weights = tmp_path / "never-read.safetensors"
+    assert main(["eval", "--davis", str(davis), "--weights", str(missing_weights), "--out", str(tmp_path / "a-file")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"qmra: error: --out {tmp_path / 'a-file'} is a file, not a folder\n"

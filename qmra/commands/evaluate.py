@@ -26,7 +26,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--processes", type=int, default=2, help="scoring processes (default 2)")
     parser.add_argument("--exact-decay", action="store_true",
                         help="do not reproduce the official toolkit's uint8 wrap of decay bins past 256 frames")
-    parser.add_argument("--overwrite", action="store_true", help="replace predictions already in --out")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace predictions already in --out")
+    existing.add_argument("--resume", action="store_true",
+                          help="continue an interrupted --out run (same arguments): complete sequences are skipped, a "
+                               "partial one resumes (its finished frames are recomputed, not rewritten)")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=run)
 
@@ -34,6 +38,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from qmra.commands.segment import make_segmenter
     from qmra.evaluation.davis_eval import evaluate_davis, select_sequences, write_speed
+    from qmra.inference.outputs import check_folder
 
     if args.results and args.out:
         raise QmraError("give --results (score existing predictions) or --out (run qmra first), not both")
@@ -41,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError("give --results DIR to score predictions, or --out DIR to run qmra and score it")
     if args.processes < 1:
         raise QmraError("--processes must be at least 1")
+    if args.resume and not args.out:
+        raise QmraError("--resume continues a run of qmra: it goes with --out DIR")
+    if args.out:
+        check_folder(Path(args.out), "--out")  # before the dataset is read and the weights load
     sequences = [s for s in (args.sequences or "").split(",") if s] or None
     if args.youtube_vos:
         return _youtube_vos(args, sequences)
@@ -50,14 +59,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         results_dir = Path(args.out)
         clashes = [n for n in davis.names if (results_dir / n).is_dir() and any((results_dir / n).glob("*.png"))]
-        if clashes and not args.overwrite:
-            raise QmraError(f"{results_dir / clashes[0]} already holds predictions (use --overwrite to replace them)")
+        if clashes and not (args.overwrite or args.resume):
+            raise QmraError(f"{results_dir / clashes[0]} already holds predictions (use --overwrite to replace them, or "
+                            "--resume to continue)")
         segmenter = make_segmenter(args, show_progress(args.quiet))
         from qmra.evaluation.protocol import predict_davis
 
         print(f"predicting {len(davis)} sequence(s) under the box protocol into {results_dir}/ ...", flush=True)
-        speed = predict_davis(segmenter, davis, results_dir)
-        write_speed(results_dir, speed)
+        speed = predict_davis(segmenter, davis, results_dir, resume=args.resume)
+        _report_skipped(speed.get("skipped_sequences", []), results_dir)
+        if speed["frames"]:
+            write_speed(results_dir, speed)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True):
         result = evaluate_davis(davis, results_dir, processes=args.processes, official_decay=not args.exact_decay)
@@ -78,15 +90,25 @@ def _youtube_vos(args: argparse.Namespace, sequences) -> int:
     from qmra.commands.segment import make_segmenter
     from qmra.data import YouTubeVOSDataset
     from qmra.evaluation.protocol import predict_youtube_vos
+    from qmra.inference.outputs import check_folder
 
     if not args.out:
         raise QmraError("YouTube-VOS has no public validation masks: give --out DIR to write a submission")
     dataset = YouTubeVOSDataset(args.youtube_vos, sequences)
     annotations = Path(args.out) / "Annotations"
-    if annotations.is_dir() and any(annotations.iterdir()) and not args.overwrite:
-        raise QmraError(f"{annotations} already holds predictions (use --overwrite to replace them)")
+    check_folder(annotations, "--out")
+    if annotations.is_dir() and any(annotations.iterdir()) and not (args.overwrite or args.resume):
+        raise QmraError(f"{annotations} already holds predictions (use --overwrite to replace them, or --resume to continue)")
     segmenter = make_segmenter(args, show_progress(args.quiet))
-    speed = predict_youtube_vos(segmenter, dataset, args.out)
-    print(f"wrote {speed['frames']} frames of {speed['videos']} video(s) to {annotations}/ at {speed['model_fps']:.2f} "
-          f"frames/s; zip it for the server: (cd {args.out} && zip -r submission.zip Annotations)")
+    speed = predict_youtube_vos(segmenter, dataset, args.out, resume=args.resume)
+    skipped = f" ({speed['skipped']} complete video(s) skipped)" if speed["skipped"] else ""
+    print(f"wrote {speed['frames']} frames of {speed['videos']} video(s){skipped} to {annotations}/ at "
+          f"{speed['model_fps']:.2f} frames/s; zip it for the server: (cd {args.out} && zip -r submission.zip Annotations)")
     return 0
+
+
+def _report_skipped(skipped: list[str], results_dir: Path) -> None:
+    """Say which sequences --resume found complete (their speed is not measured again)."""
+    if skipped:
+        names = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        print(f"skipped {len(skipped)} sequence(s) already complete in {results_dir}/: {names}", flush=True)

@@ -34,7 +34,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     parser.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
     parser.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
-    parser.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    existing.add_argument("--resume", action="store_true",
+                          help="continue an interrupted run (same arguments): the frames already in OUT are recomputed "
+                               "to rebuild the memory but not rewritten, the rest are written; the overlay and RLE "
+                               "cover every frame")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     parser.set_defaults(handler=run)
 
@@ -110,38 +115,54 @@ def _box(text: str, where: str) -> Box:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.data import open_frames
-    from qmra.inference.outputs import ResultWriter, check_outputs
+    from qmra.inference.outputs import ResultWriter, check_outputs, finished_frames
 
     prompts = parse_prompts(args.box, args.boxes)
     source = open_frames(args.source)
     out_dir = Path(args.out)
-    extra = [Path(p) for p in (args.overlay, args.rle) if p]
-    check_outputs(out_dir, extra, args.overwrite)
+    overlay, rle = (Path(p) if p else None for p in (args.overlay, args.rle))
+    check_outputs(out_dir, overlay, rle, overwrite=args.overwrite, resume=args.resume)  # before the weights load
+    keep = finished_frames(out_dir, source) if args.resume else 0
     progress = show_progress(args.quiet)
     segmenter = make_segmenter(args, progress)
     session = segmenter.start(source)
     for prompt in prompts:
         session.add_box(prompt.object_id, prompt.box, prompt.frame)
+    if keep and not args.quiet:
+        print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
+              "not rewritten", file=sys.stderr)
     info = source.info
     writer = ResultWriter(out_dir, height=info.height, width=info.width, fps=info.fps, video_name=Path(args.source).stem,
-                          per_object=args.per_object, overlay=args.overlay, rle=args.rle)
+                          per_object=args.per_object, overlay=overlay, rle=rle, keep=keep)
     start = time.perf_counter()
     try:
         for _, result in session.propagate():
             writer.write(result)
     except KeyboardInterrupt:
         writer.close()
-        print(f"qmra: interrupted; the {writer.frames_written} finished frames are in {out_dir}", file=sys.stderr)
+        print(f"qmra: interrupted; {_finished(writer.frames_finished, out_dir)} (--resume continues)", file=sys.stderr)
         return 130
+    except QmraError as error:  # a truncated video, a prompt past its end: say what was kept
+        writer.close()
+        raise QmraError(f"{error}; {_finished(writer.frames_finished, out_dir)}") from None
     except BaseException:
         writer.close()  # keep what finished: complete PNGs, a playable overlay, a valid RLE file
         raise
     writer.close()
     seconds = time.perf_counter() - start
     if not args.quiet:
-        outputs = [f"{out_dir}/ (palette PNGs{', per-object PNGs' if args.per_object else ''})"] + [str(p) for p in extra]
+        outputs = [f"{out_dir}/ (palette PNGs{', per-object PNGs' if args.per_object else ''})"]
+        outputs += [str(p) for p in (overlay, rle) if p]
         adapted = session.adaptation
         adaptation = f" (after adapting to the first frame: {adapted.steps} steps, {adapted.seconds:.1f} s)" if adapted else ""
-        print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames at {writer.frames_written / seconds:.2f} "
-              f"frames/s on {segmenter.device}{adaptation}; wrote {', '.join(outputs)}")
+        resumed = f" ({keep} of them were already there)" if keep else ""
+        print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames{resumed} at "
+              f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; wrote {', '.join(outputs)}")
     return 0
+
+
+def _finished(count: int, out_dir: Path) -> str:
+    """What an interrupted or failed run leaves, for its last message."""
+    if count == 0:
+        return f"no frame was finished in {out_dir}"
+    return f"the {count} finished frame{'s' if count != 1 else ''} {'are' if count != 1 else 'is'} in {out_dir}"

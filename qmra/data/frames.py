@@ -111,7 +111,10 @@ class VideoFile(FrameSource):
                     raise DataError(f"{self.path} has no video stream")
                 stream = container.streams.video[0]
                 height, width = stream.codec_context.height, stream.codec_context.width
-                frames = stream.frames or None
+                # The header's own count (mp4, mov) is a promise that decoding can be held to; the
+                # estimate from the duration (webm, mkv) is not exact enough for that.
+                self.header_frames: int | None = stream.frames or None
+                frames = self.header_frames
                 rate = stream.average_rate or stream.guessed_rate
                 fps = float(rate) if isinstance(rate, Fraction) and rate > 0 else None
                 if not frames and stream.duration and stream.time_base and fps:
@@ -127,22 +130,61 @@ class VideoFile(FrameSource):
         return self._info
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Decode every frame; a file that ends early or fails to decode is a :class:`DataError` naming
+        the frame where decoding stopped (raised after the frames before it were yielded)."""
         import av
 
         count = 0
+        demuxed = _Demuxed()
+        problem: str | None = None
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for frame in container.decode(stream):
+                # Slice threads only: frame threading reports a decode error late or not at all,
+                # and then a corrupt file looks complete. Decoding is far faster than the network.
+                stream.thread_type = "SLICE"
+                for frame in _decode(container, stream, demuxed):
                     array = frame.to_ndarray(format="rgb24")
                     self._check_size(array, count, str(count))
                     count += 1
                     yield array
         except av.FFmpegError as error:
-            raise DataError(f"cannot decode video {self.path} after {count} frames: {error}") from None
+            problem = getattr(error, "strerror", None) or str(error)
+        if problem is None and demuxed.partial:
+            problem = "a frame's data is cut short"
+        elif problem is None and self.header_frames and demuxed.packets < self.header_frames:
+            # Packets, not decoded frames: an edit list (a trimmed mp4) rightly decodes fewer frames
+            # than the header counts, but every counted packet is still in the file.
+            problem = f"it ends after {demuxed.packets} of its {self.header_frames} frames"
+        if problem is not None:
+            of = f" of {self.header_frames}" if self.header_frames else ""
+            raise DataError(f"{self.path}: decoding stopped at frame {count}{of} (the file is truncated or corrupt: {problem})")
         if count == 0:
             raise DataError(f"{self.path} holds no decodable frames")
+
+
+@dataclass
+class _Demuxed:
+    """What :func:`_decode` saw of the file: whole packets read, and whether the last was cut short."""
+
+    packets: int = 0
+    partial: bool = False
+
+
+def _decode(container, stream, demuxed: _Demuxed) -> Iterator:
+    """The stream's frames, packet by packet, counting packets into ``demuxed``.
+
+    A packet that the demuxer could read only in part (the file ends inside it) stops decoding;
+    the frames the decoder still holds are drained first, so that every good frame comes out.
+    """
+    for packet in container.demux(stream):
+        if packet.size and packet.is_corrupt:
+            demuxed.partial = True
+            yield from stream.codec_context.decode(None)
+            return
+        if packet.size:
+            demuxed.packets += 1
+        yield from packet.decode()  # the demuxer's last, empty packet drains the decoder
 
 
 class ArrayFrames(FrameSource):

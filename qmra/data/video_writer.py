@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from qmra.data.atomic import temporary_sibling
+from qmra.data.atomic import publish, temporary_sibling
 from qmra.data.boxes import Box
 from qmra.data.palette import DAVIS_PALETTE
 
@@ -61,7 +60,7 @@ class Mp4Writer:
             self.abort()
             raise
         self._closed = True
-        os.replace(self._temporary, self.path)
+        publish(self._temporary, self.path)
 
     def abort(self) -> None:
         """Stop writing and remove the partial file; ``path`` is left as it was."""

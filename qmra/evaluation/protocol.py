@@ -14,6 +14,7 @@ from qmra.data.sequence import FolderSequence
 from qmra.data.youtube_vos import YouTubeVOSDataset
 from qmra.errors import DataError
 from qmra.inference import Segmenter
+from qmra.inference.outputs import finished_frames, kept_labels
 
 
 def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: dict[int, int] | None = None) -> dict[int, tuple[int, object]]:
@@ -37,45 +38,80 @@ def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: d
 
 
 def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[int], out_folder: Path,
-             first_frames: dict[int, int] | None = None) -> tuple[int, float]:
-    session = segmenter.start(FrameFolder(sequence.frames_dir))
+             first_frames: dict[int, int] | None = None, resume: bool = False) -> tuple[int, float]:
+    """Segment one sequence into ``out_folder/<frame>.png``; returns (frames the model ran on, its seconds).
+
+    ``resume``: a sequence whose every frame is already in ``out_folder`` is skipped, (0, 0.0); a
+    partial one resumes: its finished frames are recomputed (the memory is built from them) and
+    checked against their PNGs, not rewritten, and the rest are written.
+    """
+    source = FrameFolder(sequence.frames_dir)
+    keep = finished_frames(out_folder, source) if resume else 0
+    if keep == source.info.num_frames:
+        return 0, 0.0
+    session = segmenter.start(source)
     for object_id, (frame, box) in first_boxes(sequence, object_ids, first_frames).items():
         session.add_box(object_id, box, frame)
     frames = 0
-    for _, result in session.propagate():
-        write_palette_png(out_folder / f"{result.name}.png", result.labels)
+    for index, result in session.propagate():
+        path = out_folder / f"{result.name}.png"
+        if index < keep:
+            kept_labels(path, result.labels)
+        else:
+            write_palette_png(path, result.labels)
         frames += 1
     return frames, session.model_seconds
 
 
-def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path) -> dict:
-    """Predict every sequence into ``out_dir/<sequence>/<frame>.png``; returns the speed record."""
+def _rates(frames: int, model_seconds: float, started: float) -> dict:
+    """Frames per second of the model alone and end to end (0.0 when nothing ran: all were skipped)."""
+    total = time.perf_counter() - started
+    return {"model_fps": frames / model_seconds if frames else 0.0, "end_to_end_fps": frames / total if frames else 0.0}
+
+
+def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path, *, resume: bool = False) -> dict:
+    """Predict every sequence into ``out_dir/<sequence>/<frame>.png``; returns the speed record.
+
+    ``resume``: see :func:`_segment`. The record then covers the sequences run this time only
+    (``frames`` is 0 when every sequence was complete) and lists the skipped ones.
+    """
     out_dir = Path(out_dir)
     frames = 0
     model_seconds = 0.0
     started = time.perf_counter()
     objects = 0
+    skipped: list[str] = []
     for sequence in davis:
         object_ids = list(range(1, int(sequence.labels(sequence.annotated_indices[0]).max()) + 1))
+        count, seconds = _segment(segmenter, sequence, object_ids, out_dir / sequence.name, resume=resume)
+        if count == 0:
+            skipped.append(sequence.name)
+            continue
         objects += len(object_ids)
-        count, seconds = _segment(segmenter, sequence, object_ids, out_dir / sequence.name)
         frames += count
         model_seconds += seconds
-    total = time.perf_counter() - started
-    return {"frames": frames, "objects": objects, "sequences": len(davis), "model_fps": frames / model_seconds,
-            "end_to_end_fps": frames / total, "device": str(segmenter.device), "random_weights": segmenter.random_weights,
-            "model": segmenter.model.config.to_dict(), "mem_every": segmenter.settings.mem_every}
+    record = {"frames": frames, "objects": objects, "sequences": len(davis) - len(skipped),
+              **_rates(frames, model_seconds, started), "device": str(segmenter.device),
+              "random_weights": segmenter.random_weights,
+              "model": segmenter.model.config.to_dict(), "mem_every": segmenter.settings.mem_every}
+    if skipped:
+        record["skipped_sequences"] = skipped
+    return record
 
 
-def predict_youtube_vos(segmenter: Segmenter, dataset: YouTubeVOSDataset, out_dir: str | Path) -> dict:
-    """The submission layout: ``out_dir/Annotations/<video>/<frame>.png`` for every frame of each video."""
+def predict_youtube_vos(segmenter: Segmenter, dataset: YouTubeVOSDataset, out_dir: str | Path, *,
+                        resume: bool = False) -> dict:
+    """The submission layout: ``out_dir/Annotations/<video>/<frame>.png`` for every frame of each video.
+    ``resume``: see :func:`_segment`; ``skipped`` counts the videos that were complete."""
     out_dir = Path(out_dir) / "Annotations"
     frames = 0
     model_seconds = 0.0
     started = time.perf_counter()
+    skipped = 0
     for video in dataset:
-        count, seconds = _segment(segmenter, video, video.object_ids, out_dir / video.name, video.first_frames)
+        count, seconds = _segment(segmenter, video, video.object_ids, out_dir / video.name, video.first_frames, resume)
+        skipped += count == 0
         frames += count
         model_seconds += seconds
-    return {"frames": frames, "videos": len(dataset), "model_fps": frames / model_seconds,
-            "end_to_end_fps": frames / (time.perf_counter() - started), "device": str(segmenter.device)}
+    return {"frames": frames, "videos": len(dataset), "skipped": skipped, **_rates(frames, model_seconds, started),
+            "device": str(segmenter.device)}

@@ -1,23 +1,33 @@
 """Writing a session's results: DAVIS palette PNGs, per-object PNGs, an overlay mp4, COCO RLE JSON.
 
 Every file is written atomically. :meth:`ResultWriter.close` finalises the overlay and the RLE file
-with the frames finished so far, so an interrupted run still leaves complete, playable files.
+with the frames finished so far, so an interrupted run still leaves complete, playable files. A
+resumed run (:func:`finished_frames`, ``ResultWriter(keep=N)``) keeps the first N frames' PNGs and
+draws the overlay and RLE for them again, so that those cover the whole video.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from qmra.data.masks import write_object_pngs, write_palette_png
+import numpy as np
+from PIL import Image
+
+from qmra.data.frames import FrameSource
+from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, write_palette_png
 from qmra.data.rle import RleVideoWriter
 from qmra.data.video_writer import Mp4Writer, draw_overlay
-from qmra.errors import QmraError
+from qmra.errors import DataError, QmraError
 from qmra.inference.session import FrameResult
 
 RLE_SAVE_EVERY = 25  # frames between rewrites of the RLE file during a run
 MAX_PENDING_WRITES = 8  # frames queued for the writer thread at most
+# A finished frame may differ from the resumed run's own result in this share of its pixels: a GPU
+# (or another thread count) can flip a few boundary pixels; other boxes or weights change far more.
+RESUME_TOLERANCE = 0.001
 
 
 def existing_results(out_dir: Path) -> list[Path]:
@@ -29,32 +39,142 @@ def existing_results(out_dir: Path) -> list[Path]:
     return found
 
 
-def check_outputs(out_dir: Path, extra_files: list[Path], overwrite: bool) -> None:
-    """Refuse to write over earlier results unless ``overwrite``."""
-    if overwrite:
+def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None = None, *, overwrite: bool = False,
+                  resume: bool = False) -> None:
+    """Check every output path before any work (the weights load, the video decodes): ``out_dir`` is a
+    folder or can be made one, ``overlay`` and ``rle`` are files that can be written and clash neither
+    with each other nor with the masks. Earlier results are refused unless ``overwrite`` or ``resume``."""
+    check_folder(out_dir, "--out")
+    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle)) if path is not None}
+    for flag, path in files.items():
+        check_file(path, flag)
+        _check_apart_from_masks(path, flag, out_dir)
+    if overlay is not None and rle is not None and overlay.resolve() == rle.resolve():
+        raise QmraError(f"--overlay and --rle name the same file {overlay}; give each its own")
+    if overwrite or resume:
         return
-    clashes = [str(p) for p in existing_results(out_dir)[:1]] + [str(p) for p in extra_files if p.exists()]
+    clashes = [str(p) for p in existing_results(out_dir)[:1]] + [str(p) for p in files.values() if p.exists()]
     if clashes:
-        raise QmraError(f"{clashes[0]} already holds results (use --overwrite to replace them)")
+        raise QmraError(f"{clashes[0]} already holds results (use --overwrite to replace them, or --resume to continue)")
+
+
+def check_folder(path: Path, flag: str) -> None:
+    """``path`` is a folder that can be written into, or a folder that can be created."""
+    if path.exists() and not path.is_dir():
+        raise QmraError(f"{flag} {path} is a file, not a folder")
+    _check_writable(path, flag)
+
+
+def check_file(path: Path, flag: str) -> None:
+    """``path`` can be written as a file: it is no folder, and its folder exists or can be created."""
+    if path.is_dir():
+        raise QmraError(f"{flag} {path} is a folder; give a file name")
+    _check_writable(path.parent, flag, path)
+
+
+def _check_writable(folder: Path, flag: str, named: Path | None = None) -> None:
+    """``folder`` (or, when it does not exist yet, the folder it would be made in) is a folder this
+    process may write in. ``named`` is the path the user gave, for the message."""
+    named = folder if named is None else named
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise QmraError(f"{flag} {named}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise QmraError(f"{flag} {named}: no permission to write in {existing}")
+
+
+def _check_apart_from_masks(path: Path, flag: str, out_dir: Path) -> None:
+    """A file output must not be the masks' folder, hold it, or take a mask's (or an object folder's) name."""
+    resolved, masks = path.resolve(), out_dir.resolve()
+    if masks.is_relative_to(resolved):  # the same path, or a folder above the masks
+        raise QmraError(f"{flag} {path} is where the --out folder {out_dir} goes; give a file elsewhere")
+    if resolved.parent == masks and (resolved.suffix.lower() == ".png" or resolved.name.isdigit()):
+        raise QmraError(f"{flag} {path} would be taken for a mask in {out_dir}; give it another name or folder")
+
+
+def finished_frames(out_dir: Path, source: FrameSource) -> int:
+    """How many frames, consecutive from frame 0, already have a complete palette PNG in ``out_dir``,
+    named after the frames as :class:`ResultWriter` names them (what an interrupted run leaves).
+
+    A PNG that does not decode ends the count (it is written again); one of another size is a
+    :class:`QmraError`: ``out_dir`` then holds another video's results.
+    """
+    info = source.info
+    count = 0
+    while True:
+        try:
+            name = source.frame_name(count)
+        except IndexError:  # a frame folder has no more frames
+            return count
+        path = out_dir / f"{name}.png"
+        size = _png_size(path)
+        if size is None:
+            return count
+        if size != (info.width, info.height):
+            raise QmraError(f"{path} is {size[0]}x{size[1]}, the frames are {info.width}x{info.height}: {out_dir} holds "
+                            "another video's results (use --overwrite to replace them)")
+        count += 1
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a PNG that decodes completely; None when it is missing or broken."""
+    if not path.is_file():
+        return None
+    try:
+        with Image.open(path) as image:
+            image.load()  # the whole file: a truncated PNG fails here, not at its header
+            return image.size
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+class ResumeMismatch(DataError):
+    """A finished frame of an interrupted run differs from what the resumed run computes for it."""
+
+
+def kept_labels(path: Path, computed: np.ndarray) -> np.ndarray:
+    """The labels in a finished frame's PNG, checked against ``computed``, the resumed run's own
+    result for that frame: the memory the run goes on with is built from ``computed``, so they
+    must agree (up to :data:`RESUME_TOLERANCE`)."""
+    stored = read_labels(path)
+    differing = int(np.count_nonzero(stored != computed))
+    if differing > RESUME_TOLERANCE * stored.size:
+        raise ResumeMismatch(
+            f"{path} differs from what this run computes for that frame ({differing / stored.size:.1%} of its pixels): "
+            "--resume needs the source, boxes, weights and settings of the interrupted run (use --overwrite to start over)")
+    return stored
 
 
 class ResultWriter:
     """Writes each :class:`FrameResult` as it comes, on one background thread (in order) so that
     encoding PNGs and video overlaps the network's work. An error in writing is raised by the next
-    :meth:`write`, :meth:`flush` or :meth:`close`."""
+    :meth:`write`, :meth:`flush` or :meth:`close`, and no later frame is written after it (the PNGs
+    on disk stay consecutive from frame 0, as :func:`finished_frames` expects).
+
+    ``keep``: frames 0..keep-1 already have their palette PNGs in ``out_dir`` (a resumed run). They
+    are not written again; their overlay frames and RLE entries are drawn from those PNGs, and
+    per-object PNGs missing for them are added.
+    """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
-                 background: bool = True) -> None:
+                 background: bool = True, keep: int = 0) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
-        self.frames_written = 0
+        self.keep = keep
+        self.frames_written = 0  # frames done, kept ones included
         self.object_ids: set[int] = set()
         self._overlay = Mp4Writer(overlay, width, height, fps or 24.0) if overlay else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
         self._pending: deque[Future] = deque()
+        self._failed = False
+
+    @property
+    def frames_finished(self) -> int:
+        """Frames whose palette PNGs are in ``out_dir``: the kept ones and those written since."""
+        return max(self.frames_written, self.keep)
 
     def write(self, result: FrameResult) -> None:
         if self._worker is None:
@@ -75,17 +195,42 @@ class ResultWriter:
             self._pending.popleft().result()  # raises the writer's error here
 
     def _write(self, result: FrameResult) -> None:
-        write_palette_png(self.out_dir / f"{result.name}.png", result.labels)
+        if self._failed:
+            return  # a frame before this one failed: writing later ones would leave a gap
+        try:
+            self._write_frame(result)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _write_frame(self, result: FrameResult) -> None:
         self.object_ids.update(result.masks)
-        if self.per_object:
-            write_object_pngs(self.out_dir, result.name, result.labels, sorted(self.object_ids))
+        object_ids = sorted(self.object_ids)
+        path = self.out_dir / f"{result.name}.png"
+        if result.index < self.keep:
+            labels = kept_labels(path, result.labels)
+            if self.per_object:
+                self._add_missing_object_pngs(result.name, labels, object_ids)
+        else:
+            labels = result.labels
+            write_palette_png(path, labels)
+            if self.per_object:
+                write_object_pngs(self.out_dir, result.name, labels, object_ids)
         if self._overlay is not None:
-            self._overlay.write(draw_overlay(result.image, result.labels, {k: b for k, b in result.boxes.items() if b is not None}))
+            self._overlay.write(draw_overlay(result.image, labels, {k: b for k, b in result.boxes.items() if b is not None}))
         if self._rle is not None:
-            self._rle.add(result.index, result.name, result.labels, sorted(self.object_ids))
+            self._rle.add(result.index, result.name, labels, object_ids)
             if (self.frames_written + 1) % RLE_SAVE_EVERY == 0:
                 self._rle.save()
         self.frames_written += 1
+
+    def _add_missing_object_pngs(self, name: str, labels: np.ndarray, object_ids: list[int]) -> None:
+        """A kept frame's per-object PNGs that the interrupted run did not write (it ran without
+        --per-object, or stopped between the label map and these)."""
+        for object_id in object_ids:
+            path = self.out_dir / str(object_id) / f"{name}.png"
+            if _png_size(path) is None:
+                write_binary_png(path, labels == object_id)
 
     def close(self) -> None:
         """Write what is pending, then finalise the overlay and the RLE file with every frame written."""

@@ -117,3 +117,81 @@ def test_overlay_colours_masks_and_draws_boxes():
     assert out[4, 12].tolist() == DAVIS_PALETTE[2].tolist()  # top edge of the box
     assert out[14, 19].tolist() == DAVIS_PALETTE[2].tolist()  # bottom-right corner pixel
     assert out[12, 12].tolist() == [0, 0, 0]
+
+
+def _mp4(path, count=20):
+    """A small real H.264 mp4 (with B-frames: decode order differs from display order)."""
+    with Mp4Writer(path, 64, 48, fps=10) as writer:
+        for frame in _frames(count):
+            writer.write(frame)
+    return path
+
+
+def _packet_ends(path):
+    """Byte offset just past each video packet of ``path``, in file order."""
+    import av
+
+    with av.open(str(path)) as container:
+        return sorted(p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size)
+
+
+def _decode_until_error(path):
+    """(frames decoded, the DataError that ended decoding)."""
+    frames = []
+    with pytest.raises(DataError) as error:
+        for frame in open_frames(path):
+            frames.append(frame)
+    return len(frames), str(error.value)
+
+
+def test_a_truncated_mp4_is_an_error_naming_the_frame_where_decoding_stopped(tmp_path):
+    data = _mp4(tmp_path / "clip.mp4").read_bytes()
+    ends = _packet_ends(tmp_path / "clip.mp4")
+    cuts = {
+        "inside a frame": (ends[9] + ends[10]) // 2,  # the file ends in the middle of the 11th frame
+        "between frames": ends[9],  # ... or exactly after the 10th: every packet read is whole
+        "header only": ends[0] - 10,
+    }
+    for what, cut in cuts.items():
+        path = tmp_path / f"cut-{cut}.mp4"
+        path.write_bytes(data[:cut])
+        assert open_frames(path).info.num_frames == 20, what  # the header still promises 20
+        decoded, message = _decode_until_error(path)
+        assert decoded < 20, what
+        assert f"{path}: decoding stopped at frame {decoded} of 20 (the file is truncated or corrupt: " in message, what
+    # Every frame before the cut comes out, those the decoder still held included.
+    assert _decode_until_error(tmp_path / f"cut-{cuts['between frames']}.mp4") == (
+        10, f"{tmp_path}/cut-{cuts['between frames']}.mp4: decoding stopped at frame 10 of 20 (the file is truncated or "
+            "corrupt: it ends after 10 of its 20 frames)")
+
+
+def test_a_decode_error_in_the_middle_is_an_error(tmp_path):
+    data = bytearray(_mp4(tmp_path / "clip.mp4").read_bytes())
+    ends = _packet_ends(tmp_path / "clip.mp4")
+    data[ends[8] : ends[11]] = bytes(ends[11] - ends[8])  # zeros over frames 10 and 11
+    (tmp_path / "broken.mp4").write_bytes(bytes(data))
+    decoded, message = _decode_until_error(tmp_path / "broken.mp4")
+    assert 0 < decoded < 20
+    assert f"decoding stopped at frame {decoded} of 20 (the file is truncated or corrupt: " in message
+
+
+def test_a_trimmed_mp4_decodes_fewer_frames_than_its_header_counts_without_error(tmp_path):
+    """An edit list (a cut made without re-encoding) hides frames that the header still counts:
+    every packet is in the file, so this is no truncation."""
+    import av
+
+    _mp4(tmp_path / "clip.mp4")
+    with av.open(str(tmp_path / "clip.mp4")) as source, av.open(str(tmp_path / "trim.mp4"), "w", format="mp4") as trimmed:
+        stream = source.streams.video[0]
+        out = trimmed.add_stream_from_template(stream)
+        shift = 5 * int(1 / (stream.average_rate * stream.time_base))  # frames 0..4 before the start
+        for packet in source.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = out
+            trimmed.mux(packet)
+    source = open_frames(tmp_path / "trim.mp4")
+    assert source.header_frames == 20
+    assert len(list(source)) == 15
