@@ -1,0 +1,554 @@
+"""Every code block in README.md is exercised, so that what the README says is what happens (issue 17).
+
+- ``bash`` blocks: ``\\`` continuations are joined and comments dropped. Every command that runs qmra
+  (``.venv/bin/qmra``, ``qmra``, ``python -m qmra``, ``torchrun ... -m qmra``) is parsed by qmra's
+  own parser, so a flag that no longer exists fails here; ``make`` targets must be in the Makefile;
+  ``.venv/bin/python benchmarks/X.py ARGS`` must exist and its own argparse must accept ARGS. Then
+  the commands of the block run one after the other, as pasted, in a fresh folder that holds what
+  they name (``video.mp4``, ``frames/``, ``boxes.json``, ``../shared/data/davis2016``,
+  ``youtube-vos/valid``, the predictions a ``--results`` folder is said to hold), with a tiny random
+  network standing in for the weights qmra ships; each must exit 0 and write what it names. Only
+  what ``PARSE_ONLY`` lists is not run, for the reason given there; a command that is neither run
+  (``RUN``) nor listed there fails the test.
+- ``python`` blocks are executed in such a folder (its ``video.mp4`` has 41 frames: the example adds
+  an object on frame 40), with the names the reader is assumed to hold (``memory_images``, ...)
+  defined as small tensors. Calls written in a comment on a name the block defines (``# yours:
+  Segmenter.from_checkpoint(...)``) are evaluated too, so the alternatives shown stay true.
+- Blocks without a language are diagrams and file trees: they must hold no command.
+
+Checkpoints the README's ``qmra train`` commands write (``RUN_DIR/best.safetensors``, ...) are
+stand-ins (the tiny network) wherever an example uses them; any other weights file an example names
+must come with qmra. What needs the real DAVIS data (``../shared/data/davis2016``, found as
+tests/conftest.py finds it) uses the first frames of the sequences the README names, and is not run
+when the data is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import os
+import re
+import runpy
+import shlex
+import shutil
+import sys
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import qmra.inference.segmenter
+from qmra.cli import build_parser, glue_negative_values, main
+from qmra.data import Mp4Writer, SyntheticConfig, SyntheticVideo, open_frames, write_palette_png
+from qmra.errors import QmraError
+from qmra.model import QMRA, ModelConfig
+from qmra.model.checkpoint import save_checkpoint
+from tests.model.torchvision_names import torchvision_resnet_shapes
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+#: Where the README says the DAVIS data is (relative to the checkout).
+DAVIS_IN_README = "../shared/data/davis2016"
+
+#: Commands that are checked but not run, and why. Keys are what :func:`kind` returns.
+PARSE_ONLY = {
+    "qmra train": "needs ImageNet weights, DUTS/HKU-IS/COCO/YouTube-VOS/DAVIS training data and hours on a GPU "
+                  "(tests/training runs the trainer on synthetic clips)",
+    "qmra bench": "times the paper preset for minutes by design (tests/test_cli_bench.py runs it small)",
+    "torchrun": "needs several GPUs or processes (tests/training runs two gloo processes)",
+    "make": "sets up .venv/ and runs the demo or the whole suite (minutes); the Makefile must have the targets",
+    "benchmark script": "timings that take minutes; the script must exist and its argparse accept the arguments",
+}
+#: Commands that run here (on the fixtures, with the tiny network).
+RUN = {"qmra segment", "qmra eval", "qmra synthetic", "qmra model"}
+#: Appended to a command before it runs, to keep it under a second (argparse: the last value wins).
+#: The command as written is parsed as well.
+CHEAPER = {"qmra synthetic": ["--frames", "3"]}
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+#: Frames of the clip the commands get, and of the one the Python examples get (one adds object 2 on frame 40).
+SHORT_CLIP, LONG_CLIP = 4, 41
+#: Frames kept of each real DAVIS sequence.
+DAVIS_FRAMES = 4
+
+
+# --- reading the README ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    language: str  # "" for none
+    line: int  # of the opening fence
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.language or 'plain'}-line{self.line}"
+
+
+@dataclass(frozen=True)
+class Command:
+    line: int
+    text: str  # continuations joined, comments dropped
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line}: {self.text}"
+
+
+_FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+.-]*)\s*$")
+
+
+def readme_blocks() -> list[Block]:
+    """The fenced code blocks of the README, in order."""
+    blocks: list[Block] = []
+    opened: tuple[str, str, int] | None = None  # fence, language, line
+    body: list[str] = []
+    for number, line in enumerate(README.read_text().splitlines(), start=1):
+        if opened is None:
+            match = _FENCE.match(line)
+            if match:
+                opened, body = (match.group(1), match.group(2).lower(), number), []
+        elif line.strip().startswith(opened[0]) and set(line.strip()) == {opened[0][0]}:
+            blocks.append(Block(opened[1], opened[2], "".join(f"{b}\n" for b in body)))
+            opened = None
+        else:
+            body.append(line)
+    assert opened is None, f"README.md:{opened[2]}: a code block is never closed"
+    return blocks
+
+
+def shell_commands(block: Block) -> list[Command]:
+    """A shell block's commands: ``\\`` continuations joined, comments dropped."""
+    commands: list[Command] = []
+    pending, start = "", None
+    for offset, line in enumerate(block.text.splitlines(), start=1):
+        start = start or block.line + offset
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        argv = shlex.split(pending + line, comments=True)
+        if argv:
+            commands.append(Command(start, " ".join(argv), tuple(argv)))
+        pending, start = "", None
+    assert not pending, f"README.md:{start}: a command ends with a line continuation"
+    return commands
+
+
+def qmra_arguments(argv: tuple[str, ...]) -> tuple[str, list[str]] | None:
+    """(launcher, qmra's own arguments) for a command that runs qmra, else None."""
+    program = Path(argv[0]).name
+    if program == "qmra":
+        return "qmra", list(argv[1:])
+    if program in ("python", "python3", "torchrun") and "-m" in argv:
+        at = argv.index("-m")
+        if argv[at + 1 : at + 2] == ("qmra",):
+            return program, list(argv[at + 2 :])
+    return None
+
+
+def kind(command: Command) -> str:
+    """What sort of command this is: a key of ``RUN`` or ``PARSE_ONLY``, or the test fails."""
+    found = qmra_arguments(command.argv)
+    if found:
+        return "torchrun" if found[0] == "torchrun" else f"qmra {parse_qmra(command).command}"
+    program = Path(command.argv[0]).name
+    if program == "make":
+        return "make"
+    if program in ("python", "python3") and len(command.argv) > 1 and command.argv[1].startswith("benchmarks/"):
+        return "benchmark script"
+    pytest.fail(f"{command}\nis a command tests/test_readme.py does not know: run it there (RUN), or say in "
+                "PARSE_ONLY why it cannot run")
+
+
+def parse_qmra(command: Command) -> argparse.Namespace:
+    """qmra's own parser on the command's arguments, as the ``qmra`` entry point parses them."""
+    _, arguments = qmra_arguments(command.argv)
+    try:
+        return build_parser().parse_args(glue_negative_values(arguments))
+    except SystemExit as error:
+        pytest.fail(f"{command}\nis refused by qmra's parser (exit {error.code}; its message is in the captured stderr)")
+
+
+BLOCKS = readme_blocks()
+SHELL_BLOCKS = [b for b in BLOCKS if b.language == "bash"]
+PYTHON_BLOCKS = [b for b in BLOCKS if b.language == "python"]
+COMMANDS = [c for b in SHELL_BLOCKS for c in shell_commands(b)]
+
+
+@functools.cache
+def trained_checkpoints() -> frozenset[Path]:
+    """The checkpoints the README's ``qmra train`` commands write: what later examples may use."""
+    written = set()
+    for args in parsed_qmra_commands():
+        if args.command == "train":
+            written |= {Path(args.out) / "best.safetensors", Path(args.out) / "last.safetensors"}
+    return frozenset(written)
+
+
+def davis_sequences_named() -> list[str]:
+    """The DAVIS sequences the README's commands name (``--sequences``)."""
+    names: list[str] = []
+    for args in parsed_qmra_commands():
+        names += [n for n in (getattr(args, "sequences", None) or "").split(",") if n and n not in names]
+    return names
+
+
+def parsed_qmra_commands() -> list[argparse.Namespace]:
+    """Every qmra command of the README that parses (the test of its block reports one that does not)."""
+    parsed = []
+    for command in COMMANDS:
+        found = qmra_arguments(command.argv)
+        if found:
+            try:
+                parsed.append(build_parser().parse_args(glue_negative_values(found[1])))
+            except SystemExit:
+                pass
+    return parsed
+
+
+def real_davis() -> Path | None:
+    """The real DAVIS 2016 copy, as tests/conftest.py's ``davis_root`` finds it."""
+    root = Path(os.environ.get("QMRA_DAVIS_ROOT") or REPO.parent / "shared" / "data" / "davis2016")
+    return root if root.is_dir() else None
+
+
+# --- what the examples name -----------------------------------------------------------------------
+
+
+class Library:
+    """Fixtures, each made once per module when first asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @functools.cached_property
+    def weights(self) -> Path:
+        """A tiny random network that recommends a 64-pixel working size: fast stand-in weights."""
+        return save_checkpoint(self.root / "tiny.safetensors", QMRA(TINY), metadata={"inference": {"resolution": 64}})
+
+    @functools.cached_property
+    def frames(self) -> list[np.ndarray]:
+        """560×320 frames: large enough to hold the README's boxes (x up to 520, y up to 310)."""
+        video = SyntheticVideo(SyntheticConfig(height=320, width=560, num_frames=SHORT_CLIP, num_objects=2, seed=0))
+        return [video.image(i) for i in range(SHORT_CLIP)]
+
+    def video(self, num_frames: int) -> Path:
+        path = self.root / f"video-{num_frames}.mp4"
+        if not path.is_file():
+            with Mp4Writer(path, 560, 320, fps=24) as writer:
+                for index in range(num_frames):
+                    writer.write(self.frames[index % len(self.frames)])
+        return path
+
+    @functools.cached_property
+    def frame_folder(self) -> Path:
+        """JPEGs named 0, 5, 10, 15: numeric order is not string order."""
+        folder = self.root / "frames"
+        folder.mkdir()
+        for index, frame in enumerate(self.frames):
+            Image.fromarray(frame).save(folder / f"{index * 5}.jpg", quality=90)
+        return folder
+
+    @functools.cached_property
+    def boxes_file(self) -> Path:
+        """Object 1 on the first frame, object 7 from the third frame on."""
+        path = self.root / "boxes.json"
+        path.write_text(json.dumps([{"id": 1, "frame": 0, "box": [120, 40, 380, 300]},
+                                    {"id": 7, "frame": 2, "box": [400, 60, 520, 310]}]))
+        return path
+
+    @functools.cached_property
+    def davis_shared(self) -> Path | None:
+        """``shared/`` holding ``data/davis2016``: the first frames of the real sequences the README names
+        (or of one sequence), linked, not copied; None without the real data."""
+        real = real_davis()
+        if real is None:
+            return None
+        names = davis_sequences_named() or sorted(p.name for p in (real / "JPEGImages" / "480p").iterdir())[:1]
+        root = self.root / "shared" / "data" / "davis2016"
+        for folder in ("JPEGImages", "Annotations"):
+            for name in names:
+                source = real / folder / "480p" / name
+                target = root / folder / "480p" / name
+                target.mkdir(parents=True)
+                for path in sorted(source.iterdir())[:DAVIS_FRAMES]:
+                    (target / path.name).symlink_to(path)
+        return self.root / "shared"
+
+    @functools.cached_property
+    def youtube_vos(self) -> Path:
+        """A YouTube-VOS split folder: one video, annotated every 5th frame, object 2 appearing later."""
+        video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=4, num_objects=2, seed=4))
+        root = self.root / "youtube-vos-valid"
+        (root / "JPEGImages" / "v1").mkdir(parents=True)
+        for index in range(4):
+            Image.fromarray(video.image(index)).save(root / "JPEGImages" / "v1" / f"{index * 5:05d}.jpg")
+        first = video.labels(0).copy()
+        first[first == 2] = 0
+        write_palette_png(root / "Annotations" / "v1" / "00000.png", first)
+        later = video.labels(2).copy()
+        later[later == 1] = 0
+        write_palette_png(root / "Annotations" / "v1" / "00010.png", later)
+        meta = {"videos": {"v1": {"objects": {"1": {"frames": ["00000", "00005"]}, "2": {"frames": ["00010", "00015"]}}}}}
+        (root / "meta.json").write_text(json.dumps(meta))
+        return root
+
+    @functools.cached_property
+    def image_mask_folder(self) -> Path:
+        """A saliency set in DUTS-TR's own layout (DUTS-TR-Image/, DUTS-TR-Mask/)."""
+        root = self.root / "DUTS-TR"
+        (root / "DUTS-TR-Image").mkdir(parents=True)
+        (root / "DUTS-TR-Mask").mkdir()
+        for index in range(2):
+            image = self.frames[index][:96, :128]
+            mask = np.zeros((96, 128), np.uint8)
+            mask[20 + index * 10 : 70, 30:100] = 255
+            Image.fromarray(image).save(root / "DUTS-TR-Image" / f"sun_{index}.jpg")
+            Image.fromarray(mask).save(root / "DUTS-TR-Mask" / f"sun_{index}.png")
+        return root
+
+    def torchvision_weights(self, name: str) -> Path:
+        """A torchvision-named ResNet state dict (values do not matter), its depth read from ``name``."""
+        depth = re.search(r"resnet(18|34|50)", name)
+        assert depth, f"{name}: cannot tell which ResNet the example means"
+        path = self.root / name
+        if not path.is_file():
+            shapes = torchvision_resnet_shapes(f"resnet{depth.group(1)}")
+            torch.save({k: torch.ones(s) if k.endswith("running_var") else torch.zeros(s) for k, s in shapes.items()}, path)
+        return path
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Library:
+    return Library(tmp_path_factory.mktemp("readme-fixtures"))
+
+
+def workspace(tmp_path: Path, library: Library, text: str, clip_frames: int, monkeypatch) -> Path:
+    """A fresh folder (made the current one) with what ``text`` names, the tiny network as qmra's
+    shipped weights, and the checkpoints the README's train commands write."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(qmra.inference.segmenter, "DEFAULT_WEIGHTS", library.weights)
+    (work / "video.mp4").symlink_to(library.video(clip_frames))
+    (work / "frames").symlink_to(library.frame_folder, target_is_directory=True)
+    (work / "boxes.json").symlink_to(library.boxes_file)
+    for checkpoint in trained_checkpoints():
+        (work / checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        (work / checkpoint).symlink_to(library.weights)
+    if DAVIS_IN_README in text and library.davis_shared is not None:
+        (tmp_path / "shared").symlink_to(library.davis_shared, target_is_directory=True)
+    if "DUTS-TR" in text:
+        (work / "DUTS-TR").symlink_to(library.image_mask_folder, target_is_directory=True)
+    for name in set(re.findall(r"[\w.-]+\.pth\b", text)):
+        (work / name).symlink_to(library.torchvision_weights(name))
+    return work
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+def test_the_readme_has_the_blocks_this_test_knows():
+    languages = {b.language for b in BLOCKS}
+    assert languages <= {"bash", "python", ""}, (
+        f"blocks in {languages - {'bash', 'python', ''}}: teach tests/test_readme.py to run them")
+    assert SHELL_BLOCKS and PYTHON_BLOCKS and COMMANDS
+    assert all(shell_commands(b) for b in SHELL_BLOCKS), "a shell block without a command"
+
+
+_COMMAND_LINE = re.compile(r"^\s*(\$\s+)?(\.venv/bin/\S+|qmra|python3?|torchrun|make|pip)(\s|$)")
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if not b.language], ids=str)
+def test_unlabelled_blocks_are_diagrams_not_commands(block):
+    commands = [line for line in block.text.splitlines() if _COMMAND_LINE.match(line)]
+    assert not commands, f"README.md:{block.line}: a block without a language holds commands (label it ```bash): {commands}"
+
+
+@pytest.mark.parametrize("block", SHELL_BLOCKS, ids=str)
+def test_shell_block_works_as_pasted(block, tmp_path, library, monkeypatch, capsys):
+    work = workspace(tmp_path, library, block.text, SHORT_CLIP, monkeypatch)
+    ran, without_davis = [], []
+    for command in shell_commands(block):
+        what = kind(command)
+        assert what in RUN or what in PARSE_ONLY, f"{command}\n({what}) is neither in RUN nor in PARSE_ONLY"
+        if what == "make":
+            check_make_targets(command)
+        elif what == "benchmark script":
+            check_benchmark_script(command, monkeypatch)
+        elif what in PARSE_ONLY:
+            args = parse_qmra(command)
+            if args.command == "train":
+                check_train_arguments(command, args)
+        elif DAVIS_IN_README in command.text and library.davis_shared is None:
+            parse_qmra(command)
+            without_davis.append(command.text)
+        else:
+            run_qmra(command, what, work, library, capsys)
+            ran.append(command.text)
+    if without_davis:
+        pytest.skip(f"ran {len(ran)} command(s); the real DAVIS data is absent, so these were only parsed: {without_davis}")
+
+
+def check_make_targets(command: Command) -> None:
+    makefile = (REPO / "Makefile").read_text()
+    targets = set(re.findall(r"^([\w.-]+)\s*:(?!=)", makefile, flags=re.MULTILINE))
+    for target in (a for a in command.argv[1:] if not a.startswith("-") and "=" not in a):
+        assert target in targets, f"{command}\nthe Makefile has no target {target!r} (it has {sorted(targets)})"
+
+
+def check_train_arguments(command: Command, args: argparse.Namespace) -> None:
+    """What ``qmra train`` checks before it reads any data: the data specs and both configurations.
+    ``--data ...`` (an elision in the README) is left alone."""
+    from qmra.options import from_options
+    from qmra.training.specs import DataSpec
+    from qmra.training.trainer import TrainConfig
+
+    for spec in [*args.data, *([args.val] if args.val else [])]:
+        if spec != "...":
+            try:
+                DataSpec.parse(spec)
+            except QmraError as error:
+                pytest.fail(f"{command}\n{error}")
+    for config in (ModelConfig, TrainConfig):
+        try:
+            from_options(args, config)
+        except QmraError as error:
+            pytest.fail(f"{command}\n{error}")
+
+
+class _Parsed(Exception):
+    pass
+
+
+def check_benchmark_script(command: Command, monkeypatch) -> None:
+    """The script exists and its argparse accepts the arguments (it stops right after parsing them)."""
+    script = REPO / command.argv[1]
+    assert script.is_file(), f"{command}\n{command.argv[1]} does not exist"
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise _Parsed(parse_args(self, args, namespace))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+        patch.setattr(sys, "argv", [str(script), *command.argv[2:]])
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as error:
+            pytest.fail(f"{command}\nis refused by the script's parser (exit {error.code})")
+        except _Parsed:
+            return
+    pytest.fail(f"{command}\nnever parsed its arguments with argparse")
+
+
+def run_qmra(command: Command, what: str, work: Path, library: Library, capsys) -> None:
+    """Run the command in this process, on the fixtures; it must exit 0 and write what it names."""
+    args = parse_qmra(command)
+    if getattr(args, "results", None) and args.davis:
+        write_ground_truth_as_predictions(Path(args.davis), Path(args.results))
+    if getattr(args, "youtube_vos", None) and not Path(args.youtube_vos).exists():
+        Path(args.youtube_vos).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.youtube_vos).symlink_to(library.youtube_vos, target_is_directory=True)
+    _, arguments = qmra_arguments(command.argv)
+    capsys.readouterr()
+    code = main([*arguments, *CHEAPER.get(what, [])])
+    printed, errors = capsys.readouterr()
+    assert code == 0, f"{command}\nexited with {code} in {work}:\n{errors}"
+    check_outputs(command, args, printed)
+
+
+def write_ground_truth_as_predictions(davis: Path, results: Path) -> None:
+    """The 0/255 ground truth as the predictions: the README says those are read as they are."""
+    for sequence in (davis / "Annotations" / "480p").iterdir():
+        (results / sequence.name).mkdir(parents=True)
+        for mask in sequence.iterdir():
+            shutil.copyfile(mask, results / sequence.name / mask.name)
+
+
+def check_outputs(command: Command, args: argparse.Namespace, printed: str) -> None:
+    if args.command == "segment":
+        source = open_frames(args.source)
+        expected = [source.frame_name(i) + ".png" for i in range(source.info.num_frames)]
+        assert sorted(p.name for p in Path(args.out).glob("*.png")) == sorted(expected), command
+        if args.per_object:
+            ids = range(1, len(args.box) + 1) if args.box else [e["id"] for e in json.loads(Path(args.boxes).read_text())]
+            for object_id in ids:
+                assert sorted(p.name for p in (Path(args.out) / str(object_id)).glob("*.png")) == sorted(expected), command
+        if args.overlay:
+            assert open_frames(args.overlay).info.num_frames == len(expected), command
+        if args.rle:
+            assert len(json.loads(Path(args.rle).read_text())["frames"]) == len(expected), command
+    elif args.command == "eval" and args.davis:
+        results = Path(args.results or args.out)
+        for name in ("global_results-val.csv", "per-sequence_results-val.csv"):
+            assert (results / name).is_file(), f"{command}\nwrote no {name}"
+        if args.results:  # the ground truth scores 1
+            assert (results / "global_results-val.csv").read_text().splitlines()[1].startswith("1.000,1.000"), command
+        else:
+            for sequence in (Path(args.davis) / "JPEGImages" / "480p").iterdir():
+                if not args.sequences or sequence.name in args.sequences.split(","):
+                    assert len(list((results / sequence.name).glob("*.png"))) == DAVIS_FRAMES, command
+    elif args.command == "eval":
+        annotations = Path(args.out) / "Annotations"
+        assert sorted(p.name for p in (annotations / "v1").glob("*.png")) == [f"{i * 5:05d}.png" for i in range(4)], command
+    elif args.command == "synthetic":
+        out = Path(args.out)
+        assert out.exists(), f"{command}\nwrote no {out}"
+        if out.suffix == ".mp4":
+            assert (out.parent / f"{out.stem}-masks").is_dir(), command
+    elif args.command == "model":
+        assert "total" in printed, command
+    else:
+        pytest.fail(f"{command}\nruns, but tests/test_readme.py does not know what it should write")
+
+
+def reader_names() -> dict[str, torch.Tensor]:
+    """What the network example assumes the reader holds: B = 1 clip of T = 2 memory frames, 64×64."""
+    box = torch.zeros(1, 1, 64, 64)
+    box[..., 16:48, 12:52] = 1
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 20:44, 16:48] = 1
+    return {"memory_images": torch.rand(1, 2, 3, 64, 64), "memory_box_maps": box[:, None].repeat(1, 2, 1, 1, 1),
+            "query_image": torch.rand(1, 3, 64, 64), "query_mask": mask, "query_box_map": box}
+
+
+def calls_in_comments(source: str) -> list[str]:
+    """Python calls written in the comments of ``source`` (``Segmenter.from_checkpoint("x", ...)``)."""
+    calls = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type != tokenize.COMMENT:
+            continue
+        text = token.string
+        for match in re.finditer(r"(?<![\w.])[A-Za-z_][\w.]*\(", text):
+            depth = 0
+            for end in range(match.end() - 1, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            candidate = text[match.start() : end + 1]
+            try:
+                compile(candidate, "<comment>", "eval")
+            except SyntaxError:
+                continue
+            calls.append(candidate)
+    return calls
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
+def test_python_block_runs(block, tmp_path, library, monkeypatch):
+    if DAVIS_IN_README in block.text and library.davis_shared is None:
+        pytest.skip("the real DAVIS data is absent")
+    workspace(tmp_path, library, block.text, LONG_CLIP, monkeypatch)
+    namespace = {"__name__": "__readme__", **reader_names()}
+    exec(compile("\n" * block.line + block.text, str(README), "exec"), namespace)  # README's line numbers in tracebacks
+    for call in calls_in_comments(block.text):
+        if re.match(r"[\w]+", call).group(0) in namespace:
+            eval(call, namespace)
