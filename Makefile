@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The pinned torch installs the local CPU wheel on the development machines and the normal build elsewhere.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup test demo clean
+.PHONY: setup test test-all demo clean
 
 setup: $(VENV)/.installed
 
@@ -16,8 +16,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
 
+# `make test` skips the tests marked slow (about a minute on 2 cores); CI and `make test-all` run them too.
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-all: setup
+	QMRA_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
 demo: setup
 	$(BIN)/qmra demo

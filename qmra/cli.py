@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Sequence
 
@@ -24,9 +25,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def glue_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--box -10,5,100,100`` → ``--box=-10,5,100,100``: argparse takes a value that starts with a
+    minus sign for a flag unless it is a plain number, and no qmra flag starts with ``-`` and a digit."""
+    glued: list[str] = []
+    for token in argv:
+        if (glued and _NEGATIVE_VALUE.match(token) and glued[-1].startswith("--") and "=" not in glued[-1]
+                and glued[-1] != "--"):
+            glued[-1] = f"{glued[-1]}={token}"
+        else:
+            glued.append(token)
+    return glued
+
+
+_NEGATIVE_VALUE = re.compile(r"^-[0-9.]")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.handler(args))
     except QmraError as error:

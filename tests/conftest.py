@@ -1,5 +1,9 @@
-"""Shared test set-up: deterministic seeds, and the DAVIS data location ($QMRA_DAVIS_ROOT, else
-../shared/data/davis2016 beside the checkout: the same under `make test` and CI)."""
+"""Shared test set-up: deterministic seeds, the DAVIS data location ($QMRA_DAVIS_ROOT, else
+../shared/data/davis2016 beside the checkout: the same under `make test` and CI), and slow tests.
+
+Tests marked ``@pytest.mark.slow`` (each takes many seconds: real-data runs, training loops) are
+skipped unless ``QMRA_SLOW_TESTS=1`` (CI sets it: `.ci/run`; `make test-all` here), so that `make
+test` stays at about a minute on a 2-core machine."""
 
 from __future__ import annotations
 
@@ -22,3 +26,16 @@ def davis_root() -> Path:
     if not Path(root).is_dir():
         pytest.skip("real DAVIS data not found: set QMRA_DAVIS_ROOT to ../shared/data/davis2016")
     return Path(root)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes many seconds; run with QMRA_SLOW_TESTS=1 (CI, make test-all)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("QMRA_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: QMRA_SLOW_TESTS=1 (CI, make test-all) runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

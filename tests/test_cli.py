@@ -7,20 +7,32 @@ from qmra.cli import main
 from qmra.inference.segmenter import DEFAULT_WEIGHTS
 
 
-def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys, monkeypatch):
+def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
     from qmra.data import read_labels
+    from qmra.model import QMRA
+    from qmra.model.checkpoint import save_checkpoint
+    from tests.test_cli_segment import TINY
 
-    monkeypatch.setattr("qmra.inference.segmenter.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    weights = save_checkpoint(tmp_path / "tiny.safetensors", QMRA(TINY))
     out = tmp_path / "demo"
-    assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet",
+                 "--weights", str(weights)]) == 0
     captured = capsys.readouterr()
-    assert "runs with RANDOM" in captured.err and "RANDOM weights" in captured.out
     assert "J&F" in captured.out and "J / F per object" in captured.out and "frames/s" in captured.out
     assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
     assert read_labels(out / "masks" / "00001.png").shape == (32, 48)
     assert (out / "overlay.mp4").stat().st_size > 0 and (out / "input.mp4").is_file()
 
 
+def test_missing_shipped_weights_are_one_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("qmra.inference.segmenter.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qmra: error: qmra's shipped weights are missing") and "--weights" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason=f"{DEFAULT_WEIGHTS.name} is not there")
 def test_demo_uses_the_shipped_weights(tmp_path, capsys):
     out = tmp_path / "demo"

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from qmra.cli import main
 
 
@@ -23,17 +25,27 @@ def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, 
     assert result["model"]["decoder_channels"] == 16 and result["settings"]["resolution"] == 224
 
 
-def test_bench_warms_up_until_the_memory_is_full_by_default(tmp_path, capsys):
+def test_bench_on_cpu_is_quick_by_default_and_says_how_to_measure_the_steady_state(capsys):
+    code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1", "--no-profile"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "qmra bench --warmup full --frames 20 --memory-frames 100,2000" in text
+    assert "timing: 2 warm-up frames, then 3 timed run(s) of 3 frames" in text and "peak RSS" not in text
+
+
+@pytest.mark.slow
+def test_bench_warms_up_until_the_memory_is_full_when_asked(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1",
-                 "--frames", "1", "--runs", "1", "--no-profile", "--memory-frames", "none", "--json", str(out)])
+    code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1", "--warmup",
+                 "full", "--frames", "1", "--runs", "1", "--no-profile", "--memory-frames", "none", "--json", str(out)])
     assert code == 0
     assert "timing: 142 warm-up frames (until the memory is full)" in capsys.readouterr().out
     speed = json.loads(out.read_text())["speed"][0]
     assert speed["memory_frames_held"] == 16 and speed["parts_s"] == {}
     # The schedule is the user's to choose, and the warm-up follows it.
     assert main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1", "--frames", "1",
-                 "--runs", "1", "--no-profile", "--memory-frames", "none", "--mem-every", "5", "--max-memory-frames", "4"]) == 0
+                 "--runs", "1", "--no-profile", "--memory-frames", "none", "--mem-every", "5", "--max-memory-frames", "4",
+                 "--warmup", "full"]) == 0
     assert "timing: 12 warm-up frames" in capsys.readouterr().out
 
 

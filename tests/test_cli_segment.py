@@ -112,8 +112,36 @@ def test_bad_boxes(tmp_path, video, weights, capsys, args, message):
     assert err.startswith("qmra: error: ") and message in err and err.count("\n") == 1
 
 
+def test_boxes_partly_outside_the_frame_are_clipped_with_one_warning(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    # "--box -10,..." without "=": argparse alone would take the value for a flag.
+    assert _segment(source, tmp_path / "out", weights, "--box", "-10,5,30,60", "--box", "20,10,40,30") == 0
+    err = capsys.readouterr().err
+    assert err.count("qmra: warning:") == 1
+    assert "object 1's box (-10, 5, 30, 60) reaches outside the 64x48 frame; clipped to (0, 5, 30, 48)" in err
+
+
+def test_xywh_boxes_give_the_same_masks_as_the_same_box_in_xyxy(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    assert _segment(source, tmp_path / "a", weights, "--box", "8,6,30,26") == 0
+    assert _segment(source, tmp_path / "b", weights, "--box", "8,6,22,20", "--box-format", "xywh") == 0
+    (tmp_path / "boxes.json").write_text('[{"id": 1, "box": [8, 6, 22, 20]}]')
+    assert _segment(source, tmp_path / "c", weights, "--boxes", str(tmp_path / "boxes.json"), "--box-format", "xywh") == 0
+    for name in sorted(p.name for p in (tmp_path / "a").glob("*.png")):
+        expected = read_labels(tmp_path / "a" / name)
+        assert np.array_equal(read_labels(tmp_path / "b" / name), expected)
+        assert np.array_equal(read_labels(tmp_path / "c" / name), expected)
+
+
+def test_a_wrong_xywh_box_is_refused(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    assert _segment(source, tmp_path / "out", weights, "--box", "8,6,-5,20", "--box-format", "xywh") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qmra: error: --box 8,6,-5,20: box x,y,w,h = 8,6,-5,20 has zero or negative width")
+
+
 @pytest.mark.parametrize("content,message", [
-    ('[{"id": 0, "box": [1, 1, 5, 5]}]', "object id must be an integer 1..255"),
+    ('[{"id": 0, "box": [1, 1, 5, 5]}]', "entry 1: object ids are integers 1..255, got 0"),
     ('[{"id": 1, "box": [1, 1, 5, 5]}, {"id": 1, "box": [2, 2, 6, 6]}]', "object id 1 is given twice"),
     ('[{"id": 2, "frame": -1, "box": [1, 1, 5, 5]}]', "frame must be an integer >= 0"),
     ('[{"id": 2, "frame": 99, "box": [1, 1, 5, 5]}]', "past the end of the video"),
@@ -176,3 +204,23 @@ def test_the_weights_recommended_resolution_applies_unless_overridden(tmp_path, 
     monkeypatch.undo()
     assert Segmenter.from_checkpoint(recommending).settings.resolution == 40
     assert read_labels(tmp_path / "a" / "00005.png").shape == (48, 64)
+
+
+def test_a_lost_object_is_reported_and_fail_on_lost_exits_3(tmp_path, video, weights, capsys, monkeypatch):
+    import qmra.inference.session as session_module
+
+    real_label_map = session_module.label_map
+
+    def without_object_2(probabilities, object_ids):
+        labels = real_label_map(probabilities, object_ids)
+        return labels.masked_fill(labels == 2, 0)  # object 2's mask is empty on every frame
+
+    monkeypatch.setattr(session_module, "label_map", without_object_2)
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    boxes = ["--box", "8,6,30,26", "--box", "34,20,60,44"]
+    assert _segment(source, tmp_path / "a", weights, *boxes) == 0
+    captured = capsys.readouterr()
+    assert "qmra: warning: object 2 is lost on frame 0 (00000): its mask is empty" in captured.err
+    assert "lost 1 of 2 objects: 2 (from frame 0)" in captured.err
+    assert _segment(source, tmp_path / "b", weights, *boxes, "--fail-on-lost") == 3
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.png")) == sorted(p.name for p in (tmp_path / "a").glob("*.png"))

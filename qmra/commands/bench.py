@@ -20,23 +20,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--size", default="854x480", help="WIDTHxHEIGHT of the clip (default 854x480)")
     parser.add_argument("--objects", default="1,3", help="object counts to time, comma-separated (default 1,3)")
-    parser.add_argument("--frames", type=int, default=20, help="timed frames per run (default 20)")
+    parser.add_argument("--frames", type=int, help=f"timed frames per run (default {QUICK_CPU['frames']} on CPU, "
+                                                    f"{FULL['frames']} on GPUs)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per object count; the median is reported (default 3)")
-    parser.add_argument("--warmup", default="full",
-                        help="frames before the clock starts, or 'full' (default): until every object's memory holds "
-                             "all the frames it ever will (142 with the default schedule), so that the timed frames "
-                             "cost what frames of a long video cost")
+    parser.add_argument("--warmup",
+                        help="frames before the clock starts, or 'full': until every object's memory holds all the "
+                             "frames it ever will (142 with the default schedule), so that the timed frames cost what "
+                             f"frames of a long video cost (default: full on GPUs, {QUICK_CPU['warmup']} on CPU, where "
+                             "'full' takes many minutes)")
     parser.add_argument("--backbone", help="override the preset's backbone: resnet18, resnet34 or resnet50")
     parser.add_argument("--decoder-channels", type=int, help="override the preset's decoder width")
     parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint to time instead of the preset's network")
-    add_speed_arguments(parser)
-    parser.add_argument("--memory-frames", default="100,2000",
-                        help="frame counts after which peak memory is reported, from one long run (default 100,2000; "
-                             "'none' skips it)")
+    add_speed_arguments(parser, weights_recommend=False)
+    parser.add_argument("--memory-frames",
+                        help="frame counts after which peak memory is reported, from one long run ('none' skips it; "
+                             f"default {FULL['memory_frames']} on GPUs, {QUICK_CPU['memory_frames']} on CPU)")
     parser.add_argument("--memory-size", help="WIDTHxHEIGHT of the long run (default: --size)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run that splits time by part")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.set_defaults(handler=run)
+
+
+#: The defaults on a CPU: about a minute for the paper preset on a 2-core machine. The steady-state
+#: measurement (memory full, long-run memory) is what GPUs get by default; on a CPU it is asked for.
+QUICK_CPU = {"frames": 3, "warmup": "2", "memory_frames": "none"}
+FULL = {"frames": 20, "warmup": "full", "memory_frames": "100,2000"}
+LONG_CPU_HINT = "--warmup full --frames 20 --memory-frames 100,2000"
 
 
 def _counts(text: str, name: str) -> tuple[int, ...]:
@@ -71,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from qmra.inference.bench import BenchSpec, run_bench
     from qmra.inference.segmenter import random_model, resolve_device
+    from qmra.inference.threads import choose_threads
     from qmra.model.checkpoint import load_model
     from qmra.presets import get_preset
 
@@ -78,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     height, width = parse_size(args.size)
     memory_height, memory_width = parse_size(args.memory_size) if args.memory_size else (height, width)
+    defaults = QUICK_CPU if device.type == "cpu" else FULL
+    quick = device.type == "cpu" and all(getattr(args, name) is None for name in defaults)
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     objects = _counts(args.objects, "--objects")
     if not objects:
         raise QmraError("--objects needs at least one count")
@@ -103,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
     config = model.config
     print(f"qmra bench: preset {preset.name}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
           f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
-          f"on {device} ({torch.get_num_threads()} CPU threads, torch {torch.__version__})", flush=True)
+          f"on {device} ({choose_threads(settings.threads, device)} CPU threads, torch {torch.__version__})", flush=True)
+    if quick:
+        print(f"a quick measurement (memory not yet full, no long run); the steady state takes many minutes on a CPU: "
+              f"qmra bench {LONG_CPU_HINT}", flush=True)
     results = run_bench(model, settings, device, spec, log=lambda line: print(line, flush=True))
     results["preset"] = preset.name
     if args.json:

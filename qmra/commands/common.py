@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qmra.errors import QmraError
-from qmra.model.qma import ATTENTION_KERNELS
+from qmra.errors import QmraError, WeightsError
+from qmra.inference.settings import InferenceSettings
+from qmra.options import add_options, apply_options
+from qmra.presets import PRESETS, get_preset
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -25,70 +27,63 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
-    """Inference switches shared by ``segment``, ``eval``, ``demo`` and ``bench`` (default: the preset's / the reference)."""
-    parser.add_argument("--preset", choices=("paper", "fast"),
+def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool = True) -> None:
+    """Inference switches shared by ``segment``, ``eval``, ``demo`` and ``bench``: ``--preset`` and one
+    flag per option field of :class:`InferenceSettings` (declared there, with its help).
+    ``weights_recommend``: the command's defaults are what the weights recommend (not for ``bench``,
+    whose defaults are the preset's)."""
+    parser.add_argument("--preset", choices=tuple(PRESETS),
                         help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
                              "NHWC layout. 'qmra bench' also builds the preset's network (paper: ResNet-50; fast: "
-                             "ResNet-18 with 64-channel decoders); default paper")
-    parser.add_argument("--resolution", type=_resolution, metavar="PIXELS",
-                        help="the network sees frames with this short side (masks come back at full size), or "
-                             "'native'; default: the preset's, else what the weights recommend")
-    parser.add_argument("--mem-every", type=int, metavar="N", help="every N-th frame joins the memory (0: none; default 10)")
-    parser.add_argument("--max-memory-frames", type=int, metavar="N",
-                        help="memory cap per object, first and previous frame included (default 16)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (default fp32, the reference)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC convolutions (pays on GPUs)")
-    parser.add_argument("--no-pipeline", action="store_true", help="read frames on the main thread")
-    parser.add_argument("--attention", choices=ATTENTION_KERNELS,
-                        help="the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (default: "
-                             "matmul on CPU, sdpa on GPUs)")
-    parser.add_argument("--adapt", type=int, metavar="STEPS",
-                        help="test-time adaptation: fine-tune a copy of the network for STEPS steps on the first frame's "
-                             "boxes before propagating (0: off); default: what the weights recommend, else 0")
-    parser.add_argument("--adapt-lr", type=float, metavar="LR",
-                        help="learning rate of those steps; default: what the weights recommend, else 1e-5")
-    parser.add_argument("--no-fold-crm", action="store_true",
-                        help="run the CRM's fusion convolutions and its decoder's first convolution one by one (by "
-                             "default they are composed into one, once per video: same result, less work)")
+                             "ResNet-18 with 64-channel decoders); default: the weights' recommended settings")
+    add_options(parser, InferenceSettings, default_text=_recommended_default if weights_recommend else None)
 
 
-NATIVE = 0  # --resolution native
+def _recommended_default(name: str, text: str) -> str:
+    """What a run without the flag uses: what the weights recommend (the shipped weights' value, read
+    from their metadata), else the field's default ``text``; a preset's value replaces both."""
+    recommended = shipped_recommendations()
+    if name not in recommended or str(recommended[name]) == text:
+        return text
+    return f"{recommended[name]} with the shipped weights (their recommendation; other weights: theirs, else {text})"
 
 
-def _resolution(text: str) -> int:
-    if text.strip().lower() == "native":
-        return NATIVE
+def shipped_recommendations() -> dict:
+    """The inference settings the shipped weights recommend (their ``"inference"`` metadata)."""
+    from qmra.inference.segmenter import DEFAULT_WEIGHTS
+    from qmra.model.checkpoint import read_checkpoint_config
+
+    if not DEFAULT_WEIGHTS.is_file():
+        return {}
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'native', got {text!r}") from None
-    return value
+        recommended = read_checkpoint_config(DEFAULT_WEIGHTS)[1].get("inference")
+    except QmraError:
+        return {}
+    return recommended if isinstance(recommended, dict) else {}
 
 
-def speed_settings(args: argparse.Namespace, base):
-    """The preset's (or default) inference settings with the command line's switches applied."""
-    from dataclasses import replace
+def speed_settings(args: argparse.Namespace, base: InferenceSettings) -> InferenceSettings:
+    """``base`` (a preset's, or the weights' recommended settings) with the command line's switches applied."""
+    return apply_options(args, base)
 
-    changes: dict = {}
-    if args.resolution is not None:
-        changes["resolution"] = None if args.resolution == NATIVE else args.resolution
-    if args.mem_every is not None:
-        changes["mem_every"] = args.mem_every
-    if args.max_memory_frames is not None:
-        changes["max_memory_frames"] = args.max_memory_frames
-    if args.precision is not None:
-        changes["precision"] = args.precision
-    if args.channels_last:
-        changes["channels_last"] = True
-    if args.no_pipeline:
-        changes["pipeline"] = False
-    if args.attention is not None:
-        changes["attention"] = args.attention
-    if args.no_fold_crm:
-        changes["fold_crm"] = False
-    if args.adapt is not None:
-        changes["adapt_steps"] = args.adapt
-    if args.adapt_lr is not None:
-        changes["adapt_lr"] = args.adapt_lr
-    return replace(base, **changes)
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--weights``, ``--device`` and the speed switches: what every command that segments takes."""
+    parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint (.safetensors); default: the weights qmra ships")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    add_speed_arguments(parser)
+
+
+def make_segmenter(args: argparse.Namespace, progress: bool):
+    """The :class:`Segmenter` that ``add_model_arguments``' flags ask for: the given or shipped weights,
+    their recommended settings (or the preset's), then the switches."""
+    from qmra.inference import Segmenter
+    from qmra.inference.segmenter import DEFAULT_WEIGHTS, recommended_settings
+    from qmra.model.checkpoint import read_checkpoint_config
+
+    weights = args.weights or DEFAULT_WEIGHTS
+    if not args.weights and not DEFAULT_WEIGHTS.is_file():
+        raise WeightsError(f"qmra's shipped weights are missing from this installation ({DEFAULT_WEIGHTS}); "
+                           "reinstall qmra or give --weights FILE")
+    base = get_preset(args.preset).settings if args.preset else recommended_settings(read_checkpoint_config(weights)[1])
+    return Segmenter.from_checkpoint(weights, args.device, speed_settings(args, base), progress)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmra.commands.common import parse_size, show_progress
+from qmra.commands.common import add_model_arguments, make_segmenter, parse_size, show_progress
 
 DEMO_DIR = Path("qmra-demo")
 
@@ -20,15 +20,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEMO_DIR), help="output folder (default ./qmra-demo; it is replaced)")
-    from qmra.commands.segment import add_model_arguments
-
-    add_model_arguments(parser)  # --weights, --device, --mem-every, --max-memory-frames
+    add_model_arguments(parser)  # --weights, --device and the speed switches
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from qmra.commands.segment import make_segmenter
     from qmra.data import SyntheticConfig, SyntheticVideo, open_frames
     from qmra.errors import QmraError
     from qmra.evaluation import boundary_f_measure, region_similarity
@@ -38,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 2 or not 1 <= args.objects <= 20:
         raise QmraError("the demo needs --frames >= 2 and 1..20 --objects")
     out = Path(args.out)
+    segmenter = make_segmenter(args, show_progress(args.quiet))  # before any file is written: bad weights stop here
     video = SyntheticVideo(SyntheticConfig(height, width, args.frames, args.objects, num_distractors=1, seed=args.seed), "demo")
     source_path = video.write_mp4(out / "input.mp4", fps=12, annotations=out / "truth")
     print(f"made a synthetic clip: {args.frames} frames of {width}x{height}, {args.objects} objects and a look-alike "
           f"distractor -> {source_path}", flush=True)
 
-    segmenter = make_segmenter(args, show_progress(args.quiet))
     session = segmenter.start(open_frames(source_path))
     boxes = video.first_boxes()
     for object_id, box in boxes.items():
@@ -67,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         writer.close()
     seconds = time.perf_counter() - start
     model = segmenter.model.config
-    print(f"model: QMRA {model.backbone} '{model.variant}'{' with RANDOM weights' if segmenter.random_weights else ''}"
+    print(f"model: QMRA {model.backbone} '{model.variant}'"
           f"{_weights_summary(segmenter.metadata)}")
     print("J / F per object (DAVIS metrics, frames 1..end): "
           + ", ".join(f"object {i}: {np.mean(j_scores[i]):.3f} / {np.mean(f_scores[i]):.3f}" for i in object_ids))
@@ -75,10 +72,8 @@ def run(args: argparse.Namespace) -> int:
     f_mean = float(np.mean([np.mean(v) for v in f_scores.values()]))
     print(f"J-Mean {j_mean:.3f}, F-Mean {f_mean:.3f}, J&F {(j_mean + f_mean) / 2:.3f}")
     print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} objects, {segmenter.device}, "
-          f"{_threads()} threads)")
+          f"{segmenter.threads} threads)")
     print(f"wrote {out}/masks/ (DAVIS palette PNGs), {out}/overlay.mp4, {out}/input.mp4 and {out}/truth/")
-    if segmenter.random_weights:
-        print("REMINDER: these scores come from RANDOM weights; trained weights will ship with a later release.")
     return 0
 
 
@@ -94,8 +89,3 @@ def _weights_summary(metadata: dict) -> str:
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted})" if "J&F-Mean" in scores else ""
     return f", {card.get('name', 'default weights')}{score}"
 
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()

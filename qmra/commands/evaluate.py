@@ -7,7 +7,7 @@ import time
 import warnings
 from pathlib import Path
 
-from qmra.commands.common import show_progress
+from qmra.commands.common import add_model_arguments, make_segmenter, show_progress
 from qmra.errors import QmraError
 
 
@@ -20,8 +20,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--results", metavar="DIR", help="existing predictions DIR/<sequence>/<frame>.png to score")
     parser.add_argument("--out", metavar="DIR", help="run qmra and write its predictions (and the scores) here")
     parser.add_argument("--sequences", help="comma-separated names (default: all)")
-    from qmra.commands.segment import add_model_arguments
-
     add_model_arguments(parser)
     parser.add_argument("--processes", type=int, default=2, help="scoring processes (default 2)")
     parser.add_argument("--exact-decay", action="store_true",
@@ -36,7 +34,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qmra.commands.segment import make_segmenter
     from qmra.evaluation.davis_eval import evaluate_davis, select_sequences, write_speed
     from qmra.inference.outputs import check_folder
 
@@ -87,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _youtube_vos(args: argparse.Namespace, sequences) -> int:
-    from qmra.commands.segment import make_segmenter
     from qmra.data import YouTubeVOSDataset
     from qmra.evaluation.protocol import predict_youtube_vos
     from qmra.inference.outputs import check_folder

@@ -6,19 +6,15 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from qmra.commands.common import add_speed_arguments, show_progress, speed_settings
-from qmra.data.boxes import Box
-from qmra.errors import BoxError, QmraError
+from qmra.commands.common import add_model_arguments, make_segmenter, show_progress
+from qmra.data.boxes import BOX_FORMATS, Box
+from qmra.errors import QmraError
+from qmra.inference.session import Prompt
 
-
-@dataclass(frozen=True)
-class BoxPrompt:
-    object_id: int
-    frame: int
-    box: Box
+#: ``--fail-on-lost``: the exit code when an object is lost at the end of the video.
+EXIT_LOST = 3
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -26,9 +22,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("source", help="a video file (mp4, mov, webm, mkv) or a folder of frames")
     prompts = parser.add_mutually_exclusive_group(required=True)
     prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
-                         help="a box on the first frame, in pixels; repeat for more objects (ids 1, 2, ...)")
+                         help="a box on the first frame, in pixels (see --box-format); repeat for more objects (ids 1, "
+                              "2, ...)")
     prompts.add_argument("--boxes", metavar="FILE.json",
                          help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
+    parser.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
+                        help="how --box and --boxes give a box: xyxy = corners X0,Y0,X1,Y1 (default); xywh = top-left "
+                             "corner and size X,Y,W,H, as COCO and many tools export them")
     parser.add_argument("--out", required=True, help="folder for the DAVIS palette PNGs (named after the frames)")
     add_model_arguments(parser)
     parser.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
@@ -40,43 +40,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                           help="continue an interrupted run (same arguments): the frames already in OUT are recomputed "
                                "to rebuild the memory but not rewritten, the rest are written; the overlay and RLE "
                                "cover every frame")
+    parser.add_argument("--fail-on-lost", action="store_true",
+                        help=f"exit with code {EXIT_LOST} when an object is lost at the end (its mask empty from some frame "
+                             "to the last); lost objects are always reported on stderr")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     parser.set_defaults(handler=run)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint (.safetensors); default: the weights qmra ships")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    add_speed_arguments(parser)
-
-
-def make_segmenter(args: argparse.Namespace, progress: bool):
-    import warnings
-
-    from qmra.inference import InferenceSettings, Segmenter
-    from qmra.inference.segmenter import DEFAULT_WEIGHTS, recommended_settings
-    from qmra.model.checkpoint import read_checkpoint_config
-    from qmra.presets import get_preset
-
-    base = get_preset(args.preset).settings if args.preset else InferenceSettings()
-    weights = args.weights or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-    if weights is not None and not args.preset:
-        base = recommended_settings(read_checkpoint_config(weights)[1], base)
-    settings = speed_settings(args, base)
-    if args.weights:
-        return Segmenter.from_checkpoint(args.weights, args.device, settings, progress)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # said below, loudly, instead
-        segmenter = Segmenter(device=args.device, settings=settings, progress=progress)
-    if segmenter.random_weights:
-        print("WARNING: qmra has no trained weights yet and none were given (--weights): the network runs with RANDOM\n"
-              "         weights, so the masks are meaningless.", file=sys.stderr)
-    return segmenter
-
-
-def parse_prompts(boxes: list[str] | None, boxes_file: str | None) -> list[BoxPrompt]:
+def parse_prompts(boxes: list[str] | None, boxes_file: str | None, box_format: str = "xyxy") -> list[Prompt]:
+    """``--box`` texts (objects 1, 2, ... on frame 0) or a ``--boxes`` JSON file → prompts; four
+    numbers per box in ``box_format`` (xyxy or xywh)."""
     if boxes:
-        return [BoxPrompt(index, 0, _box(text, f"--box {text}")) for index, text in enumerate(boxes, start=1)]
+        return [_prompt(index, 0, text, box_format, f"--box {text}") for index, text in enumerate(boxes, start=1)]
     path = Path(boxes_file or "")
     try:
         document = json.loads(path.read_text())
@@ -86,38 +61,40 @@ def parse_prompts(boxes: list[str] | None, boxes_file: str | None) -> list[BoxPr
         raise QmraError(f"cannot read boxes file {path}: {error}") from None
     if not isinstance(document, list) or not document:
         raise QmraError(f"{path}: expected a non-empty JSON list of {{\"id\", \"frame\", \"box\"}} objects")
-    prompts: list[BoxPrompt] = []
+    prompts: list[Prompt] = []
     for number, entry in enumerate(document, start=1):
         where = f"{path} entry {number}"
         if not isinstance(entry, dict) or "id" not in entry or "box" not in entry:
             raise QmraError(f"{where}: expected an object with \"id\", \"box\" and optionally \"frame\"")
-        object_id, frame = entry["id"], entry.get("frame", 0)
-        if isinstance(object_id, bool) or not isinstance(object_id, int) or not 1 <= object_id <= 255:
-            raise QmraError(f"{where}: object id must be an integer 1..255, got {object_id!r}")
-        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-            raise QmraError(f"{where}: frame must be an integer >= 0, got {frame!r}")
-        if any(p.object_id == object_id for p in prompts):
-            raise QmraError(f"{where}: object id {object_id} is given twice")
-        try:
-            box = Box.from_sequence(entry["box"])
-        except BoxError as error:
-            raise QmraError(f"{where}: {error}") from None
-        prompts.append(BoxPrompt(object_id, frame, box))
+        prompt = _prompt(entry["id"], entry.get("frame", 0), entry["box"], box_format, where)
+        if any(p.object_id == prompt.object_id for p in prompts):
+            raise QmraError(f"{where}: object id {prompt.object_id} is given twice")
+        prompts.append(prompt)
     return prompts
 
 
-def _box(text: str, where: str) -> Box:
+def _prompt(object_id: object, frame: object, box: object, box_format: str, where: str) -> Prompt:
+    """One prompt, its errors prefixed with where it came from."""
     try:
-        return Box.parse(text)
-    except BoxError as error:
+        parsed = Box.parse(box, box_format) if isinstance(box, str) else Box.from_values(box, box_format)
+        return Prompt(object_id, frame, parsed)  # type: ignore[arg-type]
+    except QmraError as error:
         raise QmraError(f"{where}: {error}") from None
+
+
+def warn_if_clipped(prompt: Prompt, used: Box, width: int, height: int) -> None:
+    """One line on stderr when a box reached outside the frame and was clipped to it."""
+    if used != prompt.box:
+        print(f"qmra: warning: object {prompt.object_id}'s box {prompt.box.format()} reaches outside the {width}x{height} "
+              f"frame; clipped to {used.format()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     from qmra.data import open_frames
+    from qmra.inference.lost import LostObjects
     from qmra.inference.outputs import ResultWriter, check_outputs, finished_frames
 
-    prompts = parse_prompts(args.box, args.boxes)
+    prompts = parse_prompts(args.box, args.boxes, args.box_format)
     source = open_frames(args.source)
     out_dir = Path(args.out)
     overlay, rle = (Path(p) if p else None for p in (args.overlay, args.rle))
@@ -127,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     segmenter = make_segmenter(args, progress)
     session = segmenter.start(source)
     for prompt in prompts:
-        session.add_box(prompt.object_id, prompt.box, prompt.frame)
+        warn_if_clipped(prompt, session.add_box(prompt.object_id, prompt.box, prompt.frame), source.info.width, source.info.height)
     if keep and not args.quiet:
         print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
               "not rewritten", file=sys.stderr)
@@ -135,9 +112,13 @@ def run(args: argparse.Namespace) -> int:
     writer = ResultWriter(out_dir, height=info.height, width=info.width, fps=info.fps, video_name=Path(args.source).stem,
                           per_object=args.per_object, overlay=overlay, rle=rle, keep=keep)
     start = time.perf_counter()
+    lost = LostObjects()
     try:
         for _, result in session.propagate():
             writer.write(result)
+            for object_id in lost.update(result):
+                print(f"qmra: warning: object {object_id} is lost on frame {result.index} ({result.name}): its mask is empty",
+                      file=sys.stderr)
     except KeyboardInterrupt:
         writer.close()
         print(f"qmra: interrupted; {_finished(writer.frames_finished, out_dir)} (--resume continues)", file=sys.stderr)
@@ -157,7 +138,12 @@ def run(args: argparse.Namespace) -> int:
         adaptation = f" (after adapting to the first frame: {adapted.steps} steps, {adapted.seconds:.1f} s)" if adapted else ""
         resumed = f" ({keep} of them were already there)" if keep else ""
         print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames{resumed} at "
-              f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; wrote {', '.join(outputs)}")
+              f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; {lost.summary(len(prompts))}; "
+              f"wrote {', '.join(outputs)}")
+    if lost.lost_at_end:
+        print(f"qmra: warning: {lost.summary(len(prompts))} (to the last frame)", file=sys.stderr)
+        if args.fail_on_lost:
+            return EXIT_LOST
     return 0
 
 

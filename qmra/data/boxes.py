@@ -13,6 +13,10 @@ import numpy as np
 
 from qmra.errors import BoxError
 
+#: How four numbers describe a box: corners, or top-left corner and size.
+BOX_FORMATS = ("xyxy", "xywh")
+_LAYOUTS = {"xyxy": "[x0, y0, x1, y1]", "xywh": "[x, y, w, h]"}
+
 
 @dataclass(frozen=True)
 class Box:
@@ -38,26 +42,42 @@ class Box:
 
     @classmethod
     def from_xywh(cls, x: float, y: float, w: float, h: float) -> "Box":
+        for value in (x, y, w, h):
+            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+                raise BoxError(f"box values must be numbers, got {value!r}")
+        if not w > 0 or not h > 0:
+            raise BoxError(f"box x,y,w,h = {x:g},{y:g},{w:g},{h:g} has zero or negative width or height")
         return cls(x, y, x + w, y + h)
 
     @classmethod
-    def parse(cls, text: str) -> "Box":
-        """``"x0,y0,x1,y1"`` → Box, with a clear error for anything else."""
+    def from_values(cls, values: object, box_format: str = "xyxy") -> "Box":
+        """Four numbers in ``box_format`` → Box: ``"xyxy"`` (corners x0, y0, x1, y1) or ``"xywh"``
+        (top-left corner, width, height, as COCO and many annotation tools write boxes)."""
+        if box_format not in BOX_FORMATS:
+            raise BoxError(f"unknown box format {box_format!r}; use {' or '.join(BOX_FORMATS)}")
+        if not isinstance(values, (list, tuple)) or len(values) != 4:
+            raise BoxError(f"a box is a list of four numbers {_LAYOUTS[box_format]}, got {values!r}")
+        if box_format == "xywh":
+            return cls.from_xywh(*values)  # type: ignore[arg-type]
+        return cls(*values)  # type: ignore[arg-type]
+
+    @classmethod
+    def parse(cls, text: str, box_format: str = "xyxy") -> "Box":
+        """``"x0,y0,x1,y1"`` (or ``"x,y,w,h"`` with ``box_format="xywh"``) → Box, with a clear error for anything else."""
+        layout = _LAYOUTS.get(box_format, "")
         parts = [p.strip() for p in text.split(",")]
-        if len(parts) != 4:
-            raise BoxError(f"a box is four numbers X0,Y0,X1,Y1, got {text!r}")
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise BoxError(f"a box is four numbers X0,Y0,X1,Y1, got {text!r}") from None
-        return cls(*values)
+            values = []
+        if len(values) != 4:
+            raise BoxError(f"a box is four numbers {layout.strip('[]').replace(' ', '').upper()}, got {text!r}")
+        return cls.from_values(values, box_format)
 
     @classmethod
-    def from_sequence(cls, values: object) -> "Box":
+    def from_sequence(cls, values: object, box_format: str = "xyxy") -> "Box":
         """A list or tuple ``[x0, y0, x1, y1]`` (as in JSON files) → Box."""
-        if not isinstance(values, (list, tuple)) or len(values) != 4:
-            raise BoxError(f"a box is a list of four numbers [x0, y0, x1, y1], got {values!r}")
-        return cls(*values)  # type: ignore[arg-type]
+        return cls.from_values(values, box_format)
 
     # --------------------------------------------------------------- views
 

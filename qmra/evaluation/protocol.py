@@ -92,7 +92,6 @@ def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path
         model_seconds += seconds
     record = {"frames": frames, "objects": objects, "sequences": len(davis) - len(skipped),
               **_rates(frames, model_seconds, started), "device": str(segmenter.device),
-              "random_weights": segmenter.random_weights,
               "model": segmenter.model.config.to_dict(), "mem_every": segmenter.settings.mem_every}
     if skipped:
         record["skipped_sequences"] = skipped

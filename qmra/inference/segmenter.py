@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import copy
 from pathlib import Path
 from typing import Iterable
 
@@ -10,16 +10,17 @@ import numpy as np
 import torch
 
 from qmra.data.frames import FrameSource, open_frames
-from qmra.errors import QmraError
+from qmra.errors import QmraError, WeightsError
 from qmra.inference.session import InferenceSession
 from qmra.inference.settings import InferenceSettings
+from qmra.inference.threads import choose_threads
 from qmra.model import QMRA, ModelConfig
-from qmra.model.checkpoint import load_model
+from qmra.model.checkpoint import load_model, read_checkpoint_config
 
-#: Where the package's trained weights live once they ship.
+#: The trained weights that ship with qmra (card: qmra-default.json beside them).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "qmra-default.safetensors"
-#: The network used when no trained weights are available (random initialisation, seed 0).
-FALLBACK_CONFIG = ModelConfig(backbone="resnet18")
+#: The network :func:`random_model` builds by default (benchmarks and tests).
+RANDOM_MODEL_CONFIG = ModelConfig(backbone="resnet18")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -35,7 +36,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def random_model(config: ModelConfig = FALLBACK_CONFIG, seed: int = 0) -> QMRA:
+def random_model(config: ModelConfig = RANDOM_MODEL_CONFIG, seed: int = 0) -> QMRA:
     """A model with reproducible random weights, without touching the global random state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -58,40 +59,53 @@ def recommended_settings(metadata: dict, base: InferenceSettings | None = None) 
 class Segmenter:
     """A QMRA model on a device, with inference settings; :meth:`start` opens a video.
 
-    ``Segmenter()`` uses the weights that ship with qmra; until they exist it uses random weights,
-    warns, and sets ``random_weights``. Without ``settings``, the weights' recommended settings apply
-    (their ``"inference"`` metadata; see :func:`recommended_settings`).
+    ``Segmenter()`` uses the weights that ship with qmra (a :class:`WeightsError` if the
+    installation lacks them). Without ``settings``, the weights' recommended settings apply (their
+    ``"inference"`` metadata; see :func:`recommended_settings`). A ``model`` given is never changed:
+    where it must move to the device, leave training mode or change memory layout, a copy is used.
     """
 
     def __init__(self, model: QMRA | None = None, device: str | torch.device = "cpu",
                  settings: InferenceSettings | None = None, progress: bool = False) -> None:
         self.device = resolve_device(device)
-        self.random_weights = False
         self.metadata: dict = {}
         if model is None:
-            if DEFAULT_WEIGHTS.is_file():
-                model, self.metadata = load_model(DEFAULT_WEIGHTS)
-            else:
-                warnings.warn("qmra has no trained weights yet: using RANDOM weights, masks will be meaningless", stacklevel=2)
-                model = random_model()
-                self.random_weights = True
+            if not DEFAULT_WEIGHTS.is_file():
+                raise WeightsError(f"qmra's shipped weights are missing from this installation ({DEFAULT_WEIGHTS}); "
+                                   "reinstall qmra, or give a model or Segmenter.from_checkpoint(FILE)")
+            model, self.metadata = load_model(DEFAULT_WEIGHTS)
         self.settings = settings or recommended_settings(self.metadata)
-        model = model.to(self.device).eval()
-        if self.settings.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
+        self.model = _ready(model, self.device, self.settings.channels_last)
+        self.threads = choose_threads(self.settings.threads, self.device)
         self.progress = progress
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", settings: InferenceSettings | None = None,
                         progress: bool = False) -> "Segmenter":
         """Load a qmra checkpoint (``.safetensors`` with its config); wrong files raise :class:`WeightsError`."""
-        resolve_device(device)
+        settings = settings or recommended_settings(read_checkpoint_config(path)[1])
         model, metadata = load_model(path)
-        segmenter = cls(model, device, settings or recommended_settings(metadata), progress)
+        model = model.to(resolve_device(device)).eval()  # ours: ready it in place rather than copy it
+        if settings.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        segmenter = cls(model, device, settings, progress)
         segmenter.metadata = metadata
         return segmenter
 
     def start(self, source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource) -> InferenceSession:
         """Open a video file, a frame folder, or frames in memory (H×W×3 uint8); frames are streamed."""
         return InferenceSession(self, open_frames(source))
+
+
+def _ready(model: QMRA, device: torch.device, channels_last: bool) -> QMRA:
+    """``model`` in eval mode on ``device`` (NHWC weights if ``channels_last``): the model itself if it
+    is so already, else a copy, so that the caller's model is never changed."""
+    parameter = next(model.parameters())
+    # A 7×7 convolution's weight is contiguous in exactly one of the two layouts.
+    conv = next((p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1 and p.shape[1] > 1), None)
+    layout_ok = conv is None or (not conv.is_contiguous()) == channels_last
+    on_device = parameter.device.type == device.type and device.index in (None, parameter.device.index)
+    if on_device and not model.training and layout_ok:
+        return model
+    model = copy.deepcopy(model).to(device).eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model

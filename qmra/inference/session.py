@@ -20,10 +20,10 @@ from qmra.errors import BoxError, QmraError
 from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
+from qmra.inference.runtime import ModelRuntime
+from qmra.inference.threads import choose_threads
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
-from qmra.model.crm import FoldedCRMInput
 from qmra.model.preprocess import Padding
-from qmra.model.prior import rectangle_prior
 
 if TYPE_CHECKING:
     from qmra.inference.segmenter import Segmenter
@@ -33,9 +33,22 @@ MAX_OBJECT_ID = 255  # label maps are written as 8-bit palette PNGs
 
 @dataclass(frozen=True)
 class Prompt:
+    """Object ``object_id`` (1..255) starts on frame ``frame`` (>= 0) inside ``box`` (pixels, xyxy)."""
+
     object_id: int
     frame: int
     box: Box
+
+    def __post_init__(self) -> None:
+        object_id, frame = self.object_id, self.frame
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or not 1 <= object_id <= MAX_OBJECT_ID:
+            raise QmraError(f"object ids are integers 1..{MAX_OBJECT_ID}, got {object_id!r}")
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+            raise QmraError(f"frame must be an integer >= 0, got {frame!r}")
+        if not isinstance(self.box, Box):
+            raise QmraError(f"expected a Box, got {self.box!r}")
+        object.__setattr__(self, "object_id", int(object_id))
+        object.__setattr__(self, "frame", int(frame))
 
 
 class ProbabilityMaps:
@@ -69,7 +82,10 @@ class FrameResult:
     - ``labels``: H×W uint8 map of object ids (0 = background), after merging all objects;
     - ``boxes``: object id → the box the object was tracked to (its given box on its first frame;
       None where it was lost). Only objects started on or before this frame appear.
-    - ``image``: the H×W×3 uint8 frame itself (no copy), for overlays.
+    - ``image``: the H×W×3 uint8 frame itself (no copy), for overlays;
+    - ``confidence``: object id → its mean own probability over the pixels where it exceeds 0.5
+      (0.0 where there are none): near 1 for a crisp mask, low for a doubtful one;
+    - ``lost``: object id → True where its mask on this frame is empty (lost, or out of view).
 
     Computed when first used:
 
@@ -84,6 +100,8 @@ class FrameResult:
     boxes: dict[int, Box | None]
     image: np.ndarray
     maps: ProbabilityMaps | None = field(default=None, repr=False)
+    confidence: dict[int, float] = field(default_factory=dict)
+    lost: dict[int, bool] = field(default_factory=dict)
 
     @property
     def object_ids(self) -> list[int]:
@@ -122,7 +140,7 @@ class InferenceSession:
         self._propagating = False
         #: Seconds spent in the model (not reading frames) during the last propagate().
         self.model_seconds = 0.0
-        self._folded_crm: FoldedCRMInput | None = None  # made from the weights when propagate() starts
+        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)  # remade when the weights change
         #: Set when test-time adaptation ran (settings.adapt_steps > 0): its cost and losses.
         self.adaptation: AdaptationReport | None = None
 
@@ -138,22 +156,18 @@ class InferenceSession:
         The box is clipped to the frame; a box of zero area, not finite, or wholly outside the frame
         is a :class:`BoxError`. Objects may start on any frame. Returns the clipped box.
         """
-        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or not 1 <= object_id <= MAX_OBJECT_ID:
-            raise QmraError(f"object ids are integers 1..{MAX_OBJECT_ID}, got {object_id!r}")
-        object_id = int(object_id)
-        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
-            raise QmraError(f"frame must be an integer >= 0, got {frame!r}")
-        frame = int(frame)
+        if isinstance(box, str):
+            box = Box.parse(box)
+        elif not isinstance(box, Box):
+            box = Box.from_sequence(list(box))
+        prompt = Prompt(object_id, frame, box)  # checks the id and the frame
+        object_id, frame = prompt.object_id, prompt.frame
         if self.info.num_frames is not None and frame >= self.info.num_frames:
             raise QmraError(f"object {object_id}: frame {frame} is past the end of the video ({self.info.num_frames} frames)")
         if self._propagating and frame <= self._current_frame:
             raise QmraError(f"object {object_id}: frame {frame} was already segmented; add boxes for later frames only")
         if self._bank_of(object_id) is not None:
             raise QmraError(f"object {object_id} is already being tracked; remove it first to give it a new box")
-        if isinstance(box, str):
-            box = Box.parse(box)
-        elif not isinstance(box, Box):
-            box = Box.from_sequence(list(box) if not isinstance(box, list) else box)
         try:
             box = box.clip(self.info.width, self.info.height)
         except BoxError as error:
@@ -213,7 +227,8 @@ class InferenceSession:
         self.model_seconds = 0.0
         self.model = self.segmenter.model  # an adapted copy from an earlier run is dropped
         self.adaptation = None
-        self._fold()
+        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
+        self.segmenter.threads = choose_threads(self.settings.threads, self.device)  # the machine's load may have changed
         show = self.segmenter.progress if progress is None else progress
         from tqdm import tqdm
 
@@ -238,42 +253,20 @@ class InferenceSession:
             bar.close()
             self._propagating = False
 
-    def _fold(self) -> None:
-        self._folded_crm = None
-        if self.settings.fold_crm and self.model.crm is not None:
-            with torch.inference_mode():
-                self._folded_crm = self.model.crm.fold()
-
     def _step(self, index: int, frame: np.ndarray) -> FrameResult:
-        bf16 = self.settings.precision == "bf16"
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with self.runtime.running():
             return self._predict_frame(index, frame)
 
-    def _network_input(self, frame: np.ndarray) -> tuple[torch.Tensor, Padding, torch.Tensor]:
-        """H×W×3 uint8 frame → the prepared 1×3×h'×w' network input at the working size, its padding,
-        and the 1×3×h×w RGB image in [0, 1] at the working size."""
-        with record_function("qmra/io"):
-            image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True).permute(2, 0, 1)[None].float().div_(255)
-            size = self.settings.working_size(*frame.shape[:2])
-            if size != tuple(frame.shape[:2]):
-                image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
-            prepared, padding = self.model.prepare(image)
-            if self.settings.channels_last:
-                prepared = prepared.contiguous(memory_format=torch.channels_last)
-        return prepared, padding, image
-
     def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
-        model, config = self.model, self.model.config
         starting = [p for p in self._prompts.values() if p.frame == index]
         tracked = list(self._banks)  # remove_object drops an object's memory with its prompt
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
         if starting or tracked:
-            prepared, padding, image = self._network_input(frame)
+            prepared, padding, image = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
             if starting and self.settings.adapt_steps > 0 and self.adaptation is None and not tracked:
                 self._adapt(starting, prepared, padding, image, frame.shape[:2])
-                model = self.model
-            query_features = model.encode_query(prepared)  # shared by every object of this frame
+            query_features = self.runtime.encode_query(prepared)  # shared by every object of this frame
             if starting:
                 self._start_objects(starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
             # Banks holding equally many frames run as one batch (objects that started on the same
@@ -284,13 +277,8 @@ class InferenceSession:
             for banks in groups.values():
                 with record_function("qmra/memory_read"):
                     memory = Memory.concat_objects([bank.memory() for bank in banks])
-                output = model.predict(prepared, padding, memory, query_features=query_features,
-                                       attention=self.settings.attention, folded_crm=self._folded_crm)
-                box_maps = self._tracked_box_maps(output)
-                if config.stage2_encoding_is_memory:
-                    entry = model.memorize(output.query_encoding)  # fm(frame, predicted box): already computed
-                else:
-                    entry = model.memorize(model.encode_memory(prepared, padding.pad(box_maps)))
+                output = self.runtime.predict(prepared, padding, memory, query_features)
+                entry, box_maps = self.runtime.memory_entry(prepared, padding, output)
                 object_probabilities = output.probability()[:, 0]
                 row = 0
                 for bank in banks:
@@ -309,15 +297,14 @@ class InferenceSession:
         """Fine-tune a copy of the network on this frame's boxes (the first frame with objects only:
         memories already encoded would not match new weights). Its own first-frame masks inside
         the boxes are the stage-2 pseudo-labels."""
-        model = self.model
         box_maps, _, output = self._first_frame(prompts, prepared, padding, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
-            self.model = adapted_copy(model)  # made outside inference mode, so that it can learn
+            self.model = adapted_copy(self.model)  # made outside inference mode, so that it can learn
             self.adaptation = adapt(self.model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
                                     self.settings.adapt_lr)
         self.model.eval()
-        self._fold()
+        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
 
     def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes,
                        frame_size: tuple[int, int]) -> None:
@@ -333,27 +320,11 @@ class InferenceSession:
     def _first_frame(self, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding, query_features,
                      frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
         """The objects' box maps (B×1×h×w at the working size), their first memory entry, and the
-        prediction of the frame they start on, given their boxes (the stage-2 encoding of a box *is*
-        its memory encoding, so it is computed once)."""
-        model = self.model
+        prediction of the frame they start on, given their boxes."""
         size = (padding.height, padding.width)
         box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
-        features = model.encode_memory(prepared, padding.pad(box_maps))
-        entry = model.memorize(features)
-        reuse = features if model.config.stage2_encoding_is_memory else None
-        output = model.predict(prepared, padding, Memory.stack([entry]), query_features=query_features,
-                               query_prior=box_maps, prior_features=reuse, attention=self.settings.attention,
-                               folded_crm=self._folded_crm)
+        entry, output = self.runtime.start(prepared, padding, box_maps, query_features)
         return box_maps, entry, output
-
-    def _tracked_box_maps(self, output: QMRAOutput) -> torch.Tensor:
-        """B×1×H×W filled boxes of this frame's prediction: the stage-1 box prior where the variant
-        has one, else the tight box of the final mask. They become the memory's box maps."""
-        config = self.model.config
-        if config.two_stage and config.stage1_predicts_box:
-            assert output.query_prior is not None
-            return output.query_prior
-        return rectangle_prior(output.probability(), config.prior_threshold)
 
     def _merge(self, index: int, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
                boxes: dict[int, Box | torch.Tensor]) -> FrameResult:
@@ -369,16 +340,23 @@ class InferenceSession:
         full = merged if working == (height, width) else F.interpolate(merged[None], size=(height, width), mode="bilinear",
                                                                         align_corners=False)[0]
         labels = label_map(full, object_ids)
+        # Confidence: each object's mean own probability where it is confident (p > 0.5), at the working size.
+        confident = own > 0.5
+        confidence = (own * confident).flatten(1).sum(1) / confident.flatten(1).sum(1).clamp(min=1)
+        areas = torch.bincount(labels.flatten().long(), minlength=MAX_OBJECT_ID + 1)
         # A tracked box map's extent: which rows and columns it covers (a few hundred booleans each).
         tracked = [i for i in object_ids if isinstance(boxes[i], torch.Tensor)]
         extents = [(boxes[i].bool().any(dim=1), boxes[i].bool().any(dim=0)) for i in tracked]  # type: ignore[union-attr]
-        host = [t.cpu() for t in (labels, *(e for pair in extents for e in pair))]
+        host = [t.cpu() for t in (labels, confidence, areas, *(e for pair in extents for e in pair))]
         scale = (width / working[1], height / working[0])
         final_boxes = {i: b for i, b in boxes.items() if isinstance(b, Box)}
         for slot, object_id in enumerate(tracked):
-            final_boxes[object_id] = _extent_box(host[1 + 2 * slot].numpy(), host[2 + 2 * slot].numpy(), scale)
+            final_boxes[object_id] = _extent_box(host[3 + 2 * slot].numpy(), host[4 + 2 * slot].numpy(), scale)
         maps = ProbabilityMaps(object_ids, merged, own, (height, width))
-        return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps)
+        scores, area = host[1].tolist(), host[2].numpy()
+        return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps,
+                           confidence={i: float(scores[slot]) for slot, i in enumerate(object_ids)},
+                           lost={i: bool(area[i] == 0) for i in object_ids})
 
 
 def _rows(entry: MemoryFrame, rows: slice) -> MemoryFrame:

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import dataclass, field
 
 from qmra.errors import ConfigError
 from qmra.model.qma import ATTENTION_KERNELS
+from qmra.options import option
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def parse_resolution(text: str) -> int | None:
+    """``--resolution`` text: a number of pixels, or ``native`` (None: the frames' own size)."""
+    if text.strip().lower() == "native":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'native', got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -34,18 +48,35 @@ class InferenceSettings:
       a copy of the network for this many steps on augmented views of the first frame with objects,
       its boxes as exact stage-1 targets. 0 = off.
     - ``adapt_lr``: Adam's learning rate for those steps.
+    - ``threads``: intra-op threads on the CPU (None: qmra chooses, see :mod:`qmra.inference.threads`).
+
+    Each field that users set from the command line declares its flag and help here
+    (:mod:`qmra.options`); the commands build their parsers from them.
     """
 
-    mem_every: int = 10
-    max_memory_frames: int = 16
-    resolution: int | None = None
-    precision: str = "fp32"
-    channels_last: bool = False
-    pipeline: bool = True
-    attention: str = "auto"
-    fold_crm: bool = True
-    adapt_steps: int = 0
-    adapt_lr: float = 1e-5
+    mem_every: int = field(default=10, metadata=option(
+        "every N-th frame joins the memory (0: none)", metavar="N"))
+    max_memory_frames: int = field(default=16, metadata=option(
+        "memory cap per object, first and previous frame included", metavar="N"))
+    resolution: int | None = field(default=None, metadata=option(
+        "the network sees frames with this short side (masks come back at full size), or 'native' for the "
+        "frames' own size", metavar="PIXELS", parse=parse_resolution, default_text="native"))
+    precision: str = field(default="fp32", metadata=option("fp32 (the reference) or bf16 autocast", choices=PRECISIONS))
+    channels_last: bool = field(default=False, metadata=option("NHWC convolutions (pays on GPUs)"))
+    pipeline: bool = field(default=True, metadata=option("read frames on the main thread", flag="--no-pipeline"))
+    attention: str = field(default="auto", metadata=option(
+        "the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (matmul on CPU, sdpa on GPUs)",
+        choices=ATTENTION_KERNELS))
+    fold_crm: bool = field(default=True, metadata=option(
+        "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
+        "composed into one, once per video: same result, less work)", flag="--no-fold-crm"))
+    adapt_steps: int = field(default=0, metadata=option(
+        "test-time adaptation: fine-tune a copy of the network for STEPS steps on the first frame's boxes before "
+        "propagating (0: off)", flag="--adapt", metavar="STEPS"))
+    adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR"))
+    threads: int | None = field(default=None, metadata=option(
+        "CPU threads for the network's operations", metavar="N", parse=int,
+        default_text="chosen for the cores free now (see the README's 'Speed')"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:
@@ -60,6 +91,8 @@ class InferenceSettings:
             raise ConfigError(f"adapt_steps must be an integer >= 0, got {self.adapt_steps!r}")
         if not self.adapt_lr > 0:
             raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         if self.attention not in ATTENTION_KERNELS:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
 
@@ -72,4 +105,3 @@ class InferenceSettings:
         return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-PRECISIONS = ("fp32", "bf16")

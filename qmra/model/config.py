@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from qmra.errors import ConfigError
+from qmra.options import option
 
 BACKBONES: tuple[str, ...] = ("resnet50", "resnet34", "resnet18")
 
@@ -33,12 +34,12 @@ class ModelConfig:
     ``key_value_kernel_size=3`` for that), RGMP/STM decoders with 256 channels.
     """
 
-    backbone: str = "resnet50"
-    variant: str = "full"
+    backbone: str = field(default="resnet50", metadata=option("the encoders' ResNet", choices=BACKBONES))
+    variant: str = field(default="full", metadata=option("full or a Table 3 ablation", choices=VARIANTS))
     key_channels: int = 128
     value_channels: int = 512
     key_value_kernel_size: int = 1
-    decoder_channels: int = 256
+    decoder_channels: int = field(default=256, metadata=option("channels of the decoders and the CRM", metavar="N"))
     #: Hidden width of the BCA bottleneck is ``2 * value_channels // bca_reduction``.
     bca_reduction: int = 16
     #: Keep BatchNorm statistics and affine parameters fixed (STM/RGMP do, with ImageNet weights).

@@ -6,7 +6,10 @@ share one query encoding across all objects of a frame:
 
 - :meth:`QMRA.encode_query` — ``fq(I)``, once per frame, shared by every object;
 - :meth:`QMRA.encode_memory` — ``fm(I, B)``; :meth:`QMRA.memorize` turns it into keys and values;
-- :meth:`QMRA.predict` — both stages and the CRM for one query frame against a :class:`Memory`.
+- :meth:`QMRA.predict` — one query frame against a :class:`Memory`: :meth:`QMRA.track` (stage 1),
+  then :meth:`QMRA.segment` (stage 2, re-encoded with stage 1's box) and :meth:`QMRA.refine` (the CRM);
+- :meth:`QMRA.start` — an object's first frame, given its box: its memory entry and prediction;
+- :meth:`QMRA.memory_entry` — a predicted frame's memory entry (:meth:`QMRA.tracked_box_maps`).
 
 :meth:`QMRA.forward` (training) chains them for clips of T memory frames and one query.
 """
@@ -79,6 +82,15 @@ class Memory:
     @property
     def batch_size(self) -> int:
         return self.track.value.shape[0]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's result on the padded grid: ``aggregated`` B×2C×h×w (the QMA's output, which the
+    CRM reads) and ``logits`` B×2×H'×W' (background, object)."""
+
+    aggregated: torch.Tensor
+    logits: torch.Tensor
 
 
 @dataclass
@@ -206,83 +218,124 @@ class QMRA(nn.Module):
             segment = None if self.segment_aggregation is None else self.segment_aggregation.project_memory(features.r4)
         return MemoryFrame(track, segment)
 
-    def predict(
-        self,
-        image: torch.Tensor,
-        padding: Padding,
-        memory: Memory,
-        query_features: BackboneFeatures | None = None,
-        query_prior: torch.Tensor | None = None,
-        prior_features: BackboneFeatures | None = None,
-        attention: str = "auto",
-        folded_crm: FoldedCRMInput | None = None,
-    ) -> QMRAOutput:
-        """Predict one query frame for B objects.
+    def predict(self, image: torch.Tensor, padding: Padding, memory: Memory, query_features: BackboneFeatures | None = None,
+                query_prior: torch.Tensor | None = None, attention: str = "auto",
+                folded_crm: FoldedCRMInput | None = None) -> QMRAOutput:
+        """Predict one query frame for B objects: :meth:`track`, then :meth:`segment` (with the CRM).
 
         image: prepared query 1×3×H'×W' (shared by all objects) or B×3×H'×W'; padding: from
         :meth:`prepare`; memory: B objects' T frames; query_features: ``encode_query(image)`` if
-        already computed; query_prior: B×1×H×W to use instead of the stage-1 prediction (the
-        user's box on an object's first frame, or the true box in training); prior_features: the
-        stage-2 encoder's features of (image, query_prior) if already computed (an object's first
-        frame, whose memory encoding is exactly that); attention: the Memory Read's kernel
+        already computed (it is shared by every object of a frame); query_prior: B×1×H×W to use
+        instead of stage 1's box (the true box in training); attention: the Memory Read's kernel
         (:func:`qmra.model.qma.memory_read`); folded_crm: ``self.crm.fold()`` made once for many
-        frames (the same result with less work), or None. Returns logits at the unpadded size H×W.
+        frames, or None. Returns logits at the unpadded size H×W.
         """
-        config = self.config
-        batch = memory.batch_size
-        if prior_features is not None and (query_prior is None or self.prior_encoder is not None):
-            raise ValueError("prior_features need the query_prior they encode, and the siamese stage-2 encoder")
         if query_features is None:
             query_features = self.encode_query(image)
-        with record_function("qmra/memory_read"):
-            track_aggregated = self.track_aggregation(query_features.r4, memory.track, attention)
-        with record_function("qmra/decoders"):
-            track_logits = self.track_decoder(track_aggregated, query_features.r3, query_features.r2)
-        if not config.two_stage:
-            return QMRAOutput(mask_logits=padding.crop(track_logits))
-
+        track = self.track(query_features, memory, attention)
+        if not self.config.two_stage:
+            return QMRAOutput(mask_logits=padding.crop(track.logits))
         if query_prior is None:
-            track_probability = torch.softmax(padding.crop(track_logits), dim=1)[:, 1:2]
-            make_prior = rectangle_prior if config.stage1_predicts_box else mask_prior
-            query_prior = make_prior(track_probability.detach(), config.prior_threshold)
-        elif query_prior.shape != (batch, 1, padding.height, padding.width):
-            raise ValueError(f"query_prior must be {batch}x1x{padding.height}x{padding.width}, got {tuple(query_prior.shape)}")
-        if prior_features is not None:
-            segment_features = prior_features
-        else:
-            padded_prior = padding.pad(query_prior).to(image.dtype)
-            encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
-            with record_function("qmra/encoders"):
-                if image.shape[0] == 1 and batch > 1:  # several objects on one frame: its RGB conv1 once
-                    segment_features = encoder.forward_shared_image(image, padded_prior)
-                else:
-                    segment_features = encoder(torch.cat([image.expand(batch, -1, -1, -1), padded_prior], dim=1))
+            query_prior = self.stage2_prior(track, padding)
+        elif query_prior.shape != (memory.batch_size, 1, padding.height, padding.width):
+            raise ValueError(f"query_prior must be {memory.batch_size}x1x{padding.height}x{padding.width}, "
+                             f"got {tuple(query_prior.shape)}")
+        return self.segment(image, padding, memory, track, query_prior, attention=attention, folded_crm=folded_crm)
 
+    def start(self, image: torch.Tensor, padding: Padding, box_maps: torch.Tensor, query_features: BackboneFeatures | None = None,
+              attention: str = "auto", folded_crm: FoldedCRMInput | None = None) -> tuple[MemoryFrame, QMRAOutput]:
+        """An object's first frame: its memory entry ``fm(I, box)`` and its prediction given its box.
+
+        box_maps: B×1×H×W, the users' boxes at the unpadded size. With the siamese stage-2 encoder the
+        box's stage-2 encoding *is* its memory encoding, so it is computed once.
+        """
+        encoding = self.encode_prior(image, padding, box_maps)
+        # The prior is the box itself here, so its encoding is fm(I, box) unless stage 2 has its own encoder.
+        entry = self.memorize(encoding if self.prior_encoder is None else self.encode_memory(image, padding.pad(box_maps)))
+        memory = Memory.stack([entry])
+        if query_features is None:
+            query_features = self.encode_query(image)
+        track = self.track(query_features, memory, attention)
+        if not self.config.two_stage:
+            return entry, QMRAOutput(mask_logits=padding.crop(track.logits))
+        return entry, self.segment(image, padding, memory, track, box_maps, encoding, attention, folded_crm)
+
+    def track(self, query_features: BackboneFeatures, memory: Memory, attention: str = "auto") -> Stage:
+        """Stage 1: the query's features read against the memory's stage-1 keys, decoded to the box
+        map (a mask for ``2stage-noalign``; the only prediction for ``1stage``)."""
+        with record_function("qmra/memory_read"):
+            aggregated = self.track_aggregation(query_features.r4, memory.track, attention)
+        with record_function("qmra/decoders"):
+            return Stage(aggregated, self.track_decoder(aggregated, query_features.r3, query_features.r2))
+
+    def stage2_prior(self, track: Stage, padding: Padding) -> torch.Tensor:
+        """B×1×H×W prior Mq for stage 2: the filled rectangle around stage 1's p > threshold (its
+        thresholded mask for ``2stage-noalign``)."""
+        probability = torch.softmax(padding.crop(track.logits), dim=1)[:, 1:2]
+        make_prior = rectangle_prior if self.config.stage1_predicts_box else mask_prior
+        return make_prior(probability.detach(), self.config.prior_threshold)
+
+    def encode_prior(self, image: torch.Tensor, padding: Padding, prior: torch.Tensor) -> BackboneFeatures:
+        """Stage 2's encoding of the query with its prior, B×1×H×W: the memory encoder (siamese) or
+        the ``2stage-nosiam`` prior encoder; the RGB part of conv1 once for all objects of a frame."""
+        if not self.config.two_stage:
+            return self.encode_memory(image, padding.pad(prior))
+        padded_prior = padding.pad(prior).to(image.dtype)
+        encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
+        with record_function("qmra/encoders"):
+            if image.shape[0] == 1 and prior.shape[0] > 1:
+                return encoder.forward_shared_image(image, padded_prior)
+            return encoder(torch.cat([image.expand(prior.shape[0], -1, -1, -1), padded_prior], dim=1))
+
+    def memory_entry(self, image: torch.Tensor, padding: Padding, box_maps: torch.Tensor,
+                     output: QMRAOutput | None = None) -> MemoryFrame:
+        """The memory entry of a frame with B objects' box maps (B×1×H×W, usually
+        :meth:`tracked_box_maps`): ``fm(I, box)`` made into keys and values. ``output``: the frame's
+        prediction, whose stage-2 encoding is reused where it is exactly ``fm(I, box)``."""
+        if output is not None and output.query_encoding is not None and self.config.stage2_encoding_is_memory:
+            return self.memorize(output.query_encoding)
+        return self.memorize(self.encode_memory(image, padding.pad(box_maps)))
+
+    def segment(self, image: torch.Tensor, padding: Padding, memory: Memory, track: Stage, prior: torch.Tensor,
+                encoding: BackboneFeatures | None = None, attention: str = "auto",
+                folded_crm: FoldedCRMInput | None = None) -> QMRAOutput:
+        """Stage 2 and the CRM: the query re-encoded with its prior (B×1×H×W; ``encoding`` if already
+        made by :meth:`encode_prior`), read against the memory's stage-2 keys, decoded to the mask Sq,
+        then refined from both stages by the CRM."""
+        if encoding is None:
+            encoding = self.encode_prior(image, padding, prior)
         assert self.segment_aggregation is not None and self.segment_decoder is not None and memory.segment is not None
         with record_function("qmra/memory_read"):
-            segment_aggregated = self.segment_aggregation(segment_features.r4, memory.segment, attention)
+            aggregated = self.segment_aggregation(encoding.r4, memory.segment, attention)
         with record_function("qmra/decoders"):
-            mask_logits = self.segment_decoder(segment_aggregated, segment_features.r3, segment_features.r2)
-        refined_logits = None
-        if self.crm is not None:
-            with record_function("qmra/crm"):
-                refined_logits = self.crm(
-                    track_aggregated,
-                    segment_aggregated,
-                    torch.softmax(track_logits, dim=1)[:, 1:2],
-                    torch.softmax(mask_logits, dim=1)[:, 1:2],
-                    segment_features.r3,
-                    segment_features.r2,
-                    folded=folded_crm,
-                )
+            segment = Stage(aggregated, self.segment_decoder(aggregated, encoding.r3, encoding.r2))
+        refined = self.refine(track, segment, encoding, folded_crm)
         return QMRAOutput(
-            mask_logits=padding.crop(mask_logits),
-            track_logits=padding.crop(track_logits),
-            refined_logits=None if refined_logits is None else padding.crop(refined_logits),
-            query_prior=query_prior,
-            query_encoding=segment_features,
-            track_target="box" if config.stage1_predicts_box else "mask",
+            mask_logits=padding.crop(segment.logits),
+            track_logits=padding.crop(track.logits),
+            refined_logits=None if refined is None else padding.crop(refined),
+            query_prior=prior,
+            query_encoding=encoding,
+            track_target="box" if self.config.stage1_predicts_box else "mask",
         )
+
+    def refine(self, track: Stage, segment: Stage, encoding: BackboneFeatures,
+               folded_crm: FoldedCRMInput | None = None) -> torch.Tensor | None:
+        """The CRM: both stages' aggregated features and probabilities, with the stage-2 encoder's
+        r3 and r2, → refined logits B×2×H'×W' (padded); None for variants without a CRM."""
+        if self.crm is None:
+            return None
+        with record_function("qmra/crm"):
+            return self.crm(track.aggregated, segment.aggregated, torch.softmax(track.logits, dim=1)[:, 1:2],
+                            torch.softmax(segment.logits, dim=1)[:, 1:2], encoding.r3, encoding.r2, folded=folded_crm)
+
+    def tracked_box_maps(self, output: QMRAOutput) -> torch.Tensor:
+        """B×1×H×W filled boxes of a predicted frame, for its memory entry: the stage-1 box prior
+        where the variant has one, else the tight box of the final mask."""
+        if self.config.two_stage and self.config.stage1_predicts_box:
+            assert output.query_prior is not None
+            return output.query_prior
+        return rectangle_prior(output.probability(), self.config.prior_threshold)
 
     # ------------------------------------------------------------------ training forward
 

@@ -85,6 +85,15 @@ ATTENTION_BLOCK = 1 << 24
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
 
 
+def resolve_kernel(kernel: str, device: torch.device) -> str:
+    """``"auto"`` → the kernel it means on ``device`` (matmul on CPU, sdpa elsewhere); others as given."""
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {kernel!r}")
+    if kernel == "auto":
+        return "matmul" if device.type == "cpu" else "sdpa"
+    return kernel
+
+
 def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
                 kernel: str = "auto") -> torch.Tensor:
     """STM's Memory Read (paper, Eq. 6): softmax over all N = T·h'·w' memory positions of ``Kq·Km / √Ck``.
@@ -93,14 +102,13 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     B×Cv×h×w. A batch-1 query is broadcast over a memory batch of B objects. The sum over memory
     positions makes the result independent of the order of memory frames.
     """
-    if kernel not in ATTENTION_KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {kernel!r}")
+    kernel = resolve_kernel(kernel, query_key.device)
     batch, positions, key_channels = memory_key.shape
     _, _, h, w = query_key.shape
     value_channels = memory_value.shape[2]
     scale = 1.0 / math.sqrt(key_channels)
     q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
-    if kernel == "sdpa" or (kernel == "auto" and query_key.device.type != "cpu"):
+    if kernel == "sdpa":
         out = F.scaled_dot_product_attention(q, memory_key, memory_value, scale=scale)
     else:
         block = max(1, ATTENTION_BLOCK // max(1, batch * positions))

@@ -28,12 +28,6 @@ class BackboneFeatures(NamedTuple):
     r3: torch.Tensor
     r2: torch.Tensor
 
-    def expand_batch(self, batch: int) -> "BackboneFeatures":
-        """Broadcast batch-1 features to ``batch`` (a view, no copy): one frame, many objects."""
-        if self.r4.shape[0] == batch:
-            return self
-        return BackboneFeatures(*(t.expand(batch, *t.shape[1:]) for t in self))
-
 
 @dataclass(frozen=True)
 class ResNetSpec:

@@ -42,7 +42,9 @@ def recalibrate_batchnorm(model: QMRA, sequences: Sequence[VideoSequence], frame
     modes = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for m in layers}
     try:
-        segmenter = Segmenter(model, device=device, settings=settings)  # puts the model in eval mode
+        model.eval()  # as inference runs it; a model in eval mode on its device is used as it is, not copied
+        segmenter = Segmenter(model, device=device, settings=settings)
+        assert segmenter.model is model, "recalibration must run the model itself"
         for layer in layers:
             layer.reset_running_stats()
             layer.momentum = None  # cumulative average over every forward pass

@@ -9,7 +9,7 @@ import math
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +21,7 @@ from qmra.data import ClipSettings
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig, QMRALoss
 from qmra.model.checkpoint import load_model, load_weights_into
+from qmra.options import option
 from qmra.training.checkpoints import load_run_checkpoint, save_run_checkpoint
 from qmra.training.distributed import DistributedContext
 from qmra.training.mixing import MixedClips, SampleNumbers
@@ -32,34 +33,36 @@ METRIC_FIELDS = ("step", "loss", "track", "mask", "refined", "lr", "steps_per_s"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 16
-    accumulate: int = 1  # micro-batches per optimizer step (batch 16 on a small GPU: 4 × 4)
-    size: int = 384
-    lr: float = 1e-5
-    lr_schedule: str = "constant"  # constant (the paper) | cosine
-    warmup: int = 0
+    """The training recipe. Fields with :func:`qmra.options.option` metadata are ``qmra train``'s flags."""
+
+    steps: int = field(default=1000, metadata=option("optimizer steps", metavar="N"))
+    batch_size: int = field(default=16, metadata=option("clips per step (the paper: 16)", metavar="B"))
+    accumulate: int = field(default=1, metadata=option("micro-batches per step (effective batch = B × this)", metavar="N"))
+    size: int = field(default=384, metadata=option("training frames are SIZE×SIZE (multiple of 16)", metavar="PIXELS"))
+    lr: float = field(default=1e-5, metadata=option("Adam's learning rate (the paper: 1e-5)"))
+    lr_schedule: str = field(default="constant", metadata=option(
+        "constant (the paper) or cosine", choices=("constant", "cosine")))
+    warmup: int = field(default=0, metadata=option("linear warm-up steps", metavar="N"))
     dice_weight: float = 0.1
-    #: Probability of giving stage 2 the true query box instead of the stage-1 prediction. The paper
-    #: is silent on how the prior is formed in training; from scratch the stage-1 prediction is noise
-    #: for a long time, so half the steps use the true box.
-    teacher_forcing: float = 0.5
-    val_every: int = 500
-    save_every: int = 100
-    seed: int = 0
-    workers: int = 2
-    bf16: bool = True  # autocast on CUDA only
+    #: The paper is silent on how the prior is formed in training; from scratch the stage-1
+    #: prediction is noise for a long time, so half the steps use the true box.
+    teacher_forcing: float = field(default=0.5, metadata=option(
+        "probability of giving stage 2 the true box instead of stage 1's", metavar="P"))
+    val_every: int = field(default=500, metadata=option("steps between validations", metavar="N"))
+    save_every: int = field(default=100, metadata=option("steps between checkpoints", metavar="N"))
+    seed: int = field(default=0, metadata=option("random seed"))
+    workers: int = field(default=2, metadata=option("DataLoader worker processes", metavar="N"))
+    bf16: bool = field(default=True, metadata=option("no bf16 autocast on CUDA"))  # autocast on CUDA only
     max_gap: int = 5
-    #: Short side (pixels) at which validation runs the inference path; None = the videos' own size.
-    val_resolution: int | None = None
-    #: With trained BatchNorm, its running statistics are re-estimated before each validation and each
-    #: checkpoint on this many whole videos of the training data (see qmra.training.batchnorm); 0 = never.
-    bn_calibration_videos: int = 8
+    val_resolution: int | None = field(default=None, metadata=option(
+        "validate with frames scaled to this short side", metavar="PIXELS", parse=int, default_text="their own size"))
+    bn_calibration_videos: int = field(default=8, metadata=option(
+        "with --train-batchnorm: re-estimate BatchNorm statistics on N whole training videos before each validation "
+        "and checkpoint (0: never)", metavar="N"))
     bn_calibration_frames: int = 8
-    #: Seconds of training (validation and saving not counted) after which the run ends, as if
-    #: ``steps`` were reached; the learning-rate schedule then runs on elapsed time, so the run
-    #: decays fully within its budget (a resumed run continues on the steps already taken).
-    time_budget: float | None = None
+    time_budget: float | None = field(default=None, metadata=option(
+        "end training after this many seconds (validation and saving not counted); a cosine schedule then decays "
+        "over the budget (a resumed run continues on the steps already taken)", metavar="SECONDS", parse=float))
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "accumulate", "size", "val_every", "save_every"):

@@ -16,6 +16,7 @@ def _first_frame(video):
     return image, box_maps
 
 
+@pytest.mark.slow
 def test_adaptation_learns_the_boxes_of_the_frame_on_a_copy():
     segmenter = tiny_segmenter()
     original = {k: v.clone() for k, v in segmenter.model.state_dict().items()}
@@ -31,6 +32,7 @@ def test_adaptation_learns_the_boxes_of_the_frame_on_a_copy():
     assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items() if "running_" in k)
 
 
+@pytest.mark.slow
 def test_a_session_adapts_once_per_propagation_and_changes_the_masks():
     video = clip(frames=4, objects=2)
     frames = [video.image(i) for i in range(video.num_frames)]

@@ -4,7 +4,7 @@ import torch
 
 from qmra.data import Box, box_from_mask
 from qmra.errors import BoxError, QmraError
-from qmra.inference import InferenceSettings
+from qmra.inference import InferenceSettings, Segmenter
 from tests.inference.conftest import clip, tiny_segmenter
 
 
@@ -147,16 +147,6 @@ def test_batched_objects_equal_one_object_at_a_time():
             assert result.boxes[object_id] == batched[index].boxes[object_id]
 
 
-@pytest.mark.parametrize("variant", ["1stage", "2stage-nosiam", "2stage-noalign"])
-def test_variants_whose_stage2_encoding_is_not_memory_encode_it(variant):
-    segmenter = tiny_segmenter(InferenceSettings(mem_every=2), variant=variant)
-    video = clip(frames=5)
-    session = segmenter.start(_frames(video))
-    session.add_box(1, video.first_boxes()[1])
-    results = [r for _, r in session.propagate()]
-    assert len(results) == 5 and session.memory_frames(1) == [0, 2, 4]
-
-
 def test_bad_prompts_are_refused(segmenter):
     session = segmenter.start(_frames(clip(frames=4)))
     with pytest.raises(BoxError, match="lies outside the 64x48 image"):
@@ -197,14 +187,17 @@ def _scheduled_frames(first: int, last: int, mem_every: int, capacity: int) -> l
     return sorted({first, *(extras[-room:] if room > 0 else []), last})
 
 
-def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame():
-    """The reference the memory buffers replace: keep every frame's keys and values, and before each
-    frame stack those the schedule holds. The session (token buffers, slots reused) must agree."""
+@pytest.mark.parametrize("variant", ["full", "1stage", "2stage-nosiam", "2stage-noalign"])
+def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame(variant):
+    """The reference the memory buffers and the encoding reuse replace: encode every frame with the
+    memory encoder and its tracked box, keep all keys and values, and before each frame stack those
+    the schedule holds. The session (token buffers, slots reused, stage-2 encodings reused where they
+    equal the memory encoding) must agree, for variants where they do and where they do not."""
     from qmra.data.boxes import render_box_map
     from qmra.model import Memory
 
     settings = InferenceSettings(mem_every=2, max_memory_frames=4)
-    segmenter = tiny_segmenter(settings)
+    segmenter = tiny_segmenter(settings, variant=variant)
     video = clip(frames=12, objects=1)
     box = video.first_boxes()[1]
     session = segmenter.start(_frames(video))
@@ -217,16 +210,62 @@ def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_fram
         for t in range(video.num_frames):
             image = torch.from_numpy(video.image(t)).permute(2, 0, 1)[None].float() / 255
             prepared, padding = model.prepare(image)
-            query = model.encode_query(prepared)
             if t == 0:
                 box_map = torch.from_numpy(render_box_map(box, (48, 64)))[None, None]
-                features = model.encode_memory(prepared, padding.pad(box_map))
-                entries[0] = model.memorize(features)
-                output = model.predict(prepared, padding, Memory.stack([entries[0]]), query_features=query,
-                                       query_prior=box_map, prior_features=features)
+                entries[0] = model.memorize(model.encode_memory(prepared, padding.pad(box_map)))
+                memory = Memory.stack([entries[0]])
+                output = model.predict(prepared, padding, memory, query_prior=box_map if model.config.two_stage else None)
             else:
                 held = _scheduled_frames(0, t - 1, 2, 4)
-                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]), query_features=query)
-                entries[t] = model.memorize(output.query_encoding)
+                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]))
+                entries[t] = model.memorize(model.encode_memory(prepared, padding.pad(model.tracked_box_maps(output))))
             assert np.allclose(got[t], output.probability()[0, 0].numpy(), atol=1e-5), f"frame {t}"
     assert session.memory_frames(1) == _scheduled_frames(0, 11, 2, 4) == [0, 8, 10, 11]
+
+
+def test_results_carry_confidence_and_lost_and_the_run_reports_lost_objects(segmenter):
+    from qmra.inference.lost import LostObjects
+    from qmra.inference.session import FrameResult
+
+    video = clip(frames=4, objects=2)
+    session = segmenter.start(_frames(video))
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    for _, result in session.propagate():
+        for object_id in (1, 2):
+            own = result.object_probabilities[object_id]
+            expected = float(own[own > 0.5].mean()) if (own > 0.5).any() else 0.0
+            assert abs(result.confidence[object_id] - expected) < 0.02  # (at the working size, here the frame's)
+            assert result.lost[object_id] == (not result.masks[object_id].any())
+
+    def frame(index, lost):
+        return FrameResult(index, f"{index:05d}", np.zeros((2, 2), np.uint8), {1: None, 2: None}, np.zeros((2, 2, 3), np.uint8),
+                           lost=lost)
+
+    report = LostObjects()
+    assert report.update(frame(0, {1: False, 2: False})) == []
+    assert report.update(frame(1, {1: True, 2: False})) == [1]
+    assert report.update(frame(2, {1: True, 2: True})) == [2]
+    assert report.update(frame(3, {1: False, 2: True})) == []
+    assert report.lost_at_end == {2: 2} and report.frames_lost == {1: 2, 2: 2}
+    assert report.summary(2) == "lost 1 of 2 objects: 2 (from frame 2)"
+
+
+def test_the_segmenter_never_changes_the_callers_model():
+    from qmra.inference import random_model
+    from tests.inference.conftest import TINY
+
+    model = random_model(TINY).train()
+    before = {name: p.clone() for name, p in model.state_dict().items()}
+    segmenter = Segmenter(model, settings=InferenceSettings(channels_last=True, adapt_steps=2))
+    video = clip(frames=3, objects=1)
+    session = segmenter.start(_frames(video))
+    session.add_box(1, video.first_boxes()[1])
+    list(session.propagate())
+    assert model.training and segmenter.model is not model and not segmenter.model.training
+    conv = model.query_encoder.conv1.weight
+    assert conv.is_contiguous()  # not turned NHWC
+    assert all(torch.equal(before[name], p) for name, p in model.state_dict().items())
+    # A model that is ready as it is is used as it is (no copy).
+    ready = random_model(TINY).eval()
+    assert Segmenter(ready).model is ready

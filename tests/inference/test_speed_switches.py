@@ -78,6 +78,7 @@ def test_reading_ahead_changes_nothing():
     assert all(np.array_equal(a, b) for a, b in zip(reference, piped))
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_reference_masks():
     video = _video(frames=6, height=64, width=96)
     reference, fast = _segmenter_pair(InferenceSettings(channels_last=True))
@@ -86,23 +87,37 @@ def test_channels_last_gives_the_reference_masks():
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="bf16 agreement is only meaningful for trained weights, "
                     f"and {DEFAULT_WEIGHTS.name} is not there")
+
+
+@pytest.mark.slow
 def test_bf16_autocast_gives_the_reference_masks():
     video = _video(frames=8, objects=2, height=96, width=128, seed=3)
     reference, fast = _segmenter_pair(InferenceSettings(precision="bf16", channels_last=True))
     assert _mean_j(_labels(reference, video), _labels(fast, video)) >= 0.99
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "matmul"])
-def test_memory_read_kernels_give_the_reference_masks(attention):
+@pytest.mark.slow
+def test_memory_read_kernels_give_the_same_masks():
     # Memory every other frame: the read covers up to 6 frames by the end.
     video = _video(frames=10, objects=2, height=96, width=128, seed=3)
-    reference, fast = _segmenter_pair(InferenceSettings(mem_every=2, attention=attention))
-    reference = Segmenter(reference.model, settings=InferenceSettings(mem_every=2))
-    expected = _labels(reference, video)
+    matmul, sdpa = _segmenter_pair(InferenceSettings(mem_every=2, attention="sdpa"))
+    matmul = Segmenter(matmul.model, settings=InferenceSettings(mem_every=2, attention="matmul"))
+    expected = _labels(matmul, video)
     assert sum(int((labels > 0).sum()) for labels in expected) > 0  # something to agree on
-    assert _mean_j(expected, _labels(fast, video)) >= 0.99
+    assert _mean_j(expected, _labels(sdpa, video)) >= 0.99
 
 
+def test_auto_attention_is_matmul_on_cpu_and_sdpa_on_gpus():
+    import torch
+
+    from qmra.model.qma import resolve_kernel
+
+    assert resolve_kernel("auto", torch.device("cpu")) == "matmul"
+    assert resolve_kernel("auto", torch.device("cuda", 0)) == "sdpa"
+    assert resolve_kernel("sdpa", torch.device("cpu")) == "sdpa"
+
+
+@pytest.mark.slow
 def test_unfolded_crm_gives_the_same_masks():
     video = _video(frames=8, objects=2, height=96, width=128, seed=3)
     reference, unfolded = _segmenter_pair(InferenceSettings(fold_crm=False))

@@ -1,14 +1,27 @@
 import pytest
 
 from qmra.errors import ConfigError
-from qmra.model import BACKBONES, VARIANTS, ModelConfig
+from qmra.model import VARIANTS, ModelConfig
 
 
-def test_defaults_are_the_papers():
-    config = ModelConfig()
-    assert (config.backbone, config.variant) == ("resnet50", "full")
-    assert (config.key_channels, config.value_channels, config.decoder_channels) == (128, 512, 256)
-    assert config.freeze_batchnorm
+def test_the_default_network_is_the_papers():
+    """Built from the defaults: ResNet-50 up to layer3 (1024 channels at stride 16), 1×1 projections
+    to keys of 128 and values of 512 channels, 256-channel decoders, frozen BatchNorm."""
+    import torch
+
+    from qmra.model import QMRA
+
+    with torch.device("meta"):
+        model = QMRA()
+    assert model.query_encoder.channels == (256, 512, 1024)
+    for aggregation in (model.track_aggregation, model.segment_aggregation):
+        key, value = aggregation.memory_projection.key, aggregation.memory_projection.value
+        assert (key.in_channels, key.out_channels, key.kernel_size) == (1024, 128, (1, 1))
+        assert (value.out_channels, value.kernel_size) == (512, (1, 1))
+    assert model.track_decoder.input_conv.out_channels == model.segment_decoder.input_conv.out_channels == 256
+    assert model.crm is not None and model.prior_encoder is None  # CRM on, siamese stage-2 encoder
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(p.requires_grad for m in norms for p in m.parameters())
 
 
 @pytest.mark.parametrize("field,value", [("backbone", "resnet101"), ("variant", "w/o EF"), ("key_channels", 0),
@@ -36,4 +49,3 @@ def test_variant_flags_describe_table_3():
     assert flags["crm-nocoord"].uses_crm and not flags["crm-nocoord"].crm_coordinates
     reusable = {v for v, c in flags.items() if c.stage2_encoding_is_memory}
     assert reusable == {"full", "no-qma", "no-bca", "no-crm", "crm-nocoord"}
-    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50"}

@@ -1,0 +1,84 @@
+"""Options are declared once, on their dataclass field, and the commands' flags come from there."""
+
+import argparse
+import dataclasses
+
+import pytest
+
+from qmra.cli import build_parser, glue_negative_values
+from qmra.inference.settings import InferenceSettings
+from qmra.model import ModelConfig
+from qmra.options import add_options, apply_options, declared_options, flag_of, from_options, option
+from qmra.training.trainer import TrainConfig
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices[name]
+
+
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+@pytest.mark.parametrize("command", ["segment", "eval", "demo", "bench"])
+def test_every_inference_option_is_a_flag_of_every_command_that_segments(command):
+    flags = _flags(_subparser(command))
+    assert {flag_of(f, o) for f, o in declared_options(InferenceSettings)} <= flags
+    assert "--threads" in flags and "--adapt" in flags and "--no-fold-crm" in flags
+
+
+def test_training_flags_come_from_the_train_and_model_configs():
+    flags = _flags(_subparser("train"))
+    declared = {flag_of(f, o) for cls in (TrainConfig, ModelConfig) for f, o in declared_options(cls)}
+    assert declared <= flags and {"--lr", "--no-bf16", "--time-budget", "--backbone", "--decoder-channels"} <= declared
+    args = build_parser().parse_args(["train", "--data", "synthetic", "--out", "r", "--lr", "3e-4", "--no-bf16",
+                                      "--backbone", "resnet18"])
+    config, model = from_options(args, TrainConfig), from_options(args, ModelConfig)
+    assert config.lr == 3e-4 and config.bf16 is False and config.steps == TrainConfig().steps
+    assert model.backbone == "resnet18" and model.decoder_channels == ModelConfig().decoder_channels
+
+
+def test_flags_not_given_keep_the_base_and_given_ones_replace_it():
+    base = InferenceSettings(resolution=320, adapt_steps=10)  # e.g. what the weights recommend
+    parse = _subparser("segment").parse_args
+    kept = apply_options(parse(["v.mp4", "--box", "1,1,5,5", "--out", "o"]), base)
+    assert kept == base
+    changed = apply_options(parse(["v.mp4", "--box", "1,1,5,5", "--out", "o", "--resolution", "native", "--adapt", "0",
+                                   "--no-pipeline", "--threads", "1"]), base)
+    assert (changed.resolution, changed.adapt_steps, changed.pipeline, changed.threads) == (None, 0, False, 1)
+
+
+def test_the_help_says_the_default_the_run_really_uses():
+    from qmra.commands.common import shipped_recommendations
+
+    text = _subparser("segment").format_help().replace("\n", " ")
+    text = " ".join(text.split())
+    recommended = shipped_recommendations().get("resolution")
+    if recommended:
+        assert f"default: {recommended} with the shipped weights" in text
+    assert "frames at their own size" not in text
+    assert "default: 10" in text  # --mem-every, from the field
+
+
+def test_a_new_option_is_one_field():
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        speed: int = dataclasses.field(default=3, metadata=option("how fast", metavar="N"))
+        quiet: bool = dataclasses.field(default=False, metadata=option("say nothing"))
+        loud: bool = dataclasses.field(default=True, metadata=option("say everything"))
+        hidden: int = 7
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, Settings)
+    assert _flags(parser) == {"-h", "--help", "--speed", "--quiet", "--no-loud"}
+    assert "how fast; default: 3" in " ".join(parser.format_help().split())
+    assert apply_options(parser.parse_args(["--speed", "5", "--quiet", "--no-loud"]), Settings()) == Settings(5, True, False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--speed", "fast"])
+
+
+def test_negative_values_need_no_equals_sign():
+    assert glue_negative_values(["segment", "v.mp4", "--box", "-10,5,100,100", "--out", "o"]) == \
+        ["segment", "v.mp4", "--box=-10,5,100,100", "--out", "o"]
+    assert glue_negative_values(["--box", "1,2,3,4", "--", "-5"]) == ["--box", "1,2,3,4", "--", "-5"]
