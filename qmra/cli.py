@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from qmra import __version__
 from qmra.commands import bench, demo, evaluate, model_info, segment, synthetic, train
@@ -15,8 +15,16 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, as every other qmra error (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("qmra").strip()
+        self.exit(EXIT_USAGE, f"qmra: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qmra", description="Box-prompted video object segmentation (QMRA, AAAI 2021).")
+    parser = OneLineParser(prog="qmra", description="Box-prompted video object segmentation (QMRA, AAAI 2021).")
     parser.add_argument("--version", action="version", version=f"qmra {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

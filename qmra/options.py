@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 _KEY = "qmra_option"
@@ -86,9 +87,27 @@ def given_options(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 def apply_options(args: argparse.Namespace, base: T) -> T:
     """``base`` (a dataclass instance) with the options the user gave applied."""
-    return dataclasses.replace(base, **given_options(args, type(base)))  # type: ignore[type-var]
+    with _named_by_flag(type(base)):
+        return dataclasses.replace(base, **given_options(args, type(base)))  # type: ignore[type-var]
 
 
 def from_options(args: argparse.Namespace, cls: type[T], **fixed: Any) -> T:
     """A new ``cls`` from its defaults, the options given, and ``fixed`` values."""
-    return cls(**{**given_options(args, cls), **fixed})
+    with _named_by_flag(cls):
+        return cls(**{**given_options(args, cls), **fixed})
+
+
+@contextmanager
+def _named_by_flag(cls: type) -> Iterator[None]:
+    """A dataclass's own check names the field (``max_memory_frames must be ...``); on the command line
+    the user wrote the flag, so the message names that (``--max-memory-frames must be ...``)."""
+    from qmra.errors import QmraError
+
+    try:
+        yield
+    except QmraError as error:
+        message = str(error)
+        for field, opt in declared_options(cls):
+            if message.startswith(f"{field.name} "):
+                raise type(error)(flag_of(field, opt) + message[len(field.name):]) from None
+        raise

@@ -77,3 +77,20 @@ def test_synthetic_writes_mp4_and_davis_layout(tmp_path, capsys):
     assert main(["synthetic", str(tmp_path / "davis"), "--size", "64x48", "--frames", "5", "--name", "toy"]) == 0
     assert DavisDataset(tmp_path / "davis").sequence("toy").num_frames == 5
     assert main(["synthetic", str(tmp_path / "x"), "--objects", "0"]) == 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["segment", "v.mp4", "--out", "o"], "qmra: error: segment: one of the arguments --box --boxes is required (see qmra segment --help)"),
+    (["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--resolution", "big"],
+     "qmra: error: segment: argument --resolution: expected a number of pixels or 'native', got 'big'"),
+    (["bogus"], "qmra: error: argument COMMAND: invalid choice: 'bogus'"),
+    (["bench", "--max-memory-frames", "1"], "qmra: error: --max-memory-frames must be an integer >= 2"),
+])
+def test_usage_errors_are_one_line_naming_the_flag(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse's own errors
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1

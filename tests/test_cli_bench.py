@@ -53,7 +53,7 @@ def test_bench_bad_input_is_one_line(capsys):
     for args, message in ((["--objects", "0"], "--objects takes numbers >= 1"),
                           (["--warmup", "0"], "--warmup must be at least 1"),
                           (["--warmup", "lots"], "--warmup takes a number of frames or 'full'"),
-                          (["--max-memory-frames", "1"], "max_memory_frames must be an integer >= 2"),
+                          (["--max-memory-frames", "1"], "--max-memory-frames must be an integer >= 2"),
                           (["--size", "big"], "size must look like 854x480"),
                           (["--device", "tpu"], "unknown device")):
         assert main(["bench", *args]) == 2

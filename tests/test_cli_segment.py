@@ -221,6 +221,6 @@ def test_a_lost_object_is_reported_and_fail_on_lost_exits_3(tmp_path, video, wei
     assert _segment(source, tmp_path / "a", weights, *boxes) == 0
     captured = capsys.readouterr()
     assert "qmra: warning: object 2 is lost on frame 0 (00000): its mask is empty" in captured.err
-    assert "lost 1 of 2 objects: 2 (from frame 0)" in captured.err
+    assert "qmra: warning: lost 1 of 2 objects to the end: 2 from frame 0" in captured.err
     assert _segment(source, tmp_path / "b", weights, *boxes, "--fail-on-lost") == 3
     assert sorted(p.name for p in (tmp_path / "b").glob("*.png")) == sorted(p.name for p in (tmp_path / "a").glob("*.png"))

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
               f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; {lost.summary(len(prompts))}; "
               f"wrote {', '.join(outputs)}")
     if lost.lost_at_end:
-        print(f"qmra: warning: {lost.summary(len(prompts))} (to the last frame)", file=sys.stderr)
+        print(f"qmra: warning: {lost.summary(len(prompts))}", file=sys.stderr)
         if args.fail_on_lost:
             return EXIT_LOST
     return 0

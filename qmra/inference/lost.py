@@ -35,9 +35,9 @@ class LostObjects:
         return dict(sorted(self.since.items()))
 
     def summary(self, objects: int) -> str:
-        """'no object lost', or 'lost 2 of 3 objects: 1 (from frame 40), 3 (from frame 57)'."""
+        """'no object lost', or 'lost 2 of 3 objects to the end: 1 from frame 40, 3 from frame 57'."""
         lost = self.lost_at_end
         if not lost:
             return "no object lost"
-        listed = ", ".join(f"{object_id} (from frame {frame})" for object_id, frame in lost.items())
-        return f"lost {len(lost)} of {objects} objects: {listed}"
+        listed = ", ".join(f"{object_id} from frame {frame}" for object_id, frame in lost.items())
+        return f"lost {len(lost)} of {objects} object{'s' if objects != 1 else ''} to the end: {listed}"

@@ -248,7 +248,7 @@ def test_results_carry_confidence_and_lost_and_the_run_reports_lost_objects(segm
     assert report.update(frame(2, {1: True, 2: True})) == [2]
     assert report.update(frame(3, {1: False, 2: True})) == []
     assert report.lost_at_end == {2: 2} and report.frames_lost == {1: 2, 2: 2}
-    assert report.summary(2) == "lost 1 of 2 objects: 2 (from frame 2)"
+    assert report.summary(2) == "lost 1 of 2 objects to the end: 2 from frame 2"
 
 
 def test_the_segmenter_never_changes_the_callers_model():
