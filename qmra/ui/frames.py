@@ -1,0 +1,148 @@
+"""Frames with random access for the web app: shown in the page, read in any order by the sessions.
+
+A frame folder is used as it is (its files are both what the page shows and what the network
+reads). A video is decoded once, on a background thread, into the page session's temporary folder:
+a lossless PNG per frame for the network (so the masks are the ones ``qmra segment`` computes from
+the same video) and a JPEG per frame for the page. The first frames can be shown while later ones
+are still being decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from qmra.data.frames import FrameFolder, FrameSource, VideoFile, open_frames
+from qmra.data.masks import read_rgb
+from qmra.errors import DataError, QmraError
+
+DISPLAY_QUALITY = 90
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".webp": "image/webp"}
+
+
+class FrameStore:
+    """``count`` frames (growing while a video is decoded), each readable as H×W×3 uint8 and
+    servable as an image file."""
+
+    def __init__(self, source_path: Path, work_dir: Path) -> None:
+        self.path = source_path
+        source: FrameSource = open_frames(source_path)
+        self.info = source.info
+        self.name = source_path.stem if source_path.is_file() else source_path.name
+        self.error: str | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        if isinstance(source, FrameFolder):
+            self.folder: FrameFolder | None = source
+            self._count = len(source.paths)
+            self.finished = True
+            self._thread: threading.Thread | None = None
+        else:
+            assert isinstance(source, VideoFile)
+            self.folder = None
+            self._count = 0
+            self.finished = False
+            self._dir = work_dir / "frames"
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._thread = threading.Thread(target=self._decode, args=(source,), name="qmra-ui-decode", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ decoding
+
+    def _decode(self, video: VideoFile) -> None:
+        try:
+            for index, frame in enumerate(video):
+                if self._stop.is_set():
+                    return
+                image = Image.fromarray(frame)
+                image.save(self._dir / f"{index:05d}.png", format="PNG", compress_level=1)
+                image.save(self._dir / f"{index:05d}.jpg", format="JPEG", quality=DISPLAY_QUALITY)
+                with self._changed:
+                    self._count = index + 1
+                    self._changed.notify_all()
+        except QmraError as error:  # a truncated or corrupt file: the frames before the damage stay usable
+            self.error = str(error)
+        except Exception as error:  # noqa: BLE001 - shown in the page; the thread must not die silently
+            self.error = f"cannot decode {self.path.name}: {error}"
+        finally:
+            with self._changed:
+                self.finished = True
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def expected(self) -> int | None:
+        """The frame count the file announces (None if unknown), for progress while decoding."""
+        return self._count if self.finished else self.info.num_frames
+
+    def wait(self, index: int | None = None, timeout: float | None = None) -> bool:
+        """Until frame ``index`` is available (None: until decoding ends). False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.finished or (index is not None and index < self._count), timeout)
+
+    # ------------------------------------------------------------------ access
+
+    def frame_name(self, index: int) -> str:
+        return self.folder.frame_name(index) if self.folder is not None else f"{index:05d}"
+
+    def check_index(self, index: int) -> None:
+        if not 0 <= index < self._count:
+            raise QmraError(f"frame {index} does not exist (the video has {self._count} frames so far)")
+
+    def read(self, index: int) -> np.ndarray:
+        self.check_index(index)
+        if self.folder is not None:
+            return self.folder.read(index)
+        return read_rgb(self._dir / f"{index:05d}.png")
+
+    def display_file(self, index: int) -> tuple[Path, str]:
+        """The image file the page shows for frame ``index``, and its content type."""
+        self.check_index(index)
+        if self.folder is not None:
+            path = self.folder.paths[index]
+            if path.suffix.lower() in CONTENT_TYPES:
+                return path, CONTENT_TYPES[path.suffix.lower()]
+        else:
+            path = self._dir / f"{index:05d}.jpg"
+            return path, CONTENT_TYPES[".jpg"]
+        raise DataError(f"cannot show {path.name}")
+
+    def display_bytes(self, index: int) -> tuple[bytes, str]:
+        path, content_type = self.display_file(index)
+        if content_type == "image/bmp":  # browsers show BMP, but a JPEG is a tenth of its size
+            buffer = io.BytesIO()
+            Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=DISPLAY_QUALITY)
+            return buffer.getvalue(), "image/jpeg"
+        return path.read_bytes(), content_type
+
+    def frames(self, indices: list[int]) -> "LazyFrames":
+        return LazyFrames(self, indices)
+
+
+class LazyFrames(Sequence):
+    """Frames ``indices`` of a store, read one at a time when a session asks for them."""
+
+    def __init__(self, store: FrameStore, indices: list[int]) -> None:
+        self.store = store
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return LazyFrames(self.store, self.indices[position])
+        return self.store.read(self.indices[position])

@@ -1,0 +1,459 @@
+"""The web app's HTTP server: the Python standard library's ``ThreadingHTTPServer``, plain HTML and
+JavaScript from the package's ``static/`` folder (nothing from other sites), JSON for the API and
+Server-Sent Events for a run's progress.
+
+Security, for a server that can read videos and write files: it binds 127.0.0.1 unless told
+otherwise; on a loopback address it answers only requests whose ``Host`` is a loopback name (so a
+web site cannot reach it through DNS rebinding); a page session is created only with the token
+written into the page it served (so another site cannot create one), and every later request names
+its session by a random id that only that page knows. Paths are limited by :class:`PathPolicy`;
+uploads by size.
+
+API (JSON unless said; ``S`` = ``/api/s/<session id>``)::
+
+    POST /api/session              (header X-Qmra-Token) → a new page session; opens the command line's SOURCE
+    GET  S/state                   the video, the objects and their boxes, which frames have masks, the run
+    GET  S/frame/<i>               frame i as an image;  GET S/mask/<i>: its label map (PNG, background transparent)
+    POST S/open {"path"}           open a video or frame folder on the server;  GET S/list?dir=: what a folder holds
+    POST S/upload                  (raw body, header X-Filename) upload a video file and open it
+    POST S/box {"object", "frame", "box": [x0, y0, x1, y1]}   draw a box (object null: a new one); computes the mask
+    POST S/remove {"object", "frame"?}                         remove a box, or the whole object
+    POST S/run {"direction": "forward" | "backward" | "both"} start a run;  POST S/cancel
+    GET  S/events                  the run's progress (text/event-stream): "progress" events, then one "end"
+    POST S/export {"folder", "per_object", "overlay", "rle", "overwrite"}   write the results into a folder
+    POST S/export-zip {...}        the same as a zip, then GET S/download;  POST S/close: free the session
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import traceback
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from ipaddress import ip_address
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from qmra.data.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+from qmra.errors import QmraError
+from qmra.inference.segmenter import Segmenter
+from qmra.ui.paths import PathPolicy, PathRefused
+from qmra.ui.plan import BACKWARD, FORWARD
+from qmra.ui.workspace import Busy, Engine, Gone, PageSession
+
+STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+                "style.css": "text/css; charset=utf-8"}
+MAX_JSON_BYTES = 1 << 20
+UPLOAD_CHUNK = 1 << 20
+KEEPALIVE_SECONDS = 15.0
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+# The page's own scripts and styles only: no other site is ever contacted.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
+                           "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+class UploadTooLarge(QmraError):
+    pass
+
+
+class LengthRequired(QmraError):
+    pass
+
+
+class Forbidden(QmraError):
+    pass
+
+
+STATUS = {UploadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE, LengthRequired: HTTPStatus.LENGTH_REQUIRED,
+          PathRefused: HTTPStatus.FORBIDDEN, Forbidden: HTTPStatus.FORBIDDEN, Busy: HTTPStatus.CONFLICT,
+          Gone: HTTPStatus.NOT_FOUND}
+
+
+@dataclass
+class UiConfig:
+    """``root``: the folder the page may read and write in (the start folder); ``source``: a video or
+    frame folder each new page opens (allowed even outside ``root``); ``out``: an export folder
+    allowed even outside ``root``; ``adapt_previews``: a box's preview adapts the network as runs do
+    (see :class:`~qmra.ui.workspace.Engine`)."""
+
+    root: Path
+    source: Path | None = None
+    out: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_mb: float = 2048.0
+    idle_seconds: float = 15 * 60.0
+    max_sessions: int = 8
+    adapt_previews: bool = False
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * (1 << 20))
+
+
+class UiServer(ThreadingHTTPServer):
+    """``create_server(...)`` then ``serve_forever()``; ``close()`` frees every page session."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, config: UiConfig, segmenter: Segmenter) -> None:
+        self.config = config
+        self.engine = Engine(segmenter, config.adapt_previews)
+        self.policy = PathPolicy(config.root, [config.source] if config.source else [], [config.out] if config.out else [])
+        self.token = secrets.token_urlsafe(24)
+        self.sessions: dict[str, PageSession] = {}
+        self.sessions_lock = threading.Lock()
+        self.work_dir = Path(tempfile.mkdtemp(prefix="qmra-ui-"))
+        self.loopback = _is_loopback(config.host)
+        try:
+            super().__init__((config.host, config.port), Handler)
+        except OSError as error:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            raise QmraError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error} "
+                            "(another program may use that port: give --port N, or --port 0 for any free one)") from None
+        self._closing = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="qmra-ui-reaper", daemon=True)
+        self._reaper.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in str(host) else host)
+        return f"http://{shown}:{port}/"
+
+    # ------------------------------------------------------------------ page sessions
+
+    def new_session(self) -> PageSession:
+        with self.sessions_lock:
+            if len(self.sessions) >= self.config.max_sessions:
+                idle = sorted((s for s in self.sessions.values() if not s.running), key=lambda s: -s.idle_for())
+                if not idle:
+                    raise Busy(f"{len(self.sessions)} pages are running jobs; close one first")
+                self._drop(idle[0])
+            session_id = secrets.token_urlsafe(18)
+            session = PageSession(session_id, self.work_dir / session_id, self.engine)
+            self.sessions[session_id] = session
+        if self.config.source is not None:
+            session.open(self.config.source)
+        return session
+
+    def session(self, session_id: str) -> PageSession:
+        with self.sessions_lock:
+            session = self.sessions.get(session_id)
+        if session is None:
+            raise Gone("this page's session has ended (closed, or idle too long): reload the page")
+        session.touch()
+        return session
+
+    def close_session(self, session_id: str) -> None:
+        with self.sessions_lock:
+            session = self.sessions.get(session_id)
+            if session is not None:
+                self._drop(session)
+
+    def _drop(self, session: PageSession) -> None:
+        """Forget a session (the caller holds ``sessions_lock``) and free it on a thread of its own:
+        closing waits for a computation in flight."""
+        self.sessions.pop(session.id, None)
+        threading.Thread(target=session.close, name="qmra-ui-close", daemon=True).start()
+
+    def _reap(self) -> None:
+        interval = max(0.05, min(30.0, self.config.idle_seconds / 4))
+        while not self._closing.wait(interval):
+            with self.sessions_lock:
+                for session in [s for s in self.sessions.values() if s.idle_for() > self.config.idle_seconds]:
+                    self._drop(session)
+
+    def close(self) -> None:
+        """Stop answering and free every session and the temporary folder."""
+        self._closing.set()
+        with self.sessions_lock:
+            sessions = list(self.sessions.values())
+            self.sessions.clear()
+        for session in sessions:
+            session.close()
+        self.server_close()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def create_server(config: UiConfig, segmenter: Segmenter) -> UiServer:
+    """The app's server, listening (``config.port`` 0: any free port; see :attr:`UiServer.url`)."""
+    return UiServer(config, segmenter)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: UiServer
+    server_version = "qmra-ui"
+    protocol_version = "HTTP/1.0"  # one request per connection: the event stream simply ends with it
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass  # quiet: the page shows what happens; errors go to stderr in _fail
+
+    # ------------------------------------------------------------------ dispatch
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        try:
+            self._check_host()
+            if method == "GET" and parts in ([], ["index.html"]):
+                return self._index()
+            if method == "GET" and len(parts) == 2 and parts[0] == "static":
+                return self._static(parts[1])
+            if method == "GET" and parts == ["favicon.ico"]:
+                return self._send(HTTPStatus.NO_CONTENT, b"", "text/plain")
+            if method == "POST" and parts == ["api", "session"]:
+                return self._new_session()
+            if len(parts) >= 4 and parts[:2] == ["api", "s"]:
+                return self._session_call(method, parts[2], parts[3], parts[4:])
+            raise Gone(f"no such page: {url.path}")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except QmraError as error:
+            self._json({"error": str(error)}, STATUS.get(type(error), HTTPStatus.BAD_REQUEST))
+        except Exception as error:  # noqa: BLE001 - the page gets a message, the server's stderr the traceback
+            traceback.print_exc(file=sys.stderr)
+            self._json({"error": f"internal error: {type(error).__name__}: {error}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _check_host(self) -> None:
+        """On a loopback address, only loopback host names (no DNS rebinding from a web site)."""
+        if not self.server.loopback:
+            return
+        host = (self.headers.get("Host") or "").strip()
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+        if name.lower() not in LOOPBACK_NAMES:
+            raise Forbidden(f"requests for host {host!r} are refused; open {self.server.url}")
+
+    def _session_call(self, method: str, session_id: str, action: str, rest: list[str]) -> None:
+        server = self.server
+        if method == "POST" and action == "close":
+            server.close_session(session_id)
+            return self._json({"closed": True})
+        session = server.session(session_id)
+        if method == "GET":
+            if action == "state":
+                return self._json(session.state())
+            if action == "frame" and len(rest) == 1:
+                data, content_type = session.frame_image(_index(rest[0]))
+                return self._send(HTTPStatus.OK, data, content_type, cache=True)
+            if action == "mask" and len(rest) == 1:
+                return self._send(HTTPStatus.OK, session.mask_image(_index(rest[0])), "image/png")
+            if action == "events":
+                return self._events(session)
+            if action == "list":
+                return self._json(self._listing(self.query.get("dir", ".")))
+            if action == "download":
+                return self._download(session)
+        elif method == "POST":
+            if action == "upload":
+                return self._upload(session)
+            body = self._body()
+            if action == "open":
+                return self._json(session.open(server.policy.resolve(body.get("path"), "video file or frame folder")))
+            if action == "box":
+                object_id = body.get("object")
+                return self._json(session.set_box(None if object_id is None else _int(object_id, "object"),
+                                                  _int(body.get("frame"), "frame"), body.get("box")))
+            if action == "remove":
+                object_id = _int(body.get("object"), "object")
+                if body.get("frame") is None:
+                    return self._json(session.remove_object(object_id))
+                return self._json(session.remove_box(object_id, _int(body.get("frame"), "frame")))
+            if action == "run":
+                direction = body.get("direction", "both")
+                directions = (FORWARD, BACKWARD) if direction == "both" else (direction,)
+                return self._json(session.run(directions))
+            if action == "cancel":
+                return self._json(session.cancel())
+            if action == "export":
+                folder = server.policy.resolve(body.get("folder"), "export folder")
+                return self._json(session.export(folder, overwrite=bool(body.get("overwrite")), **_export_options(body)))
+            if action == "export-zip":
+                archive, summary = session.export_zip(**_export_options(body))
+                session.download = archive  # type: ignore[attr-defined]
+                return self._json({**summary, "download": f"/api/s/{session_id}/download", "name": archive.name})
+        raise Gone(f"no such request: {method} {action}")
+
+    # ------------------------------------------------------------------ pages and files
+
+    def _index(self) -> None:
+        page = resources.files("qmra.ui").joinpath("static", "index.html").read_text(encoding="utf-8")
+        self._send(HTTPStatus.OK, page.replace("{{TOKEN}}", self.server.token).encode(), STATIC_FILES["index.html"])
+
+    def _static(self, name: str) -> None:
+        if name not in STATIC_FILES or name == "index.html":
+            raise Gone(f"no such file: {name}")
+        self._send(HTTPStatus.OK, resources.files("qmra.ui").joinpath("static", name).read_bytes(), STATIC_FILES[name])
+
+    def _new_session(self) -> None:
+        if not secrets.compare_digest(self.headers.get("X-Qmra-Token", ""), self.server.token):
+            raise Forbidden("a page session can only be opened from the page qmra ui serves: reload it")
+        self._body()
+        session = self.server.new_session()
+        config = self.server.config
+        self._json({"session": session.id, "state": session.state(), "max_upload_mb": config.max_upload_mb,
+                    "idle_minutes": config.idle_seconds / 60, "root": str(self.server.policy.root),
+                    "source": str(config.source) if config.source else None, "out": str(config.out) if config.out else None})
+
+    def _listing(self, folder_text: str) -> dict:
+        """Sub-folders and videos of an allowed folder (what the path box suggests)."""
+        folder = self.server.policy.resolve(folder_text, "folder")
+        if not folder.is_dir():
+            raise QmraError(f"{folder_text} is not a folder")
+        entries = []
+        for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name))[:2000]:
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                entries.append({"name": path.name, "kind": "folder"})
+            elif path.suffix.lower() in VIDEO_SUFFIXES:
+                entries.append({"name": path.name, "kind": "video"})
+        frames = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return {"dir": str(folder), "entries": entries[:500], "frames": frames}
+
+    def _upload(self, session: PageSession) -> None:
+        limit = self.server.config.max_upload_bytes
+        if self.headers.get("Transfer-Encoding"):
+            raise LengthRequired("uploads must give their length (Content-Length)")
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            raise LengthRequired("uploads must give their length (Content-Length)") from None
+        if length > limit:
+            self.close_connection = True
+            raise UploadTooLarge(f"the file is {length / (1 << 20):.1f} MB; uploads are limited to "
+                                 f"{self.server.config.max_upload_mb:g} MB (qmra ui --max-upload MB)")
+        name = Path(unquote(self.headers.get("X-Filename", ""))).name
+        if Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+            self.close_connection = True
+            raise QmraError(f"upload a video file ({', '.join(VIDEO_SUFFIXES)}), not {name or 'a file without a name'}; "
+                            "open a frame folder by its path on the server")
+        folder = session.folder / "uploads" / secrets.token_hex(4)
+        folder.mkdir(parents=True)
+        target = folder / name
+        remaining = length
+        with target.open("wb") as file:
+            while remaining:
+                chunk = self.rfile.read(min(UPLOAD_CHUNK, remaining))
+                if not chunk:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise QmraError(f"the upload of {name} stopped after {length - remaining} of {length} bytes")
+                file.write(chunk)
+                remaining -= len(chunk)
+        try:
+            self._json(session.open(target))
+        except QmraError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _download(self, session: PageSession) -> None:
+        archive: Path | None = getattr(session, "download", None)
+        if archive is None or not archive.is_file():
+            raise Gone("nothing to download: export as zip first")
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(archive.stat().st_size))
+        self.send_header("Content-Disposition", f'attachment; filename="{archive.name}"')
+        self.end_headers()
+        with archive.open("rb") as file:
+            shutil.copyfileobj(file, self.wfile, UPLOAD_CHUNK)
+
+    def _events(self, session: PageSession) -> None:
+        """The current run's progress as Server-Sent Events, until it ends."""
+        job = session.job
+        if job is None:
+            raise Gone("no run has been started")
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        seen = -1
+        while True:
+            version = job.wait(seen, KEEPALIVE_SECONDS)
+            session.touch()
+            if version == seen:
+                self.wfile.write(b": still running\n\n")
+            else:
+                seen = version
+                snapshot = job.snapshot()
+                event = "progress" if snapshot["status"] == "running" else "end"
+                self.wfile.write(f"event: {event}\ndata: {json.dumps(snapshot)}\n\n".encode())
+                if event == "end":
+                    self.wfile.flush()
+                    return
+            self.wfile.flush()
+
+    # ------------------------------------------------------------------ bodies and answers
+
+    def _body(self) -> dict:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise LengthRequired("requests must give their length (Content-Length)") from None
+        if length > MAX_JSON_BYTES:
+            self.close_connection = True
+            raise UploadTooLarge("request too large")
+        if not length:
+            return {}
+        try:
+            body = json.loads(self.rfile.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise QmraError("the request is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise QmraError("the request must be a JSON object")
+        return body
+
+    def _json(self, value: object, status: int = HTTPStatus.OK) -> None:
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str, cache: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "private, max-age=3600" if cache else "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if content_type.startswith("text/html"):
+            self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            self.send_header("Referrer-Policy", "no-referrer")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise QmraError(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def _index(text: str) -> int:
+    if not text.isdigit():
+        raise Gone(f"no frame {text!r}")
+    return int(text)
+
+
+def _export_options(body: dict) -> dict:
+    return {name: bool(body.get(name, True)) for name in ("per_object", "overlay", "rle")}

@@ -1,0 +1,461 @@
+// qmra ui: plain JavaScript, no build step, nothing loaded from other sites.
+// The page keeps no results itself: the server stores them per page session; this script shows
+// frames and label maps, sends boxes, starts runs and follows them over Server-Sent Events.
+// State for tests and scripts is mirrored on <body data-*> (frames, frame, maskFrame, maskPixels,
+// busy, job, latencyMs, exported, error).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+const token = document.querySelector('meta[name="qmra-token"]').content;
+const canvas = $("canvas"), ctx = canvas.getContext("2d");
+const timeline = $("timeline"), tctx = timeline.getContext("2d");
+
+let sid = null;
+let config = {};
+let state = null;          // the server's state of this page session
+let frame = 0;             // the frame shown
+let selected = null;       // the object the next box belongs to (null: a new object)
+let drag = null;           // the box being drawn, in frame pixels
+let busy = false;          // a mask is being computed
+let frameImage = null, maskImage = null, maskFor = null;
+let loadSerial = 0;
+let events = null;
+
+// ---------------------------------------------------------------- helpers
+
+function palette(id) {  // the DAVIS palette, as qmra writes masks
+  let r = 0, g = 0, b = 0, v = id;
+  for (let shift = 7; shift >= 0; shift--) {
+    r |= (v & 1) << shift; g |= ((v >> 1) & 1) << shift; b |= ((v >> 2) & 1) << shift; v >>= 3;
+  }
+  return [r, g, b];
+}
+const css = (rgb, a = 1) => `rgba(${rgb[0]},${rgb[1]},${rgb[2]},${a})`;
+// Colours bright enough to see on any frame: the palette colour, lightened for outlines.
+const bright = (rgb) => rgb.map((c) => Math.min(255, Math.round(c * 0.6 + 102)));
+
+function message(text, error = false) {
+  $("message").textContent = text || "";
+  $("message").className = error ? "error" : "";
+  if (error) body.dataset.error = text;
+}
+
+async function api(path, options = {}) {
+  if (!sid) throw new Error("no page session");
+  const response = await fetch(`/api/s/${sid}/${path}`, options);
+  let answer = {};
+  try { answer = await response.json(); } catch (e) { /* not JSON */ }
+  if (!response.ok) throw new Error(answer.error || `${response.status} ${response.statusText}`);
+  return answer;
+}
+const post = (path, value) => api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(value || {}) });
+
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error(`cannot load ${url}`));
+    image.src = url;
+  });
+}
+
+// ---------------------------------------------------------------- state
+
+function setState(next) {
+  const old = state;
+  state = next;
+  const source = state.source;
+  body.dataset.ready = source ? "1" : "0";
+  body.dataset.frames = source ? String(source.frames) : "0";
+  body.dataset.job = state.job ? state.job.status : "";
+  $("empty").hidden = !!source;
+  if (!source) { render(); renderObjects(); return; }
+  const decoding = source.decoding ? ` (reading… ${source.frames}${source.expected ? "/" + source.expected : ""})` : "";
+  $("source").textContent = `${source.name}: ${source.width}×${source.height}, ${source.frames} frames${decoding}` +
+    (source.error ? ` — ${source.error}` : "");
+  if (canvas.width !== source.width || canvas.height !== source.height) { canvas.width = source.width; canvas.height = source.height; }
+  $("slider").max = Math.max(0, source.frames - 1);
+  if (!$("export-folder").value) $("export-folder").value = config.out || `${source.name}-masks`;
+  if (selected !== null && !state.objects.some((o) => o.id === selected)) selected = null;
+  const newVideo = !old || !old.source || old.video !== state.video;
+  if (newVideo) { frame = Math.min(frame, source.frames - 1); if (old && old.video !== state.video) frame = 0; }
+  if (newVideo || old.version !== state.version) show(frame, true);
+  renderObjects();
+  renderRun();
+  if (source.decoding) setTimeout(refresh, 700);
+}
+
+async function refresh() {
+  try { setState(await api("state")); } catch (e) { message(e.message, true); }
+}
+
+// ---------------------------------------------------------------- showing frames
+
+async function show(index, reload = false) {
+  if (!state || !state.source) return;
+  index = Math.max(0, Math.min(index, state.source.frames - 1));
+  const changed = index !== frame;
+  frame = index;
+  $("slider").value = String(index);
+  body.dataset.frame = String(index);
+  const serial = ++loadSerial;
+  const hasMask = state.shown && state.shown[index] === "1";
+  try {
+    const [image, mask] = await Promise.all([
+      (!changed && !reload && frameImage) ? frameImage : loadImage(`/api/s/${sid}/frame/${index}?video=${state.video}`),
+      hasMask ? loadImage(`/api/s/${sid}/mask/${index}?v=${state.version}`) : null,
+    ]);
+    if (serial !== loadSerial) return;  // a later frame was asked for meanwhile
+    frameImage = image; maskImage = mask; maskFor = hasMask ? index : null;
+    render();
+    reportMask(index, mask);
+  } catch (e) {
+    if (serial === loadSerial) message(e.message, true);
+  }
+}
+
+function reportMask(index, mask) {
+  if (!mask) { body.dataset.maskFrame = ""; body.dataset.maskPixels = "0"; return; }
+  const off = document.createElement("canvas");
+  off.width = mask.naturalWidth; off.height = mask.naturalHeight;
+  const octx = off.getContext("2d");
+  octx.drawImage(mask, 0, 0);
+  const data = octx.getImageData(0, 0, off.width, off.height).data;
+  let pixels = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) pixels++;
+  body.dataset.maskPixels = String(pixels);
+  body.dataset.maskFrame = String(index);
+}
+
+function render() {
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!state || !state.source || !frameImage) { renderTimeline(); return; }
+  ctx.drawImage(frameImage, 0, 0, canvas.width, canvas.height);
+  if (maskImage && maskFor === frame && $("show-masks").checked) {
+    ctx.globalAlpha = 0.55;
+    ctx.drawImage(maskImage, 0, 0, canvas.width, canvas.height);
+    ctx.globalAlpha = 1;
+  }
+  const line = Math.max(2, Math.round(canvas.width / 320));
+  for (const object of state.objects) {
+    for (const k of object.keyframes) {
+      if (k.frame !== frame) continue;
+      const [x0, y0, x1, y1] = k.box;
+      ctx.lineWidth = line;
+      ctx.strokeStyle = css(bright(object.colour));
+      ctx.setLineDash([]);
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.fillStyle = css(bright(object.colour));
+      ctx.font = `${Math.max(12, line * 7)}px system-ui, sans-serif`;
+      ctx.fillText(String(object.id), x0 + line * 2, y0 + line * 8);
+    }
+  }
+  if (drag) {
+    const id = selected ?? state.next_object ?? 1;
+    ctx.lineWidth = line;
+    ctx.setLineDash([line * 4, line * 3]);
+    ctx.strokeStyle = css(bright(palette(id)));
+    ctx.strokeRect(drag.x0, drag.y0, drag.x1 - drag.x0, drag.y1 - drag.y0);
+    ctx.setLineDash([]);
+  }
+  $("frame-label").textContent = `frame ${frame} (0–${state.source.frames - 1})`;
+  renderTimeline();
+  renderHint();
+}
+
+function renderTimeline() {
+  const width = timeline.clientWidth || 800;
+  timeline.width = width;
+  tctx.clearRect(0, 0, width, timeline.height);
+  if (!state || !state.source || !state.source.frames) return;
+  const n = state.source.frames, step = width / n;
+  tctx.fillStyle = "#7fb37f";
+  for (let i = 0; i < n; i++) if (state.shown && state.shown[i] === "1") tctx.fillRect(i * step, 3, Math.max(1, step), 8);
+  for (const object of state.objects) {
+    tctx.fillStyle = css(object.colour);
+    for (const k of object.keyframes) tctx.fillRect(k.frame * step, 0, Math.max(2, step), timeline.height);
+  }
+  tctx.fillStyle = "#2d6cdf";
+  tctx.fillRect(frame * step + step / 2 - 1, 0, 2, timeline.height);
+}
+
+function renderHint() {
+  if (!state || !state.source) return;
+  let text;
+  if (state.job && state.job.status === "running") text = "Running: cancel it to draw boxes.";
+  else if (selected === null) text = `Drag a box around an object: it becomes object ${state.next_object}.`;
+  else {
+    const object = state.objects.find((o) => o.id === selected);
+    const here = object && object.keyframes.some((k) => k.frame === frame);
+    text = here ? `Drag to redraw object ${selected}'s box on this frame.`
+      : `Drag a box to correct object ${selected} from this frame on (then run again), or press “+ New object”.`;
+  }
+  $("hint").textContent = text;
+}
+
+// ---------------------------------------------------------------- objects
+
+function renderObjects() {
+  const list = $("objects");
+  list.textContent = "";
+  if (!state) return;
+  for (const object of state.objects) {
+    const item = document.createElement("li");
+    item.dataset.object = String(object.id);
+    if (object.id === selected) item.className = "selected";
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = css(object.colour);
+    item.append(swatch, `Object ${object.id}`);
+    for (const k of object.keyframes) {
+      const chip = document.createElement("span");
+      chip.className = "keyframe";
+      chip.title = `box on frame ${k.frame}: go there`;
+      chip.textContent = `f${k.frame}`;
+      chip.onclick = (event) => { event.stopPropagation(); selected = object.id; renderObjects(); show(k.frame); };
+      const x = document.createElement("span");
+      x.className = "x";
+      x.textContent = "×";
+      x.title = "remove this box";
+      x.onclick = (event) => { event.stopPropagation(); edit(() => post("remove", { object: object.id, frame: k.frame })); };
+      chip.append(x);
+      item.append(chip);
+    }
+    const remove = document.createElement("button");
+    remove.className = "remove";
+    remove.textContent = "delete";
+    remove.title = `delete object ${object.id} and its masks`;
+    remove.onclick = (event) => { event.stopPropagation(); edit(() => post("remove", { object: object.id })); };
+    item.append(remove);
+    item.onclick = () => { selected = object.id; renderObjects(); renderHint(); };
+    list.append(item);
+  }
+  $("new-object").classList.toggle("selected", selected === null);
+  renderHint();
+}
+
+async function edit(request) {
+  try { setState(await request()); message(""); } catch (e) { message(e.message, true); }
+}
+
+// ---------------------------------------------------------------- drawing
+
+function toFrame(event) {
+  const rect = canvas.getBoundingClientRect();
+  const x = (event.clientX - rect.left) * canvas.width / rect.width;
+  const y = (event.clientY - rect.top) * canvas.height / rect.height;
+  return [Math.max(0, Math.min(canvas.width, x)), Math.max(0, Math.min(canvas.height, y))];
+}
+
+function locked() { return !state || !state.source || busy || (state.job && state.job.status === "running"); }
+
+canvas.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0) return;
+  if (locked()) { if (busy) message("wait for the mask being computed"); return; }
+  const [x, y] = toFrame(event);
+  drag = { sx: x, sy: y, x0: x, y0: y, x1: x, y1: y };
+  canvas.setPointerCapture(event.pointerId);
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (!drag) return;
+  const [x, y] = toFrame(event);
+  Object.assign(drag, { x0: Math.min(drag.sx, x), y0: Math.min(drag.sy, y), x1: Math.max(drag.sx, x), y1: Math.max(drag.sy, y) });
+  render();
+});
+canvas.addEventListener("pointerup", async (event) => {
+  if (!drag) return;
+  const box = drag;
+  drag = null;
+  render();
+  if (box.x1 - box.x0 < 3 || box.y1 - box.y0 < 3) return;  // a click, not a box
+  const drawn = performance.now();
+  setBusy(true, "computing the mask" + (state.adapt_steps && state.adapt_previews ? ` (adapting: ${state.adapt_steps} steps)` : "") + "…");
+  const at = frame;
+  try {
+    const answer = await post("box", { object: selected, frame: at, box: [box.x0, box.y0, box.x1, box.y1].map((v) => Math.round(v * 10) / 10) });
+    selected = answer.object;
+    setState(answer);
+    await show(at, true);
+    const latency = performance.now() - drawn;
+    body.dataset.latencyMs = String(Math.round(latency));
+    message(`mask of object ${answer.object} on frame ${at} in ${(latency / 1000).toFixed(1)} s`);
+  } catch (e) {
+    message(e.message, true);
+  } finally {
+    setBusy(false);
+  }
+});
+
+function setBusy(on, text) {
+  busy = on;
+  body.dataset.busy = on ? "1" : "0";
+  $("spinner").hidden = !on;
+  if (text) $("spinner-text").textContent = text;
+  canvas.classList.toggle("locked", locked());
+  renderRun();
+}
+
+// ---------------------------------------------------------------- running
+
+function renderRun() {
+  const job = state && state.job;
+  const running = !!job && job.status === "running";
+  for (const id of ["run-both", "run-forward", "run-backward"]) $(id).disabled = running || busy || !state || !state.objects.length;
+  for (const id of ["export", "export-zip"]) $(id).disabled = running || busy || !state || !state.objects.length;
+  $("cancel").disabled = !running;
+  canvas.classList.toggle("locked", locked());
+  if (!job) { $("run-status").textContent = state && state.source ? `${state.complete} of ${state.source.frames} frames done` : ""; return; }
+  $("progress").max = Math.max(1, job.total);
+  $("progress").value = job.status === "finished" ? $("progress").max : job.done;
+  const where = job.frame !== null ? ` · frame ${job.frame}` : "";
+  const words = { running: `${job.done} / ${job.total}${where}${job.message ? " · " + job.message : ""}`,
+    finished: `done in ${job.seconds.toFixed(1)} s (${job.total} frames computed); ${state.complete} of ${state.source.frames} frames have every mask`,
+    cancelled: `cancelled${job.message ? ": " + job.message : ""}`, failed: `failed: ${job.message}` };
+  $("run-status").textContent = words[job.status] || job.status;
+}
+
+async function run(direction) {
+  try {
+    setState(await post("run", { direction }));
+    follow();
+  } catch (e) { message(e.message, true); }
+}
+
+function follow() {
+  if (events) events.close();
+  events = new EventSource(`/api/s/${sid}/events`);
+  let last = 0;
+  const update = (data, end) => {
+    state.job = data;
+    body.dataset.job = data.status;
+    renderRun(); renderHint();
+    const now = performance.now();
+    if (end || now - last > 500) { last = now; refresh(); }  // new masks: the timeline and the frame shown
+  };
+  events.addEventListener("progress", (event) => update(JSON.parse(event.data), false));
+  events.addEventListener("end", (event) => {
+    events.close(); events = null;
+    const data = JSON.parse(event.data);
+    update(data, true);
+    if (data.status === "failed") message(data.message, true);
+  });
+  events.onerror = () => { if (events) { events.close(); events = null; refresh(); } };
+}
+
+// ---------------------------------------------------------------- export
+
+function exportOptions() {
+  return { per_object: $("exp-per-object").checked, overlay: $("exp-overlay").checked, rle: $("exp-rle").checked };
+}
+
+async function exportTo(zip) {
+  $("export-status").textContent = "exporting…";
+  setBusy(true, "exporting…");
+  try {
+    const answer = zip ? await post("export-zip", exportOptions())
+      : await post("export", { ...exportOptions(), folder: $("export-folder").value, overwrite: $("exp-overwrite").checked });
+    const missing = answer.without_masks ? ` (${answer.without_masks} frames had no masks: written as background; run first)` : "";
+    $("export-status").textContent = zip ? `${answer.name}: ${answer.files.join(", ")}${missing}`
+      : `wrote ${answer.files.join(", ")} to ${answer.folder}${missing}`;
+    body.dataset.exported = zip ? answer.name : answer.folder;
+    if (zip) {
+      const link = document.createElement("a");
+      link.href = answer.download; link.download = answer.name;
+      document.body.append(link); link.click(); link.remove();
+    }
+  } catch (e) {
+    $("export-status").textContent = "";
+    message(e.message, true);
+  } finally { setBusy(false); }
+}
+
+// ---------------------------------------------------------------- opening
+
+async function openAnswer(request) {
+  setBusy(true, "opening…");
+  try {
+    selected = null;
+    setState(await request());
+    message("");
+  } catch (e) { message(e.message, true); } finally { setBusy(false); }
+}
+
+$("open-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  openAnswer(() => post("open", { path: $("path").value }));
+});
+$("path").addEventListener("focus", suggest);
+$("path").addEventListener("input", () => { if ($("path").value.endsWith("/")) suggest(); });
+
+async function suggest() {
+  const text = $("path").value;
+  const dir = text.includes("/") ? text.slice(0, text.lastIndexOf("/") + 1) : ".";
+  try {
+    const listing = await api(`list?dir=${encodeURIComponent(dir)}`);
+    const prefix = dir === "." ? "" : dir;
+    const list = $("path-list");
+    list.textContent = "";
+    for (const entry of listing.entries) {
+      const option = document.createElement("option");
+      option.value = prefix + entry.name + (entry.kind === "folder" ? "/" : "");
+      list.append(option);
+    }
+  } catch (e) { /* a folder outside the allowed ones: no suggestions */ }
+}
+
+$("upload").addEventListener("change", () => {
+  const file = $("upload").files[0];
+  if (!file) return;
+  $("upload").value = "";
+  if (file.size > config.max_upload_mb * 1048576) {
+    message(`${file.name} is ${(file.size / 1048576).toFixed(0)} MB; uploads are limited to ${config.max_upload_mb} MB (qmra ui --max-upload)`, true);
+    return;
+  }
+  openAnswer(() => api("upload", { method: "POST", headers: { "X-Filename": encodeURIComponent(file.name) }, body: file }));
+});
+
+// ---------------------------------------------------------------- controls
+
+$("slider").addEventListener("input", () => show(Number($("slider").value)));
+$("prev").onclick = () => show(frame - 1);
+$("next").onclick = () => show(frame + 1);
+$("new-object").onclick = () => { selected = null; renderObjects(); };
+$("show-masks").onchange = render;
+$("run-both").onclick = () => run("both");
+$("run-forward").onclick = () => run("forward");
+$("run-backward").onclick = () => run("backward");
+$("cancel").onclick = async () => { try { setState(await post("cancel")); } catch (e) { message(e.message, true); } };
+$("export").onclick = () => exportTo(false);
+$("export-zip").onclick = () => exportTo(true);
+timeline.addEventListener("click", (event) => {
+  if (!state || !state.source) return;
+  const rect = timeline.getBoundingClientRect();
+  show(Math.floor((event.clientX - rect.left) / rect.width * state.source.frames));
+});
+document.addEventListener("keydown", (event) => {
+  if (event.target.tagName === "INPUT" && event.target.type !== "range") return;
+  if (event.key === "ArrowLeft") { show(frame - 1); event.preventDefault(); }
+  if (event.key === "ArrowRight") { show(frame + 1); event.preventDefault(); }
+});
+window.addEventListener("resize", renderTimeline);
+window.addEventListener("pagehide", () => {
+  if (sid) fetch(`/api/s/${sid}/close`, { method: "POST", keepalive: true });
+});
+
+// ---------------------------------------------------------------- start
+
+(async function start() {
+  try {
+    const response = await fetch("/api/session", { method: "POST", headers: { "X-Qmra-Token": token } });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    sid = answer.session;
+    config = answer;
+    body.dataset.session = "1";
+    setState(answer.state);
+    if (answer.state.job && answer.state.job.status === "running") follow();
+  } catch (e) {
+    message(`cannot start: ${e.message}`, true);
+  }
+})();

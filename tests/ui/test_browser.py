@@ -1,0 +1,98 @@
+"""The web app in a real browser (headless Chromium through Selenium): open the page, draw a box with
+the mouse, see its mask, run, scrub, export into a folder, check the files. Skips when no Chromium
+or chromedriver is installed (apt-get install -y chromium chromium-driver)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.ui.browser import data, draw_box, find_browser, start_browser, wait_until
+from tests.ui.conftest import serve
+
+FOUND = find_browser()
+pytestmark = pytest.mark.skipif(isinstance(FOUND, str), reason=f"no browser for the UI tests: {FOUND}")
+
+
+@pytest.fixture(scope="module")
+def driver():
+    browser = start_browser()
+    yield browser
+    browser.quit()
+
+
+def canvas_pixel(driver, x: int, y: int) -> list[int]:
+    return driver.execute_script("return Array.from(document.getElementById('canvas').getContext('2d')"
+                                 ".getImageData(arguments[0], arguments[1], 1, 1).data)", x, y)
+
+
+def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_segmenter, small_video):
+    from selenium.webdriver.common.by import By
+
+    started = time.monotonic()
+    with serve(tiny_segmenter, tmp_path, source=small_video) as server:
+        driver.get(server.url)
+        wait_until(lambda: data(driver, "ready") == "1" and data(driver, "frames") == "8", what="the video")
+        wait_until(lambda: driver.execute_script("return document.getElementById('source').textContent.indexOf('reading') < 0"),
+                   what="decoding")
+        assert data(driver, "maskFrame") == ""
+
+        # A box on frame 3: its mask is computed and shown at once.
+        driver.find_element(By.ID, "slider").send_keys(*["\ue014"] * 3)  # → three times
+        wait_until(lambda: data(driver, "frame") == "3", what="frame 3")
+        draw_box(driver, (20, 16, 76, 64))
+        wait_until(lambda: data(driver, "maskFrame") == "3" and data(driver, "busy") == "0", what="the mask of frame 3")
+        objects = driver.find_elements(By.CSS_SELECTOR, "#objects li")
+        assert [o.get_attribute("data-object") for o in objects] == ["1"]
+        assert data(driver, "latencyMs").isdigit()
+        session = next(iter(server.sessions.values()))
+        keyframe = session.state()["objects"][0]["keyframes"][0]
+        x0, y0, x1, y1 = keyframe["box"]
+        assert keyframe["frame"] == 3 and max(abs(x0 - 20), abs(y0 - 16), abs(x1 - 76), abs(y1 - 64)) <= 2
+        # The box is outlined in object 1's colour (the DAVIS palette's dark red, lightened) where it was dragged.
+        edge = [canvas_pixel(driver, round((x0 + x1) / 2), round(y0) + dy) for dy in (-1, 0, 1)]
+        assert any(r > 150 and g < 130 and b < 130 for r, g, b, _ in edge), edge
+
+        # Run both ways; the progress bar fills and every frame gets a mask.
+        driver.find_element(By.ID, "run-both").click()
+        wait_until(lambda: data(driver, "job") == "finished", timeout=60, what="the run")
+        wait_until(lambda: "8 of 8 frames have every mask" in driver.find_element(By.ID, "run-status").text,
+                   what="the run's status")
+        assert driver.execute_script("const p = document.getElementById('progress'); return p.value === p.max")
+
+        # Scrub: frame 0 (computed backward) shows its mask.
+        driver.find_element(By.ID, "slider").send_keys("\ue012" * 3)  # ← three times
+        wait_until(lambda: data(driver, "frame") == "0" and data(driver, "maskFrame") == "0", what="frame 0's mask")
+
+        # Correct object 1 on frame 6 and run forward from there: only frames 6 and 7 are computed.
+        driver.find_element(By.ID, "slider").send_keys("\ue014" * 6)
+        wait_until(lambda: data(driver, "frame") == "6" and data(driver, "maskFrame") == "6", what="frame 6's mask")
+        draw_box(driver, (40, 30, 100, 80))
+        wait_until(lambda: data(driver, "busy") == "0" and len(driver.find_elements(By.CSS_SELECTOR, "#objects .keyframe")) == 2,
+                   what="the correction")
+        assert [k.text.rstrip("×") for k in driver.find_elements(By.CSS_SELECTOR, "#objects .keyframe")] == ["f3", "f6"]
+        driver.find_element(By.ID, "run-forward").click()
+        wait_until(lambda: "(2 frames computed)" in driver.find_element(By.ID, "run-status").text, timeout=60,
+                   what="the corrected run")
+
+        # Export into a folder in the server's start folder.
+        field = driver.find_element(By.ID, "export-folder")
+        field.clear()
+        field.send_keys("exported")
+        driver.find_element(By.ID, "export").click()
+        wait_until(lambda: data(driver, "exported"), timeout=60, what="the export")
+    out = tmp_path / "exported"
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [f"{i:05d}.png" for i in range(8)]
+    assert sorted(p.name for p in (out / "1").glob("*.png")) == pngs
+    rle = json.loads((out / "masks.json").read_text())
+    assert rle["video"] == "clip" and len(rle["frames"]) == 8 and (rle["height"], rle["width"]) == (96, 128)
+    assert all(set(frame["objects"]) == {"1"} for frame in rle["frames"])
+    labels = np.asarray(Image.open(out / "00003.png"))
+    assert labels.shape == (96, 128) and set(np.unique(labels)) <= {0, 1}
+    assert (out / "overlay.mp4").stat().st_size > 0
+    assert time.monotonic() - started < 60
