@@ -34,7 +34,7 @@ video = SyntheticVideo(SyntheticConfig(480, 854, frames, num_objects=1, seed=0))
 settings = replace(recommended_settings(read_checkpoint_config(DEFAULT_WEIGHTS)[1]), adapt_steps=0, threads=threads)
 segmenter = Segmenter(settings=settings)
 session = segmenter.start([video.image(i) for i in range(frames)])
-session.add_box(1, video.first_boxes()[1])
+session.add_box(1, video.first_boxes()[1], predict=False)
 stamps = []
 for _, result in session.propagate():
     stamps.append(time.perf_counter())

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     session = segmenter.start(open_frames(source_path))
     boxes = video.first_boxes()
     for object_id, box in boxes.items():
-        session.add_box(object_id, box, frame=0)
+        session.add_box(object_id, box, frame=0, predict=False)
     object_ids = sorted(boxes)
     writer = ResultWriter(out / "masks", height=height, width=width, fps=12, video_name="demo", overlay=out / "overlay.mp4")
     j_scores: dict[int, list[float]] = {i: [] for i in object_ids}

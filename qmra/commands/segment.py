@@ -82,8 +82,12 @@ def _prompt(object_id: object, frame: object, box: object, box_format: str, wher
         raise QmraError(f"{where}: {error}") from None
 
 
-def warn_if_clipped(prompt: Prompt, used: Box, width: int, height: int) -> None:
-    """One line on stderr when a box reached outside the frame and was clipped to it."""
+def warn_if_clipped(prompt: Prompt, width: int, height: int) -> None:
+    """One line on stderr when a box reaches outside the frame (the session clips it)."""
+    try:
+        used = prompt.box.clip(width, height)
+    except QmraError as error:  # wholly outside: the session's error says so
+        raise QmraError(f"object {prompt.object_id}: {error}") from None
     if used != prompt.box:
         print(f"qmra: warning: object {prompt.object_id}'s box {prompt.box.format()} reaches outside the {width}x{height} "
               f"frame; clipped to {used.format()}", file=sys.stderr)
@@ -104,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     segmenter = make_segmenter(args, progress)
     session = segmenter.start(source)
     for prompt in prompts:
-        warn_if_clipped(prompt, session.add_box(prompt.object_id, prompt.box, prompt.frame), source.info.width, source.info.height)
+        warn_if_clipped(prompt, source.info.width, source.info.height)
+        session.add_box(prompt.object_id, prompt.box, prompt.frame, predict=False)
     if keep and not args.quiet:
         print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
               "not rewritten", file=sys.stderr)

@@ -56,6 +56,26 @@ class FrameSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
+    #: Whether frames can be read in any order, more than once (files and folders; not one-pass streams).
+    seekable: bool = False
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` (H×W×3 uint8); only where :attr:`seekable`."""
+        raise DataError(f"{self.description} is read once, front to back: it cannot go back to frame {index}")
+
+    def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+        """The frames at ``indices``, in that order (e.g. backwards): one pass over the source when
+        they are its frames from 0 in order, else by :meth:`read`."""
+        if list(indices) == list(range(len(indices))):
+            for frame, _ in zip(self, indices):
+                yield frame
+            return
+        if not self.seekable:
+            raise DataError(f"{self.description} is read once, front to back: it cannot be read from frame "
+                            f"{indices[0]} or backwards")
+        for index in indices:
+            yield self.read(index)
+
     def _check_size(self, frame: np.ndarray, index: int, label: str) -> None:
         info = self.info
         if frame.shape[:2] != (info.height, info.width):
@@ -67,6 +87,8 @@ class FrameSource:
 
 class FrameFolder(FrameSource):
     """A folder of jpg/png frames, read in numeric order (``2.jpg`` before ``10.jpg``)."""
+
+    seekable = True
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -87,6 +109,8 @@ class FrameFolder(FrameSource):
         return self.paths[index].stem
 
     def read(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self.paths):
+            raise DataError(f"{self.folder}: no frame {index} (it has {len(self.paths)})")
         frame = read_rgb(self.paths[index])
         self._check_size(frame, index, self.paths[index].name)
         return frame
@@ -96,7 +120,15 @@ class FrameFolder(FrameSource):
 
 
 class VideoFile(FrameSource):
-    """A video file decoded frame by frame with PyAV (mp4, mov, webm, mkv, ...)."""
+    """A video file decoded frame by frame with PyAV (mp4, mov, webm, mkv, ...).
+
+    It can be read in any order: :meth:`read` decodes onwards from the last frame it read (from the
+    start when asked for an earlier one), and :meth:`frames` reads backwards a chunk at a time.
+    """
+
+    seekable = True
+    #: Frames decoded at once when reading backwards (each chunk decodes from the start of the file).
+    BACKWARD_CHUNK = 48
 
     def __init__(self, path: str | Path) -> None:
         import av
@@ -124,10 +156,37 @@ class VideoFile(FrameSource):
         if not height or not width:
             raise DataError(f"cannot read video {self.path}: no frame size in its header")
         self._info = FrameInfo(height, width, frames, fps)
+        self._reader: Iterator[np.ndarray] | None = None
+        self._next_index = 0  # the frame _reader yields next
 
     @property
     def info(self) -> FrameInfo:
         return self._info
+
+    def read(self, index: int) -> np.ndarray:
+        if index < 0 or (self._info.num_frames is not None and index >= self._info.num_frames):
+            raise DataError(f"{self.path}: no frame {index} (it has {self._info.num_frames})")
+        if self._reader is None or index < self._next_index:
+            self._reader, self._next_index = iter(self), 0
+        for frame in self._reader:
+            self._next_index += 1
+            if self._next_index - 1 == index:
+                return frame
+        self._reader = None
+        raise DataError(f"{self.path}: no frame {index} (it has {self._next_index})")
+
+    def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+        indices = list(indices)
+        backwards = len(indices) > 1 and all(b == a - 1 for a, b in zip(indices, indices[1:]))
+        if not backwards:
+            yield from super().frames(indices)
+            return
+        top = indices[0]
+        while top >= indices[-1]:  # decode a chunk forwards, hand it out backwards
+            bottom = max(indices[-1], top - self.BACKWARD_CHUNK + 1)
+            chunk = [self.read(i) for i in range(bottom, top + 1)]
+            yield from reversed(chunk)
+            top = bottom - 1
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Decode every frame; a file that ends early or fails to decode is a :class:`DataError` naming
@@ -199,15 +258,14 @@ class ArrayFrames(FrameSource):
             if frames.shape[0] == 0:
                 raise DataError("no frames given")
             self._array: np.ndarray | None = frames
+            self._sequence: Sequence[np.ndarray] | None = None
             self._iterator: Iterator[np.ndarray] | None = None
             self._first = frames[0]
             self._count: int | None = frames.shape[0]
         else:
             self._array = None
-            if isinstance(frames, Sequence):
-                self._count = len(frames)
-            else:
-                self._count = None
+            self._sequence = frames if isinstance(frames, Sequence) else None
+            self._count = len(frames) if isinstance(frames, Sequence) else None
             self._iterator = iter(frames)
             try:
                 self._first = np.asarray(next(self._iterator))
@@ -226,10 +284,24 @@ class ArrayFrames(FrameSource):
     def info(self) -> FrameInfo:
         return FrameInfo(self._first.shape[0], self._first.shape[1], self._count, self._fps)
 
+    @property
+    def seekable(self) -> bool:  # type: ignore[override]
+        return self._array is not None or self._sequence is not None
+
+    def read(self, index: int) -> np.ndarray:
+        frames = self._array if self._array is not None else self._sequence
+        if frames is None:
+            return super().read(index)
+        if not 0 <= index < len(frames):
+            raise DataError(f"no frame {index} among the {len(frames)} given")
+        frame = self._validate(frames[index], index)
+        self._check_size(frame, index, str(index))
+        return frame
+
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self._array is not None:
-            for index, frame in enumerate(self._array):
-                yield self._validate(frame, index)
+        if self._array is not None or self._sequence is not None:
+            for index in range(self._count or 0):
+                yield self.read(index)
             return
         if self._consumed:
             raise DataError("these frames came from a one-pass iterator and were already read")

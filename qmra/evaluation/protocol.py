@@ -51,7 +51,7 @@ def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[in
         return 0, 0.0
     session = segmenter.start(source)
     for object_id, (frame, box) in first_boxes(sequence, object_ids, first_frames).items():
-        session.add_box(object_id, box, frame)
+        session.add_box(object_id, box, frame, predict=False)
     frames = 0
     for index, result in session.propagate():
         path = out_folder / f"{result.name}.png"

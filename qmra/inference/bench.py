@@ -163,7 +163,7 @@ class Bench:
     def _session(self, frames_dir: Path, boxes):
         session = self.segmenter.start(FrameFolder(frames_dir))
         for object_id, box in boxes:
-            session.add_box(object_id, box)
+            session.add_box(object_id, box, predict=False)
         return session
 
     def _run(self, frames_dir: Path, boxes, out_dir: Path) -> tuple[list[float], dict[str, float], int]:
@@ -268,7 +268,7 @@ class Bench:
         video = synthetic_clip(spec.memory_width, spec.memory_height, min(total, CLIP_FRAMES), 1, seed=1)
         clip = [video.image(i) for i in range(video.num_frames)]
         session = self.segmenter.start(ArrayFrames(ping_pong(clip, total)))
-        session.add_box(1, video.first_boxes()[1])
+        session.add_box(1, video.first_boxes()[1], predict=False)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         peak = 0

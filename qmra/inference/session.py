@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -120,11 +121,106 @@ class FrameResult:
         return {} if self.maps is None else self.maps.own()
 
 
-class InferenceSession:
-    """Created by :meth:`Segmenter.start`. Add boxes, then iterate :meth:`propagate`.
+class ObjectTable:
+    """Which memory bank, and which row of its tensors, holds each tracked object (user ids 1..255).
 
-    Frames are streamed from the source; per-object memory holds keys and values of at most
-    ``settings.max_memory_frames`` frames, each encoded once.
+    Objects that start on the same frame share a bank (their rows are one batch); the session runs
+    banks that hold equally many frames as one batch. Like Cutie's ObjectManager, it is the one
+    place that maps user ids to tensor rows.
+    """
+
+    def __init__(self) -> None:
+        self.banks: list[MemoryBank] = []
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted(i for bank in self.banks for i in bank.object_ids)
+
+    def bank_of(self, object_id: int) -> MemoryBank | None:
+        return next((bank for bank in self.banks if object_id in bank.object_ids), None)
+
+    def row(self, object_id: int) -> tuple[MemoryBank, int]:
+        """The bank that holds ``object_id`` and its row in that bank's tensors."""
+        bank = self.bank_of(object_id)
+        if bank is None:
+            raise KeyError(object_id)
+        return bank, bank.object_ids.index(object_id)
+
+    def add(self, bank: MemoryBank) -> None:
+        self.banks.append(bank)
+
+    def remove(self, object_id: int) -> None:
+        """Forget an object's memory (nothing happens for an object not tracked)."""
+        bank = self.bank_of(object_id)
+        if bank is not None:
+            bank.remove(object_id)
+            if not bank.object_ids:
+                self.banks.remove(bank)
+
+    def clear(self) -> None:
+        self.banks.clear()
+
+    def batches(self) -> list[list[MemoryBank]]:
+        """The banks in groups that run as one batch (equally many memory frames)."""
+        groups: dict[int, list[MemoryBank]] = defaultdict(list)
+        for bank in self.banks:
+            groups[bank.num_frames].append(bank)
+        return list(groups.values())
+
+    def nbytes(self) -> int:
+        return sum(bank.nbytes() for bank in self.banks)
+
+
+@dataclass
+class _Pass:
+    """One run over the video, forwards or backwards, from frame ``first``. Memory schedules count
+    time in frames since the pass began, so a backward pass keeps the paper's schedule."""
+
+    first: int
+    reverse: bool = False
+    cursor: int | None = None  # the last frame done in this pass
+
+    def time(self, index: int) -> int:
+        return self.first - index if self.reverse else index - self.first
+
+    def frame(self, time: int) -> int:
+        return self.first - time if self.reverse else self.first + time
+
+    def done(self, index: int) -> bool:
+        """Whether ``index`` was already passed (frames are done in pass order)."""
+        if self.cursor is None:
+            return False
+        return index >= self.cursor if self.reverse else index <= self.cursor
+
+    @property
+    def next(self) -> int:
+        if self.cursor is None:
+            return self.first
+        return self.cursor - 1 if self.reverse else self.cursor + 1
+
+
+@dataclass
+class _Frame:
+    """The frame just predicted, kept so that a box added on it redoes only that object."""
+
+    index: int
+    image: np.ndarray
+    inputs: tuple[torch.Tensor, Padding, torch.Tensor] | None  # None: no object was on it
+    query_features: object
+    probabilities: dict[int, torch.Tensor]
+    boxes: dict[int, Box | torch.Tensor]
+
+
+class InferenceSession:
+    """Created by :meth:`Segmenter.start`. Add boxes, then iterate :meth:`propagate` (forwards or
+    backwards from any frame), or drive the loop yourself with :meth:`step`.
+
+    - :meth:`add_box` marks an object on a frame and returns that frame's prediction; a box for an
+      object already tracked corrects it from that frame on.
+    - Per-object memory holds keys and values of at most ``settings.max_memory_frames`` frames,
+      each encoded once; :attr:`objects` maps object ids to their memory's tensor rows.
+    - Sources that can seek (files, folders, frames in a list or array) can be run from any frame
+      and backwards; one-pass streams run forwards once and say so otherwise.
     """
 
     def __init__(self, segmenter: "Segmenter", source: FrameSource) -> None:
@@ -134,9 +230,10 @@ class InferenceSession:
         self.settings = segmenter.settings
         self.source = source
         self.info: FrameInfo = source.info
-        self._prompts: dict[int, Prompt] = {}
-        self._banks: list[MemoryBank] = []  # one per group of objects that started on the same frame
-        self._current_frame = -1  # the last frame propagate() finished, -1 before it starts
+        self._prompts: dict[int, dict[int, Prompt]] = {}  # object id → frame → its box there
+        self.objects = ObjectTable()
+        self._pass: _Pass | None = None
+        self._last: _Frame | None = None
         self._propagating = False
         #: Seconds spent in the model (not reading frames) during the last propagate().
         self.model_seconds = 0.0
@@ -150,11 +247,24 @@ class InferenceSession:
     def object_ids(self) -> list[int]:
         return sorted(self._prompts)
 
-    def add_box(self, object_id: int, box: Box | Sequence[float] | str, frame: int = 0) -> Box:
-        """Mark object ``object_id`` (1..255) with ``box`` (pixels x0, y0, x1, y1) on frame ``frame``.
+    def prompts(self, object_id: int) -> list[Prompt]:
+        """The boxes given for ``object_id``, by frame."""
+        return [self._prompts[object_id][f] for f in sorted(self._prompts.get(object_id, {}))]
+
+    def add_box(self, object_id: int, box: Box | Sequence[float] | str, frame: int = 0,
+                predict: bool = True) -> FrameResult | None:
+        """Mark object ``object_id`` (1..255) with ``box`` (pixels x0, y0, x1, y1) on frame ``frame``,
+        and return that frame's prediction (None with ``predict=False``, or where the frame cannot be
+        read now: a one-pass stream not yet there).
 
         The box is clipped to the frame; a box of zero area, not finite, or wholly outside the frame
-        is a :class:`BoxError`. Objects may start on any frame. Returns the clipped box.
+        is a :class:`BoxError`. Objects may start on any frame. A box for an object that already has
+        one *corrects* it: from that frame on (in the direction of the run) the object restarts from
+        the new box, its earlier memory dropped.
+
+        The prediction holds every object the session can place on that frame at once: all objects
+        when the frame is the one :meth:`step` or :meth:`propagate` just did, or the next one (it is
+        then done, and stepping goes on after it); otherwise the objects boxed on that frame.
         """
         if isinstance(box, str):
             box = Box.parse(box)
@@ -164,88 +274,108 @@ class InferenceSession:
         object_id, frame = prompt.object_id, prompt.frame
         if self.info.num_frames is not None and frame >= self.info.num_frames:
             raise QmraError(f"object {object_id}: frame {frame} is past the end of the video ({self.info.num_frames} frames)")
-        if self._propagating and frame <= self._current_frame:
-            raise QmraError(f"object {object_id}: frame {frame} was already segmented; add boxes for later frames only")
-        if self._bank_of(object_id) is not None:
-            raise QmraError(f"object {object_id} is already being tracked; remove it first to give it a new box")
+        run = self._pass
+        redo = run is not None and self._last is not None and frame == self._last.index and not self._propagating
+        if run is not None and run.done(frame) and not redo:
+            raise QmraError(f"object {object_id}: frame {frame} was already segmented in this run; add boxes on the "
+                            "frame just done or later ones, or propagate again")
         try:
             box = box.clip(self.info.width, self.info.height)
         except BoxError as error:
             raise BoxError(f"object {object_id}: {error}") from None
-        self._prompts[object_id] = Prompt(object_id, frame, box)
-        return box
+        self._prompts.setdefault(object_id, {})[frame] = Prompt(object_id, frame, box)
+        if not predict or self._propagating:
+            return None
+        if redo:
+            return self._redo_last(object_id)
+        if run is not None and not run.reverse and frame == run.next and self.source.seekable:
+            return self.step(self.source.read(frame))
+        if not self.source.seekable:
+            return None
+        return self._preview(frame)
 
     def remove_object(self, object_id: int) -> None:
-        """Forget an object: its box and its memory. It takes no part from the next frame on."""
+        """Forget an object: its boxes and its memory. It takes no part from the next frame on."""
         if object_id not in self._prompts:
             known = ", ".join(map(str, self.object_ids)) or "none"
             raise QmraError(f"unknown object id {object_id!r} (known: {known})")
         del self._prompts[object_id]
-        bank = self._bank_of(object_id)
-        if bank is not None:
-            bank.remove(object_id)
-            if not bank.object_ids:
-                self._banks.remove(bank)
+        self.objects.remove(object_id)
 
     def reset(self) -> None:
-        """Forget every object and all memory; the next :meth:`propagate` starts from frame 0."""
+        """Forget every object and all memory; the next :meth:`propagate` or :meth:`step` starts over."""
         if self._propagating:
             raise QmraError("cannot reset while propagate() is running; finish or close it first")
         self._prompts.clear()
-        self._banks.clear()
-        self._current_frame = -1
+        self.objects.clear()
+        self._pass = None
+        self._last = None
 
     # ------------------------------------------------------------------ memory introspection
 
     def memory_frames(self, object_id: int) -> list[int]:
         """The frame indices in ``object_id``'s memory now."""
-        bank = self._bank_of(object_id)
-        return [] if bank is None else bank.frame_indices
+        bank = self.objects.bank_of(object_id)
+        if bank is None or self._pass is None:
+            return []
+        return sorted(self._pass.frame(t) for t in bank.frame_indices)
 
     def memory_nbytes(self) -> int:
         """Bytes of the memory buffers (all objects, allocated slots)."""
-        return sum(bank.nbytes() for bank in self._banks)
-
-    def _bank_of(self, object_id: int) -> MemoryBank | None:
-        return next((bank for bank in self._banks if object_id in bank.object_ids), None)
+        return self.objects.nbytes()
 
     # ------------------------------------------------------------------ propagation
 
-    def propagate(self, progress: bool | None = None) -> Iterator[tuple[int, FrameResult]]:
-        """Segment the video from frame 0, yielding ``(frame_index, FrameResult)`` per frame.
+    def propagate(self, start: int | None = None, reverse: bool = False,
+                  progress: bool | None = None) -> Iterator[tuple[int, FrameResult]]:
+        """Segment the video from frame ``start`` (default: the first frame, or the last one with
+        ``reverse``) to its end (or back to frame 0), yielding ``(frame_index, FrameResult)`` per frame.
 
-        Each call starts over with empty memory (boxes are kept). ``progress`` shows a tqdm bar
-        (default: the segmenter's setting). Gradients are never tracked.
+        Each call starts over with empty memory (boxes are kept). Objects start on their box's frame
+        in the run's direction; an object boxed only before ``start`` (after it, in reverse) is
+        followed from its box without yielding the frames before ``start``. ``progress`` shows a tqdm
+        bar (default: the segmenter's setting). Gradients are never tracked.
         """
         if self._propagating:
             raise QmraError("propagate() is already running on this session")
         if not self._prompts:
             raise QmraError("no objects: call add_box first")
-        self._banks.clear()
-        self._current_frame = -1
+        count = self.info.num_frames
+        if reverse or start:
+            if not self.source.seekable:
+                raise QmraError(f"{self.source.description} is read once, front to back (a stream): it cannot be "
+                                f"propagated {'backwards' if reverse else f'from frame {start}'}")
+            if count is None:
+                raise QmraError(f"{self.source.description} does not say how many frames it has: it can only be "
+                                "propagated from the start, forwards")
+        boxed = [f for frames in self._prompts.values() for f in frames]
+        if reverse:
+            start = count - 1 if start is None else start  # type: ignore[operator]
+            first = max(start, max(boxed))
+            indices: Sequence[int] = range(first, -1, -1)
+        else:
+            start = 0 if start is None else start
+            first = min(start, min(boxed))
+            # From frame 0 the source streams (as many frames as it really has); from later, it seeks.
+            indices = range(first, count) if first else itertools.count()  # type: ignore[arg-type]
+        if count is not None and not 0 <= start < count:
+            raise QmraError(f"start frame {start} is outside the video (frames 0..{count - 1})")
+        self._begin(_Pass(first, reverse))
         self._propagating = True
-        self.model_seconds = 0.0
-        self.model = self.segmenter.model  # an adapted copy from an earlier run is dropped
-        self.adaptation = None
-        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
-        self.segmenter.threads = choose_threads(self.settings.threads, self.device)  # the machine's load may have changed
         show = self.segmenter.progress if progress is None else progress
         from tqdm import tqdm
 
-        bar = tqdm(total=self.info.num_frames, unit="frame", disable=not show, dynamic_ncols=True, leave=False)
-        frames = prefetch(self.source) if self.settings.pipeline else iter(self.source)
+        yielded = (start + 1) if reverse else (count - start if count is not None else None)
+        bar = tqdm(total=yielded, unit="frame", disable=not show, dynamic_ncols=True, leave=False)
+        source: Iterable[np.ndarray] = self.source.frames(indices) if (reverse or first) else self.source
+        frames = prefetch(source) if self.settings.pipeline else iter(source)
         try:
-            for index, frame in enumerate(frames):
-                started = time.perf_counter()
-                result = self._step(index, frame)
-                self.model_seconds += time.perf_counter() - started
-                self._current_frame = index
-                bar.update(1)
-                yield index, result
-            late = [p for p in self._prompts.values() if p.frame > self._current_frame]
-            if late:
-                p = late[0]
-                raise QmraError(f"object {p.object_id}: frame {p.frame} is past the end of the video ({self._current_frame + 1} frames)")
+            for index, frame in zip(indices, frames):
+                result = self._advance(index, frame)
+                if (index <= start) if reverse else (index >= start):
+                    bar.update(1)
+                    yield index, result
+            self._check_late_prompts()
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
@@ -253,44 +383,134 @@ class InferenceSession:
             bar.close()
             self._propagating = False
 
-    def _step(self, index: int, frame: np.ndarray) -> FrameResult:
+    def step(self, image: np.ndarray) -> FrameResult:
+        """Segment the next frame of a forward run, for callers that own the frame loop (a stream, a
+        GUI): the first call starts a run at frame 0 with empty memory, each call is one frame.
+        ``image``: H×W×3 uint8, the frame's pixels."""
+        if self._propagating:
+            raise QmraError("step() cannot run while propagate() is running")
+        if self._pass is None or self._pass.reverse:
+            self._begin(_Pass(0))
+        assert self._pass is not None
+        image = np.asarray(image)
+        if image.shape != (self.info.height, self.info.width, 3) or image.dtype != np.uint8:
+            raise QmraError(f"step() takes the video's {self.info.width}x{self.info.height} frames as H×W×3 uint8 arrays, "
+                            f"got {image.dtype} {image.shape}")
+        return self._advance(self._pass.next, image)
+
+    def _begin(self, run: _Pass) -> None:
+        """A new run: empty memory, the segmenter's own network (an adapted copy is remade), the thread
+        count for the machine's load now."""
+        self.objects.clear()
+        self._pass = run
+        self._last = None
+        self.model_seconds = 0.0
+        self.model = self.segmenter.model
+        self.adaptation = None
+        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
+        self.segmenter.threads = choose_threads(self.settings.threads, self.device)
+
+    def _advance(self, index: int, frame: np.ndarray) -> FrameResult:
+        """Predict frame ``index`` of the current run and move the run on to it."""
+        assert self._pass is not None
+        started = time.perf_counter()
         with self.runtime.running():
-            return self._predict_frame(index, frame)
+            result = self._predict_frame(index, frame)
+        self.model_seconds += time.perf_counter() - started
+        self._pass.cursor = index
+        return result
+
+    def _check_late_prompts(self) -> None:
+        """Boxes on frames a forward run never reached: past the end of the video."""
+        run = self._pass
+        if run is None or run.reverse or run.cursor is None:
+            return
+        late = [p for frames in self._prompts.values() for p in frames.values() if p.frame > run.cursor]
+        if late:
+            p = late[0]
+            raise QmraError(f"object {p.object_id}: frame {p.frame} is past the end of the video ({run.cursor + 1} frames)")
+
+    def _starting(self, index: int) -> list[Prompt]:
+        """The boxes on frame ``index``: objects that start there, or restart (a correction)."""
+        return [frames[index] for _, frames in sorted(self._prompts.items()) if index in frames]
 
     def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
-        starting = [p for p in self._prompts.values() if p.frame == index]
-        tracked = list(self._banks)  # remove_object drops an object's memory with its prompt
+        assert self._pass is not None
+        starting = self._starting(index)
+        for prompt in starting:
+            self.objects.remove(prompt.object_id)  # a correction: the object restarts from its new box
+        tracked = list(self.objects.banks)
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
+        inputs, query_features = None, None
         if starting or tracked:
-            prepared, padding, image = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
+            inputs = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
+            prepared, padding, image = inputs
             if starting and self.settings.adapt_steps > 0 and self.adaptation is None and not tracked:
                 self._adapt(starting, prepared, padding, image, frame.shape[:2])
             query_features = self.runtime.encode_query(prepared)  # shared by every object of this frame
             if starting:
-                self._start_objects(starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
-            # Banks holding equally many frames run as one batch (objects that started on the same
-            # frame share a bank, so usually one bank is one batch and its memory is read in place).
-            groups: dict[int, list[MemoryBank]] = defaultdict(list)
-            for bank in tracked:
-                groups[bank.num_frames].append(bank)
-            for banks in groups.values():
-                with record_function("qmra/memory_read"):
-                    memory = Memory.concat_objects([bank.memory() for bank in banks])
-                output = self.runtime.predict(prepared, padding, memory, query_features)
-                entry, box_maps = self.runtime.memory_entry(prepared, padding, output)
-                object_probabilities = output.probability()[:, 0]
-                row = 0
-                for bank in banks:
-                    rows = slice(row, row + len(bank.object_ids))
-                    with record_function("qmra/memory_read"):
-                        bank.add(index, _rows(entry, rows))
-                    for slot, object_id in enumerate(bank.object_ids, start=row):
-                        probabilities[object_id] = object_probabilities[slot]
-                        boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
-                    row = rows.stop
+                self._start_objects(index, starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
+            for banks in self.objects.batches() if tracked else []:
+                banks = [bank for bank in banks if bank in tracked]  # not the ones started on this frame
+                if banks:
+                    self._track(index, banks, prepared, padding, query_features, probabilities, boxes)
+        self._last = _Frame(index, frame, inputs, query_features, probabilities, boxes)
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)
+
+    def _track(self, index: int, banks: list[MemoryBank], prepared: torch.Tensor, padding: Padding, query_features,
+               probabilities: dict[int, torch.Tensor], boxes: dict[int, Box | torch.Tensor]) -> None:
+        """Predict the objects of ``banks`` (equally many memory frames: one batch) and store the frame."""
+        assert self._pass is not None
+        with record_function("qmra/memory_read"):
+            memory = Memory.concat_objects([bank.memory() for bank in banks])
+        output = self.runtime.predict(prepared, padding, memory, query_features)
+        entry, box_maps = self.runtime.memory_entry(prepared, padding, output)
+        object_probabilities = output.probability()[:, 0]
+        row = 0
+        for bank in banks:
+            rows = slice(row, row + len(bank.object_ids))
+            with record_function("qmra/memory_read"):
+                bank.add(self._pass.time(index), _rows(entry, rows))
+            for slot, object_id in enumerate(bank.object_ids, start=row):
+                probabilities[object_id] = object_probabilities[slot]
+                boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
+            row = rows.stop
+
+    def _redo_last(self, object_id: int) -> FrameResult:
+        """A box added on the frame just done: (re)start that object there, keep the others' results."""
+        last, run = self._last, self._pass
+        assert last is not None and run is not None
+        self.objects.remove(object_id)
+        prompt = self._prompts[object_id][last.index]
+        probabilities = {i: p for i, p in last.probabilities.items() if i != object_id}
+        boxes = {i: b for i, b in last.boxes.items() if i != object_id}
+        with self.runtime.running():
+            if last.inputs is None:
+                last.inputs = self.runtime.network_input(last.image, self.settings.working_size(*last.image.shape[:2]))
+                last.query_features = self.runtime.encode_query(last.inputs[0])
+            prepared, padding, _ = last.inputs
+            self._start_objects(last.index, [prompt], prepared, padding, last.query_features, probabilities, boxes,
+                                last.image.shape[:2])
+            last.probabilities, last.boxes = probabilities, boxes
+            with record_function("qmra/merge"):
+                return self._merge(last.index, last.image, probabilities, boxes)
+
+    def _preview(self, index: int) -> FrameResult:
+        """Frame ``index`` with the objects boxed on it, from their boxes alone (the run is not moved)."""
+        frame = self.source.read(index)
+        prompts = self._starting(index)
+        probabilities: dict[int, torch.Tensor] = {}
+        boxes: dict[int, Box | torch.Tensor] = {}
+        with self.runtime.running():
+            prepared, padding, _ = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
+            _, _, output = self._first_frame(prompts, prepared, padding, None, frame.shape[:2])
+            for slot, prompt in enumerate(prompts):
+                probabilities[prompt.object_id] = output.probability()[slot, 0]
+                boxes[prompt.object_id] = prompt.box
+            with record_function("qmra/merge"):
+                return self._merge(index, frame, probabilities, boxes)
 
     def _adapt(self, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding, image: torch.Tensor,
                frame_size: tuple[int, int]) -> None:
@@ -306,13 +526,14 @@ class InferenceSession:
         self.model.eval()
         self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
 
-    def _start_objects(self, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features, probabilities, boxes,
-                       frame_size: tuple[int, int]) -> None:
+    def _start_objects(self, index: int, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features,
+                       probabilities, boxes, frame_size: tuple[int, int]) -> None:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)."""
+        assert self._pass is not None
         _, entry, output = self._first_frame(prompts, prepared, padding, query_features, frame_size)
         object_probabilities = output.probability()[:, 0]
-        self._banks.append(MemoryBank([p.object_id for p in prompts], prompts[0].frame, entry, self.settings.mem_every,
-                                      self.settings.max_memory_frames))
+        self.objects.add(MemoryBank([p.object_id for p in prompts], self._pass.time(index), entry, self.settings.mem_every,
+                                    self.settings.max_memory_frames))
         for slot, prompt in enumerate(prompts):
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box

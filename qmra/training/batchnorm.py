@@ -56,7 +56,7 @@ def recalibrate_batchnorm(model: QMRA, sequences: Sequence[VideoSequence], frame
             object_ids = list(sequence.object_ids)
             for object_id, (frame, box) in first_boxes(sequence, object_ids).items():  # type: ignore[arg-type]
                 if frame < count:
-                    session.add_box(object_id, box, frame)
+                    session.add_box(object_id, box, frame, predict=False)
             for _ in session.propagate():
                 seen += 1
     finally:

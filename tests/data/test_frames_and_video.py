@@ -195,3 +195,23 @@ def test_a_trimmed_mp4_decodes_fewer_frames_than_its_header_counts_without_error
     source = open_frames(tmp_path / "trim.mp4")
     assert source.header_frames == 20
     assert len(list(source)) == 15
+
+
+def test_video_files_frame_folders_and_lists_read_any_frame_and_backwards(tmp_path, monkeypatch):
+    from qmra.data import SyntheticConfig, SyntheticVideo
+
+    video = SyntheticVideo(SyntheticConfig(48, 64, 20, num_objects=1, seed=0))
+    path = video.write_mp4(tmp_path / "c.mp4")
+    source = open_frames(path)
+    forwards = list(source)
+    monkeypatch.setattr(VideoFile, "BACKWARD_CHUNK", 6)  # several chunks
+    backwards = list(source.frames(range(19, -1, -1)))
+    assert len(backwards) == 20 and all(np.array_equal(a, b) for a, b in zip(forwards[::-1], backwards))
+    assert np.array_equal(source.read(12), forwards[12]) and np.array_equal(source.read(3), forwards[3])
+    assert all(np.array_equal(a, b) for a, b in zip(source.frames(range(7, 20)), forwards[7:]))
+    listed = open_frames([video.image(i) for i in range(5)])
+    assert listed.seekable and np.array_equal(listed.read(3), video.image(3)) and len(list(listed)) == len(list(listed)) == 5
+    stream = open_frames(iter([video.image(i) for i in range(5)]))
+    assert not stream.seekable
+    with pytest.raises(DataError, match="read once, front to back"):
+        stream.read(2)

@@ -88,7 +88,7 @@ def test_memory_frames_are_encoded_once(monkeypatch):
     video = clip(frames=10, objects=3)
     session = segmenter.start(_frames(video))
     for object_id, box in video.first_boxes().items():
-        session.add_box(object_id, box)
+        session.add_box(object_id, box, predict=False)  # propagation alone is counted
     for _ in session.propagate():
         pass
     # One memory-encoder pass per frame for all three objects together (batch 3), one shared
@@ -161,7 +161,8 @@ def test_bad_prompts_are_refused(segmenter):
         session.add_box(0, Box(1, 1, 5, 5))
     with pytest.raises(QmraError, match="past the end of the video"):
         session.add_box(1, Box(1, 1, 5, 5), frame=4)
-    assert session.add_box(1, Box(-10, -10, 30, 30)) == Box(0, 0, 30, 30)
+    assert session.add_box(1, Box(-10, -10, 30, 30)).boxes[1] == Box(0, 0, 30, 30)
+    assert session.prompts(1)[0].box == Box(0, 0, 30, 30)
 
 
 def test_device_and_inference_mode():
