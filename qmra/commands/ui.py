@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -62,10 +63,16 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(server.url)
+    previous = signal.signal(signal.SIGTERM, _stop)  # a plain kill frees the sessions' files too
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
         print("qmra ui: stopped", file=sys.stderr)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.close()
     return 0
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -294,7 +294,6 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(session.export(folder, overwrite=bool(body.get("overwrite")), **_export_options(body)))
             if action == "export-zip":
                 archive, summary = session.export_zip(**_export_options(body))
-                session.download = archive  # type: ignore[attr-defined]
                 return self._json({**summary, "download": f"/api/s/{session_id}/download", "name": archive.name})
         raise Gone(f"no such request: {method} {action}")
 
@@ -371,7 +370,7 @@ class Handler(BaseHTTPRequestHandler):
             raise
 
     def _download(self, session: PageSession) -> None:
-        archive: Path | None = getattr(session, "download", None)
+        archive = session.download
         if archive is None or not archive.is_file():
             raise Gone("nothing to download: export as zip first")
         self.send_response(HTTPStatus.OK)

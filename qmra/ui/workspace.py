@@ -148,6 +148,7 @@ class PageSession:
         self.last_seen = time.monotonic()
         self.version = 0  # grows with every change of a stored label map
         self.preview_seconds: float | None = None
+        self.download: Path | None = None  # the last zip export, until the next one or the end of the session
         self._generation = 0  # a new video gets new folders, so late writes of the old one go nowhere
         self._state = threading.RLock()  # the plan and the stored files
         self._work = threading.Lock()  # one computation of this page at a time
@@ -181,16 +182,20 @@ class PageSession:
         """Open a video file or frame folder (already allowed by the server's path policy)."""
         self._refuse_while_running("open another video")
         with self._work, self._state:
-            if self.store is not None:
-                self.store.close()
-            self._generation += 1
-            self.engine.forget(self.id)
-            work = self.folder / f"video{self._generation}"
-            store = FrameStore(path, work)
-            self.store = store
+            generation = self._generation + 1
+            store = FrameStore(path, self.folder / f"video{generation}")  # a bad file stops here: the old video stays
+            old, old_dir = self.store, self._work_dir
+            self.store, self._generation = store, generation
             self.plan = Plan(max(1, store.info.num_frames or 1))
             self.job = None
+            self.download = None
             self.version += 1
+            self.engine.forget(self.id)
+            if old is not None:
+                old.close()
+                shutil.rmtree(old_dir, ignore_errors=True)  # its frames and masks: one video's files at a time
+                if old.path.is_relative_to(self.folder / "uploads") and old.path != path:
+                    shutil.rmtree(old.path.parent, ignore_errors=True)  # an uploaded file, in a folder of its own
         return self.state()
 
     @property
@@ -497,9 +502,11 @@ class PageSession:
         shutil.rmtree(self.folder / "export", ignore_errors=True)
         summary = self.export(folder, overwrite=True, **options)
         archive = self.folder / f"{store.name}-masks.zip"
+        self.download = None
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
                     bundle.write(path, path.relative_to(folder.parent).as_posix())
         shutil.rmtree(self.folder / "export", ignore_errors=True)
+        self.download = archive
         return archive, summary

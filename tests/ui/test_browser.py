@@ -96,3 +96,29 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
     assert labels.shape == (96, 128) and set(np.unique(labels)) <= {0, 1}
     assert (out / "overlay.mp4").stat().st_size > 0
     assert time.monotonic() - started < 60
+
+
+def test_open_by_upload_and_by_server_path(driver, tmp_path, tiny_segmenter, small_video):
+    from selenium.webdriver.common.by import By
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(3):
+        Image.new("RGB", (64, 48), (40 * index, 90, 160)).save(frames / f"{index}.png")
+    with serve(tiny_segmenter, tmp_path) as server:
+        driver.get(server.url)
+        wait_until(lambda: data(driver, "session") == "1", what="the page session")
+        assert data(driver, "ready") == "0"
+        driver.find_element(By.ID, "upload").send_keys(str(small_video))  # the file picker's input
+        wait_until(lambda: data(driver, "ready") == "1" and data(driver, "frames") == "8", what="the uploaded video")
+        assert "clip: 128×96" in driver.find_element(By.ID, "source").text
+        field = driver.find_element(By.ID, "path")
+        field.send_keys("frames")
+        driver.find_element(By.CSS_SELECTOR, "#open-form button").click()
+        wait_until(lambda: data(driver, "frames") == "3", what="the frame folder")
+        assert "frames: 64×48, 3 frames" in driver.find_element(By.ID, "source").text
+        field.clear()
+        field.send_keys(str(small_video))  # outside the start folder, not on the command line
+        driver.find_element(By.CSS_SELECTOR, "#open-form button").click()
+        wait_until(lambda: "outside the folder" in data(driver, "error"), what="the refusal")
+        assert data(driver, "frames") == "3"

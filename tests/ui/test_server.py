@@ -299,3 +299,32 @@ def test_the_static_files_are_package_data():
     assert shipped == {"index.html", "app.js", "style.css"}
     for name in shipped:  # nothing is fetched from other sites: the page works offline
         assert "http://" not in (static / name).read_text() and "https://" not in (static / name).read_text()
+
+
+@pytest.mark.parametrize("adapt_previews, adaptations", [(False, [0, 1]), (True, [1, 0])])
+def test_test_time_adaptation_runs_once_per_box(tmp_path, tiny_weights, small_video, monkeypatch, adapt_previews,
+                                                adaptations):
+    """Runs adapt as the settings say, once per box: the backward session reuses the forward one's
+    network. Previews adapt only when asked to, and then the runs reuse theirs."""
+    from qmra.inference import InferenceSettings, Segmenter
+    from qmra.inference import session as session_module
+
+    calls = []
+    real = session_module.adapt
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "adapt", counted)
+    segmenter = Segmenter.from_checkpoint(tiny_weights, settings=InferenceSettings(adapt_steps=1))
+    with serve(segmenter, tmp_path, source=small_video, adapt_previews=adapt_previews) as server:
+        client = Client(server)
+        client.start()
+        client.wait_decoded()
+        client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
+        after_preview = len(calls)
+        client.call("POST", "run", {"direction": "both"})
+        state = client.wait_for_run()
+        assert state["job"]["status"] == "finished" and state["complete"] == 8
+        assert [after_preview, len(calls) - after_preview] == adaptations

@@ -74,7 +74,7 @@ function setState(next) {
   const decoding = source.decoding ? ` (reading… ${source.frames}${source.expected ? "/" + source.expected : ""})` : "";
   $("source").textContent = `${source.name}: ${source.width}×${source.height}, ${source.frames} frames${decoding}` +
     (source.error ? ` — ${source.error}` : "");
-  if (canvas.width !== source.width || canvas.height !== source.height) { canvas.width = source.width; canvas.height = source.height; }
+  if (canvas.width !== source.width || canvas.height !== source.height) { canvas.width = source.width; canvas.height = source.height; fit(); }
   $("slider").max = Math.max(0, source.frames - 1);
   if (!$("export-folder").value) $("export-folder").value = config.out || `${source.name}-masks`;
   if (selected !== null && !state.objects.some((o) => o.id === selected)) selected = null;
@@ -162,6 +162,15 @@ function render() {
   $("frame-label").textContent = `frame ${frame} (0–${state.source.frames - 1})`;
   renderTimeline();
   renderHint();
+}
+
+// The canvas holds the frame at its own size; on screen it fills the stage's width (up or down),
+// no taller than the window allows, its aspect ratio kept.
+function fit() {
+  const width = $("stage").clientWidth, height = Math.max(200, window.innerHeight - 200);
+  const scale = Math.min(width / canvas.width, height / canvas.height);
+  canvas.style.width = `${Math.floor(canvas.width * scale)}px`;
+  canvas.style.height = `${Math.floor(canvas.height * scale)}px`;
 }
 
 function renderTimeline() {
@@ -340,7 +349,11 @@ function follow() {
     update(data, true);
     if (data.status === "failed") message(data.message, true);
   });
-  events.onerror = () => { if (events) { events.close(); events = null; refresh(); } };
+  events.onerror = () => {  // the stream broke off (not its end): look again, follow on if the run goes on
+    if (!events) return;
+    events.close(); events = null;
+    setTimeout(async () => { await refresh(); if (state && state.job && state.job.status === "running" && !events) follow(); }, 1000);
+  };
 }
 
 // ---------------------------------------------------------------- export
@@ -438,7 +451,9 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "ArrowLeft") { show(frame - 1); event.preventDefault(); }
   if (event.key === "ArrowRight") { show(frame + 1); event.preventDefault(); }
 });
-window.addEventListener("resize", renderTimeline);
+window.addEventListener("resize", () => { fit(); renderTimeline(); });
+// While the page is in view it keeps its session (the server frees sessions idle for --idle-minutes).
+setInterval(() => { if (sid && document.visibilityState === "visible") api("state").catch((e) => message(e.message, true)); }, 60000);
 window.addEventListener("pagehide", () => {
   if (sid) fetch(`/api/s/${sid}/close`, { method: "POST", keepalive: true });
 });
