@@ -387,7 +387,7 @@ class PageSession:
             segmenter = self.engine.segmenter_for(key, preview=job is None)
             session = segmenter.start(ArrayFrames(store.frames(task.frames), fps=store.info.fps))
             for member in task.members:
-                session.add_box(member.object_id, member.box, 0)
+                session.add_box(member.object_id, member.box, 0, predict=False)  # propagate() predicts it
             active = {m.object_id: m for m in task.members}
             if job is not None:
                 adapt_steps = segmenter.settings.adapt_steps
