@@ -65,6 +65,7 @@ PARSE_ONLY = {
     "torchrun": "needs several GPUs or processes (tests/training runs two gloo processes)",
     "make": "sets up .venv/ and runs the demo or the whole suite (minutes); the Makefile must have the targets",
     "benchmark script": "timings that take minutes; the script must exist and its argparse accept the arguments",
+    "qmra ui": "serves a web page until stopped (tests/ui drives it in a real Chromium)",
 }
 #: Commands that run here (on the fixtures, with the tiny network).
 RUN = {"qmra segment", "qmra eval", "qmra synthetic", "qmra model"}

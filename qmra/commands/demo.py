@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} objects, {segmenter.device}, "
           f"{segmenter.threads} threads)")
     print(f"wrote {out}/masks/ (DAVIS palette PNGs), {out}/overlay.mp4, {out}/input.mp4 and {out}/truth/")
+    program = sys.argv[0] if Path(sys.argv[0]).name == "qmra" else "qmra"
+    print(f"draw your own boxes on it in the browser: {program} ui {out}/input.mp4")
     return 0
 
 

@@ -82,16 +82,27 @@ class Mp4Writer:
             self.abort()
 
 
+#: Overlay colours: saturated and light, so that masks and boxes show on dark and light frames alike
+#: (the DAVIS palette's dark red and green, right for label PNGs, are hard to see over video). The
+#: web app's page uses the same list (qmra/ui/static/app.js).
+OVERLAY_COLOURS = np.array([
+    (255, 64, 64), (64, 224, 64), (64, 144, 255), (255, 208, 0), (255, 64, 255), (0, 232, 232),
+    (255, 144, 32), (168, 96, 255), (160, 255, 96), (255, 128, 176),
+], dtype=np.uint8)
+
+
 def object_colour(object_id: int) -> np.ndarray:
-    """The DAVIS palette colour of an object id (3 uint8)."""
-    return DAVIS_PALETTE[object_id % 256]
+    """An object's overlay colour (3 uint8): :data:`OVERLAY_COLOURS` in turn, by id."""
+    return OVERLAY_COLOURS[(object_id - 1) % len(OVERLAY_COLOURS)]
 
 
 def draw_overlay(frame: np.ndarray, labels: np.ndarray, boxes: Mapping[int, Box] | None = None, alpha: float = 0.5,
-                 thickness: int = 2) -> np.ndarray:
-    """Blend each object's mask into the frame in its palette colour and draw its box outline.
+                 thickness: int | None = None) -> np.ndarray:
+    """Blend each object's mask into the frame in its overlay colour and draw its box.
 
-    frame: H×W×3 uint8; labels: H×W ids (0 = background); boxes: object id → box in pixels.
+    frame: H×W×3 uint8; labels: H×W ids (0 = background); boxes: object id → box in pixels, drawn
+    ``thickness`` pixels wide (default: about 1/160 of the short side, at least 2) in the object's
+    colour between two 1-pixel black lines, so that it shows on light and dark backgrounds alike.
     Returns a new H×W×3 uint8 frame.
     """
     out = frame.astype(np.float32)
@@ -101,13 +112,23 @@ def draw_overlay(frame: np.ndarray, labels: np.ndarray, boxes: Mapping[int, Box]
         out[region] = (1 - alpha) * out[region] + alpha * object_colour(int(object_id))
     out = out.round().astype(np.uint8)
     height, width = labels.shape
+    line = thickness if thickness is not None else max(2, round(min(height, width) / 160))
     for object_id, box in (boxes or {}).items():
-        colour = object_colour(object_id)
         x0, y0 = int(np.clip(np.floor(box.x0), 0, width - 1)), int(np.clip(np.floor(box.y0), 0, height - 1))
         x1, y1 = int(np.clip(np.ceil(box.x1) - 1, 0, width - 1)), int(np.clip(np.ceil(box.y1) - 1, 0, height - 1))
-        t = thickness
-        out[y0 : min(y0 + t, y1 + 1), x0 : x1 + 1] = colour
-        out[max(y1 - t + 1, y0) : y1 + 1, x0 : x1 + 1] = colour
-        out[y0 : y1 + 1, x0 : min(x0 + t, x1 + 1)] = colour
-        out[y0 : y1 + 1, max(x1 - t + 1, x0) : x1 + 1] = colour
+        _rectangle(out, x0 - 1, y0 - 1, x1 + 1, y1 + 1, line + 2, np.zeros(3, np.uint8))  # the dark edges
+        _rectangle(out, x0, y0, x1, y1, line, object_colour(object_id))
     return out
+
+
+def _rectangle(out: np.ndarray, x0: int, y0: int, x1: int, y1: int, thickness: int, colour: np.ndarray) -> None:
+    """An outline from (x0, y0) to (x1, y1) inclusive, ``thickness`` pixels inwards, clipped to ``out``."""
+    height, width = out.shape[:2]
+    t = thickness
+    left, right, top, bottom = max(x0, 0), min(x1, width - 1), max(y0, 0), min(y1, height - 1)
+    if left > right or top > bottom:
+        return
+    out[top : min(top + t, bottom + 1), left : right + 1] = colour
+    out[max(bottom - t + 1, top) : bottom + 1, left : right + 1] = colour
+    out[top : bottom + 1, left : min(left + t, right + 1)] = colour
+    out[top : bottom + 1, max(right - t + 1, left) : right + 1] = colour

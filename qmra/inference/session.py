@@ -568,7 +568,7 @@ class InferenceSession:
         # A tracked box map's extent: which rows and columns it covers (a few hundred booleans each).
         tracked = [i for i in object_ids if isinstance(boxes[i], torch.Tensor)]
         extents = [(boxes[i].bool().any(dim=1), boxes[i].bool().any(dim=0)) for i in tracked]  # type: ignore[union-attr]
-        host = [t.cpu() for t in (labels, confidence, areas, *(e for pair in extents for e in pair))]
+        host = _to_host([labels, confidence, areas, *(e for pair in extents for e in pair)])
         scale = (width / working[1], height / working[0])
         final_boxes = {i: b for i, b in boxes.items() if isinstance(b, Box)}
         for slot, object_id in enumerate(tracked):
@@ -578,6 +578,15 @@ class InferenceSession:
         return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps,
                            confidence={i: float(scores[slot]) for slot, i in enumerate(object_ids)},
                            lost={i: bool(area[i] == 0) for i in object_ids})
+
+
+def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copy a frame's results to the host with one wait for the device, not one per tensor."""
+    if not tensors or tensors[0].device.type != "cuda":
+        return [t.cpu() for t in tensors]  # on the CPU these are the tensors themselves
+    copies = [t.to("cpu", non_blocking=True) for t in tensors]
+    torch.cuda.current_stream(tensors[0].device).synchronize()
+    return copies
 
 
 def _rows(entry: MemoryFrame, rows: slice) -> MemoryFrame:

@@ -30,7 +30,7 @@ from PIL import Image
 from qmra.data.atomic import write_bytes_atomic, write_text_atomic
 from qmra.data.boxes import Box, box_from_mask
 from qmra.data.frames import ArrayFrames
-from qmra.data.palette import DAVIS_PALETTE
+from qmra.data.video_writer import object_colour
 from qmra.errors import QmraError
 from qmra.inference.outputs import ResultWriter, check_outputs
 from qmra.inference.segmenter import Segmenter
@@ -126,9 +126,12 @@ class Job:
 
 
 def transparent_palette_png(labels: np.ndarray) -> bytes:
-    """A label map as a DAVIS palette PNG whose colour 0 (background) is transparent."""
+    """A label map as a PNG in the overlay colours (those of qmra's overlay videos), colour 0
+    (background) transparent."""
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette(DAVIS_PALETTE.tobytes())
+    palette = np.zeros((256, 3), np.uint8)
+    palette[1:] = [object_colour(i) for i in range(1, 256)]
+    image.putpalette(palette.tobytes())
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", transparency=0, compress_level=1)
     return buffer.getvalue()
@@ -233,7 +236,7 @@ class PageSession:
                 "source": {"name": store.name, "width": store.info.width, "height": store.info.height, "frames": store.count,
                            "expected": store.expected, "decoding": not store.finished, "error": store.error,
                            "fps": store.info.fps},
-                "objects": [{"id": object_id, "colour": [int(c) for c in DAVIS_PALETTE[object_id]],
+                "objects": [{"id": object_id, "colour": [int(c) for c in object_colour(object_id)],
                              "keyframes": [{"frame": k.frame, "box": [round(v, 1) for v in k.box.as_tuple()]}
                                            for k in plan.keyframes[object_id]]}
                             for object_id in plan.object_ids],

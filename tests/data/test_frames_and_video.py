@@ -109,14 +109,23 @@ def test_corrupt_and_empty_videos(tmp_path):
 
 
 def test_overlay_colours_masks_and_draws_boxes():
+    from qmra.data.video_writer import OVERLAY_COLOURS
+
+    colour = OVERLAY_COLOURS[1]  # object 2
     frame = np.zeros((20, 30, 3), np.uint8)
     labels = np.zeros((20, 30), np.uint8)
     labels[5:10, 5:10] = 2
     out = draw_overlay(frame, labels, {2: Box(4, 4, 20, 15)}, alpha=0.5, thickness=1)
-    assert out[7, 7].tolist() == (DAVIS_PALETTE[2] // 2 + DAVIS_PALETTE[2] % 2).tolist()
-    assert out[4, 12].tolist() == DAVIS_PALETTE[2].tolist()  # top edge of the box
-    assert out[14, 19].tolist() == DAVIS_PALETTE[2].tolist()  # bottom-right corner pixel
+    assert out[7, 7].tolist() == (colour // 2 + colour % 2).tolist()
+    assert out[4, 12].tolist() == colour.tolist()  # top edge of the box
+    assert out[14, 19].tolist() == colour.tolist()  # bottom-right corner pixel
     assert out[12, 12].tolist() == [0, 0, 0]
+    # On a white frame the box has dark edges on both sides, so it shows on light backgrounds too.
+    white = draw_overlay(np.full((20, 30, 3), 255, np.uint8), np.zeros((20, 30), np.uint8), {1: Box(4, 4, 20, 15)},
+                         thickness=2)
+    assert white[3, 12].tolist() == [0, 0, 0] and white[6, 12].tolist() == [0, 0, 0]  # outside and inside edges
+    assert white[4, 12].tolist() == white[5, 12].tolist() == OVERLAY_COLOURS[0].tolist()
+    assert all(int(c.max()) >= 200 for c in OVERLAY_COLOURS)  # bright: none is as dark as DAVIS's red (128, 0, 0)
 
 
 def _mp4(path, count=20):

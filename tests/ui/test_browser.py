@@ -53,7 +53,7 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
         keyframe = session.state()["objects"][0]["keyframes"][0]
         x0, y0, x1, y1 = keyframe["box"]
         assert keyframe["frame"] == 3 and max(abs(x0 - 20), abs(y0 - 16), abs(x1 - 76), abs(y1 - 64)) <= 2
-        # The box is outlined in object 1's colour (the DAVIS palette's dark red, lightened) where it was dragged.
+        # The box is outlined in object 1's overlay colour (bright red, between dark edges) where it was dragged.
         edge = [canvas_pixel(driver, round((x0 + x1) / 2), round(y0) + dy) for dy in (-1, 0, 1)]
         assert any(r > 150 and g < 130 and b < 130 for r, g, b, _ in edge), edge
 

@@ -24,16 +24,21 @@ let events = null;
 
 // ---------------------------------------------------------------- helpers
 
-function palette(id) {  // the DAVIS palette, as qmra writes masks
-  let r = 0, g = 0, b = 0, v = id;
-  for (let shift = 7; shift >= 0; shift--) {
-    r |= (v & 1) << shift; g |= ((v >> 1) & 1) << shift; b |= ((v >> 2) & 1) << shift; v >>= 3;
-  }
-  return [r, g, b];
-}
+// The overlay colours of qmra's videos (qmra.data.video_writer.OVERLAY_COLOURS): bright enough to see
+// on dark and light frames; boxes get a dark edge as well.
+const OVERLAY_COLOURS = [[255, 64, 64], [64, 224, 64], [64, 144, 255], [255, 208, 0], [255, 64, 255], [0, 232, 232],
+                         [255, 144, 32], [168, 96, 255], [160, 255, 96], [255, 128, 176]];
+const palette = (id) => OVERLAY_COLOURS[(id - 1) % OVERLAY_COLOURS.length];
 const css = (rgb, a = 1) => `rgba(${rgb[0]},${rgb[1]},${rgb[2]},${a})`;
-// Colours bright enough to see on any frame: the palette colour, lightened for outlines.
-const bright = (rgb) => rgb.map((c) => Math.min(255, Math.round(c * 0.6 + 102)));
+
+function outlinedRect(x0, y0, x1, y1, colour, line) {  // a coloured box between dark edges
+  ctx.lineWidth = line + 2;
+  ctx.strokeStyle = "rgba(0,0,0,0.85)";
+  ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  ctx.lineWidth = line;
+  ctx.strokeStyle = css(colour);
+  ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+}
 
 function message(text, error = false) {
   $("message").textContent = text || "";
@@ -142,11 +147,9 @@ function render() {
     for (const k of object.keyframes) {
       if (k.frame !== frame) continue;
       const [x0, y0, x1, y1] = k.box;
-      ctx.lineWidth = line;
-      ctx.strokeStyle = css(bright(object.colour));
       ctx.setLineDash([]);
-      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-      ctx.fillStyle = css(bright(object.colour));
+      outlinedRect(x0, y0, x1, y1, object.colour, line);
+      ctx.fillStyle = css(object.colour);
       ctx.font = `${Math.max(12, line * 7)}px system-ui, sans-serif`;
       ctx.fillText(String(object.id), x0 + line * 2, y0 + line * 8);
     }
@@ -155,7 +158,7 @@ function render() {
     const id = selected ?? state.next_object ?? 1;
     ctx.lineWidth = line;
     ctx.setLineDash([line * 4, line * 3]);
-    ctx.strokeStyle = css(bright(palette(id)));
+    ctx.strokeStyle = css(palette(id));
     ctx.strokeRect(drag.x0, drag.y0, drag.x1 - drag.x0, drag.y1 - drag.y0);
     ctx.setLineDash([]);
   }
