@@ -26,11 +26,12 @@ def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, 
 
 
 def test_bench_on_cpu_is_quick_by_default_and_says_how_to_measure_the_steady_state(capsys):
-    code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--objects", "1", "--no-profile"])
+    code = main(["bench", "--preset", "fast", "--decoder-channels", "16", "--size", "64x48", "--no-profile"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "qmra bench --warmup full --frames 20 --memory-frames 100,2000" in text
-    assert "timing: 2 warm-up frames, then 3 timed run(s) of 3 frames" in text and "peak RSS" not in text
+    assert "qmra bench --objects 1,3 --warmup full --frames 20 --memory-frames 100,2000" in text
+    assert "timing: 1 warm-up frames, then 3 timed run(s) of 2 frames" in text and "peak RSS" not in text
+    assert "1 object(s):" in text and "3 object(s):" not in text
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "--memory-frames frames. Weights do not change speed: random ones are used unless --weights is given.")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--size", default="854x480", help="WIDTHxHEIGHT of the clip (default 854x480)")
-    parser.add_argument("--objects", default="1,3", help="object counts to time, comma-separated (default 1,3)")
+    parser.add_argument("--objects", help="object counts to time, comma-separated (default 1,3 on GPUs, 1 on CPU)")
     parser.add_argument("--frames", type=int, help=f"timed frames per run (default {QUICK_CPU['frames']} on CPU, "
                                                     f"{FULL['frames']} on GPUs)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per object count; the median is reported (default 3)")
@@ -43,9 +43,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 #: The defaults on a CPU: about a minute for the paper preset on a 2-core machine. The steady-state
 #: measurement (memory full, long-run memory) is what GPUs get by default; on a CPU it is asked for.
-QUICK_CPU = {"frames": 3, "warmup": "2", "memory_frames": "none"}
-FULL = {"frames": 20, "warmup": "full", "memory_frames": "100,2000"}
-LONG_CPU_HINT = "--warmup full --frames 20 --memory-frames 100,2000"
+QUICK_CPU = {"objects": "1", "frames": 2, "warmup": "1", "memory_frames": "none"}
+FULL = {"objects": "1,3", "frames": 20, "warmup": "full", "memory_frames": "100,2000"}
+LONG_CPU_HINT = "--objects 1,3 --warmup full --frames 20 --memory-frames 100,2000"
 
 
 def _counts(text: str, name: str) -> tuple[int, ...]:
@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
           f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
           f"on {device} ({choose_threads(settings.threads, device)} CPU threads, torch {torch.__version__})", flush=True)
     if quick:
-        print(f"a quick measurement (memory not yet full, no long run); the steady state takes many minutes on a CPU: "
-              f"qmra bench {LONG_CPU_HINT}", flush=True)
+        print(f"a quick measurement (one object, memory not yet full, no long run: about a minute for the paper preset on "
+              f"2 cores); the full one takes hours on a CPU: qmra bench {LONG_CPU_HINT}", flush=True)
     results = run_bench(model, settings, device, spec, log=lambda line: print(line, flush=True))
     results["preset"] = preset.name
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -19,6 +20,8 @@ from qmra.model.checkpoint import load_model, read_checkpoint_config
 
 #: The trained weights that ship with qmra (card: qmra-default.json beside them).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "qmra-default.safetensors"
+#: How long a thread-count choice stands before a new run looks at the machine's load again.
+THREADS_CHOICE_SECONDS = 30.0
 #: The network :func:`random_model` builds by default (benchmarks and tests).
 RANDOM_MODEL_CONFIG = ModelConfig(backbone="resnet18")
 
@@ -76,8 +79,19 @@ class Segmenter:
             model, self.metadata = load_model(DEFAULT_WEIGHTS)
         self.settings = settings or recommended_settings(self.metadata)
         self.model = _ready(model, self.device, self.settings.channels_last)
-        self.threads = choose_threads(self.settings.threads, self.device)
         self.progress = progress
+        self._threads_chosen_at = -float("inf")
+        self.threads = self.refresh_threads()
+
+    def refresh_threads(self) -> int:
+        """Choose the CPU thread count again (see :mod:`qmra.inference.threads`) when the last choice is
+        older than :data:`THREADS_CHOICE_SECONDS`: the machine's load changes, looking costs ~0.1 s."""
+        now = time.monotonic()
+        if self.settings.threads is None and now - self._threads_chosen_at < THREADS_CHOICE_SECONDS:
+            return self.threads
+        self._threads_chosen_at = now
+        self.threads = choose_threads(self.settings.threads, self.device)
+        return self.threads
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", settings: InferenceSettings | None = None,

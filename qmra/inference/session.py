@@ -22,7 +22,6 @@ from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.inference.runtime import ModelRuntime
-from qmra.inference.threads import choose_threads
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
 
@@ -408,7 +407,7 @@ class InferenceSession:
         self.model = self.segmenter.model
         self.adaptation = None
         self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
-        self.segmenter.threads = choose_threads(self.settings.threads, self.device)
+        self.segmenter.refresh_threads()  # the machine's load may have changed
 
     def _advance(self, index: int, frame: np.ndarray) -> FrameResult:
         """Predict frame ``index`` of the current run and move the run on to it."""

@@ -3,8 +3,8 @@
 PyTorch starts one intra-op thread per core. On a machine that other programs keep busy, those
 threads wait for cores that are not free, and every operation waits for its slowest thread: a run
 measured twenty times slower with two threads than with one beside two busy processes on two cores
-(issue 15). So, unless told, qmra uses the cores that are free when a segmenter is made and each
-time propagation starts.
+(issue 15). So, unless told, qmra uses the cores that other programs of equal or higher priority
+leave free when a segmenter is made and each time propagation starts.
 """
 
 from __future__ import annotations
@@ -29,37 +29,49 @@ def free_cores(cores: int | None = None, busy: float | None = None) -> int:
     return max(1, min(cores, cores - int(busy + 0.5)))
 
 
-def other_runnable(samples: int = 20, interval: float = 0.005) -> float:
-    """Threads of other programs that are running or ready to run now, averaged over ``samples``
-    reads of /proc/loadavg (Linux; its fourth field counts all runnable threads) less this process's
-    own runnable threads (PyTorch's pool may still be spinning after its last operation).
-    Elsewhere the one-minute load average, which lags by a minute."""
+def other_runnable(samples: int = 5, interval: float = 0.01) -> float:
+    """Threads of other programs that are running or ready to run now and that compete with this
+    one: not lower in priority (a ``nice``d background job yields its core to us), averaged over
+    ``samples`` looks at /proc (Linux). Elsewhere the one-minute load average, which lags a minute."""
     counts = []
     for _ in range(samples):
-        try:
-            total = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-            counts.append(total - _own_runnable())
-        except (OSError, ValueError, IndexError):
+        count = _competing_threads()
+        if count is None:
             break
+        counts.append(count)
         time.sleep(interval)
     if counts:
-        return max(0.0, sum(counts) / len(counts))
+        return sum(counts) / len(counts)
     try:
         return os.getloadavg()[0]
     except OSError:
         return 0.0
 
 
-def _own_runnable() -> int:
-    """This process's threads that are running or ready to run (Linux /proc/self/task)."""
-    running = 0
-    for task in Path("/proc/self/task").iterdir():
+def _competing_threads() -> int | None:
+    """Runnable threads of other processes whose nice value is not above ours (None: no /proc)."""
+    ours = os.getpid()
+    try:
+        own_nice = os.nice(0)
+        processes = [p for p in Path("/proc").iterdir() if p.name.isdigit() and int(p.name) != ours]
+    except OSError:
+        return None
+    competing = 0
+    for process in processes:
         try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
+            tasks = list((process / "task").iterdir())
+        except OSError:  # it ended meanwhile, or is not ours to read
             continue
-        running += stat[stat.rindex(")") + 2] == "R"
-    return max(1, running)
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            # fields[0] is the state, fields[16] the nice value (the stat file's fields 3 and 19)
+            if fields[0] == "R" and int(fields[16]) <= own_nice:
+                competing += 1
+    return competing
 
 
 def choose_threads(requested: int | None, device: torch.device) -> int:

@@ -30,3 +30,24 @@ def test_a_requested_count_is_set_for_the_process():
     finally:
         torch.set_num_threads(saved)
 
+
+
+def test_a_niced_background_job_does_not_count_as_busy():
+    import os
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    background = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        niced = other_runnable()
+        rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.5)
+            with_rival = other_runnable()
+        finally:
+            rival.kill()
+    finally:
+        for process in background:
+            process.kill()
+    assert niced < 1.5 and with_rival >= niced + 0.6  # the spinner at our priority counts, the two niced ones do not
