@@ -186,7 +186,6 @@ def test_speed_switches_on_the_command_line(tmp_path, video, weights, capsys):
 
 
 def test_the_weights_recommended_resolution_applies_unless_overridden(tmp_path, video, monkeypatch):
-    import qmra.commands.segment as segment_command
     from qmra.inference import Segmenter
 
     recommending = save_checkpoint(tmp_path / "r.safetensors", QMRA(TINY), metadata={"inference": {"resolution": 40}})

@@ -10,7 +10,6 @@ import numpy as np
 
 from qmra.data.atomic import publish, temporary_sibling
 from qmra.data.boxes import Box
-from qmra.data.palette import DAVIS_PALETTE
 
 
 class Mp4Writer:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -21,6 +19,8 @@ from qmra.errors import BoxError, QmraError
 from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
+from qmra.inference.objects import ObjectTable
+from qmra.inference.results import FrameResult, ProbabilityMaps
 from qmra.inference.runtime import ModelRuntime
 from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
@@ -49,125 +49,6 @@ class Prompt:
             raise QmraError(f"expected a Box, got {self.box!r}")
         object.__setattr__(self, "object_id", int(object_id))
         object.__setattr__(self, "frame", int(frame))
-
-
-class ProbabilityMaps:
-    """One frame's probabilities at the network's working size, on its device; scaled to the
-    frame's size and copied to the host only when asked for (most callers need labels only)."""
-
-    def __init__(self, object_ids: list[int], merged: torch.Tensor, own: torch.Tensor, frame_size: tuple[int, int]) -> None:
-        self.object_ids = object_ids
-        self._merged = merged  # (K+1)×h×w, background first
-        self._own = own  # K×h×w
-        self.frame_size = frame_size
-
-    def _at_frame_size(self, maps: torch.Tensor) -> np.ndarray:
-        if tuple(maps.shape[-2:]) != self.frame_size:
-            maps = F.interpolate(maps[None], size=self.frame_size, mode="bilinear", align_corners=False)[0]
-        return maps.cpu().numpy()
-
-    def merged(self) -> dict[int, np.ndarray]:
-        maps = self._at_frame_size(self._merged[1:])
-        return {object_id: maps[slot] for slot, object_id in enumerate(self.object_ids)}
-
-    def own(self) -> dict[int, np.ndarray]:
-        maps = self._at_frame_size(self._own)
-        return {object_id: maps[slot] for slot, object_id in enumerate(self.object_ids)}
-
-
-@dataclass
-class FrameResult:
-    """What :meth:`InferenceSession.propagate` yields for one frame.
-
-    - ``labels``: H×W uint8 map of object ids (0 = background), after merging all objects;
-    - ``boxes``: object id → the box the object was tracked to (its given box on its first frame;
-      None where it was lost). Only objects started on or before this frame appear.
-    - ``image``: the H×W×3 uint8 frame itself (no copy), for overlays;
-    - ``confidence``: object id → its mean own probability over the pixels where it exceeds 0.5
-      (0.0 where there are none): near 1 for a crisp mask, low for a doubtful one;
-    - ``lost``: object id → True where its mask on this frame is empty (lost, or out of view).
-
-    Computed when first used:
-
-    - ``masks``: object id → H×W bool (``labels == id``);
-    - ``probabilities``: object id → H×W float32, the merged (softmax) probability of each object;
-    - ``object_probabilities``: object id → H×W float32, each object's own probability before merging.
-    """
-
-    index: int
-    name: str
-    labels: np.ndarray
-    boxes: dict[int, Box | None]
-    image: np.ndarray
-    maps: ProbabilityMaps | None = field(default=None, repr=False)
-    confidence: dict[int, float] = field(default_factory=dict)
-    lost: dict[int, bool] = field(default_factory=dict)
-
-    @property
-    def object_ids(self) -> list[int]:
-        return sorted(self.boxes)
-
-    @cached_property
-    def masks(self) -> dict[int, np.ndarray]:
-        return {object_id: self.labels == object_id for object_id in self.object_ids}
-
-    @cached_property
-    def probabilities(self) -> dict[int, np.ndarray]:
-        return {} if self.maps is None else self.maps.merged()
-
-    @cached_property
-    def object_probabilities(self) -> dict[int, np.ndarray]:
-        return {} if self.maps is None else self.maps.own()
-
-
-class ObjectTable:
-    """Which memory bank, and which row of its tensors, holds each tracked object (user ids 1..255).
-
-    Objects that start on the same frame share a bank (their rows are one batch); the session runs
-    banks that hold equally many frames as one batch. Like Cutie's ObjectManager, it is the one
-    place that maps user ids to tensor rows.
-    """
-
-    def __init__(self) -> None:
-        self.banks: list[MemoryBank] = []
-
-    @property
-    def ids(self) -> list[int]:
-        return sorted(i for bank in self.banks for i in bank.object_ids)
-
-    def bank_of(self, object_id: int) -> MemoryBank | None:
-        return next((bank for bank in self.banks if object_id in bank.object_ids), None)
-
-    def row(self, object_id: int) -> tuple[MemoryBank, int]:
-        """The bank that holds ``object_id`` and its row in that bank's tensors."""
-        bank = self.bank_of(object_id)
-        if bank is None:
-            raise KeyError(object_id)
-        return bank, bank.object_ids.index(object_id)
-
-    def add(self, bank: MemoryBank) -> None:
-        self.banks.append(bank)
-
-    def remove(self, object_id: int) -> None:
-        """Forget an object's memory (nothing happens for an object not tracked)."""
-        bank = self.bank_of(object_id)
-        if bank is not None:
-            bank.remove(object_id)
-            if not bank.object_ids:
-                self.banks.remove(bank)
-
-    def clear(self) -> None:
-        self.banks.clear()
-
-    def batches(self) -> list[list[MemoryBank]]:
-        """The banks in groups that run as one batch (equally many memory frames)."""
-        groups: dict[int, list[MemoryBank]] = defaultdict(list)
-        for bank in self.banks:
-            groups[bank.num_frames].append(bank)
-        return list(groups.values())
-
-    def nbytes(self) -> int:
-        return sum(bank.nbytes() for bank in self.banks)
 
 
 @dataclass

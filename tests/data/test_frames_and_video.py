@@ -3,7 +3,6 @@ import pytest
 from PIL import Image
 
 from qmra.data import ArrayFrames, Box, FrameFolder, Mp4Writer, VideoFile, draw_overlay, natural_key, open_frames
-from qmra.data.palette import DAVIS_PALETTE
 from qmra.errors import DataError
 
 

@@ -10,7 +10,7 @@ from qmra.errors import ConfigError
 from qmra.inference import InferenceSettings, Segmenter
 from qmra.inference.segmenter import DEFAULT_WEIGHTS
 from qmra.model.checkpoint import load_model
-from tests.inference.conftest import TINY, clip, tiny_segmenter
+from tests.inference.conftest import clip, tiny_segmenter
 
 
 def _labels(segmenter: Segmenter, video) -> list[np.ndarray]:
