@@ -63,3 +63,15 @@ def test_trainer_checkpoints_carry_recalibrated_statistics(tmp_path):
     recalibrate_batchnorm(expected, spec.videos(config.seed)[:2], 2, InferenceSettings(resolution=48))
     for a, b in zip(batchnorm_layers(saved), batchnorm_layers(expected)):
         torch.testing.assert_close(a.running_mean, b.running_mean)
+
+
+def test_batchnorm_is_recalibrated_on_real_videos_when_the_mix_has_them(tmp_path):
+    real = SyntheticVideo(SyntheticConfig(48, 64, 4, num_objects=1, seed=5), "realish")
+    real.write_davis(tmp_path / "davis")
+    config = TrainConfig(steps=1, batch_size=1, size=48, workers=0, bn_calibration_videos=4)
+    mixed = [DataSpec.parse("synthetic:3"), DataSpec.parse(f"davis:{tmp_path / 'davis'}")]
+    trainer = Trainer(TINY, config, mixed, tmp_path / "run", DistributedContext(0, 1, torch.device("cpu")), train_batchnorm=True)
+    assert [v.name for v in trainer._calibration_videos()] == ["realish"]
+    only_synthetic = Trainer(TINY, config, mixed[:1], tmp_path / "run2", DistributedContext(0, 1, torch.device("cpu")),
+                             train_batchnorm=True)
+    assert len(only_synthetic._calibration_videos()) == 3
