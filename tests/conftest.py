@@ -19,6 +19,14 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> Path:
+    """A checkpoint of the tiny test network (random weights)."""
+    from tests.tiny import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+
+
 @pytest.fixture
 def davis_root() -> Path:
     """The real DAVIS 2016 copy, from $QMRA_DAVIS_ROOT; tests that need it skip when it is absent."""

@@ -7,13 +7,9 @@ from qmra.cli import main
 from qmra.inference.segmenter import DEFAULT_WEIGHTS
 
 
-def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys):
+def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys, weights):
     from qmra.data import read_labels
-    from qmra.model import QMRA
-    from qmra.model.checkpoint import save_checkpoint
-    from tests.test_cli_segment import TINY
 
-    weights = save_checkpoint(tmp_path / "tiny.safetensors", QMRA(TINY))
     out = tmp_path / "demo"
     assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "2", "--out", str(out), "--quiet",
                  "--weights", str(weights)]) == 0

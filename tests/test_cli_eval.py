@@ -2,19 +2,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from qmra.cli import main
 from qmra.data import DavisDataset, SyntheticConfig, SyntheticVideo, read_labels, write_palette_png
-from qmra.model import QMRA, ModelConfig
-from qmra.model.checkpoint import save_checkpoint
-
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.safetensors", QMRA(TINY))
+from tests.tiny import write_youtube_vos_split
 
 
 @pytest.fixture
@@ -66,20 +57,7 @@ def test_eval_errors(davis, tmp_path, capsys):
 
 
 def test_youtube_vos_submission_layout(tmp_path, weights):
-    video = SyntheticVideo(SyntheticConfig(height=40, width=56, num_frames=4, num_objects=2, seed=4))
-    root = tmp_path / "valid"
-    (root / "JPEGImages" / "v1").mkdir(parents=True)
-    (root / "Annotations" / "v1").mkdir(parents=True)
-    for index in range(4):
-        Image.fromarray(video.image(index)).save(root / "JPEGImages" / "v1" / f"{index * 5:05d}.jpg")
-    first = video.labels(0).copy()
-    first[first == 2] = 0
-    write_palette_png(root / "Annotations" / "v1" / "00000.png", first)
-    second = video.labels(2).copy()
-    second[second == 1] = 0
-    write_palette_png(root / "Annotations" / "v1" / "00010.png", second)  # object 2 appears on the third frame
-    meta = {"videos": {"v1": {"objects": {"1": {"frames": ["00000", "00005"]}, "2": {"frames": ["00010", "00015"]}}}}}
-    (root / "meta.json").write_text(json.dumps(meta))
+    root = write_youtube_vos_split(tmp_path / "valid", height=40, width=56)  # object 2 appears on the third frame
     out = tmp_path / "submission"
     assert main(["eval", "--youtube-vos", str(root), "--weights", str(weights), "--out", str(out), "--quiet"]) == 0
     written = sorted(p.name for p in (out / "Annotations" / "v1").glob("*.png"))

@@ -6,15 +6,9 @@ from PIL import Image
 
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
-from qmra.model import QMRA, ModelConfig
+from qmra.model import QMRA
 from qmra.model.checkpoint import save_checkpoint
-
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.safetensors", QMRA(TINY))
+from tests.tiny import TINY
 
 
 @pytest.fixture(scope="module")

@@ -46,11 +46,12 @@ from PIL import Image
 
 import qmra.inference.segmenter
 from qmra.cli import build_parser, glue_negative_values, main
-from qmra.data import Mp4Writer, SyntheticConfig, SyntheticVideo, open_frames, write_palette_png
+from qmra.data import Mp4Writer, SyntheticConfig, SyntheticVideo, open_frames
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig
 from qmra.model.checkpoint import save_checkpoint
 from tests.model.torchvision_names import torchvision_resnet_shapes
+from tests.tiny import TINY, write_youtube_vos_split
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -73,7 +74,6 @@ RUN = {"qmra segment", "qmra eval", "qmra synthetic", "qmra model"}
 #: The command as written is parsed as well.
 CHEAPER = {"qmra synthetic": ["--frames", "3"]}
 
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
 #: Frames of the clip the commands get, and of the one the Python examples get (one adds object 2 on frame 40).
 SHORT_CLIP, LONG_CLIP = 4, 41
 #: Frames kept of each real DAVIS sequence.
@@ -286,20 +286,7 @@ class Library:
     @functools.cached_property
     def youtube_vos(self) -> Path:
         """A YouTube-VOS split folder: one video, annotated every 5th frame, object 2 appearing later."""
-        video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=4, num_objects=2, seed=4))
-        root = self.root / "youtube-vos-valid"
-        (root / "JPEGImages" / "v1").mkdir(parents=True)
-        for index in range(4):
-            Image.fromarray(video.image(index)).save(root / "JPEGImages" / "v1" / f"{index * 5:05d}.jpg")
-        first = video.labels(0).copy()
-        first[first == 2] = 0
-        write_palette_png(root / "Annotations" / "v1" / "00000.png", first)
-        later = video.labels(2).copy()
-        later[later == 1] = 0
-        write_palette_png(root / "Annotations" / "v1" / "00010.png", later)
-        meta = {"videos": {"v1": {"objects": {"1": {"frames": ["00000", "00005"]}, "2": {"frames": ["00010", "00015"]}}}}}
-        (root / "meta.json").write_text(json.dumps(meta))
-        return root
+        return write_youtube_vos_split(self.root / "youtube-vos-valid")
 
     @functools.cached_property
     def image_mask_folder(self) -> Path:

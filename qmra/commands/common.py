@@ -36,16 +36,16 @@ def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool
                         help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
                              "NHWC layout. 'qmra bench' also builds the preset's network (paper: ResNet-50; fast: "
                              "ResNet-18 with 64-channel decoders); default: the weights' recommended settings")
-    add_options(parser, InferenceSettings, default_text=_recommended_default if weights_recommend else None)
+    recommended = shipped_recommendations() if weights_recommend else {}  # read once, not per flag
 
+    def default_text(name: str, text: str) -> str:
+        """What a run without the flag uses: what the weights recommend (the shipped weights' value),
+        else the field's default ``text``; a preset's value replaces both."""
+        if name not in recommended or str(recommended[name]) == text:
+            return text
+        return f"{recommended[name]} with the shipped weights (their recommendation; other weights: theirs, else {text})"
 
-def _recommended_default(name: str, text: str) -> str:
-    """What a run without the flag uses: what the weights recommend (the shipped weights' value, read
-    from their metadata), else the field's default ``text``; a preset's value replaces both."""
-    recommended = shipped_recommendations()
-    if name not in recommended or str(recommended[name]) == text:
-        return text
-    return f"{recommended[name]} with the shipped weights (their recommendation; other weights: theirs, else {text})"
+    add_options(parser, InferenceSettings, default_text=default_text)
 
 
 def shipped_recommendations() -> dict:

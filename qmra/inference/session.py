@@ -319,22 +319,20 @@ class InferenceSession:
         starting = self._starting(index)
         for prompt in starting:
             self.objects.remove(prompt.object_id)  # a correction: the object restarts from its new box
-        tracked = list(self.objects.banks)
+        batches = self.objects.batches()  # before this frame's new objects get their banks
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
         inputs, query_features = None, None
-        if starting or tracked:
+        if starting or batches:
             inputs = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
             prepared, padding, image = inputs
-            if starting and self.settings.adapt_steps > 0 and self.adaptation is None and not tracked:
+            if starting and self.settings.adapt_steps > 0 and self.adaptation is None and not batches:
                 self._adapt(starting, prepared, padding, image, frame.shape[:2])
             query_features = self.runtime.encode_query(prepared)  # shared by every object of this frame
             if starting:
                 self._start_objects(index, starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
-            for banks in self.objects.batches() if tracked else []:
-                banks = [bank for bank in banks if bank in tracked]  # not the ones started on this frame
-                if banks:
-                    self._track(index, banks, prepared, padding, query_features, probabilities, boxes)
+            for banks in batches:
+                self._track(index, banks, prepared, padding, query_features, probabilities, boxes)
         self._last = _Frame(index, frame, inputs, query_features, probabilities, boxes)
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)

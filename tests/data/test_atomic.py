@@ -8,10 +8,9 @@ import pytest
 from qmra.data import Mp4Writer, write_palette_png
 from qmra.data.atomic import atomic_path, write_text_atomic
 from qmra.data.rle import RleVideoWriter
-from qmra.model import QMRA, ModelConfig
+from qmra.model import QMRA
 from qmra.model.checkpoint import save_checkpoint
-
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+from tests.tiny import TINY
 
 
 @contextmanager

@@ -7,8 +7,7 @@ import pytest
 from qmra.data import SyntheticConfig, SyntheticVideo
 from qmra.inference import InferenceSettings, Segmenter, random_model
 from qmra.model import ModelConfig
-
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+from tests.tiny import TINY
 
 
 def tiny_segmenter(settings: InferenceSettings | None = None, variant: str = "full") -> Segmenter:

@@ -23,7 +23,8 @@ def test_background_writes_land_in_order_and_are_all_there_after_close(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [f"{i:05d}.png" for i in range(20)]
 
 
-def test_a_failed_background_write_is_raised_by_the_writer(tmp_path, monkeypatch):
+def _fail_on_third_frame(monkeypatch) -> None:
+    """Writing frame 00002's PNG fails as a full disk would."""
     real = outputs.write_palette_png
 
     def fail_on_third(path, labels):
@@ -32,6 +33,10 @@ def test_a_failed_background_write_is_raised_by_the_writer(tmp_path, monkeypatch
         real(path, labels)
 
     monkeypatch.setattr(outputs, "write_palette_png", fail_on_third)
+
+
+def test_a_failed_background_write_is_raised_by_the_writer(tmp_path, monkeypatch):
+    _fail_on_third_frame(monkeypatch)
     writer = ResultWriter(tmp_path, height=8, width=10, fps=None, video_name="v")
     with pytest.raises(OSError, match="no space left"):
         for index in range(5):
@@ -42,14 +47,7 @@ def test_a_failed_background_write_is_raised_by_the_writer(tmp_path, monkeypatch
 
 
 def test_no_frame_is_written_after_a_failed_one(tmp_path, monkeypatch):
-    real = outputs.write_palette_png
-
-    def fail_on_third(path, labels):
-        if path.name == "00002.png":
-            raise OSError("no space left on device")
-        real(path, labels)
-
-    monkeypatch.setattr(outputs, "write_palette_png", fail_on_third)
+    _fail_on_third_frame(monkeypatch)
     writer = ResultWriter(tmp_path, height=8, width=10, fps=None, video_name="v")
     with pytest.raises(OSError):
         for index in range(5):

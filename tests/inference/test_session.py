@@ -254,7 +254,7 @@ def test_results_carry_confidence_and_lost_and_the_run_reports_lost_objects(segm
 
 def test_the_segmenter_never_changes_the_callers_model():
     from qmra.inference import random_model
-    from tests.inference.conftest import TINY
+    from tests.tiny import TINY
 
     model = random_model(TINY).train()
     before = {name: p.clone() for name, p in model.state_dict().items()}

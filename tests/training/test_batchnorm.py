@@ -2,13 +2,12 @@ import torch
 
 from qmra.data import SyntheticConfig, SyntheticVideo
 from qmra.inference.settings import InferenceSettings
-from qmra.model import QMRA, ModelConfig
+from qmra.model import QMRA
 from qmra.model.checkpoint import load_model
 from qmra.training import DataSpec, TrainConfig, Trainer
 from qmra.training.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from qmra.training.distributed import DistributedContext
-
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+from tests.tiny import TINY
 
 
 def _videos(count=2, frames=4):

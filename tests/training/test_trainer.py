@@ -11,8 +11,8 @@ from qmra.model import LossParts, ModelConfig
 from qmra.model.checkpoint import load_model
 from qmra.training import DataSpec, TrainConfig, Trainer
 from qmra.training.distributed import DistributedContext
+from tests.tiny import TINY
 
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
 CPU = DistributedContext(0, 1, torch.device("cpu"))
 
 

@@ -12,11 +12,7 @@ import pytest
 
 from qmra.data import SyntheticConfig, SyntheticVideo
 from qmra.inference import Segmenter
-from qmra.model import QMRA, ModelConfig
-from qmra.model.checkpoint import save_checkpoint
 from qmra.ui import UiConfig, UiServer, create_server
-
-TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
 
 
 @contextmanager
@@ -34,13 +30,8 @@ def serve(segmenter: Segmenter, root: Path, **options) -> Iterator[UiServer]:
 
 
 @pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.safetensors", QMRA(TINY))
-
-
-@pytest.fixture(scope="session")
-def tiny_segmenter(tiny_weights) -> Segmenter:
-    return Segmenter.from_checkpoint(tiny_weights)
+def tiny_segmenter(weights) -> Segmenter:
+    return Segmenter.from_checkpoint(weights)
 
 
 @pytest.fixture(scope="session")

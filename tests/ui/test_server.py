@@ -281,11 +281,11 @@ def test_bad_command_lines(tmp_path, args, message, capsys, monkeypatch):
     assert err.startswith("qmra: error: ") and message in err and "Traceback" not in err
 
 
-def test_a_port_in_use_is_one_clear_error(tmp_path, tiny_segmenter, tiny_weights, capsys, monkeypatch):
+def test_a_port_in_use_is_one_clear_error(tmp_path, tiny_segmenter, weights, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with serve(tiny_segmenter, tmp_path) as server:
         port = server.server_address[1]
-        assert main(["ui", "--no-browser", "--port", str(port), "--weights", str(tiny_weights)]) == 2
+        assert main(["ui", "--no-browser", "--port", str(port), "--weights", str(weights)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
@@ -302,7 +302,7 @@ def test_the_static_files_are_package_data():
 
 
 @pytest.mark.parametrize("adapt_previews, adaptations", [(False, [0, 1]), (True, [1, 0])])
-def test_test_time_adaptation_runs_once_per_box(tmp_path, tiny_weights, small_video, monkeypatch, adapt_previews,
+def test_test_time_adaptation_runs_once_per_box(tmp_path, weights, small_video, monkeypatch, adapt_previews,
                                                 adaptations):
     """Runs adapt as the settings say, once per box: the backward session reuses the forward one's
     network. Previews adapt only when asked to, and then the runs reuse theirs."""
@@ -317,7 +317,7 @@ def test_test_time_adaptation_runs_once_per_box(tmp_path, tiny_weights, small_vi
         return real(*args, **kwargs)
 
     monkeypatch.setattr(session_module, "adapt", counted)
-    segmenter = Segmenter.from_checkpoint(tiny_weights, settings=InferenceSettings(adapt_steps=1))
+    segmenter = Segmenter.from_checkpoint(weights, settings=InferenceSettings(adapt_steps=1))
     with serve(segmenter, tmp_path, source=small_video, adapt_previews=adapt_previews) as server:
         client = Client(server)
         client.start()

@@ -1,0 +1,38 @@
+"""What many tests share: the tiny network they run (random weights: fast on a CPU, the real code
+paths) and a small YouTube-VOS split on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from qmra.data import SyntheticConfig, SyntheticVideo, write_palette_png
+from qmra.model import QMRA, ModelConfig
+from qmra.model.checkpoint import save_checkpoint
+
+TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+
+
+def tiny_checkpoint(path: str | Path, metadata: dict | None = None) -> Path:
+    """A qmra checkpoint of :data:`TINY` with random weights at ``path``."""
+    return save_checkpoint(path, QMRA(TINY), metadata=metadata)
+
+
+def write_youtube_vos_split(root: Path, height: int = 48, width: int = 64) -> Path:
+    """A YouTube-VOS split folder at ``root``: one video ``v1`` of 4 frames named every 5th
+    (00000, 00005, ...), object 1 annotated on 00000 and object 2 appearing on 00010."""
+    video = SyntheticVideo(SyntheticConfig(height=height, width=width, num_frames=4, num_objects=2, seed=4))
+    (root / "JPEGImages" / "v1").mkdir(parents=True)
+    for index in range(4):
+        Image.fromarray(video.image(index)).save(root / "JPEGImages" / "v1" / f"{index * 5:05d}.jpg")
+    first = video.labels(0).copy()
+    first[first == 2] = 0
+    write_palette_png(root / "Annotations" / "v1" / "00000.png", first)
+    later = video.labels(2).copy()
+    later[later == 1] = 0
+    write_palette_png(root / "Annotations" / "v1" / "00010.png", later)
+    meta = {"videos": {"v1": {"objects": {"1": {"frames": ["00000", "00005"]}, "2": {"frames": ["00010", "00015"]}}}}}
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
