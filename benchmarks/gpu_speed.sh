@@ -6,8 +6,14 @@
 # Here first, at a tiny size (checks the script, not the numbers):
 #   cp -r ../shared/peer-bench peer-bench    # ignored: add /peer-bench/ to .git/info/exclude
 #   DEVICE=cpu SIZE=160x96 FRAMES=2 WARMUP=2 LONG=none SMOKE=1 AMP= OUT=/tmp/gpu-out bash benchmarks/gpu_speed.sh
-# On the GPU machine (device tool: carry peer-bench; about 6 minutes on an H100):
+# On the GPU machine (device tool: carry peer-bench and .device-data/agree; about 6 minutes on an H100
+# for the default PARTS; a compiled run adds its compilation, a minute or two per object count):
 #   bash benchmarks/gpu_speed.sh
+#   PARTS=graphs,agree bash benchmarks/gpu_speed.sh      # only the compiled rows and the mask check
+# PARTS: qmra (fp32, bf16 + NHWC, a profiled window), graphs (bf16 + NHWC compiled with CUDA graphs),
+# agree (benchmarks/agreement.py: each switch's masks against fp32 on a real clip, shipped weights),
+# peers (Cutie, SAM 2). The real clip for agree: a DAVIS-layout folder at AGREE (made here by
+#   python -m benchmarks.agreement_clip --davis ../shared/data/davis2016 --out .device-data/agree).
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder that comes back}
 DEVICE=${DEVICE:-cuda}
@@ -16,6 +22,9 @@ FRAMES=${FRAMES:-20}
 WARMUP=${WARMUP:-full}
 LONG=${LONG:-100,2000}
 SMOKE=${SMOKE:-}
+PARTS=${PARTS:-qmra,graphs,agree,peers}
+AGREE=${AGREE:-.device-data/agree}
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
 AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16 for SAM 2); AMP= for none
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -32,15 +41,36 @@ qmra_bench() {  # NAME, then qmra bench switches
     --runs 3 --no-profile --memory-frames "$LONG" --json "$OUT/qmra-$name.json" "$@" > "$OUT/qmra-$name.log" 2>&1
   log "qmra $name: exit $?"
 }
-qmra_bench fp32
-qmra_bench bf16-nhwc --precision bf16 --channels-last
-# Where the time goes: a short profiled window, memory already full.
-log "qmra profile"
-timeout 120 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup "$WARMUP" --frames 5 --runs 1 \
-  --memory-frames none --precision bf16 --channels-last --json "$OUT/qmra-profile.json" > "$OUT/qmra-profile.log" 2>&1
-log "qmra profile: exit $?"
+if part qmra; then
+  qmra_bench fp32
+  qmra_bench bf16-nhwc --precision bf16 --channels-last
+  # Where the time goes: a short profiled window, memory already full.
+  log "qmra profile"
+  timeout 120 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup "$WARMUP" --frames 5 --runs 1 \
+    --memory-frames none --precision bf16 --channels-last --json "$OUT/qmra-profile.json" > "$OUT/qmra-profile.log" 2>&1
+  log "qmra profile: exit $?"
+fi
+if part graphs; then
+  # Compiled, the memory is read whole (empty slots masked) from the first frame on, so a frame costs
+  # what a steady-state frame costs after a few warm-up frames (compilation, graph capture).
+  log "qmra bf16-nhwc-graphs"
+  timeout 420 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup 6 --frames "$FRAMES" \
+    --runs 3 --no-profile --memory-frames "$LONG" --precision bf16 --channels-last --compile reduce-overhead \
+    --json "$OUT/qmra-bf16-nhwc-graphs.json" > "$OUT/qmra-bf16-nhwc-graphs.log" 2>&1
+  log "qmra bf16-nhwc-graphs: exit $?"
+fi
+if part agree; then
+  if [ -d "$AGREE" ]; then
+    log "agreement"
+    timeout 420 "$PYTHON" -m benchmarks.agreement --davis "$AGREE" --device "$DEVICE" --frames "${AGREE_FRAMES:-40}" \
+      --json "$OUT/agreement.jsonl" > "$OUT/agreement.log" 2>&1
+    log "agreement: exit $?"
+  else
+    log "no $AGREE folder: agreement skipped"
+  fi
+fi
 
-if [ -d peer-bench ]; then
+if part peers && [ -d peer-bench ]; then
   site=$(mktemp -d)
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" peer-bench/whl/*.whl \
     > "$OUT/peer-install.log" 2>&1
@@ -57,7 +87,7 @@ if [ -d peer-bench ]; then
     --json "$OUT/sam2.json" "${small[@]}" > "$OUT/sam2.log" 2>&1
   log "sam2: exit $?"
 else
-  log "no peer-bench/ folder: Cutie and SAM 2 skipped"
+  part peers && log "no peer-bench/ folder: Cutie and SAM 2 skipped"
 fi
-(cd "$OUT" && tar -czf results.tar.gz ./*.json ./*.log machine.txt 2>/dev/null)
+(cd "$OUT" && tar -czf results.tar.gz ./*.json ./*.jsonl ./*.log machine.txt 2>/dev/null)
 ls -la "$OUT"

@@ -9,14 +9,19 @@ def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, 
     out = tmp_path / "bench.json"
     code = main(["bench", "--preset", "fast", "--backbone", "resnet18", "--decoder-channels", "16", "--size", "64x48",
                  "--objects", "1,2", "--frames", "2", "--runs", "2", "--warmup", "1", "--memory-frames", "3,6",
-                 "--json", str(out)])
+                 "--model-only", "yes", "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "1 object(s):" in text and "2 object(s):" in text and "FPS" in text
     assert "parts (ms/frame, profiled run): encoders" in text and "one backbone pass" in text
     assert "peak RSS after 6 frames / after 3 frames" in text
+    assert "model alone (frames in memory, results not written)" in text
+    assert len(out.read_text().splitlines()) == 1  # one line per run: easy to collect and compare
     result = json.loads(out.read_text())
     assert [s["objects"] for s in result["speed"]] == [1, 2]
+    assert list(result)[:3] == ["commit", "fps", "model_fps"]  # the numbers to compare come first
+    assert set(result["fps"]) == set(result["model_fps"]) == {"1", "2"} and result["peak_rss_ratio"] > 0
+    assert all(s["model_fps"] > 0 and len(s["model_run_fps"]) == 2 for s in result["speed"])
     for speed in result["speed"]:
         assert speed["fps"] > 0 and len(speed["run_fps"]) == 2
         assert set(speed["parts_s"]) == {"encoders", "memory_read", "decoders", "crm", "merge", "io"}
@@ -31,7 +36,7 @@ def test_bench_on_cpu_is_quick_by_default_and_says_how_to_measure_the_steady_sta
     text = capsys.readouterr().out
     assert "qmra bench --objects 1,3 --warmup full --frames 20 --memory-frames 100,2000" in text
     assert "timing: 1 warm-up frames, then 3 timed run(s) of 2 frames" in text and "peak RSS" not in text
-    assert "1 object(s):" in text and "3 object(s):" not in text
+    assert "1 object(s):" in text and "3 object(s):" not in text and "model alone" not in text
 
 
 @pytest.mark.slow

@@ -37,14 +37,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              f"default {FULL['memory_frames']} on GPUs, {QUICK_CPU['memory_frames']} on CPU)")
     parser.add_argument("--memory-size", help="WIDTHxHEIGHT of the long run (default: --size)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled run that splits time by part")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--model-only", choices=("yes", "no"),
+                        help="also time each object count on frames already in memory with no results written: the "
+                             f"session alone (default {FULL['model_only']} on GPUs, {QUICK_CPU['model_only']} on CPU, "
+                             "where I/O is a rounding error)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON, on one line")
     parser.set_defaults(handler=run)
 
 
 #: The defaults on a CPU: about a minute for the paper preset on a 2-core machine. The steady-state
 #: measurement (memory full, long-run memory) is what GPUs get by default; on a CPU it is asked for.
-QUICK_CPU = {"objects": "1", "frames": 2, "warmup": "1", "memory_frames": "none"}
-FULL = {"objects": "1,3", "frames": 20, "warmup": "full", "memory_frames": "100,2000"}
+QUICK_CPU = {"objects": "1", "frames": 2, "warmup": "1", "memory_frames": "none", "model_only": "no"}
+FULL = {"objects": "1,3", "frames": 20, "warmup": "full", "memory_frames": "100,2000", "model_only": "yes"}
 LONG_CPU_HINT = "--objects 1,3 --warmup full --frames 20 --memory-frames 100,2000"
 
 
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         model = random_model(config)
     spec = BenchSpec(width=width, height=height, objects=objects, frames=args.frames, runs=args.runs, warmup=warmup,
                      profile=not args.no_profile, memory_frames=_counts(args.memory_frames, "--memory-frames"),
-                     memory_width=memory_width, memory_height=memory_height)
+                     memory_width=memory_width, memory_height=memory_height, model_only=args.model_only == "yes")
     config = model.config
     print(f"qmra bench: preset {preset.name}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
           f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
@@ -127,6 +131,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from qmra.data.atomic import write_text_atomic
 
-        write_text_atomic(Path(args.json), json.dumps(results, indent=2))
+        write_text_atomic(Path(args.json), json.dumps(results) + "\n")
         print(f"wrote {args.json}")
     return 0

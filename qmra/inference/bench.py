@@ -16,6 +16,7 @@ its memory over a long video.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import resource
 import statistics
@@ -37,6 +38,8 @@ from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA
 
 PARTS = ("encoders", "memory_read", "decoders", "crm", "merge", "io")
+#: The profiled window is short: under the profiler (CUDA activity above all) a frame costs many times more.
+PROFILED_FRAMES = 5
 #: At most this many distinct frames are rendered; longer runs play them forwards and backwards.
 CLIP_FRAMES = 60
 
@@ -55,6 +58,7 @@ class BenchSpec:
     memory_frames: tuple[int, ...] = (100, 2000)
     memory_width: int = 854
     memory_height: int = 480
+    model_only: bool = True  # also time the session on frames in memory, results not written
 
 
 @dataclass
@@ -67,6 +71,8 @@ class SpeedResult:
     decode_s: float = 0.0  # per frame, on the reading thread
     write_s: float = 0.0  # per frame, writing the palette PNG
     memory_frames_held: int = 0
+    model_fps: float | None = None  # median over runs: frames already decoded, results not written
+    model_run_fps: list[float] = field(default_factory=list)
 
 
 def synthetic_clip(width: int, height: int, frames: int, objects: int, seed: int = 0) -> SyntheticVideo:
@@ -74,19 +80,32 @@ def synthetic_clip(width: int, height: int, frames: int, objects: int, seed: int
                                           exits=False))
 
 
-def ping_pong(frames: list[np.ndarray], count: int) -> Iterator[np.ndarray]:
+def ping_pong(frames: list, count: int) -> Iterator:
     """``count`` frames: the clip forwards, backwards, forwards... (smooth motion at the turns)."""
     cycle = frames + frames[-2:0:-1] if len(frames) > 2 else frames
     for index in range(count):
         yield cycle[index % len(cycle)]
 
 
-def _write_jpegs(video: SyntheticVideo, folder: Path) -> None:
+def write_ping_pong_jpegs(images: list[np.ndarray], folder: Path, count: int) -> None:
+    """``count`` JPEG frames in ``folder`` (00000.jpg, ...) playing ``images`` forwards and backwards:
+    each distinct image is encoded once, the repeats are hard links to it (copies where links fail)."""
+    import shutil
+
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    for index in range(video.num_frames):
-        Image.fromarray(video.image(index)).save(folder / f"{index:05d}.jpg", quality=90)
+    distinct = folder.with_name(folder.name + "-distinct")
+    distinct.mkdir(exist_ok=True)
+    for index, image in enumerate(images):
+        Image.fromarray(image).save(distinct / f"{index:05d}.jpg", quality=90)
+    order = list(range(len(images)))
+    for index, source in enumerate(ping_pong(order, count)):
+        target = folder / f"{index:05d}.jpg"
+        try:
+            os.link(distinct / f"{source:05d}.jpg", target)
+        except OSError:
+            shutil.copyfile(distinct / f"{source:05d}.jpg", target)
 
 
 def resident_bytes() -> int:
@@ -130,6 +149,20 @@ class Bench:
         self.spec = spec
         self.log = log
 
+    @functools.cached_property
+    def clip(self) -> SyntheticVideo:
+        """The clip every measurement plays (rendered once: rendering costs far more than a frame
+        on a GPU): at most :data:`CLIP_FRAMES` distinct frames, longer runs play them back and forth."""
+        spec = self.spec
+        needed = self.warmup + spec.runs * spec.frames + (self.profiled_frames if spec.profile else 0)
+        if (spec.memory_width, spec.memory_height) == (spec.width, spec.height) and spec.memory_frames:
+            needed = max(needed, max(spec.memory_frames))
+        return synthetic_clip(spec.width, spec.height, min(needed, CLIP_FRAMES), max(spec.objects))
+
+    @functools.cached_property
+    def clip_images(self) -> list[np.ndarray]:
+        return [self.clip.image(i) for i in range(self.clip.num_frames)]
+
     # ------------------------------------------------------------------ speed
 
     @property
@@ -141,14 +174,14 @@ class Bench:
 
     def speed(self, folder: Path) -> list[SpeedResult]:
         spec = self.spec
-        windows = spec.runs + (1 if spec.profile else 0)
-        count = self.warmup + windows * spec.frames
+        count = self.warmup + spec.runs * spec.frames + (self.profiled_frames if spec.profile else 0)
         full = " (until the memory is full)" if spec.warmup is None else ""
         self.log(f"timing: {self.warmup} warm-up frames{full}, then {spec.runs} timed run(s) of {spec.frames} frames"
-                 + (" and one profiled" if spec.profile else "") + f", per object count: {count} frames each")
-        video = synthetic_clip(spec.width, spec.height, count, max(spec.objects))
+                 + (f" and {self.profiled_frames} profiled" if spec.profile else "") + f", per object count: {count} frames each"
+                 + (", then the same in memory (model alone)" if spec.model_only else ""))
+        video = self.clip
         frames_dir = folder / "frames"
-        _write_jpegs(video, frames_dir)
+        write_ping_pong_jpegs(self.clip_images, frames_dir, count)
         boxes = list(video.first_boxes().items())
         results = []
         for objects in spec.objects:
@@ -156,9 +189,47 @@ class Bench:
             fps = statistics.median(run_fps)
             result = SpeedResult(objects, fps, run_fps, 1 / fps, parts_s=parts, memory_frames_held=held)
             result.decode_s, result.write_s = self._io_times(frames_dir, video, folder / "io")
+            if spec.model_only:
+                result.model_run_fps = self._model_run(boxes[:objects])
+                result.model_fps = statistics.median(result.model_run_fps)
             results.append(result)
             self.log(_speed_line(result))
         return results
+
+    @property
+    def profiled_frames(self) -> int:
+        return min(self.spec.frames, PROFILED_FRAMES)
+
+    def _timed_runs(self, frames: Iterator, each: Callable[[object], None] = lambda item: None,
+                    settle: Callable[[], None] = lambda: None) -> list[float]:
+        """Frames per second of ``spec.runs`` consecutive windows of ``spec.frames`` frames of
+        ``frames``, each one handed to ``each``; ``settle`` finishes pending work before and after."""
+        run_fps = []
+        for _ in range(self.spec.runs):
+            settle()
+            _synchronize(self.device)
+            started = time.perf_counter()
+            for _ in range(self.spec.frames):
+                each(next(frames))
+            settle()
+            _synchronize(self.device)
+            run_fps.append(self.spec.frames / (time.perf_counter() - started))
+        return run_fps
+
+    def _model_run(self, boxes) -> list[float]:
+        """The same timed runs on frames already decoded in memory, results not written: what the
+        session itself costs (network, merge, the results' copy to the host)."""
+        count = self.warmup + self.spec.runs * self.spec.frames
+        session = self.segmenter.start(ArrayFrames(ping_pong(self.clip_images, count)))
+        for object_id, box in boxes:
+            session.add_box(object_id, box, predict=False)
+        frames = session.propagate()
+        try:
+            for _ in range(self.warmup):
+                next(frames)
+            return self._timed_runs(frames)
+        finally:
+            frames.close()
 
     def _session(self, frames_dir: Path, boxes):
         session = self.segmenter.start(FrameFolder(frames_dir))
@@ -177,19 +248,10 @@ class Bench:
         session = self._session(frames_dir, boxes)
         writer = ResultWriter(out_dir, height=spec.height, width=spec.width, fps=None, video_name="bench")
         frames = session.propagate()
-        run_fps: list[float] = []
         try:
             for _ in range(self.warmup):
                 writer.write(next(frames)[1])
-            for _ in range(spec.runs):
-                writer.flush()
-                _synchronize(self.device)
-                started = time.perf_counter()
-                for _ in range(spec.frames):
-                    writer.write(next(frames)[1])
-                writer.flush()
-                _synchronize(self.device)
-                run_fps.append(spec.frames / (time.perf_counter() - started))
+            run_fps = self._timed_runs(frames, lambda item: writer.write(item[1]), writer.flush)
             held = max(len(session.memory_frames(i)) for i, _ in boxes)
             parts = self._profiled_window(frames, writer) if spec.profile else {}
         finally:
@@ -206,7 +268,7 @@ class Bench:
         with _native_stderr_silenced():  # the profiler's C++ side prints start/stop lines there
             profiler.start()
         try:
-            for _ in range(self.spec.frames):
+            for _ in range(self.profiled_frames):
                 writer.write(next(frames)[1])
             writer.flush()
             _synchronize(self.device)
@@ -220,7 +282,7 @@ class Bench:
                     micros = getattr(event, "device_time_total", 0) or getattr(event, "cuda_time_total", 0)
                 else:
                     micros = event.cpu_time_total
-                totals[event.key[5:]] += micros / 1e6 / self.spec.frames
+                totals[event.key[5:]] += micros / 1e6 / self.profiled_frames
         return totals
 
     def _io_times(self, frames_dir: Path, video: SyntheticVideo, out_dir: Path) -> tuple[float, float]:
@@ -265,8 +327,11 @@ class Bench:
         if not spec.memory_frames:
             return []
         total = max(spec.memory_frames)
-        video = synthetic_clip(spec.memory_width, spec.memory_height, min(total, CLIP_FRAMES), 1, seed=1)
-        clip = [video.image(i) for i in range(video.num_frames)]
+        if (spec.memory_width, spec.memory_height) == (spec.width, spec.height):
+            video, clip = self.clip, self.clip_images  # the speed runs' clip: no second rendering
+        else:
+            video = synthetic_clip(spec.memory_width, spec.memory_height, min(total, CLIP_FRAMES), 1, seed=1)
+            clip = [video.image(i) for i in range(video.num_frames)]
         session = self.segmenter.start(ArrayFrames(ping_pong(clip, total)))
         session.add_box(1, video.first_boxes()[1], predict=False)
         if self.device.type == "cuda":
@@ -287,9 +352,26 @@ class Bench:
         return marks
 
 
+def _commit() -> str | None:
+    """The git commit of the qmra source being timed (with ``-dirty`` for uncommitted changes), if
+    it runs from a checkout."""
+    import subprocess
+
+    source = Path(__file__).resolve().parents[2]
+    try:
+        found = subprocess.run(["git", "-C", str(source), "describe", "--always", "--dirty", "--exclude", "*"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
 def _speed_line(result: SpeedResult) -> str:
     line = (f"{result.objects} object(s): {result.fps:.3f} FPS ({result.frame_s * 1000:.0f} ms/frame; runs "
             + ", ".join(f"{f:.3f}" for f in result.run_fps) + f"), {result.memory_frames_held} memory frames held")
+    if result.model_fps is not None:
+        line += (f"\n    model alone (frames in memory, results not written): {result.model_fps:.3f} FPS "
+                 f"({1000 / result.model_fps:.0f} ms/frame)")
     if result.parts_s:
         parts = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in result.parts_s.items())
         line += f"\n    parts (ms/frame, profiled run): {parts}"
@@ -321,7 +403,17 @@ def run_bench(model: QMRA, settings: InferenceSettings, device: str | torch.devi
     if len(memory) >= 2:
         ratio = memory[-1]["peak_rss_mib"] / memory[0]["peak_rss_mib"]
         log(f"peak RSS after {memory[-1]['frames']} frames / after {memory[0]['frames']} frames = {ratio:.3f}")
+    ratios = {}
+    if len(memory) >= 2:
+        ratios["peak_rss_ratio"] = memory[-1]["peak_rss_mib"] / memory[0]["peak_rss_mib"]
+        if "peak_gpu_mib" in memory[0]:
+            ratios["peak_gpu_ratio"] = memory[-1]["peak_gpu_mib"] / memory[0]["peak_gpu_mib"]
     return {
+        # First the numbers to compare across commits, by object count.
+        "commit": _commit(),
+        "fps": {str(r.objects): round(r.fps, 4) for r in speed},
+        "model_fps": {str(r.objects): round(r.model_fps, 4) for r in speed if r.model_fps is not None},
+        **{name: round(value, 4) for name, value in ratios.items()},
         "device": str(bench.device),
         "device_name": torch.cuda.get_device_name(bench.device) if bench.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,

@@ -6,6 +6,10 @@ A :class:`MemorySchedule` decides which frames are held and in which *slot* each
 that started on the same frame) in buffers of B×slots·h·w×C. A frame's keys and values are written
 once, into their slot, when the frame is predicted; reading the memory is a view of the filled
 slots, with nothing stacked, permuted or copied per frame.
+
+A *static* bank allocates all its slots at once and reads as all of them, with the empty ones
+masked out of the Memory Read (:attr:`qmra.model.MemoryTokens.empty`): its tensors keep one shape
+and one address for the whole video, which is what a compiled graph (and a CUDA graph) needs.
 """
 
 from __future__ import annotations
@@ -88,21 +92,31 @@ class MemoryBank:
 
     Created from the batched entry (B×C×h×w keys and values) of the objects' first frame. The
     buffers start with :data:`INITIAL_SLOTS` slots and double when full, up to the cap, so a long
-    video allocates ``capacity`` slots once and nothing more.
+    video allocates ``capacity`` slots once and nothing more. ``static``: all ``capacity`` slots
+    from the start, zero-filled, and :meth:`memory` gives all of them with the empty ones masked.
     """
 
-    def __init__(self, object_ids: list[int], first_frame: int, entry: MemoryFrame, mem_every: int, capacity: int) -> None:
+    def __init__(self, object_ids: list[int], first_frame: int, entry: MemoryFrame, mem_every: int, capacity: int,
+                 static: bool = False) -> None:
         if entry.track.value.shape[0] != len(object_ids):
             raise ValueError(f"{len(object_ids)} objects but a memory entry of batch {entry.track.value.shape[0]}")
         self.object_ids = list(object_ids)
         self.schedule = MemorySchedule(first_frame, mem_every, capacity)
         height, width = entry.track.value.shape[-2:]
         self.frame_tokens = height * width
-        slots = min(capacity, INITIAL_SLOTS)
+        self.static = static
+        slots = capacity if static else min(capacity, INITIAL_SLOTS)
         self._buffers: dict[str, torch.Tensor] = {}
         for name, tokens in _named_tokens(entry):
-            self._buffers[name] = tokens.new_empty(tokens.shape[0], slots * self.frame_tokens, tokens.shape[2])
+            # Zeros, not garbage: an empty slot gets no weight, but 0 × NaN would still be NaN.
+            make = tokens.new_zeros if static else tokens.new_empty
+            self._buffers[name] = make(tokens.shape[0], slots * self.frame_tokens, tokens.shape[2])
+        value = entry.track.value
+        self._empty = (torch.full((1, 1, slots * self.frame_tokens), float("-inf"), device=value.device)
+                       if static else None)
         self._slots = slots
+        if static:
+            self._mark_static()
         self._write(0, entry)
 
     @property
@@ -121,14 +135,17 @@ class MemoryBank:
         self._write(slot, entry)
 
     def memory(self) -> Memory:
-        """The held frames as a :class:`Memory` (views of the filled slots, no copy)."""
-        used = self.num_frames * self.frame_tokens
+        """The held frames as a :class:`Memory` (views of the filled slots, no copy; a static bank:
+        all slots, the empty ones masked)."""
+        used = (self._slots if self.static else self.num_frames) * self.frame_tokens
 
         def tokens(stage: str) -> MemoryTokens | None:
             value = self._buffers.get(f"{stage}.value")
             if value is None:
                 return None
             key = self._buffers.get(f"{stage}.key")
+            if self.static:
+                return MemoryTokens(key, value, self._empty)
             return MemoryTokens(None if key is None else key[:, :used], value[:, :used])
 
         track = tokens("track")
@@ -142,15 +159,26 @@ class MemoryBank:
         self.object_ids.pop(row)
         index = torch.tensor(keep, dtype=torch.long, device=next(iter(self._buffers.values())).device)
         self._buffers = {name: buffer.index_select(0, index) for name, buffer in self._buffers.items()}
+        if self.static:
+            self._mark_static()
 
     def nbytes(self) -> int:
         """Bytes the buffers hold (allocated slots, filled or not)."""
-        return sum(buffer.numel() * buffer.element_size() for buffer in self._buffers.values())
+        held = [*self._buffers.values(), *([] if self._empty is None else [self._empty])]
+        return sum(buffer.numel() * buffer.element_size() for buffer in held)
+
+    def _mark_static(self) -> None:
+        # Compiled graphs then read these buffers where they lie instead of copying them in per call
+        # (the whole memory, every frame, under CUDA graphs).
+        for buffer in [*self._buffers.values(), *([] if self._empty is None else [self._empty])]:
+            torch._dynamo.mark_static_address(buffer)
 
     def _write(self, slot: int, entry: MemoryFrame) -> None:
         span = slice(slot * self.frame_tokens, (slot + 1) * self.frame_tokens)
         for name, tokens in _named_tokens(entry):
             self._buffers[name][:, span] = tokens
+        if self._empty is not None:
+            self._empty[..., span] = 0
 
     def _grow(self, slots: int) -> None:
         filled = self._slots * self.frame_tokens

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from functools import cached_property
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -20,10 +22,17 @@ from qmra.model.preprocess import Padding
 @dataclass(frozen=True)
 class ModelRuntime:
     """A network with the choices that change how, not what, it computes: the Memory Read's kernel,
-    the CRM's folded convolutions (made from the weights once), bf16 autocast and NHWC inputs.
+    the CRM's folded convolutions (made from the weights once), bf16 autocast, NHWC inputs and
+    :func:`torch.compile`.
 
     The session builds one when propagation starts (and again after test-time adaptation changes the
     weights) and calls the network through it, so no call site repeats these choices.
+
+    Compiled (``compile`` is a :func:`torch.compile` mode, not ``"off"``), the two calls made on
+    every frame, :meth:`encode_query` and :meth:`track`, each become one graph. Their inputs keep
+    their shapes from frame to frame because the memory is then *static*
+    (:attr:`static_memory`, :class:`qmra.inference.memory.MemoryBank`), so a video compiles once per
+    object count; with ``"reduce-overhead"`` on a GPU each frame replays them as CUDA graphs.
     """
 
     model: QMRA
@@ -32,6 +41,7 @@ class ModelRuntime:
     folded_crm: FoldedCRMInput | None = None
     bf16: bool = False
     channels_last: bool = False
+    compile: str = "off"
 
     @classmethod
     def create(cls, model: QMRA, device: torch.device, settings: InferenceSettings) -> "ModelRuntime":
@@ -39,21 +49,36 @@ class ModelRuntime:
         if settings.fold_crm and model.crm is not None:
             with torch.inference_mode():
                 folded = model.crm.fold()
-        return cls(model, device, settings.attention, folded, settings.precision == "bf16", settings.channels_last)
+        return cls(model, device, settings.attention, folded, settings.precision == "bf16", settings.channels_last,
+                   settings.compile)
+
+    @property
+    def static_memory(self) -> bool:
+        """Whether memory banks should keep one shape for the whole video (needed by compiled graphs)."""
+        return self.compile != "off"
 
     @contextmanager
     def running(self) -> Iterator[None]:
-        """No gradients, and bf16 autocast where asked for."""
+        """No gradients, bf16 autocast where asked for, and on CUDA cuDNN's measured choice of
+        convolution algorithms (a video's shapes repeat frame after frame, so the first frames'
+        trials pay back), restored afterwards."""
         with ExitStack() as stack:
             stack.enter_context(torch.inference_mode())
             stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16))
+            if self.device.type == "cuda":
+                stack.enter_context(_cudnn_benchmark())
             yield
 
     def network_input(self, frame: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, Padding, torch.Tensor]:
         """H×W×3 uint8 frame → the prepared 1×3×h'×w' input at the working ``size`` (h, w), its
         padding, and the 1×3×h×w RGB image in [0, 1]."""
         with record_function("qmra/io"):
-            image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
+            image = torch.from_numpy(np.ascontiguousarray(frame))
+            if self.device.type == "cuda":
+                # Page-locked, so the copy runs asynchronously (PyTorch's pinned-memory cache reuses
+                # the block only once the copy is done).
+                image = image.pin_memory()
+            image = image.to(self.device, non_blocking=True)
             image = image.permute(2, 0, 1)[None].float().div_(255)
             if size != tuple(frame.shape[:2]):
                 image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
@@ -63,20 +88,62 @@ class ModelRuntime:
         return prepared, padding, image
 
     def encode_query(self, prepared: torch.Tensor) -> BackboneFeatures:
-        return self.model.encode_query(prepared)
+        if self.compile == "reduce-overhead" and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # a new frame: the last frame's graph outputs are done with
+        return self._compiled_encode_query(prepared)
 
     def start(self, prepared: torch.Tensor, padding: Padding, box_maps: torch.Tensor,
               query_features: BackboneFeatures | None) -> tuple[MemoryFrame, QMRAOutput]:
         """Objects' first frame given their B×1×h×w box maps: their memory entry and prediction."""
         return self.model.start(prepared, padding, box_maps, query_features, self.attention, self.folded_crm)
 
-    def predict(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
-                query_features: BackboneFeatures | None) -> QMRAOutput:
-        """A tracked frame against the objects' memory."""
-        return self.model.predict(prepared, padding, memory, query_features, attention=self.attention,
-                                  folded_crm=self.folded_crm)
+    def track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
+              query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
+        """A tracked frame against the objects' memory: its prediction, its memory entry and the
+        B×1×h×w box maps that entry was encoded with."""
+        return self._compiled_track(prepared, padding, memory, query_features)
 
-    def memory_entry(self, prepared: torch.Tensor, padding: Padding, output: QMRAOutput) -> tuple[MemoryFrame, torch.Tensor]:
-        """A predicted frame's memory entry and the B×1×h×w box maps it was encoded with."""
+    def _track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
+               query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
+        output = self.model.predict(prepared, padding, memory, query_features, attention=self.attention,
+                                    folded_crm=self.folded_crm)
         box_maps = self.model.tracked_box_maps(output)
-        return self.model.memory_entry(prepared, padding, box_maps, output), box_maps
+        return output, self.model.memory_entry(prepared, padding, box_maps, output), box_maps
+
+    @cached_property
+    def _compiled_encode_query(self) -> Callable[[torch.Tensor], BackboneFeatures]:
+        return self._compiled(self.model.encode_query)
+
+    @cached_property
+    def _compiled_track(self) -> Callable[..., tuple[QMRAOutput, MemoryFrame, torch.Tensor]]:
+        return self._compiled(self._track)
+
+    def _compiled(self, function: Callable) -> Callable:
+        if self.compile == "off":
+            return function
+        # The profiler labels inside the network mean nothing in a compiled graph, and Dynamo says so
+        # on stderr in a line users cannot act on.
+        dynamo_log = logging.getLogger("torch._dynamo.variables.ctx_manager")
+        if _PROFILER_LABELS_IGNORED not in dynamo_log.filters:
+            dynamo_log.addFilter(_PROFILER_LABELS_IGNORED)
+        # Shapes do not change within a video (static memory), so no dynamic-shape graphs: a new
+        # object count or frame size compiles anew.
+        return torch.compile(function, mode=self.compile, dynamic=False)
+
+
+@contextmanager
+def _cudnn_benchmark() -> Iterator[None]:
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+class _ProfilerLabelsIgnored(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be ignored" not in record.getMessage()
+
+
+_PROFILER_LABELS_IGNORED = _ProfilerLabelsIgnored()

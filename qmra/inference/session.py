@@ -343,8 +343,7 @@ class InferenceSession:
         assert self._pass is not None
         with record_function("qmra/memory_read"):
             memory = Memory.concat_objects([bank.memory() for bank in banks])
-        output = self.runtime.predict(prepared, padding, memory, query_features)
-        entry, box_maps = self.runtime.memory_entry(prepared, padding, output)
+        output, entry, box_maps = self.runtime.track(prepared, padding, memory, query_features)
         object_probabilities = output.probability()[:, 0]
         row = 0
         for bank in banks:
@@ -411,7 +410,7 @@ class InferenceSession:
         _, entry, output = self._first_frame(prompts, prepared, padding, query_features, frame_size)
         object_probabilities = output.probability()[:, 0]
         self.objects.add(MemoryBank([p.object_id for p in prompts], self._pass.time(index), entry, self.settings.mem_every,
-                                    self.settings.max_memory_frames))
+                                    self.settings.max_memory_frames, static=self.runtime.static_memory))
         for slot, prompt in enumerate(prompts):
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box
@@ -459,10 +458,11 @@ class InferenceSession:
 
 
 def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Copy a frame's results to the host with one wait for the device, not one per tensor."""
+    """Copy a frame's results to the host (into page-locked memory, asynchronously) with one wait
+    for the device, not one per tensor."""
     if not tensors or tensors[0].device.type != "cuda":
         return [t.cpu() for t in tensors]  # on the CPU these are the tensors themselves
-    copies = [t.to("cpu", non_blocking=True) for t in tensors]
+    copies = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) for t in tensors]
     torch.cuda.current_stream(tensors[0].device).synchronize()
     return copies
 

@@ -10,6 +10,8 @@ from qmra.model.qma import ATTENTION_KERNELS
 from qmra.options import option
 
 PRECISIONS = ("fp32", "bf16")
+#: ``--compile`` modes: off, or a :func:`torch.compile` mode (``reduce-overhead`` adds CUDA graphs on GPUs).
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def parse_resolution(text: str) -> int | None:
@@ -49,6 +51,10 @@ class InferenceSettings:
       its boxes as exact stage-1 targets. 0 = off.
     - ``adapt_lr``: Adam's learning rate for those steps.
     - ``threads``: intra-op threads on the CPU (None: qmra chooses, see :mod:`qmra.inference.threads`).
+    - ``compile``: ``"off"``, or the :func:`torch.compile` mode for the per-frame network calls
+      (:mod:`qmra.inference.runtime`). The memory then keeps one shape for the whole video (all
+      its slots, the empty ones masked), so each object count compiles once; ``"reduce-overhead"``
+      also replays each frame as a CUDA graph on GPUs. Same result up to float rounding.
 
     Each field that users set from the command line declares its flag and help here
     (:mod:`qmra.options`); the commands build their parsers from them.
@@ -78,6 +84,10 @@ class InferenceSettings:
         "CPU threads for the network's operations", metavar="N", parse=int,
         default_text="chosen for the cores free now (see the README's 'Speed')"))
 
+    compile: str = field(default="off", metadata=option(
+        "compile the per-frame network calls with torch.compile in this mode (reduce-overhead: also CUDA graphs on "
+        "GPUs); the first frames then take longer", choices=COMPILE_MODES))
+
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:
             raise ConfigError(f"mem_every must be an integer >= 0, got {self.mem_every!r}")
@@ -93,6 +103,8 @@ class InferenceSettings:
             raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         if self.attention not in ATTENTION_KERNELS:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
 

@@ -34,10 +34,16 @@ class MemoryTokens(NamedTuple):
 
     This is the layout the Memory Read consumes, so inference stores memory frames in it once (in
     preallocated buffers) instead of stacking and permuting them on every frame.
+
+    ``empty`` marks positions that hold no frame yet: None (every position is a frame) or a 1×1×N
+    (or B×1×N) float tensor, 0 where a frame is stored and -inf where not, added to the Memory
+    Read's scores. With it a memory of fixed shape (all its slots, filled or not) reads exactly like
+    the memory of its filled slots, so one compiled graph serves every frame of a video.
     """
 
     key: torch.Tensor | None
     value: torch.Tensor
+    empty: torch.Tensor | None = None
 
     @staticmethod
     def concat(parts: "list[MemoryTokens]", dim: int = 1) -> "MemoryTokens":
@@ -45,7 +51,12 @@ class MemoryTokens(NamedTuple):
         if not parts:
             raise ValueError("memory needs at least one frame")
         key = None if parts[0].key is None else torch.cat([p.key for p in parts], dim=dim)  # type: ignore[misc]
-        return MemoryTokens(key, torch.cat([p.value for p in parts], dim=dim))
+        empty = None
+        if any(p.empty is not None for p in parts):
+            masks = [(torch.zeros_like(p.value[:1, :, :1]).transpose(1, 2) if p.empty is None else p.empty)
+                     .expand(p.value.shape[0], -1, -1) for p in parts]
+            empty = torch.cat(masks, dim=0 if dim == 0 else 2)
+        return MemoryTokens(key, torch.cat([p.value for p in parts], dim=dim), empty)
 
     @staticmethod
     def from_frames(frames: "list[KeyValueMaps]") -> "MemoryTokens":
@@ -95,12 +106,14 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
 
 
 def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
-                kernel: str = "auto") -> torch.Tensor:
+                kernel: str = "auto", empty: torch.Tensor | None = None) -> torch.Tensor:
     """STM's Memory Read (paper, Eq. 6): softmax over all N = T·h'·w' memory positions of ``Kq·Km / √Ck``.
 
     query_key: B×Ck×h×w; memory_key: B×N×Ck; memory_value: B×N×Cv (:class:`MemoryTokens`) →
     B×Cv×h×w. A batch-1 query is broadcast over a memory batch of B objects. The sum over memory
-    positions makes the result independent of the order of memory frames.
+    positions makes the result independent of the order of memory frames. ``empty``: 1×1×N or
+    B×1×N, 0 at stored positions and -inf at empty ones (:attr:`MemoryTokens.empty`), which then
+    get no weight.
     """
     kernel = resolve_kernel(kernel, query_key.device)
     batch, positions, key_channels = memory_key.shape
@@ -108,14 +121,19 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     value_channels = memory_value.shape[2]
     scale = 1.0 / math.sqrt(key_channels)
     q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
+    if empty is not None:
+        empty = empty.to(q.dtype)
     if kernel == "sdpa":
-        out = F.scaled_dot_product_attention(q, memory_key, memory_value, scale=scale)
+        out = F.scaled_dot_product_attention(q, memory_key, memory_value, attn_mask=empty, scale=scale)
     else:
         block = max(1, ATTENTION_BLOCK // max(1, batch * positions))
         keys_t = memory_key.transpose(1, 2)
 
         def read(queries: torch.Tensor) -> torch.Tensor:
-            return torch.bmm(torch.softmax(torch.bmm(queries * scale, keys_t), dim=-1), memory_value)
+            scores = torch.bmm(queries * scale, keys_t)
+            if empty is not None:
+                scores = scores + empty
+            return torch.bmm(torch.softmax(scores, dim=-1), memory_value)
 
         out = read(q) if h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
     return out.transpose(1, 2).reshape(batch, value_channels, h, w)
@@ -187,9 +205,14 @@ class QueryMemoryAggregation(nn.Module):
         query_value = query.value.expand(batch, -1, -1, -1)
         if not self.use_memory_read:
             h, w = query_value.shape[-2:]
-            averaged = memory.value.unflatten(1, (-1, h * w)).mean(dim=1)  # B×hw×Cv, averaged over the T frames
+            frames = memory.value.unflatten(1, (-1, h * w))
+            if memory.empty is None:
+                averaged = frames.mean(dim=1)  # B×hw×Cv, averaged over the T frames
+            else:  # over the stored frames only
+                stored = (memory.empty == 0).to(frames.dtype).reshape(-1, frames.shape[1], h * w, 1)
+                averaged = (frames * stored).sum(dim=1) / stored.sum(dim=1)
             return torch.cat([query_value, averaged.transpose(1, 2).reshape(batch, -1, h, w)], dim=1)
-        read = memory_read(query.key, memory.key, memory.value, kernel)  # type: ignore[arg-type]
+        read = memory_read(query.key, memory.key, memory.value, kernel, memory.empty)  # type: ignore[arg-type]
         if self.bca is None:
             return torch.cat([query_value, read], dim=1)
         return self.bca(query_value, read)

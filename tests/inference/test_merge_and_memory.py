@@ -112,6 +112,35 @@ def test_memory_read_is_a_view_of_the_buffers():
     assert memory.track.value.untyped_storage().data_ptr() == bank.memory().track.value.untyped_storage().data_ptr()
 
 
+def _read(memory, query: torch.Tensor) -> torch.Tensor:
+    from qmra.model import memory_read
+
+    return memory_read(query, memory.track.key, memory.track.value, "matmul", memory.track.empty)
+
+
+def test_a_static_bank_keeps_its_shape_and_address_and_reads_like_the_growing_one():
+    growing = _bank(0, 3, 6, 1, 2)
+    static = MemoryBank([1, 2], 0, _entry(1, 2), 3, 6, static=True)
+    shapes, addresses = set(), set()
+    for frame in range(1, 25):
+        entry = _entry(frame, -frame)
+        growing.add(frame, entry)
+        static.add(frame, entry)
+        memory = static.memory()
+        shapes.add(tuple(memory.track.value.shape))
+        addresses.add(memory.track.value.data_ptr())
+        assert memory.track.empty.shape == (1, 1, 6)
+        # Empty slots: -inf (no weight in the read) until the schedule fills them.
+        assert int((memory.track.empty == 0).sum()) == growing.num_frames
+        query = torch.randn(1, 2, 1, 1)
+        assert torch.allclose(_read(static.memory(), query), _read(growing.memory(), query), atol=1e-6)
+    assert shapes == {(2, 6, 3)} and len(addresses) == 1
+    static.remove(1)
+    assert static.memory().track.value.shape == (1, 6, 3)
+    assert sorted(v for v in static.memory().track.value[0, :, 0].tolist() if v != 0) == sorted(
+        v for v in growing.memory().track.value[1, :, 0].tolist())
+
+
 def test_removing_an_object_keeps_the_others():
     bank = _bank(0, 10, 16, 1, 2, 3)
     bank.add(1, _entry(4, 5, 6))

@@ -107,6 +107,56 @@ def test_memory_read_kernels_give_the_same_masks():
     assert _mean_j(expected, _labels(sdpa, video)) >= 0.99
 
 
+def _probabilities(segmenter: Segmenter, video) -> list[np.ndarray]:
+    session = segmenter.start([video.image(i) for i in range(video.num_frames)])
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    return [np.stack([r.object_probabilities[i] for i in sorted(r.object_probabilities)]) for _, r in session.propagate()]
+
+
+def test_compiled_frames_keep_one_graph_per_object_count(monkeypatch):
+    """--compile: the memory keeps its shape as it fills, so a video compiles each per-frame call
+    once (a backend that records graphs stands in for inductor here: the shapes are what matter)."""
+    import torch
+
+    graphs: list[str] = []
+    compile_for_real = torch.compile
+
+    backends = {}  # one per function, kept: a new backend object would itself force a recompile
+
+    def recording_backend(name):
+        def backend(graph_module, example_inputs):
+            graphs.append(name)
+            return graph_module.forward
+
+        return backend
+
+    def recording_compile(function, mode=None, dynamic=None):
+        assert mode == "default" and dynamic is False
+        backend = backends.setdefault(function.__name__, recording_backend(function.__name__))
+        return compile_for_real(function, backend=backend, dynamic=dynamic)
+
+    monkeypatch.setattr("qmra.inference.runtime.torch.compile", recording_compile)
+    torch._dynamo.reset()
+    video = clip(frames=9, objects=2, height=64, width=96, seed=3)
+    settings = InferenceSettings(mem_every=2, max_memory_frames=4)  # the memory fills, then frames rotate out
+    reference = _probabilities(tiny_segmenter(settings), video)
+    compiled = tiny_segmenter(InferenceSettings(mem_every=2, max_memory_frames=4, compile="default"))
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(reference, _probabilities(compiled, video)))
+    assert sorted(graphs) == ["_track", "encode_query"]  # 8 tracked frames, memory of 1 to 4 frames: one graph each
+    one_object = clip(frames=4, objects=1, height=64, width=96, seed=3)
+    _probabilities(compiled, one_object)
+    assert sorted(graphs) == ["_track", "_track", "encode_query"]  # a new object count: compiled again
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_the_reference_masks():
+    video = _video(frames=6, height=64, width=96)
+    reference, compiled = _segmenter_pair(InferenceSettings(compile="default"))
+    assert _mean_j(_labels(reference, video), _labels(compiled, video)) >= 0.99
+
+
 def test_auto_attention_is_matmul_on_cpu_and_sdpa_on_gpus():
     import torch
 

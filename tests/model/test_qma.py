@@ -40,6 +40,32 @@ def test_matmul_read_in_blocks_of_queries_equals_one_block(monkeypatch):
         memory_read(qk, mk, mv, "flash")
 
 
+@pytest.mark.parametrize("kernel", ATTENTION_KERNELS)
+@pytest.mark.parametrize("per_object", [False, True])
+def test_empty_positions_get_no_weight(kernel, per_object):
+    # 4 memory frames, of which frames 1 and 3 are empty slots: the read equals that of frames 0 and 2.
+    qk, mk, mv = torch.randn(2, 16, 3, 5), torch.randn(2, 4, 16, 3, 5), torch.randn(2, 4, 8, 3, 5)
+    tokens = MemoryTokens.from_maps(mk, mv)
+    empty = torch.zeros(1, 1, 4, 15)
+    empty[..., [1, 3], :] = float("-inf")
+    empty = empty.flatten(2).expand(2 if per_object else 1, -1, -1)
+    masked = read_tokens(qk, tokens.key, tokens.value, kernel, empty)
+    assert torch.allclose(masked, memory_read(qk, mk[:, [0, 2]], mv[:, [0, 2]], kernel), atol=1e-5)
+    # The "no-qma" variant's average runs over the stored frames alone too.
+    aggregation = QueryMemoryAggregation(4, 16, 8, 1, use_memory_read=False)
+    features = torch.randn(1, 4, 3, 5)
+    stored = MemoryTokens.from_maps(None, mv[:, [0, 2]])
+    assert torch.allclose(aggregation(features, MemoryTokens(None, tokens.value, empty)), aggregation(features, stored), atol=1e-6)
+
+
+def test_objects_with_and_without_empty_positions_join_into_one_batch():
+    a = MemoryTokens(torch.randn(1, 6, 4), torch.randn(1, 6, 2), torch.tensor([[[0.0] * 3 + [float("-inf")] * 3]]))
+    b = MemoryTokens(torch.randn(2, 6, 4), torch.randn(2, 6, 2))
+    joined = MemoryTokens.concat([a, b], dim=0)
+    assert joined.empty.shape == (3, 1, 6)
+    assert torch.isinf(joined.empty[0, 0, 3:]).all() and (joined.empty[1:] == 0).all()
+
+
 def test_tokens_of_single_frames_equal_tokens_of_stacked_maps():
     frames = [KeyValueMaps(torch.randn(2, 4, 3, 5), torch.randn(2, 6, 3, 5)) for _ in range(3)]
     stacked = MemoryTokens.from_maps(torch.stack([f.key for f in frames], 1), torch.stack([f.value for f in frames], 1))
