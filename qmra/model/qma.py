@@ -86,9 +86,9 @@ class KeyValueProjection(nn.Module):
         return KeyValueMaps(None if self.key is None else self.key(features), self.value(features))
 
 
-#: The matmul Memory Read splits its queries so that one attention block holds at most this many
-#: scores (64 MiB in fp32): memory stays bounded at any frame size, and the result is unchanged
-#: (each query position's softmax is its own).
+#: The Memory Read splits its queries so that one attention block holds at most this many scores
+#: (64 MiB in fp32): memory stays bounded at any frame size and memory length, and the result is
+#: unchanged (each query position's softmax is its own).
 ATTENTION_BLOCK = 1 << 24
 #: How the Memory Read is computed: ``"sdpa"`` (PyTorch's fused scaled_dot_product_attention),
 #: ``"matmul"`` (similarity, softmax, weighted sum, in blocks of query positions) or ``"auto"``
@@ -123,19 +123,21 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
     if empty is not None:
         empty = empty.to(q.dtype)
-    if kernel == "sdpa":
-        out = F.scaled_dot_product_attention(q, memory_key, memory_value, attn_mask=empty, scale=scale)
-    else:
-        block = max(1, ATTENTION_BLOCK // max(1, batch * positions))
-        keys_t = memory_key.transpose(1, 2)
+    keys_t = memory_key.transpose(1, 2)
 
-        def read(queries: torch.Tensor) -> torch.Tensor:
-            scores = torch.bmm(queries * scale, keys_t)
-            if empty is not None:
-                scores = scores + empty
-            return torch.bmm(torch.softmax(scores, dim=-1), memory_value)
+    def read(queries: torch.Tensor) -> torch.Tensor:
+        if kernel == "sdpa":
+            return F.scaled_dot_product_attention(queries, memory_key, memory_value, attn_mask=empty, scale=scale)
+        scores = torch.bmm(queries * scale, keys_t)
+        if empty is not None:
+            scores = scores + empty
+        return torch.bmm(torch.softmax(scores, dim=-1), memory_value)
 
-        out = read(q) if h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
+    # Both kernels go in blocks of query positions: SDPA falls back to its math path (all scores at
+    # once) where no fused kernel takes these shapes (values wider than keys), and then its peak
+    # memory would grow with the memory's frames.
+    block = max(1, ATTENTION_BLOCK // max(1, batch * positions))
+    out = read(q) if h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
     return out.transpose(1, 2).reshape(batch, value_channels, h, w)
 
 

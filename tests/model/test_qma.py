@@ -31,11 +31,24 @@ def test_memory_read_matches_equation_6(kernel):
     assert torch.allclose(memory_read(qk, mk, mv, kernel), _reference_read(qk, mk, mv), atol=1e-5)
 
 
-def test_matmul_read_in_blocks_of_queries_equals_one_block(monkeypatch):
+@pytest.mark.parametrize("kernel", ["matmul", "sdpa"])
+def test_read_in_blocks_of_queries_equals_one_block(monkeypatch, kernel):
+    import torch.nn.functional as F
+
     qk, mk, mv = torch.randn(3, 16, 5, 7), torch.randn(3, 2, 16, 4, 4), torch.randn(3, 2, 8, 4, 4)
-    whole = memory_read(qk, mk, mv, "matmul")
+    whole = memory_read(qk, mk, mv, kernel)
+    queries_per_call = []
+    fused = F.scaled_dot_product_attention
+
+    def recording(q, *args, **kwargs):
+        queries_per_call.append(q.shape[1])
+        return fused(q, *args, **kwargs)
+
+    monkeypatch.setattr("qmra.model.qma.F.scaled_dot_product_attention", recording)
     monkeypatch.setattr("qmra.model.qma.ATTENTION_BLOCK", 3 * 32 * 4)  # 4 query positions per block: 9 blocks
-    assert torch.allclose(memory_read(qk, mk, mv, "matmul"), whole, atol=1e-6)
+    assert torch.allclose(memory_read(qk, mk, mv, kernel), whole, atol=1e-6)
+    if kernel == "sdpa":  # its peak memory is bounded by the block too, whatever backend PyTorch picks
+        assert queries_per_call == [4] * 8 + [3]
     with pytest.raises(ValueError, match="kernel"):
         memory_read(qk, mk, mv, "flash")
 
