@@ -90,3 +90,16 @@ def test_usage_errors_are_one_line_naming_the_flag(argv, message, capsys, tmp_pa
         code = exited.code
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_compile_on_a_cpu_warns_that_it_is_meant_for_gpus(weights, capsys):
+    from qmra.cli import build_parser
+    from qmra.commands.common import make_segmenter
+
+    parser = build_parser()
+    on_cpu = parser.parse_args(["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--weights", str(weights), "--compile", "default"])
+    segmenter = make_segmenter(on_cpu, progress=False)
+    assert segmenter.settings.compile == "default"
+    assert "qmra: warning: --compile compiles the network first" in capsys.readouterr().err
+    make_segmenter(parser.parse_args(["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--weights", str(weights)]), progress=False)
+    assert capsys.readouterr().err == ""

@@ -86,4 +86,8 @@ def make_segmenter(args: argparse.Namespace, progress: bool):
         raise WeightsError(f"qmra's shipped weights are missing from this installation ({DEFAULT_WEIGHTS}); "
                            "reinstall qmra or give --weights FILE")
     base = get_preset(args.preset).settings if args.preset else recommended_settings(read_checkpoint_config(weights)[1])
-    return Segmenter.from_checkpoint(weights, args.device, speed_settings(args, base), progress)
+    segmenter = Segmenter.from_checkpoint(weights, args.device, speed_settings(args, base), progress)
+    if segmenter.settings.compile != "off" and segmenter.device.type == "cpu":
+        print("qmra: warning: --compile compiles the network first (about a minute on a small CPU) and measured no "
+              "faster on CPUs; it is meant for GPUs (README, 'Speed')", file=sys.stderr)
+    return segmenter
