@@ -3,6 +3,7 @@
 # every setting and score). Three parts, on two machines:
 #
 #   bash benchmarks/train_default_weights.sh data    # here (CPU): the appearance pack and the device pack
+#   bash benchmarks/train_default_weights.sh data-small   # the pack that travels beside the shipped weights
 #   (on a lent GPU, see README "Default weights")    # two runs of benchmarks/train_device.sh
 #   bash benchmarks/train_default_weights.sh ship    # here (CPU): choose settings on validation, test once, ship
 #
@@ -24,6 +25,14 @@ case "${1:-}" in
         --out .device-data --quality 72 --max-background-side 640 --davis-scale 0.75
     grep -qx '/.device-data/' .git/info/exclude || echo '/.device-data/' >> .git/info/exclude
     ;;
+  data-small)
+    # A pack small enough to travel *with* the shipped weights (36.6 MB of the 64 MiB), so that a
+    # lent GPU continues from them: 27.4 MB (WebP/JPEG quality 50, backgrounds <= 512 px, DAVIS
+    # frames at 0.55 scale). See docs/gpu-session.md.
+    .venv/bin/python -m benchmarks.device_pack --appearance "$APPEARANCE" --davis "$DAVIS" --sequences "$TRAIN" \
+        --out .device-small --quality 50 --max-background-side 512 --davis-scale 0.55
+    grep -qx '/.device-small/' .git/info/exclude || echo '/.device-small/' >> .git/info/exclude
+    ;;
   # On the GPU machine (device tool: carry .device-data; move the old default weights out of the
   # tree first so that 64 MiB suffice), then reassemble OUT/weights.part-* here:
   #   BUDGET=450 bash benchmarks/train_device.sh                                             # runs/gpu1
@@ -38,7 +47,7 @@ case "${1:-}" in
         --training-note "${NOTE:-}"
     ;;
   *)
-    echo "usage: $0 data|ship" >&2
+    echo "usage: $0 data|data-small|ship" >&2
     exit 2
     ;;
 esac
