@@ -214,3 +214,18 @@ def test_bad_settings_are_refused(bad):
         InferenceSettings(**bad)
 
 
+
+
+def test_bf16_keeps_the_memory_bank_in_bf16():
+    """The memory is written once and read every frame: in bf16 it is half the bytes and no cast per read."""
+    import torch
+
+    video = clip(frames=3, objects=2, height=48, width=64)
+    session = tiny_segmenter(InferenceSettings(precision="bf16")).start([video.image(i) for i in range(3)])
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    list(session.propagate())
+    banks = [bank for batch in session.objects.batches() for bank in batch]
+    memories = [bank.memory() for bank in banks]
+    tokens = [t for m in memories for stage in (m.track, m.segment) for t in (stage.key, stage.value)]
+    assert banks and all(t.dtype == torch.bfloat16 for t in tokens)
