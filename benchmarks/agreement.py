@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from qmra.data import DavisDataset, box_from_mask
+from qmra.evaluation.metrics import region_similarity
 from qmra.inference import InferenceSettings, Segmenter
 from qmra.inference.segmenter import DEFAULT_WEIGHTS
 from qmra.options import add_options, apply_options
@@ -57,11 +58,6 @@ def run(segmenter: Segmenter, frames: list[np.ndarray], box) -> tuple[list[np.nd
     return masks, seconds
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--davis", type=Path, required=True)
@@ -88,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     reference, reference_seconds = run(reference_segmenter, frames, box)
 
     def report(name: str, flags: str, masks: list[np.ndarray], seconds: list[float]) -> None:
-        scores = [jaccard(a, b) for a, b in zip(reference, masks)]
+        scores = [region_similarity(a, b) for a, b in zip(reference, masks)]
         timed = seconds[args.skip:] or seconds
         line = {"variant": name, "flags": flags, "device": str(reference_segmenter.device),
                 "frames": count, "size": list(frames[0].shape[:2]), "j_mean": float(np.mean(scores)),

@@ -111,8 +111,8 @@ class MemoryBank:
             # Zeros, not garbage: an empty slot gets no weight, but 0 × NaN would still be NaN.
             make = tokens.new_zeros if static else tokens.new_empty
             self._buffers[name] = make(tokens.shape[0], slots * self.frame_tokens, tokens.shape[2])
-        value = entry.track.value
-        self._empty = (torch.full((1, 1, slots * self.frame_tokens), float("-inf"), device=value.device)
+        value = entry.track.value  # the memory's dtype (bf16 under autocast): no cast per read
+        self._empty = (torch.full((1, 1, slots * self.frame_tokens), float("-inf"), dtype=value.dtype, device=value.device)
                        if static else None)
         self._slots = slots
         if static:
@@ -137,7 +137,7 @@ class MemoryBank:
     def memory(self) -> Memory:
         """The held frames as a :class:`Memory` (views of the filled slots, no copy; a static bank:
         all slots, the empty ones masked)."""
-        used = (self._slots if self.static else self.num_frames) * self.frame_tokens
+        used = self.num_frames * self.frame_tokens
 
         def tokens(stage: str) -> MemoryTokens | None:
             value = self._buffers.get(f"{stage}.value")

@@ -11,7 +11,7 @@ class ObjectTable:
     """Which memory bank, and which row of its tensors, holds each tracked object (user ids 1..255).
 
     Objects that start on the same frame share a bank (their rows are one batch); the session runs
-    banks that hold equally many frames as one batch. Like Cutie's ObjectManager, it is the one
+    banks that hold equally many frames (or static banks, any) as one batch. Like Cutie's ObjectManager, it is the one
     place that maps user ids to tensor rows.
     """
 
@@ -47,10 +47,11 @@ class ObjectTable:
         self.banks.clear()
 
     def batches(self) -> list[list[MemoryBank]]:
-        """The banks in groups that run as one batch (equally many memory frames)."""
-        groups: dict[int, list[MemoryBank]] = defaultdict(list)
+        """The banks in groups that run as one batch: equally many memory frames, or all static banks
+        (they read all their slots, so they have one shape whatever they hold)."""
+        groups: dict[int | str, list[MemoryBank]] = defaultdict(list)
         for bank in self.banks:
-            groups[bank.num_frames].append(bank)
+            groups["static" if bank.static else bank.num_frames].append(bank)
         return list(groups.values())
 
     def nbytes(self) -> int:

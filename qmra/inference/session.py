@@ -383,8 +383,9 @@ class InferenceSession:
         with self.runtime.running():
             prepared, padding, _ = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
             _, _, output = self._first_frame(prompts, prepared, padding, None, frame.shape[:2])
+            object_probabilities = output.probability()[:, 0]
             for slot, prompt in enumerate(prompts):
-                probabilities[prompt.object_id] = output.probability()[slot, 0]
+                probabilities[prompt.object_id] = object_probabilities[slot]
                 boxes[prompt.object_id] = prompt.box
             with record_function("qmra/merge"):
                 return self._merge(index, frame, probabilities, boxes)

@@ -141,6 +141,21 @@ def test_a_static_bank_keeps_its_shape_and_address_and_reads_like_the_growing_on
         v for v in growing.memory().track.value[1, :, 0].tolist())
 
 
+def test_static_banks_run_as_one_batch_whatever_they_hold():
+    from qmra.inference.objects import ObjectTable
+
+    for static in (False, True):
+        table = ObjectTable()
+        early = MemoryBank([1], 0, _entry(1), 1, 6, static=static)
+        for frame in range(1, 4):
+            early.add(frame, _entry(frame))
+        table.add(early)
+        table.add(MemoryBank([2], 3, _entry(9), 1, 6, static=static))  # started later: fewer frames held
+        assert early.num_frames != table.bank_of(2).num_frames
+        # Growing banks of different lengths cannot share a read; static ones have one shape, so they do.
+        assert [len(batch) for batch in table.batches()] == ([2] if static else [1, 1])
+
+
 def test_removing_an_object_keeps_the_others():
     bank = _bank(0, 10, 16, 1, 2, 3)
     bank.add(1, _entry(4, 5, 6))

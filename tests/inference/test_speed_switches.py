@@ -150,6 +150,30 @@ def test_compiled_frames_keep_one_graph_per_object_count(monkeypatch):
     torch._dynamo.reset()
 
 
+def test_compiled_objects_that_start_on_different_frames_match_the_reference(monkeypatch):
+    """Static banks of different lengths run as one batch, each object's empty slots masked."""
+    import torch
+
+    compile_for_real = torch.compile
+    monkeypatch.setattr("qmra.inference.runtime.torch.compile",
+                        lambda function, mode=None, dynamic=None: compile_for_real(function, backend="eager", dynamic=dynamic))
+    torch._dynamo.reset()
+    video = clip(frames=7, objects=2, height=64, width=96, seed=5)
+    boxes = video.first_boxes()
+
+    def probabilities(settings: InferenceSettings) -> list[np.ndarray]:
+        session = tiny_segmenter(settings).start([video.image(i) for i in range(video.num_frames)])
+        session.add_box(1, boxes[1], predict=False)
+        session.add_box(2, boxes[2], frame=3, predict=False)  # three frames later: a shorter memory
+        return [np.stack([r.object_probabilities[i] for i in sorted(r.object_probabilities)]) for _, r in session.propagate()]
+
+    reference = probabilities(InferenceSettings(mem_every=1, max_memory_frames=5))
+    compiled = probabilities(InferenceSettings(mem_every=1, max_memory_frames=5, compile="default"))
+    assert [p.shape[0] for p in compiled] == [1, 1, 1, 2, 2, 2, 2]
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(reference, compiled))
+    torch._dynamo.reset()
+
+
 @pytest.mark.slow
 def test_compiled_network_gives_the_reference_masks():
     video = _video(frames=6, height=64, width=96)
