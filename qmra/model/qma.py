@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -123,22 +124,68 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
     if empty is not None:
         empty = empty.to(q.dtype)
+    fused = kernel == "sdpa"
+    read = (_fused_read if fused else _matmul_read)(memory_key, memory_value, empty, scale)
+    block = query_block(fused, query_key.device, batch, positions, key_channels, value_channels)
+    out = read(q) if block is None or h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
+    return out.transpose(1, 2).reshape(batch, value_channels, h, w)
+
+
+def query_block(fused: bool, device: torch.device, batch: int, positions: int, key_channels: int,
+                value_channels: int) -> int | None:
+    """How many query positions one attention call takes (None: all of them).
+
+    Blocks bound the working memory wherever all B×L×N scores may be materialised at once: the
+    matmul kernel, and SDPA off CUDA (its math path). On CUDA the fused kernels (memory-efficient
+    attention takes any Ck that is a multiple of 8) tile internally; blocks there would only cut
+    their parallelism.
+    """
+    if fused and device.type == "cuda" and key_channels % 8 == 0:
+        return None
+    heads = _value_heads(key_channels, value_channels) if fused else 1
+    return max(1, ATTENTION_BLOCK // max(1, batch * heads * positions))
+
+
+def _value_heads(key_channels: int, value_channels: int) -> int:
+    """How many Ck-wide slices the values are read in (1 where Cv is not a multiple of Ck)."""
+    return value_channels // key_channels if value_channels % key_channels == 0 else 1
+
+
+def _matmul_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: torch.Tensor | None,
+                 scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """B×L×Ck queries → B×L×Cv: similarity, softmax and weighted sum as three plain ops."""
     keys_t = memory_key.transpose(1, 2)
 
     def read(queries: torch.Tensor) -> torch.Tensor:
-        if kernel == "sdpa":
-            return F.scaled_dot_product_attention(queries, memory_key, memory_value, attn_mask=empty, scale=scale)
         scores = torch.bmm(queries * scale, keys_t)
         if empty is not None:
             scores = scores + empty
         return torch.bmm(torch.softmax(scores, dim=-1), memory_value)
 
-    # Both kernels go in blocks of query positions: SDPA falls back to its math path (all scores at
-    # once) where no fused kernel takes these shapes (values wider than keys), and then its peak
-    # memory would grow with the memory's frames.
-    block = max(1, ATTENTION_BLOCK // max(1, batch * positions))
-    out = read(q) if h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
-    return out.transpose(1, 2).reshape(batch, value_channels, h, w)
+    return read
+
+
+def _fused_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: torch.Tensor | None,
+                scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """B×L×Ck queries → B×L×Cv through ``scaled_dot_product_attention`` in a shape its fused kernels take.
+
+    They need 4-D inputs (a 3-D call always takes the math path, all scores at once) and, for flash
+    attention, values as wide as keys: the Cv channels are read as Cv/Ck heads that share the query
+    and the keys. Each head's softmax is the same, so the result is the single-head read's.
+    """
+    batch, positions, key_channels = memory_key.shape
+    heads = _value_heads(key_channels, memory_value.shape[2])
+    keys = memory_key.unsqueeze(1).expand(batch, heads, positions, key_channels)
+    values = memory_value.unflatten(2, (heads, -1)).transpose(1, 2)  # B×heads×N×Cv/heads
+    mask = None if empty is None else empty.unsqueeze(1)  # B×1×1×N or 1×1×1×N
+
+    def read(queries: torch.Tensor) -> torch.Tensor:
+        length = queries.shape[1]
+        q = queries.unsqueeze(1).expand(batch, heads, length, key_channels)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)  # B×heads×L×Cv/heads
+        return out.transpose(1, 2).reshape(batch, length, -1)
+
+    return read
 
 
 class BidirectionalChannelAggregation(nn.Module):

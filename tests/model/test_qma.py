@@ -31,6 +31,22 @@ def test_memory_read_matches_equation_6(kernel):
     assert torch.allclose(memory_read(qk, mk, mv, kernel), _reference_read(qk, mk, mv), atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", ATTENTION_KERNELS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_values_wider_than_keys_are_read_in_key_wide_heads(kernel, masked):
+    # Cv = 4·Ck: the fused kernel reads the values as 4 heads sharing query and keys; every value
+    # channel must come back in its place, with the single-head softmax.
+    qk, mk, mv = torch.randn(1, 8, 3, 5), torch.randn(3, 2, 8, 3, 5), torch.randn(3, 2, 32, 3, 5)
+    tokens = MemoryTokens.from_maps(mk, mv)
+    empty = torch.zeros(1, 1, 2, 15)
+    if masked:
+        empty[..., 1, :] = float("-inf")
+    read = read_tokens(qk, tokens.key, tokens.value, kernel, empty.flatten(2))
+    kept = slice(0, 1) if masked else slice(0, 2)
+    expected = _reference_read(qk.expand(3, -1, -1, -1), mk[:, kept], mv[:, kept])
+    assert torch.allclose(read, expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("kernel", ["matmul", "sdpa"])
 def test_read_in_blocks_of_queries_equals_one_block(monkeypatch, kernel):
     import torch.nn.functional as F
@@ -41,7 +57,7 @@ def test_read_in_blocks_of_queries_equals_one_block(monkeypatch, kernel):
     fused = F.scaled_dot_product_attention
 
     def recording(q, *args, **kwargs):
-        queries_per_call.append(q.shape[1])
+        queries_per_call.append(q.shape[-2])
         return fused(q, *args, **kwargs)
 
     monkeypatch.setattr("qmra.model.qma.F.scaled_dot_product_attention", recording)
@@ -141,3 +157,15 @@ def test_without_qma_query_and_averaged_memory_values_are_concatenated():
     assert out.shape == (2, 10, 2, 3)
     assert torch.allclose(out[:, 5:], values.mean(dim=1), atol=1e-6)
     assert torch.allclose(out[0, :5], qma.query_projection.value(features)[0])
+
+
+def test_query_blocks_only_where_all_scores_could_be_materialised():
+    from qmra.model.qma import ATTENTION_BLOCK, query_block
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    n = 16 * 1620  # 16 memory frames of 854×480 at stride 16
+    assert query_block(True, cuda, 3, n, 128, 512) is None  # fused kernels tile by themselves
+    assert query_block(True, cuda, 3, n, 12, 512) == ATTENTION_BLOCK // (3 * n)  # Ck no fused kernel takes
+    assert query_block(True, cpu, 3, n, 128, 512) == ATTENTION_BLOCK // (3 * 4 * n)  # 4 value heads of scores
+    assert query_block(False, cuda, 3, n, 128, 512) == ATTENTION_BLOCK // (3 * n)
+    assert query_block(False, cpu, 1, 10**9, 128, 512) == 1
