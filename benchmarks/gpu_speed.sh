@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 15's comparison in one run on a lent GPU: qmra's paper preset (fp32, then bf16 + channels-last),
 # Cutie-base and SAM 2.1 on the same machine, same 854x480 frames, 1 and 3 objects, steady state.
-# Every result is written to $OUT as soon as it exists (a time-out still returns what finished).
+# Every result goes into $OUT/results.tar.gz as soon as it exists (a time-out still returns what
+# finished); $OUT holds three files only, since at most 8 come back.
 #
 # Here first, at a tiny size (checks the script, not the numbers):
 #   cp -r ../shared/peer-bench peer-bench    # ignored: add /peer-bench/ to .git/info/exclude
@@ -29,7 +30,11 @@ AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/steps.log"; }
+RES=$(mktemp -d)  # every JSON and log, packed into $OUT/results.tar.gz after each step
+pack() { (cd "$RES" && tar -czf "$OUT/results.tar.gz.part" . && mv "$OUT/results.tar.gz.part" "$OUT/results.tar.gz"); }
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/steps.log"; pack; }
+(while sleep 20; do pack; done) &  # a step cut off by the time limit still returns its log so far
+PACKER=$!
 { date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; nproc;
   "$PYTHON" -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available())'; git log --oneline -1; } \
   > "$OUT/machine.txt" 2>&1
@@ -38,7 +43,7 @@ qmra_bench() {  # NAME, then qmra bench switches
   local name=$1; shift
   log "qmra $name"
   timeout 240 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup "$WARMUP" --frames "$FRAMES" \
-    --runs 3 --no-profile --memory-frames "$LONG" --json "$OUT/qmra-$name.json" "$@" > "$OUT/qmra-$name.log" 2>&1
+    --runs 3 --no-profile --memory-frames "$LONG" --json "$RES/qmra-$name.json" "$@" > "$RES/qmra-$name.log" 2>&1
   log "qmra $name: exit $?"
 }
 if part qmra; then
@@ -47,7 +52,7 @@ if part qmra; then
   # Where the time goes: a short profiled window, memory already full.
   log "qmra profile"
   timeout 120 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup "$WARMUP" --frames 5 --runs 1 \
-    --memory-frames none --precision bf16 --channels-last --json "$OUT/qmra-profile.json" > "$OUT/qmra-profile.log" 2>&1
+    --memory-frames none --precision bf16 --channels-last --json "$RES/qmra-profile.json" > "$RES/qmra-profile.log" 2>&1
   log "qmra profile: exit $?"
 fi
 if part graphs; then
@@ -56,14 +61,14 @@ if part graphs; then
   log "qmra bf16-nhwc-graphs"
   timeout 420 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup 6 --frames "$FRAMES" \
     --runs 3 --no-profile --memory-frames "$LONG" --precision bf16 --channels-last --compile reduce-overhead \
-    --json "$OUT/qmra-bf16-nhwc-graphs.json" > "$OUT/qmra-bf16-nhwc-graphs.log" 2>&1
+    --json "$RES/qmra-bf16-nhwc-graphs.json" > "$RES/qmra-bf16-nhwc-graphs.log" 2>&1
   log "qmra bf16-nhwc-graphs: exit $?"
 fi
 if part agree; then
   if [ -d "$AGREE" ]; then
     log "agreement"
     timeout 420 "$PYTHON" -m benchmarks.agreement --davis "$AGREE" --device "$DEVICE" --frames "${AGREE_FRAMES:-40}" \
-      --json "$OUT/agreement.jsonl" > "$OUT/agreement.log" 2>&1
+      --json "$RES/agreement.jsonl" > "$RES/agreement.log" 2>&1
     log "agreement: exit $?"
   else
     log "no $AGREE folder: agreement skipped"
@@ -73,21 +78,22 @@ fi
 if part peers && [ -d peer-bench ]; then
   site=$(mktemp -d)
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" peer-bench/whl/*.whl \
-    > "$OUT/peer-install.log" 2>&1
+    > "$RES/peer-install.log" 2>&1
   peers="PYTHONPATH=$site:$PWD/peer-bench/cutie:$PWD/peer-bench/sam2"
   small=()
   [ -n "$SMOKE" ] && small=(--size "$SIZE" --frames 6 --warmup 2)
   log "cutie"
   env "$peers" timeout 120 "$PYTHON" peer-bench/bench_cutie.py --device "$DEVICE" --objects 1,3 --frames 100 $AMP \
-    --json "$OUT/cutie.json" "${small[@]}" > "$OUT/cutie.log" 2>&1
+    --json "$RES/cutie.json" "${small[@]}" > "$RES/cutie.log" 2>&1
   log "cutie: exit $?"
   [ -n "$SMOKE" ] && small+=(--image-size 256)
   log "sam2"
   env "$peers" timeout 180 "$PYTHON" peer-bench/bench_sam2.py --device "$DEVICE" --objects 1,3 --frames 40 $AMP \
-    --json "$OUT/sam2.json" "${small[@]}" > "$OUT/sam2.log" 2>&1
+    --json "$RES/sam2.json" "${small[@]}" > "$RES/sam2.log" 2>&1
   log "sam2: exit $?"
 else
   part peers && log "no peer-bench/ folder: Cutie and SAM 2 skipped"
 fi
-(cd "$OUT" && tar -czf results.tar.gz ./*.json ./*.jsonl ./*.log machine.txt 2>/dev/null)
-ls -la "$OUT"
+kill "$PACKER" 2>/dev/null
+log "done"
+ls -la "$OUT" "$RES"

@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/train_default_weights.sh data    # here (CPU): the appearance pack and the device pack
 #   bash benchmarks/train_default_weights.sh data-small   # the pack that travels beside the shipped weights
-#   (on a lent GPU, see README "Default weights")    # two runs of benchmarks/train_device.sh
+#   (on a lent GPU, see README "Default weights")    # three runs of benchmarks/train_device.sh
 #   bash benchmarks/train_default_weights.sh ship    # here (CPU): choose settings on validation, test once, ship
 #
 # The DAVIS 2016 split (README "Results"): test sequences are never trained on and never choose;
@@ -32,19 +32,27 @@ case "${1:-}" in
     .venv/bin/python -m benchmarks.device_pack --appearance "$APPEARANCE" --davis "$DAVIS" --sequences "$TRAIN" \
         --out .device-small --quality 50 --max-background-side 512 --davis-scale 0.55
     grep -qx '/.device-small/' .git/info/exclude || echo '/.device-small/' >> .git/info/exclude
+    # It travels as one file: as 3,058 files the device tool counted it over 64 MiB with the weights.
+    rm -f .device-small.zip && .venv/bin/python -m zipfile -c .device-small.zip .device-small
+    grep -qx '/.device-small.zip' .git/info/exclude || echo '/.device-small.zip' >> .git/info/exclude
     ;;
   # On the GPU machine (device tool: carry .device-data; move the old default weights out of the
   # tree first so that 64 MiB suffice), then reassemble OUT/weights.part-* here:
   #   BUDGET=450 bash benchmarks/train_device.sh                                             # runs/gpu1
   #   BUDGET=190 LR=1e-4 INIT=runs/device/last.safetensors RUN=runs/device2 bash benchmarks/train_device.sh   # runs/gpu2
+  # and, with the pack that travels beside the shipped weights (data-small, sent as one zip file):
+  #   BUDGET=460 LR=1e-4 INIT=qmra/weights/qmra-default.safetensors DATA=.device-small RUN=runs/device3 \
+  #       bash benchmarks/train_device.sh                                                               # runs/gpu3
   ship)
     .venv/bin/python -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
-        --checkpoints runs/gpu1/weights.safetensors,runs/gpu2/weights.safetensors \
+        --checkpoints "${CHECKPOINTS:-runs/gpu2/weights.safetensors,runs/gpu3/weights.safetensors}" \
         --candidates "${CANDIDATES:-320:0,320:10}" \
         --command "bash benchmarks/train_default_weights.sh data" \
         --command "BUDGET=450 bash benchmarks/train_device.sh" \
         --command "BUDGET=190 LR=1e-4 INIT=runs/device/last.safetensors RUN=runs/device2 bash benchmarks/train_device.sh" \
-        --training-note "${NOTE:-}"
+        --command "bash benchmarks/train_default_weights.sh data-small" \
+        --command "BUDGET=460 LR=1e-4 INIT=qmra/weights/qmra-default.safetensors DATA=.device-small RUN=runs/device3 bash benchmarks/train_device.sh" \
+        --training-note "${NOTE:-}" ${OUT:+--out "$OUT"}
     ;;
   *)
     echo "usage: $0 data|data-small|ship" >&2
