@@ -125,14 +125,17 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     if empty is not None:
         empty = empty.to(q.dtype)
     fused = kernel == "sdpa"
-    read = (_fused_read if fused else _matmul_read)(memory_key, memory_value, empty, scale)
-    block = query_block(fused, query_key.device, batch, positions, key_channels, value_channels)
+    heads = sdpa_heads(query_key.device, key_channels, value_channels) if fused else 1
+    if fused:
+        read = _fused_read(memory_key, memory_value, empty, scale, heads)
+    else:
+        read = _matmul_read(memory_key, memory_value, empty, scale)
+    block = query_block(fused, query_key.device, batch * heads * positions, key_channels)
     out = read(q) if block is None or h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
     return out.transpose(1, 2).reshape(batch, value_channels, h, w)
 
 
-def query_block(fused: bool, device: torch.device, batch: int, positions: int, key_channels: int,
-                value_channels: int) -> int | None:
+def query_block(fused: bool, device: torch.device, scores_per_query: int, key_channels: int) -> int | None:
     """How many query positions one attention call takes (None: all of them).
 
     Blocks bound the working memory wherever all B×L×N scores may be materialised at once: the
@@ -142,13 +145,18 @@ def query_block(fused: bool, device: torch.device, batch: int, positions: int, k
     """
     if fused and device.type == "cuda" and key_channels % 8 == 0:
         return None
-    heads = _value_heads(key_channels, value_channels) if fused else 1
-    return max(1, ATTENTION_BLOCK // max(1, batch * heads * positions))
+    return max(1, ATTENTION_BLOCK // max(1, scores_per_query))
 
 
-def _value_heads(key_channels: int, value_channels: int) -> int:
-    """How many Ck-wide slices the values are read in (1 where Cv is not a multiple of Ck)."""
-    return value_channels // key_channels if value_channels % key_channels == 0 else 1
+def sdpa_heads(device: torch.device, key_channels: int, value_channels: int) -> int:
+    """How many Ck-wide heads SDPA reads the Cv value channels in.
+
+    On CUDA Cv/Ck (where it divides): flash attention takes only values as wide as keys. Elsewhere 1:
+    on this project's CPU the 4 heads cost 3.5× the single 4-D call (each recomputes the scores).
+    """
+    if device.type == "cuda" and value_channels % key_channels == 0:
+        return value_channels // key_channels
+    return 1
 
 
 def _matmul_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: torch.Tensor | None,
@@ -166,15 +174,15 @@ def _matmul_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: to
 
 
 def _fused_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: torch.Tensor | None,
-                scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
+                scale: float, heads: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """B×L×Ck queries → B×L×Cv through ``scaled_dot_product_attention`` in a shape its fused kernels take.
 
     They need 4-D inputs (a 3-D call always takes the math path, all scores at once) and, for flash
-    attention, values as wide as keys: the Cv channels are read as Cv/Ck heads that share the query
-    and the keys. Each head's softmax is the same, so the result is the single-head read's.
+    attention, values as wide as keys: with ``heads`` > 1 the Cv channels are read as ``heads``
+    slices that share the query and the keys. Each head's softmax is the same, so the result is the
+    single-head read's.
     """
     batch, positions, key_channels = memory_key.shape
-    heads = _value_heads(key_channels, memory_value.shape[2])
     keys = memory_key.unsqueeze(1).expand(batch, heads, positions, key_channels)
     values = memory_value.unflatten(2, (heads, -1)).transpose(1, 2)  # B×heads×N×Cv/heads
     mask = None if empty is None else empty.unsqueeze(1)  # B×1×1×N or 1×1×1×N

@@ -33,9 +33,16 @@ def test_memory_read_matches_equation_6(kernel):
 
 @pytest.mark.parametrize("kernel", ATTENTION_KERNELS)
 @pytest.mark.parametrize("masked", [False, True])
-def test_values_wider_than_keys_are_read_in_key_wide_heads(kernel, masked):
-    # Cv = 4·Ck: the fused kernel reads the values as 4 heads sharing query and keys; every value
-    # channel must come back in its place, with the single-head softmax.
+@pytest.mark.parametrize("split", [False, True])
+def test_values_wider_than_keys_are_read_in_key_wide_heads(monkeypatch, kernel, masked, split):
+    # Cv = 4·Ck: on CUDA SDPA reads the values as 4 heads sharing query and keys (``split``, forced
+    # here on the CPU); every value channel must come back in its place, with the single-head softmax.
+    from qmra.model.qma import sdpa_heads
+
+    assert sdpa_heads(torch.device("cuda"), 8, 32) == 4 and sdpa_heads(torch.device("cpu"), 8, 32) == 1
+    assert sdpa_heads(torch.device("cuda"), 8, 12) == 1
+    if split:
+        monkeypatch.setattr("qmra.model.qma.sdpa_heads", lambda device, ck, cv: cv // ck)
     qk, mk, mv = torch.randn(1, 8, 3, 5), torch.randn(3, 2, 8, 3, 5), torch.randn(3, 2, 32, 3, 5)
     tokens = MemoryTokens.from_maps(mk, mv)
     empty = torch.zeros(1, 1, 2, 15)
@@ -163,9 +170,9 @@ def test_query_blocks_only_where_all_scores_could_be_materialised():
     from qmra.model.qma import ATTENTION_BLOCK, query_block
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    n = 16 * 1620  # 16 memory frames of 854×480 at stride 16
-    assert query_block(True, cuda, 3, n, 128, 512) is None  # fused kernels tile by themselves
-    assert query_block(True, cuda, 3, n, 12, 512) == ATTENTION_BLOCK // (3 * n)  # Ck no fused kernel takes
-    assert query_block(True, cpu, 3, n, 128, 512) == ATTENTION_BLOCK // (3 * 4 * n)  # 4 value heads of scores
-    assert query_block(False, cuda, 3, n, 128, 512) == ATTENTION_BLOCK // (3 * n)
-    assert query_block(False, cpu, 1, 10**9, 128, 512) == 1
+    scores = 3 * 16 * 1620  # per query: 3 objects × 16 memory frames of 854×480 at stride 16
+    assert query_block(True, cuda, scores, 128) is None  # fused kernels tile by themselves
+    assert query_block(True, cuda, scores, 12) == ATTENTION_BLOCK // scores  # a Ck no fused kernel takes
+    assert query_block(True, cpu, scores, 128) == ATTENTION_BLOCK // scores  # SDPA's math path may run
+    assert query_block(False, cuda, scores, 128) == ATTENTION_BLOCK // scores
+    assert query_block(False, cpu, 10**9, 128) == 1
