@@ -12,7 +12,8 @@
 #   bash benchmarks/gpu_speed.sh
 #   PARTS=graphs,agree bash benchmarks/gpu_speed.sh      # only the compiled rows and the mask check
 # PARTS: qmra (fp32, bf16 + NHWC, a profiled window), graphs (bf16 + NHWC compiled with CUDA graphs),
-# agree (benchmarks/agreement.py: each switch's masks against fp32 on a real clip, shipped weights),
+# agree (benchmarks/agreement.py: each switch's masks against fp32 on a real clip, shipped weights; then
+# qmra segment on that clip as a user runs it, fp32 and bf16: adaptation seconds and FPS),
 # peers (Cutie, SAM 2). The real clip for agree: a DAVIS-layout folder at AGREE (made here by
 #   python -m benchmarks.agreement_clip --davis ../shared/data/davis2016 --out .device-data/agree).
 set -uo pipefail
@@ -70,6 +71,18 @@ if part agree; then
     timeout 420 "$PYTHON" -m benchmarks.agreement --davis "$AGREE" --device "$DEVICE" --frames "${AGREE_FRAMES:-40}" \
       --json "$RES/agreement.jsonl" > "$RES/agreement.log" 2>&1
     log "agreement: exit $?"
+    # What a user gets: qmra segment with the shipped weights' recommendation (320 px, 10 adaptation
+    # steps; its last line gives the adaptation's seconds on this device and the frames per second).
+    clip=$(ls -d "$AGREE"/JPEGImages/480p/* | head -1)
+    box=$("$PYTHON" -c 'import sys, numpy as np; from PIL import Image; from qmra.data import box_from_mask
+b = box_from_mask(np.asarray(Image.open(sys.argv[1])) > 0); print(f"{b.x0:g},{b.y0:g},{b.x1:g},{b.y1:g}")' \
+      "${clip/JPEGImages/Annotations}/00000.png")
+    for precision in fp32 bf16; do
+      log "segment $precision"
+      timeout 120 "$PYTHON" -m qmra segment "$clip" --box "$box" --device "$DEVICE" --precision "$precision" \
+        --out "$(mktemp -d)/masks" > "$RES/segment-$precision.log" 2>&1
+      log "segment $precision: exit $?"
+    done
   else
     log "no $AGREE folder: agreement skipped"
   fi
