@@ -34,8 +34,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool
     whose defaults are the preset's)."""
     parser.add_argument("--preset", choices=tuple(PRESETS),
                         help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
-                             "NHWC layout, after 10 adaptation steps per object. 'qmra bench' also builds the preset's network (paper: ResNet-50; fast: "
-                             "ResNet-18 with 64-channel decoders); default: the weights' recommended settings")
+                             "NHWC layout, after 10 adaptation steps per object. 'qmra bench' also builds the preset's "
+                             "network (paper: ResNet-50; fast: ResNet-18 with 64-channel decoders); default: the "
+                             "weights' recommended settings")
     recommended = shipped_recommendations() if weights_recommend else {}  # read once, not per flag
 
     def default_text(name: str, text: str) -> str:

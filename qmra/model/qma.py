@@ -131,7 +131,10 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     else:
         read = _matmul_read(memory_key, memory_value, empty, scale)
     block = query_block(fused, query_key.device, batch * heads * positions, key_channels)
-    out = read(q) if block is None or h * w <= block else torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
+    if block is None or h * w <= block:
+        out = read(q)
+    else:
+        out = torch.cat([read(q[:, i : i + block]) for i in range(0, h * w, block)], dim=1)
     return out.transpose(1, 2).reshape(batch, value_channels, h, w)
 
 
