@@ -150,10 +150,16 @@ def test_compiled_frames_keep_one_graph_per_object_count(monkeypatch):
     torch._dynamo.reset()
 
 
-def test_compiled_objects_that_start_on_different_frames_match_the_reference(monkeypatch):
-    """Static banks of different lengths run as one batch, each object's empty slots masked."""
+@pytest.mark.parametrize("attention", ["auto", "sdpa-heads"])
+def test_compiled_objects_that_start_on_different_frames_match_the_reference(monkeypatch, attention):
+    """Static banks of different lengths run as one batch, each object's empty slots masked; with
+    ``sdpa-heads`` the Memory Read goes through SDPA with the values split into key-wide heads, as on
+    CUDA (forced here on the CPU), traced by Dynamo."""
     import torch
 
+    if attention == "sdpa-heads":
+        monkeypatch.setattr("qmra.model.qma.sdpa_heads", lambda device, ck, cv: cv // ck)
+    compiled_attention = "sdpa" if attention == "sdpa-heads" else "auto"
     compile_for_real = torch.compile
     monkeypatch.setattr("qmra.inference.runtime.torch.compile",
                         lambda function, mode=None, dynamic=None: compile_for_real(function, backend="eager", dynamic=dynamic))
@@ -168,7 +174,8 @@ def test_compiled_objects_that_start_on_different_frames_match_the_reference(mon
         return [np.stack([r.object_probabilities[i] for i in sorted(r.object_probabilities)]) for _, r in session.propagate()]
 
     reference = probabilities(InferenceSettings(mem_every=1, max_memory_frames=5))
-    compiled = probabilities(InferenceSettings(mem_every=1, max_memory_frames=5, compile="default"))
+    compiled = probabilities(InferenceSettings(mem_every=1, max_memory_frames=5, compile="default",
+                                               attention=compiled_attention))
     assert [p.shape[0] for p in compiled] == [1, 1, 1, 2, 2, 2, 2]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(reference, compiled))
     torch._dynamo.reset()
