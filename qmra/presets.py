@@ -22,7 +22,8 @@ PRESETS: dict[str, Preset] = {
         "paper",
         ModelConfig(backbone="resnet50"),
         InferenceSettings(),
-        "the paper's network: ResNet-50 encoders, 256-channel decoders, frames at their own size",
+        "the reference path: the paper's network (ResNet-50 encoders, 256-channel decoders), frames at native "
+        "size, no adaptation",
     ),
     "fast": Preset(
         "fast",

@@ -32,11 +32,10 @@ def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool
     flag per option field of :class:`InferenceSettings` (declared there, with its help).
     ``weights_recommend``: the command's defaults are what the weights recommend (not for ``bench``,
     whose defaults are the preset's)."""
+    presets = "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
     parser.add_argument("--preset", choices=tuple(PRESETS),
-                        help="paper: the reference path; fast: the network sees frames at 224 pixels (short side) in "
-                             "NHWC layout, after 10 adaptation steps per object. 'qmra bench' also builds the preset's "
-                             "network (paper: ResNet-50; fast: ResNet-18 with 64-channel decoders); default: the "
-                             "weights' recommended settings")
+                        help=f"{presets}. Other commands than 'qmra bench' take the settings alone, with the weights' "
+                             "network; default: the weights' recommended settings")
     recommended = shipped_recommendations() if weights_recommend else {}  # read once, not per flag
 
     def default_text(name: str, text: str) -> str:

@@ -164,13 +164,16 @@ class MemoryBank:
 
     def nbytes(self) -> int:
         """Bytes the buffers hold (allocated slots, filled or not)."""
-        held = [*self._buffers.values(), *([] if self._empty is None else [self._empty])]
-        return sum(buffer.numel() * buffer.element_size() for buffer in held)
+        return sum(buffer.numel() * buffer.element_size() for buffer in self._tensors())
+
+    def _tensors(self) -> list[torch.Tensor]:
+        """Every tensor the bank holds: the token buffers and, when static, the empty-slot mask."""
+        return [*self._buffers.values(), *([] if self._empty is None else [self._empty])]
 
     def _mark_static(self) -> None:
         # Compiled graphs then read these buffers where they lie instead of copying them in per call
         # (the whole memory, every frame, under CUDA graphs).
-        for buffer in [*self._buffers.values(), *([] if self._empty is None else [self._empty])]:
+        for buffer in self._tensors():
             torch._dynamo.mark_static_address(buffer)
 
     def _write(self, slot: int, entry: MemoryFrame) -> None:

@@ -125,11 +125,11 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     if empty is not None:
         empty = empty.to(q.dtype)
     fused = kernel == "sdpa"
-    heads = sdpa_heads(query_key.device, key_channels, value_channels) if fused else 1
     if fused:
+        heads = sdpa_heads(query_key.device, key_channels, value_channels)
         read = _fused_read(memory_key, memory_value, empty, scale, heads)
     else:
-        read = _matmul_read(memory_key, memory_value, empty, scale)
+        heads, read = 1, _matmul_read(memory_key, memory_value, empty, scale)
     block = query_block(fused, query_key.device, batch * heads * positions, key_channels)
     if block is None or h * w <= block:
         out = read(q)
