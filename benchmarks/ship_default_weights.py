@@ -1,11 +1,11 @@
 """Choose the inference settings of trained weights on validation sequences, score them once on test
 sequences, and ship them as qmra's default weights with their card.
 
-Every candidate (checkpoint × working resolution × test-time adaptation) runs under the box protocol
+Every candidate (checkpoint × working resolution × test-time adaptation × memory top-k) runs under the box protocol
 on the validation sequences, scored by qmra.evaluation (the code of ``qmra eval``); the best mean J&F
 wins. Only that one is then run on the test sequences, once, with the two box baselines beside it.
-The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution and
-adaptation), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
+The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution,
+adaptation and top-k), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
 default; a JSON card beside them records the data, the commands, the split and every score.
 
     .venv/bin/python -m benchmarks.ship_default_weights --checkpoints runs/gpu1/weights.safetensors,runs/gpu2/weights.safetensors \\
@@ -30,6 +30,7 @@ from qmra.evaluation import evaluate_davis
 from qmra.evaluation.protocol import predict_davis
 from qmra.inference import InferenceSettings, Segmenter
 from qmra.inference.segmenter import DEFAULT_WEIGHTS
+from qmra.inference.settings import parse_top_k
 from qmra.model.checkpoint import load_model, save_checkpoint
 
 REPORTED = ("J&F-Mean", "J-Mean", "J-Recall", "F-Mean", "F-Recall", "J-Decay", "F-Decay")
@@ -44,13 +45,19 @@ def score_predictions(davis: DavisDataset, folder: Path) -> dict:
     return scores
 
 
+#: The settings a candidate chooses, which the shipped weights then recommend (their "inference" metadata).
+CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k")
+
+
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR]`` (resolution a number or 'native') → (label, settings)."""
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K]]`` (resolution a number or 'native', top-k a number
+    or 'all') → (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
     lr = float(parts[2]) if len(parts) > 2 else InferenceSettings().adapt_lr
-    return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr)
+    top_k = parse_top_k(parts[3]) if len(parts) > 3 else None
+    return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k)
 
 
 def score_model(model, davis: DavisDataset, settings: InferenceSettings) -> dict:
@@ -73,13 +80,23 @@ def baselines(davis: DavisDataset) -> dict:
     return out
 
 
+def training_record(metadata: dict) -> dict | None:
+    """The trainer's record of a checkpoint: its own, or, for weights shipped before (whose
+    metadata is their card), the card's."""
+    card = metadata.get("card")
+    if metadata.get("training") is None and isinstance(card, dict):
+        return card.get("training", {}).get("record")
+    return metadata.get("training")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", required=True, help="comma-separated qmra checkpoints to choose from")
     parser.add_argument("--davis", required=True)
     parser.add_argument("--validation", required=True, help="comma-separated sequences that choose")
     parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
-    parser.add_argument("--candidates", default="320:0,320:10", help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR], comma-separated")
+    parser.add_argument("--candidates", default="320:0,320:10",
+                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K]], comma-separated")
     parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
     parser.add_argument("--training-note", default="", help="how the weights were trained, recorded in the card")
     parser.add_argument("--out", default=str(DEFAULT_WEIGHTS))
@@ -101,7 +118,7 @@ def main() -> None:
                   f"lost {scores['lost']} ({scores['seconds']} s)", flush=True)
     chosen, label = max(((c, k) for c, t in trials.items() for k in t), key=lambda pair: trials[pair[0]][pair[1]]["J&F-Mean"])
     _, settings = candidate_settings(label)
-    recommended = {"resolution": settings.resolution, "adapt_steps": settings.adapt_steps, "adapt_lr": settings.adapt_lr}
+    recommended = {name: getattr(settings, name) for name in CHOSEN}
     model, metadata = load_model(chosen)
 
     out = Path(args.out)
@@ -117,7 +134,7 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": "float16",
         "trained_from": "scratch (no ImageNet weights on the machines this was trained on)",
-        "training": {"record": metadata.get("training"), "note": args.training_note, "commands": args.command},
+        "training": {"record": training_record(metadata), "note": args.training_note, "commands": args.command},
         "split_davis2016": {"validation": validation.names, "test": test.names,
                             "training": "the other sequences of the folder (see the training data specs)"},
         "inference": recommended,
@@ -127,7 +144,8 @@ def main() -> None:
         "test_scores": test_scores,
         "test_box_baselines": baselines(test),
         "note": "box protocol (first-frame tight box only), scored by qmra.evaluation; the checkpoint, the working "
-                "resolution and the adaptation were chosen on the validation sequences; the test sequences were run once",
+                "resolution, the adaptation and the memory top-k were chosen on the validation sequences; the test "
+                "sequences were run once",
     }
     save_checkpoint(out, model, metadata={"inference": recommended, "card": card}, dtype=torch.float16)
     with atomic_path(out.with_suffix(".json")) as temporary:

@@ -45,8 +45,11 @@ def test_flags_not_given_keep_the_base_and_given_ones_replace_it():
     kept = apply_options(parse(["v.mp4", "--box", "1,1,5,5", "--out", "o"]), base)
     assert kept == base
     changed = apply_options(parse(["v.mp4", "--box", "1,1,5,5", "--out", "o", "--resolution", "native", "--adapt", "0",
-                                   "--no-pipeline", "--threads", "1"]), base)
+                                   "--no-pipeline", "--threads", "1", "--memory-top-k", "20"]), base)
     assert (changed.resolution, changed.adapt_steps, changed.pipeline, changed.threads) == (None, 0, False, 1)
+    assert changed.memory_top_k == 20
+    paper = apply_options(parse(["v.mp4", "--box", "1,1,5,5", "--out", "o", "--memory-top-k", "ALL"]), changed)
+    assert paper.memory_top_k is None
 
 
 def test_the_help_says_the_default_the_run_really_uses():

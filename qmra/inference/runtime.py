@@ -17,11 +17,12 @@ from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA, BackboneFeatures, Memory, MemoryFrame, QMRAOutput
 from qmra.model.crm import FoldedCRMInput
 from qmra.model.preprocess import Padding
+from qmra.model.qma import ReadMode
 
 
 @dataclass(frozen=True)
 class ModelRuntime:
-    """A network with the choices that change how, not what, it computes: the Memory Read's kernel,
+    """A network with the choices fixed for a video: the Memory Read's kernel and top-k,
     the CRM's folded convolutions (made from the weights once), bf16 autocast, NHWC inputs and
     :func:`torch.compile`.
 
@@ -37,7 +38,7 @@ class ModelRuntime:
 
     model: QMRA
     device: torch.device
-    attention: str = "auto"
+    read: ReadMode = ReadMode()
     folded_crm: FoldedCRMInput | None = None
     bf16: bool = False
     channels_last: bool = False
@@ -49,7 +50,7 @@ class ModelRuntime:
         if settings.fold_crm and model.crm is not None:
             with torch.inference_mode():
                 folded = model.crm.fold()
-        return cls(model, device, settings.attention, folded, settings.precision == "bf16", settings.channels_last,
+        return cls(model, device, ReadMode(settings.attention, settings.memory_top_k), folded, settings.precision == "bf16", settings.channels_last,
                    settings.compile)
 
     @property
@@ -95,7 +96,7 @@ class ModelRuntime:
     def start(self, prepared: torch.Tensor, padding: Padding, box_maps: torch.Tensor,
               query_features: BackboneFeatures | None) -> tuple[MemoryFrame, QMRAOutput]:
         """Objects' first frame given their B×1×h×w box maps: their memory entry and prediction."""
-        return self.model.start(prepared, padding, box_maps, query_features, self.attention, self.folded_crm)
+        return self.model.start(prepared, padding, box_maps, query_features, self.read, self.folded_crm)
 
     def track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
               query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
@@ -105,7 +106,7 @@ class ModelRuntime:
 
     def _track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
                query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
-        output = self.model.predict(prepared, padding, memory, query_features, attention=self.attention,
+        output = self.model.predict(prepared, padding, memory, query_features, read=self.read,
                                     folded_crm=self.folded_crm)
         box_maps = self.model.tracked_box_maps(output)
         return output, self.model.memory_entry(prepared, padding, box_maps, output), box_maps

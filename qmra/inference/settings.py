@@ -14,6 +14,19 @@ PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
+def parse_top_k(text: str) -> int | None:
+    """``--memory-top-k`` text: a number of memory positions, or ``all`` (None: the paper's read)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of memory positions or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 memory position, got {value}")
+    return value
+
+
 def parse_resolution(text: str) -> int | None:
     """``--resolution`` text: a number of pixels, or ``native`` (None: the frames' own size)."""
     if text.strip().lower() == "native":
@@ -43,6 +56,11 @@ class InferenceSettings:
     - ``attention``: the Memory Read's kernel: ``"sdpa"`` (PyTorch's fused attention), ``"matmul"``
       (similarity, softmax, weighted sum, in bounded blocks) or ``"auto"`` (matmul on CPU, where it
       measured faster, sdpa on GPUs). Same result up to float rounding.
+    - ``memory_top_k``: None (the paper) reads each query position from a softmax over all memory
+      positions; K restricts that softmax to its K best-matching positions (STCN's top-k filter),
+      so a few strong matches are not drowned by many weak ones on texture that resembles the object.
+      A different result, not a speed switch: the shipped weights recommend it where validation
+      chose it.
     - ``fold_crm``: compose the CRM's two fusion convolutions and its decoder's first convolution
       (linear, nothing between them) into one, once per video: the same result up to float
       rounding, with about a third of their work.
@@ -73,6 +91,9 @@ class InferenceSettings:
     attention: str = field(default="auto", metadata=option(
         "the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (matmul on CPU, sdpa on GPUs)",
         choices=ATTENTION_KERNELS))
+    memory_top_k: int | None = field(default=None, metadata=option(
+        "read each position from its K best-matching memory positions only, or 'all' (the paper)", metavar="K",
+        parse=parse_top_k, default_text="all"))
     fold_crm: bool = field(default=True, metadata=option(
         "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm"))
@@ -105,6 +126,9 @@ class InferenceSettings:
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.memory_top_k is not None and (isinstance(self.memory_top_k, bool) or not isinstance(self.memory_top_k, int)
+                                              or self.memory_top_k < 1):
+            raise ConfigError(f"memory_top_k must be None or an integer >= 1, got {self.memory_top_k!r}")
         if self.attention not in ATTENTION_KERNELS:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
 

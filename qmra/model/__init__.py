@@ -4,7 +4,7 @@ from qmra.model.config import BACKBONES, VARIANTS, ModelConfig
 from qmra.model.losses import LossParts, QMRALoss, dice_loss, segmentation_loss
 from qmra.model.network import QMRA, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding, normalize_image, prepare_image
-from qmra.model.qma import KeyValueMaps, MemoryTokens, memory_read
+from qmra.model.qma import KeyValueMaps, MemoryTokens, ReadMode, memory_read
 from qmra.model.resnet import BackboneFeatures, ResNetTrunk
 from qmra.model.weights import BackboneLoadReport, read_state_dict
 
@@ -23,6 +23,7 @@ __all__ = [
     "QMRA",
     "QMRALoss",
     "QMRAOutput",
+    "ReadMode",
     "ResNetTrunk",
     "dice_loss",
     "memory_read",

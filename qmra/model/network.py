@@ -29,7 +29,7 @@ from qmra.model.crm import CascadedRefinementModule, FoldedCRMInput
 from qmra.model.decoder import Decoder
 from qmra.model.preprocess import STRIDE, Padding, prepare_image
 from qmra.model.prior import mask_prior, rectangle_prior
-from qmra.model.qma import KeyValueMaps, MemoryTokens, QueryMemoryAggregation
+from qmra.model.qma import KeyValueMaps, MemoryTokens, QueryMemoryAggregation, ReadMode
 from qmra.model.resnet import BackboneFeatures, ResNetTrunk
 from qmra.model.weights import BackboneLoadReport, load_backbone_weights
 
@@ -219,20 +219,20 @@ class QMRA(nn.Module):
         return MemoryFrame(track, segment)
 
     def predict(self, image: torch.Tensor, padding: Padding, memory: Memory, query_features: BackboneFeatures | None = None,
-                query_prior: torch.Tensor | None = None, attention: str = "auto",
+                query_prior: torch.Tensor | None = None, read: ReadMode = ReadMode(),
                 folded_crm: FoldedCRMInput | None = None) -> QMRAOutput:
         """Predict one query frame for B objects: :meth:`track`, then :meth:`segment` (with the CRM).
 
         image: prepared query 1×3×H'×W' (shared by all objects) or B×3×H'×W'; padding: from
         :meth:`prepare`; memory: B objects' T frames; query_features: ``encode_query(image)`` if
         already computed (it is shared by every object of a frame); query_prior: B×1×H×W to use
-        instead of stage 1's box (the true box in training); attention: the Memory Read's kernel
-        (:func:`qmra.model.qma.memory_read`); folded_crm: ``self.crm.fold()`` made once for many
+        instead of stage 1's box (the true box in training); read: the Memory Read's kernel and
+        top-k (:class:`qmra.model.qma.ReadMode`); folded_crm: ``self.crm.fold()`` made once for many
         frames, or None. Returns logits at the unpadded size H×W.
         """
         if query_features is None:
             query_features = self.encode_query(image)
-        track = self.track(query_features, memory, attention)
+        track = self.track(query_features, memory, read)
         if not self.config.two_stage:
             return QMRAOutput(mask_logits=padding.crop(track.logits))
         if query_prior is None:
@@ -240,10 +240,10 @@ class QMRA(nn.Module):
         elif query_prior.shape != (memory.batch_size, 1, padding.height, padding.width):
             raise ValueError(f"query_prior must be {memory.batch_size}x1x{padding.height}x{padding.width}, "
                              f"got {tuple(query_prior.shape)}")
-        return self.segment(image, padding, memory, track, query_prior, attention=attention, folded_crm=folded_crm)
+        return self.segment(image, padding, memory, track, query_prior, read=read, folded_crm=folded_crm)
 
     def start(self, image: torch.Tensor, padding: Padding, box_maps: torch.Tensor, query_features: BackboneFeatures | None = None,
-              attention: str = "auto", folded_crm: FoldedCRMInput | None = None) -> tuple[MemoryFrame, QMRAOutput]:
+              read: ReadMode = ReadMode(), folded_crm: FoldedCRMInput | None = None) -> tuple[MemoryFrame, QMRAOutput]:
         """An object's first frame: its memory entry ``fm(I, box)`` and its prediction given its box.
 
         box_maps: B×1×H×W, the users' boxes at the unpadded size. With the siamese stage-2 encoder the
@@ -255,16 +255,16 @@ class QMRA(nn.Module):
         memory = Memory.stack([entry])
         if query_features is None:
             query_features = self.encode_query(image)
-        track = self.track(query_features, memory, attention)
+        track = self.track(query_features, memory, read)
         if not self.config.two_stage:
             return entry, QMRAOutput(mask_logits=padding.crop(track.logits))
-        return entry, self.segment(image, padding, memory, track, box_maps, encoding, attention, folded_crm)
+        return entry, self.segment(image, padding, memory, track, box_maps, encoding, read, folded_crm)
 
-    def track(self, query_features: BackboneFeatures, memory: Memory, attention: str = "auto") -> Stage:
+    def track(self, query_features: BackboneFeatures, memory: Memory, read: ReadMode = ReadMode()) -> Stage:
         """Stage 1: the query's features read against the memory's stage-1 keys, decoded to the box
         map (a mask for ``2stage-noalign``; the only prediction for ``1stage``)."""
         with record_function("qmra/memory_read"):
-            aggregated = self.track_aggregation(query_features.r4, memory.track, attention)
+            aggregated = self.track_aggregation(query_features.r4, memory.track, read)
         with record_function("qmra/decoders"):
             return Stage(aggregated, self.track_decoder(aggregated, query_features.r3, query_features.r2))
 
@@ -297,7 +297,7 @@ class QMRA(nn.Module):
         return self.memorize(self.encode_memory(image, padding.pad(box_maps)))
 
     def segment(self, image: torch.Tensor, padding: Padding, memory: Memory, track: Stage, prior: torch.Tensor,
-                encoding: BackboneFeatures | None = None, attention: str = "auto",
+                encoding: BackboneFeatures | None = None, read: ReadMode = ReadMode(),
                 folded_crm: FoldedCRMInput | None = None) -> QMRAOutput:
         """Stage 2 and the CRM: the query re-encoded with its prior (B×1×H×W; ``encoding`` if already
         made by :meth:`encode_prior`), read against the memory's stage-2 keys, decoded to the mask Sq,
@@ -306,7 +306,7 @@ class QMRA(nn.Module):
             encoding = self.encode_prior(image, padding, prior)
         assert self.segment_aggregation is not None and self.segment_decoder is not None and memory.segment is not None
         with record_function("qmra/memory_read"):
-            aggregated = self.segment_aggregation(encoding.r4, memory.segment, attention)
+            aggregated = self.segment_aggregation(encoding.r4, memory.segment, read)
         with record_function("qmra/decoders"):
             segment = Stage(aggregated, self.segment_decoder(aggregated, encoding.r3, encoding.r2))
         refined = self.refine(track, segment, encoding, folded_crm)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -97,6 +98,23 @@ ATTENTION_BLOCK = 1 << 24
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
 
 
+@dataclass(frozen=True)
+class ReadMode:
+    """How the Memory Read runs: ``kernel`` (:data:`ATTENTION_KERNELS`; changes how, not what, it
+    computes) and ``top_k``: None for the paper's softmax over all memory positions, or K for a
+    softmax over each query position's K best-matching memory positions only (STCN/XMem's top-k
+    filter; a different result, chosen on validation for the shipped weights)."""
+
+    kernel: str = "auto"
+    top_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kernel not in ATTENTION_KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {self.kernel!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ValueError(f"top_k must be None or an integer >= 1, got {self.top_k!r}")
+
+
 def resolve_kernel(kernel: str, device: torch.device) -> str:
     """``"auto"`` → the kernel it means on ``device`` (matmul on CPU, sdpa elsewhere); others as given."""
     if kernel not in ATTENTION_KERNELS:
@@ -107,14 +125,15 @@ def resolve_kernel(kernel: str, device: torch.device) -> str:
 
 
 def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor,
-                kernel: str = "auto", empty: torch.Tensor | None = None) -> torch.Tensor:
+                kernel: str = "auto", empty: torch.Tensor | None = None, top_k: int | None = None) -> torch.Tensor:
     """STM's Memory Read (paper, Eq. 6): softmax over all N = T·h'·w' memory positions of ``Kq·Km / √Ck``.
 
     query_key: B×Ck×h×w; memory_key: B×N×Ck; memory_value: B×N×Cv (:class:`MemoryTokens`) →
     B×Cv×h×w. A batch-1 query is broadcast over a memory batch of B objects. The sum over memory
     positions makes the result independent of the order of memory frames. ``empty``: 1×1×N or
     B×1×N, 0 at stored positions and -inf at empty ones (:attr:`MemoryTokens.empty`), which then
-    get no weight.
+    get no weight. ``top_k``: each query position's softmax runs over its ``top_k`` highest scores
+    only (the others get no weight); this needs every score, so it always takes the matmul path.
     """
     kernel = resolve_kernel(kernel, query_key.device)
     batch, positions, key_channels = memory_key.shape
@@ -124,8 +143,10 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
     if empty is not None:
         empty = empty.to(q.dtype)
-    fused = kernel == "sdpa"
-    if fused:
+    fused = kernel == "sdpa" and (top_k is None or top_k >= positions)
+    if top_k is not None and top_k < positions:
+        heads, read = 1, _top_k_read(memory_key, memory_value, empty, scale, top_k)
+    elif fused:
         heads = sdpa_heads(query_key.device, key_channels, value_channels)
         read = _fused_read(memory_key, memory_value, empty, scale, heads)
     else:
@@ -172,6 +193,23 @@ def _matmul_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: to
         if empty is not None:
             scores = scores + empty
         return torch.bmm(torch.softmax(scores, dim=-1), memory_value)
+
+    return read
+
+
+def _top_k_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: torch.Tensor | None,
+                scale: float, top_k: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """B×L×Ck queries → B×L×Cv: like :func:`_matmul_read`, with each row's softmax over its ``top_k``
+    highest scores, scattered back so the weighted sum stays one matrix product."""
+    keys_t = memory_key.transpose(1, 2)
+
+    def read(queries: torch.Tensor) -> torch.Tensor:
+        scores = torch.bmm(queries * scale, keys_t)
+        if empty is not None:
+            scores = scores + empty
+        best, index = scores.topk(top_k, dim=-1)
+        weights = torch.zeros_like(scores).scatter_(-1, index, torch.softmax(best, dim=-1))
+        return torch.bmm(weights, memory_value)
 
     return read
 
@@ -254,9 +292,9 @@ class QueryMemoryAggregation(nn.Module):
         """Memory-encoder features of one frame B×Cin×h×w → its memory key and value."""
         return self.memory_projection(features)
 
-    def forward(self, query_features: torch.Tensor, memory: MemoryTokens, kernel: str = "auto") -> torch.Tensor:
+    def forward(self, query_features: torch.Tensor, memory: MemoryTokens, read: ReadMode = ReadMode()) -> torch.Tensor:
         """query_features: B×Cin×h×w (B = 1 is broadcast over the memory batch); memory: B×T·h·w×C
-        tokens of frames of the query's size; kernel: see :func:`memory_read`.
+        tokens of frames of the query's size; read: the kernel and top-k of :func:`memory_read`.
 
         Returns the aggregated feature Fa, B×2Cv×h×w.
         """
@@ -272,7 +310,8 @@ class QueryMemoryAggregation(nn.Module):
                 stored = (memory.empty == 0).to(frames.dtype).reshape(-1, frames.shape[1], h * w, 1)
                 averaged = (frames * stored).sum(dim=1) / stored.sum(dim=1)
             return torch.cat([query_value, averaged.transpose(1, 2).reshape(batch, -1, h, w)], dim=1)
-        read = memory_read(query.key, memory.key, memory.value, kernel, memory.empty)  # type: ignore[arg-type]
+        read_value = memory_read(query.key, memory.key, memory.value, read.kernel, memory.empty,  # type: ignore[arg-type]
+                                 read.top_k)
         if self.bca is None:
-            return torch.cat([query_value, read], dim=1)
-        return self.bca(query_value, read)
+            return torch.cat([query_value, read_value], dim=1)
+        return self.bca(query_value, read_value)

@@ -188,16 +188,19 @@ def _scheduled_frames(first: int, last: int, mem_every: int, capacity: int) -> l
     return sorted({first, *(extras[-room:] if room > 0 else []), last})
 
 
-@pytest.mark.parametrize("variant", ["full", "1stage", "2stage-nosiam", "2stage-noalign"])
-def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame(variant):
+@pytest.mark.parametrize("variant, top_k", [("full", None), ("1stage", None), ("2stage-nosiam", None),
+                                            ("2stage-noalign", None), ("full", 5)])
+def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame(variant, top_k):
     """The reference the memory buffers and the encoding reuse replace: encode every frame with the
     memory encoder and its tracked box, keep all keys and values, and before each frame stack those
     the schedule holds. The session (token buffers, slots reused, stage-2 encodings reused where they
-    equal the memory encoding) must agree, for variants where they do and where they do not."""
+    equal the memory encoding) must agree, for variants where they do and where they do not, and
+    with the top-k read (``memory_top_k``) reaching both stages' reads."""
     from qmra.data.boxes import render_box_map
-    from qmra.model import Memory
+    from qmra.model import Memory, ReadMode
 
-    settings = InferenceSettings(mem_every=2, max_memory_frames=4)
+    settings = InferenceSettings(mem_every=2, max_memory_frames=4, memory_top_k=top_k)
+    read = ReadMode(top_k=top_k)
     segmenter = tiny_segmenter(settings, variant=variant)
     video = clip(frames=12, objects=1)
     box = video.first_boxes()[1]
@@ -215,10 +218,14 @@ def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_fram
                 box_map = torch.from_numpy(render_box_map(box, (48, 64)))[None, None]
                 entries[0] = model.memorize(model.encode_memory(prepared, padding.pad(box_map)))
                 memory = Memory.stack([entries[0]])
-                output = model.predict(prepared, padding, memory, query_prior=box_map if model.config.two_stage else None)
+                output = model.predict(prepared, padding, memory, query_prior=box_map if model.config.two_stage else None,
+                                       read=read)
             else:
                 held = _scheduled_frames(0, t - 1, 2, 4)
-                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]))
+                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]), read=read)
+                if top_k is not None and t == video.num_frames - 1:  # by then the read has 4 frames to choose from
+                    paper = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]))
+                    assert not torch.allclose(paper.probability(), output.probability(), atol=1e-4)
                 entries[t] = model.memorize(model.encode_memory(prepared, padding.pad(model.tracked_box_maps(output))))
             assert np.allclose(got[t], output.probability()[0, 0].numpy(), atol=1e-5), f"frame {t}"
     assert session.memory_frames(1) == _scheduled_frames(0, 11, 2, 4) == [0, 8, 10, 11]

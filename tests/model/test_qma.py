@@ -54,6 +54,56 @@ def test_values_wider_than_keys_are_read_in_key_wide_heads(monkeypatch, kernel, 
     assert torch.allclose(read, expected, atol=1e-5)
 
 
+def _reference_top_k_read(query_key, memory_key, memory_value, k):
+    """Each query position on its own: its k highest similarities, softmax over those, their values."""
+    b, ck, h, w = query_key.shape
+    q = query_key.reshape(b, ck, h * w).transpose(1, 2)  # B×HW×Ck
+    keys = memory_key.transpose(1, 2).reshape(b, ck, -1).transpose(1, 2)  # B×N×Ck
+    values = memory_value.transpose(1, 2).reshape(b, memory_value.shape[2], -1).transpose(1, 2)  # B×N×Cv
+    out = torch.zeros(b, h * w, values.shape[2])
+    for i in range(b):
+        for p in range(h * w):
+            similarity = keys[i] @ q[i, p] / math.sqrt(ck)
+            best = similarity.argsort(descending=True)[:k]
+            out[i, p] = similarity[best].softmax(dim=0) @ values[i, best]
+    return out.transpose(1, 2).reshape(b, -1, h, w)
+
+
+@pytest.mark.parametrize("kernel", ATTENTION_KERNELS)
+def test_top_k_read_is_a_softmax_over_each_positions_k_best_matches(monkeypatch, kernel):
+    qk, mk, mv = torch.randn(2, 16, 3, 5), torch.randn(2, 4, 16, 3, 5), torch.randn(2, 4, 8, 3, 5)
+    tokens = MemoryTokens.from_maps(mk, mv)
+    got = read_tokens(qk, tokens.key, tokens.value, kernel, top_k=7)
+    assert torch.allclose(got, _reference_top_k_read(qk, mk, mv, 7), atol=1e-5)
+    assert not torch.allclose(got, _reference_read(qk, mk, mv), atol=1e-3)  # it is not the full read
+    # k at least the memory's size is the paper's read, on every kernel.
+    assert torch.allclose(read_tokens(qk, tokens.key, tokens.value, kernel, top_k=60), _reference_read(qk, mk, mv), atol=1e-5)
+    # In blocks of query positions it is the same.
+    monkeypatch.setattr("qmra.model.qma.ATTENTION_BLOCK", 2 * 60 * 4)
+    assert torch.allclose(read_tokens(qk, tokens.key, tokens.value, kernel, top_k=7), got, atol=1e-6)
+
+
+def test_top_k_never_reads_empty_slots():
+    # 2 of 4 frames are empty slots; k is more than the 30 stored positions, so some of the k best
+    # are empty: they get no weight, and the read equals the paper's read of the stored frames.
+    qk, mk, mv = torch.randn(1, 16, 3, 5), torch.randn(1, 4, 16, 3, 5), torch.randn(1, 4, 8, 3, 5)
+    tokens = MemoryTokens.from_maps(mk, mv)
+    empty = torch.zeros(1, 1, 4, 15)
+    empty[..., [1, 3], :] = float("-inf")
+    masked = read_tokens(qk, tokens.key, tokens.value, "auto", empty.flatten(2), top_k=40)
+    assert torch.allclose(masked, _reference_read(qk, mk[:, [0, 2]], mv[:, [0, 2]]), atol=1e-5)
+
+
+def test_read_modes_are_checked():
+    from qmra.model import ReadMode
+
+    with pytest.raises(ValueError, match="kernel"):
+        ReadMode("flash")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            ReadMode(top_k=bad)
+
+
 @pytest.mark.parametrize("kernel", ["matmul", "sdpa"])
 def test_read_in_blocks_of_queries_equals_one_block(monkeypatch, kernel):
     import torch.nn.functional as F
