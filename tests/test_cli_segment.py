@@ -217,3 +217,14 @@ def test_a_lost_object_is_reported_and_fail_on_lost_exits_3(tmp_path, video, wei
     assert "qmra: warning: lost 1 of 2 objects to the end: 2 from frame 0" in captured.err
     assert _segment(source, tmp_path / "b", weights, *boxes, "--fail-on-lost") == 3
     assert sorted(p.name for p in (tmp_path / "b").glob("*.png")) == sorted(p.name for p in (tmp_path / "a").glob("*.png"))
+
+
+def test_the_last_line_counts_every_adaptation():
+    from qmra.commands.segment import _adaptation_summary
+    from qmra.inference.adapt import AdaptationReport
+
+    assert _adaptation_summary({}) == ""
+    assert _adaptation_summary({0: AdaptationReport(15, 16.04, 1.0, 0.5)}) == \
+        " (after adapting to the first frame: 15 steps, 16.0 s)"
+    assert _adaptation_summary({0: AdaptationReport(15, 16.0, 1.0, 0.5), 40: AdaptationReport(15, 15.5, 1.0, 0.4)}) == \
+        " (after adapting to frames 0, 40, where objects start: 15 steps each, 31.5 s in all)"

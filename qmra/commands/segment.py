@@ -139,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         outputs = [f"{out_dir}/ (palette PNGs{', per-object PNGs' if args.per_object else ''})"]
         outputs += [str(p) for p in (overlay, rle) if p]
-        adapted = session.adaptation
-        adaptation = f" (after adapting to the first frame: {adapted.steps} steps, {adapted.seconds:.1f} s)" if adapted else ""
+        adaptation = _adaptation_summary(session.adaptations)
         resumed = f" ({keep} of them were already there)" if keep else ""
         print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames{resumed} at "
               f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; {lost.summary(len(prompts))}; "
@@ -150,6 +149,18 @@ def run(args: argparse.Namespace) -> int:
         if args.fail_on_lost:
             return EXIT_LOST
     return 0
+
+
+def _adaptation_summary(adaptations: dict) -> str:
+    """What test-time adaptation cost, for the last line: '' when none ran."""
+    if not adaptations:
+        return ""
+    steps = next(iter(adaptations.values())).steps
+    seconds = sum(report.seconds for report in adaptations.values())
+    if len(adaptations) == 1:
+        return f" (after adapting to the first frame: {steps} steps, {seconds:.1f} s)"
+    frames = ", ".join(map(str, sorted(adaptations)))
+    return f" (after adapting to frames {frames}, where objects start: {steps} steps each, {seconds:.1f} s in all)"
 
 
 def _finished(count: int, out_dir: Path) -> str:

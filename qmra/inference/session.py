@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
@@ -22,7 +23,7 @@ from qmra.inference.merge import label_map, soft_aggregate
 from qmra.inference.objects import ObjectTable
 from qmra.inference.results import FrameResult, ProbabilityMaps
 from qmra.inference.runtime import ModelRuntime
-from qmra.model import KeyValueMaps, Memory, MemoryFrame, QMRAOutput
+from qmra.model import QMRA, KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
 
 if TYPE_CHECKING:
@@ -118,8 +119,15 @@ class InferenceSession:
         #: Seconds spent in the model (not reading frames) during the last propagate().
         self.model_seconds = 0.0
         self.runtime = ModelRuntime.create(self.model, self.device, self.settings)  # remade when the weights change
-        #: Set when test-time adaptation ran (settings.adapt_steps > 0): its cost and losses.
+        #: Set when test-time adaptation ran (settings.adapt_steps > 0): its cost and losses on the run's
+        #: first frame with objects (whose adapted network is :attr:`model`).
         self.adaptation: AdaptationReport | None = None
+        #: Every adaptation of the run, by the frame it adapted to: the first, and one per later frame
+        #: where objects start (each such group gets its own adapted copy of the segmenter's network).
+        self.adaptations: dict[int, AdaptationReport] = {}
+        # The network a memory bank's objects run with, where it is not :attr:`runtime` (objects
+        # that started after the first adaptation, each group on a copy adapted to its own frame).
+        self._bank_runtimes: weakref.WeakKeyDictionary[MemoryBank, ModelRuntime] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ prompts
 
@@ -287,6 +295,8 @@ class InferenceSession:
         self.model_seconds = 0.0
         self.model = self.segmenter.model
         self.adaptation = None
+        self.adaptations = {}
+        self._bank_runtimes = weakref.WeakKeyDictionary()
         self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
         self.segmenter.refresh_threads()  # the machine's load may have changed
 
@@ -326,24 +336,45 @@ class InferenceSession:
         if starting or batches:
             inputs = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
             prepared, padding, image = inputs
-            if starting and self.settings.adapt_steps > 0 and self.adaptation is None and not batches:
-                self._adapt(starting, prepared, padding, image, frame.shape[:2])
-            query_features = self.runtime.encode_query(prepared)  # shared by every object of this frame
+            # Before the query is encoded: the run's first objects adapt the session's own network.
+            start_runtime = self._network_for(index, starting, inputs, frame.shape[:2], bool(batches)) if starting else None
+            query_features = self.runtime.encode_query(prepared)  # shared by every object of this frame on that network
+            features = {id(self.runtime): query_features}
             if starting:
-                self._start_objects(index, starting, prepared, padding, query_features, probabilities, boxes, frame.shape[:2])
+                assert start_runtime is not None
+                start_features = self._features(start_runtime, prepared, features)
+                self._start_objects(index, starting, start_runtime, prepared, padding, start_features, probabilities, boxes,
+                                    frame.shape[:2])
             for banks in batches:
-                self._track(index, banks, prepared, padding, query_features, probabilities, boxes)
+                for runtime, group in self._by_network(banks):
+                    self._track(index, group, runtime, prepared, padding, self._features(runtime, prepared, features),
+                                probabilities, boxes)
         self._last = _Frame(index, frame, inputs, query_features, probabilities, boxes)
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)
 
-    def _track(self, index: int, banks: list[MemoryBank], prepared: torch.Tensor, padding: Padding, query_features,
-               probabilities: dict[int, torch.Tensor], boxes: dict[int, Box | torch.Tensor]) -> None:
-        """Predict the objects of ``banks`` (equally many memory frames: one batch) and store the frame."""
+    def _features(self, runtime: ModelRuntime, prepared: torch.Tensor, done: dict[int, object]):
+        """The query encoding of this frame on ``runtime``'s network, made once per network per frame."""
+        if id(runtime) not in done:
+            done[id(runtime)] = runtime.encode_query(prepared)
+        return done[id(runtime)]
+
+    def _by_network(self, banks: list[MemoryBank]) -> list[tuple[ModelRuntime, list[MemoryBank]]]:
+        """A batch of banks split by the network their objects run with (one group unless objects
+        started on frames after the first adaptation)."""
+        groups: dict[int, tuple[ModelRuntime, list[MemoryBank]]] = {}
+        for bank in banks:
+            runtime = self._bank_runtimes.get(bank, self.runtime)
+            groups.setdefault(id(runtime), (runtime, []))[1].append(bank)
+        return list(groups.values())
+
+    def _track(self, index: int, banks: list[MemoryBank], runtime: ModelRuntime, prepared: torch.Tensor, padding: Padding,
+               query_features, probabilities: dict[int, torch.Tensor], boxes: dict[int, Box | torch.Tensor]) -> None:
+        """Predict the objects of ``banks`` (equally many memory frames, one network: one batch) and store the frame."""
         assert self._pass is not None
         with record_function("qmra/memory_read"):
             memory = Memory.concat_objects([bank.memory() for bank in banks])
-        output, entry, box_maps = self.runtime.track(prepared, padding, memory, query_features)
+        output, entry, box_maps = runtime.track(prepared, padding, memory, query_features)
         object_probabilities = output.probability()[:, 0]
         row = 0
         for bank in banks:
@@ -368,7 +399,12 @@ class InferenceSession:
                 last.inputs = self.runtime.network_input(last.image, self.settings.working_size(*last.image.shape[:2]))
                 last.query_features = self.runtime.encode_query(last.inputs[0])
             prepared, padding, _ = last.inputs
-            self._start_objects(last.index, [prompt], prepared, padding, last.query_features, probabilities, boxes,
+            main = self.runtime
+            runtime = self._network_for(last.index, [prompt], last.inputs, last.image.shape[:2], bool(self.objects.banks))
+            if runtime is self.runtime and runtime is not main:  # the session's network was adapted just now
+                last.query_features = runtime.encode_query(prepared)
+            features = last.query_features if runtime is self.runtime else runtime.encode_query(prepared)
+            self._start_objects(last.index, [prompt], runtime, prepared, padding, features, probabilities, boxes,
                                 last.image.shape[:2])
             last.probabilities, last.boxes = probabilities, boxes
             with record_function("qmra/merge"):
@@ -382,7 +418,7 @@ class InferenceSession:
         boxes: dict[int, Box | torch.Tensor] = {}
         with self.runtime.running():
             prepared, padding, _ = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
-            _, _, output = self._first_frame(prompts, prepared, padding, None, frame.shape[:2])
+            _, _, output = self._first_frame(self.runtime, prompts, prepared, padding, None, frame.shape[:2])
             object_probabilities = output.probability()[:, 0]
             for slot, prompt in enumerate(prompts):
                 probabilities[prompt.object_id] = object_probabilities[slot]
@@ -390,39 +426,59 @@ class InferenceSession:
             with record_function("qmra/merge"):
                 return self._merge(index, frame, probabilities, boxes)
 
-    def _adapt(self, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding, image: torch.Tensor,
-               frame_size: tuple[int, int]) -> None:
-        """Fine-tune a copy of the network on this frame's boxes (the first frame with objects only:
-        memories already encoded would not match new weights). Its own first-frame masks inside
-        the boxes are the stage-2 pseudo-labels."""
-        box_maps, _, output = self._first_frame(prompts, prepared, padding, None, frame_size)
+    def _network_for(self, index: int, prompts: list[Prompt], inputs: tuple[torch.Tensor, Padding, torch.Tensor],
+                     frame_size: tuple[int, int], tracking: bool) -> ModelRuntime:
+        """The network the objects starting on frame ``index`` run with. Without adaptation, the
+        session's. With it, the run's first objects (none ``tracking`` yet) adapt the session's own
+        network (:attr:`model`); objects that start later get a copy of the segmenter's network
+        adapted to their own frame (the session's cannot change: the memories already stored were
+        encoded with it)."""
+        if self.settings.adapt_steps == 0:
+            return self.runtime
+        prepared, padding, image = inputs
+        base = ModelRuntime.create(self.segmenter.model, self.device, self.settings)
+        model, report = self._adapted(base, prompts, prepared, padding, image, frame_size)
+        self.adaptations[index] = report
+        runtime = ModelRuntime.create(model, self.device, self.settings)
+        if self.adaptation is None and not tracking:
+            self.model, self.runtime, self.adaptation = model, runtime, report
+        return runtime
+
+    def _adapted(self, base: ModelRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
+                 image: torch.Tensor, frame_size: tuple[int, int]) -> tuple[QMRA, AdaptationReport]:
+        """A copy of ``base``'s network fine-tuned on this frame's boxes, and the report. Its own
+        first-frame masks inside the boxes are the stage-2 pseudo-labels."""
+        box_maps, _, output = self._first_frame(base, prompts, prepared, padding, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
-            self.model = adapted_copy(self.model)  # made outside inference mode, so that it can learn
-            self.adaptation = adapt(self.model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
-                                    self.settings.adapt_lr)
-        self.model.eval()
-        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
+            model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
+            report = adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
+                           self.settings.adapt_lr)
+        return model.eval(), report
 
-    def _start_objects(self, index: int, prompts: list[Prompt], prepared: torch.Tensor, padding, query_features,
-                       probabilities, boxes, frame_size: tuple[int, int]) -> None:
-        """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)."""
+    def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime, prepared: torch.Tensor, padding,
+                       query_features, probabilities, boxes, frame_size: tuple[int, int]) -> None:
+        """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)
+        on the network they run with (``runtime``; ``query_features`` made by it)."""
         assert self._pass is not None
-        _, entry, output = self._first_frame(prompts, prepared, padding, query_features, frame_size)
+        _, entry, output = self._first_frame(runtime, prompts, prepared, padding, query_features, frame_size)
         object_probabilities = output.probability()[:, 0]
-        self.objects.add(MemoryBank([p.object_id for p in prompts], self._pass.time(index), entry, self.settings.mem_every,
-                                    self.settings.max_memory_frames, static=self.runtime.static_memory))
+        bank = MemoryBank([p.object_id for p in prompts], self._pass.time(index), entry, self.settings.mem_every,
+                          self.settings.max_memory_frames, static=runtime.static_memory)
+        self.objects.add(bank)
+        if runtime is not self.runtime:
+            self._bank_runtimes[bank] = runtime
         for slot, prompt in enumerate(prompts):
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box
 
-    def _first_frame(self, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding, query_features,
-                     frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
+    def _first_frame(self, runtime: ModelRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
+                     query_features, frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
         """The objects' box maps (B×1×h×w at the working size), their first memory entry, and the
         prediction of the frame they start on, given their boxes."""
         size = (padding.height, padding.width)
         box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
-        entry, output = self.runtime.start(prepared, padding, box_maps, query_features)
+        entry, output = runtime.start(prepared, padding, box_maps, query_features)
         return box_maps, entry, output
 
     def _merge(self, index: int, frame: np.ndarray, probabilities: dict[int, torch.Tensor],

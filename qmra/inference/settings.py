@@ -66,7 +66,8 @@ class InferenceSettings:
       rounding, with about a third of their work.
     - ``adapt_steps``: test-time adaptation (:mod:`qmra.inference.adapt`): before propagating, fine-tune
       a copy of the network for this many steps on augmented views of the first frame with objects,
-      its boxes as exact stage-1 targets. 0 = off.
+      its boxes as exact stage-1 targets; objects that start on later frames get a copy of their own,
+      adapted to their frame. 0 = off.
     - ``adapt_lr``: Adam's learning rate for those steps.
     - ``threads``: intra-op threads on the CPU (None: qmra chooses, see :mod:`qmra.inference.threads`).
     - ``compile``: ``"off"``, or the :func:`torch.compile` mode for the per-frame network calls
@@ -98,8 +99,8 @@ class InferenceSettings:
         "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm"))
     adapt_steps: int = field(default=0, metadata=option(
-        "test-time adaptation: fine-tune a copy of the network for STEPS steps on the first frame's boxes before "
-        "propagating (0: off)", flag="--adapt", metavar="STEPS"))
+        "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
+        "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS"))
     adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR"))
     threads: int | None = field(default=None, metadata=option(
         "CPU threads for the network's operations", metavar="N", parse=int,

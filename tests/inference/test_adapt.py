@@ -57,3 +57,33 @@ def test_a_session_adapts_once_per_propagation_and_changes_the_masks():
 def test_bad_adaptation_settings(changes):
     with pytest.raises(ConfigError):
         InferenceSettings(**changes)
+
+
+def test_objects_that_start_later_run_on_a_network_adapted_to_their_own_frame():
+    """Object 2 starts on frame 2, after object 1 was adapted to on frame 0. It must not use object
+    1's adapted network (the old behaviour): it gets a copy of the segmenter's network adapted to
+    frame 2, so its masks equal those of a run where it is the only object; object 1 is unaffected."""
+    video = clip(frames=5, objects=2)
+    frames = [video.image(i) for i in range(video.num_frames)]
+    boxes = video.first_boxes()
+    from qmra.data.boxes import box_from_mask
+
+    late_box = box_from_mask(video.labels(2) == 2)
+    segmenter = tiny_segmenter(InferenceSettings(adapt_steps=3, adapt_lr=1e-3))
+
+    def run(prompts):
+        session = segmenter.start(frames)
+        for object_id, box, frame in prompts:
+            session.add_box(object_id, box, frame=frame, predict=False)
+        probabilities = {i: [] for i, _, _ in prompts}
+        for _, result in session.propagate():
+            for object_id in result.object_probabilities:
+                probabilities[object_id].append(result.object_probabilities[object_id])
+        return session, probabilities
+
+    both, together = run([(1, boxes[1], 0), (2, late_box, 2)])
+    _, first_alone = run([(1, boxes[1], 0)])
+    _, late_alone = run([(2, late_box, 2)])
+    assert sorted(both.adaptations) == [0, 2] and both.adaptation is both.adaptations[0]
+    assert len(together[2]) == 3 and all(np.allclose(a, b, atol=1e-5) for a, b in zip(together[2], late_alone[2]))
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(together[1], first_alone[1]))
