@@ -40,10 +40,9 @@ def main() -> None:
     scores = []
     for name in davis.names:
         sequence = davis.sequence(name)
-        frames = [sequence.image(i) for i in range(sequence.num_frames)]
-        truth = [sequence.labels(i) > 0 for i in range(sequence.num_frames)]
-        height, width = frames[0].shape[:2]
-        session = segmenter.start(frames)
+        truth = [sequence.labels(i) > 0 for i in range(sequence.num_frames)]  # booleans: small
+        height, width = truth[0].shape
+        session = segmenter.start(sequence.frames_dir)  # frames streamed from disk, as users run it
         session.add_box(1, decoy_box(box_from_mask(truth[0]), width, height), frame=0, predict=False)
         session.add_box(2, box_from_mask(truth[args.late]), frame=args.late, predict=False)
         started = time.perf_counter()

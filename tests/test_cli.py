@@ -80,7 +80,7 @@ def test_synthetic_writes_mp4_and_davis_layout(tmp_path, capsys):
     (["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--resolution", "big"],
      "qmra: error: segment: argument --resolution: expected a number of pixels or 'native', got 'big'"),
     (["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--memory-top-k", "0"],
-     "qmra: error: segment: argument --memory-top-k: expected at least 1 memory position, got 0"),
+     "qmra: error: segment: argument --memory-top-k: expected at least 1 memory positions, got 0"),
     (["bogus"], "qmra: error: argument COMMAND: invalid choice: 'bogus'"),
     (["bench", "--max-memory-frames", "1"], "qmra: error: --max-memory-frames must be an integer >= 2"),
 ])

@@ -50,7 +50,7 @@ class ModelRuntime:
         if settings.fold_crm and model.crm is not None:
             with torch.inference_mode():
                 folded = model.crm.fold()
-        return cls(model, device, ReadMode(settings.attention, settings.memory_top_k), folded, settings.precision == "bf16", settings.channels_last,
+        return cls(model, device, settings.read_mode, folded, settings.precision == "bf16", settings.channels_last,
                    settings.compile)
 
     @property

@@ -436,7 +436,8 @@ class InferenceSession:
         if self.settings.adapt_steps == 0:
             return self.runtime
         prepared, padding, image = inputs
-        base = ModelRuntime.create(self.segmenter.model, self.device, self.settings)
+        unadapted = self.model is self.segmenter.model
+        base = self.runtime if unadapted else ModelRuntime.create(self.segmenter.model, self.device, self.settings)
         model, report = self._adapted(base, prompts, prepared, padding, image, frame_size)
         self.adaptations[index] = report
         runtime = ModelRuntime.create(model, self.device, self.settings)

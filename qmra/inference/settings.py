@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from typing import Callable
 
 from qmra.errors import ConfigError
-from qmra.model.qma import ATTENTION_KERNELS
+from qmra.model.qma import ATTENTION_KERNELS, ReadMode
 from qmra.options import option
 
 PRECISIONS = ("fp32", "bf16")
@@ -14,27 +15,27 @@ PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
-def parse_top_k(text: str) -> int | None:
-    """``--memory-top-k`` text: a number of memory positions, or ``all`` (None: the paper's read)."""
-    if text.strip().lower() == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of memory positions or 'all', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 memory position, got {value}")
-    return value
+def _number_or(word: str, unit: str, minimum: int | None = None) -> Callable[[str], int | None]:
+    """A flag's parser: a whole number of ``unit`` (at least ``minimum``), or ``word`` (case-insensitive) for None."""
+
+    def parse(text: str) -> int | None:
+        if text.strip().lower() == word:
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit} or {word!r}, got {text!r}") from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum} {unit}, got {value}")
+        return value
+
+    return parse
 
 
-def parse_resolution(text: str) -> int | None:
-    """``--resolution`` text: a number of pixels, or ``native`` (None: the frames' own size)."""
-    if text.strip().lower() == "native":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'native', got {text!r}") from None
+#: ``--resolution``: pixels of the short side, or ``native`` (None: the frames' own size).
+parse_resolution = _number_or("native", "pixels")
+#: ``--memory-top-k``: memory positions, or ``all`` (None: the paper's read).
+parse_top_k = _number_or("all", "memory positions", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,15 @@ class InferenceSettings:
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
-        if self.memory_top_k is not None and (isinstance(self.memory_top_k, bool) or not isinstance(self.memory_top_k, int)
-                                              or self.memory_top_k < 1):
-            raise ConfigError(f"memory_top_k must be None or an integer >= 1, got {self.memory_top_k!r}")
-        if self.attention not in ATTENTION_KERNELS:
-            raise ConfigError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got {self.attention!r}")
+        try:
+            self.read_mode
+        except ValueError as error:  # ReadMode's own check names the field: kernel (attention here) or top_k
+            raise ConfigError(f"{str(error).replace('kernel', 'attention').replace('top_k', 'memory_top_k')}") from None
+
+    @property
+    def read_mode(self) -> ReadMode:
+        """How the Memory Read runs: ``attention``'s kernel and ``memory_top_k``."""
+        return ReadMode(self.attention, self.memory_top_k)
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) the network sees for an H×W frame: the short side scaled to ``resolution``

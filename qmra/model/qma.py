@@ -143,9 +143,10 @@ def memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value:
     q = query_key.flatten(2).transpose(1, 2).expand(batch, -1, -1)  # B×hw×Ck
     if empty is not None:
         empty = empty.to(q.dtype)
-    fused = kernel == "sdpa" and (top_k is None or top_k >= positions)
-    if top_k is not None and top_k < positions:
-        heads, read = 1, _top_k_read(memory_key, memory_value, empty, scale, top_k)
+    filtered = top_k is not None and top_k < positions  # else the top k are all positions: the paper's read
+    fused = kernel == "sdpa" and not filtered
+    if filtered:
+        heads, read = 1, _top_k_read(memory_key, memory_value, empty, scale, top_k)  # type: ignore[arg-type]
     elif fused:
         heads = sdpa_heads(query_key.device, key_channels, value_channels)
         read = _fused_read(memory_key, memory_value, empty, scale, heads)

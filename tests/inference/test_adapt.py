@@ -87,3 +87,24 @@ def test_objects_that_start_later_run_on_a_network_adapted_to_their_own_frame():
     assert sorted(both.adaptations) == [0, 2] and both.adaptation is both.adaptations[0]
     assert len(together[2]) == 3 and all(np.allclose(a, b, atol=1e-5) for a, b in zip(together[2], late_alone[2]))
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(together[1], first_alone[1]))
+
+
+def test_a_box_added_on_the_frame_just_done_adapts_to_that_frame():
+    """Driving the loop with step(): object 2 boxed on the frame just done (the redo path) gets a
+    network adapted to that frame, the same as when it is the only object starting there."""
+    from qmra.data.boxes import box_from_mask
+
+    video = clip(frames=3, objects=2)
+    frames = [video.image(i) for i in range(video.num_frames)]
+    box = box_from_mask(video.labels(1) == 2)
+    segmenter = tiny_segmenter(InferenceSettings(adapt_steps=3, adapt_lr=1e-3))
+    session = segmenter.start(frames)
+    session.add_box(1, video.first_boxes()[1], predict=False)
+    session.step(frames[0])
+    session.step(frames[1])
+    redone = session.add_box(2, box, frame=1)
+    assert sorted(session.adaptations) == [0, 1]
+    alone = segmenter.start(frames)
+    alone.add_box(2, box, frame=1, predict=False)
+    only = dict(alone.propagate())[1]
+    assert np.allclose(redone.object_probabilities[2], only.object_probabilities[2], atol=1e-5)

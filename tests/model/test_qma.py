@@ -102,6 +102,15 @@ def test_read_modes_are_checked():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="top_k"):
             ReadMode(top_k=bad)
+    # The settings check the same, naming their own fields.
+    from qmra.errors import ConfigError
+    from qmra.inference import InferenceSettings
+
+    with pytest.raises(ConfigError, match="^memory_top_k must"):
+        InferenceSettings(memory_top_k=0)
+    with pytest.raises(ConfigError, match="^attention must"):
+        InferenceSettings(attention="flash")
+    assert InferenceSettings(attention="sdpa", memory_top_k=30).read_mode == ReadMode("sdpa", 30)
 
 
 @pytest.mark.parametrize("kernel", ["matmul", "sdpa"])
