@@ -46,7 +46,7 @@ case "${1:-}" in
   ship)
     .venv/bin/python -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --checkpoints "${CHECKPOINTS:-runs/gpu2/weights.safetensors,runs/gpu3/weights.safetensors}" \
-        --candidates "${CANDIDATES:-320:10,320:15:1e-5:30}" \
+        --candidates "${CANDIDATES:-320:15:1e-5:30,320:20:1e-5:30}" \
         --command "bash benchmarks/train_default_weights.sh data" \
         --command "BUDGET=450 bash benchmarks/train_device.sh" \
         --command "BUDGET=190 LR=1e-4 INIT=runs/device/last.safetensors RUN=runs/device2 bash benchmarks/train_device.sh" \

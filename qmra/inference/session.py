@@ -454,7 +454,7 @@ class InferenceSession:
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
             model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
             report = adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
-                           self.settings.adapt_lr)
+                           self.settings.adapt_lr, seed=self.settings.adapt_seed)
         return model.eval(), report
 
     def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime, prepared: torch.Tensor, padding,

@@ -70,6 +70,9 @@ class InferenceSettings:
       its boxes as exact stage-1 targets; objects that start on later frames get a copy of their own,
       adapted to their frame. 0 = off.
     - ``adapt_lr``: Adam's learning rate for those steps.
+    - ``adapt_seed``: the seed of the views adaptation draws. A run is reproducible for one seed;
+      another seed gives a different, equally likely result (on the validation sequences J&F moves
+      by several points between seeds, see the README), so scores are compared over several.
     - ``threads``: intra-op threads on the CPU (None: qmra chooses, see :mod:`qmra.inference.threads`).
     - ``compile``: ``"off"``, or the :func:`torch.compile` mode for the per-frame network calls
       (:mod:`qmra.inference.runtime`). The memory then keeps one shape for the whole video (all
@@ -103,6 +106,8 @@ class InferenceSettings:
         "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
         "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS"))
     adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR"))
+    adapt_seed: int = field(default=0, metadata=option(
+        "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED"))
     threads: int | None = field(default=None, metadata=option(
         "CPU threads for the network's operations", metavar="N", parse=int,
         default_text="chosen for the cores free now (see the README's 'Speed')"))
@@ -122,6 +127,8 @@ class InferenceSettings:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.adapt_steps, int) or self.adapt_steps < 0:
             raise ConfigError(f"adapt_steps must be an integer >= 0, got {self.adapt_steps!r}")
+        if not isinstance(self.adapt_seed, int) or self.adapt_seed < 0:
+            raise ConfigError(f"adapt_seed must be an integer >= 0, got {self.adapt_seed!r}")
         if not self.adapt_lr > 0:
             raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from qmra.data import render_box_map
+from qmra.data import Box, render_box_map
 from qmra.errors import ConfigError
 from qmra.inference import InferenceSettings
 from qmra.inference.adapt import adapt, adapted_copy
@@ -53,7 +53,7 @@ def test_a_session_adapts_once_per_propagation_and_changes_the_masks():
     assert torch.equal(plain.model.track_decoder.predict.weight, adapting.model.track_decoder.predict.weight)
 
 
-@pytest.mark.parametrize("changes", [{"adapt_steps": -1}, {"adapt_lr": 0.0}])
+@pytest.mark.parametrize("changes", [{"adapt_steps": -1}, {"adapt_lr": 0.0}, {"adapt_seed": -1}, {"adapt_seed": 1.5}])
 def test_bad_adaptation_settings(changes):
     with pytest.raises(ConfigError):
         InferenceSettings(**changes)
@@ -108,3 +108,33 @@ def test_a_box_added_on_the_frame_just_done_adapts_to_that_frame():
     alone.add_box(2, box, frame=1, predict=False)
     only = dict(alone.propagate())[1]
     assert np.allclose(redone.object_probabilities[2], only.object_probabilities[2], atol=1e-5)
+
+
+def test_the_views_show_the_object_across_a_wide_range_of_scales():
+    """Objects grow and shrink as they move (parkour's runner triples in area): the views the network
+    adapts on must show the boxed object at scales at least 2.5x apart, not only near its first size
+    (a 60-100 % window, the old range, gives at most 1.67x and lost the runner as he came closer)."""
+    from qmra.inference.adapt import _clip
+
+    image = torch.rand(3, 180, 320)
+    box_map = torch.from_numpy(render_box_map(Box(150, 80, 170, 110), (180, 320)))
+    rng = np.random.default_rng(0)
+    widths = []
+    for _ in range(40):
+        _, boxes, _ = _clip(image, box_map, None, 64, rng)
+        widths += [int(b[0].any(dim=0).sum()) for b in boxes]
+    assert min(widths) > 0 and max(widths) / min(widths) >= 2.5
+
+
+def test_the_adaptation_seed_reaches_the_views_and_one_seed_repeats():
+    video = clip(frames=3, objects=1)
+    frames = [video.image(i) for i in range(video.num_frames)]
+
+    def last_probabilities(seed: int) -> np.ndarray:
+        session = tiny_segmenter(InferenceSettings(adapt_steps=2, adapt_lr=1e-3, adapt_seed=seed)).start(frames)
+        session.add_box(1, video.first_boxes()[1], predict=False)
+        return [r for _, r in session.propagate()][-1].object_probabilities[1]
+
+    first = last_probabilities(0)
+    assert np.array_equal(first, last_probabilities(0))
+    assert not np.allclose(first, last_probabilities(1))
