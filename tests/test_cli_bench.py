@@ -3,6 +3,7 @@ import json
 import pytest
 
 from qmra.cli import main
+from qmra.presets import PRESETS
 
 
 def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, capsys):
@@ -27,7 +28,7 @@ def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, 
         assert set(speed["parts_s"]) == {"encoders", "memory_read", "decoders", "crm", "merge", "io"}
         assert speed["parts_s"]["encoders"] > 0 and speed["parts_s"]["decoders"] > 0
     assert result["backbone_s"] > 0 and [m["frames"] for m in result["memory"]] == [3, 6]
-    assert result["model"]["decoder_channels"] == 16 and result["settings"]["resolution"] == 224
+    assert result["model"]["decoder_channels"] == 16 and result["settings"]["resolution"] == PRESETS["fast"].settings.resolution
 
 
 def test_bench_on_cpu_is_quick_by_default_and_says_how_to_measure_the_steady_state(capsys):

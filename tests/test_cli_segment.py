@@ -8,6 +8,7 @@ from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
 from qmra.model import QMRA
 from qmra.model.checkpoint import save_checkpoint
+from qmra.presets import PRESETS
 from tests.tiny import TINY
 
 
@@ -193,7 +194,7 @@ def test_the_weights_recommended_resolution_applies_unless_overridden(tmp_path, 
     assert _segment(source, tmp_path / "b", recommending, "--box", box, "--resolution", "native") == 0
     assert _segment(source, tmp_path / "c", recommending, "--box", box, "--resolution", "32") == 0
     assert _segment(source, tmp_path / "d", recommending, "--box", box, "--preset", "fast") == 0
-    assert seen == [40, None, 32, 224]
+    assert seen == [40, None, 32, PRESETS["fast"].settings.resolution] and seen[-1] != 40
     monkeypatch.undo()
     assert Segmenter.from_checkpoint(recommending).settings.resolution == 40
     assert read_labels(tmp_path / "a" / "00005.png").shape == (48, 64)
