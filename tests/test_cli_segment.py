@@ -216,8 +216,13 @@ def test_a_lost_object_is_reported_and_fail_on_lost_exits_3(tmp_path, video, wei
     captured = capsys.readouterr()
     assert "qmra: warning: object 2 is lost on frame 0 (00000): its mask is empty" in captured.err
     assert "qmra: warning: lost 1 of 2 objects to the end: 2 from frame 0" in captured.err
+    assert "--adapt-seed" not in captured.err  # no adaptation ran: no seed to change
     assert _segment(source, tmp_path / "b", weights, *boxes, "--fail-on-lost") == 3
     assert sorted(p.name for p in (tmp_path / "b").glob("*.png")) == sorted(p.name for p in (tmp_path / "a").glob("*.png"))
+    capsys.readouterr()
+    assert _segment(source, tmp_path / "c", weights, *boxes, "--adapt", "1", "--adapt-seed", "4") == 0
+    assert "to the end: 2 from frame 0; adaptation draws random views and its seed changes the result: another " \
+           "--adapt-seed (e.g. 5) may keep the object" in capsys.readouterr().err
 
 
 def test_the_last_line_counts_every_adaptation():

@@ -12,6 +12,7 @@ from qmra.commands.common import add_model_arguments, make_segmenter, show_progr
 from qmra.data.boxes import BOX_FORMATS, Box
 from qmra.errors import QmraError
 from qmra.inference.session import Prompt
+from qmra.inference.settings import InferenceSettings
 
 #: ``--fail-on-lost``: the exit code when an object is lost at the end of the video.
 EXIT_LOST = 3
@@ -145,10 +146,20 @@ def run(args: argparse.Namespace) -> int:
               f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; {lost.summary(len(prompts))}; "
               f"wrote {', '.join(outputs)}")
     if lost.lost_at_end:
-        print(f"qmra: warning: {lost.summary(len(prompts))}", file=sys.stderr)
+        print(f"qmra: warning: {lost.summary(len(prompts))}{_reseed_hint(session.adaptations, segmenter.settings)}",
+              file=sys.stderr)
         if args.fail_on_lost:
             return EXIT_LOST
     return 0
+
+
+def _reseed_hint(adaptations: dict, settings: InferenceSettings) -> str:
+    """After a loss, when adaptation ran: its random views decide much of the result (README,
+    Results), so another seed is the cheapest thing to try. '' without adaptation."""
+    if not adaptations:
+        return ""
+    return (f"; adaptation draws random views and its seed changes the result: another --adapt-seed "
+            f"(e.g. {settings.adapt_seed + 1}) may keep the object")
 
 
 def _adaptation_summary(adaptations: dict) -> str:
