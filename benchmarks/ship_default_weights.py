@@ -21,6 +21,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -75,9 +76,8 @@ def score_model(model, davis: DavisDataset, settings: InferenceSettings) -> dict
 
 def score_over_seeds(model, davis: DavisDataset, settings: InferenceSettings, seeds: list[int]) -> dict:
     """:func:`score_model` once per adaptation seed (once in all without adaptation): the mean J&F
-    and per-object scores over the seeds, each seed's own scores under ``"by_seed"``."""
-    from dataclasses import replace
-
+    and per-object scores over the seeds, ``"lost"``: the objects lost with at least one seed, each
+    seed's own scores under ``"by_seed"``."""
     runs = {seed: score_model(model, davis, replace(settings, adapt_seed=seed)) for seed in (seeds if settings.adapt_steps else seeds[:1])}
     objects = next(iter(runs.values()))["per_object"]
     return {

@@ -38,6 +38,18 @@ def test_demo_uses_the_shipped_weights(tmp_path, capsys):
     assert "default weights" in captured.out and "held-out DAVIS" in captured.out
 
 
+def test_the_demo_says_what_the_test_score_of_the_weights_averages():
+    from qmra.commands.demo import _weights_summary
+
+    card = {"name": "w", "test_scores": {"J&F-Mean": 0.414}, "adaptation_seeds": [0, 1, 2],
+            "inference": {"resolution": 320, "adapt_steps": 20}}
+    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps, " \
+                                              "mean of 3 adaptation seeds)"
+    card["inference"] = {"resolution": 320}  # no adaptation: the seeds change nothing
+    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"
+    assert _weights_summary({}) == ""
+
+
 def test_model_summary_counts_parameters(capsys):
     assert main(["model", "--backbone", "resnet18", "--variant", "no-crm"]) == 0
     out = capsys.readouterr().out
