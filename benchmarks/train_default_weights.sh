@@ -5,6 +5,7 @@
 #   bash benchmarks/train_default_weights.sh data    # here (CPU): the appearance pack and the device pack
 #   bash benchmarks/train_default_weights.sh data-small   # the pack that travels beside the shipped weights
 #   (on a lent GPU, see README "Default weights")    # three runs of benchmarks/train_device.sh
+#   bash benchmarks/train_default_weights.sh cpu     # or, without one, a fine-tune on this CPU
 #   bash benchmarks/train_default_weights.sh ship    # here (CPU): choose settings on validation, test once, ship
 #
 # The DAVIS 2016 split (README "Results"): test sequences are never trained on and never choose;
@@ -43,6 +44,18 @@ case "${1:-}" in
   # and, with the pack that travels beside the shipped weights (data-small, sent as one zip file):
   #   BUDGET=460 LR=1e-4 INIT=qmra/weights/qmra-default.safetensors DATA=.device-small RUN=runs/device3 \
   #       bash benchmarks/train_device.sh                                                               # runs/gpu3
+  cpu)
+    # Without a GPU: continue from the shipped weights on this machine's CPU for BUDGET seconds (2 cores:
+    # ~0.6 steps/s at 256 px, batch 4), BatchNorm frozen (its statistics from the GPU runs' batch 16),
+    # the project's procedural clips added (seed 1: the demo's video is seed 0), a candidate kept every
+    # KEEP steps for the ship step to choose among on validation.
+    .venv/bin/python -m qmra train --device cpu --backbone resnet18 --decoder-channels 128 \
+        --data "flying:.device-data/appearance@5" --data "davis:.device-data/davis@2" \
+        --data "davis-static:.device-data/davis@1" --data "composite:.device-data/davis@1" --data "synthetic:64@1" \
+        --init "${INIT:-qmra/weights/qmra-default.safetensors}" --size 256 --batch-size 4 --lr "${LR:-3e-5}" \
+        --lr-schedule cosine --warmup 50 --steps 1000000 --time-budget "${BUDGET:-6600}" --save-every 500 \
+        --keep-every "${KEEP:-1000}" --val-every 1000000 --workers 1 --seed 1 --out "${RUN:-runs/cpu4}"
+    ;;
   ship)
     .venv/bin/python -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --checkpoints "${CHECKPOINTS:-runs/gpu2/weights.safetensors,runs/gpu3/weights.safetensors}" \
@@ -55,7 +68,7 @@ case "${1:-}" in
         --training-note "${NOTE:-}" ${OUT:+--out "$OUT"}
     ;;
   *)
-    echo "usage: $0 data|data-small|ship" >&2
+    echo "usage: $0 data|data-small|cpu|ship" >&2
     exit 2
     ;;
 esac

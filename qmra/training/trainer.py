@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from qmra.data import ClipSettings
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig, QMRALoss
-from qmra.model.checkpoint import load_model, load_weights_into
+from qmra.model.checkpoint import load_model, load_weights_into, save_checkpoint
 from qmra.options import option
 from qmra.training.checkpoints import load_run_checkpoint, save_run_checkpoint
 from qmra.training.distributed import DistributedContext
@@ -50,6 +50,10 @@ class TrainConfig:
         "probability of giving stage 2 the true box instead of stage 1's", metavar="P"))
     val_every: int = field(default=500, metadata=option("steps between validations", metavar="N"))
     save_every: int = field(default=100, metadata=option("steps between checkpoints", metavar="N"))
+    #: ``last`` is overwritten at every save; choosing a checkpoint on validation needs the earlier ones.
+    keep_every: int = field(default=0, metadata=option(
+        "also keep the weights of every N-th step as step-N.safetensors, to choose among on validation (0: none)",
+        metavar="N"))
     seed: int = field(default=0, metadata=option("random seed"))
     workers: int = field(default=2, metadata=option("DataLoader worker processes", metavar="N"))
     bf16: bool = field(default=True, metadata=option("no bf16 autocast on CUDA"))  # autocast on CUDA only
@@ -68,7 +72,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "accumulate", "size", "val_every", "save_every"):
             if getattr(self, name) < 1:
                 raise QmraError(f"{name.replace('_', '-')} must be at least 1")
-        for name in ("bn_calibration_videos", "bn_calibration_frames"):
+        for name in ("bn_calibration_videos", "bn_calibration_frames", "keep_every"):
             if getattr(self, name) < 0:
                 raise QmraError(f"{name.replace('_', '-')} must be at least 0")
         if self.val_resolution is not None and self.val_resolution < 32:
@@ -186,6 +190,8 @@ class Trainer:
                     bar.update(1)
                     if self.step % config.save_every == 0 or self.step == config.steps or self._out_of_time():
                         self._save("last")
+                    if config.keep_every and self.step % config.keep_every == 0:
+                        self._keep()
                     if "val_jf" in row and row["val_jf"] > self.best_jf:
                         self.best_jf = row["val_jf"]
                         self._save("best")
@@ -287,6 +293,11 @@ class Trainer:
     def _save(self, name: str) -> None:
         self._recalibrate()
         save_run_checkpoint(self.run_dir, name, self.model, self.optimizer, self.step, self._record())
+
+    def _keep(self) -> Path:
+        """Weights only (no optimizer state) as ``step-N.safetensors``: a candidate, not a resume point."""
+        self._recalibrate()
+        return save_checkpoint(self.run_dir / f"step-{self.step}.safetensors", self.model, {"step": self.step})
 
     def _log(self, row: dict[str, float], writer: "_TensorBoard | None") -> None:
         path = self.run_dir / "metrics.csv"

@@ -119,3 +119,15 @@ def test_a_time_budget_ends_the_run_and_decays_the_schedule_over_it(tmp_path):
     assert json.loads((tmp_path / "last.json").read_text())["step"] == summary["step"]  # saved when the budget ran out
     with pytest.raises(QmraError, match="time-budget"):
         TrainConfig(time_budget=0)
+
+
+def test_keep_every_leaves_the_earlier_steps_weights_to_choose_from(tmp_path):
+    _trainer(tmp_path, steps=5, save_every=5, keep_every=2).run()
+    kept = sorted(path.name for path in tmp_path.glob("step-*.safetensors"))
+    assert kept == ["step-2.safetensors", "step-4.safetensors"]
+    early, metadata = load_model(tmp_path / "step-2.safetensors")
+    last, _ = load_model(tmp_path / "last.safetensors")
+    assert metadata["step"] == 2
+    assert any(not torch.equal(a, b) for a, b in zip(early.state_dict().values(), last.state_dict().values()))
+    with pytest.raises(QmraError, match="keep-every"):
+        TrainConfig(keep_every=-1)
