@@ -49,18 +49,20 @@ def score_predictions(davis: DavisDataset, folder: Path) -> dict:
 
 
 #: The settings a candidate chooses, which the shipped weights then recommend (their "inference" metadata).
-CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k")
+CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_weight")
 
 
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K]]`` (resolution a number or 'native', top-k a number
-    or 'all') → (label, settings)."""
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT]]]`` (resolution a number or 'native',
+    top-k a number or 'all', the adaptation's mask-loss weight a number) → (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
     lr = float(parts[2]) if len(parts) > 2 else InferenceSettings().adapt_lr
     top_k = parse_top_k(parts[3]) if len(parts) > 3 else None
-    return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k)
+    mask_weight = float(parts[4]) if len(parts) > 4 else InferenceSettings().adapt_mask_weight
+    return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k,
+                                   adapt_mask_weight=mask_weight)
 
 
 def score_model(model, davis: DavisDataset, settings: InferenceSettings) -> dict:
@@ -115,7 +117,7 @@ def main() -> None:
     parser.add_argument("--validation", required=True, help="comma-separated sequences that choose")
     parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
     parser.add_argument("--candidates", default="320:0,320:10",
-                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K]], comma-separated")
+                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT]]], comma-separated")
     parser.add_argument("--seeds", default="0,1,2", help="adaptation seeds each candidate runs with, comma-separated")
     parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
     parser.add_argument("--training-note", default="", help="how the weights were trained, recorded in the card")

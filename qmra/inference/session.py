@@ -448,13 +448,15 @@ class InferenceSession:
     def _adapted(self, base: ModelRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
                  image: torch.Tensor, frame_size: tuple[int, int]) -> tuple[QMRA, AdaptationReport]:
         """A copy of ``base``'s network fine-tuned on this frame's boxes, and the report. Its own
-        first-frame masks inside the boxes are the stage-2 pseudo-labels."""
+        first-frame masks inside the boxes are the stage-2 pseudo-labels (weighted by
+        ``adapt_mask_weight``)."""
         box_maps, _, output = self._first_frame(base, prompts, prepared, padding, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
             model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
             report = adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
-                           self.settings.adapt_lr, seed=self.settings.adapt_seed)
+                           self.settings.adapt_lr, mask_weight=self.settings.adapt_mask_weight,
+                           seed=self.settings.adapt_seed)
         return model.eval(), report
 
     def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime, prepared: torch.Tensor, padding,

@@ -70,6 +70,9 @@ class InferenceSettings:
       its boxes as exact stage-1 targets; objects that start on later frames get a copy of their own,
       adapted to their frame. 0 = off.
     - ``adapt_lr``: Adam's learning rate for those steps.
+    - ``adapt_mask_weight``: how much the stage-2 and refined masks learn in those steps from the
+      network's own first-frame mask inside the box (a pseudo-label); 0: stage 1 alone learns, from
+      the box. The shipped weights recommend 0 (chosen on validation, see the README).
     - ``adapt_seed``: the seed of the views adaptation draws. A run is reproducible for one seed;
       another seed gives a different, equally likely result (on the validation sequences J&F moves
       by several points between seeds, see the README), so scores are compared over several.
@@ -106,6 +109,9 @@ class InferenceSettings:
         "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
         "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS"))
     adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR"))
+    adapt_mask_weight: float = field(default=1.0, metadata=option(
+        "weight of the mask losses in adaptation, against the network's own first-frame mask (0: only stage 1 "
+        "learns, from the box)", metavar="W"))
     adapt_seed: int = field(default=0, metadata=option(
         "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED"))
     threads: int | None = field(default=None, metadata=option(
@@ -129,6 +135,8 @@ class InferenceSettings:
             raise ConfigError(f"adapt_steps must be an integer >= 0, got {self.adapt_steps!r}")
         if not isinstance(self.adapt_seed, int) or self.adapt_seed < 0:
             raise ConfigError(f"adapt_seed must be an integer >= 0, got {self.adapt_seed!r}")
+        if not self.adapt_mask_weight >= 0:
+            raise ConfigError(f"adapt_mask_weight must be >= 0, got {self.adapt_mask_weight!r}")
         if not self.adapt_lr > 0:
             raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -53,7 +53,8 @@ def test_a_session_adapts_once_per_propagation_and_changes_the_masks():
     assert torch.equal(plain.model.track_decoder.predict.weight, adapting.model.track_decoder.predict.weight)
 
 
-@pytest.mark.parametrize("changes", [{"adapt_steps": -1}, {"adapt_lr": 0.0}, {"adapt_seed": -1}, {"adapt_seed": 1.5}])
+@pytest.mark.parametrize("changes", [{"adapt_steps": -1}, {"adapt_lr": 0.0}, {"adapt_seed": -1}, {"adapt_seed": 1.5},
+                                     {"adapt_mask_weight": -0.5}, {"adapt_mask_weight": float("nan")}])
 def test_bad_adaptation_settings(changes):
     with pytest.raises(ConfigError):
         InferenceSettings(**changes)
@@ -138,3 +139,33 @@ def test_the_adaptation_seed_reaches_the_views_and_one_seed_repeats():
     first = last_probabilities(0)
     assert np.array_equal(first, last_probabilities(0))
     assert not np.allclose(first, last_probabilities(1))
+
+
+def test_the_mask_weight_decides_whether_the_pseudo_label_teaches():
+    """With weight 0 the first-frame mask target changes nothing (stage 1 learns from the box alone);
+    with weight 1 another target gives other weights."""
+    segmenter = tiny_segmenter()
+    image, box_maps = _first_frame(clip(frames=1, objects=1, height=64, width=80))
+    full, empty = box_maps.clone(), torch.zeros_like(box_maps)
+
+    def adapted(masks, weight):
+        model = adapted_copy(segmenter.model)
+        adapt(model, image, box_maps, masks=masks, steps=2, lr=1e-3, crop=64, mask_weight=weight, seed=0)
+        return model.state_dict()
+
+    for weight, same in ((0.0, True), (1.0, False)):
+        a, b = adapted(full, weight), adapted(empty, weight)
+        assert all(torch.equal(a[k], b[k]) for k in a) is same
+
+
+def test_the_session_passes_its_mask_weight_to_adaptation(monkeypatch):
+    import qmra.inference.session as session_module
+
+    seen = []
+    real = session_module.adapt
+    monkeypatch.setattr(session_module, "adapt", lambda *a, **k: seen.append(k["mask_weight"]) or real(*a, **k))
+    video = clip(frames=2, objects=1)
+    session = tiny_segmenter(InferenceSettings(adapt_steps=1, adapt_mask_weight=0.0)).start([video.image(i) for i in range(2)])
+    session.add_box(1, video.first_boxes()[1], predict=False)
+    list(session.propagate())
+    assert seen == [0.0]
