@@ -25,8 +25,12 @@ import torch.nn.functional as F
 
 from qmra.data.boxes import box_from_mask, render_box_map
 from qmra.data.transforms import View, sampling_grid
+from qmra.errors import ConfigError
 from qmra.model import QMRA, QMRALoss
 
+
+STAGE1_ONLY_NEEDS_STAGE1 = ("the 1stage variant has no stage 1 to adapt alone: give a mask weight above 0 "
+                            "(--adapt-mask-weight) or no adaptation (--adapt 0)")
 
 #: The views' window side as a fraction of the frame's short side (drawn uniformly; see _clip).
 WINDOW = (0.35, 1.0)
@@ -53,6 +57,8 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
     K objects starting on it; masks: K×1×H×W pseudo-label masks (or None: stage 1 only); crop: the
     side of the square views, pixels. Returns the loss before and after, for the record.
     """
+    if not model.config.two_stage and (masks is None or mask_weight == 0):
+        raise ConfigError(STAGE1_ONLY_NEEDS_STAGE1)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     was_training = model.training
@@ -73,7 +79,8 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
             prior = boxes[:, -1] if step % 2 else None
             output = model(images[:, :-1], boxes[:, :-1], images[:, -1], query_prior=prior)
             parts = loss_fn(output, targets[:, -1], boxes[:, -1])
-            loss = parts.track if masks is None or mask_weight == 0 else parts.track + mask_weight * (parts.total - parts.track)
+            track = 0.0 if parts.track is None else parts.track  # the 1stage variant has no stage 1
+            loss = track if masks is None or mask_weight == 0 else track + mask_weight * (parts.total - track)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -169,3 +169,15 @@ def test_the_session_passes_its_mask_weight_to_adaptation(monkeypatch):
     session.add_box(1, video.first_boxes()[1], predict=False)
     list(session.propagate())
     assert seen == [0.0]
+
+
+def test_a_network_without_stage_1_cannot_adapt_stage_1_alone():
+    with pytest.raises(ConfigError, match="1stage"):
+        tiny_segmenter(InferenceSettings(adapt_steps=2, adapt_mask_weight=0.0), variant="1stage")
+    segmenter = tiny_segmenter(variant="1stage")
+    image, box_maps = _first_frame(clip(frames=1, objects=1, height=64, width=80))
+    with pytest.raises(ConfigError, match="1stage"):
+        adapt(adapted_copy(segmenter.model), image, box_maps, masks=box_maps, steps=1, lr=1e-3, crop=64, mask_weight=0.0)
+    # With a mask weight it adapts its one prediction to the pseudo-label.
+    report = adapt(adapted_copy(segmenter.model), image, box_maps, masks=box_maps, steps=1, lr=1e-3, crop=64, mask_weight=1.0)
+    assert report.steps == 1
