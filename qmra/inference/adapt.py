@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from qmra.data.boxes import box_from_mask, render_box_map
 from qmra.data.transforms import View, sampling_grid
 from qmra.errors import ConfigError
-from qmra.model import QMRA, QMRALoss
+from qmra.model import QMRA, Padding, QMRALoss, prepare_image, segmentation_loss
 
 
 STAGE1_ONLY_NEEDS_STAGE1 = ("the 1stage variant has no stage 1 to adapt alone: give a mask weight above 0 "
@@ -59,6 +59,8 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
     """
     if not model.config.two_stage and (masks is None or mask_weight == 0):
         raise ConfigError(STAGE1_ONLY_NEEDS_STAGE1)
+    # Stage 2 and the CRM would get no gradient: skip them (the same weights, about a third less work).
+    stage1_only = masks is None or mask_weight == 0
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     was_training = model.training
@@ -75,12 +77,15 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
             images = torch.stack([b[0] for b in batch]).to(device)  # K×3×3×c×c
             boxes = torch.stack([b[1] for b in batch]).to(device)  # K×3×1×c×c
             targets = torch.stack([b[2] for b in batch]).to(device)
-            # As in training, stage 2 sometimes gets the true box, so both stages learn from every step.
-            prior = boxes[:, -1] if step % 2 else None
-            output = model(images[:, :-1], boxes[:, :-1], images[:, -1], query_prior=prior)
-            parts = loss_fn(output, targets[:, -1], boxes[:, -1])
-            track = 0.0 if parts.track is None else parts.track  # the 1stage variant has no stage 1
-            loss = track if masks is None or mask_weight == 0 else track + mask_weight * (parts.total - track)
+            if stage1_only:
+                loss = _stage1_loss(model, images, boxes, targets, loss_fn.dice_weight)
+            else:
+                # As in training, stage 2 sometimes gets the true box, so both stages learn from every step.
+                prior = boxes[:, -1] if step % 2 else None
+                output = model(images[:, :-1], boxes[:, :-1], images[:, -1], query_prior=prior)
+                parts = loss_fn(output, targets[:, -1], boxes[:, -1])
+                track = 0.0 if parts.track is None else parts.track  # the 1stage variant has no stage 1
+                loss = track if masks is None or mask_weight == 0 else track + mask_weight * (parts.total - track)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -91,6 +96,17 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
         model.freeze_batchnorm(frozen)
         model.train(was_training)
     return AdaptationReport(steps, time.perf_counter() - started, first, last)
+
+
+def _stage1_loss(model: QMRA, images: torch.Tensor, boxes: torch.Tensor, targets: torch.Tensor,
+                 dice_weight: float) -> torch.Tensor:
+    """Stage 1's term of :class:`QMRALoss` for clips K×3×3×c×c (two memory views, the query last),
+    computed without stage 2 and the CRM, which do not feed it."""
+    padding = Padding.for_size(*images.shape[-2:])
+    memory = model.build_memory(images[:, :-1], boxes[:, :-1], padding)
+    track = model.track(model.encode_query(prepare_image(images[:, -1], padding)), memory)
+    target = boxes[:, -1] if model.config.stage1_predicts_box else targets[:, -1]
+    return segmentation_loss(padding.crop(track.logits), target, dice_weight)
 
 
 def _clip(image: torch.Tensor, box_map: torch.Tensor, mask: torch.Tensor | None, crop: int,

@@ -181,3 +181,34 @@ def test_a_network_without_stage_1_cannot_adapt_stage_1_alone():
     # With a mask weight it adapts its one prediction to the pseudo-label.
     report = adapt(adapted_copy(segmenter.model), image, box_maps, masks=box_maps, steps=1, lr=1e-3, crop=64, mask_weight=1.0)
     assert report.steps == 1
+
+
+@pytest.mark.parametrize("variant", ["full", "2stage-noalign"])
+def test_stage_1_alone_skips_stage_2_and_learns_exactly_what_the_full_forward_would(monkeypatch, variant):
+    import qmra.inference.adapt as adapt_module
+    from qmra.model import QMRALoss
+
+    segmenter = tiny_segmenter(variant=variant)
+    image, box_maps = _first_frame(clip(frames=1, objects=2, height=64, width=80))
+    masks = box_maps.clone()
+    masks[..., :4] = 0  # a target other than the box, so that noalign's mask target matters
+
+    def adapted() -> dict:
+        model = adapted_copy(segmenter.model)
+        adapt(model, image, box_maps, masks=masks, steps=3, lr=1e-3, crop=64, mask_weight=0.0, seed=0)
+        return model.state_dict()
+
+    calls = []
+    stage1 = adapt_module._stage1_loss
+    monkeypatch.setattr(adapt_module, "_stage1_loss", lambda *a: calls.append(1) or stage1(*a))
+    fast = adapted()
+    assert len(calls) == 3
+
+    def full_forward(model, images, boxes, targets, dice_weight):
+        output = model(images[:, :-1], boxes[:, :-1], images[:, -1])
+        return QMRALoss(dice_weight)(output, targets[:, -1], boxes[:, -1]).track
+
+    monkeypatch.setattr(adapt_module, "_stage1_loss", full_forward)
+    reference = adapted()
+    assert all(torch.allclose(fast[k], reference[k], atol=1e-6) for k in fast)
+    assert any(not torch.equal(fast[k], segmenter.model.state_dict()[k]) for k in fast if "track_decoder" in k)
