@@ -26,11 +26,14 @@ import torch.nn.functional as F
 from qmra.data.boxes import box_from_mask, render_box_map
 from qmra.data.transforms import View, sampling_grid
 from qmra.errors import ConfigError
-from qmra.model import QMRA, Padding, QMRALoss, prepare_image, segmentation_loss
+from qmra.model import QMRA, ModelConfig, Padding, QMRALoss, prepare_image, segmentation_loss
 
 
-STAGE1_ONLY_NEEDS_STAGE1 = ("the 1stage variant has no stage 1 to adapt alone: give a mask weight above 0 "
-                            "(--adapt-mask-weight) or no adaptation (--adapt 0)")
+def check_adaptable(config: ModelConfig, mask_weight: float, masks_given: bool = True) -> None:
+    """Stage 1 alone (mask weight 0, or no pseudo-label) cannot adapt a network without stage 1."""
+    if not config.two_stage and (not masks_given or mask_weight == 0):
+        raise ConfigError("the 1stage variant has no stage 1 to adapt alone: give a mask weight above 0 "
+                          "(--adapt-mask-weight) or no adaptation (--adapt 0)")
 
 #: The views' window side as a fraction of the frame's short side (drawn uniformly; see _clip).
 WINDOW = (0.35, 1.0)
@@ -57,8 +60,7 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
     K objects starting on it; masks: K×1×H×W pseudo-label masks (or None: stage 1 only); crop: the
     side of the square views, pixels. Returns the loss before and after, for the record.
     """
-    if not model.config.two_stage and (masks is None or mask_weight == 0):
-        raise ConfigError(STAGE1_ONLY_NEEDS_STAGE1)
+    check_adaptable(model.config, mask_weight, masks is not None)
     # Stage 2 and the CRM would get no gradient: skip them (the same weights, about a third less work).
     stage1_only = masks is None or mask_weight == 0
     started = time.perf_counter()
@@ -85,7 +87,7 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
                 output = model(images[:, :-1], boxes[:, :-1], images[:, -1], query_prior=prior)
                 parts = loss_fn(output, targets[:, -1], boxes[:, -1])
                 track = 0.0 if parts.track is None else parts.track  # the 1stage variant has no stage 1
-                loss = track if masks is None or mask_weight == 0 else track + mask_weight * (parts.total - track)
+                loss = track + mask_weight * (parts.total - track)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from qmra.data.frames import FrameSource, open_frames
-from qmra.errors import ConfigError, QmraError, WeightsError
-from qmra.inference.adapt import STAGE1_ONLY_NEEDS_STAGE1
+from qmra.errors import QmraError, WeightsError
+from qmra.inference.adapt import check_adaptable
 from qmra.inference.session import InferenceSession
 from qmra.inference.settings import InferenceSettings
 from qmra.inference.threads import choose_threads
@@ -79,8 +79,8 @@ class Segmenter:
                                    "reinstall qmra, or give a model or Segmenter.from_checkpoint(FILE)")
             model, self.metadata = load_model(DEFAULT_WEIGHTS)
         self.settings = settings or recommended_settings(self.metadata)
-        if self.settings.adapt_steps and self.settings.adapt_mask_weight == 0 and not model.config.two_stage:
-            raise ConfigError(STAGE1_ONLY_NEEDS_STAGE1)  # before any frame is read, not when adaptation starts
+        if self.settings.adapt_steps:
+            check_adaptable(model.config, self.settings.adapt_mask_weight)  # before any frame is read
         self.model = _ready(model, self.device, self.settings.channels_last)
         self.progress = progress
         self._threads_chosen_at = -float("inf")
