@@ -37,6 +37,13 @@ def check_adaptable(config: ModelConfig, mask_weight: float, masks_given: bool =
 
 #: The views' window side as a fraction of the frame's short side (drawn uniformly; see _clip).
 WINDOW = (0.35, 1.0)
+#: The side of the square views, as a fraction of the frame's short side, within CROP_LIMITS pixels.
+#: Windows of 35–100 % of the frame then show the object at 0.8–2.3× its size in the frame whatever
+#: the working size, as on validation (256-pixel views of 320-pixel frames). A fixed 256 enlarged
+#: the objects of small frames up to 3.8× (the demo's 192-pixel frames), and the adapted network
+#: lost its flat rectangle from the third frame on.
+CROP_SCALE = 0.8
+CROP_LIMITS = (64, 384)
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,22 @@ def adapted_copy(model: QMRA) -> QMRA:
     return copy.deepcopy(model)
 
 
+def view_side(height: int, width: int) -> int:
+    """The side, pixels, of the square views adaptation draws from an H×W frame (see CROP_SCALE)."""
+    low, high = CROP_LIMITS
+    return int(min(high, max(low, round(CROP_SCALE * min(height, width)))))
+
+
 def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch.Tensor | None, steps: int, lr: float,
-          crop: int = 256, mask_weight: float = 1.0, seed: int = 0) -> AdaptationReport:
+          crop: int | None = None, mask_weight: float = 1.0, seed: int = 0) -> AdaptationReport:
     """Fine-tune ``model`` in place on views of one frame.
 
     image: 3×H×W RGB in [0, 1] (the frame at the working size); box_maps: K×1×H×W filled boxes of the
     K objects starting on it; masks: K×1×H×W pseudo-label masks (or None: stage 1 only); crop: the
-    side of the square views, pixels. Returns the loss before and after, for the record.
+    side of the square views, pixels (default: :func:`view_side` of the frame). Returns the loss
+    before and after, for the record.
     """
+    crop = crop or view_side(*image.shape[-2:])
     check_adaptable(model.config, mask_weight, masks is not None)
     # Stage 2 and the CRM would get no gradient: skip them (the same weights, about a third less work).
     stage1_only = masks is None or mask_weight == 0

@@ -127,6 +127,28 @@ def test_the_views_show_the_object_across_a_wide_range_of_scales():
     assert min(widths) > 0 and max(widths) / min(widths) >= 2.5
 
 
+@pytest.mark.parametrize("height, width", [(192, 256), (320, 427), (480, 854)])
+def test_the_views_zoom_the_same_on_small_and_large_frames(height, width):
+    """The views show the object at 0.8-2.3x its size in the frame whatever the frame's size (as on
+    320-pixel validation frames with 256-pixel views). A fixed 256-pixel view enlarged the objects of
+    192-pixel frames up to 3.8x (the demo lost its rectangle); frames past 480 pixels are capped so
+    adaptation's cost stays bounded."""
+    from qmra.inference.adapt import CROP_LIMITS, _clip, view_side
+
+    image = torch.rand(3, height, width)
+    box = Box(width * 0.45, height * 0.4, width * 0.55, height * 0.55)
+    box_map = torch.from_numpy(render_box_map(box, (height, width)))
+    crop = view_side(height, width)
+    assert CROP_LIMITS[0] <= crop <= CROP_LIMITS[1] and (height != 320 or crop == 256)
+    rng = np.random.default_rng(0)
+    zooms = []
+    for _ in range(60):
+        _, boxes, _ = _clip(image, box_map, None, crop, rng)
+        zooms += [int(b[0].any(dim=0).sum()) / box.width for b in boxes]
+    assert min(zooms) >= 0.75 * min(1, CROP_LIMITS[1] / (0.8 * height)) and max(zooms) <= 2.4
+    assert max(zooms) / min(zooms) >= 2.2
+
+
 def test_the_adaptation_seed_reaches_the_views_and_one_seed_repeats():
     video = clip(frames=3, objects=1)
     frames = [video.image(i) for i in range(video.num_frames)]
