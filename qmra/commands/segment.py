@@ -166,7 +166,8 @@ def _adaptation_summary(adaptations: dict) -> str:
     """What test-time adaptation cost, for the last line: '' when none ran."""
     if not adaptations:
         return ""
-    steps = next(iter(adaptations.values())).steps
+    first = next(iter(adaptations.values()))
+    steps = first.steps if first.copies == 1 else f"{first.copies} copies × {first.steps}"
     seconds = sum(report.seconds for report in adaptations.values())
     if len(adaptations) == 1:
         return f" (after adapting to the first frame: {steps} steps, {seconds:.1f} s)"

@@ -48,10 +48,14 @@ CROP_LIMITS = (64, 384)
 
 @dataclass(frozen=True)
 class AdaptationReport:
+    """One adaptation: ``steps`` per copy of the network, ``seconds`` for all ``copies`` (an
+    ensemble adapts one copy per member), the loss of the first and the last step (copies' mean)."""
+
     steps: int
     seconds: float
     first_loss: float
     last_loss: float
+    copies: int = 1
 
 
 def adapted_copy(model: QMRA) -> QMRA:

@@ -18,6 +18,7 @@ from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
 from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy
+from qmra.inference.ensemble import EnsembleRuntime
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.inference.objects import ObjectTable
@@ -118,7 +119,10 @@ class InferenceSession:
         self._propagating = False
         #: Seconds spent in the model (not reading frames) during the last propagate().
         self.model_seconds = 0.0
-        self.runtime = ModelRuntime.create(self.model, self.device, self.settings)  # remade when the weights change
+        #: The networks following the first frame's objects: the segmenter's own, or its adapted copies
+        #: (``settings.copies`` of them; :attr:`model` is the first).
+        self.models: tuple[QMRA, ...] = (self.model,)
+        self.runtime: ModelRuntime | EnsembleRuntime = ModelRuntime.create(self.model, self.device, self.settings)
         #: Set when test-time adaptation ran (settings.adapt_steps > 0): its cost and losses on the run's
         #: first frame with objects (whose adapted network is :attr:`model`).
         self.adaptation: AdaptationReport | None = None
@@ -127,7 +131,7 @@ class InferenceSession:
         self.adaptations: dict[int, AdaptationReport] = {}
         # The network a memory bank's objects run with, where it is not :attr:`runtime` (objects
         # that started after the first adaptation, each group on a copy adapted to its own frame).
-        self._bank_runtimes: weakref.WeakKeyDictionary[MemoryBank, ModelRuntime] = weakref.WeakKeyDictionary()
+        self._bank_runtimes: weakref.WeakKeyDictionary[MemoryBank, ModelRuntime | EnsembleRuntime] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ prompts
 
@@ -294,6 +298,7 @@ class InferenceSession:
         self._last = None
         self.model_seconds = 0.0
         self.model = self.segmenter.model
+        self.models = (self.model,)
         self.adaptation = None
         self.adaptations = {}
         self._bank_runtimes = weakref.WeakKeyDictionary()
@@ -353,22 +358,22 @@ class InferenceSession:
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)
 
-    def _features(self, runtime: ModelRuntime, prepared: torch.Tensor, done: dict[int, object]):
+    def _features(self, runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, done: dict[int, object]):
         """The query encoding of this frame on ``runtime``'s network, made once per network per frame."""
         if id(runtime) not in done:
             done[id(runtime)] = runtime.encode_query(prepared)
         return done[id(runtime)]
 
-    def _by_network(self, banks: list[MemoryBank]) -> list[tuple[ModelRuntime, list[MemoryBank]]]:
+    def _by_network(self, banks: list[MemoryBank]) -> list[tuple[ModelRuntime | EnsembleRuntime, list[MemoryBank]]]:
         """A batch of banks split by the network their objects run with (one group unless objects
         started on frames after the first adaptation)."""
-        groups: dict[int, tuple[ModelRuntime, list[MemoryBank]]] = {}
+        groups: dict[int, tuple[ModelRuntime | EnsembleRuntime, list[MemoryBank]]] = {}
         for bank in banks:
             runtime = self._bank_runtimes.get(bank, self.runtime)
             groups.setdefault(id(runtime), (runtime, []))[1].append(bank)
         return list(groups.values())
 
-    def _track(self, index: int, banks: list[MemoryBank], runtime: ModelRuntime, prepared: torch.Tensor, padding: Padding,
+    def _track(self, index: int, banks: list[MemoryBank], runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, padding: Padding,
                query_features, probabilities: dict[int, torch.Tensor], boxes: dict[int, Box | torch.Tensor]) -> None:
         """Predict the objects of ``banks`` (equally many memory frames, one network: one batch) and store the frame."""
         assert self._pass is not None
@@ -427,39 +432,49 @@ class InferenceSession:
                 return self._merge(index, frame, probabilities, boxes)
 
     def _network_for(self, index: int, prompts: list[Prompt], inputs: tuple[torch.Tensor, Padding, torch.Tensor],
-                     frame_size: tuple[int, int], tracking: bool) -> ModelRuntime:
+                     frame_size: tuple[int, int], tracking: bool) -> ModelRuntime | EnsembleRuntime:
         """The network the objects starting on frame ``index`` run with. Without adaptation, the
         session's. With it, the run's first objects (none ``tracking`` yet) adapt the session's own
-        network (:attr:`model`); objects that start later get a copy of the segmenter's network
-        adapted to their own frame (the session's cannot change: the memories already stored were
-        encoded with it)."""
+        network (:attr:`model`, or :attr:`models` for an ensemble); objects that start later get
+        copies of the segmenter's network adapted to their own frame (the session's cannot change:
+        the memories already stored were encoded with it)."""
         if self.settings.adapt_steps == 0:
             return self.runtime
         prepared, padding, image = inputs
         unadapted = self.model is self.segmenter.model
         base = self.runtime if unadapted else ModelRuntime.create(self.segmenter.model, self.device, self.settings)
-        model, report = self._adapted(base, prompts, prepared, padding, image, frame_size)
+        models, report = self._adapted(base, prompts, prepared, padding, image, frame_size)
         self.adaptations[index] = report
-        runtime = ModelRuntime.create(model, self.device, self.settings)
+        members = tuple(ModelRuntime.create(model, self.device, self.settings) for model in models)
+        runtime = members[0] if len(members) == 1 else EnsembleRuntime(members)
         if self.adaptation is None and not tracking:
-            self.model, self.runtime, self.adaptation = model, runtime, report
+            self.models, self.runtime, self.adaptation = models, runtime, report
+            self.model = models[0]
         return runtime
 
     def _adapted(self, base: ModelRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
-                 image: torch.Tensor, frame_size: tuple[int, int]) -> tuple[QMRA, AdaptationReport]:
-        """A copy of ``base``'s network fine-tuned on this frame's boxes, and the report. Its own
-        first-frame masks inside the boxes are the stage-2 pseudo-labels (weighted by
-        ``adapt_mask_weight``)."""
+                 image: torch.Tensor, frame_size: tuple[int, int]) -> tuple[tuple[QMRA, ...], AdaptationReport]:
+        """``settings.copies`` copies of ``base``'s network fine-tuned on this frame's boxes (copy i
+        with seed ``adapt_seed·copies + i``), and one report for them all (their seconds summed,
+        their losses averaged). Its own first-frame masks inside the boxes are the stage-2
+        pseudo-labels (weighted by ``adapt_mask_weight``)."""
         box_maps, _, output = self._first_frame(base, prompts, prepared, padding, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
+        copies = self.settings.copies
+        models, reports = [], []
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
-            model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
-            report = adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
-                           self.settings.adapt_lr, mask_weight=self.settings.adapt_mask_weight,
-                           seed=self.settings.adapt_seed)
-        return model.eval(), report
+            for copy in range(copies):
+                model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
+                reports.append(adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
+                                     self.settings.adapt_lr, mask_weight=self.settings.adapt_mask_weight,
+                                     seed=self.settings.adapt_seed * copies + copy))
+                models.append(model.eval())
+        report = reports[0] if copies == 1 else AdaptationReport(
+            reports[0].steps, sum(r.seconds for r in reports), float(np.mean([r.first_loss for r in reports])),
+            float(np.mean([r.last_loss for r in reports])), copies)
+        return tuple(models), report
 
-    def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime, prepared: torch.Tensor, padding,
+    def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, padding,
                        query_features, probabilities, boxes, frame_size: tuple[int, int]) -> None:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)
         on the network they run with (``runtime``; ``query_features`` made by it)."""
@@ -475,7 +490,7 @@ class InferenceSession:
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box
 
-    def _first_frame(self, runtime: ModelRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
+    def _first_frame(self, runtime: ModelRuntime | EnsembleRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
                      query_features, frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
         """The objects' box maps (B×1×h×w at the working size), their first memory entry, and the
         prediction of the frame they start on, given their boxes."""

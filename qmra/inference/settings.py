@@ -76,6 +76,10 @@ class InferenceSettings:
     - ``adapt_seed``: the seed of the views adaptation draws. A run is reproducible for one seed;
       another seed gives a different, equally likely result (on the validation sequences J&F moves
       by several points between seeds, see the README), so scores are compared over several.
+    - ``ensemble``: N copies of the network adapted with seeds ``adapt_seed·N`` … ``adapt_seed·N + N − 1``
+      and run side by side, agreeing on one stage-2 box per object and frame, their masks averaged
+      (:mod:`qmra.inference.ensemble`): less dependent on the adaptation's seed, N times the work and
+      the memory. Without adaptation the copies would be one network, and one runs (:attr:`copies`).
     - ``threads``: intra-op threads on the CPU (None: qmra chooses, see :mod:`qmra.inference.threads`).
     - ``compile``: ``"off"``, or the :func:`torch.compile` mode for the per-frame network calls
       (:mod:`qmra.inference.runtime`). The memory then keeps one shape for the whole video (all
@@ -114,6 +118,10 @@ class InferenceSettings:
         "learns, from the box)", metavar="W"))
     adapt_seed: int = field(default=0, metadata=option(
         "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED"))
+    ensemble: int = field(default=1, metadata=option(
+        "adapt N copies of the network, each with its own seed, and run them together: their stage-1 maps "
+        "averaged into one box per object, their masks averaged (steadier; N times the work; needs --adapt)",
+        metavar="N"))
     threads: int | None = field(default=None, metadata=option(
         "CPU threads for the network's operations", metavar="N", parse=int,
         default_text="chosen for the cores free now (see the README's 'Speed')"))
@@ -139,6 +147,10 @@ class InferenceSettings:
             raise ConfigError(f"adapt_mask_weight must be >= 0, got {self.adapt_mask_weight!r}")
         if not self.adapt_lr > 0:
             raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
+        if self.copies > 1 and self.compile != "off":
+            raise ConfigError(f"--compile runs one network, not an ensemble of {self.ensemble}: add --ensemble 1")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         if self.compile not in COMPILE_MODES:
@@ -147,6 +159,11 @@ class InferenceSettings:
             self.read_mode
         except ValueError as error:  # ReadMode's own check names the field: kernel (attention here) or top_k
             raise ConfigError(f"{str(error).replace('kernel', 'attention').replace('top_k', 'memory_top_k')}") from None
+
+    @property
+    def copies(self) -> int:
+        """How many networks follow the objects: ``ensemble``, or 1 without adaptation (identical copies)."""
+        return self.ensemble if self.adapt_steps > 0 else 1
 
     @property
     def read_mode(self) -> ReadMode:

@@ -419,7 +419,9 @@ class PageSession:
                         break
             finally:
                 steps.close()
-            if self.engine.adapts and session.adaptation is not None and segmenter is self.engine.segmenter:
+            # An ensemble's copies are not kept: a segmenter reused without adaptation runs one network.
+            if (self.engine.adapts and session.adaptation is not None and segmenter is self.engine.segmenter
+                    and len(session.models) == 1):
                 self.engine.remember(key, session.model)
         if job is not None and not job.cancel.is_set() and processed < len(task.frames):
             job.update(done=job.done + len(task.frames) - processed)  # frames after every member left

@@ -1,0 +1,25 @@
+import pytest
+
+from benchmarks.ship_default_weights import candidate_seeds, candidate_settings
+
+
+def test_candidates_of_any_ensemble_size_see_the_same_adaptation_draws():
+    """A 3-network ensemble with seeds 0, 1, 2 adapts with draws 0..8 (copies 3s..3s+2); a single
+    network is compared on those same 9 draws, not on 3 luckier or unluckier ones."""
+    seeds = [0, 1, 2]
+    assert candidate_seeds(seeds, 3, 3) == [0, 1, 2]
+    assert candidate_seeds(seeds, 1, 3) == list(range(9))
+    assert candidate_seeds(seeds, 2, 4) == list(range(6))  # each 2-copy seed s draws 2s, 2s+1: 0..11, as the 4s
+    assert candidate_seeds([0, 1], 1, 1) == [0, 1]
+    draws = lambda s, n: {n * seed + i for seed in s for i in range(n)}
+    assert draws(candidate_seeds(seeds, 2, 4), 2) == draws(seeds, 4)
+    with pytest.raises(SystemExit):
+        candidate_seeds(seeds, 2, 3)
+
+
+def test_a_candidate_names_every_setting_the_weights_recommend():
+    label, settings = candidate_settings("320:20:1e-5:30:0:3")
+    assert label == "320:20:1e-5:30:0:3"
+    assert (settings.resolution, settings.adapt_steps, settings.adapt_lr, settings.memory_top_k,
+            settings.adapt_mask_weight, settings.ensemble) == (320, 20, 1e-5, 30, 0.0, 3)
+    assert candidate_settings("native:0")[1].resolution is None and candidate_settings("native:0")[1].ensemble == 1
