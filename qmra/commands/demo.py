@@ -84,15 +84,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _weights_summary(metadata: dict) -> str:
-    """', default weights (held-out DAVIS test J&F 0.xxx at 320 px, adapted 20 steps, mean of 3
-    adaptation seeds)' from a shipped card, else ''."""
+    """', default weights (held-out DAVIS test J&F 0.xxx at 320 px, an ensemble of 3 copies, adapted
+    20 steps, mean of 3 adaptation seeds)' from a shipped card, else ''."""
     card = metadata.get("card")
     if not isinstance(card, dict):
         return ""
     scores = card.get("test_scores") or {}
     inference = card.get("inference") or {}
     where = f" at {inference['resolution']} px" if inference.get("resolution") else ""
+    copies = inference.get("ensemble", 1) if inference.get("adapt_steps") else 1
     adapted = f", adapted {inference['adapt_steps']} steps" if inference.get("adapt_steps") else ""
+    adapted = f", an ensemble of {copies} copies{adapted}" if copies > 1 else adapted
     seeds = card.get("adaptation_seeds") if inference.get("adapt_steps") else None
     over = f", mean of {len(seeds)} adaptation seeds" if isinstance(seeds, list) and len(seeds) > 1 else ""
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted}{over})" if "J&F-Mean" in scores else ""
