@@ -7,8 +7,9 @@ own stage-1 box, their own memory — and the prediction of every frame is the m
 probabilities, so one copy that loses the object is outvoted by the others.
 
 The copies do not share a box. Making them agree on one stage-2 box per frame (the tight box of
-their mean stage-1 map) scored lower on validation: 54.6 / 48.6 / 46.9 against 56.7 / 49.6 / …
-for copies left alone (README, Results): a shared box carries one copy's drift into all of them.
+their mean stage-1 map) scored lower on validation: 54.6 / 48.6 / 46.9 (50.0) against
+56.7 / 49.6 / 45.1 (50.5) for copies left alone, on the same adaptation draws (README, Results):
+a shared box carries one copy's drift into all of them.
 
 A copy's keys and values mean something only to that copy, so each keeps its own memory. The
 session's memory banks hold them side by side along the channels (an entry of N·C channels): the

@@ -76,8 +76,8 @@ class InferenceSettings:
     - ``adapt_seed``: the seed of the views adaptation draws. A run is reproducible for one seed;
       another seed gives a different, equally likely result (on the validation sequences J&F moves
       by several points between seeds, see the README), so scores are compared over several.
-    - ``ensemble``: N copies of the network adapted with seeds ``adapt_seed·N`` … ``adapt_seed·N + N − 1``
-      and run side by side, agreeing on one stage-2 box per object and frame, their masks averaged
+    - ``ensemble``: N copies of the network adapted with seeds ``adapt_seed·N`` … ``adapt_seed·N + N − 1``,
+      each following the objects on its own (its own box and memory), their masks averaged
       (:mod:`qmra.inference.ensemble`): less dependent on the adaptation's seed, N times the work and
       the memory. Without adaptation the copies would be one network, and one runs (:attr:`copies`).
     - ``threads``: intra-op threads on the CPU (None: qmra chooses, see :mod:`qmra.inference.threads`).
@@ -119,8 +119,8 @@ class InferenceSettings:
     adapt_seed: int = field(default=0, metadata=option(
         "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED"))
     ensemble: int = field(default=1, metadata=option(
-        "adapt N copies of the network, each with its own seed, and run them together: their stage-1 maps "
-        "averaged into one box per object, their masks averaged (steadier; N times the work; needs --adapt)",
+        "adapt N copies of the network, each with its own seed, that follow the objects each on its own, "
+        "their masks averaged (steadier; N times the work; needs --adapt)",
         metavar="N"))
     threads: int | None = field(default=None, metadata=option(
         "CPU threads for the network's operations", metavar="N", parse=int,
