@@ -5,10 +5,11 @@ Every candidate (checkpoint × working resolution × test-time adaptation × mem
 on the validation sequences, scored by qmra.evaluation (the code of ``qmra eval``); the best mean J&F
 wins. A candidate that adapts runs once per adaptation seed (``--seeds``) and is scored by the mean
 over them: one seed's J&F moves by several points, more than most differences between candidates.
-Candidates that are ensembles (``--ensemble N``: N copies adapted with seeds N·s … N·s + N − 1) are
-compared on the same adaptation draws: with a largest ensemble of M, a candidate of n copies runs
-the seeds that give it the draws M·s … M·s + M − 1 of the listed seeds s (n = 1: M times as many
-runs), so that an ensemble is not compared with fewer, luckier or unluckier, single runs.
+Candidates that adapt several times per seed (``--ensemble N``: N copies adapted with seeds
+N·s … N·s + N − 1; ``--adapt-average N``: N adaptations averaged into one network; both: their
+product) are compared on the same adaptation draws: with a largest count of M, a candidate of n
+runs the seeds that give it the draws M·s … M·s + M − 1 of the listed seeds s (n = 1: M times as
+many runs), so that an ensemble is not compared with fewer, luckier or unluckier, single runs.
 Only the winner is then run on the test sequences, once per seed, with the two box baselines beside it.
 The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution,
 adaptation and top-k), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
@@ -53,13 +54,13 @@ def score_predictions(davis: DavisDataset, folder: Path) -> dict:
 
 
 #: The settings a candidate chooses, which the shipped weights then recommend (their "inference" metadata).
-CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_weight", "ensemble")
+CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_weight", "ensemble", "adapt_average")
 
 
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE]]]]`` (resolution a number or
-    'native', top-k a number or 'all', the adaptation's mask-loss weight a number, the ensemble's
-    network count) → (label, settings)."""
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE]]]]]`` (resolution a
+    number or 'native', top-k a number or 'all', the adaptation's mask-loss weight a number, the
+    ensemble's network count, the adaptations each network averages) → (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
@@ -67,8 +68,15 @@ def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
     top_k = parse_top_k(parts[3]) if len(parts) > 3 else None
     mask_weight = float(parts[4]) if len(parts) > 4 else InferenceSettings().adapt_mask_weight
     ensemble = int(parts[5]) if len(parts) > 5 else InferenceSettings().ensemble
+    average = int(parts[6]) if len(parts) > 6 else InferenceSettings().adapt_average
     return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k,
-                                   adapt_mask_weight=mask_weight, ensemble=ensemble)
+                                   adapt_mask_weight=mask_weight, ensemble=ensemble, adapt_average=average)
+
+
+def draws_per_seed(settings: InferenceSettings) -> int:
+    """How many adaptations one seed of a candidate runs: its ensemble's copies times the
+    adaptations each averages."""
+    return settings.ensemble * settings.adapt_average
 
 
 def score_model(model, davis: DavisDataset, settings: InferenceSettings) -> dict:
@@ -131,7 +139,7 @@ def main() -> None:
     parser.add_argument("--validation", required=True, help="comma-separated sequences that choose")
     parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
     parser.add_argument("--candidates", default="320:0,320:10",
-                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE]]]], comma-separated")
+                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE]]]]], comma-separated")
     parser.add_argument("--seeds", default="0,1,2", help="adaptation seeds each candidate runs with, comma-separated")
     parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
     parser.add_argument("--training-note", default="", help="how the weights were trained, recorded in the card")
@@ -143,14 +151,14 @@ def main() -> None:
     if set(validation.names) & set(test.names):
         raise SystemExit("a sequence cannot both choose and report")
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    largest = max(candidate_settings(text)[1].ensemble for text in args.candidates.split(","))
+    largest = max(draws_per_seed(candidate_settings(text)[1]) for text in args.candidates.split(","))
     trials: dict[str, dict[str, dict]] = {}
     for checkpoint in [c for c in args.checkpoints.split(",") if c]:
         model, _ = load_model(checkpoint)
         trials[checkpoint] = {}
         for text in args.candidates.split(","):
             label, settings = candidate_settings(text)
-            scores = score_over_seeds(model, validation, settings, candidate_seeds(seeds, settings.ensemble, largest))
+            scores = score_over_seeds(model, validation, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
             trials[checkpoint][label] = scores
             print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} (seeds {scores['J&F-range']}) "
                   f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
@@ -163,7 +171,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, metadata={"inference": recommended}, dtype=torch.float16)
     shipped, _ = load_model(out)
-    test_seeds = candidate_seeds(seeds, settings.ensemble, largest)
+    test_seeds = candidate_seeds(seeds, draws_per_seed(settings), largest)
     test_scores = score_over_seeds(shipped, test, settings, test_seeds)  # the one look at the test sequences
     print(f"chosen {chosen} {label}; test J&F {test_scores['J&F-Mean']:.3f} (seeds {test_scores['J&F-range']}) "
           f"{test_scores['per_object']} lost {test_scores['lost']}", flush=True)

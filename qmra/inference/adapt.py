@@ -48,8 +48,9 @@ CROP_LIMITS = (64, 384)
 
 @dataclass(frozen=True)
 class AdaptationReport:
-    """One adaptation: ``steps`` per copy of the network, ``seconds`` for all ``copies`` (an
-    ensemble adapts one copy per member), the loss of the first and the last step (copies' mean)."""
+    """One adaptation: ``steps`` per copy of the network, ``seconds`` for all ``copies`` adapted (an
+    ensemble's members times the adaptations each averages), the loss of the first and the last
+    step (the copies' mean)."""
 
     steps: int
     seconds: float
@@ -67,6 +68,19 @@ def view_side(height: int, width: int) -> int:
     """The side, pixels, of the square views adaptation draws from an H×W frame (see CROP_SCALE)."""
     low, high = CROP_LIMITS
     return int(min(high, max(low, round(CROP_SCALE * min(height, width)))))
+
+
+def average_weights(models: list[QMRA]) -> QMRA:
+    """The first of ``models`` (copies of one network) with every floating-point parameter and
+    buffer set to the mean over all of them (integer buffers, such as BatchNorm's counters, kept)."""
+    first = models[0]
+    if len(models) > 1:
+        states = [m.state_dict() for m in models]
+        with torch.no_grad():
+            for name, value in first.state_dict().items():
+                if value.is_floating_point():
+                    value.copy_(torch.stack([state[name] for state in states]).mean(0))
+    return first
 
 
 def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch.Tensor | None, steps: int, lr: float,

@@ -17,7 +17,7 @@ from qmra.data.boxes import Box, render_box_map
 from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
-from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy
+from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy, average_weights
 from qmra.inference.ensemble import EnsembleRuntime
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
@@ -454,24 +454,28 @@ class InferenceSession:
 
     def _adapted(self, base: ModelRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
                  image: torch.Tensor, frame_size: tuple[int, int]) -> tuple[tuple[QMRA, ...], AdaptationReport]:
-        """``settings.copies`` copies of ``base``'s network fine-tuned on this frame's boxes (copy i
-        with seed ``adapt_seed·copies + i``), and one report for them all (their seconds summed,
-        their losses averaged). Its own first-frame masks inside the boxes are the stage-2
-        pseudo-labels (weighted by ``adapt_mask_weight``)."""
+        """``settings.copies`` copies of ``base``'s network fine-tuned on this frame's boxes, each the
+        weight average of ``adapt_average`` adaptations (copy i, adaptation j: seed
+        ``(adapt_seed·copies + i)·adapt_average + j``), and one report for all adaptations (their
+        seconds summed, their losses averaged). Its own first-frame masks inside the boxes are the
+        stage-2 pseudo-labels (weighted by ``adapt_mask_weight``)."""
         box_maps, _, output = self._first_frame(base, prompts, prepared, padding, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
-        copies = self.settings.copies
+        copies, average = self.settings.copies, self.settings.adapt_average
         models, reports = [], []
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
             for copy in range(copies):
-                model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
-                reports.append(adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
-                                     self.settings.adapt_lr, mask_weight=self.settings.adapt_mask_weight,
-                                     seed=self.settings.adapt_seed * copies + copy))
-                models.append(model.eval())
-        report = reports[0] if copies == 1 else AdaptationReport(
+                soup = []
+                for part in range(average):
+                    model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
+                    reports.append(adapt(model, image[0].clone(), box_maps.clone(), masks.clone(), self.settings.adapt_steps,
+                                         self.settings.adapt_lr, mask_weight=self.settings.adapt_mask_weight,
+                                         seed=(self.settings.adapt_seed * copies + copy) * average + part))
+                    soup.append(model)
+                models.append(average_weights(soup).eval())
+        report = reports[0] if len(reports) == 1 else AdaptationReport(
             reports[0].steps, sum(r.seconds for r in reports), float(np.mean([r.first_loss for r in reports])),
-            float(np.mean([r.last_loss for r in reports])), copies)
+            float(np.mean([r.last_loss for r in reports])), len(reports))
         return tuple(models), report
 
     def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, padding,

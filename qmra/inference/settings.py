@@ -76,6 +76,9 @@ class InferenceSettings:
     - ``adapt_seed``: the seed of the views adaptation draws. A run is reproducible for one seed;
       another seed gives a different, equally likely result (on the validation sequences J&F moves
       by several points between seeds, see the README), so scores are compared over several.
+    - ``adapt_average``: N adaptations with seeds ``adapt_seed·N`` … ``adapt_seed·N + N − 1``, their
+      weights averaged into one network (a "soup"): the seed matters less, adaptation takes N times
+      as long, each frame costs what one network's does. With ``ensemble``, each copy is such an average.
     - ``ensemble``: N copies of the network adapted with seeds ``adapt_seed·N`` … ``adapt_seed·N + N − 1``,
       each following the objects on its own (its own box and memory), their masks averaged
       (:mod:`qmra.inference.ensemble`): less dependent on the adaptation's seed, N times the work and
@@ -118,6 +121,9 @@ class InferenceSettings:
         "learns, from the box)", metavar="W"))
     adapt_seed: int = field(default=0, metadata=option(
         "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED"))
+    adapt_average: int = field(default=1, metadata=option(
+        "adapt N copies of the network, each with its own seed, and average their weights into one network: "
+        "steadier than one adaptation, N times its time, one network's cost per frame", metavar="N"))
     ensemble: int = field(default=1, metadata=option(
         "adapt N copies of the network, each with its own seed, that follow the objects each on its own, "
         "their masks averaged (steadier; N times the work; needs --adapt)",
@@ -147,6 +153,8 @@ class InferenceSettings:
             raise ConfigError(f"adapt_mask_weight must be >= 0, got {self.adapt_mask_weight!r}")
         if not self.adapt_lr > 0:
             raise ConfigError(f"adapt_lr must be positive, got {self.adapt_lr!r}")
+        if isinstance(self.adapt_average, bool) or not isinstance(self.adapt_average, int) or self.adapt_average < 1:
+            raise ConfigError(f"adapt_average must be an integer >= 1, got {self.adapt_average!r}")
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
             raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
         if self.copies > 1 and self.compile != "off":

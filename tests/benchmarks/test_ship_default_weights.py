@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks.ship_default_weights import candidate_seeds, candidate_settings
+from benchmarks.ship_default_weights import candidate_seeds, candidate_settings, draws_per_seed
 
 
 def test_candidates_of_any_ensemble_size_see_the_same_adaptation_draws():
@@ -23,3 +23,10 @@ def test_a_candidate_names_every_setting_the_weights_recommend():
     assert (settings.resolution, settings.adapt_steps, settings.adapt_lr, settings.memory_top_k,
             settings.adapt_mask_weight, settings.ensemble) == (320, 20, 1e-5, 30, 0.0, 3)
     assert candidate_settings("native:0")[1].resolution is None and candidate_settings("native:0")[1].ensemble == 1
+
+
+def test_an_averaged_adaptation_counts_its_draws_like_an_ensemble():
+    _, soup = candidate_settings("320:20:1e-5:30:0:1:3")
+    _, both = candidate_settings("320:20:1e-5:30:0:2:3")
+    assert soup.adapt_average == 3 and soup.ensemble == 1 and draws_per_seed(soup) == 3
+    assert draws_per_seed(both) == 6 and draws_per_seed(candidate_settings("320:20")[1]) == 1

@@ -54,6 +54,7 @@ def test_a_session_adapts_once_per_propagation_and_changes_the_masks():
 
 
 @pytest.mark.parametrize("changes", [{"adapt_steps": -1}, {"adapt_lr": 0.0}, {"adapt_seed": -1}, {"adapt_seed": 1.5},
+                                     {"adapt_average": 0}, {"adapt_average": 2.0},
                                      {"adapt_mask_weight": -0.5}, {"adapt_mask_weight": float("nan")}])
 def test_bad_adaptation_settings(changes):
     with pytest.raises(ConfigError):
@@ -234,3 +235,44 @@ def test_stage_1_alone_skips_stage_2_and_learns_exactly_what_the_full_forward_wo
     reference = adapted()
     assert all(torch.allclose(fast[k], reference[k], atol=1e-6) for k in fast)
     assert any(not torch.equal(fast[k], segmenter.model.state_dict()[k]) for k in fast if "track_decoder" in k)
+
+
+def test_averaged_weights_are_the_mean_of_the_copies_and_counters_stay():
+    from qmra.inference import random_model
+    from qmra.inference.adapt import average_weights
+    from tests.tiny import TINY
+    from qmra.model import ModelConfig
+
+    models = [random_model(ModelConfig(**TINY.to_dict()), seed=s) for s in range(3)]
+    expected = {k: torch.stack([m.state_dict()[k].float() for m in models]).mean(0) for k in models[0].state_dict()}
+    counters = {k: v.clone() for k, v in models[0].state_dict().items() if not v.is_floating_point()}
+    soup = average_weights(models)
+    assert soup is models[0]
+    for name, value in soup.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, expected[name], atol=1e-6), name
+        else:
+            assert torch.equal(value, counters[name])
+
+
+def test_a_session_averages_the_adaptations_with_their_seeds_into_one_network():
+    """--adapt-average 2 with --adapt-seed 1: one network, the weight average of the adaptations a
+    single network would make with seeds 2 and 3; one network's memory."""
+    video = clip(frames=2, objects=1)
+    frames = [video.image(i) for i in range(video.num_frames)]
+
+    def session(**changes):
+        s = tiny_segmenter(InferenceSettings(adapt_steps=2, adapt_lr=1e-3, **changes)).start(frames)
+        s.add_box(1, video.first_boxes()[1], predict=False)
+        list(s.propagate())
+        return s
+
+    soup = session(adapt_seed=1, adapt_average=2)
+    singles = [session(adapt_seed=seed) for seed in (2, 3)]
+    assert len(soup.models) == 1 and soup.adaptation.copies == 2
+    for name, value in soup.model.state_dict().items():
+        if value.is_floating_point():
+            mean = (singles[0].model.state_dict()[name] + singles[1].model.state_dict()[name]) / 2
+            assert torch.allclose(value, mean, atol=1e-6), name
+    assert soup.memory_nbytes() == singles[0].memory_nbytes()
+    assert not torch.equal(singles[0].model.track_decoder.predict.weight, singles[1].model.track_decoder.predict.weight)
