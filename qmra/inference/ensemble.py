@@ -120,3 +120,7 @@ def split_memory(memory: Memory, copies: int) -> list[Memory]:
     tracks = split(memory.track)
     segments = [None] * copies if memory.segment is None else split(memory.segment)
     return [Memory(t, s, memory.frame_tokens) for t, s in zip(tracks, segments)]
+
+
+#: What the session runs objects with: one network, or an ensemble of adapted copies.
+Runtime = ModelRuntime | EnsembleRuntime

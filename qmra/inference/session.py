@@ -18,7 +18,7 @@ from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
 from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy, average_weights
-from qmra.inference.ensemble import EnsembleRuntime
+from qmra.inference.ensemble import EnsembleRuntime, Runtime
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
 from qmra.inference.objects import ObjectTable
@@ -122,7 +122,7 @@ class InferenceSession:
         #: The networks following the first frame's objects: the segmenter's own, or its adapted copies
         #: (``settings.copies`` of them; :attr:`model` is the first).
         self.models: tuple[QMRA, ...] = (self.model,)
-        self.runtime: ModelRuntime | EnsembleRuntime = ModelRuntime.create(self.model, self.device, self.settings)
+        self.runtime: Runtime = ModelRuntime.create(self.model, self.device, self.settings)
         #: Set when test-time adaptation ran (settings.adapt_steps > 0): its cost and losses on the run's
         #: first frame with objects (whose adapted network is :attr:`model`).
         self.adaptation: AdaptationReport | None = None
@@ -131,7 +131,7 @@ class InferenceSession:
         self.adaptations: dict[int, AdaptationReport] = {}
         # The network a memory bank's objects run with, where it is not :attr:`runtime` (objects
         # that started after the first adaptation, each group on a copy adapted to its own frame).
-        self._bank_runtimes: weakref.WeakKeyDictionary[MemoryBank, ModelRuntime | EnsembleRuntime] = weakref.WeakKeyDictionary()
+        self._bank_runtimes: weakref.WeakKeyDictionary[MemoryBank, Runtime] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ prompts
 
@@ -358,22 +358,22 @@ class InferenceSession:
         with record_function("qmra/merge"):
             return self._merge(index, frame, probabilities, boxes)
 
-    def _features(self, runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, done: dict[int, object]):
+    def _features(self, runtime: Runtime, prepared: torch.Tensor, done: dict[int, object]):
         """The query encoding of this frame on ``runtime``'s network, made once per network per frame."""
         if id(runtime) not in done:
             done[id(runtime)] = runtime.encode_query(prepared)
         return done[id(runtime)]
 
-    def _by_network(self, banks: list[MemoryBank]) -> list[tuple[ModelRuntime | EnsembleRuntime, list[MemoryBank]]]:
+    def _by_network(self, banks: list[MemoryBank]) -> list[tuple[Runtime, list[MemoryBank]]]:
         """A batch of banks split by the network their objects run with (one group unless objects
         started on frames after the first adaptation)."""
-        groups: dict[int, tuple[ModelRuntime | EnsembleRuntime, list[MemoryBank]]] = {}
+        groups: dict[int, tuple[Runtime, list[MemoryBank]]] = {}
         for bank in banks:
             runtime = self._bank_runtimes.get(bank, self.runtime)
             groups.setdefault(id(runtime), (runtime, []))[1].append(bank)
         return list(groups.values())
 
-    def _track(self, index: int, banks: list[MemoryBank], runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, padding: Padding,
+    def _track(self, index: int, banks: list[MemoryBank], runtime: Runtime, prepared: torch.Tensor, padding: Padding,
                query_features, probabilities: dict[int, torch.Tensor], boxes: dict[int, Box | torch.Tensor]) -> None:
         """Predict the objects of ``banks`` (equally many memory frames, one network: one batch) and store the frame."""
         assert self._pass is not None
@@ -432,7 +432,7 @@ class InferenceSession:
                 return self._merge(index, frame, probabilities, boxes)
 
     def _network_for(self, index: int, prompts: list[Prompt], inputs: tuple[torch.Tensor, Padding, torch.Tensor],
-                     frame_size: tuple[int, int], tracking: bool) -> ModelRuntime | EnsembleRuntime:
+                     frame_size: tuple[int, int], tracking: bool) -> Runtime:
         """The network the objects starting on frame ``index`` run with. Without adaptation, the
         session's. With it, the run's first objects (none ``tracking`` yet) adapt the session's own
         network (:attr:`model`, or :attr:`models` for an ensemble); objects that start later get
@@ -478,7 +478,7 @@ class InferenceSession:
             float(np.mean([r.last_loss for r in reports])), len(reports))
         return tuple(models), report
 
-    def _start_objects(self, index: int, prompts: list[Prompt], runtime: ModelRuntime | EnsembleRuntime, prepared: torch.Tensor, padding,
+    def _start_objects(self, index: int, prompts: list[Prompt], runtime: Runtime, prepared: torch.Tensor, padding,
                        query_features, probabilities, boxes, frame_size: tuple[int, int]) -> None:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)
         on the network they run with (``runtime``; ``query_features`` made by it)."""
@@ -494,7 +494,7 @@ class InferenceSession:
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box
 
-    def _first_frame(self, runtime: ModelRuntime | EnsembleRuntime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
+    def _first_frame(self, runtime: Runtime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
                      query_features, frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
         """The objects' box maps (B×1×h×w at the working size), their first memory entry, and the
         prediction of the frame they start on, given their boxes."""
