@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from qmra.inference.runtime import ModelRuntime
-from qmra.model import BackboneFeatures, KeyValueMaps, Memory, MemoryFrame, QMRA, QMRAOutput
+from qmra.model import BackboneFeatures, KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
 from qmra.model.prior import rectangle_prior
 from qmra.model.qma import MemoryTokens
@@ -50,11 +50,6 @@ class EnsembleRuntime:
     def __post_init__(self) -> None:
         if len(self.members) < 2:
             raise ValueError(f"an ensemble needs at least 2 networks, got {len(self.members)}")
-
-    @property
-    def model(self) -> QMRA:
-        """The first copy (its configuration is every copy's)."""
-        return self.members[0].model
 
     @property
     def static_memory(self) -> bool:
