@@ -60,7 +60,8 @@ case "${1:-}" in
   ship)
     .venv/bin/python -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --checkpoints "${CHECKPOINTS:-runs/gpu2/weights.safetensors,runs/gpu3/weights.safetensors}" \
-        --candidates "${CANDIDATES:-320:20:1e-5:30:0,320:20:1e-5:30:0:3}" \
+        --candidates "${CANDIDATES:-320:20:1e-5:30:0:1:1:largest-blob,320:20:1e-5:30:0:3:1:largest-blob,320:20:1e-5:30:0:1:3:largest-blob}" \
+        --tolerance "${TOLERANCE:-1}" \
         --command "bash benchmarks/train_default_weights.sh data" \
         --command "BUDGET=450 bash benchmarks/train_device.sh" \
         --command "BUDGET=190 LR=1e-4 INIT=runs/device/last.safetensors RUN=runs/device2 bash benchmarks/train_device.sh" \

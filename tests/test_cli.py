@@ -48,6 +48,10 @@ def test_the_demo_says_what_the_test_score_of_the_weights_averages():
     card["inference"] = {"resolution": 320, "adapt_steps": 20, "ensemble": 3}
     assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, an ensemble of 3 " \
                                               "copies, adapted 20 steps, mean of 3 adaptation seeds)"
+    card["inference"] = {"resolution": 320, "adapt_steps": 20, "adapt_average": 3, "stage2_box": "largest-blob"}
+    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps " \
+                                              "(3 adaptations averaged), stage 2's box around stage 1's largest " \
+                                              "blob, mean of 3 adaptation seeds)"
     card["inference"] = {"resolution": 320}  # no adaptation: the seeds change nothing
     assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"
     assert _weights_summary({}) == ""

@@ -94,7 +94,11 @@ def _weights_summary(metadata: dict) -> str:
     where = f" at {inference['resolution']} px" if inference.get("resolution") else ""
     copies = inference.get("ensemble", 1) if inference.get("adapt_steps") else 1
     adapted = f", adapted {inference['adapt_steps']} steps" if inference.get("adapt_steps") else ""
+    average = inference.get("adapt_average", 1) if inference.get("adapt_steps") else 1
+    adapted = f"{adapted} ({average} adaptations averaged)" if average > 1 else adapted
     adapted = f", an ensemble of {copies} copies{adapted}" if copies > 1 else adapted
+    if inference.get("stage2_box", "all") != "all":
+        adapted += f", stage 2's box around stage 1's {inference['stage2_box'].replace('-', ' ')}"
     seeds = card.get("adaptation_seeds") if inference.get("adapt_steps") else None
     over = f", mean of {len(seeds)} adaptation seeds" if isinstance(seeds, list) and len(seeds) > 1 else ""
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted}{over})" if "J&F-Mean" in scores else ""

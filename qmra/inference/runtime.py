@@ -43,6 +43,7 @@ class ModelRuntime:
     bf16: bool = False
     channels_last: bool = False
     compile: str = "off"
+    stage2_box: str = "all"
 
     @classmethod
     def create(cls, model: QMRA, device: torch.device, settings: InferenceSettings) -> "ModelRuntime":
@@ -51,7 +52,7 @@ class ModelRuntime:
             with torch.inference_mode():
                 folded = model.crm.fold()
         return cls(model, device, settings.read_mode, folded, settings.precision == "bf16", settings.channels_last,
-                   settings.compile)
+                   settings.compile, settings.stage2_box)
 
     @property
     def static_memory(self) -> bool:
@@ -107,7 +108,7 @@ class ModelRuntime:
     def _track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
                query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
         output = self.model.predict(prepared, padding, memory, query_features, read=self.read,
-                                    folded_crm=self.folded_crm)
+                                    folded_crm=self.folded_crm, stage2_box=self.stage2_box)
         box_maps = self.model.tracked_box_maps(output)
         return output, self.model.memory_entry(prepared, padding, box_maps, output), box_maps
 

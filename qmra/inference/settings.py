@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from qmra.errors import ConfigError
+from qmra.model.prior import STAGE2_BOXES
 from qmra.model.qma import ATTENTION_KERNELS, ReadMode
 from qmra.options import option
 
@@ -62,6 +63,11 @@ class InferenceSettings:
       so a few strong matches are not drowned by many weak ones on texture that resembles the object.
       A different result, not a speed switch: the shipped weights recommend it where validation
       chose it.
+    - ``stage2_box``: what the box handed to stage 2 surrounds: ``"all"`` of stage 1's p > 0.5 (the
+      paper) or its ``"largest-blob"`` (the connected part with the most probability), so that
+      stage 1 also firing on a look-alike elsewhere does not stretch the box over both. Also the box
+      each tracked frame is stored in memory with. A different result, not a speed switch: the
+      shipped weights recommend it where validation chose it.
     - ``fold_crm``: compose the CRM's two fusion convolutions and its decoder's first convolution
       (linear, nothing between them) into one, once per video: the same result up to float
       rounding, with about a third of their work.
@@ -109,6 +115,9 @@ class InferenceSettings:
     memory_top_k: int | None = field(default=None, metadata=option(
         "read each position from its K best-matching memory positions only, or 'all' (the paper)", metavar="K",
         parse=parse_top_k, default_text="all"))
+    stage2_box: str = field(default="all", metadata=option(
+        "stage 2's box surrounds all of stage 1's confident pixels (the paper) or only their largest blob",
+        choices=STAGE2_BOXES))
     fold_crm: bool = field(default=True, metadata=option(
         "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm"))
@@ -161,6 +170,8 @@ class InferenceSettings:
             raise ConfigError(f"--compile runs one network, not an ensemble of {self.ensemble}: add --ensemble 1")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
+        if self.stage2_box not in STAGE2_BOXES:
+            raise ConfigError(f"stage2_box must be one of {', '.join(STAGE2_BOXES)}, got {self.stage2_box!r}")
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         try:

@@ -220,7 +220,7 @@ class QMRA(nn.Module):
 
     def predict(self, image: torch.Tensor, padding: Padding, memory: Memory, query_features: BackboneFeatures | None = None,
                 query_prior: torch.Tensor | None = None, read: ReadMode = ReadMode(),
-                folded_crm: FoldedCRMInput | None = None) -> QMRAOutput:
+                folded_crm: FoldedCRMInput | None = None, stage2_box: str = "all") -> QMRAOutput:
         """Predict one query frame for B objects: :meth:`track`, then :meth:`segment` (with the CRM).
 
         image: prepared query 1×3×H'×W' (shared by all objects) or B×3×H'×W'; padding: from
@@ -228,7 +228,9 @@ class QMRA(nn.Module):
         already computed (it is shared by every object of a frame); query_prior: B×1×H×W to use
         instead of stage 1's box (the true box in training); read: the Memory Read's kernel and
         top-k (:class:`qmra.model.qma.ReadMode`); folded_crm: ``self.crm.fold()`` made once for many
-        frames, or None. Returns logits at the unpadded size H×W.
+        frames, or None; stage2_box: what stage 2's box surrounds (:data:`qmra.model.prior.STAGE2_BOXES`:
+        all of stage 1's p > threshold, the paper, or its largest blob). Returns logits at the
+        unpadded size H×W.
         """
         if query_features is None:
             query_features = self.encode_query(image)
@@ -236,7 +238,7 @@ class QMRA(nn.Module):
         if not self.config.two_stage:
             return QMRAOutput(mask_logits=padding.crop(track.logits))
         if query_prior is None:
-            query_prior = self.stage2_prior(track, padding)
+            query_prior = self.stage2_prior(track, padding, stage2_box)
         elif query_prior.shape != (memory.batch_size, 1, padding.height, padding.width):
             raise ValueError(f"query_prior must be {memory.batch_size}x1x{padding.height}x{padding.width}, "
                              f"got {tuple(query_prior.shape)}")
@@ -268,12 +270,14 @@ class QMRA(nn.Module):
         with record_function("qmra/decoders"):
             return Stage(aggregated, self.track_decoder(aggregated, query_features.r3, query_features.r2))
 
-    def stage2_prior(self, track: Stage, padding: Padding) -> torch.Tensor:
-        """B×1×H×W prior Mq for stage 2: the filled rectangle around stage 1's p > threshold (its
-        thresholded mask for ``2stage-noalign``)."""
-        probability = torch.softmax(padding.crop(track.logits), dim=1)[:, 1:2]
-        make_prior = rectangle_prior if self.config.stage1_predicts_box else mask_prior
-        return make_prior(probability.detach(), self.config.prior_threshold)
+    def stage2_prior(self, track: Stage, padding: Padding, box: str = "all") -> torch.Tensor:
+        """B×1×H×W prior Mq for stage 2: the filled rectangle around stage 1's p > threshold, or
+        around its largest blob (``box``, see :func:`qmra.model.prior.rectangle_prior`); its
+        thresholded mask for ``2stage-noalign``."""
+        probability = torch.softmax(padding.crop(track.logits), dim=1)[:, 1:2].detach()
+        if self.config.stage1_predicts_box:
+            return rectangle_prior(probability, self.config.prior_threshold, box)
+        return mask_prior(probability, self.config.prior_threshold)
 
     def encode_prior(self, image: torch.Tensor, padding: Padding, prior: torch.Tensor) -> BackboneFeatures:
         """Stage 2's encoding of the query with its prior, B×1×H×W: the memory encoder (siamese) or

@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks.ship_default_weights import candidate_seeds, candidate_settings, draws_per_seed
+from benchmarks.ship_default_weights import candidate_seeds, candidate_settings, choose, draws_per_seed
 
 
 def test_candidates_of_any_ensemble_size_see_the_same_adaptation_draws():
@@ -30,3 +30,19 @@ def test_an_averaged_adaptation_counts_its_draws_like_an_ensemble():
     _, both = candidate_settings("320:20:1e-5:30:0:2:3")
     assert soup.adapt_average == 3 and soup.ensemble == 1 and draws_per_seed(soup) == 3
     assert draws_per_seed(both) == 6 and draws_per_seed(candidate_settings("320:20")[1]) == 1
+
+
+def test_a_candidate_names_stage2s_box():
+    assert candidate_settings("320:20:1e-5:30:0:1:1:largest-blob")[1].stage2_box == "largest-blob"
+    assert candidate_settings("320:20:1e-5:30:0:3")[1].stage2_box == "all"
+
+
+def test_fewer_networks_win_within_the_tolerance_and_only_there():
+    single, ensemble, soup = "320:20:1e-5:30:0:1:1:largest-blob", "320:20:1e-5:30:0:3:1:largest-blob", "320:20:1e-5:30:0:1:3:largest-blob"
+    trials = {"a.safetensors": {single: {"J&F-Mean": 0.560}, ensemble: {"J&F-Mean": 0.575}, soup: {"J&F-Mean": 0.568}}}
+    assert choose(trials, 0.0) == ("a.safetensors", ensemble)  # no tolerance: the best score
+    assert choose(trials, 1.0) == ("a.safetensors", soup)  # one network per frame, 0.7 behind: the better of the two
+    assert choose(trials, 2.0) == ("a.safetensors", soup)
+    trials["a.safetensors"][soup]["J&F-Mean"] = 0.555
+    assert choose(trials, 1.0) == ("a.safetensors", ensemble)  # both single networks trail by more than a point
+    assert choose(trials, 2.0) == ("a.safetensors", single)

@@ -188,18 +188,20 @@ def _scheduled_frames(first: int, last: int, mem_every: int, capacity: int) -> l
     return sorted({first, *(extras[-room:] if room > 0 else []), last})
 
 
-@pytest.mark.parametrize("variant, top_k", [("full", None), ("1stage", None), ("2stage-nosiam", None),
-                                            ("2stage-noalign", None), ("full", 5)])
-def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame(variant, top_k):
+@pytest.mark.parametrize("variant, top_k, stage2_box", [("full", None, "all"), ("1stage", None, "all"), ("2stage-nosiam", None, "all"),
+                                                 ("2stage-noalign", None, "all"), ("full", 5, "all"),
+                                                 ("full", None, "largest-blob")])
+def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame(variant, top_k, stage2_box):
     """The reference the memory buffers and the encoding reuse replace: encode every frame with the
     memory encoder and its tracked box, keep all keys and values, and before each frame stack those
     the schedule holds. The session (token buffers, slots reused, stage-2 encodings reused where they
     equal the memory encoding) must agree, for variants where they do and where they do not, and
-    with the top-k read (``memory_top_k``) reaching both stages' reads."""
+    with the top-k read (``memory_top_k``) reaching both stages' reads and stage 2's box
+    (``stage2_box``) reaching stage 2 and the memory."""
     from qmra.data.boxes import render_box_map
     from qmra.model import Memory, ReadMode
 
-    settings = InferenceSettings(mem_every=2, max_memory_frames=4, memory_top_k=top_k)
+    settings = InferenceSettings(mem_every=2, max_memory_frames=4, memory_top_k=top_k, stage2_box=stage2_box)
     read = ReadMode(top_k=top_k)
     segmenter = tiny_segmenter(settings, variant=variant)
     video = clip(frames=12, objects=1)
@@ -209,7 +211,7 @@ def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_fram
     got = [result.object_probabilities[1] for _, result in session.propagate()]
 
     model = segmenter.model
-    entries = {}
+    entries, differs = {}, []
     with torch.inference_mode():
         for t in range(video.num_frames):
             image = torch.from_numpy(video.image(t)).permute(2, 0, 1)[None].float() / 255
@@ -222,13 +224,17 @@ def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_fram
                                        read=read)
             else:
                 held = _scheduled_frames(0, t - 1, 2, 4)
-                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]), read=read)
+                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]), read=read, stage2_box=stage2_box)
+                if stage2_box != "all":
+                    differs.append(not torch.equal(output.query_prior, model.predict(
+                        prepared, padding, Memory.stack([entries[f] for f in held]), read=read).query_prior))
                 if top_k is not None and t == video.num_frames - 1:  # by then the read has 4 frames to choose from
                     paper = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]))
                     assert not torch.allclose(paper.probability(), output.probability(), atol=1e-4)
                 entries[t] = model.memorize(model.encode_memory(prepared, padding.pad(model.tracked_box_maps(output))))
             assert np.allclose(got[t], output.probability()[0, 0].numpy(), atol=1e-5), f"frame {t}"
     assert session.memory_frames(1) == _scheduled_frames(0, 11, 2, 4) == [0, 8, 10, 11]
+    assert stage2_box == "all" or any(differs)  # the largest blob's box was not the paper's on some frame
 
 
 def test_results_carry_confidence_and_lost_and_the_run_reports_lost_objects(segmenter):

@@ -241,7 +241,8 @@ def test_working_size_keeps_the_aspect_ratio_and_never_upsamples():
     assert InferenceSettings().working_size(480, 854) == (480, 854)
 
 
-@pytest.mark.parametrize("bad", [{"resolution": 8}, {"resolution": 240.0}, {"precision": "fp16"}, {"attention": "flash"}])
+@pytest.mark.parametrize("bad", [{"resolution": 8}, {"resolution": 240.0}, {"precision": "fp16"}, {"attention": "flash"},
+                                 {"stage2_box": "biggest"}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         InferenceSettings(**bad)

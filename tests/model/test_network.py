@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from qmra.model import BACKBONES, QMRA, VARIANTS, Memory, ModelConfig, Padding
+from qmra.model.prior import rectangle_prior
 
 
 def _clip(batch=2, frames=2, height=37, width=53, seed=0):
@@ -91,6 +92,23 @@ def test_query_prior_is_the_rectangle_of_the_stage1_box_map():
         assert prior.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
     else:
         assert not prior.any()
+
+
+def test_stage2_box_around_the_largest_blob_is_what_stage2_sees():
+    torch.manual_seed(4)  # random weights whose stage 1 fires in several blobs on this clip
+    model = QMRA(ModelConfig(backbone="resnet18")).eval()
+    images, boxes, query = _clip(batch=2, height=40, width=56)
+    with torch.no_grad():
+        memory = model.build_memory(images, boxes, Padding.for_size(40, 56))
+        prepared, padding = model.prepare(query)
+        paper = model.predict(prepared, padding, memory)
+        blob = model.predict(prepared, padding, memory, stage2_box="largest-blob")
+    stage1 = torch.softmax(blob.track_logits, 1)[:, 1:2]
+    assert torch.equal(blob.track_logits, paper.track_logits)  # stage 1 is the same
+    assert torch.equal(paper.query_prior, rectangle_prior(stage1))
+    assert torch.equal(blob.query_prior, rectangle_prior(stage1, box="largest-blob"))
+    assert blob.query_prior.sum() < paper.query_prior.sum()  # the blob's box is smaller here
+    assert not torch.allclose(blob.mask_logits, paper.mask_logits)
 
 
 def test_a_given_query_prior_replaces_the_prediction():
