@@ -236,4 +236,4 @@ def test_the_last_line_counts_every_adaptation():
         " (after adapting to frames 0, 40, where objects start: 15 steps each, 31.5 s in all)"
     # An ensemble (or averaged adaptations): the copies adapted are counted, their time summed.
     assert _adaptation_summary({0: AdaptationReport(20, 13.3, 1.0, 0.5, copies=3)}) == \
-        " (after adapting to the first frame: 3 copies × 20 steps, 13.3 s)"
+        " (after adapting to the first frame: 3 adaptations × 20 steps, 13.3 s)"

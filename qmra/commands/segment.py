@@ -167,7 +167,7 @@ def _adaptation_summary(adaptations: dict) -> str:
     if not adaptations:
         return ""
     first = next(iter(adaptations.values()))
-    steps = first.steps if first.copies == 1 else f"{first.copies} copies × {first.steps}"
+    steps = first.steps if first.copies == 1 else f"{first.copies} adaptations × {first.steps}"
     seconds = sum(report.seconds for report in adaptations.values())
     if len(adaptations) == 1:
         return f" (after adapting to the first frame: {steps} steps, {seconds:.1f} s)"
