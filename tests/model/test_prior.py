@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from qmra.model.prior import largest_blob, mask_prior, rectangle_prior
+from qmra.model.prior import GRID_CELLS, blob_cell, largest_blob, mask_prior, rectangle_prior
 
 
 def test_rectangle_spans_all_foreground_blobs():
@@ -117,3 +117,18 @@ def test_blobs_are_the_4_connected_components_scipy_finds(height, width, seed):
 def test_an_unknown_box_is_refused():
     with pytest.raises(ValueError, match="largest-blob"):
         rectangle_prior(torch.zeros(1, 1, 4, 4), box="biggest")
+
+
+def test_the_blob_grid_keeps_stage1s_resolution_at_working_sizes_and_bounds_its_cells_on_large_frames():
+    assert blob_cell(320, 569) == 4 and blob_cell(16, 24) == 4  # the working size the weights recommend
+    for height, width in [(480, 854), (1080, 1920), (2160, 3840)]:
+        cell = blob_cell(height, width)
+        assert -(-max(height, width) // cell) <= GRID_CELLS and cell > 4
+    # On a large frame, look-alikes a few pixels apart are one blob; far apart they stay two.
+    prob = torch.zeros(1, 1, 1080, 1920)
+    prob[0, 0, 100:400, 100:400] = 0.9
+    prob[0, 0, 100:400, 405:500] = 0.8  # 5 pixels away: within a 12-pixel cell
+    prob[0, 0, 700:1000, 1500:1900] = 0.6  # far away, more pixels but less probability than both
+    kept = largest_blob(prob > 0.5, prob)
+    assert kept[0, 0, 100:400, 100:500].sum() == (prob[0, 0, 100:400, 100:500] > 0.5).sum()
+    assert not kept[0, 0, 700:1000].any()
