@@ -215,9 +215,9 @@ def main() -> None:
         "test_box_baselines": baselines(test),
         "note": "box protocol (first-frame tight box only), scored by qmra.evaluation; the checkpoint and the inference "
                 "settings (working resolution, adaptation, memory top-k, ensemble, stage 2's box) were chosen on the "
-                "validation sequences by the mean J&F over the adaptation seeds (candidates with fewer networks per frame "
-                f"winning within {args.tolerance} points of the best); the test sequences were run once per seed (users get seed 0 unless "
-                "they ask for another: by_seed)",
+                "validation sequences by the mean J&F over the adaptation seeds (candidates with fewer networks per "
+                f"frame winning within {args.tolerance} points of the best); the test sequences were run once per seed "
+                "(users get seed 0 unless they ask for another: by_seed)",
     }
     save_checkpoint(out, model, metadata={"inference": recommended, "card": card}, dtype=torch.float16)
     with atomic_path(out.with_suffix(".json")) as temporary:

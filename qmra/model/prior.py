@@ -61,9 +61,10 @@ def largest_blob(foreground: torch.Tensor, probability: torch.Tensor, cell: int 
     pixels spans both and stage 2 segments whatever lies between; the blob with the most probability
     mass is the object far more often than not. Blobs are 4-connected on a grid of ``cell``-pixel
     cells (default :func:`blob_cell`; stage 1's decoder predicts at a quarter of the size and
-    upsamples), so parts closer than about a cell count as one blob. Computed on the tensors' device: each cell's label starts as its
-    own index and takes its 4 neighbours' largest label until nothing changes; pointer jumping
-    (``label ← label[label]``) lets labels cross a blob in fewer rounds.
+    upsamples), so parts closer than about a cell count as one blob. Computed on the tensors'
+    device: each cell's label starts as its own index and takes its 4 neighbours' largest label
+    until nothing changes; pointer jumping (``label ← label[label]``) lets labels cross a blob in
+    fewer rounds.
     """
     batch, _, height, width = foreground.shape
     if batch == 0 or height * width == 0:

@@ -38,7 +38,8 @@ def test_a_candidate_names_stage2s_box():
 
 
 def test_fewer_networks_win_within_the_tolerance_and_only_there():
-    single, ensemble, soup = "320:20:1e-5:30:0:1:1:largest-blob", "320:20:1e-5:30:0:3:1:largest-blob", "320:20:1e-5:30:0:1:3:largest-blob"
+    single, ensemble, soup = (f"320:20:1e-5:30:0:{networks}:{average}:largest-blob"
+                              for networks, average in [(1, 1), (3, 1), (1, 3)])
     trials = {"a.safetensors": {single: {"J&F-Mean": 0.560}, ensemble: {"J&F-Mean": 0.575}, soup: {"J&F-Mean": 0.568}}}
     assert choose(trials, 0.0) == ("a.safetensors", ensemble)  # no tolerance: the best score
     assert choose(trials, 1.0) == ("a.safetensors", soup)  # one network per frame, 0.7 behind: the better of the two

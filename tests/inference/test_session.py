@@ -188,9 +188,9 @@ def _scheduled_frames(first: int, last: int, mem_every: int, capacity: int) -> l
     return sorted({first, *(extras[-room:] if room > 0 else []), last})
 
 
-@pytest.mark.parametrize("variant, top_k, stage2_box", [("full", None, "all"), ("1stage", None, "all"), ("2stage-nosiam", None, "all"),
-                                                 ("2stage-noalign", None, "all"), ("full", 5, "all"),
-                                                 ("full", None, "largest-blob")])
+@pytest.mark.parametrize("variant, top_k, stage2_box", [
+    ("full", None, "all"), ("1stage", None, "all"), ("2stage-nosiam", None, "all"), ("2stage-noalign", None, "all"),
+    ("full", 5, "all"), ("full", None, "largest-blob")])
 def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_frame(variant, top_k, stage2_box):
     """The reference the memory buffers and the encoding reuse replace: encode every frame with the
     memory encoder and its tracked box, keep all keys and values, and before each frame stack those
@@ -223,13 +223,13 @@ def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_fram
                 output = model.predict(prepared, padding, memory, query_prior=box_map if model.config.two_stage else None,
                                        read=read)
             else:
-                held = _scheduled_frames(0, t - 1, 2, 4)
-                output = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]), read=read, stage2_box=stage2_box)
+                memory = Memory.stack([entries[f] for f in _scheduled_frames(0, t - 1, 2, 4)])
+                output = model.predict(prepared, padding, memory, read=read, stage2_box=stage2_box)
                 if stage2_box != "all":
-                    differs.append(not torch.equal(output.query_prior, model.predict(
-                        prepared, padding, Memory.stack([entries[f] for f in held]), read=read).query_prior))
+                    paper_box = model.predict(prepared, padding, memory, read=read).query_prior
+                    differs.append(not torch.equal(output.query_prior, paper_box))
                 if top_k is not None and t == video.num_frames - 1:  # by then the read has 4 frames to choose from
-                    paper = model.predict(prepared, padding, Memory.stack([entries[f] for f in held]))
+                    paper = model.predict(prepared, padding, memory)
                     assert not torch.allclose(paper.probability(), output.probability(), atol=1e-4)
                 entries[t] = model.memorize(model.encode_memory(prepared, padding.pad(model.tracked_box_maps(output))))
             assert np.allclose(got[t], output.probability()[0, 0].numpy(), atol=1e-5), f"frame {t}"
