@@ -10,9 +10,9 @@ N·s … N·s + N − 1; ``--adapt-average N``: N adaptations averaged into one 
 product) are compared on the same adaptation draws: with a largest count of M, a candidate of n
 runs the seeds that give it the draws M·s … M·s + M − 1 of the listed seeds s (n = 1: M times as
 many runs), so that an ensemble is not compared with fewer, luckier or unluckier, single runs.
-With ``--tolerance T`` (J&F points), a candidate that runs fewer networks per frame than the best
-one (a smaller ensemble) wins instead when its mean J&F is within T of the best: the speed a user
-gets counts too, decided before the candidates run.
+With ``--tolerance T`` (J&F points), a candidate that does less work per frame than the best one
+(a smaller ensemble, a smaller working size) wins instead when its mean J&F is within T of the best:
+the speed a user gets counts too, decided before the candidates run.
 Only the winner is then run on the test sequences, once per seed, with the two box baselines beside it.
 The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution,
 adaptation and top-k), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
@@ -58,14 +58,14 @@ def score_predictions(davis: DavisDataset, folder: Path) -> dict:
 
 #: The settings a candidate chooses, which the shipped weights then recommend (their "inference" metadata).
 CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_weight", "ensemble", "adapt_average",
-          "stage2_box")
+          "stage2_box", "mem_every")
 
 
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX]]]]]]``
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY]]]]]]]``
     (resolution a number or 'native', top-k a number or 'all', the adaptation's mask-loss weight a
     number, the ensemble's network count, the adaptations each network averages, what stage 2's box
-    surrounds: 'all' or 'largest-blob') → (label, settings)."""
+    surrounds: 'all' or 'largest-blob', every how many frames one joins the memory) → (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
@@ -75,21 +75,28 @@ def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
     ensemble = int(parts[5]) if len(parts) > 5 else InferenceSettings().ensemble
     average = int(parts[6]) if len(parts) > 6 else InferenceSettings().adapt_average
     box = parts[7] if len(parts) > 7 else InferenceSettings().stage2_box
+    mem_every = int(parts[8]) if len(parts) > 8 else InferenceSettings().mem_every
     return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k,
                                    adapt_mask_weight=mask_weight, ensemble=ensemble, adapt_average=average,
-                                   stage2_box=box)
+                                   stage2_box=box, mem_every=mem_every)
+
+
+def frame_work(settings: InferenceSettings) -> float:
+    """The network work per frame of a candidate, up to a constant: the networks it runs times the
+    pixels they see (a native-size candidate counts as more than any fixed size)."""
+    return settings.copies * (float("inf") if settings.resolution is None else settings.resolution ** 2)
 
 
 def choose(trials: dict[str, dict[str, dict]], tolerance: float) -> tuple[str, str]:
-    """The (checkpoint, candidate) with the best mean validation J&F, unless a candidate running
-    fewer networks per frame scores within ``tolerance`` J&F points (0–100) of it: then the best of
-    those with the fewest networks."""
+    """The (checkpoint, candidate) with the best mean validation J&F, unless a candidate doing less
+    work per frame (:func:`frame_work`: fewer networks, or a smaller working size) scores within
+    ``tolerance`` J&F points (0–100) of it: then the best of those with the least work."""
     pairs = [(c, k) for c, t in trials.items() for k in t]
     score = lambda pair: trials[pair[0]][pair[1]]["J&F-Mean"]  # noqa: E731
     best = max(score(pair) for pair in pairs)
     close = [pair for pair in pairs if score(pair) >= best - tolerance / 100]
-    fewest = min(candidate_settings(k)[1].copies for _, k in close)
-    return max((pair for pair in close if candidate_settings(pair[1])[1].copies == fewest), key=score)
+    least = min(frame_work(candidate_settings(k)[1]) for _, k in close)
+    return max((pair for pair in close if frame_work(candidate_settings(pair[1])[1]) == least), key=score)
 
 
 def draws_per_seed(settings: InferenceSettings) -> int:
@@ -158,10 +165,11 @@ def main() -> None:
     parser.add_argument("--validation", required=True, help="comma-separated sequences that choose")
     parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
     parser.add_argument("--candidates", default="320:0,320:10",
-                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX]]]]]]], "
-                             "comma-separated")
+                        help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX"
+                             "[:MEM_EVERY]]]]]]], comma-separated")
     parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="J&F points (0-100) a candidate with fewer networks per frame may trail the best by and win")
+                        help="J&F points (0-100) a candidate with less work per frame (fewer networks, fewer pixels) may "
+                             "trail the best by and win")
     parser.add_argument("--seeds", default="0,1,2", help="adaptation seeds each candidate runs with, comma-separated")
     parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
     parser.add_argument("--training-note", default="", help="how the weights were trained, recorded in the card")
@@ -214,9 +222,9 @@ def main() -> None:
         "test_scores": test_scores,
         "test_box_baselines": baselines(test),
         "note": "box protocol (first-frame tight box only), scored by qmra.evaluation; the checkpoint and the inference "
-                "settings (working resolution, adaptation, memory top-k, ensemble, stage 2's box) were chosen on the "
-                "validation sequences by the mean J&F over the adaptation seeds (candidates with fewer networks per "
-                f"frame winning within {args.tolerance} points of the best); the test sequences were run once per seed "
+                "settings (working resolution, adaptation, memory top-k, ensemble, stage 2's box, memory schedule) were "
+                "chosen on the validation sequences by the mean J&F over the adaptation seeds (candidates with less "
+                f"work per frame winning within {args.tolerance} points of the best); the test sequences were run once per seed "
                 "(users get seed 0 unless they ask for another: by_seed)",
     }
     save_checkpoint(out, model, metadata={"inference": recommended, "card": card}, dtype=torch.float16)

@@ -60,7 +60,7 @@ case "${1:-}" in
   ship)
     .venv/bin/python -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --checkpoints "${CHECKPOINTS:-runs/gpu2/weights.safetensors,runs/gpu3/weights.safetensors}" \
-        --candidates "${CANDIDATES:-320:20:1e-5:30:0:1:1:largest-blob,320:20:1e-5:30:0:3:1:largest-blob,320:20:1e-5:30:0:1:3:largest-blob}" \
+        --candidates "${CANDIDATES:-384:20:1e-5:30:0:1:3:largest-blob:5,448:20:1e-5:30:0:1:3:largest-blob:10,448:20:1e-5:30:0:1:3:largest-blob:5}" \
         --tolerance "${TOLERANCE:-1}" \
         --command "bash benchmarks/train_default_weights.sh data" \
         --command "BUDGET=450 bash benchmarks/train_device.sh" \

@@ -47,3 +47,22 @@ def test_fewer_networks_win_within_the_tolerance_and_only_there():
     trials["a.safetensors"][soup]["J&F-Mean"] = 0.555
     assert choose(trials, 1.0) == ("a.safetensors", ensemble)  # both single networks trail by more than a point
     assert choose(trials, 2.0) == ("a.safetensors", single)
+
+
+def test_the_memory_schedule_is_a_candidate_field_and_recommended():
+    from benchmarks.ship_default_weights import CHOSEN
+    from qmra.inference import InferenceSettings
+
+    assert candidate_settings("384:20:1e-5:30:0:1:3:largest-blob:5")[1].mem_every == 5
+    assert candidate_settings("384:20:1e-5:30:0:1:3:largest-blob")[1].mem_every == InferenceSettings().mem_every
+    assert "mem_every" in CHOSEN
+
+
+def test_a_smaller_working_size_wins_within_the_tolerance():
+    small, large, native = "320:20:1e-5:30:0:1:3", "384:20:1e-5:30:0:1:3", "native:20:1e-5:30:0:1:3"
+    trials = {"a.safetensors": {small: {"J&F-Mean": 0.560}, large: {"J&F-Mean": 0.566}, native: {"J&F-Mean": 0.568}}}
+    assert choose(trials, 0.0) == ("a.safetensors", native)
+    assert choose(trials, 0.5) == ("a.safetensors", large)  # native's extra pixels buy 0.2 points: not enough
+    assert choose(trials, 1.0) == ("a.safetensors", small)
+    trials["a.safetensors"][large]["J&F-Mean"] = 0.590  # 3 points: the larger size wins outright
+    assert choose(trials, 1.0) == ("a.safetensors", large)
