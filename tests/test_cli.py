@@ -52,6 +52,9 @@ def test_the_demo_says_what_the_test_score_of_the_weights_averages():
     assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps " \
                                               "(3 adaptations averaged), stage 2's box around stage 1's largest " \
                                               "blob, mean of 3 adaptation seeds)"
+    card["inference"] = {"resolution": 384, "adapt_steps": 20, "mem_every": 5}
+    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 20 steps, " \
+                                              "a frame into memory every 5, mean of 3 adaptation seeds)"
     card["inference"] = {"resolution": 320}  # no adaptation: the seeds change nothing
     assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"
     assert _weights_summary({}) == ""

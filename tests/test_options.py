@@ -57,11 +57,12 @@ def test_the_help_says_the_default_the_run_really_uses():
 
     text = _subparser("segment").format_help().replace("\n", " ")
     text = " ".join(text.split())
-    recommended = shipped_recommendations().get("resolution")
-    if recommended:
-        assert f"default: {recommended} with the shipped weights" in text
+    for name in ("resolution", "mem_every"):
+        recommended = shipped_recommendations().get(name)
+        if recommended:
+            assert f"default: {recommended} with the shipped weights" in text
     assert "frames at their own size" not in text
-    assert "default: 10" in text  # --mem-every, from the field
+    assert "default: 16" in text  # --max-memory-frames, from the field
 
 
 def test_a_new_option_is_one_field():

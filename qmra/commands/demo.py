@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
 def _weights_summary(metadata: dict) -> str:
     """', default weights (held-out DAVIS test J&F 0.xxx at 320 px, an ensemble of 3 copies, adapted
     20 steps, mean of 3 adaptation seeds)' from a shipped card, else ''."""
+    from qmra.inference import InferenceSettings
+
     card = metadata.get("card")
     if not isinstance(card, dict):
         return ""
@@ -99,6 +101,9 @@ def _weights_summary(metadata: dict) -> str:
     adapted = f", an ensemble of {copies} copies{adapted}" if copies > 1 else adapted
     if inference.get("stage2_box", "all") != "all":
         adapted += f", stage 2's box around stage 1's {inference['stage2_box'].replace('-', ' ')}"
+    paper_schedule = InferenceSettings().mem_every
+    if inference.get("mem_every", paper_schedule) != paper_schedule:
+        adapted += f", a frame into memory every {inference['mem_every']}"
     seeds = card.get("adaptation_seeds") if inference.get("adapt_steps") else None
     over = f", mean of {len(seeds)} adaptation seeds" if isinstance(seeds, list) and len(seeds) > 1 else ""
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted}{over})" if "J&F-Mean" in scores else ""
