@@ -94,9 +94,9 @@ def choose(trials: dict[str, dict[str, dict]], tolerance: float) -> tuple[str, s
     pairs = [(c, k) for c, t in trials.items() for k in t]
     score = lambda pair: trials[pair[0]][pair[1]]["J&F-Mean"]  # noqa: E731
     best = max(score(pair) for pair in pairs)
-    close = [pair for pair in pairs if score(pair) >= best - tolerance / 100]
-    least = min(frame_work(candidate_settings(k)[1]) for _, k in close)
-    return max((pair for pair in close if frame_work(candidate_settings(pair[1])[1]) == least), key=score)
+    work = {pair: frame_work(candidate_settings(pair[1])[1]) for pair in pairs if score(pair) >= best - tolerance / 100}
+    least = min(work.values())
+    return max((pair for pair, w in work.items() if w == least), key=score)
 
 
 def draws_per_seed(settings: InferenceSettings) -> int:

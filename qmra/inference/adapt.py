@@ -39,9 +39,9 @@ def check_adaptable(config: ModelConfig, mask_weight: float, masks_given: bool =
 WINDOW = (0.35, 1.0)
 #: The side of the square views, as a fraction of the frame's short side, within CROP_LIMITS pixels.
 #: Windows of 35–100 % of the frame then show the object at 0.8–2.3× its size in the frame whatever
-#: the working size, as on validation (256-pixel views of 320-pixel frames). A fixed 256 enlarged
-#: the objects of small frames up to 3.8× (the demo's 192-pixel frames), and the adapted network
-#: lost its flat rectangle from the third frame on.
+#: the working size (chosen on 320-pixel validation frames with 256-pixel views; 307 at 384). A
+#: fixed 256 enlarged the objects of small frames up to 3.8× (the demo's 192-pixel frames), and the
+#: adapted network lost its flat rectangle from the third frame on.
 CROP_SCALE = 0.8
 CROP_LIMITS = (64, 384)
 
