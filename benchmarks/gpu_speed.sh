@@ -7,14 +7,16 @@
 # Here first, at a tiny size (checks the script, not the numbers):
 #   cp -r ../shared/peer-bench peer-bench    # ignored: add /peer-bench/ to .git/info/exclude
 #   DEVICE=cpu SIZE=160x96 FRAMES=2 WARMUP=2 LONG=none SMOKE=1 AMP= OUT=/tmp/gpu-out bash benchmarks/gpu_speed.sh
-# On the GPU machine (device tool: carry peer-bench and .device-data/agree; about 6 minutes on an H100
-# for the default PARTS; a compiled run adds its compilation, a minute or two per object count):
+# On the GPU machine (device tool: carry peer-bench and .device-data/agree; about 6 minutes on an H200
+# for the default PARTS, compilation included: about 35 s for the first object count, 20 s for the next):
 #   bash benchmarks/gpu_speed.sh
 #   PARTS=graphs,agree bash benchmarks/gpu_speed.sh      # only the compiled rows and the mask check
-# PARTS: qmra (fp32, bf16 + NHWC, a profiled window), graphs (bf16 + NHWC compiled with CUDA graphs),
-# agree (benchmarks/agreement.py: each switch's masks against fp32 on a real clip, shipped weights; then
-# qmra segment on that clip as a user runs it, fp32 and bf16: adaptation seconds and FPS),
-# peers (Cutie, SAM 2). The real clip for agree: a DAVIS-layout folder at AGREE (made here by
+# PARTS, run in the order given: graphs (bf16 + NHWC compiled with CUDA graphs, with the long-run
+# memory), peers (Cutie, SAM 2), agree (benchmarks/agreement.py: the switches' masks against fp32 on a
+# real clip, shipped weights), qmra (fp32, bf16 + NHWC, not compiled; a profiled window), probe
+# (benchmarks/gpu_probe.py: device-busy and host-wait time per frame, compiled), segment (qmra segment
+# on the real clip as a user runs it, fp32 and bf16: adaptation seconds and FPS). The real clip: a
+# DAVIS-layout folder at AGREE (made here by
 #   python -m benchmarks.agreement_clip --davis ../shared/data/davis2016 --out .device-data/agree).
 set -uo pipefail
 OUT=${OUT:?set OUT to the folder that comes back}
@@ -24,9 +26,9 @@ FRAMES=${FRAMES:-20}
 WARMUP=${WARMUP:-full}
 LONG=${LONG:-100,2000}
 SMOKE=${SMOKE:-}
-PARTS=${PARTS:-qmra,graphs,agree,peers}
+PARTS=${PARTS:-graphs,peers,agree,qmra,probe,segment}
+LONG_EAGER=${LONG_EAGER:-none}   # the long-run memory of the uncompiled rows (README: 1.000 and 1.031)
 AGREE=${AGREE:-.device-data/agree}
-part() { [[ ",$PARTS," == *",$1,"* ]]; }
 AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16 for SAM 2); AMP= for none
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -44,10 +46,10 @@ qmra_bench() {  # NAME, then qmra bench switches
   local name=$1; shift
   log "qmra $name"
   timeout 240 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup "$WARMUP" --frames "$FRAMES" \
-    --runs 3 --no-profile --memory-frames "$LONG" --json "$RES/qmra-$name.json" "$@" > "$RES/qmra-$name.log" 2>&1
+    --runs 3 --no-profile --memory-frames "$LONG_EAGER" --json "$RES/qmra-$name.json" "$@" > "$RES/qmra-$name.log" 2>&1
   log "qmra $name: exit $?"
 }
-if part qmra; then
+part_qmra() {
   qmra_bench fp32
   qmra_bench bf16-nhwc --precision bf16 --channels-last
   # Where the time goes: a short profiled window, memory already full.
@@ -55,8 +57,8 @@ if part qmra; then
   timeout 120 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup "$WARMUP" --frames 5 --runs 1 \
     --memory-frames none --precision bf16 --channels-last --json "$RES/qmra-profile.json" > "$RES/qmra-profile.log" 2>&1
   log "qmra profile: exit $?"
-fi
-if part graphs; then
+}
+part_graphs() {
   # Compiled, the memory is read whole (empty slots masked) from the first frame on, so a frame costs
   # what a steady-state frame costs after a few warm-up frames (compilation, graph capture).
   log "qmra bf16-nhwc-graphs"
@@ -64,15 +66,29 @@ if part graphs; then
     --runs 3 --no-profile --memory-frames "$LONG" --precision bf16 --channels-last --compile reduce-overhead \
     --json "$RES/qmra-bf16-nhwc-graphs.json" > "$RES/qmra-bf16-nhwc-graphs.log" 2>&1
   log "qmra bf16-nhwc-graphs: exit $?"
-fi
-if part agree; then
+}
+part_probe() {
+  log "probe"
+  timeout 240 "$PYTHON" -m benchmarks.gpu_probe --device "$DEVICE" --size "$SIZE" --configs bf16-graphs --objects 1,3 \
+    ${SMOKE:+--warmup 2 --frames 2 --profile-frames 2} --out "$RES/probe.jsonl" > "$RES/probe.log" 2>&1
+  log "probe: exit $?"
+}
+part_agree() {
   if [ -d "$AGREE" ]; then
     log "agreement"
-    timeout 420 "$PYTHON" -m benchmarks.agreement --davis "$AGREE" --device "$DEVICE" --frames "${AGREE_FRAMES:-40}" \
+    timeout 300 "$PYTHON" -m benchmarks.agreement --davis "$AGREE" --device "$DEVICE" --frames "${AGREE_FRAMES:-40}" \
+      --variant "bf16-nhwc=--precision bf16 --channels-last" \
+      --variant "bf16-nhwc-graphs=--precision bf16 --channels-last --compile reduce-overhead" \
       --json "$RES/agreement.jsonl" > "$RES/agreement.log" 2>&1
     log "agreement: exit $?"
-    # What a user gets: qmra segment with the shipped weights' recommendation (320 px, 10 adaptation
-    # steps; its last line gives the adaptation's seconds on this device and the frames per second).
+  else
+    log "no $AGREE folder: agreement skipped"
+  fi
+}
+part_segment() {
+  if [ -d "$AGREE" ]; then
+    # What a user gets: qmra segment with the shipped weights' recommendation (its last line gives
+    # the adaptation's seconds on this device and the frames per second).
     clip=$(ls -d "$AGREE"/JPEGImages/480p/* | head -1)
     box=$("$PYTHON" -c 'import sys, numpy as np; from PIL import Image; from qmra.data import box_from_mask
 b = box_from_mask(np.asarray(Image.open(sys.argv[1])) > 0); print(f"{b.x0:g},{b.y0:g},{b.x1:g},{b.y1:g}")' \
@@ -84,14 +100,23 @@ b = box_from_mask(np.asarray(Image.open(sys.argv[1])) > 0); print(f"{b.x0:g},{b.
       log "segment $precision: exit $?"
     done
   else
-    log "no $AGREE folder: agreement skipped"
+    log "no $AGREE folder: segment skipped"
   fi
-fi
-
-if part peers && [ -d peer-bench ]; then
+}
+part_peers() {
+  if [ ! -d peer-bench ]; then
+    log "no peer-bench/ folder: Cutie and SAM 2 skipped"
+    return
+  fi
   site=$(mktemp -d)
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" peer-bench/whl/*.whl \
     > "$RES/peer-install.log" 2>&1
+  # omegaconf needs PyYAML and iopath needs portalocker, which not every image has (docs/gpu-session.md:
+  # their wheels in peer-bench/extra).
+  for need in yaml:PyYAML portalocker:portalocker; do
+    "$PYTHON" -c "import ${need%%:*}" 2>/dev/null || "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
+      --no-cache-dir --upgrade --target "$site" peer-bench/extra/"${need#*:}"-*.whl >> "$RES/peer-install.log" 2>&1
+  done
   peers="PYTHONPATH=$site:$PWD/peer-bench/cutie:$PWD/peer-bench/sam2"
   small=()
   [ -n "$SMOKE" ] && small=(--size "$SIZE" --frames 6 --warmup 2)
@@ -104,9 +129,14 @@ if part peers && [ -d peer-bench ]; then
   env "$peers" timeout 180 "$PYTHON" peer-bench/bench_sam2.py --device "$DEVICE" --objects 1,3 --frames 40 $AMP \
     --json "$RES/sam2.json" "${small[@]}" > "$RES/sam2.log" 2>&1
   log "sam2: exit $?"
-else
-  part peers && log "no peer-bench/ folder: Cutie and SAM 2 skipped"
-fi
+}
+for name in ${PARTS//,/ }; do
+  if ! declare -F "part_$name" > /dev/null; then
+    log "unknown part $name"
+    continue
+  fi
+  "part_$name"
+done
 kill "$PACKER" 2>/dev/null
 log "done"
 ls -la "$OUT" "$RES"

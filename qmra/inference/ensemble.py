@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from qmra.inference.runtime import ModelRuntime
+from qmra.inference.staging import FrameStaging
 from qmra.model import BackboneFeatures, KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
 from qmra.model.prior import rectangle_prior
@@ -58,8 +59,9 @@ class EnsembleRuntime:
     def running(self) -> AbstractContextManager[None]:
         return self.members[0].running()  # the same device and precision for every copy
 
-    def network_input(self, frame: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, Padding, torch.Tensor]:
-        return self.members[0].network_input(frame, size)
+    def network_input(self, frame: np.ndarray, size: tuple[int, int],
+                      staging: FrameStaging | None = None) -> tuple[torch.Tensor, Padding, torch.Tensor]:
+        return self.members[0].network_input(frame, size, staging)
 
     def encode_query(self, prepared: torch.Tensor) -> tuple[BackboneFeatures, ...]:
         return tuple(member.encode_query(prepared) for member in self.members)

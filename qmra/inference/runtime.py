@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from qmra.inference.settings import InferenceSettings
+from qmra.inference.staging import FrameStaging
 from qmra.model import QMRA, BackboneFeatures, Memory, MemoryFrame, QMRAOutput
 from qmra.model.crm import FoldedCRMInput
 from qmra.model.preprocess import Padding
@@ -71,16 +72,13 @@ class ModelRuntime:
                 stack.enter_context(_cudnn_benchmark())
             yield
 
-    def network_input(self, frame: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, Padding, torch.Tensor]:
+    def network_input(self, frame: np.ndarray, size: tuple[int, int],
+                      staging: FrameStaging | None = None) -> tuple[torch.Tensor, Padding, torch.Tensor]:
         """H×W×3 uint8 frame → the prepared 1×3×h'×w' input at the working ``size`` (h, w), its
-        padding, and the 1×3×h×w RGB image in [0, 1]."""
+        padding, and the 1×3×h×w RGB image in [0, 1]. ``staging``: the session's buffers the frame
+        goes to the device through (default: new ones for this call)."""
         with record_function("qmra/io"):
-            image = torch.from_numpy(np.ascontiguousarray(frame))
-            if self.device.type == "cuda":
-                # Page-locked, so the copy runs asynchronously (PyTorch's pinned-memory cache reuses
-                # the block only once the copy is done).
-                image = image.pin_memory()
-            image = image.to(self.device, non_blocking=True)
+            image = (staging or FrameStaging(self.device)).to_device(frame)
             image = image.permute(2, 0, 1)[None].float().div_(255)
             if size != tuple(frame.shape[:2]):
                 image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)

@@ -6,7 +6,7 @@ import itertools
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from qmra.inference.merge import label_map, soft_aggregate
 from qmra.inference.objects import ObjectTable
 from qmra.inference.results import FrameResult, ProbabilityMaps
 from qmra.inference.runtime import ModelRuntime
+from qmra.inference.staging import FrameStaging
 from qmra.model import QMRA, KeyValueMaps, Memory, MemoryFrame, QMRAOutput
 from qmra.model.preprocess import Padding
 
@@ -90,7 +91,18 @@ class _Frame:
     inputs: tuple[torch.Tensor, Padding, torch.Tensor] | None  # None: no object was on it
     query_features: object
     probabilities: dict[int, torch.Tensor]
-    boxes: dict[int, Box | torch.Tensor]
+    boxes: dict[int, Box | torch.Tensor | None]
+
+
+@dataclass
+class _Ahead:
+    """The next frame's query encoding, queued on the device before the frame before it was
+    handed back (so the device works while the host finishes that frame)."""
+
+    index: int
+    runtime: Runtime
+    inputs: tuple[torch.Tensor, Padding, torch.Tensor]
+    query_features: object
 
 
 class InferenceSession:
@@ -132,6 +144,12 @@ class InferenceSession:
         # The network a memory bank's objects run with, where it is not :attr:`runtime` (objects
         # that started after the first adaptation, each group on a copy adapted to its own frame).
         self._bank_runtimes: weakref.WeakKeyDictionary[MemoryBank, Runtime] = weakref.WeakKeyDictionary()
+        #: Whether :meth:`propagate` queues each next frame's query encoding before waiting for a
+        #: frame's results: on devices that run asynchronously (CUDA), where the host's work between
+        #: two frames would otherwise leave the device idle. Results are the same either way.
+        self.lookahead = self.device.type == "cuda"
+        self._ahead: _Ahead | None = None
+        self._staging = FrameStaging(self.device)
 
     # ------------------------------------------------------------------ prompts
 
@@ -261,12 +279,18 @@ class InferenceSession:
         bar = tqdm(total=yielded, unit="frame", disable=not show, dynamic_ncols=True, leave=False)
         source: Iterable[np.ndarray] = self.source.frames(indices) if (reverse or first) else self.source
         frames = prefetch(source) if self.settings.pipeline else iter(source)
+        pairs = zip(indices, frames)
         try:
-            for index, frame in zip(indices, frames):
-                result = self._advance(index, frame)
+            upcoming = next(pairs, None)
+            while upcoming is not None:
+                index, frame = upcoming
+                upcoming = next(pairs, None) if self.lookahead else None
+                result = self._advance(index, frame, upcoming)
                 if (index <= start) if reverse else (index >= start):
                     bar.update(1)
                     yield index, result
+                if not self.lookahead:
+                    upcoming = next(pairs, None)
             self._check_late_prompts()
         finally:
             close = getattr(frames, "close", None)
@@ -274,6 +298,7 @@ class InferenceSession:
                 close()  # stops the reading thread when the caller leaves early
             bar.close()
             self._propagating = False
+            self._drop_ahead()
 
     def step(self, image: np.ndarray) -> FrameResult:
         """Segment the next frame of a forward run, for callers that own the frame loop (a stream, a
@@ -296,6 +321,7 @@ class InferenceSession:
         self.objects.clear()
         self._pass = run
         self._last = None
+        self._ahead = None
         self.model_seconds = 0.0
         self.model = self.segmenter.model
         self.models = (self.model,)
@@ -305,12 +331,14 @@ class InferenceSession:
         self.runtime = ModelRuntime.create(self.model, self.device, self.settings)
         self.segmenter.refresh_threads()  # the machine's load may have changed
 
-    def _advance(self, index: int, frame: np.ndarray) -> FrameResult:
-        """Predict frame ``index`` of the current run and move the run on to it."""
+    def _advance(self, index: int, frame: np.ndarray, upcoming: tuple[int, np.ndarray] | None = None) -> FrameResult:
+        """Predict frame ``index`` of the current run and move the run on to it; ``upcoming``: the
+        next frame (index, pixels), whose query encoding is queued before this frame's results are
+        waited for."""
         assert self._pass is not None
         started = time.perf_counter()
         with self.runtime.running():
-            result = self._predict_frame(index, frame)
+            result = self._predict_frame(index, frame, upcoming)
         self.model_seconds += time.perf_counter() - started
         self._pass.cursor = index
         return result
@@ -329,7 +357,7 @@ class InferenceSession:
         """The boxes on frame ``index``: objects that start there, or restart (a correction)."""
         return [frames[index] for _, frames in sorted(self._prompts.items()) if index in frames]
 
-    def _predict_frame(self, index: int, frame: np.ndarray) -> FrameResult:
+    def _predict_frame(self, index: int, frame: np.ndarray, upcoming: tuple[int, np.ndarray] | None = None) -> FrameResult:
         assert self._pass is not None
         starting = self._starting(index)
         for prompt in starting:
@@ -338,12 +366,18 @@ class InferenceSession:
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
         inputs, query_features = None, None
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.index != index:
+            ahead = None
         if starting or batches:
-            inputs = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
+            inputs = ahead.inputs if ahead is not None else self.runtime.network_input(
+                frame, self.settings.working_size(*frame.shape[:2]), self._staging)
             prepared, padding, image = inputs
             # Before the query is encoded: the run's first objects adapt the session's own network.
             start_runtime = self._network_for(index, starting, inputs, frame.shape[:2], bool(batches)) if starting else None
-            query_features = self.runtime.encode_query(prepared)  # shared by every object of this frame on that network
+            # Shared by every object of this frame on that network.
+            query_features = (ahead.query_features if ahead is not None and ahead.runtime is self.runtime
+                              else self.runtime.encode_query(prepared))
             features = {id(self.runtime): query_features}
             if starting:
                 assert start_runtime is not None
@@ -356,7 +390,29 @@ class InferenceSession:
                                 probabilities, boxes)
         self._last = _Frame(index, frame, inputs, query_features, probabilities, boxes)
         with record_function("qmra/merge"):
-            return self._merge(index, frame, probabilities, boxes)
+            result = self._merge(index, frame, probabilities, boxes,
+                                 before_wait=None if upcoming is None else lambda: self._encode_ahead(*upcoming))
+        # The boxes as the host has them: the box maps on the device may be a compiled graph's
+        # outputs, which its next replay overwrites.
+        self._last.boxes = {i: result.boxes[i] for i in boxes}
+        return result
+
+    def _encode_ahead(self, index: int, frame: np.ndarray) -> None:
+        """Queue frame ``index``'s input and query encoding on the device (:attr:`lookahead`), where
+        the next frame will surely use them: objects are tracked and none starts there (a start
+        may adapt the network first)."""
+        if not self.objects.banks or self._starting(index):
+            return
+        inputs = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]), self._staging)
+        self._ahead = _Ahead(index, self.runtime, inputs, self.runtime.encode_query(inputs[0]))
+
+    def _drop_ahead(self) -> None:
+        """A run left with the next frame's encoding queued (the caller stopped early): the last
+        frame's own encoding may be overwritten by it (a compiled graph's outputs), so a box added
+        on that frame encodes it again."""
+        if self._ahead is not None and self._last is not None:
+            self._last.inputs, self._last.query_features = None, None
+        self._ahead = None
 
     def _features(self, runtime: Runtime, prepared: torch.Tensor, done: dict[int, object]):
         """The query encoding of this frame on ``runtime``'s network, made once per network per frame."""
@@ -401,7 +457,8 @@ class InferenceSession:
         boxes = {i: b for i, b in last.boxes.items() if i != object_id}
         with self.runtime.running():
             if last.inputs is None:
-                last.inputs = self.runtime.network_input(last.image, self.settings.working_size(*last.image.shape[:2]))
+                last.inputs = self.runtime.network_input(last.image, self.settings.working_size(*last.image.shape[:2]),
+                                                         self._staging)
                 last.query_features = self.runtime.encode_query(last.inputs[0])
             prepared, padding, _ = last.inputs
             main = self.runtime
@@ -422,7 +479,8 @@ class InferenceSession:
         probabilities: dict[int, torch.Tensor] = {}
         boxes: dict[int, Box | torch.Tensor] = {}
         with self.runtime.running():
-            prepared, padding, _ = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]))
+            prepared, padding, _ = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]),
+                                                              self._staging)
             _, _, output = self._first_frame(self.runtime, prompts, prepared, padding, None, frame.shape[:2])
             object_probabilities = output.probability()[:, 0]
             for slot, prompt in enumerate(prompts):
@@ -504,8 +562,10 @@ class InferenceSession:
         return box_maps, entry, output
 
     def _merge(self, index: int, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
-               boxes: dict[int, Box | torch.Tensor]) -> FrameResult:
-        """Merge the objects at the frame's size; everything the host needs crosses over in one go."""
+               boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None) -> FrameResult:
+        """Merge the objects at the frame's size; everything the host needs crosses over in one go.
+        ``before_wait``: work to queue on the device once the copies to the host are queued, before
+        waiting for them."""
         object_ids = sorted(probabilities)
         name = self.source.frame_name(index)
         if not object_ids:
@@ -520,13 +580,19 @@ class InferenceSession:
         # Confidence: each object's mean own probability where it is confident (p > 0.5), at the working size.
         confident = own > 0.5
         confidence = (own * confident).flatten(1).sum(1) / confident.flatten(1).sum(1).clamp(min=1)
-        areas = torch.bincount(labels.flatten().long(), minlength=MAX_OBJECT_ID + 1)
+        # Pixels per label. Not torch.bincount: on CUDA it reads the largest label back to size its
+        # output, a wait for the device in the middle of the frame.
+        flat = labels.flatten().long()
+        areas = torch.zeros(MAX_OBJECT_ID + 1, dtype=torch.long, device=labels.device).scatter_add_(0, flat, torch.ones_like(flat))
         # A tracked box map's extent: which rows and columns it covers (a few hundred booleans each).
         tracked = [i for i in object_ids if isinstance(boxes[i], torch.Tensor)]
         extents = [(boxes[i].bool().any(dim=1), boxes[i].bool().any(dim=0)) for i in tracked]  # type: ignore[union-attr]
-        host = _to_host([labels, confidence, areas, *(e for pair in extents for e in pair)])
+        copies = _HostCopies([labels, confidence, areas, *(e for pair in extents for e in pair)])
+        if before_wait is not None:
+            before_wait()
+        host = copies.wait()
         scale = (width / working[1], height / working[0])
-        final_boxes = {i: b for i, b in boxes.items() if isinstance(b, Box)}
+        final_boxes = {i: b for i, b in boxes.items() if not isinstance(b, torch.Tensor)}
         for slot, object_id in enumerate(tracked):
             final_boxes[object_id] = _extent_box(host[3 + 2 * slot].numpy(), host[4 + 2 * slot].numpy(), scale)
         maps = ProbabilityMaps(object_ids, merged, own, (height, width))
@@ -536,14 +602,24 @@ class InferenceSession:
                            lost={i: bool(area[i] == 0) for i in object_ids})
 
 
-def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Copy a frame's results to the host (into page-locked memory, asynchronously) with one wait
-    for the device, not one per tensor."""
-    if not tensors or tensors[0].device.type != "cuda":
-        return [t.cpu() for t in tensors]  # on the CPU these are the tensors themselves
-    copies = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) for t in tensors]
-    torch.cuda.current_stream(tensors[0].device).synchronize()
-    return copies
+class _HostCopies:
+    """A frame's results on their way to the host: on CUDA, copied into page-locked memory
+    asynchronously, with one wait for all of them (not one per tensor) that does not wait for work
+    queued after them."""
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self._event: torch.cuda.Event | None = None
+        if not tensors or tensors[0].device.type != "cuda":
+            self._tensors = [t.cpu() for t in tensors]  # on the CPU these are the tensors themselves
+            return
+        self._tensors = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) for t in tensors]
+        self._event = torch.cuda.Event()
+        self._event.record(torch.cuda.current_stream(tensors[0].device))
+
+    def wait(self) -> list[torch.Tensor]:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._tensors
 
 
 def _rows(entry: MemoryFrame, rows: slice) -> MemoryFrame:

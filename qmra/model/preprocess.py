@@ -18,9 +18,10 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1], ...×3×H×W → ImageNet-normalised, same shape and dtype."""
     if image.shape[-3] != 3:
         raise ValueError(f"expected RGB images with 3 channels, got shape {tuple(image.shape)}")
-    mean = image.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = image.new_tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image - mean) / std
+    # Channel by channel with the constants as scalars: a tensor made from them would be copied to
+    # the device on every call, and that copy waits for the device to finish its queued work.
+    channels = [(image.narrow(-3, c, 1) - mean) / std for c, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD))]
+    return torch.cat(channels, dim=-3)
 
 
 @dataclass(frozen=True)

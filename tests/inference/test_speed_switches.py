@@ -78,6 +78,58 @@ def test_reading_ahead_changes_nothing():
     assert all(np.array_equal(a, b) for a, b in zip(reference, piped))
 
 
+def _lookahead_session(segmenter: Segmenter, video, lookahead: bool):
+    """Objects 1 and 3 from frame 0, object 2 from frame 3; ``lookahead`` forced (on CUDA it is the default)."""
+    from qmra.data import box_from_mask
+
+    session = segmenter.start([video.image(i) for i in range(video.num_frames)])
+    session.lookahead = lookahead
+    boxes = video.first_boxes()
+    session.add_box(1, boxes[1], predict=False)
+    session.add_box(3, boxes[3], predict=False)
+    session.add_box(2, box_from_mask(video.labels(3) == 2), frame=3, predict=False)
+    return session
+
+
+def test_encoding_the_next_frame_ahead_changes_nothing_and_is_not_repeated(monkeypatch):
+    video = clip(frames=8, objects=3)
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=2))
+    reference = list(_lookahead_session(segmenter, video, lookahead=False).propagate())
+    encoded = []
+    query_forward = segmenter.model.query_encoder.forward
+    monkeypatch.setattr(segmenter.model.query_encoder, "forward", lambda x: encoded.append(x) or query_forward(x))
+    encoded_when_yielded = []
+    ahead = list(_lookahead_session(segmenter, video, lookahead=True).propagate())
+    for index, result in _lookahead_session(segmenter, video, lookahead=True).propagate():
+        encoded_when_yielded.append(len(encoded) - 8)  # the run before encoded 8 frames
+    assert len(encoded) == 16  # one encoding per frame: every one made ahead was used
+    # The next frame is encoded before a frame is handed back, except before frame 3 (an object
+    # starts there) and after the last frame.
+    assert encoded_when_yielded == [2, 3, 3, 5, 6, 7, 8, 8]
+    for (index, a), (_, b) in zip(reference, ahead):
+        assert np.array_equal(a.labels, b.labels) and a.boxes == b.boxes
+        for object_id in a.object_probabilities:
+            assert np.allclose(a.object_probabilities[object_id], b.object_probabilities[object_id], atol=1e-6)
+
+
+def test_a_box_on_the_last_frame_after_stopping_with_the_next_frame_encoded():
+    """A run stopped early has the next frame's encoding queued; a box added on the frame it
+    stopped at still redoes that frame, as without the lookahead, and stepping goes on from it."""
+    video = clip(frames=8, objects=3)
+    segmenter = tiny_segmenter(InferenceSettings(mem_every=2))
+    results = {}
+    for lookahead in (False, True):
+        session = _lookahead_session(segmenter, video, lookahead)
+        for index, _ in session.propagate():
+            if index == 4:
+                break
+        redone = session.add_box(1, Box(2, 2, 30, 30), frame=4)
+        after = session.step(video.image(5))
+        results[lookahead] = (redone, after)
+    for a, b in zip(results[False], results[True]):
+        assert np.array_equal(a.labels, b.labels) and a.boxes == b.boxes and sorted(a.masks) == [1, 2, 3]
+
+
 @pytest.mark.slow
 def test_channels_last_gives_the_reference_masks():
     video = _video(frames=6, height=64, width=96)
