@@ -130,6 +130,24 @@ def test_a_box_on_the_last_frame_after_stopping_with_the_next_frame_encoded():
         assert np.array_equal(a.labels, b.labels) and a.boxes == b.boxes and sorted(a.masks) == [1, 2, 3]
 
 
+def test_lost_objects_are_counted_without_torch_bincount(monkeypatch):
+    """On CUDA, torch.bincount reads its largest value back to the host: a wait in the middle of
+    every frame. The areas that flag lost objects are counted on the device without it."""
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.bincount in the frame loop")
+
+    monkeypatch.setattr(torch, "bincount", refuse)
+    video = clip(frames=4, objects=2)
+    session = tiny_segmenter().start([video.image(i) for i in range(4)])
+    session.add_box(1, video.first_boxes()[1], predict=False)
+    session.add_box(2, Box(0, 0, 3, 3), predict=False)  # a box of 9 pixels: likely lost
+    for _, result in session.propagate():
+        for object_id in (1, 2):
+            assert result.lost[object_id] == (not result.masks[object_id].any())
+
+
 @pytest.mark.slow
 def test_channels_last_gives_the_reference_masks():
     video = _video(frames=6, height=64, width=96)

@@ -29,3 +29,20 @@ def test_normalisation_and_mean_coloured_border():
     prepared = prepare_image(torch.rand(1, 3, 20, 20), Padding.for_size(20, 20))
     assert prepared.shape == (1, 3, 32, 32)
     assert torch.count_nonzero(prepared[..., :6, :]) == 0  # the border is the mean colour
+
+
+def test_normalisation_makes_no_tensor_from_its_constants(monkeypatch):
+    """Per frame on a GPU, a tensor made from the constants is a copy to the device that waits for
+    the work queued before it; the channels are normalised with the constants as scalars instead."""
+    image = torch.rand(2, 3, 4, 6)
+    expected = (image - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a tensor was made from constants")
+
+    monkeypatch.setattr(torch.Tensor, "new_tensor", refuse)
+    monkeypatch.setattr(torch, "tensor", refuse)
+    monkeypatch.setattr(torch, "as_tensor", refuse)
+    assert torch.equal(normalize_image(image), expected)
+    channels_last = image.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(normalize_image(channels_last), expected)
