@@ -284,11 +284,18 @@ class InferenceSession:
             upcoming = next(pairs, None)
             while upcoming is not None:
                 index, frame = upcoming
-                upcoming = next(pairs, None) if self.lookahead else None
+                upcoming, unreadable = None, None
+                if self.lookahead:
+                    try:
+                        upcoming = next(pairs, None)
+                    except Exception as error:  # raised once this frame, which could be read, is handed back
+                        upcoming, unreadable = None, error
                 result = self._advance(index, frame, upcoming)
                 if (index <= start) if reverse else (index >= start):
                     bar.update(1)
                     yield index, result
+                if unreadable is not None:
+                    raise unreadable
                 if not self.lookahead:
                     upcoming = next(pairs, None)
             self._check_late_prompts()

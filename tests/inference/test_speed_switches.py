@@ -333,3 +333,27 @@ def test_bf16_keeps_the_memory_bank_in_bf16():
     memories = [bank.memory() for bank in banks]
     tokens = [t for m in memories for stage in (m.track, m.segment) for t in (stage.key, stage.value)]
     assert banks and all(t.dtype == torch.bfloat16 for t in tokens)
+
+
+@pytest.mark.parametrize("lookahead", [False, True])
+def test_a_frame_that_cannot_be_read_stops_the_run_after_every_frame_before_it(lookahead):
+    """Reading ahead must not lose the frame before an unreadable one (a truncated video)."""
+    from qmra.data.frames import ArrayFrames
+    from qmra.errors import DataError
+
+    video = clip(frames=6, objects=1)
+
+    def frames():
+        for index in range(6):
+            if index == 4:
+                raise DataError("frame 4 cannot be decoded")
+            yield video.image(index)
+
+    session = tiny_segmenter().start(ArrayFrames(frames()))
+    session.lookahead = lookahead
+    session.add_box(1, video.first_boxes()[1], predict=False)
+    done = []
+    with pytest.raises(DataError, match="frame 4"):
+        for index, _ in session.propagate():
+            done.append(index)
+    assert done == [0, 1, 2, 3]
