@@ -8,8 +8,7 @@ a synthetic clip held in memory (the session alone, no I/O), in one process:
   of the kernels' time per frame: what the GPU must do), ``kernels`` launched per frame (inside CUDA
   graphs or not), ``host_wait_ms`` (time the host spent waiting for the device per frame: large
   when the device is the limit, near 0 when the host is), and the heaviest kernels;
-- for configurations named in ``--long``: peak GPU memory after 100 and after ``--long-frames``
-  frames of one run (one object).
+- peak memory over long videos is ``qmra bench --memory-frames``'s measurement, not repeated here.
 
 Every result is written to ``--out`` as a JSON line as soon as it exists (a time-out keeps the rest).
 
@@ -126,25 +125,6 @@ def measure(name: str, overrides: dict, objects: int, args, clip, boxes, model, 
     return result
 
 
-def long_run(name: str, overrides: dict, args, clip, boxes, model, device) -> dict:
-    from dataclasses import replace
-
-    settings = replace(get_preset("paper").settings, **{k: v for k, v in overrides.items() if k != "lookahead"})
-    session = Segmenter(model, device, settings).start(ArrayFrames(ping_pong(clip, args.long_frames)))
-    session.add_box(*boxes[0], predict=False)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    marks = {}
-    started = time.perf_counter()
-    for index, _ in session.propagate():
-        if index + 1 in (100, args.long_frames):
-            peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
-            marks[str(index + 1)] = {"peak_gpu_mib": round(peak, 1), "seconds": round(time.perf_counter() - started, 1)}
-    first, last = marks.get("100"), marks.get(str(args.long_frames))
-    ratio = last["peak_gpu_mib"] / first["peak_gpu_mib"] if first and last and first["peak_gpu_mib"] else None
-    return {"config": name, "long_run": marks, "peak_gpu_ratio": ratio}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -154,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--profile-frames", type=int, default=5)
-    parser.add_argument("--long", default="", help="configurations that also get a long run (peak GPU memory)")
-    parser.add_argument("--long-frames", type=int, default=2000)
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, appended as they come")
     args = parser.parse_args(argv)
 
@@ -181,11 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                 emit(measure(name, CONFIGS[name], objects, args, clip, boxes, model, device))
             except Exception as error:  # one failing configuration must not hide the others
                 emit({"config": name, "objects": objects, "error": f"{type(error).__name__}: {error}"})
-        if name in args.long.split(","):
-            try:
-                emit(long_run(name, CONFIGS[name], args, clip, boxes, model, device))
-            except Exception as error:
-                emit({"config": name, "long_run_error": f"{type(error).__name__}: {error}"})
     return 0
 
 
