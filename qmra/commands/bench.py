@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qmra.commands.common import add_speed_arguments, parse_size, speed_settings
 from qmra.errors import QmraError
+from qmra.model.backbones import BACKBONES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "frames it ever will (142 with the default schedule), so that the timed frames cost what "
                              f"frames of a long video cost (default: full on GPUs, {QUICK_CPU['warmup']} on CPU, where "
                              "'full' takes many minutes)")
-    parser.add_argument("--backbone", help="override the preset's backbone: resnet18, resnet34 or resnet50")
+    parser.add_argument("--backbone", choices=BACKBONES, help="override the preset's backbone")
     parser.add_argument("--decoder-channels", type=int, help="override the preset's decoder width")
     parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint to time instead of the preset's network")
     add_speed_arguments(parser, weights_recommend=False)

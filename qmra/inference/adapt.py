@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from qmra.data.boxes import box_from_mask, render_box_map
 from qmra.data.transforms import View, sampling_grid
 from qmra.errors import ConfigError
-from qmra.model import QMRA, ModelConfig, Padding, QMRALoss, prepare_image, segmentation_loss
+from qmra.model import QMRA, ModelConfig, Padding, QMRALoss, segmentation_loss
 
 
 def check_adaptable(config: ModelConfig, mask_weight: float, masks_given: bool = True) -> None:
@@ -139,7 +139,7 @@ def _stage1_loss(model: QMRA, images: torch.Tensor, boxes: torch.Tensor, targets
     computed without stage 2 and the CRM, which do not feed it."""
     padding = Padding.for_size(*images.shape[-2:])
     memory = model.build_memory(images[:, :-1], boxes[:, :-1], padding)
-    track = model.track(model.encode_query(prepare_image(images[:, -1], padding)), memory)
+    track = model.track(model.encode_query(model.prepare(images[:, -1], padding)[0]), memory)
     target = boxes[:, -1] if model.config.stage1_predicts_box else targets[:, -1]
     return segmentation_loss(padding.crop(track.logits), target, dice_weight)
 

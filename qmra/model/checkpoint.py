@@ -20,7 +20,7 @@ from qmra.data.atomic import atomic_path
 from qmra.errors import ConfigError, WeightsError
 from qmra.model.config import ModelConfig
 from qmra.model.network import QMRA
-from qmra.model.weights import guess_resnet, read_state_dict
+from qmra.model.weights import guess_backbone, read_state_dict
 
 FORMAT = "qmra"
 
@@ -111,7 +111,8 @@ def _what_it_is(path: Path) -> str:
         state = read_state_dict(path)
     except WeightsError:
         return ""
-    guessed = guess_resnet(state)
-    if guessed and "conv1.weight" in state:
-        return f"; it looks like a torchvision {guessed} backbone, which initialises training (--backbone-weights)"
+    guessed = guess_backbone(state)
+    if guessed:
+        source = "an ImageNet" if guessed.startswith("efficientnet") else "a torchvision"
+        return f"; it looks like {source} {guessed} backbone, which initialises training (--backbone-weights)"
     return ""

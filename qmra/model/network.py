@@ -27,10 +27,11 @@ from torch.profiler import record_function
 from qmra.model.config import ModelConfig
 from qmra.model.crm import CascadedRefinementModule, FoldedCRMInput
 from qmra.model.decoder import Decoder
+from qmra.model.backbones import Trunk, make_trunk, normalization
+from qmra.model.features import BackboneFeatures
 from qmra.model.preprocess import STRIDE, Padding, prepare_image
 from qmra.model.prior import mask_prior, rectangle_prior
 from qmra.model.qma import KeyValueMaps, MemoryTokens, QueryMemoryAggregation, ReadMode
-from qmra.model.resnet import BackboneFeatures, ResNetTrunk
 from qmra.model.weights import BackboneLoadReport, load_backbone_weights
 
 
@@ -130,10 +131,11 @@ class QMRA(nn.Module):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or ModelConfig()
-        self.query_encoder = ResNetTrunk(config.backbone, in_channels=3)
-        self.memory_encoder = ResNetTrunk(config.backbone, in_channels=4)
+        self.query_encoder = make_trunk(config.backbone, in_channels=3)
+        self.memory_encoder = make_trunk(config.backbone, in_channels=4)
         # f_q^r of Eq. 3: its own encoder for the 2stage-NoSiam ablation.
-        self.prior_encoder = None if config.siamese or not config.two_stage else ResNetTrunk(config.backbone, in_channels=4)
+        self.prior_encoder = None if config.siamese or not config.two_stage else make_trunk(config.backbone, in_channels=4)
+        self.normalization = normalization(config.backbone)
         r2_channels, r3_channels, r4_channels = self.query_encoder.channels
 
         def aggregation() -> QueryMemoryAggregation:
@@ -182,10 +184,10 @@ class QMRA(nn.Module):
         return self
 
     def load_backbone_weights(self, source: str | Path | Mapping[str, torch.Tensor]) -> "BackboneLoadReport":
-        """Load a torchvision ResNet state dict (file or mapping) into every encoder; see :mod:`qmra.model.weights`."""
+        """Load the backbone's ImageNet state dict (file or mapping) into every encoder; see :mod:`qmra.model.weights`."""
         return load_backbone_weights(self.encoders(), source)
 
-    def encoders(self) -> dict[str, ResNetTrunk]:
+    def encoders(self) -> dict[str, Trunk]:
         encoders = {"query_encoder": self.query_encoder, "memory_encoder": self.memory_encoder}
         if self.prior_encoder is not None:
             encoders["prior_encoder"] = self.prior_encoder
@@ -193,11 +195,11 @@ class QMRA(nn.Module):
 
     # ------------------------------------------------------------------ per-frame parts
 
-    @staticmethod
-    def prepare(image: torch.Tensor) -> tuple[torch.Tensor, Padding]:
-        """RGB in [0, 1], ...×3×H×W → normalised, padded to multiples of 16, and the :class:`Padding`."""
-        padding = Padding.for_size(image.shape[-2], image.shape[-1])
-        return prepare_image(image, padding), padding
+    def prepare(self, image: torch.Tensor, padding: Padding | None = None) -> tuple[torch.Tensor, Padding]:
+        """RGB in [0, 1], ...×3×H×W → normalised as the backbone expects, padded to multiples of 16, and
+        the :class:`Padding` (``padding``, when given, must be for this size)."""
+        padding = padding or Padding.for_size(image.shape[-2], image.shape[-1])
+        return prepare_image(image, padding, self.normalization), padding
 
     def encode_query(self, image: torch.Tensor) -> BackboneFeatures:
         """fq: prepared image B×3×H'×W' → features. Does not depend on the object: share it."""
@@ -346,7 +348,7 @@ class QMRA(nn.Module):
     def build_memory(self, images: torch.Tensor, box_maps: torch.Tensor, padding: Padding) -> Memory:
         """Encode T memory frames at once: images B×T×3×H×W in [0, 1], box maps B×T×1×H×W → Memory."""
         batch, frames = images.shape[:2]
-        prepared = prepare_image(images.flatten(0, 1), padding)
+        prepared, _ = self.prepare(images.flatten(0, 1), padding)
         features = self.encode_memory(prepared, padding.pad(box_maps.flatten(0, 1)))
         flat = self.memorize(features)
 
@@ -377,7 +379,7 @@ class QMRA(nn.Module):
             raise ValueError(f"query_image must be {batch}x3x{height}x{width}, got {tuple(query_image.shape)}")
         padding = Padding.for_size(height, width)
         memory = self.build_memory(memory_images, memory_box_maps, padding)
-        return self.predict(prepare_image(query_image, padding), padding, memory, query_prior=query_prior)
+        return self.predict(self.prepare(query_image, padding)[0], padding, memory, query_prior=query_prior)
 
 
 def _check_padded(image: torch.Tensor) -> None:

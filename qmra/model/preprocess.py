@@ -1,4 +1,4 @@
-"""Input conventions: ImageNet normalisation and STM's padding to multiples of 16."""
+"""Input conventions: the backbone's normalisation and STM's padding to multiples of 16."""
 
 from __future__ import annotations
 
@@ -9,18 +9,21 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: (mean, std) per RGB channel, for input in [0, 1].
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+IMAGENET: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
 
 #: The encoders' output stride: padded inputs are multiples of it.
 STRIDE = 16
 
 
-def normalize_image(image: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], ...×3×H×W → ImageNet-normalised, same shape and dtype."""
+def normalize_image(image: torch.Tensor, normalization: Normalization = IMAGENET) -> torch.Tensor:
+    """RGB in [0, 1], ...×3×H×W → (image − mean) / std per channel (ImageNet's by default), same shape and dtype."""
     if image.shape[-3] != 3:
         raise ValueError(f"expected RGB images with 3 channels, got shape {tuple(image.shape)}")
     # Channel by channel with the constants as scalars: a tensor made from them would be copied to
     # the device on every call, and that copy waits for the device to finish its queued work.
-    channels = [(image.narrow(-3, c, 1) - mean) / std for c, (mean, std) in enumerate(zip(IMAGENET_MEAN, IMAGENET_STD))]
+    channels = [(image.narrow(-3, c, 1) - mean) / std for c, (mean, std) in enumerate(zip(*normalization))]
     return torch.cat(channels, dim=-3)
 
 
@@ -71,9 +74,9 @@ class Padding:
         return x[..., self.top : self.top + self.height, self.left : self.left + self.width]
 
 
-def prepare_image(image: torch.Tensor, padding: Padding) -> torch.Tensor:
+def prepare_image(image: torch.Tensor, padding: Padding, normalization: Normalization = IMAGENET) -> torch.Tensor:
     """RGB in [0, 1] (...×3×H×W) → normalised and padded (...×3×H'×W').
 
-    Padding after normalisation with zeros fills the border with the ImageNet mean colour, as STM does.
+    Padding after normalisation with zeros fills the border with the mean colour, as STM does.
     """
-    return padding.pad(normalize_image(image), 0.0)
+    return padding.pad(normalize_image(image, normalization), 0.0)

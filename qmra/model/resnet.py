@@ -9,24 +9,13 @@ checkpoint file loads with :func:`qmra.model.weights.load_backbone_weights`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from qmra.errors import ConfigError
-
-
-class BackboneFeatures(NamedTuple):
-    """Multi-scale features of one encoder pass.
-
-    ``r4``: B×C4×H/16×W/16 (layer3), ``r3``: B×C3×H/8×W/8 (layer2), ``r2``: B×C2×H/4×W/4 (layer1).
-    """
-
-    r4: torch.Tensor
-    r3: torch.Tensor
-    r2: torch.Tensor
+from qmra.model.features import BackboneFeatures
 
 
 @dataclass(frozen=True)
@@ -115,6 +104,10 @@ class ResNetTrunk(nn.Module):
     Input: B×in_channels×H×W, already normalised (H, W multiples of 16).
     Output: :class:`BackboneFeatures` at strides 16, 8 and 4.
     """
+
+    #: Keys of a torchvision ResNet file that stem..layer3 does not use; the stem's key.
+    unused_prefixes: tuple[str, ...] = ("layer4.", "fc.")
+    stem_key = "conv1.weight"
 
     def __init__(self, name: str, in_channels: int = 3) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Reading weight files safely and loading torchvision ImageNet ResNets into the encoders."""
+"""Reading weight files safely and loading ImageNet backbones (torchvision ResNets, EfficientNet-Lite) into the encoders."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from qmra.errors import WeightsError
-from qmra.model.resnet import RESNET_SPECS, ResNetTrunk
-
-#: Keys of a torchvision ResNet file that stem..layer3 does not use.
-UNUSED_PREFIXES = ("layer4.", "fc.")
+from qmra.model.backbones import Trunk, make_trunk
+from qmra.model.efficientnet import LITE_SPECS, stage_layout
+from qmra.model.resnet import RESNET_SPECS
 _OPTIONAL_SUFFIX = "num_batches_tracked"  # absent from torchvision's own checkpoint files
 _WRAPPER_KEYS = ("state_dict", "model")
 
@@ -68,12 +67,12 @@ class BackboneLoadReport:
 
     encoders: tuple[str, ...]  # the encoders that received the weights
     loaded: tuple[str, ...]  # backbone keys loaded into each of them
-    ignored: tuple[str, ...]  # keys of the file that stem..layer3 does not use (layer4.*, fc.*)
+    ignored: tuple[str, ...]  # keys of the file that the stride-16 trunk does not use (its later stages, the classifier)
 
     def __str__(self) -> str:
         return (
             f"loaded {len(self.loaded)} backbone tensors into {', '.join(self.encoders)}; "
-            f"ignored {len(self.ignored)} unused keys (layer4, fc)"
+            f"ignored {len(self.ignored)} unused keys (classifier and later stages)"
         )
 
 
@@ -87,45 +86,61 @@ def guess_resnet(state: Mapping[str, torch.Tensor]) -> str | None:
     return None
 
 
-def load_backbone_weights(encoders: Mapping[str, ResNetTrunk], source: str | Path | Mapping[str, torch.Tensor]) -> BackboneLoadReport:
-    """Load one torchvision ResNet state dict into several encoders (all of the same depth).
+def guess_backbone(state: Mapping[str, torch.Tensor]) -> str | None:
+    """Name the backbone (torchvision ResNet or EfficientNet-Lite) a state dict was made for, or None."""
+    if "_conv_stem.weight" in state:
+        blocks = len({k.split(".")[1] for k in state if k.startswith("_blocks.")})
+        r4 = state.get(f"_blocks.{blocks - 1}._bn2.weight")
+        for name in LITE_SPECS:
+            trunk_blocks = sum(stage.repeats for stage in stage_layout(name))
+            if trunk_blocks == blocks and r4 is not None and r4.shape[0] == stage_layout(name)[-1].channels:
+                return name
+        return None
+    return guess_resnet(state) if "conv1.weight" in state else None
 
-    Every stem..layer3 key must be present with the right shape; ``layer4.*`` and ``fc.*`` are
-    ignored; anything else is an error naming the keys. An encoder with 4 input channels (RGB +
-    box map) gets the RGB filters of ``conv1`` and a zero filter for the box channel, so it starts
-    out computing exactly what the ImageNet network computes.
+
+def load_backbone_weights(encoders: Mapping[str, Trunk], source: str | Path | Mapping[str, torch.Tensor]) -> BackboneLoadReport:
+    """Load one ImageNet state dict (a torchvision ResNet's or an EfficientNet-Lite's) into several
+    encoders, all of the same backbone.
+
+    Every trunk key must be present with the right shape; the keys the stride-16 trunk does not use
+    (``layer4.*``/``fc.*``, or the Lite head ``_conv_head.*``/``_bn1.*``/``_fc.*``) are ignored;
+    anything else is an error naming the keys. An encoder with 4 input channels (RGB + box map)
+    starts with a zero filter for the box channel, so it computes exactly what the ImageNet network
+    computes until training teaches it the box.
     """
     state = read_state_dict(source) if isinstance(source, (str, Path)) else _as_state_dict(source, "the given state dict")
     reference = next(iter(encoders.values()))
-    expected = reference.state_dict()
+    rgb = make_trunk(reference.name, in_channels=3)
+    expected = rgb.state_dict()
     required = {k for k in expected if not k.endswith(_OPTIONAL_SUFFIX)}
-    ignored = sorted(k for k in state if k.startswith(UNUSED_PREFIXES))
+    ignored = sorted(k for k in state if k.startswith(reference.unused_prefixes))
     missing = sorted(required - set(state))
     unexpected = sorted(set(state) - set(expected) - set(ignored))
     wrong_shape = sorted(
         f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
         for k, v in expected.items()
-        if k in state and k != "conv1.weight" and state[k].shape != v.shape
+        if k in state and state[k].shape != v.shape
     )
-    conv1 = state.get("conv1.weight")
-    if conv1 is not None and conv1.shape != (64, 3, 7, 7):
-        wrong_shape.insert(0, f"conv1.weight {tuple(conv1.shape)} (expected (64, 3, 7, 7))")
     if missing or unexpected or wrong_shape:
-        guessed = guess_resnet(state)
-        hint = f"; it looks like a {guessed} file" if guessed and guessed != reference.name else ""
+        guessed = guess_backbone(state)
+        hint = f"; it looks like a file of {guessed}" if guessed and guessed != reference.name else ""
         problems = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
             if keys:
                 shown = ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
                 problems.append(f"{label}: {shown}")
-        raise WeightsError(f"these are not torchvision {reference.name} weights{hint} — {'; '.join(problems)}")
+        raise WeightsError(f"these are not {reference.name} ImageNet weights{hint} — {'; '.join(problems)}")
 
     for encoder in encoders.values():
         target = encoder.state_dict()
-        values = {k: state.get(k, target[k]) for k in target}
-        if encoder.in_channels != 3:
-            filters = torch.zeros_like(target["conv1.weight"])
-            filters[:, :3] = conv1
-            values["conv1.weight"] = filters
+        values = {k: state.get(k, target[k]).to(target[k].dtype) for k in target}
+        stem = target[encoder.stem_key]
+        if stem.shape[1] != 3:  # ResNet: one conv1 over RGB + box map; its box filter starts at zero
+            filters = torch.zeros_like(stem)
+            filters[:, :3] = state[encoder.stem_key]
+            values[encoder.stem_key] = filters
+        elif encoder.in_channels != 3 and "box_conv.weight" in target:  # EfficientNet-Lite: a box stem of its own
+            values["box_conv.weight"] = torch.zeros_like(target["box_conv.weight"])
         encoder.load_state_dict(values, strict=True)
     return BackboneLoadReport(tuple(encoders), tuple(sorted(required)), tuple(ignored))

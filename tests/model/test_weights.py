@@ -61,7 +61,7 @@ def test_wrapped_and_ddp_prefixed_safetensors_load(tmp_path):
 
 def test_another_depth_is_named_in_the_error():
     model = QMRA(ModelConfig(backbone="resnet50"))
-    with pytest.raises(WeightsError, match="not torchvision resnet50 weights; it looks like a resnet18 file"):
+    with pytest.raises(WeightsError, match="not resnet50 ImageNet weights; it looks like a file of resnet18"):
         model.load_backbone_weights(random_torchvision_state_dict("resnet18"))
 
 
