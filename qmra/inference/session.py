@@ -18,6 +18,7 @@ from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import BoxError, QmraError
 from qmra.inference.adapt import AdaptationReport, adapt, adapted_copy, average_weights
+from qmra.inference.boxed import hold_to_box
 from qmra.inference.ensemble import EnsembleRuntime, Runtime
 from qmra.inference.memory import MemoryBank
 from qmra.inference.merge import label_map, soft_aggregate
@@ -488,8 +489,7 @@ class InferenceSession:
         with self.runtime.running():
             prepared, padding, _ = self.runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]),
                                                               self._staging)
-            _, _, output = self._first_frame(self.runtime, prompts, prepared, padding, None, frame.shape[:2])
-            object_probabilities = output.probability()[:, 0]
+            _, object_probabilities = self._boxed_frame(self.runtime, prompts, prepared, padding, None, frame.shape[:2])
             for slot, prompt in enumerate(prompts):
                 probabilities[prompt.object_id] = object_probabilities[slot]
                 boxes[prompt.object_id] = prompt.box
@@ -548,8 +548,7 @@ class InferenceSession:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)
         on the network they run with (``runtime``; ``query_features`` made by it)."""
         assert self._pass is not None
-        _, entry, output = self._first_frame(runtime, prompts, prepared, padding, query_features, frame_size)
-        object_probabilities = output.probability()[:, 0]
+        entry, object_probabilities = self._boxed_frame(runtime, prompts, prepared, padding, query_features, frame_size)
         bank = MemoryBank([p.object_id for p in prompts], self._pass.time(index), entry, self.settings.mem_every,
                           self.settings.max_memory_frames, static=runtime.static_memory)
         self.objects.add(bank)
@@ -567,6 +566,13 @@ class InferenceSession:
         box_maps = torch.from_numpy(np.stack([render_box_map(p.box, frame_size, size) for p in prompts]))[:, None].to(self.device)
         entry, output = runtime.start(prepared, padding, box_maps, query_features)
         return box_maps, entry, output
+
+    def _boxed_frame(self, runtime: Runtime, prompts: list[Prompt], prepared: torch.Tensor, padding: Padding,
+                     query_features, frame_size: tuple[int, int]) -> tuple[MemoryFrame, torch.Tensor]:
+        """:meth:`_first_frame`'s memory entry and the objects' B×h×w probabilities on the frame they
+        were boxed on, held to their boxes (:func:`hold_to_box`)."""
+        box_maps, entry, output = self._first_frame(runtime, prompts, prepared, padding, query_features, frame_size)
+        return entry, hold_to_box(output.probability()[:, 0], box_maps[:, 0].to(output.logits.dtype))
 
     def _merge(self, index: int, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
                boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None) -> FrameResult:
