@@ -140,6 +140,31 @@ def score_over_seeds(model, davis: DavisDataset, settings: InferenceSettings, se
     }
 
 
+def score_sets(model, sets: dict[str, DavisDataset], settings: InferenceSettings, seeds: list[int]) -> dict:
+    """:func:`score_over_seeds` on each validation set; ``"J&F-Mean"``: the mean of the sets' J&F, so that
+    a few real sequences weigh as much as many made ones."""
+    runs = {name: score_over_seeds(model, davis, settings, seeds) for name, davis in sets.items()}
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    return {
+        "J&F-Mean": round(sum(r["J&F-Mean"] for r in runs.values()) / len(runs), 4),
+        "J&F-range": [round(sum(r["J&F-range"][i] for r in runs.values()) / len(runs), 4) for i in (0, 1)],
+        "per_object": {name: v for r in runs.values() for name, v in r["per_object"].items()},
+        "lost": sorted({name for r in runs.values() for name in r["lost"]}),
+        "seconds": round(sum(r["seconds"] for r in runs.values()), 1),
+        "by_set": runs,
+    }
+
+
+def choose_with_margin(trials: dict[str, dict[str, dict]], base: str, margin: float) -> tuple[str, str]:
+    """The best (checkpoint, candidate); a candidate other than ``base`` (the first listed, the fewest
+    moving parts) wins only where it beats the same checkpoint's ``base`` by ``margin`` J&F points."""
+    score = lambda pair: trials[pair[0]][pair[1]]["J&F-Mean"]  # noqa: E731
+    pairs = [(c, k) for c, t in trials.items() for k in t
+             if k == base or score((c, k)) >= score((c, base)) + margin / 100]
+    return max(pairs, key=score)
+
+
 def baselines(davis: DavisDataset) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -170,6 +195,14 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="J&F points (0-100) a candidate with less work per frame (fewer networks, fewer pixels) may "
                              "trail the best by and win")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="J&F points (0-100) by which a candidate must beat the first one (the fewest moving parts) to "
+                             "be chosen; fixed before measuring (replaces --tolerance)")
+    parser.add_argument("--flying", help="a folder of held-out made videos in the DAVIS layout (benchmarks.flying_validation); "
+                                         "validation J&F is then the mean of the real and the made sets' J&F")
+    parser.add_argument("--validate-only", action="store_true", help="score the candidates on validation and stop")
+    parser.add_argument("--trained-from", default="scratch (no ImageNet weights on the machines this was trained on)",
+                        help="the encoders' initialisation, recorded in the card")
     parser.add_argument("--seeds", default="0,1,2", help="adaptation seeds each candidate runs with, comma-separated")
     parser.add_argument("--command", action="append", default=[], help="the training command(s), recorded in the card")
     parser.add_argument("--training-note", default="", help="how the weights were trained, recorded in the card")
@@ -177,6 +210,9 @@ def main() -> None:
     args = parser.parse_args()
 
     validation = DavisDataset(args.davis, sequences=[s for s in args.validation.split(",") if s])
+    sets = {"davis": validation}
+    if args.flying:
+        sets["flying"] = DavisDataset(args.flying)
     test = DavisDataset(args.davis, sequences=[s for s in args.test.split(",") if s])
     if set(validation.names) & set(test.names):
         raise SystemExit("a sequence cannot both choose and report")
@@ -188,11 +224,14 @@ def main() -> None:
         trials[checkpoint] = {}
         for text in args.candidates.split(","):
             label, settings = candidate_settings(text)
-            scores = score_over_seeds(model, validation, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
+            scores = score_sets(model, sets, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
             trials[checkpoint][label] = scores
             print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} (seeds {scores['J&F-range']}) "
                   f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
-    chosen, label = choose(trials, args.tolerance)
+    if args.validate_only:
+        return
+    first = args.candidates.split(",")[0]
+    chosen, label = choose(trials, args.tolerance) if args.margin is None else choose_with_margin(trials, first, args.margin)
     _, settings = candidate_settings(label)
     recommended = {name: getattr(settings, name) for name in CHOSEN}
     model, metadata = load_model(chosen)
@@ -210,7 +249,7 @@ def main() -> None:
         "architecture": model.config.to_dict(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": "float16",
-        "trained_from": "scratch (no ImageNet weights on the machines this was trained on)",
+        "trained_from": args.trained_from,
         "training": {"record": training_record(metadata), "note": args.training_note, "commands": args.command},
         "split_davis2016": {"validation": validation.names, "test": test.names,
                             "training": "the other sequences of the folder (see the training data specs)"},
@@ -218,13 +257,15 @@ def main() -> None:
         "adaptation_seeds": test_seeds,
         "chosen_checkpoint": chosen,
         "validation_scores": trials,
-        "validation_box_baselines": baselines(validation),
+        "validation_box_baselines": {name: baselines(davis) for name, davis in sets.items()},
         "test_scores": test_scores,
         "test_box_baselines": baselines(test),
         "note": "box protocol (first-frame tight box only), scored by qmra.evaluation; the checkpoint and the inference "
                 "settings (working resolution, adaptation, memory top-k, ensemble, stage 2's box, memory schedule) were "
-                "chosen on the validation sequences by the mean J&F over the adaptation seeds (candidates with less "
-                f"work per frame winning within {args.tolerance} points of the best); the test sequences were run once per seed "
+                "chosen on the validation sequences by the mean J&F over the adaptation seeds ("
+                + (f"candidates with less work per frame winning within {args.tolerance} points of the best"
+                   if args.margin is None else f"a candidate beyond the first chosen only by a margin of {args.margin} points")
+                + "); the test sequences were run once per seed "
                 "(users get seed 0 unless they ask for another: by_seed)",
     }
     save_checkpoint(out, model, metadata={"inference": recommended, "card": card}, dtype=torch.float16)

@@ -11,11 +11,7 @@
 # The DAVIS 2016 split (README "Results"): test sequences are never trained on and never choose;
 # validation sequences choose the checkpoint, the working resolution and the test-time adaptation.
 set -euo pipefail
-DAVIS=${DAVIS:-../shared/data/davis2016}
-TEST=car-shadow,dog,horsejump-high,kite-surf
-VALIDATION=goat,parkour,scooter-black
-TRAIN=breakdance,car-roundabout,cows,dance-twirl,drift-straight,motocross-jump,paragliding-launch,soapbox
-APPEARANCE=${APPEARANCE:-${XDG_CACHE_HOME:-$HOME/.cache}/qmra/appearance}
+source "$(dirname "$0")/davis_split.sh"
 
 case "${1:-}" in
   data)

@@ -18,6 +18,11 @@ BACKBONE=${BACKBONE:-resnet18}
 DECODER=${DECODER:-128}
 LR=${LR:-3e-4}
 INIT=${INIT:-}                 # continue from a checkpoint (fp16 weights from an earlier run)
+BACKBONE_WEIGHTS=${BACKBONE_WEIGHTS:-}   # ImageNet encoders: a file (benchmarks/export_backbone.py) or 'imagenet'
+FROZEN=${FROZEN:-none}         # encoder parameters kept fixed: none, early, all
+FLYING=${FLYING:-$DATA/appearance}   # the cut-outs and photographs (a training split of them, to hold some out)
+# From scratch BatchNorm must learn; ImageNet encoders keep theirs (BN=none).
+BN=${BN:-train}
 RUN=${RUN:-runs/device}
 OUT=${OUT:?set OUT to the folder that comes back}
 PYTHON=${PYTHON:-python3}
@@ -31,8 +36,10 @@ if command -v nvidia-smi >/dev/null && [ "$DEVICE" = cuda ]; then
   MONITOR=$!
 fi
 
-"$PYTHON" -m qmra train --device "$DEVICE" --backbone "$BACKBONE" --decoder-channels "$DECODER" --train-batchnorm \
-  --data "flying:$DATA/appearance@5" --data "davis:$DATA/davis@2" --data "davis-static:$DATA/davis@1" \
+"$PYTHON" -m qmra train --device "$DEVICE" --backbone "$BACKBONE" --decoder-channels "$DECODER" \
+  $([ "$BN" = train ] && echo --train-batchnorm) --frozen-backbone "$FROZEN" \
+  ${BACKBONE_WEIGHTS:+--backbone-weights "$BACKBONE_WEIGHTS"} \
+  --data "flying:$FLYING@5" --data "davis:$DATA/davis@2" --data "davis-static:$DATA/davis@1" \
   --data "composite:$DATA/davis@1" ${INIT:+--init "$INIT"} \
   --size "$SIZE" --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup 200 --steps 1000000 \
   --time-budget "$BUDGET" --save-every 1000 --workers "$WORKERS" --out "$RUN" --quiet 2>&1 | tee "$OUT/train.log"

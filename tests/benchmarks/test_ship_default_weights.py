@@ -66,3 +66,27 @@ def test_a_smaller_working_size_wins_within_the_tolerance():
     assert choose(trials, 1.0) == ("a.safetensors", small)
     trials["a.safetensors"][large]["J&F-Mean"] = 0.590  # 3 points: the larger size wins outright
     assert choose(trials, 1.0) == ("a.safetensors", large)
+
+
+def test_a_setting_beyond_the_first_candidate_must_pay_by_the_margin():
+    from benchmarks.ship_default_weights import choose_with_margin
+
+    trials = {"a.safetensors": {"base": {"J&F-Mean": 0.600}, "blob": {"J&F-Mean": 0.609}, "topk": {"J&F-Mean": 0.605}},
+              "b.safetensors": {"base": {"J&F-Mean": 0.590}, "blob": {"J&F-Mean": 0.620}}}
+    # b's blob beats b's base by 3 points and is the best of all; a's blob (+0.9) does not pay by 1 point.
+    assert choose_with_margin(trials, "base", 1.0) == ("b.safetensors", "blob")
+    del trials["b.safetensors"]
+    assert choose_with_margin(trials, "base", 1.0) == ("a.safetensors", "base")
+    assert choose_with_margin(trials, "base", 0.5) == ("a.safetensors", "blob")
+
+
+def test_validation_sets_weigh_equally_whatever_their_size(monkeypatch):
+    import benchmarks.ship_default_weights as ship
+
+    scores = {"davis": 0.40, "flying": 0.80}
+    monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds: {
+        "J&F-Mean": scores[davis], "J&F-range": [scores[davis]] * 2, "per_object": {davis + "_1": scores[davis]},
+        "lost": [], "seconds": 1.0})
+    combined = ship.score_sets(None, {"davis": "davis", "flying": "flying"}, None, [0])
+    assert combined["J&F-Mean"] == 0.60
+    assert set(combined["by_set"]) == {"davis", "flying"} and set(combined["per_object"]) == {"davis_1", "flying_1"}
