@@ -1,9 +1,14 @@
-"""Every code block in README.md is exercised, so that what the README says is what happens (issue 17).
+"""Every code block of README.md and docs/*.md is exercised, so that what the documentation says is
+what happens. Ids and messages name the file and line (``docs/usage.md:12``).
 
-- ``bash`` blocks: ``\\`` continuations are joined and comments dropped. Every command that runs qmra
+- ``bash`` blocks: ``\\`` continuations are joined and comments dropped; ``NAME=value`` words before a
+  command are its environment. Every command that runs qmra
   (``.venv/bin/qmra``, ``qmra``, ``python -m qmra``, ``torchrun ... -m qmra``) is parsed by qmra's
   own parser, so a flag that no longer exists fails here; ``make`` targets must be in the Makefile;
-  ``.venv/bin/python benchmarks/X.py ARGS`` must exist and its own argparse must accept ARGS. Then
+  ``.venv/bin/python benchmarks/X.py ARGS`` (or ``python -m benchmarks.X ARGS``) must exist and its
+  own argparse must accept ARGS; ``bash benchmarks/X.sh [PART]`` must exist, pass ``bash -n``, know
+  PART (a label of its ``case``) and read every variable the command sets (itself or through a
+  script it runs or sources). Then
   the commands of the block run one after the other, as pasted, in a fresh folder that holds what
   they name (``video.mp4``, ``frames/``, ``boxes.json``, ``../shared/data/davis2016``,
   ``youtube-vos/valid``, the predictions a ``--results`` folder is said to hold), with a tiny random
@@ -16,10 +21,10 @@
   Segmenter.from_checkpoint(...)``) are evaluated too, so the alternatives shown stay true.
 - Blocks without a language are diagrams and file trees: they must hold no command.
 
-Checkpoints the README's ``qmra train`` commands write (``RUN_DIR/best.safetensors``, ...) are
+Checkpoints the documents' ``qmra train`` commands write (``RUN_DIR/best.safetensors``, ...) are
 stand-ins (the tiny network) wherever an example uses them; any other weights file an example names
 must come with qmra. What needs the real DAVIS data (``../shared/data/davis2016``, found as
-tests/conftest.py finds it) uses the first frames of the sequences the README names, and is not run
+tests/conftest.py finds it) uses the first frames of the sequences the documents name, and is not run
 when the data is absent.
 """
 
@@ -34,6 +39,7 @@ import re
 import runpy
 import shlex
 import shutil
+import subprocess
 import sys
 import tokenize
 from dataclasses import dataclass
@@ -54,9 +60,11 @@ from tests.model.torchvision_names import torchvision_resnet_shapes
 from tests.tiny import TINY, write_youtube_vos_split
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
-#: Where the README says the DAVIS data is (relative to the checkout).
-DAVIS_IN_README = "../shared/data/davis2016"
+#: The documents whose code blocks are checked. docs/cli.md and docs/model-card.md are generated
+#: (tests/test_docs.py) and hold no code block; they are read all the same.
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+#: Where the documents say the DAVIS data is (relative to the checkout).
+DAVIS_IN_DOCS = "../shared/data/davis2016"
 
 #: Commands that are checked but not run, and why. Keys are what :func:`kind` returns.
 PARSE_ONLY = {
@@ -67,6 +75,8 @@ PARSE_ONLY = {
     "make": "sets up .venv/ and runs the demo or the whole suite (minutes); the Makefile must have the targets",
     "benchmark script": "timings that take minutes; the script must exist and its argparse accept the arguments",
     "qmra ui": "serves a web page until stopped (tests/ui drives it in a real Chromium)",
+    "benchmark shell script": "packs data, trains or times for minutes to hours, much of it on a GPU; the script must "
+                              "exist, pass bash -n, know the part asked for and read every variable the command sets",
 }
 #: Commands that run here (on the fixtures, with the tiny network).
 RUN = {"qmra segment", "qmra eval", "qmra synthetic", "qmra model"}
@@ -80,48 +90,53 @@ SHORT_CLIP, LONG_CLIP = 4, 41
 DAVIS_FRAMES = 4
 
 
-# --- reading the README ---------------------------------------------------------------------------
+# --- reading the documents ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Block:
+    source: str  # the document, relative to the checkout: "README.md", "docs/usage.md"
     language: str  # "" for none
     line: int  # of the opening fence
     text: str
 
     def __str__(self) -> str:
-        return f"{self.language or 'plain'}-line{self.line}"
+        return f"{self.source}:{self.language or 'plain'}-line{self.line}"
 
 
 @dataclass(frozen=True)
 class Command:
+    source: str
     line: int
     text: str  # continuations joined, comments dropped
-    argv: tuple[str, ...]
+    argv: tuple[str, ...]  # without the NAME=value words before it
+    env: tuple[str, ...] = ()  # the names those words set
 
     def __str__(self) -> str:
-        return f"README.md:{self.line}: {self.text}"
+        return f"{self.source}:{self.line}: {self.text}"
 
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+.-]*)\s*$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
-def readme_blocks() -> list[Block]:
-    """The fenced code blocks of the README, in order."""
+def markdown_blocks(path: Path) -> list[Block]:
+    """The fenced code blocks of one document, in order."""
+    source = path.relative_to(REPO).as_posix()
     blocks: list[Block] = []
     opened: tuple[str, str, int] | None = None  # fence, language, line
     body: list[str] = []
-    for number, line in enumerate(README.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         if opened is None:
             match = _FENCE.match(line)
             if match:
                 opened, body = (match.group(1), match.group(2).lower(), number), []
         elif line.strip().startswith(opened[0]) and set(line.strip()) == {opened[0][0]}:
-            blocks.append(Block(opened[1], opened[2], "".join(f"{b}\n" for b in body)))
+            blocks.append(Block(source, opened[1], opened[2], "".join(f"{b}\n" for b in body)))
             opened = None
         else:
             body.append(line)
-    assert opened is None, f"README.md:{opened[2]}: a code block is never closed"
+    assert opened is None, f"{source}:{opened[2]}: a code block is never closed"
     return blocks
 
 
@@ -134,11 +149,15 @@ def shell_commands(block: Block) -> list[Command]:
         if line.rstrip().endswith("\\"):
             pending += line.rstrip()[:-1] + " "
             continue
-        argv = shlex.split(pending + line, comments=True)
-        if argv:
-            commands.append(Command(start, " ".join(argv), tuple(argv)))
+        words = shlex.split(pending + line, comments=True)
+        env = []
+        while words and _ASSIGNMENT.match(words[0]):
+            env.append(words.pop(0).split("=", 1)[0])
+        if words:
+            text = " ".join(shlex.split(pending + line, comments=True))
+            commands.append(Command(block.source, start, text, tuple(words), tuple(env)))
         pending, start = "", None
-    assert not pending, f"README.md:{start}: a command ends with a line continuation"
+    assert not pending, f"{block.source}:{start}: a command ends with a line continuation"
     return commands
 
 
@@ -162,10 +181,21 @@ def kind(command: Command) -> str:
     program = Path(command.argv[0]).name
     if program == "make":
         return "make"
-    if program in ("python", "python3") and len(command.argv) > 1 and command.argv[1].startswith("benchmarks/"):
+    if program in ("python", "python3") and benchmark_script(command.argv):
         return "benchmark script"
+    if program == "bash" and len(command.argv) > 1 and re.fullmatch(r"benchmarks/[\w.-]+\.sh", command.argv[1]):
+        return "benchmark shell script"
     pytest.fail(f"{command}\nis a command tests/test_readme.py does not know: run it there (RUN), or say in "
                 "PARSE_ONLY why it cannot run")
+
+
+def benchmark_script(argv: tuple[str, ...]) -> tuple[str, list[str]] | None:
+    """(the script's path, its arguments) for ``python benchmarks/X.py ARGS`` or ``python -m benchmarks.X ARGS``."""
+    if len(argv) > 1 and argv[1].startswith("benchmarks/"):
+        return argv[1], list(argv[2:])
+    if len(argv) > 2 and argv[1] == "-m" and argv[2].startswith("benchmarks."):
+        return argv[2].replace(".", "/") + ".py", list(argv[3:])
+    return None
 
 
 def parse_qmra(command: Command) -> argparse.Namespace:
@@ -177,7 +207,7 @@ def parse_qmra(command: Command) -> argparse.Namespace:
         pytest.fail(f"{command}\nis refused by qmra's parser (exit {error.code}; its message is in the captured stderr)")
 
 
-BLOCKS = readme_blocks()
+BLOCKS = [block for document in DOCUMENTS for block in markdown_blocks(document)]
 SHELL_BLOCKS = [b for b in BLOCKS if b.language == "bash"]
 PYTHON_BLOCKS = [b for b in BLOCKS if b.language == "python"]
 COMMANDS = [c for b in SHELL_BLOCKS for c in shell_commands(b)]
@@ -185,7 +215,7 @@ COMMANDS = [c for b in SHELL_BLOCKS for c in shell_commands(b)]
 
 @functools.cache
 def trained_checkpoints() -> frozenset[Path]:
-    """The checkpoints the README's ``qmra train`` commands write: what later examples may use."""
+    """The checkpoints the documents' ``qmra train`` commands write: what their examples may use."""
     written = set()
     for args in parsed_qmra_commands():
         if args.command == "train":
@@ -194,7 +224,7 @@ def trained_checkpoints() -> frozenset[Path]:
 
 
 def davis_sequences_named() -> list[str]:
-    """The DAVIS sequences the README's commands name (``--sequences``)."""
+    """The DAVIS sequences the documents' commands name (``--sequences``)."""
     names: list[str] = []
     for args in parsed_qmra_commands():
         names += [n for n in (getattr(args, "sequences", None) or "").split(",") if n and n not in names]
@@ -202,7 +232,7 @@ def davis_sequences_named() -> list[str]:
 
 
 def parsed_qmra_commands() -> list[argparse.Namespace]:
-    """Every qmra command of the README that parses (the test of its block reports one that does not)."""
+    """Every qmra command of the documents that parses (the test of its block reports one that does not)."""
     parsed = []
     for command in COMMANDS:
         found = qmra_arguments(command.argv)
@@ -236,7 +266,7 @@ class Library:
 
     @functools.cached_property
     def frames(self) -> list[np.ndarray]:
-        """560×320 frames: large enough to hold the README's boxes (x up to 520, y up to 310)."""
+        """560×320 frames: large enough to hold the documents' boxes (x up to 520, y up to 310)."""
         video = SyntheticVideo(SyntheticConfig(height=320, width=560, num_frames=SHORT_CLIP, num_objects=2, seed=0))
         return [video.image(i) for i in range(SHORT_CLIP)]
 
@@ -267,7 +297,7 @@ class Library:
 
     @functools.cached_property
     def davis_shared(self) -> Path | None:
-        """``shared/`` holding ``data/davis2016``: the first frames of the real sequences the README names
+        """``shared/`` holding ``data/davis2016``: the first frames of the real sequences the documents name
         (or of one sequence), linked, not copied; None without the real data."""
         real = real_davis()
         if real is None:
@@ -320,7 +350,7 @@ def library(tmp_path_factory) -> Library:
 
 def workspace(tmp_path: Path, library: Library, text: str, clip_frames: int, monkeypatch) -> Path:
     """A fresh folder (made the current one) with what ``text`` names, the tiny network as qmra's
-    shipped weights, and the checkpoints the README's train commands write."""
+    shipped weights, and the checkpoints the documents' train commands write."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -331,7 +361,7 @@ def workspace(tmp_path: Path, library: Library, text: str, clip_frames: int, mon
     for checkpoint in trained_checkpoints():
         (work / checkpoint).parent.mkdir(parents=True, exist_ok=True)
         (work / checkpoint).symlink_to(library.weights)
-    if DAVIS_IN_README in text and library.davis_shared is not None:
+    if DAVIS_IN_DOCS in text and library.davis_shared is not None:
         (tmp_path / "shared").symlink_to(library.davis_shared, target_is_directory=True)
     if "DUTS-TR" in text:
         (work / "DUTS-TR").symlink_to(library.image_mask_folder, target_is_directory=True)
@@ -343,7 +373,7 @@ def workspace(tmp_path: Path, library: Library, text: str, clip_frames: int, mon
 # --- the tests ------------------------------------------------------------------------------------
 
 
-def test_the_readme_has_the_blocks_this_test_knows():
+def test_the_documents_have_the_blocks_this_test_knows():
     languages = {b.language for b in BLOCKS}
     assert languages <= {"bash", "python", ""}, (
         f"blocks in {languages - {'bash', 'python', ''}}: teach tests/test_readme.py to run them")
@@ -357,7 +387,7 @@ _COMMAND_LINE = re.compile(r"^\s*(\$\s+)?(\.venv/bin/\S+|qmra|python3?|torchrun|
 @pytest.mark.parametrize("block", [b for b in BLOCKS if not b.language], ids=str)
 def test_unlabelled_blocks_are_diagrams_not_commands(block):
     commands = [line for line in block.text.splitlines() if _COMMAND_LINE.match(line)]
-    assert not commands, f"README.md:{block.line}: a block without a language holds commands (label it ```bash): {commands}"
+    assert not commands, f"{block.source}:{block.line}: a block without a language holds commands (label it ```bash): {commands}"
 
 
 @pytest.mark.parametrize("block", SHELL_BLOCKS, ids=str)
@@ -371,11 +401,13 @@ def test_shell_block_works_as_pasted(block, tmp_path, library, monkeypatch, caps
             check_make_targets(command)
         elif what == "benchmark script":
             check_benchmark_script(command, monkeypatch)
+        elif what == "benchmark shell script":
+            check_shell_script(command)
         elif what in PARSE_ONLY:
             args = parse_qmra(command)
             if args.command == "train":
                 check_train_arguments(command, args)
-        elif DAVIS_IN_README in command.text and library.davis_shared is None:
+        elif DAVIS_IN_DOCS in command.text and library.davis_shared is None:
             parse_qmra(command)
             without_davis.append(command.text)
         else:
@@ -394,7 +426,7 @@ def check_make_targets(command: Command) -> None:
 
 def check_train_arguments(command: Command, args: argparse.Namespace) -> None:
     """What ``qmra train`` checks before it reads any data: the data specs and both configurations.
-    ``--data ...`` (an elision in the README) is left alone."""
+    ``--data ...`` (an elision in the documents) is left alone."""
     from qmra.options import from_options
     from qmra.training.specs import DataSpec
     from qmra.training.trainer import TrainConfig
@@ -418,8 +450,9 @@ class _Parsed(Exception):
 
 def check_benchmark_script(command: Command, monkeypatch) -> None:
     """The script exists and its argparse accepts the arguments (it stops right after parsing them)."""
-    script = REPO / command.argv[1]
-    assert script.is_file(), f"{command}\n{command.argv[1]} does not exist"
+    name, arguments = benchmark_script(command.argv)
+    script = REPO / name
+    assert script.is_file(), f"{command}\n{name} does not exist"
     parse_args = argparse.ArgumentParser.parse_args
 
     def parse_then_stop(self, args=None, namespace=None):
@@ -427,7 +460,7 @@ def check_benchmark_script(command: Command, monkeypatch) -> None:
 
     with monkeypatch.context() as patch:
         patch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
-        patch.setattr(sys, "argv", [str(script), *command.argv[2:]])
+        patch.setattr(sys, "argv", [str(script), *arguments])
         try:
             runpy.run_path(str(script), run_name="__main__")
         except SystemExit as error:
@@ -435,6 +468,31 @@ def check_benchmark_script(command: Command, monkeypatch) -> None:
         except _Parsed:
             return
     pytest.fail(f"{command}\nnever parsed its arguments with argparse")
+
+
+def check_shell_script(command: Command) -> None:
+    """``bash benchmarks/X.sh [PART]``: the script exists and parses, PART is one of its ``case`` labels,
+    and every variable the command sets is read by it or by a script it runs or sources."""
+    script = REPO / command.argv[1]
+    assert script.is_file(), f"{command}\n{command.argv[1]} does not exist"
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, f"{command}\n{command.argv[1]} does not parse: {checked.stderr}"
+    text = script.read_text()
+    parts = {label for line in text.splitlines() for match in [re.match(r"^\s*([\w|-]+)\)\s*(#.*)?$", line)] if match
+             for label in match.group(1).split("|")}
+    for part in command.argv[2:3]:
+        assert part in parts, f"{command}\n{command.argv[1]} has no part {part!r} (it has {sorted(parts) or 'none'})"
+    assert len(command.argv) <= 3, f"{command}\n{command.argv[1]} takes at most one argument, the part"
+    texts, seen = [text], {script.name}
+    while texts:  # the scripts it runs (bash benchmarks/Y.sh) or sources (source ".../Y.sh")
+        for name in re.findall(r"(?:bash\s+benchmarks/|source\s+\S*/)([\w.-]+\.sh)", texts.pop()):
+            if name not in seen and (REPO / "benchmarks" / name).is_file():
+                seen.add(name)
+                texts.append((REPO / "benchmarks" / name).read_text())
+                text += (REPO / "benchmarks" / name).read_text()
+    for name in command.env:
+        assert re.search(rf"\$\{{?{name}\b", text), (
+            f"{command}\nsets {name}, which {command.argv[1]} (and the scripts it runs) never read")
 
 
 def run_qmra(command: Command, what: str, work: Path, library: Library, capsys) -> None:
@@ -454,7 +512,7 @@ def run_qmra(command: Command, what: str, work: Path, library: Library, capsys) 
 
 
 def write_ground_truth_as_predictions(davis: Path, results: Path) -> None:
-    """The 0/255 ground truth as the predictions: the README says those are read as they are."""
+    """The 0/255 ground truth as the predictions: the documents say those are read as they are."""
     for sequence in (davis / "Annotations" / "480p").iterdir():
         (results / sequence.name).mkdir(parents=True)
         for mask in sequence.iterdir():
@@ -532,11 +590,11 @@ def calls_in_comments(source: str) -> list[str]:
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
 def test_python_block_runs(block, tmp_path, library, monkeypatch):
-    if DAVIS_IN_README in block.text and library.davis_shared is None:
+    if DAVIS_IN_DOCS in block.text and library.davis_shared is None:
         pytest.skip("the real DAVIS data is absent")
     workspace(tmp_path, library, block.text, LONG_CLIP, monkeypatch)
     namespace = {"__name__": "__readme__", **reader_names()}
-    exec(compile("\n" * block.line + block.text, str(README), "exec"), namespace)  # README's line numbers in tracebacks
+    exec(compile("\n" * block.line + block.text, str(REPO / block.source), "exec"), namespace)  # the document's line numbers
     for call in calls_in_comments(block.text):
         if re.match(r"[\w]+", call).group(0) in namespace:
             eval(call, namespace)
