@@ -3,7 +3,7 @@
 Runs the shipped weights (or ``--weights``) on the first ``--frames`` frames of a DAVIS sequence,
 boxed from its first mask, once with the reference path (fp32, nothing compiled) and once per
 variant, and prints one JSON line per variant: the J of its masks against the reference's (mean and
-worst frame; issue 15 asks for J >= 0.99) and the median seconds per frame after the first
+worst frame; the speed switches aim for J >= 0.99) and the median seconds per frame after the first
 ``--skip`` frames (compilation and CUDA-graph capture happen there).
 
     python -m benchmarks.agreement --davis ../shared/data/davis2016 --sequence breakdance --device cuda

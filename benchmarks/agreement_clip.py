@@ -1,4 +1,4 @@
-"""The real clip that travels to a lent GPU for benchmarks/agreement.py: the first frames of one
+"""The real clip that travels to a remote GPU machine for benchmarks/agreement.py: the first frames of one
 DAVIS training sequence (frames and masks, files copied as they are) in the DAVIS layout.
 
     python -m benchmarks.agreement_clip --davis ../shared/data/davis2016 --out .device-data/agree

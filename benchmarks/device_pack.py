@@ -1,4 +1,4 @@
-"""A compact copy of the training data for a lent GPU machine, where only 64 MiB travel with the checkout.
+"""A compact copy of the training data for a remote GPU machine with a small upload limit (e.g. 64 MiB with the checkout).
 
     python -m benchmarks.device_pack --appearance ~/.cache/qmra/appearance --davis ../shared/data/davis2016 \\
         --sequences breakdance,car-roundabout,cows,dance-twirl,drift-straight,motocross-jump,paragliding-launch,soapbox \\

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15's comparison in one run on a lent GPU: qmra's paper preset (fp32, then bf16 + channels-last),
+# The GPU speed comparison (docs/speed.md) in one run on a GPU machine: qmra's paper preset (fp32, then bf16 + channels-last),
 # Cutie-base and SAM 2.1 on the same machine, same 854x480 frames, 1 and 3 objects, steady state.
 # Every result goes into $OUT/results.tar.gz as soon as it exists (a time-out still returns what
 # finished); $OUT holds three files only, since at most 8 come back.
@@ -7,7 +7,7 @@
 # Here first, at a tiny size (checks the script, not the numbers):
 #   cp -r ../shared/peer-bench peer-bench    # ignored: add /peer-bench/ to .git/info/exclude
 #   DEVICE=cpu SIZE=160x96 FRAMES=2 WARMUP=2 LONG=none SMOKE=1 AMP= OUT=/tmp/gpu-out bash benchmarks/gpu_speed.sh
-# On the GPU machine (device tool: carry peer-bench and .device-data/agree; about 6 minutes on an H200
+# On the GPU machine (peer-bench and .device-data/agree uploaded beside the checkout; about 6 minutes on an H200
 # for the default PARTS, compilation included: about 35 s for the first object count, 20 s for the next):
 #   bash benchmarks/gpu_speed.sh
 #   PARTS=graphs,agree bash benchmarks/gpu_speed.sh      # only the compiled rows and the mask check
@@ -27,7 +27,7 @@ WARMUP=${WARMUP:-full}
 LONG=${LONG:-100,2000}
 SMOKE=${SMOKE:-}
 PARTS=${PARTS:-graphs,peers,agree,qmra,probe,segment}
-LONG_EAGER=${LONG_EAGER:-none}   # the long-run memory of the uncompiled rows (README: 1.000 and 1.031)
+LONG_EAGER=${LONG_EAGER:-none}   # the long-run memory of the uncompiled rows (docs/speed.md: 1.000 and 1.031)
 AGREE=${AGREE:-.device-data/agree}
 AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16 for SAM 2); AMP= for none
 PYTHON=${PYTHON:-python3}
@@ -111,7 +111,7 @@ part_peers() {
   site=$(mktemp -d)
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" peer-bench/whl/*.whl \
     > "$RES/peer-install.log" 2>&1
-  # omegaconf needs PyYAML and iopath needs portalocker, which not every image has (docs/gpu-session.md:
+  # omegaconf needs PyYAML and iopath needs portalocker, which not every image has (docs/speed.md:
   # their wheels in peer-bench/extra).
   for need in yaml:PyYAML portalocker:portalocker; do
     "$PYTHON" -c "import ${need%%:*}" 2>/dev/null || "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \

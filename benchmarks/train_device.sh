@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# One training run on a lent GPU machine (see README, "Default weights"), made to fit its limits: the
+# One training run on a remote GPU machine (see docs/training.md), made to fit its limits: the
 # data travel as a compact pack (benchmarks/device_pack.py → .device-data/), training runs for a
 # fixed time budget, and the weights come back as fp16 in pieces of at most 15 MiB.
 #
-#   bash benchmarks/train_device.sh                       # on the GPU machine, OUT set by the device tool
+#   OUT=out bash benchmarks/train_device.sh               # on the GPU machine; OUT: the folder that comes back
 #   DEVICE=cpu BUDGET=20 SIZE=64 BATCH=2 WORKERS=1 OUT=/tmp/out bash benchmarks/train_device.sh   # a dry run here
 #
 # Reassemble here: cat OUT/weights.part-* > weights.safetensors
