@@ -28,7 +28,7 @@ import torch
 from qmra.data import DavisDataset, box_from_mask
 from qmra.evaluation.metrics import region_similarity
 from qmra.inference import InferenceSettings, Segmenter
-from qmra.inference.segmenter import DEFAULT_WEIGHTS
+from qmra.inference.card import DEFAULT_WEIGHTS
 from qmra.options import add_options, apply_options
 
 VARIANTS = (

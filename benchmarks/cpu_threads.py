@@ -23,22 +23,20 @@ CHILD = r"""
 import sys, time, json
 import numpy as np
 from qmra.inference import InferenceSettings, Segmenter
-from qmra.inference.segmenter import DEFAULT_WEIGHTS, recommended_settings
-from qmra.model.checkpoint import read_checkpoint_config
+from qmra.inference.card import shipped_card
 from qmra.data import SyntheticConfig, SyntheticVideo
 from dataclasses import replace
 
 threads = None if sys.argv[1] == "default" else int(sys.argv[1])
 frames = int(sys.argv[2])
 video = SyntheticVideo(SyntheticConfig(480, 854, frames, num_objects=1, seed=0))
-settings = replace(recommended_settings(read_checkpoint_config(DEFAULT_WEIGHTS)[1]), adapt_steps=0, threads=threads)
+settings = replace(shipped_card().settings, adapt_steps=0, threads=threads)
 segmenter = Segmenter(settings=settings)
-session = segmenter.start([video.image(i) for i in range(frames)])
-session.add_box(1, video.first_boxes()[1], predict=False)
+session = segmenter.start([video.image(i) for i in range(frames)], prompts={1: video.first_boxes()[1]})
 stamps = []
 for _, result in session.propagate():
     stamps.append(time.perf_counter())
-print(json.dumps({"threads": segmenter.threads, "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0])}))
+print(json.dumps({"threads": segmenter.threads.count, "fps": (len(stamps) - 1) / (stamps[-1] - stamps[0])}))
 """
 
 

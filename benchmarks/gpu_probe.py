@@ -28,7 +28,7 @@ import torch
 
 from qmra.commands.common import parse_size
 from qmra.data.frames import ArrayFrames
-from qmra.inference.bench import ping_pong, synthetic_clip
+from qmra.benchmark import ping_pong, synthetic_clip
 from qmra.inference.segmenter import Segmenter, random_model
 from qmra.presets import get_preset
 

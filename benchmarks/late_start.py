@@ -42,9 +42,8 @@ def main() -> None:
         sequence = davis.sequence(name)
         truth = [sequence.labels(i) > 0 for i in range(sequence.num_frames)]  # booleans: small
         height, width = truth[0].shape
-        session = segmenter.start(sequence.frames_dir)  # frames streamed from disk, as users run it
-        session.add_box(1, decoy_box(box_from_mask(truth[0]), width, height), frame=0, predict=False)
-        session.add_box(2, box_from_mask(truth[args.late]), frame=args.late, predict=False)
+        session = segmenter.start(sequence.frames_dir, prompts=[  # frames streamed from disk, as users run it
+            (1, decoy_box(box_from_mask(truth[0]), width, height), 0), (2, box_from_mask(truth[args.late]), args.late)])
         started = time.perf_counter()
         j = [region_similarity(result.object_probabilities[2] > 0.5, truth[i]) for i, result in session.propagate()
              if args.late < i < sequence.num_frames - 1]

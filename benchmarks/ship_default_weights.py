@@ -40,7 +40,7 @@ from qmra.data.atomic import atomic_path
 from qmra.evaluation import evaluate_davis
 from qmra.evaluation.protocol import predict_davis
 from qmra.inference import InferenceSettings, Segmenter
-from qmra.inference.segmenter import DEFAULT_WEIGHTS
+from qmra.inference.card import DEFAULT_WEIGHTS
 from qmra.inference.settings import parse_top_k
 from qmra.model.checkpoint import load_model, save_checkpoint
 

@@ -33,12 +33,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args()
     out = Path(args.out)
-    model = ModelConfig(backbone="resnet18", decoder_channels=64)
+    model = ModelConfig(backbone="resnet18", decoder_channels=64, freeze_batchnorm=False)  # BatchNorm trained, from scratch
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, size=args.size, lr=args.lr, val_every=args.val_every,
                          save_every=args.val_every, workers=1, teacher_forcing=0.5, lr_schedule=args.lr_schedule,
                          warmup=args.warmup)
     trainer = Trainer(model, config, [DataSpec.parse("synthetic:64")], out, DistributedContext.from_environment("cpu"),
-                      val=DataSpec.parse("synthetic:6"), train_batchnorm=True, resume=(out / "last.json").exists(), progress=True)
+                      val=DataSpec.parse("synthetic:6"), resume=(out / "last.json").exists(), progress=True)
     trainer.run()
     validation = DavisDataset(out / "val-synthetic")
     write_baselines(validation, out / "baselines")

@@ -220,9 +220,7 @@ class Bench:
         """The same timed runs on frames already decoded in memory, results not written: what the
         session itself costs (network, merge, the results' copy to the host)."""
         count = self.warmup + self.spec.runs * self.spec.frames
-        session = self.segmenter.start(ArrayFrames(ping_pong(self.clip_images, count)))
-        for object_id, box in boxes:
-            session.add_box(object_id, box, predict=False)
+        session = self.segmenter.start(ArrayFrames(ping_pong(self.clip_images, count)), prompts=boxes)
         frames = session.propagate()
         try:
             for _ in range(self.warmup):
@@ -232,10 +230,7 @@ class Bench:
             frames.close()
 
     def _session(self, frames_dir: Path, boxes):
-        session = self.segmenter.start(FrameFolder(frames_dir))
-        for object_id, box in boxes:
-            session.add_box(object_id, box, predict=False)
-        return session
+        return self.segmenter.start(FrameFolder(frames_dir), prompts=boxes)
 
     def _run(self, frames_dir: Path, boxes, out_dir: Path) -> tuple[list[float], dict[str, float], int]:
         """One session over the clip, reading JPEGs and writing PNGs as ``qmra segment`` does: after the
@@ -332,8 +327,7 @@ class Bench:
         else:
             video = synthetic_clip(spec.memory_width, spec.memory_height, min(total, CLIP_FRAMES), 1, seed=1)
             clip = [video.image(i) for i in range(video.num_frames)]
-        session = self.segmenter.start(ArrayFrames(ping_pong(clip, total)))
-        session.add_box(1, video.first_boxes()[1], predict=False)
+        session = self.segmenter.start(ArrayFrames(ping_pong(clip, total)), prompts={1: video.first_boxes()[1]})
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         peak = 0

@@ -28,7 +28,7 @@ PRESETS: dict[str, Preset] = {
     "fast": Preset(
         "fast",
         ModelConfig(backbone="resnet18", decoder_channels=64),
-        # Chosen on validation with the shipped weights (README, Speed), as the mean over three
+        # Chosen on validation with the shipped weights (docs/results-history.md), as the mean over three
         # adaptation seeds: 256 px (43.2; at 224 px the small scooter was lost with two seeds of three,
         # 28.5, and 15 or 20 steps did not save it), 10 adaptation steps (paid once per object, so long
         # videos keep the speed), the top-30 read, stage 2 adapted too (mask weight 1: with 0, as the

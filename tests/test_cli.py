@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from qmra.cli import main
-from qmra.inference.segmenter import DEFAULT_WEIGHTS
+from qmra.inference.card import DEFAULT_WEIGHTS
 
 
 def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys, weights):
@@ -21,7 +21,7 @@ def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys, weights)
 
 
 def test_missing_shipped_weights_are_one_clear_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("qmra.inference.segmenter.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr("qmra.inference.card.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
     assert main(["demo", "--size", "48x32", "--frames", "3", "--objects", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qmra: error: qmra's shipped weights are missing") and "--weights" in err
@@ -39,25 +39,27 @@ def test_demo_uses_the_shipped_weights(tmp_path, capsys):
 
 
 def test_the_demo_says_what_the_test_score_of_the_weights_averages():
-    from qmra.commands.demo import _weights_summary
+    from pathlib import Path
 
-    card = {"name": "w", "test_scores": {"J&F-Mean": 0.414}, "adaptation_seeds": [0, 1, 2],
-            "inference": {"resolution": 320, "adapt_steps": 20}}
-    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps, " \
-                                              "mean of 3 adaptation seeds)"
-    card["inference"] = {"resolution": 320, "adapt_steps": 20, "ensemble": 3}
-    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, an ensemble of 3 " \
-                                              "copies, adapted 20 steps, mean of 3 adaptation seeds)"
-    card["inference"] = {"resolution": 320, "adapt_steps": 20, "adapt_average": 3, "stage2_box": "largest-blob"}
-    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps " \
-                                              "(3 adaptations averaged), stage 2's box around stage 1's largest " \
-                                              "blob, mean of 3 adaptation seeds)"
-    card["inference"] = {"resolution": 384, "adapt_steps": 20, "mem_every": 5}
-    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 20 steps, " \
-                                              "a frame into memory every 5, mean of 3 adaptation seeds)"
-    card["inference"] = {"resolution": 320}  # no adaptation: the seeds change nothing
-    assert _weights_summary({"card": card}) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"
-    assert _weights_summary({}) == ""
+    from qmra.commands.demo import _weights_summary
+    from qmra.inference.card import WeightsCard
+    from qmra.model import ModelConfig
+
+    def card(inference: dict, name: str | None = "w") -> WeightsCard:
+        return WeightsCard(Path("w.safetensors"), ModelConfig(), inference, name, {"test_scores": {"J&F-Mean": 0.414}},
+                           {"adaptation_seeds": [0, 1, 2]}, {})
+
+    assert _weights_summary(card({"resolution": 320, "adapt_steps": 20})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps, mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 320, "adapt_steps": 20, "ensemble": 3})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 320 px, an ensemble of 3 copies, adapted 20 steps, mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 320, "adapt_steps": 20, "adapt_average": 3, "stage2_box": "largest-blob"})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps (3 adaptations averaged), stage 2's box around "
+        "stage 1's largest blob, mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 384, "adapt_steps": 20, "mem_every": 5})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 20 steps, a frame into memory every 5, mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 320})) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"  # no adaptation: seeds change nothing
+    assert _weights_summary(card({}, name=None)) == "" and _weights_summary(None) == ""
 
 
 def test_model_summary_counts_parameters(capsys):

@@ -50,7 +50,7 @@ import pytest
 import torch
 from PIL import Image
 
-import qmra.inference.segmenter
+import qmra.inference.card
 from qmra.cli import build_parser, glue_negative_values, main
 from qmra.data import Mp4Writer, SyntheticConfig, SyntheticVideo, open_frames
 from qmra.errors import QmraError
@@ -70,7 +70,7 @@ DAVIS_IN_DOCS = "../shared/data/davis2016"
 PARSE_ONLY = {
     "qmra train": "needs ImageNet weights, DUTS/HKU-IS/COCO/YouTube-VOS/DAVIS training data and hours on a GPU "
                   "(tests/training runs the trainer on synthetic clips)",
-    "qmra bench": "times the paper preset for minutes by design (tests/test_cli_bench.py runs it small)",
+    "qmra bench": "times the paper preset for minutes by design (tests/commands/test_bench.py runs it small)",
     "torchrun": "needs several GPUs or processes (tests/training runs two gloo processes)",
     "make": "sets up .venv/ and runs the demo or the whole suite (minutes); the Makefile must have the targets",
     "benchmark script": "timings that take minutes; the script must exist and its argparse accept the arguments",
@@ -354,7 +354,7 @@ def workspace(tmp_path: Path, library: Library, text: str, clip_frames: int, mon
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setattr(qmra.inference.segmenter, "DEFAULT_WEIGHTS", library.weights)
+    monkeypatch.setattr(qmra.inference.card, "DEFAULT_WEIGHTS", library.weights)
     (work / "video.mp4").symlink_to(library.video(clip_frames))
     (work / "frames").symlink_to(library.frame_folder, target_is_directory=True)
     (work / "boxes.json").symlink_to(library.boxes_file)

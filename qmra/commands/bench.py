@@ -83,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from qmra.inference.bench import BenchSpec, run_bench
+    from qmra.benchmark import BenchSpec, run_bench
     from qmra.inference.segmenter import random_model, resolve_device
-    from qmra.inference.threads import choose_threads
+    from qmra.inference.threads import ThreadChoice
     from qmra.model.checkpoint import load_model
     from qmra.presets import get_preset
 
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     config = model.config
     print(f"qmra bench: preset {preset.name}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
           f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
-          f"on {device} ({choose_threads(settings.threads, device)} CPU threads, torch {torch.__version__})", flush=True)
+          f"on {device} ({ThreadChoice(settings.threads, device).count} CPU threads, torch {torch.__version__})", flush=True)
     if quick:
         print(f"a quick measurement (one object, memory not yet full, no long run: about a minute for the paper preset on "
               f"2 cores); the full one takes hours on a CPU: qmra bench {LONG_CPU_HINT}", flush=True)

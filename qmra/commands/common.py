@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qmra.errors import QmraError, WeightsError
+from qmra.errors import QmraError
 from qmra.inference.settings import InferenceSettings
 from qmra.options import add_options, apply_options
 from qmra.presets import PRESETS, get_preset
@@ -49,17 +49,14 @@ def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool
 
 
 def shipped_recommendations() -> dict:
-    """The inference settings the shipped weights recommend (their ``"inference"`` metadata)."""
-    from qmra.inference.segmenter import DEFAULT_WEIGHTS
-    from qmra.model.checkpoint import read_checkpoint_config
+    """The inference settings the shipped weights recommend ({} where they are missing or unreadable:
+    the help still shows)."""
+    from qmra.inference.card import shipped_card
 
-    if not DEFAULT_WEIGHTS.is_file():
-        return {}
     try:
-        recommended = read_checkpoint_config(DEFAULT_WEIGHTS)[1].get("inference")
+        return dict(shipped_card().recommended)
     except QmraError:
         return {}
-    return recommended if isinstance(recommended, dict) else {}
 
 
 def speed_settings(args: argparse.Namespace, base: InferenceSettings) -> InferenceSettings:
@@ -76,18 +73,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_segmenter(args: argparse.Namespace, progress: bool):
     """The :class:`Segmenter` that ``add_model_arguments``' flags ask for: the given or shipped weights,
-    their recommended settings (or the preset's), then the switches."""
+    their recommended settings (or the preset's), then the switches. The weights' card is read once."""
     from qmra.inference import Segmenter
-    from qmra.inference.segmenter import DEFAULT_WEIGHTS, recommended_settings
-    from qmra.model.checkpoint import read_checkpoint_config
+    from qmra.inference.card import read_card, shipped_card
 
-    weights = args.weights or DEFAULT_WEIGHTS
-    if not args.weights and not DEFAULT_WEIGHTS.is_file():
-        raise WeightsError(f"qmra's shipped weights are missing from this installation ({DEFAULT_WEIGHTS}); "
-                           "reinstall qmra or give --weights FILE")
-    base = get_preset(args.preset).settings if args.preset else recommended_settings(read_checkpoint_config(weights)[1])
-    segmenter = Segmenter.from_checkpoint(weights, args.device, speed_settings(args, base), progress)
+    card = read_card(args.weights) if args.weights else shipped_card()
+    base = get_preset(args.preset).settings if args.preset else card.settings
+    segmenter = Segmenter.from_checkpoint(card, args.device, speed_settings(args, base), progress)
     if segmenter.settings.compile != "off" and segmenter.device.type == "cpu":
         print("qmra: warning: --compile compiles the network first (about a minute on a small CPU) and measured no "
-              "faster on CPUs; it is meant for GPUs (README, 'Speed')", file=sys.stderr)
+              "faster on CPUs; it is meant for GPUs (docs/speed.md)", file=sys.stderr)
     return segmenter

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from qmra.commands.common import add_model_arguments, make_segmenter, parse_size, show_progress
+from qmra.inference.card import WeightsCard
 
 DEMO_DIR = Path("qmra-demo")
 
@@ -43,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"made a synthetic clip: {args.frames} frames of {width}x{height}, {args.objects} objects and a look-alike "
           f"distractor -> {source_path}", flush=True)
 
-    session = segmenter.start(open_frames(source_path))
     boxes = video.first_boxes()
-    for object_id, box in boxes.items():
-        session.add_box(object_id, box, frame=0, predict=False)
+    session = segmenter.start(open_frames(source_path), prompts=boxes)
     object_ids = sorted(boxes)
     writer = ResultWriter(out / "masks", height=height, width=width, fps=12, video_name="demo", overlay=out / "overlay.mp4")
     j_scores: dict[int, list[float]] = {i: [] for i in object_ids}
@@ -69,30 +68,29 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     model = segmenter.model.config
     print(f"model: QMRA {model.backbone} '{model.variant}'"
-          f"{_weights_summary(segmenter.metadata)}")
+          f"{_weights_summary(segmenter.card)}")
     print("J / F per object (DAVIS metrics, frames 1..end): "
           + ", ".join(f"object {i}: {np.mean(j_scores[i]):.3f} / {np.mean(f_scores[i]):.3f}" for i in object_ids))
     j_mean = float(np.mean([np.mean(v) for v in j_scores.values()]))
     f_mean = float(np.mean([np.mean(v) for v in f_scores.values()]))
     print(f"J-Mean {j_mean:.3f}, F-Mean {f_mean:.3f}, J&F {(j_mean + f_mean) / 2:.3f}; {lost.summary(len(object_ids))}")
     print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} objects, {segmenter.device}, "
-          f"{segmenter.threads} threads)")
+          f"{segmenter.threads.count} threads)")
     print(f"wrote {out}/masks/ (DAVIS palette PNGs), {out}/overlay.mp4, {out}/input.mp4 and {out}/truth/")
     program = sys.argv[0] if Path(sys.argv[0]).name == "qmra" else "qmra"
     print(f"draw your own boxes on it in the browser: {program} ui {out}/input.mp4")
     return 0
 
 
-def _weights_summary(metadata: dict) -> str:
+def _weights_summary(card: WeightsCard | None) -> str:
     """', default weights (held-out DAVIS test J&F 0.xxx at 320 px, an ensemble of 3 copies, adapted
-    20 steps, mean of 3 adaptation seeds)' from a shipped card, else ''."""
+    20 steps, mean of 3 adaptation seeds)' from a weights card with a name, else ''."""
     from qmra.inference import InferenceSettings
 
-    card = metadata.get("card")
-    if not isinstance(card, dict):
+    if card is None or card.name is None:
         return ""
-    scores = card.get("test_scores") or {}
-    inference = card.get("inference") or {}
+    scores = card.scores.get("test_scores") or {}
+    inference = card.recommended
     where = f" at {inference['resolution']} px" if inference.get("resolution") else ""
     copies = inference.get("ensemble", 1) if inference.get("adapt_steps") else 1
     adapted = f", adapted {inference['adapt_steps']} steps" if inference.get("adapt_steps") else ""
@@ -104,8 +102,8 @@ def _weights_summary(metadata: dict) -> str:
     paper_schedule = InferenceSettings().mem_every
     if inference.get("mem_every", paper_schedule) != paper_schedule:
         adapted += f", a frame into memory every {inference['mem_every']}"
-    seeds = card.get("adaptation_seeds") if inference.get("adapt_steps") else None
+    seeds = card.details.get("adaptation_seeds") if inference.get("adapt_steps") else None
     over = f", mean of {len(seeds)} adaptation seeds" if isinstance(seeds, list) and len(seeds) > 1 else ""
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted}{over})" if "J&F-Mean" in scores else ""
-    return f", {card.get('name', 'default weights')}{score}"
+    return f", {card.name}{score}"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from qmra.commands.common import add_model_arguments, make_segmenter, show_progress
 from qmra.data.boxes import BOX_FORMATS, Box
 from qmra.errors import QmraError
-from qmra.inference.session import Prompt
+from qmra.inference.prompts import Prompt
 from qmra.inference.settings import InferenceSettings
 
 #: ``--fail-on-lost``: the exit code when an object is lost at the end of the video.
@@ -107,10 +107,9 @@ def run(args: argparse.Namespace) -> int:
     keep = finished_frames(out_dir, source) if args.resume else 0
     progress = show_progress(args.quiet)
     segmenter = make_segmenter(args, progress)
-    session = segmenter.start(source)
     for prompt in prompts:
         warn_if_clipped(prompt, source.info.width, source.info.height)
-        session.add_box(prompt.object_id, prompt.box, prompt.frame, predict=False)
+    session = segmenter.start(source, prompts=prompts)
     if keep and not args.quiet:
         print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
               "not rewritten", file=sys.stderr)
@@ -154,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _reseed_hint(adaptations: dict, settings: InferenceSettings) -> str:
-    """After a loss, when adaptation ran: its random views decide much of the result (README,
-    Results), so another seed is the cheapest thing to try. '' without adaptation."""
+    """After a loss, when adaptation ran: its random views decide much of the result
+    (docs/results-history.md), so another seed is the cheapest thing to try. '' without adaptation."""
     if not adaptations:
         return ""
     return (f"; adaptation draws random views and its seed changes the result: another --adapt-seed "

@@ -24,7 +24,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2 or synthetic[:N]")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR where it stopped")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (with torchrun: one GPU per process)")
-    parser.add_argument("--train-batchnorm", action="store_true", help="train BatchNorm (from scratch; default frozen)")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(handler=run)
 
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     context = DistributedContext.from_environment(args.device)
     try:
         trainer = Trainer(model_config, config, data, args.out, context, val=val, backbone_weights=args.backbone_weights,
-                          init=args.init, resume=args.resume, train_batchnorm=args.train_batchnorm,
+                          init=args.init, resume=args.resume,
                           progress=show_progress(args.quiet))
         summary = trainer.run()
     finally:

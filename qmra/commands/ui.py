@@ -38,7 +38,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.data.frames import open_frames
-    from qmra.ui.server import UiConfig, create_server
+    from qmra.ui.config import UiConfig
+    from qmra.ui.server import create_server
 
     source = Path(args.source).resolve() if args.source else None
     if source is not None:

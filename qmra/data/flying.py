@@ -204,35 +204,8 @@ class FlyingObjectsClipDataset(_ClipDataset):
         flip = settings.hflip and bool(rng.integers(2))
         target_layer = _Layer(rgba, box, tuple(poses), flip)
 
-        behind: list[_Layer] = []
-        for _ in range(int(rng.integers(0, flying.clutter + 1))):
-            other = self._cutout(rng)
-            if other is not None:
-                other_width = self._box_width(rng, other[1], (0.02, 0.3))
-                position = tuple(rng.uniform(-1, 1, 2))
-                behind.append(_Layer(other[0], other[1], tuple(self._path(rng, position, other_width, frames, 1.3, flying.travel)),
-                                     bool(rng.integers(2))))
-        if rng.random() < flying.distractor:
-            # A look-alike: the target itself, recoloured a little, elsewhere and moving on its own.
-            gains = torch.from_numpy(rng.uniform(0.85, 1.15, 3).astype(np.float32))[:, None, None]
-            copy = rgba.clone()
-            copy[:3] = (copy[:3] * gains).clamp_(0, 1)
-            position = (float(np.clip(-start[0] + rng.normal(0, 0.3), -0.9, 0.9)), float(rng.uniform(-0.8, 0.8)))
-            behind.append(_Layer(copy, box, tuple(self._path(rng, position, width * rng.uniform(0.7, 1.3), frames,
-                                                             flying.scale_change, flying.travel)), bool(rng.integers(2))))
-        front: list[_Layer] = []
-        if rng.random() < flying.occluder:
-            other = self._cutout(rng)
-            if other is not None:
-                # Aim its path at the target in the last (query) frame, a little off centre.
-                other_width = width * rng.uniform(0.4, 1.0)
-                end = poses[-1]
-                aim = (end.x + rng.normal(0, half_w * 0.6), end.y + rng.normal(0, half_h * 0.6))
-                travel = rng.normal(0, flying.travel, 2)
-                first = (aim[0] - travel[0], aim[1] - travel[1])
-                path = [_Pose(float(first[0] + travel[0] * t), float(first[1] + travel[1] * t), other_width, 0.0)
-                        for t in np.linspace(0.0, 1.0, frames)]
-                front.append(_Layer(other[0], other[1], tuple(path), bool(rng.integers(2))))
+        behind = self._behind(rng, rgba, box, start, width, frames)
+        front = self._in_front(rng, poses[-1], width, (half_w, half_h), frames)
 
         background = self.backgrounds.image(int(rng.integers(len(self.backgrounds))))
         camera = self._camera(rng, background.shape[1:])
@@ -254,6 +227,45 @@ class FlyingObjectsClipDataset(_ClipDataset):
             images.append((frame * float(np.clip(brightness[t], 0.6, 1.4))).clamp_(0, 1))
             masks.append(visible.float())
         return self._finish(images, masks, rng, must_show=must_show)
+
+    def _behind(self, rng: np.random.Generator, rgba: torch.Tensor, box, start: tuple[float, float], width: float,
+                frames: int) -> list[_Layer]:
+        """Layers under the target: other cut-outs (clutter), and sometimes a look-alike of it."""
+        flying = self.flying
+        behind: list[_Layer] = []
+        for _ in range(int(rng.integers(0, flying.clutter + 1))):
+            other = self._cutout(rng)
+            if other is not None:
+                other_width = self._box_width(rng, other[1], (0.02, 0.3))
+                position = tuple(rng.uniform(-1, 1, 2))
+                behind.append(_Layer(other[0], other[1], tuple(self._path(rng, position, other_width, frames, 1.3, flying.travel)),
+                                     bool(rng.integers(2))))
+        if rng.random() < flying.distractor:
+            # A look-alike: the target itself, recoloured a little, elsewhere and moving on its own.
+            gains = torch.from_numpy(rng.uniform(0.85, 1.15, 3).astype(np.float32))[:, None, None]
+            copy = rgba.clone()
+            copy[:3] = (copy[:3] * gains).clamp_(0, 1)
+            position = (float(np.clip(-start[0] + rng.normal(0, 0.3), -0.9, 0.9)), float(rng.uniform(-0.8, 0.8)))
+            behind.append(_Layer(copy, box, tuple(self._path(rng, position, width * rng.uniform(0.7, 1.3), frames,
+                                                             flying.scale_change, flying.travel)), bool(rng.integers(2))))
+        return behind
+
+    def _in_front(self, rng: np.random.Generator, end: "_Pose", width: float, half: tuple[float, float],
+                  frames: int) -> list[_Layer]:
+        """Sometimes an occluder that crosses the target's place in the last (query) frame."""
+        front: list[_Layer] = []
+        if rng.random() < self.flying.occluder:
+            other = self._cutout(rng)
+            if other is not None:
+                # Aim its path at the target in the last frame, a little off centre.
+                other_width = width * rng.uniform(0.4, 1.0)
+                aim = (end.x + rng.normal(0, half[0] * 0.6), end.y + rng.normal(0, half[1] * 0.6))
+                travel = rng.normal(0, self.flying.travel, 2)
+                first = (aim[0] - travel[0], aim[1] - travel[1])
+                path = [_Pose(float(first[0] + travel[0] * t), float(first[1] + travel[1] * t), other_width, 0.0)
+                        for t in np.linspace(0.0, 1.0, frames)]
+                front.append(_Layer(other[0], other[1], tuple(path), bool(rng.integers(2))))
+        return front
 
     def _camera(self, rng: np.random.Generator, source: tuple[int, int]) -> list[View]:
         """Background views over the clip: a window that pans and zooms."""

@@ -49,9 +49,8 @@ def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[in
     keep = finished_frames(out_folder, source) if resume else 0
     if keep == source.info.num_frames:
         return 0, 0.0
-    session = segmenter.start(source)
-    for object_id, (frame, box) in first_boxes(sequence, object_ids, first_frames).items():
-        session.add_box(object_id, box, frame, predict=False)
+    starts = first_boxes(sequence, object_ids, first_frames)
+    session = segmenter.start(source, prompts=[(object_id, box, frame) for object_id, (frame, box) in starts.items()])
     frames = 0
     for index, result in session.propagate():
         path = out_folder / f"{result.name}.png"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,13 @@ import torch.nn.functional as F
 from qmra.data.boxes import box_from_mask, render_box_map
 from qmra.data.transforms import View, sampling_grid
 from qmra.errors import ConfigError
+from qmra.inference.boxed import first_frame
+from qmra.inference.ensemble import EnsembleRuntime, Runtime
+from qmra.inference.features import FrameInputs
+from qmra.inference.memory import MemoryBank
+from qmra.inference.prompts import Prompt
+from qmra.inference.runtime import ModelRuntime
+from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA, ModelConfig, Padding, QMRALoss, segmentation_loss
 
 
@@ -174,3 +183,108 @@ def _clip(image: torch.Tensor, box_map: torch.Tensor, mask: torch.Tensor | None,
             targets.append(boxes[-1])
         images.append(view.cpu())
     return torch.stack(images), torch.stack(boxes), torch.stack(targets)
+
+
+#: Adapted networks a session keeps for reuse (by frame and boxes): a run forwards and one backwards
+#: from the same boxes, or the same boxes propagated again, adapt once.
+ADAPTED_KEPT = 4
+
+
+class SessionNetworks:
+    """The networks a session's objects run with, and the adaptations that made them.
+
+    - :attr:`runtime` (:attr:`models`, :attr:`model`): the session's own network: ``model`` as
+      given, or, once the run's first objects adapted it (``settings.adapt_steps`` > 0), its
+      ``settings.copies`` adapted copies; :attr:`report` is that adaptation's.
+    - Objects that start after that get copies of ``model`` adapted to their own frame (the session's
+      own cannot change: the memories already stored were encoded with it); :meth:`of_bank` tells
+      which network a memory bank's objects run with.
+    - Adapted networks are kept by (frame, boxes), at most :data:`ADAPTED_KEPT`: adaptation is
+      seeded, so the same boxes on the same frame would adapt to the same weights again.
+    ``model`` itself is never changed.
+    """
+
+    def __init__(self, model: QMRA, device: torch.device, settings: InferenceSettings) -> None:
+        self.base = model
+        self.device = device
+        self.settings = settings
+        self._kept: OrderedDict[tuple, tuple[tuple[QMRA, ...], Runtime, AdaptationReport]] = OrderedDict()
+        self.begin_run()
+
+    def begin_run(self) -> None:
+        """A new run: the given network again, no adaptation yet."""
+        self.model = self.base
+        self.models: tuple[QMRA, ...] = (self.base,)
+        self.runtime: Runtime = ModelRuntime.create(self.base, self.device, self.settings)
+        #: The adaptation of the run's first objects (whose adapted network is :attr:`model`).
+        self.report: AdaptationReport | None = None
+        #: Every adaptation of the run, by the frame it adapted to.
+        self.reports: dict[int, AdaptationReport] = {}
+        self._banks: weakref.WeakKeyDictionary[MemoryBank, Runtime] = weakref.WeakKeyDictionary()
+
+    def of_bank(self, bank: MemoryBank) -> Runtime:
+        return self._banks.get(bank, self.runtime)
+
+    def assign(self, bank: MemoryBank, runtime: Runtime) -> None:
+        """``bank``'s objects run with ``runtime``."""
+        if runtime is not self.runtime:
+            self._banks[bank] = runtime
+
+    def by_network(self, banks: list[MemoryBank]) -> list[tuple[Runtime, list[MemoryBank]]]:
+        """``banks`` split by the network their objects run with (one group unless objects started
+        on frames after the first adaptation)."""
+        groups: dict[int, tuple[Runtime, list[MemoryBank]]] = {}
+        for bank in banks:
+            runtime = self.of_bank(bank)
+            groups.setdefault(id(runtime), (runtime, []))[1].append(bank)
+        return list(groups.values())
+
+    def for_start(self, index: int, prompts: list[Prompt], inputs: FrameInputs, frame_size: tuple[int, int],
+                  tracking: bool) -> Runtime:
+        """The network the objects of ``prompts``, starting on frame ``index`` (H×W ``frame_size``),
+        run with: without adaptation the session's; with it, the run's first objects (none
+        ``tracking`` yet) adapt the session's own network, and later ones get copies of their own."""
+        if self.settings.adapt_steps == 0:
+            return self.runtime
+        key = (index, tuple((p.object_id, p.box.as_tuple()) for p in prompts))
+        if key not in self._kept:
+            base = self.runtime if self.model is self.base else ModelRuntime.create(self.base, self.device, self.settings)
+            models, report = self._adapted(base, prompts, inputs, frame_size)
+            members = tuple(ModelRuntime.create(model, self.device, self.settings) for model in models)
+            self._kept[key] = (models, members[0] if len(members) == 1 else EnsembleRuntime(members), report)
+            while len(self._kept) > ADAPTED_KEPT:
+                self._kept.popitem(last=False)
+        self._kept.move_to_end(key)
+        models, runtime, report = self._kept[key]
+        self.reports[index] = report
+        if self.report is None and not tracking:
+            self.models, self.runtime, self.report, self.model = models, runtime, report, models[0]
+        return runtime
+
+    def _adapted(self, base: Runtime, prompts: list[Prompt], inputs: FrameInputs,
+                 frame_size: tuple[int, int]) -> tuple[tuple[QMRA, ...], AdaptationReport]:
+        """``settings.copies`` copies of ``base``'s network fine-tuned on this frame's boxes, each the
+        weight average of ``adapt_average`` adaptations (copy i, adaptation j: seed
+        ``(adapt_seed·copies + i)·adapt_average + j``), and one report for all adaptations (their
+        seconds summed, their losses averaged). Its own first-frame masks inside the boxes are the
+        stage-2 pseudo-labels (weighted by ``adapt_mask_weight``)."""
+        assert isinstance(base, ModelRuntime)
+        box_maps, _, output = first_frame(base, prompts, inputs, None, frame_size)
+        masks = (output.probability() > 0.5).float() * box_maps
+        settings = self.settings
+        copies, average = settings.copies, settings.adapt_average
+        models, reports = [], []
+        with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
+            for copy_index in range(copies):
+                soup = []
+                for part in range(average):
+                    model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
+                    reports.append(adapt(model, inputs.image[0].clone(), box_maps.clone(), masks.clone(),
+                                         settings.adapt_steps, settings.adapt_lr, mask_weight=settings.adapt_mask_weight,
+                                         seed=(settings.adapt_seed * copies + copy_index) * average + part))
+                    soup.append(model)
+                models.append(average_weights(soup).eval())
+        report = reports[0] if len(reports) == 1 else AdaptationReport(
+            reports[0].steps, sum(r.seconds for r in reports), float(np.mean([r.first_loss for r in reports])),
+            float(np.mean([r.last_loss for r in reports])), len(reports))
+        return tuple(models), report

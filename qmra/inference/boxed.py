@@ -3,7 +3,14 @@ where the object is, so the mask keeps to it and is never empty there."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from qmra.data.boxes import render_box_map
+from qmra.inference.ensemble import Runtime
+from qmra.inference.features import FrameInputs
+from qmra.inference.prompts import Prompt
+from qmra.model import MemoryFrame, QMRAOutput
 
 #: Below this fraction of its box, the object's confident pixels (p > 0.5) are too few to be its mask.
 MIN_BOX_FILL = 0.05
@@ -24,3 +31,28 @@ def hold_to_box(probability: torch.Tensor, box_maps: torch.Tensor) -> torch.Tens
     weak = (confident < MIN_BOX_FILL * box_area).to(inside.dtype)
     scale = 1 + weak * (1 / peak - 1)
     return (inside * scale[:, None, None]).clamp(max=1.0)
+
+
+def box_maps(prompts: list[Prompt], frame_size: tuple[int, int], inputs: FrameInputs) -> torch.Tensor:
+    """The prompts' filled boxes, B×1×h×w at the working size (1 inside), on the inputs' device."""
+    size = (inputs.padding.height, inputs.padding.width)
+    maps = np.stack([render_box_map(p.box, frame_size, size) for p in prompts])
+    return torch.from_numpy(maps)[:, None].to(inputs.prepared.device)
+
+
+def first_frame(runtime: Runtime, prompts: list[Prompt], inputs: FrameInputs, query_features,
+                frame_size: tuple[int, int]) -> tuple[torch.Tensor, MemoryFrame, QMRAOutput]:
+    """Objects starting on a frame (H×W ``frame_size``): their box maps (:func:`box_maps`), their
+    first memory entry, and the network's prediction of that frame given their boxes.
+    ``query_features``: the frame's encoding on ``runtime`` (None: encoded here)."""
+    maps = box_maps(prompts, frame_size, inputs)
+    entry, output = runtime.start(inputs.prepared, inputs.padding, maps, query_features)
+    return maps, entry, output
+
+
+def boxed_frame(runtime: Runtime, prompts: list[Prompt], inputs: FrameInputs, query_features,
+                frame_size: tuple[int, int]) -> tuple[MemoryFrame, torch.Tensor]:
+    """:func:`first_frame`'s memory entry and the objects' B×h×w probabilities on the frame they
+    were boxed on, held to their boxes (:func:`hold_to_box`)."""
+    maps, entry, output = first_frame(runtime, prompts, inputs, query_features, frame_size)
+    return entry, hold_to_box(output.probability()[:, 0], maps[:, 0].to(output.logits.dtype))

@@ -1,14 +1,14 @@
 """Several adapted copies of the network following the same objects (``--ensemble N``).
 
 Test-time adaptation draws random views of the first frame, and which views it draws moves a
-video's result by several points (README, Results): the adapted network either holds the object
+video's result by several points (docs/results-history.md): the adapted network either holds the object
 or loses it. N copies adapted with different seeds each follow the objects on their own — their
 own stage-1 box, their own memory — and the prediction of every frame is the mean of their
 probabilities, so one copy that loses the object is outvoted by the others.
 
 The copies do not share a box. Making them agree on one stage-2 box per frame (the tight box of
 their mean stage-1 map) scored lower on validation: 54.6 / 48.6 / 46.9 (50.0) against
-56.7 / 49.6 / 45.1 (50.5) for copies left alone, on the same adaptation draws (README, Results):
+56.7 / 49.6 / 45.1 (50.5) for copies left alone, on the same adaptation draws (docs/results-history.md):
 a shared box carries one copy's drift into all of them.
 
 A copy's keys and values mean something only to that copy, so each keeps its own memory. The

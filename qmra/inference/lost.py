@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qmra.inference.session import FrameResult
+from qmra.inference.results import FrameResult
 
 
 class LostObjects:

@@ -18,7 +18,7 @@ from collections import OrderedDict
 
 import torch
 
-from qmra.model import Memory, MemoryFrame, MemoryTokens
+from qmra.model import KeyValueMaps, Memory, MemoryFrame, MemoryTokens
 
 #: Slots a bank starts with (at most the cap); it doubles when full, up to the cap.
 INITIAL_SLOTS = 4
@@ -203,3 +203,12 @@ def _named_tokens(entry: MemoryFrame) -> list[tuple[str, torch.Tensor]]:
                 named.append((f"{stage}.key", tokens.key))
             named.append((f"{stage}.value", tokens.value))
     return named
+
+
+def object_rows(entry: MemoryFrame, rows: slice) -> MemoryFrame:
+    """Some objects' part of a batched memory entry (views)."""
+
+    def part(maps: KeyValueMaps) -> KeyValueMaps:
+        return KeyValueMaps(None if maps.key is None else maps.key[rows], maps.value[rows])
+
+    return MemoryFrame(part(entry.track), None if entry.segment is None else part(entry.segment))

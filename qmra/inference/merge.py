@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+from qmra.data.boxes import Box
+from qmra.data.object_ids import MAX_OBJECT_ID
+from qmra.inference.results import FrameResult, ProbabilityMaps
 
 EPSILON = 1e-7
 
@@ -36,3 +44,74 @@ def label_map(probabilities: torch.Tensor, object_ids: list[int]) -> torch.Tenso
         labels.masked_fill_(better, object_id)
         best = torch.maximum(best, probabilities[slot])
     return labels
+
+
+def merge_frame(index: int, name: str, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
+                boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None) -> FrameResult:
+    """Frame ``index`` (named ``name``, H×W×3 ``frame``) with its objects' h×w probabilities at the
+    working size merged into one H×W label map, and each object's box: a :class:`Box`, or an h×w
+    box map on the device (stage 2's tracked box), whose extent becomes its box. Everything the
+    host needs crosses over in one go. ``before_wait``: work to queue on the device once the
+    copies to the host are queued, before waiting for them."""
+    object_ids = sorted(probabilities)
+    if not object_ids:
+        return FrameResult(index, name, np.zeros(frame.shape[:2], np.uint8), {}, frame)
+    own = torch.stack([probabilities[i] for i in object_ids]).float()
+    height, width = frame.shape[:2]
+    working = tuple(own.shape[-2:])
+    merged = soft_aggregate(own)  # at the working size: a quarter of the pixels at resolution 240
+    full = merged if working == (height, width) else F.interpolate(merged[None], size=(height, width), mode="bilinear",
+                                                                    align_corners=False)[0]
+    labels = label_map(full, object_ids)
+    # Confidence: each object's mean own probability where it is confident (p > 0.5), at the working size.
+    confident = own > 0.5
+    confidence = (own * confident).flatten(1).sum(1) / confident.flatten(1).sum(1).clamp(min=1)
+    # Pixels per label. Not torch.bincount: on CUDA it reads the largest label back to size its
+    # output, a wait for the device in the middle of the frame.
+    flat = labels.flatten().long()
+    areas = torch.zeros(MAX_OBJECT_ID + 1, dtype=torch.long, device=labels.device).scatter_add_(0, flat, torch.ones_like(flat))
+    # A tracked box map's extent: which rows and columns it covers (a few hundred booleans each).
+    tracked = [i for i in object_ids if isinstance(boxes[i], torch.Tensor)]
+    extents = [(boxes[i].bool().any(dim=1), boxes[i].bool().any(dim=0)) for i in tracked]  # type: ignore[union-attr]
+    copies = _HostCopies([labels, confidence, areas, *(e for pair in extents for e in pair)])
+    if before_wait is not None:
+        before_wait()
+    host = copies.wait()
+    scale = (width / working[1], height / working[0])
+    final_boxes = {i: b for i, b in boxes.items() if not isinstance(b, torch.Tensor)}
+    for slot, object_id in enumerate(tracked):
+        final_boxes[object_id] = _extent_box(host[3 + 2 * slot].numpy(), host[4 + 2 * slot].numpy(), scale)
+    maps = ProbabilityMaps(object_ids, merged, own, (height, width))
+    scores, area = host[1].tolist(), host[2].numpy()
+    return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps,
+                       confidence={i: float(scores[slot]) for slot, i in enumerate(object_ids)},
+                       lost={i: bool(area[i] == 0) for i in object_ids})
+
+
+class _HostCopies:
+    """A frame's results on their way to the host: on CUDA, copied into page-locked memory
+    asynchronously, with one wait for all of them (not one per tensor) that does not wait for work
+    queued after them."""
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self._event: torch.cuda.Event | None = None
+        if not tensors or tensors[0].device.type != "cuda":
+            self._tensors = [t.cpu() for t in tensors]  # on the CPU these are the tensors themselves
+            return
+        self._tensors = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) for t in tensors]
+        self._event = torch.cuda.Event()
+        self._event.record(torch.cuda.current_stream(tensors[0].device))
+
+    def wait(self) -> list[torch.Tensor]:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._tensors
+
+
+def _extent_box(rows: np.ndarray, cols: np.ndarray, scale: tuple[float, float]) -> Box | None:
+    """The box covered by a box map's occupied rows and columns, in frame pixels (None: empty)."""
+    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+    if ys.size == 0 or xs.size == 0:
+        return None
+    sx, sy = scale
+    return Box(xs[0] * sx, ys[0] * sy, (xs[-1] + 1) * sx, (ys[-1] + 1) * sy)

@@ -21,7 +21,7 @@ from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, wr
 from qmra.data.rle import RleVideoWriter
 from qmra.data.video_writer import Mp4Writer, draw_overlay
 from qmra.errors import DataError, QmraError
-from qmra.inference.session import FrameResult
+from qmra.inference.results import FrameResult
 
 RLE_SAVE_EVERY = 25  # frames between rewrites of the RLE file during a run
 MAX_PENDING_WRITES = 8  # frames queued for the writer thread at most

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Iterable
 
@@ -11,18 +10,15 @@ import numpy as np
 import torch
 
 from qmra.data.frames import FrameSource, open_frames
-from qmra.errors import QmraError, WeightsError
+from qmra.errors import QmraError
 from qmra.inference.adapt import check_adaptable
+from qmra.inference.card import WeightsCard, read_card, shipped_card
+from qmra.inference.prompts import PromptsGiven
 from qmra.inference.session import InferenceSession
 from qmra.inference.settings import InferenceSettings
-from qmra.inference.threads import choose_threads
+from qmra.inference.threads import ThreadChoice
 from qmra.model import QMRA, ModelConfig
-from qmra.model.checkpoint import load_model, read_checkpoint_config
 
-#: The trained weights that ship with qmra (card: qmra-default.json beside them).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "qmra-default.safetensors"
-#: How long a thread-count choice stands before a new run looks at the machine's load again.
-THREADS_CHOICE_SECONDS = 30.0
 #: The network :func:`random_model` builds by default (benchmarks and tests).
 RANDOM_MODEL_CONFIG = ModelConfig(backbone="resnet18")
 
@@ -47,71 +43,51 @@ def random_model(config: ModelConfig = RANDOM_MODEL_CONFIG, seed: int = 0) -> QM
         return QMRA(config)
 
 
-def recommended_settings(metadata: dict, base: InferenceSettings | None = None) -> InferenceSettings:
-    """``base`` (default: the reference settings) with what a checkpoint's ``"inference"`` metadata
-    recommends, e.g. ``{"resolution": 224}`` for weights trained on small crops, which see objects at
-    that scale best."""
-    from dataclasses import fields, replace
-
-    recommended = metadata.get("inference")
-    if not isinstance(recommended, dict):
-        recommended = {}
-    names = {f.name for f in fields(InferenceSettings)}
-    return replace(base or InferenceSettings(), **{k: v for k, v in recommended.items() if k in names})
-
-
 class Segmenter:
     """A QMRA model on a device, with inference settings; :meth:`start` opens a video.
 
     ``Segmenter()`` uses the weights that ship with qmra (a :class:`WeightsError` if the
-    installation lacks them). Without ``settings``, the weights' recommended settings apply (their
-    ``"inference"`` metadata; see :func:`recommended_settings`). A ``model`` given is never changed:
-    where it must move to the device, leave training mode or change memory layout, a copy is used.
+    installation lacks them), :meth:`from_checkpoint` other weights. Without ``settings``, the
+    weights' recommended settings apply (their card: :class:`WeightsCard`); a ``model`` given
+    without a card runs with the reference settings. A ``model`` given is never changed: where it
+    must move to the device, leave training mode or change memory layout, a copy is used.
     """
 
     def __init__(self, model: QMRA | None = None, device: str | torch.device = "cpu",
-                 settings: InferenceSettings | None = None, progress: bool = False) -> None:
+                 settings: InferenceSettings | None = None, progress: bool = False,
+                 card: WeightsCard | None = None) -> None:
         self.device = resolve_device(device)
-        self.metadata: dict = {}
         if model is None:
-            if not DEFAULT_WEIGHTS.is_file():
-                raise WeightsError(f"qmra's shipped weights are missing from this installation ({DEFAULT_WEIGHTS}); "
-                                   "reinstall qmra, or give a model or Segmenter.from_checkpoint(FILE)")
-            model, self.metadata = load_model(DEFAULT_WEIGHTS)
-        self.settings = settings or recommended_settings(self.metadata)
+            card = card or shipped_card()
+            model = card.load_model().to(self.device)  # ours: readied in place rather than copied
+            if settings is not None and settings.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+        #: The weights' card (None for a model given without one).
+        self.card = card
+        self.settings = settings or (card.settings if card is not None else InferenceSettings())
         if self.settings.adapt_steps:
             check_adaptable(model.config, self.settings.adapt_mask_weight)  # before any frame is read
         self.model = _ready(model, self.device, self.settings.channels_last)
         self.progress = progress
-        self._threads_chosen_at = -float("inf")
-        self.threads = self.refresh_threads()
-
-    def refresh_threads(self) -> int:
-        """Choose the CPU thread count again (see :mod:`qmra.inference.threads`) when the last choice is
-        older than :data:`THREADS_CHOICE_SECONDS`: the machine's load changes, looking costs ~0.1 s."""
-        now = time.monotonic()
-        if self.settings.threads is None and now - self._threads_chosen_at < THREADS_CHOICE_SECONDS:
-            return self.threads
-        self._threads_chosen_at = now
-        self.threads = choose_threads(self.settings.threads, self.device)
-        return self.threads
+        #: The CPU thread count the network's work runs with (set only while it runs).
+        self.threads = ThreadChoice(self.settings.threads, self.device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", settings: InferenceSettings | None = None,
-                        progress: bool = False) -> "Segmenter":
-        """Load a qmra checkpoint (``.safetensors`` with its config); wrong files raise :class:`WeightsError`."""
-        settings = settings or recommended_settings(read_checkpoint_config(path)[1])
-        model, metadata = load_model(path)
-        model = model.to(resolve_device(device)).eval()  # ours: ready it in place rather than copy it
-        if settings.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        segmenter = cls(model, device, settings, progress)
-        segmenter.metadata = metadata
-        return segmenter
+    def from_checkpoint(cls, path: str | Path | WeightsCard, device: str | torch.device = "cpu",
+                        settings: InferenceSettings | None = None, progress: bool = False) -> "Segmenter":
+        """Load a qmra checkpoint (``.safetensors`` with its config, or its card); wrong files raise
+        :class:`WeightsError`."""
+        card = path if isinstance(path, WeightsCard) else read_card(path)
+        return cls(None, device, settings, progress, card)
 
-    def start(self, source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource) -> InferenceSession:
-        """Open a video file, a frame folder, or frames in memory (H×W×3 uint8); frames are streamed."""
-        return InferenceSession(self, open_frames(source))
+    def start(self, source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource,
+              prompts: PromptsGiven = ()) -> InferenceSession:
+        """Open a video file, a frame folder, or frames in memory (H×W×3 uint8); frames are streamed.
+        ``prompts``: the boxes to start with, as :meth:`InferenceSession.add_box` takes them (without
+        predicting): ``{object_id: box}`` on frame 0, or ``(object_id, box[, frame])`` tuples, or
+        :class:`Prompt` objects; a box is four numbers x0, y0, x1, y1 (pixels) or a :class:`Box`."""
+        return InferenceSession(self.model, open_frames(source), self.device, self.settings, self.progress,
+                                self.threads, prompts)
 
 
 def _ready(model: QMRA, device: torch.device, channels_last: bool) -> QMRA:

@@ -80,10 +80,10 @@ class InferenceSettings:
     - ``adapt_lr``: Adam's learning rate for those steps.
     - ``adapt_mask_weight``: how much the stage-2 and refined masks learn in those steps from the
       network's own first-frame mask inside the box (a pseudo-label); 0: stage 1 alone learns, from
-      the box. The shipped weights recommend 0 (chosen on validation, see the README).
+      the box. The shipped weights recommend 0 (chosen on validation, see docs/results-history.md).
     - ``adapt_seed``: the seed of the views adaptation draws. A run is reproducible for one seed;
       another seed gives a different, equally likely result (on the validation sequences J&F moves
-      by several points between seeds, see the README), so scores are compared over several.
+      by several points between seeds, see docs/results-history.md), so scores are compared over several.
     - ``adapt_average``: N adaptations with seeds ``adapt_seed·N`` … ``adapt_seed·N + N − 1``, their
       weights averaged into one network (a "soup"): the seed matters less, adaptation takes N times
       as long, each frame costs what one network's does. With ``ensemble``, each copy is such an average.
@@ -141,7 +141,7 @@ class InferenceSettings:
         metavar="N"))
     threads: int | None = field(default=None, metadata=option(
         "CPU threads for the network's operations", metavar="N", parse=int,
-        default_text="chosen for the cores free now (see the README's 'Speed')"))
+        default_text="chosen for the cores free now (see docs/speed.md)"))
 
     compile: str = field(default="off", metadata=option(
         "compile the per-frame network calls with torch.compile in this mode (reduce-overhead: also CUDA graphs on "

@@ -2,16 +2,22 @@
 
 PyTorch starts one intra-op thread per core. On a machine that other programs keep busy, those
 threads wait for cores that are not free, and every operation waits for its slowest thread: a run
-measured twenty times slower with two threads than with one beside two busy processes on two cores
-(issue 15). So, unless told, qmra uses the cores that other programs of equal or higher priority
-leave free when a segmenter is made and each time propagation starts.
+measured twenty times slower with two threads than with one beside two busy processes on two cores.
+So, unless told, qmra uses the cores that other programs of equal or higher priority leave free,
+looked at again when a run starts if the last look is older than :data:`CHOICE_SECONDS`.
+
+The count is set only while qmra's network works (:meth:`ThreadChoice.applied`) and the process's
+own count is restored afterwards, so a program that segments a video (a validation inside training,
+a server) keeps its thread count.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -74,10 +80,54 @@ def _competing_threads() -> int | None:
     return competing
 
 
-def choose_threads(requested: int | None, device: torch.device) -> int:
-    """The intra-op thread count for a run: ``requested`` if given, else (on the CPU) the free cores,
-    never more than PyTorch's own default; set for the process and returned."""
-    threads = requested if requested is not None else min(TORCH_DEFAULT_THREADS, free_cores())
-    if device.type == "cpu" or requested is not None:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+#: How long a thread-count choice stands before a new run looks at the machine's load again
+#: (looking costs about 0.1 s).
+CHOICE_SECONDS = 30.0
+
+
+def choose_threads(requested: int | None) -> int:
+    """The intra-op thread count for a run: ``requested`` if given, else the free cores, never more
+    than PyTorch's own default."""
+    return requested if requested is not None else min(TORCH_DEFAULT_THREADS, free_cores())
+
+
+class ThreadChoice:
+    """The thread count a segmenter's runs use on ``device``: ``requested``, or on the CPU the free
+    cores, chosen again by :meth:`refresh` once the last choice is :data:`CHOICE_SECONDS` old. On a
+    GPU without ``requested`` the process's count is left alone."""
+
+    def __init__(self, requested: int | None, device: torch.device) -> None:
+        self.requested = requested
+        self.device = device
+        self._chosen: int | None = None
+        self._chosen_at = -float("inf")
+
+    @property
+    def count(self) -> int:
+        """The count :meth:`applied` sets (the process's own where it sets none)."""
+        if self.requested is None and self.device.type != "cpu":
+            return torch.get_num_threads()
+        if self._chosen is None:
+            self.refresh()
+        assert self._chosen is not None
+        return self._chosen
+
+    def refresh(self) -> int:
+        """Look at the machine's load again if the last look is old; the count."""
+        now = time.monotonic()
+        if self._chosen is None or (self.requested is None and now - self._chosen_at >= CHOICE_SECONDS):
+            self._chosen, self._chosen_at = choose_threads(self.requested), now
+        return self.count
+
+    @contextmanager
+    def applied(self) -> Iterator[int]:
+        """The chosen count set for the work inside, the process's own restored after it."""
+        before = torch.get_num_threads()
+        count = self.count
+        if count != before:
+            torch.set_num_threads(count)
+        try:
+            yield count
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)

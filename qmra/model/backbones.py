@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Union
 
 from qmra.errors import ConfigError
-from qmra.model import efficientnet
-from qmra.model.efficientnet import LITE_SPECS, EfficientNetLiteTrunk
+from qmra.model.efficientnet import LITE_SPECS, NORMALIZATION as LITE_NORMALIZATION, EfficientNetLiteTrunk
 from qmra.model.preprocess import IMAGENET, Normalization
 from qmra.model.resnet import RESNET_SPECS, ResNetTrunk
 
@@ -15,7 +14,6 @@ BACKBONES: tuple[str, ...] = (*reversed(RESNET_SPECS), *LITE_SPECS)
 
 #: One encoder trunk: features at strides 16, 8, 4 (``BackboneFeatures``), ``channels``, ``in_channels``.
 Trunk = Union[ResNetTrunk, EfficientNetLiteTrunk]
-
 
 
 def make_trunk(name: str, in_channels: int = 3) -> Trunk:
@@ -30,4 +28,4 @@ def make_trunk(name: str, in_channels: int = 3) -> Trunk:
 def normalization(name: str) -> Normalization:
     """The (mean, std) the backbone's ImageNet weights were trained with, for RGB in [0, 1]
     (torchvision's ImageNet constants for the ResNets)."""
-    return efficientnet.NORMALIZATION if name in LITE_SPECS else IMAGENET
+    return LITE_NORMALIZATION if name in LITE_SPECS else IMAGENET

@@ -44,8 +44,11 @@ class ModelConfig:
     decoder_channels: int = field(default=256, metadata=option("channels of the decoders and the CRM", metavar="N"))
     #: Hidden width of the BCA bottleneck is ``2 * value_channels // bca_reduction``.
     bca_reduction: int = 16
-    #: Keep BatchNorm statistics and affine parameters fixed (STM/RGMP do, with ImageNet weights).
-    freeze_batchnorm: bool = True
+    #: Keep BatchNorm statistics and affine parameters fixed (STM/RGMP do, with ImageNet weights);
+    #: False trains them, as from scratch (the card of weights trained so says so).
+    freeze_batchnorm: bool = field(default=True, metadata=option(
+        "train BatchNorm's statistics and affine parameters (from scratch; by default they stay fixed)",
+        flag="--train-batchnorm"))
     #: Foreground probability above which a stage-1 pixel counts towards the query prior.
     prior_threshold: float = 0.5
 

@@ -2,7 +2,7 @@
 
 Trained from scratch, BatchNorm's running mean and variance are averages over small square training
 crops (e.g. 4 clips of 96×96), while inference sees whole frames at another scale. Measured on the
-synthetic run of issue 6 (resnet18, step 700): held-out J&F 0.059 with the training-time statistics,
+synthetic learning check (resnet18, step 700): held-out J&F 0.059 with the training-time statistics,
 0.155 after re-estimating them on full frames — same weights. So before each validation and each
 checkpoint the trainer re-estimates them here, on whole frames of its training videos run through the
 real inference path. In train mode BatchNorm normalises with batch statistics and never reads the

@@ -9,7 +9,7 @@ import math
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -115,7 +115,7 @@ class TrainConfig:
 class Trainer:
     def __init__(self, model_config: ModelConfig, config: TrainConfig, data: Sequence[DataSpec], run_dir: str | Path,
                  context: DistributedContext, val: DataSpec | None = None, backbone_weights: str | None = None,
-                 init: str | None = None, resume: bool = False, train_batchnorm: bool = False, progress: bool = False) -> None:
+                 init: str | None = None, resume: bool = False, progress: bool = False) -> None:
         self.config = config
         self.context = context
         self.run_dir = Path(run_dir)
@@ -127,21 +127,17 @@ class Trainer:
         if (self.run_dir / "last.json").exists() and not resume:
             raise QmraError(f"{self.run_dir} already holds a run: use --resume to continue it, or another --out")
         torch.manual_seed(config.seed)
-        self.model = QMRA(model_config)
-        if train_batchnorm:
-            self.model.freeze_batchnorm(False)
+        self.model = QMRA(model_config)  # BatchNorm fixed or trained as model_config.freeze_batchnorm says
         if backbone_weights:
             report = self.model.load_backbone_weights(resolve_backbone_weights(backbone_weights, model_config.backbone))
             context.log(f"backbone: {report}")
         if init:
             initial, _ = load_model(init)
-            if initial.config != model_config:
+            if replace(initial.config, freeze_batchnorm=model_config.freeze_batchnorm) != model_config:
                 raise QmraError(f"--init {init} is a {initial.config.backbone} '{initial.config.variant}' model, "
                                 f"this run trains {model_config.backbone} '{model_config.variant}'")
             load_weights_into(self.model, initial.state_dict(), init)
         self.model.to(context.device).train()
-        if context.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # every training batch has the same shape
         fixed = freeze_encoders(self.model, config.frozen_backbone)
         if fixed:
             context.log(f"backbone: {fixed:,} encoder parameters fixed ({config.frozen_backbone})")
@@ -166,7 +162,7 @@ class Trainer:
         self.clips = MixedClips(sources, [spec.weight for spec in self.data], config.seed)
         self.stop_reason: str | None = None
         self.elapsed = 0.0  # seconds of training in this process (the time budget's clock)
-        self.calibrate_batchnorm = train_batchnorm and config.bn_calibration_videos > 0
+        self.calibrate_batchnorm = not model_config.freeze_batchnorm and config.bn_calibration_videos > 0
         self._calibrated_at = -1
 
     # ------------------------------------------------------------------ loop
@@ -190,6 +186,9 @@ class Trainer:
         bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not (self.progress and context.is_main),
                    dynamic_ncols=True)
         last_time, last_step = time.perf_counter(), self.step
+        benchmark = torch.backends.cudnn.benchmark
+        if context.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every training batch has the same shape; restored below
         try:
             while self.step < config.steps and not self._out_of_time() and not self._agreed_stop():
                 lr = config.learning_rate(self.step, self.elapsed)
@@ -220,6 +219,7 @@ class Trainer:
             elif self._out_of_time() and context.is_main:
                 context.log(f"time budget of {config.time_budget:g} s spent at step {self.step}")
         finally:
+            torch.backends.cudnn.benchmark = benchmark
             bar.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from qmra.data.frames import FrameFolder, FrameSource, VideoFile, open_frames
+from qmra.data.frames import FrameFolder, FrameInfo, FrameSource, VideoFile, open_frames
 from qmra.data.masks import read_rgb
 from qmra.errors import DataError, QmraError
 
@@ -128,21 +129,31 @@ class FrameStore:
             return buffer.getvalue(), "image/jpeg"
         return path.read_bytes(), content_type
 
-    def frames(self, indices: list[int]) -> "LazyFrames":
-        return LazyFrames(self, indices)
+    def source(self) -> "StoreFrames":
+        """The frames decoded so far, as a source a session can read in any order."""
+        return StoreFrames(self)
 
 
-class LazyFrames(Sequence):
-    """Frames ``indices`` of a store, read one at a time when a session asks for them."""
+class StoreFrames(FrameSource):
+    """A store's frames (those decoded when made), read one at a time when a session asks for them."""
 
-    def __init__(self, store: FrameStore, indices: list[int]) -> None:
+    seekable = True
+
+    def __init__(self, store: FrameStore) -> None:
         self.store = store
-        self.indices = indices
+        self.description = store.name
+        self._info = replace(store.info, num_frames=store.count)
 
-    def __len__(self) -> int:
-        return len(self.indices)
+    @property
+    def info(self) -> FrameInfo:
+        return self._info
 
-    def __getitem__(self, position):  # type: ignore[override]
-        if isinstance(position, slice):
-            return LazyFrames(self.store, self.indices[position])
-        return self.store.read(self.indices[position])
+    def frame_name(self, index: int) -> str:
+        return self.store.frame_name(index)
+
+    def read(self, index: int) -> np.ndarray:
+        return self.store.read(index)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for index in range(self._info.num_frames or 0):
+            yield self.store.read(index)

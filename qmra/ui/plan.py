@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qmra.data.boxes import Box
+from qmra.data.object_ids import MAX_OBJECT_ID, check_object_id
 from qmra.errors import QmraError
-from qmra.inference.session import MAX_OBJECT_ID
 
 FORWARD, BACKWARD = "forward", "backward"
 NONE = -1  # no mask stored
@@ -140,8 +140,7 @@ class Plan:
         return free[0]
 
     def _check(self, object_id: object, frame: object) -> None:
-        if isinstance(object_id, bool) or not isinstance(object_id, int) or not 1 <= object_id <= MAX_OBJECT_ID:
-            raise QmraError(f"object ids are integers 1..{MAX_OBJECT_ID}, got {object_id!r}")
+        check_object_id(object_id)
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < self.num_frames:
             raise QmraError(f"frame must be an integer 0..{self.num_frames - 1}, got {frame!r}")
 

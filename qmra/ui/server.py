@@ -31,9 +31,9 @@ import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import traceback
 from dataclasses import dataclass
+from typing import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -44,9 +44,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from qmra.data.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
 from qmra.errors import QmraError
 from qmra.inference.segmenter import Segmenter
+from qmra.ui.config import UiConfig
+from qmra.ui.engine import Engine
+from qmra.ui.jobs import Busy, Gone
+from qmra.ui.page import Page
+from qmra.ui.pages import PageRegistry
 from qmra.ui.paths import PathPolicy, PathRefused
 from qmra.ui.plan import BACKWARD, FORWARD
-from qmra.ui.workspace import Busy, Engine, Gone, PageSession
 
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
@@ -76,28 +80,6 @@ STATUS = {UploadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE, LengthRequired: H
           Gone: HTTPStatus.NOT_FOUND}
 
 
-@dataclass
-class UiConfig:
-    """``root``: the folder the page may read and write in (the start folder); ``source``: a video or
-    frame folder each new page opens (allowed even outside ``root``); ``out``: an export folder
-    allowed even outside ``root``; ``adapt_previews``: a box's preview adapts the network as runs do
-    (see :class:`~qmra.ui.workspace.Engine`)."""
-
-    root: Path
-    source: Path | None = None
-    out: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = 7860
-    max_upload_mb: float = 2048.0
-    idle_seconds: float = 15 * 60.0
-    max_sessions: int = 8
-    adapt_previews: bool = False
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * (1 << 20))
-
-
 class UiServer(ThreadingHTTPServer):
     """``create_server(...)`` then ``serve_forever()``; ``close()`` frees every page session."""
 
@@ -109,8 +91,6 @@ class UiServer(ThreadingHTTPServer):
         self.engine = Engine(segmenter, config.adapt_previews)
         self.policy = PathPolicy(config.root, [config.source] if config.source else [], [config.out] if config.out else [])
         self.token = secrets.token_urlsafe(24)
-        self.sessions: dict[str, PageSession] = {}
-        self.sessions_lock = threading.Lock()
         self.work_dir = Path(tempfile.mkdtemp(prefix="qmra-ui-"))
         self.loopback = _is_loopback(config.host)
         try:
@@ -119,9 +99,7 @@ class UiServer(ThreadingHTTPServer):
             shutil.rmtree(self.work_dir, ignore_errors=True)
             raise QmraError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error} "
                             "(another program may use that port: give --port N, or --port 0 for any free one)") from None
-        self._closing = threading.Event()
-        self._reaper = threading.Thread(target=self._reap, name="qmra-ui-reaper", daemon=True)
-        self._reaper.start()
+        self.pages = PageRegistry(self.work_dir, self.engine, config.max_sessions, config.idle_seconds)
 
     @property
     def url(self) -> str:
@@ -129,57 +107,27 @@ class UiServer(ThreadingHTTPServer):
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in str(host) else host)
         return f"http://{shown}:{port}/"
 
-    # ------------------------------------------------------------------ page sessions
+    # ------------------------------------------------------------------ pages
 
-    def new_session(self) -> PageSession:
-        with self.sessions_lock:
-            if len(self.sessions) >= self.config.max_sessions:
-                idle = sorted((s for s in self.sessions.values() if not s.running), key=lambda s: -s.idle_for())
-                if not idle:
-                    raise Busy(f"{len(self.sessions)} pages are running jobs; close one first")
-                self._drop(idle[0])
-            session_id = secrets.token_urlsafe(18)
-            session = PageSession(session_id, self.work_dir / session_id, self.engine)
-            self.sessions[session_id] = session
+    @property
+    def sessions(self) -> dict[str, Page]:
+        return self.pages.pages
+
+    def new_session(self) -> Page:
+        page = self.pages.new()
         if self.config.source is not None:
-            session.open(self.config.source)
-        return session
+            page.open(self.config.source)
+        return page
 
-    def session(self, session_id: str) -> PageSession:
-        with self.sessions_lock:
-            session = self.sessions.get(session_id)
-        if session is None:
-            raise Gone("this page's session has ended (closed, or idle too long): reload the page")
-        session.touch()
-        return session
+    def session(self, session_id: str) -> Page:
+        return self.pages.get(session_id)
 
     def close_session(self, session_id: str) -> None:
-        with self.sessions_lock:
-            session = self.sessions.get(session_id)
-            if session is not None:
-                self._drop(session)
-
-    def _drop(self, session: PageSession) -> None:
-        """Forget a session (the caller holds ``sessions_lock``) and free it on a thread of its own:
-        closing waits for a computation in flight."""
-        self.sessions.pop(session.id, None)
-        threading.Thread(target=session.close, name="qmra-ui-close", daemon=True).start()
-
-    def _reap(self) -> None:
-        interval = max(0.05, min(30.0, self.config.idle_seconds / 4))
-        while not self._closing.wait(interval):
-            with self.sessions_lock:
-                for session in [s for s in self.sessions.values() if s.idle_for() > self.config.idle_seconds]:
-                    self._drop(session)
+        self.pages.close(session_id)
 
     def close(self) -> None:
-        """Stop answering and free every session and the temporary folder."""
-        self._closing.set()
-        with self.sessions_lock:
-            sessions = list(self.sessions.values())
-            self.sessions.clear()
-        for session in sessions:
-            session.close()
+        """Stop answering and free every page and the temporary folder."""
+        self.pages.close_all()
         self.server_close()
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -249,53 +197,60 @@ class Handler(BaseHTTPRequestHandler):
             raise Forbidden(f"requests for host {host!r} are refused; open {self.server.url}")
 
     def _session_call(self, method: str, session_id: str, action: str, rest: list[str]) -> None:
-        server = self.server
         if method == "POST" and action == "close":
-            server.close_session(session_id)
+            self.server.close_session(session_id)
             return self._json({"closed": True})
-        session = server.session(session_id)
-        if method == "GET":
-            if action == "state":
-                return self._json(session.state())
-            if action == "frame" and len(rest) == 1:
-                data, content_type = session.frame_image(_index(rest[0]))
-                return self._send(HTTPStatus.OK, data, content_type, cache=True)
-            if action == "mask" and len(rest) == 1:
-                return self._send(HTTPStatus.OK, session.mask_image(_index(rest[0])), "image/png")
-            if action == "events":
-                return self._events(session)
-            if action == "list":
-                return self._json(self._listing(self.query.get("dir", ".")))
-            if action == "download":
-                return self._download(session)
-        elif method == "POST":
-            if action == "upload":
-                return self._upload(session)
-            body = self._body()
-            if action == "open":
-                return self._json(session.open(server.policy.resolve(body.get("path"), "video file or frame folder")))
-            if action == "box":
-                object_id = body.get("object")
-                return self._json(session.set_box(None if object_id is None else _int(object_id, "object"),
-                                                  _int(body.get("frame"), "frame"), body.get("box")))
-            if action == "remove":
-                object_id = _int(body.get("object"), "object")
-                if body.get("frame") is None:
-                    return self._json(session.remove_object(object_id))
-                return self._json(session.remove_box(object_id, _int(body.get("frame"), "frame")))
-            if action == "run":
-                direction = body.get("direction", "both")
-                directions = (FORWARD, BACKWARD) if direction == "both" else (direction,)
-                return self._json(session.run(directions))
-            if action == "cancel":
-                return self._json(session.cancel())
-            if action == "export":
-                folder = server.policy.resolve(body.get("folder"), "export folder")
-                return self._json(session.export(folder, overwrite=bool(body.get("overwrite")), **_export_options(body)))
-            if action == "export-zip":
-                archive, summary = session.export_zip(**_export_options(body))
-                return self._json({**summary, "download": f"/api/s/{session_id}/download", "name": archive.name})
-        raise Gone(f"no such request: {method} {action}")
+        route = ROUTES.get((method, action))
+        if route is None or len(rest) != route.path_arguments:
+            raise Gone(f"no such request: {method} {action}")
+        page = self.server.session(session_id)
+        if route.reads_body:
+            return route.handler(self, page, self._body())
+        return route.handler(self, page, *rest)
+
+    # ------------------------------------------------------------------ one page's requests
+
+    def _state(self, page: Page) -> None:
+        self._json(page.state())
+
+    def _frame(self, page: Page, index: str) -> None:
+        data, content_type = page.frame_image(_index(index))
+        self._send(HTTPStatus.OK, data, content_type, cache=True)
+
+    def _mask(self, page: Page, index: str) -> None:
+        self._send(HTTPStatus.OK, page.mask_image(_index(index)), "image/png")
+
+    def _list(self, page: Page) -> None:
+        self._json(self._listing(self.query.get("dir", ".")))
+
+    def _open(self, page: Page, body: dict) -> None:
+        self._json(page.open(self.server.policy.resolve(body.get("path"), "video file or frame folder")))
+
+    def _box(self, page: Page, body: dict) -> None:
+        object_id = body.get("object")
+        self._json(page.set_box(None if object_id is None else _int(object_id, "object"), _int(body.get("frame"), "frame"),
+                                body.get("box")))
+
+    def _remove(self, page: Page, body: dict) -> None:
+        object_id = _int(body.get("object"), "object")
+        if body.get("frame") is None:
+            return self._json(page.remove_object(object_id))
+        self._json(page.remove_box(object_id, _int(body.get("frame"), "frame")))
+
+    def _run(self, page: Page, body: dict) -> None:
+        direction = body.get("direction", "both")
+        self._json(page.run((FORWARD, BACKWARD) if direction == "both" else (direction,)))
+
+    def _cancel(self, page: Page, body: dict) -> None:
+        self._json(page.cancel())
+
+    def _export(self, page: Page, body: dict) -> None:
+        folder = self.server.policy.resolve(body.get("folder"), "export folder")
+        self._json(page.export(folder, overwrite=bool(body.get("overwrite")), **_export_options(body)))
+
+    def _export_zip(self, page: Page, body: dict) -> None:
+        archive, summary = page.export_zip(**_export_options(body))
+        self._json({**summary, "download": f"/api/s/{page.id}/download", "name": archive.name})
 
     # ------------------------------------------------------------------ pages and files
 
@@ -334,7 +289,7 @@ class Handler(BaseHTTPRequestHandler):
         frames = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         return {"dir": str(folder), "entries": entries[:500], "frames": frames}
 
-    def _upload(self, session: PageSession) -> None:
+    def _upload(self, session: Page) -> None:
         limit = self.server.config.max_upload_bytes
         if self.headers.get("Transfer-Encoding"):
             raise LengthRequired("uploads must give their length (Content-Length)")
@@ -369,7 +324,7 @@ class Handler(BaseHTTPRequestHandler):
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    def _download(self, session: PageSession) -> None:
+    def _download(self, session: Page) -> None:
         archive = session.download
         if archive is None or not archive.is_file():
             raise Gone("nothing to download: export as zip first")
@@ -381,7 +336,7 @@ class Handler(BaseHTTPRequestHandler):
         with archive.open("rb") as file:
             shutil.copyfileobj(file, self.wfile, UPLOAD_CHUNK)
 
-    def _events(self, session: PageSession) -> None:
+    def _events(self, session: Page) -> None:
         """The current run's progress as Server-Sent Events, until it ends."""
         job = session.job
         if job is None:
@@ -456,3 +411,32 @@ def _index(text: str) -> int:
 
 def _export_options(body: dict) -> dict:
     return {name: bool(body.get(name, True)) for name in ("per_object", "overlay", "rle")}
+
+
+@dataclass(frozen=True)
+class Route:
+    """How ``/api/s/<page>/<action>[/<argument>]`` is answered: ``handler(handler, page, *arguments)``,
+    or with the JSON body instead of path arguments (``reads_body``)."""
+
+    handler: Callable[..., None]
+    path_arguments: int = 0
+    reads_body: bool = False
+
+
+#: A page's requests by (method, action).
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "state"): Route(Handler._state),
+    ("GET", "frame"): Route(Handler._frame, path_arguments=1),
+    ("GET", "mask"): Route(Handler._mask, path_arguments=1),
+    ("GET", "events"): Route(Handler._events),
+    ("GET", "list"): Route(Handler._list),
+    ("GET", "download"): Route(Handler._download),
+    ("POST", "upload"): Route(Handler._upload),
+    ("POST", "open"): Route(Handler._open, reads_body=True),
+    ("POST", "box"): Route(Handler._box, reads_body=True),
+    ("POST", "remove"): Route(Handler._remove, reads_body=True),
+    ("POST", "run"): Route(Handler._run, reads_body=True),
+    ("POST", "cancel"): Route(Handler._cancel, reads_body=True),
+    ("POST", "export"): Route(Handler._export, reads_body=True),
+    ("POST", "export-zip"): Route(Handler._export_zip, reads_body=True),
+}

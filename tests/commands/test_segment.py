@@ -201,15 +201,15 @@ def test_the_weights_recommended_resolution_applies_unless_overridden(tmp_path, 
 
 
 def test_a_lost_object_is_reported_and_fail_on_lost_exits_3(tmp_path, video, weights, capsys, monkeypatch):
-    import qmra.inference.session as session_module
+    import qmra.inference.merge as merge_module
 
-    real_label_map = session_module.label_map
+    real_label_map = merge_module.label_map
 
     def without_object_2(probabilities, object_ids):
         labels = real_label_map(probabilities, object_ids)
         return labels.masked_fill(labels == 2, 0)  # object 2's mask is empty on every frame
 
-    monkeypatch.setattr(session_module, "label_map", without_object_2)
+    monkeypatch.setattr(merge_module, "label_map", without_object_2)
     source = video.write_mp4(tmp_path / "clip.mp4")
     boxes = ["--box", "8,6,30,26", "--box", "34,20,60,44"]
     assert _segment(source, tmp_path / "a", weights, *boxes) == 0

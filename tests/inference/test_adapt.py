@@ -6,7 +6,7 @@ from qmra.data import Box, render_box_map
 from qmra.errors import ConfigError
 from qmra.inference import InferenceSettings
 from qmra.inference.adapt import adapt, adapted_copy
-from tests.inference.conftest import clip, tiny_segmenter
+from tests.inference.helpers import clip, tiny_segmenter
 
 
 def _first_frame(video):
@@ -182,11 +182,11 @@ def test_the_mask_weight_decides_whether_the_pseudo_label_teaches():
 
 
 def test_the_session_passes_its_mask_weight_to_adaptation(monkeypatch):
-    import qmra.inference.session as session_module
+    import qmra.inference.adapt as adapt_module
 
     seen = []
-    real = session_module.adapt
-    monkeypatch.setattr(session_module, "adapt", lambda *a, **k: seen.append(k["mask_weight"]) or real(*a, **k))
+    real = adapt_module.adapt
+    monkeypatch.setattr(adapt_module, "adapt", lambda *a, **k: seen.append(k["mask_weight"]) or real(*a, **k))
     video = clip(frames=2, objects=1)
     session = tiny_segmenter(InferenceSettings(adapt_steps=1, adapt_mask_weight=0.0)).start([video.image(i) for i in range(2)])
     session.add_box(1, video.first_boxes()[1], predict=False)
@@ -276,3 +276,27 @@ def test_a_session_averages_the_adaptations_with_their_seeds_into_one_network():
             assert torch.allclose(value, mean, atol=1e-6), name
     assert soup.memory_nbytes() == singles[0].memory_nbytes()
     assert not torch.equal(singles[0].model.track_decoder.predict.weight, singles[1].model.track_decoder.predict.weight)
+
+
+def test_a_session_adapts_once_per_frame_and_boxes_and_runs_again_to_the_same_masks(monkeypatch):
+    import qmra.inference.adapt as adapt_module
+
+    calls = []
+    real = adapt_module.adapt
+    monkeypatch.setattr(adapt_module, "adapt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    video = clip(frames=3, objects=1)
+    box = video.first_boxes()[1]
+    session = tiny_segmenter(InferenceSettings(adapt_steps=2, adapt_lr=1e-3)).start(
+        [video.image(i) for i in range(3)], prompts={1: box})
+    first = [r.labels for _, r in session.propagate()]
+    again = [r.labels for _, r in session.propagate()]
+    assert len(calls) == 1 and session.adaptation is not None
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    session.reset()
+    session.add_box(1, box, predict=False)
+    list(session.propagate())
+    assert len(calls) == 1  # the same box on the same frame: the kept network
+    session.reset()
+    session.add_box(1, (box.x0 + 2, box.y0, box.x1, box.y1), predict=False)  # another box: adapted anew
+    list(session.propagate())
+    assert len(calls) == 2

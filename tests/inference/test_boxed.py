@@ -9,7 +9,7 @@ import torch
 from qmra.data.frames import ArrayFrames
 from qmra.inference import Segmenter
 from qmra.inference.boxed import MIN_BOX_FILL, hold_to_box
-from tests.inference.conftest import tiny_segmenter
+from tests.inference.helpers import tiny_segmenter
 
 
 def _box(height: int, width: int, x0: int, y0: int, x1: int, y1: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from qmra.inference.ensemble import EnsembleRuntime, join_entries, split_memory
 from qmra.inference.runtime import ModelRuntime
 from qmra.model import Memory, ModelConfig
 from qmra.model.prior import rectangle_prior
-from tests.inference.conftest import clip, tiny_segmenter
+from tests.inference.helpers import clip, tiny_segmenter
 from tests.tiny import TINY
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from qmra.data import box_from_mask
 from qmra.errors import QmraError
-from tests.inference.conftest import clip, tiny_segmenter
+from tests.inference.helpers import clip, tiny_segmenter
 
 
 def _frames(video):

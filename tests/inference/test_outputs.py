@@ -5,7 +5,7 @@ from PIL import Image
 from qmra.data import write_palette_png
 from qmra.inference import outputs
 from qmra.inference.outputs import ResultWriter
-from qmra.inference.session import FrameResult
+from qmra.inference.results import FrameResult
 
 
 def _result(index: int) -> FrameResult:

@@ -6,7 +6,7 @@ from qmra.data import Box, box_from_mask
 from qmra.errors import BoxError, QmraError
 from qmra.inference import InferenceSettings, Segmenter
 from qmra.inference.boxed import hold_to_box
-from tests.inference.conftest import clip, tiny_segmenter
+from tests.inference.helpers import clip, tiny_segmenter
 
 
 def _frames(video):
@@ -243,7 +243,7 @@ def test_session_equals_a_plain_loop_that_stacks_the_scheduled_frames_every_fram
 
 def test_results_carry_confidence_and_lost_and_the_run_reports_lost_objects(segmenter):
     from qmra.inference.lost import LostObjects
-    from qmra.inference.session import FrameResult
+    from qmra.inference.results import FrameResult
 
     video = clip(frames=4, objects=2)
     session = segmenter.start(_frames(video))

@@ -5,7 +5,9 @@ import time
 import pytest
 import torch
 
-from qmra.inference.threads import choose_threads, free_cores, other_runnable
+from qmra.inference import InferenceSettings
+from qmra.inference.threads import ThreadChoice, choose_threads, free_cores, other_runnable
+from tests.inference.helpers import clip, tiny_segmenter
 
 
 @pytest.mark.parametrize("cores,busy,free", [(2, 0.0, 2), (2, 0.4, 2), (2, 1.0, 1), (2, 2.0, 1), (2, 5.0, 1), (16, 3.0, 13)])
@@ -23,12 +25,45 @@ def test_other_programs_spinning_are_seen():
             process.kill()
 
 
-def test_a_requested_count_is_set_for_the_process():
+def test_a_requested_count_holds_while_the_network_works_and_the_process_keeps_its_own():
     saved = torch.get_num_threads()
-    try:
-        assert choose_threads(1, torch.device("cpu")) == 1 == torch.get_num_threads()
-    finally:
-        torch.set_num_threads(saved)
+    other = 1 if saved > 1 else 2
+    choice = ThreadChoice(other, torch.device("cpu"))
+    assert choose_threads(other) == other == choice.count
+    with choice.applied() as count:
+        assert count == other == torch.get_num_threads()
+    assert torch.get_num_threads() == saved
+
+
+def test_a_segmenter_and_its_runs_leave_the_process_thread_count_alone():
+    saved = torch.get_num_threads()
+    other = 1 if saved > 1 else 2
+    segmenter = tiny_segmenter(InferenceSettings(threads=other))
+    assert torch.get_num_threads() == saved
+    video = clip(frames=2, objects=1)
+    session = segmenter.start([video.image(i) for i in range(2)], prompts={1: video.first_boxes()[1]})
+    seen = []
+    for _ in session.propagate():
+        seen.append(torch.get_num_threads())
+    assert seen == [saved, saved] and torch.get_num_threads() == saved  # set inside each frame's work only
+    assert segmenter.threads.count == other
+
+
+def test_the_free_core_choice_is_looked_at_again_once_it_is_old(monkeypatch):
+    import qmra.inference.threads as threads
+
+    looks = []
+    monkeypatch.setattr(threads, "free_cores", lambda: looks.append(1) or 1)
+    clock = [100.0]
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
+    choice = ThreadChoice(None, torch.device("cpu"))
+    assert choice.count == 1 and len(looks) == 1
+    clock[0] += threads.CHOICE_SECONDS / 2
+    choice.refresh()
+    assert len(looks) == 1
+    clock[0] += threads.CHOICE_SECONDS
+    choice.refresh()
+    assert len(looks) == 2
 
 
 

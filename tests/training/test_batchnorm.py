@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import torch
 
 from qmra.data import SyntheticConfig, SyntheticVideo
@@ -8,6 +10,9 @@ from qmra.training import DataSpec, TrainConfig, Trainer
 from qmra.training.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from qmra.training.distributed import DistributedContext
 from tests.tiny import TINY
+
+#: The tiny network with BatchNorm trained (``qmra train --train-batchnorm``).
+BN_TRAINED = replace(TINY, freeze_batchnorm=False)
 
 
 def _videos(count=2, frames=4):
@@ -51,12 +56,11 @@ def test_trainer_checkpoints_carry_recalibrated_statistics(tmp_path):
     config = TrainConfig(steps=2, batch_size=2, size=48, save_every=2, val_every=2, workers=0, bn_calibration_videos=2,
                          bn_calibration_frames=2, val_resolution=48)
     spec = DataSpec.parse("synthetic:2")
-    trainer = Trainer(TINY, config, [spec], tmp_path, DistributedContext(0, 1, torch.device("cpu")), train_batchnorm=True)
+    trainer = Trainer(BN_TRAINED, config, [spec], tmp_path, DistributedContext(0, 1, torch.device("cpu")))
     trainer.run()
     saved, _ = load_model(tmp_path / "last.safetensors")
-    saved.freeze_batchnorm(False)
+    assert saved.config.freeze_batchnorm is False and not saved.batchnorm_frozen  # the checkpoint says what training did
     expected, _ = load_model(tmp_path / "last.safetensors")
-    expected.freeze_batchnorm(False)
     for layer in batchnorm_layers(expected):
         layer.running_mean.fill_(7.0)
     recalibrate_batchnorm(expected, spec.videos(config.seed)[:2], 2, InferenceSettings(resolution=48))
@@ -69,8 +73,7 @@ def test_batchnorm_is_recalibrated_on_real_videos_when_the_mix_has_them(tmp_path
     real.write_davis(tmp_path / "davis")
     config = TrainConfig(steps=1, batch_size=1, size=48, workers=0, bn_calibration_videos=4)
     mixed = [DataSpec.parse("synthetic:3"), DataSpec.parse(f"davis:{tmp_path / 'davis'}")]
-    trainer = Trainer(TINY, config, mixed, tmp_path / "run", DistributedContext(0, 1, torch.device("cpu")), train_batchnorm=True)
+    trainer = Trainer(BN_TRAINED, config, mixed, tmp_path / "run", DistributedContext(0, 1, torch.device("cpu")))
     assert [v.name for v in trainer._calibration_videos()] == ["realish"]
-    only_synthetic = Trainer(TINY, config, mixed[:1], tmp_path / "run2", DistributedContext(0, 1, torch.device("cpu")),
-                             train_batchnorm=True)
+    only_synthetic = Trainer(BN_TRAINED, config, mixed[:1], tmp_path / "run2", DistributedContext(0, 1, torch.device("cpu")))
     assert len(only_synthetic._calibration_videos()) == 3

@@ -242,15 +242,15 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
 
 
 def test_a_run_can_be_cancelled_and_refuses_edits_meanwhile(tmp_path, tiny_segmenter, small_video, monkeypatch):
-    from qmra.ui import workspace
+    from qmra.ui import page
 
-    real = workspace.PageSession._store_mask
+    real = page.Page._store_mask
 
     def slow(self, *args):
         time.sleep(0.3)
         real(self, *args)
 
-    monkeypatch.setattr(workspace.PageSession, "_store_mask", slow)
+    monkeypatch.setattr(page.Page, "_store_mask", slow)
     with serve(tiny_segmenter, tmp_path, source=small_video) as server:
         client = Client(server)
         client.start()
@@ -307,16 +307,16 @@ def test_test_time_adaptation_runs_once_per_box(tmp_path, weights, small_video, 
     """Runs adapt as the settings say, once per box: the backward session reuses the forward one's
     network. Previews adapt only when asked to, and then the runs reuse theirs."""
     from qmra.inference import InferenceSettings, Segmenter
-    from qmra.inference import session as session_module
+    from qmra.inference import adapt as adapt_module
 
     calls = []
-    real = session_module.adapt
+    real = adapt_module.adapt
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(session_module, "adapt", counted)
+    monkeypatch.setattr(adapt_module, "adapt", counted)
     segmenter = Segmenter.from_checkpoint(weights, settings=InferenceSettings(adapt_steps=1))
     with serve(segmenter, tmp_path, source=small_video, adapt_previews=adapt_previews) as server:
         client = Client(server)

@@ -1,0 +1,115 @@
+"""The boxes a user gave: which object starts (or restarts) where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence, Union
+
+import numpy as np
+
+from qmra.data.boxes import Box
+from qmra.data.frames import FrameInfo
+from qmra.data.object_ids import check_object_id
+from qmra.errors import BoxError, QmraError
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Object ``object_id`` (1..255) starts on frame ``frame`` (>= 0) inside ``box`` (pixels, xyxy)."""
+
+    object_id: int
+    frame: int
+    box: Box
+
+    def __post_init__(self) -> None:
+        object_id, frame = check_object_id(self.object_id), self.frame
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+            raise QmraError(f"frame must be an integer >= 0, got {frame!r}")
+        if not isinstance(self.box, Box):
+            raise QmraError(f"expected a Box, got {self.box!r}")
+        object.__setattr__(self, "object_id", object_id)
+        object.__setattr__(self, "frame", int(frame))
+
+    @classmethod
+    def on_video(cls, object_id: int, box: Box | Sequence[float] | str, frame: int, info: FrameInfo) -> "Prompt":
+        """A prompt for a video with ``info``: ``box`` (a :class:`Box`, four numbers or ``"x0,y0,x1,y1"``)
+        clipped to the frame; a frame past the end, or a box of zero area, not finite or wholly outside
+        the frame, is an error naming the object."""
+        if isinstance(box, str):
+            box = Box.parse(box)
+        elif not isinstance(box, Box):
+            box = Box.from_sequence(list(box))
+        prompt = cls(object_id, frame, box)  # checks the id and the frame
+        if info.num_frames is not None and prompt.frame >= info.num_frames:
+            raise QmraError(f"object {prompt.object_id}: frame {prompt.frame} is past the end of the video "
+                            f"({info.num_frames} frames)")
+        try:
+            return cls(prompt.object_id, prompt.frame, box.clip(info.width, info.height))
+        except BoxError as error:
+            raise BoxError(f"object {prompt.object_id}: {error}") from None
+
+
+BoxGiven = Union[Box, Sequence[float], str]
+#: Boxes as a caller may give them at once: ``{object_id: box}`` (frame 0), or ``(object_id, box)``
+#: and ``(object_id, box, frame)`` tuples, or :class:`Prompt` objects.
+PromptsGiven = Union[Mapping[int, BoxGiven], Iterable[Union[Prompt, tuple]]]
+
+
+def prompt_items(prompts: PromptsGiven) -> list[tuple[int, BoxGiven, int]]:
+    """``prompts`` as (object id, box, frame) triples, in the order given."""
+    if isinstance(prompts, Mapping):
+        return [(object_id, box, 0) for object_id, box in prompts.items()]
+    items: list[tuple[int, BoxGiven, int]] = []
+    for item in prompts:
+        if isinstance(item, Prompt):
+            items.append((item.object_id, item.box, item.frame))
+        elif isinstance(item, tuple) and len(item) in (2, 3):
+            items.append((item[0], item[1], item[2] if len(item) == 3 else 0))
+        else:
+            raise QmraError(f"a prompt is a Prompt or an (object_id, box[, frame]) tuple, got {item!r}")
+    return items
+
+
+class PromptBook:
+    """Every object's boxes, by frame: a later box for an object corrects it from that frame on."""
+
+    def __init__(self) -> None:
+        self._boxes: dict[int, dict[int, Prompt]] = {}  # object id → frame → its box there
+
+    def __bool__(self) -> bool:
+        return bool(self._boxes)
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(self._boxes)
+
+    def of(self, object_id: int) -> list[Prompt]:
+        """The boxes given for ``object_id``, by frame."""
+        return [self._boxes[object_id][f] for f in sorted(self._boxes.get(object_id, {}))]
+
+    def add(self, prompt: Prompt) -> None:
+        self._boxes.setdefault(prompt.object_id, {})[prompt.frame] = prompt
+
+    def get(self, object_id: int, frame: int) -> Prompt:
+        return self._boxes[object_id][frame]
+
+    def remove(self, object_id: int) -> None:
+        if object_id not in self._boxes:
+            known = ", ".join(map(str, self.object_ids)) or "none"
+            raise QmraError(f"unknown object id {object_id!r} (known: {known})")
+        del self._boxes[object_id]
+
+    def clear(self) -> None:
+        self._boxes.clear()
+
+    def frames(self) -> list[int]:
+        """Every frame with a box on it (repeats included)."""
+        return [f for frames in self._boxes.values() for f in frames]
+
+    def starting(self, index: int) -> list[Prompt]:
+        """The boxes on frame ``index``: objects that start there, or restart (a correction), by id."""
+        return [frames[index] for _, frames in sorted(self._boxes.items()) if index in frames]
+
+    def after(self, index: int) -> list[Prompt]:
+        """The boxes on frames after ``index``."""
+        return [p for frames in self._boxes.values() for p in frames.values() if p.frame > index]

@@ -1,0 +1,57 @@
+"""A page's results written as ``qmra segment`` writes them, into a folder or one zip file."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qmra.data.atomic import write_text_atomic
+from qmra.data.boxes import box_from_mask
+from qmra.inference.outputs import ResultWriter, check_outputs
+from qmra.inference.results import FrameResult
+from qmra.ui.frames import FrameStore
+from qmra.ui.plan import Plan
+
+
+def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Callable[[int], np.ndarray | None], *,
+                   per_object: bool = True, overlay: bool = True, rle: bool = True, overwrite: bool = False) -> dict:
+    """Palette PNGs named after the frames, optionally ``<id>/`` per-object PNGs, ``overlay.mp4`` and
+    ``masks.json`` (COCO RLE); also ``boxes.json``, the boxes drawn. ``labels_of(frame)``: the
+    frame's label map, or None (written as background; the answer counts those frames)."""
+    overlay_path = folder / "overlay.mp4" if overlay else None
+    rle_path = folder / "masks.json" if rle else None
+    check_outputs(folder, overlay_path, rle_path, overwrite=overwrite)
+    writer = ResultWriter(folder, height=store.info.height, width=store.info.width, fps=store.info.fps,
+                          video_name=store.name, per_object=per_object, overlay=overlay_path, rle=rle_path)
+    missing = 0
+    try:
+        for frame in range(store.count):
+            labels = labels_of(frame)
+            if labels is None:
+                missing += 1
+                labels = np.zeros((store.info.height, store.info.width), np.uint8)
+            boxes = {object_id: box_from_mask(labels == object_id) for object_id in plan.object_ids}
+            image = store.read(frame) if overlay else None
+            writer.write(FrameResult(frame, store.frame_name(frame), labels, boxes, image))  # type: ignore[arg-type]
+    finally:
+        writer.close()
+    prompts = [{"id": k.object_id, "frame": k.frame, "box": [round(v, 2) for v in k.box.as_tuple()]}
+               for object_id in plan.object_ids for k in plan.keyframes[object_id]]
+    write_text_atomic(folder / "boxes.json", json.dumps(prompts, indent=1) + "\n")
+    files = [f"{writer.frames_written} palette PNGs"]
+    files += [label for flag, label in ((per_object, "per-object PNGs"), (overlay, "overlay.mp4"), (rle, "masks.json"))
+              if flag]
+    return {"folder": str(folder), "frames": writer.frames_written, "without_masks": missing, "files": files + ["boxes.json"]}
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """``folder`` packed as ``archive`` (stored: PNG and H.264 do not shrink), paths under its name."""
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                bundle.write(path, path.relative_to(folder.parent).as_posix())
+    return archive

@@ -1,0 +1,62 @@
+"""A weights file's card: read once, checked, and the one place its recommended settings are decided."""
+
+from __future__ import annotations
+
+import pytest
+
+import qmra.inference.card as card_module
+from qmra.cli import main
+from qmra.data import SyntheticConfig, SyntheticVideo
+from qmra.errors import WeightsError
+from qmra.inference import InferenceSettings, Segmenter
+from qmra.inference.card import read_card
+from qmra.model import QMRA
+from qmra.model.checkpoint import save_checkpoint
+from tests.tiny import TINY
+
+
+def _weights(path, **metadata):
+    return save_checkpoint(path, QMRA(TINY), metadata=metadata)
+
+
+def test_the_recommended_settings_are_the_reference_ones_with_the_cards_values(tmp_path):
+    card = read_card(_weights(tmp_path / "w.safetensors", inference={"resolution": 64, "mem_every": 5},
+                              card={"name": "w", "test_scores": {"J&F-Mean": 0.5}, "note": "n"}))
+    assert card.settings == InferenceSettings(resolution=64, mem_every=5)
+    assert card.config == TINY and card.name == "w" and card.scores == {"test_scores": {"J&F-Mean": 0.5}}
+    assert card.details == {"note": "n"}
+    segmenter = Segmenter.from_checkpoint(card)
+    assert segmenter.settings == card.settings and segmenter.card is card
+    given = InferenceSettings(resolution=48)
+    assert Segmenter.from_checkpoint(card.path, settings=given).settings == given  # given settings win, whole
+
+
+def test_a_setting_this_qmra_does_not_know_is_an_error_not_dropped(tmp_path):
+    with pytest.raises(WeightsError, match="does not know: speed_up"):
+        read_card(_weights(tmp_path / "w.safetensors", inference={"resolution": 64, "speed_up": 2}))
+
+
+def test_a_refused_value_names_the_file(tmp_path):
+    with pytest.raises(WeightsError, match="w.safetensors.*resolution"):
+        read_card(_weights(tmp_path / "w.safetensors", inference={"resolution": 8}))
+
+
+def test_a_changed_file_is_read_again(tmp_path):
+    path = _weights(tmp_path / "w.safetensors", inference={"resolution": 64})
+    assert read_card(path) is read_card(path)
+    _weights(path, inference={"resolution": 128})  # another size too: coarse file times cannot hide the change
+    assert read_card(path).settings.resolution == 128
+
+
+def test_qmra_segment_reads_the_weights_header_once(tmp_path, monkeypatch):
+    path = _weights(tmp_path / "w.safetensors", inference={"resolution": 64})
+    reads = []
+    real = card_module.read_checkpoint_config
+    monkeypatch.setattr(card_module, "read_checkpoint_config", lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(card_module, "DEFAULT_WEIGHTS", path)
+    card_module._read_card.cache_clear()
+    video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=3, num_objects=1, seed=3))
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    box = ",".join(f"{v:g}" for v in video.first_boxes()[1].as_tuple())
+    assert main(["segment", str(source), "--box", box, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert len(reads) == 1
