@@ -191,6 +191,10 @@ class VideoFile(FrameSource):
     def __iter__(self) -> Iterator[np.ndarray]:
         """Decode every frame; a file that ends early or fails to decode is a :class:`DataError` naming
         the frame where decoding stopped (raised after the frames before it were yielded)."""
+        return (array for array, _ in self.decoded())
+
+    def decoded(self) -> Iterator[tuple[np.ndarray, "DecodedFrame"]]:
+        """As iteration, each frame with where it lies in the stream (to seek back to it)."""
         import av
 
         count = 0
@@ -206,7 +210,7 @@ class VideoFile(FrameSource):
                     array = frame.to_ndarray(format="rgb24")
                     self._check_size(array, count, str(count))
                     count += 1
-                    yield array
+                    yield array, DecodedFrame(frame.pts, bool(frame.key_frame))
         except av.FFmpegError as error:
             problem = getattr(error, "strerror", None) or str(error)
         if problem is None and demuxed.partial:
@@ -220,6 +224,15 @@ class VideoFile(FrameSource):
             raise DataError(f"{self.path}: decoding stopped at frame {count}{of} (the file is truncated or corrupt: {problem})")
         if count == 0:
             raise DataError(f"{self.path} holds no decodable frames")
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """A decoded frame's place in its stream: its timestamp (stream time base; None where the file
+    has none) and whether decoding can start at it (a keyframe)."""
+
+    pts: int | None
+    key_frame: bool
 
 
 @dataclass

@@ -1,16 +1,18 @@
-"""Frames with random access for the web app: shown in the page, read in any order by the sessions.
+"""Frames with random access for the web app: shown in the page, read in any order by the runs.
 
 A frame folder is used as it is (its files are both what the page shows and what the network
-reads). A video is decoded once, on a background thread, into the page session's temporary folder:
-a lossless PNG per frame for the network (so the masks are the ones ``qmra segment`` computes from
-the same video) and a JPEG per frame for the page. The first frames can be shown while later ones
-are still being decoded.
+reads). A video is decoded once on a background thread, to count its frames and find where each
+lies in the file; after that any frame is decoded again when asked for, from the keyframe before it
+(:mod:`qmra.data.video_seek`: the same pixels ``qmra segment`` decodes), with the most recently
+used frames and page images kept in memory up to a bound. Nothing is written to disk. The first
+frames can be shown while later ones are still being counted.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +22,12 @@ from PIL import Image
 
 from qmra.data.frames import FrameFolder, FrameInfo, FrameSource, VideoFile, open_frames
 from qmra.data.masks import read_rgb
+from qmra.data.video_seek import SeekingVideoReader
 from qmra.errors import DataError, QmraError
 
 DISPLAY_QUALITY = 90
+#: Page images (JPEG, about 60 kB each at 854×480) kept in memory per video.
+DISPLAY_KEPT = 256
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".webp": "image/webp"}
 
 
@@ -30,7 +35,7 @@ class FrameStore:
     """``count`` frames (growing while a video is decoded), each readable as H×W×3 uint8 and
     servable as an image file."""
 
-    def __init__(self, source_path: Path, work_dir: Path) -> None:
+    def __init__(self, source_path: Path) -> None:
         self.path = source_path
         source: FrameSource = open_frames(source_path)
         self.info = source.info
@@ -48,8 +53,9 @@ class FrameStore:
             self.folder = None
             self._count = 0
             self.finished = False
-            self._dir = work_dir / "frames"
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._video = SeekingVideoReader(source_path)
+            self._shown: OrderedDict[int, bytes] = OrderedDict()
+            self._shown_lock = threading.Lock()
             self._thread = threading.Thread(target=self._decode, args=(source,), name="qmra-ui-decode", daemon=True)
             self._thread.start()
 
@@ -57,12 +63,10 @@ class FrameStore:
 
     def _decode(self, video: VideoFile) -> None:
         try:
-            for index, frame in enumerate(video):
+            for index, (_, where) in enumerate(video.decoded()):
                 if self._stop.is_set():
                     return
-                image = Image.fromarray(frame)
-                image.save(self._dir / f"{index:05d}.png", format="PNG", compress_level=1)
-                image.save(self._dir / f"{index:05d}.jpg", format="JPEG", quality=DISPLAY_QUALITY)
+                self._video.add(where)
                 with self._changed:
                     self._count = index + 1
                     self._changed.notify_all()
@@ -79,6 +83,7 @@ class FrameStore:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            self._video.close()
 
     @property
     def count(self) -> int:
@@ -107,27 +112,29 @@ class FrameStore:
         self.check_index(index)
         if self.folder is not None:
             return self.folder.read(index)
-        return read_rgb(self._dir / f"{index:05d}.png")
+        return self._video.read(index)
 
-    def display_file(self, index: int) -> tuple[Path, str]:
-        """The image file the page shows for frame ``index``, and its content type."""
+    def display_bytes(self, index: int) -> tuple[bytes, str]:
+        """The image the page shows for frame ``index``, and its content type."""
         self.check_index(index)
         if self.folder is not None:
             path = self.folder.paths[index]
-            if path.suffix.lower() in CONTENT_TYPES:
-                return path, CONTENT_TYPES[path.suffix.lower()]
-        else:
-            path = self._dir / f"{index:05d}.jpg"
-            return path, CONTENT_TYPES[".jpg"]
-        raise DataError(f"cannot show {path.name}")
-
-    def display_bytes(self, index: int) -> tuple[bytes, str]:
-        path, content_type = self.display_file(index)
-        if content_type == "image/bmp":  # browsers show BMP, but a JPEG is a tenth of its size
-            buffer = io.BytesIO()
-            Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=DISPLAY_QUALITY)
-            return buffer.getvalue(), "image/jpeg"
-        return path.read_bytes(), content_type
+            content_type = CONTENT_TYPES.get(path.suffix.lower())
+            if content_type is None:
+                raise DataError(f"cannot show {path.name}")
+            if content_type != "image/bmp":
+                return path.read_bytes(), content_type
+            return _jpeg(read_rgb(path)), "image/jpeg"  # browsers show BMP, but a JPEG is a tenth of its size
+        with self._shown_lock:
+            if index in self._shown:
+                self._shown.move_to_end(index)
+                return self._shown[index], "image/jpeg"
+        data = _jpeg(self.read(index))
+        with self._shown_lock:
+            self._shown[index] = data
+            while len(self._shown) > DISPLAY_KEPT:
+                self._shown.popitem(last=False)
+        return data, "image/jpeg"
 
     def source(self) -> "StoreFrames":
         """The frames decoded so far, as a source a session can read in any order."""
@@ -157,3 +164,9 @@ class StoreFrames(FrameSource):
     def __iter__(self) -> Iterator[np.ndarray]:
         for index in range(self._info.num_frames or 0):
             yield self.store.read(index)
+
+
+def _jpeg(frame: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=DISPLAY_QUALITY)
+    return buffer.getvalue()

@@ -1,7 +1,7 @@
 """One page's work: its video, the boxes drawn, the masks computed so far, runs and exports.
 
-Everything a page keeps lies in its own temporary folder, never in RAM: its masks
-(:mod:`qmra.ui.masks`) and a decoded video's frames (:mod:`qmra.ui.frames`). The network is the
+A page's masks lie in its own temporary folder, never in RAM (:mod:`qmra.ui.masks`); a video's
+frames are decoded when needed, a bounded number kept (:mod:`qmra.ui.frames`). The network is the
 :class:`~qmra.ui.engine.Engine` all pages share.
 """
 
@@ -78,7 +78,7 @@ class Page:
         self._refuse_while_running("open another video")
         with self._work, self._state:
             generation = self._generation + 1
-            store = FrameStore(path, self.folder / f"video{generation}")  # a bad file stops here: the old video stays
+            store = FrameStore(path)  # a bad file stops here: the old video stays
             old, old_dir = self.store, self._work_dir
             self.store, self._generation = store, generation
             self.plan = Plan(max(1, store.info.num_frames or 1))
