@@ -27,6 +27,14 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def progress_style(quiet: bool) -> str | bool:
+    """How a run that segments shows its progress: a bar in a terminal, a line every few seconds in a
+    log or a pipe (:mod:`qmra.inference.progress`), nothing with ``--quiet``."""
+    if quiet:
+        return False
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
 def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool = True) -> None:
     """Inference switches shared by ``segment``, ``eval``, ``demo`` and ``bench``: ``--preset`` and one
     flag per option field of :class:`InferenceSettings` (declared there, with its help).
@@ -71,7 +79,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_speed_arguments(parser)
 
 
-def make_segmenter(args: argparse.Namespace, progress: bool):
+def make_segmenter(args: argparse.Namespace, progress: str | bool):
     """The :class:`Segmenter` that ``add_model_arguments``' flags ask for: the given or shipped weights,
     their recommended settings (or the preset's), then the switches. The weights' card is read once."""
     from qmra.inference import Segmenter

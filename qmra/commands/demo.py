@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmra.commands.common import add_model_arguments, make_segmenter, parse_size, show_progress
+from qmra.commands.common import add_model_arguments, make_segmenter, parse_size, progress_style
 from qmra.inference.card import WeightsCard
 
 DEMO_DIR = Path("qmra-demo")
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 2 or not 1 <= args.objects <= 20:
         raise QmraError("the demo needs --frames >= 2 and 1..20 --objects")
     out = Path(args.out)
-    segmenter = make_segmenter(args, show_progress(args.quiet))  # before any file is written: bad weights stop here
+    segmenter = make_segmenter(args, progress_style(args.quiet))  # before any file is written: bad weights stop here
     video = SyntheticVideo(SyntheticConfig(height, width, args.frames, args.objects, num_distractors=1, seed=args.seed), "demo")
     source_path = video.write_mp4(out / "input.mp4", fps=12, annotations=out / "truth")
     print(f"made a synthetic clip: {args.frames} frames of {width}x{height}, {args.objects} objects and a look-alike "

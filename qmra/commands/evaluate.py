@@ -7,7 +7,7 @@ import time
 import warnings
 from pathlib import Path
 
-from qmra.commands.common import add_model_arguments, make_segmenter, show_progress
+from qmra.commands.common import add_model_arguments, make_segmenter, progress_style
 from qmra.errors import QmraError
 
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if clashes and not (args.overwrite or args.resume):
             raise QmraError(f"{results_dir / clashes[0]} already holds predictions (use --overwrite to replace them, or "
                             "--resume to continue)")
-        segmenter = make_segmenter(args, show_progress(args.quiet))
+        segmenter = make_segmenter(args, progress_style(args.quiet))
         from qmra.evaluation.protocol import predict_davis
 
         print(f"predicting {len(davis)} sequence(s) under the box protocol into {results_dir}/ ...", flush=True)
@@ -95,7 +95,7 @@ def _youtube_vos(args: argparse.Namespace, sequences) -> int:
     check_folder(annotations, "--out")
     if annotations.is_dir() and any(annotations.iterdir()) and not (args.overwrite or args.resume):
         raise QmraError(f"{annotations} already holds predictions (use --overwrite to replace them, or --resume to continue)")
-    segmenter = make_segmenter(args, show_progress(args.quiet))
+    segmenter = make_segmenter(args, progress_style(args.quiet))
     speed = predict_youtube_vos(segmenter, dataset, args.out, resume=args.resume)
     skipped = f" ({speed['skipped']} complete video(s) skipped)" if speed["skipped"] else ""
     print(f"wrote {speed['frames']} frames of {speed['videos']} video(s){skipped} to {annotations}/ at "

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from qmra.commands.common import add_model_arguments, make_segmenter, show_progress
+from qmra.commands.common import add_model_arguments, make_segmenter, progress_style
 from qmra.data.boxes import BOX_FORMATS, Box
-from qmra.errors import QmraError
+from qmra.errors import BoxError, QmraError
 from qmra.inference.prompts import Prompt
 from qmra.inference.settings import InferenceSettings
 
@@ -74,13 +74,40 @@ def parse_prompts(boxes: list[str] | None, boxes_file: str | None, box_format: s
     return prompts
 
 
+class CornersOutOfOrder(BoxError):
+    """A box whose corners are out of order (x1 <= x0 or y1 <= y0): often x,y,w,h given as corners."""
+
+    def __init__(self, message: str, values: tuple[float, ...]) -> None:
+        super().__init__(message)
+        self.values = values
+
+    def hint(self, width: int, height: int) -> str:
+        """The advice, where the four numbers read as x, y, width, height fit a ``width`` × ``height`` frame."""
+        x, y, w, h = self.values
+        if w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+            return "; if these are x,y,width,height, add --box-format xywh"
+        return ""
+
+
 def _prompt(object_id: object, frame: object, box: object, box_format: str, where: str) -> Prompt:
     """One prompt, its errors prefixed with where it came from."""
     try:
         parsed = Box.parse(box, box_format) if isinstance(box, str) else Box.from_values(box, box_format)
         return Prompt(object_id, frame, parsed)  # type: ignore[arg-type]
     except QmraError as error:
+        values = _four_numbers(box)
+        if box_format == "xyxy" and values is not None and (values[2] <= values[0] or values[3] <= values[1]):
+            raise CornersOutOfOrder(f"{where}: {error}", values) from None
         raise QmraError(f"{where}: {error}") from None
+
+
+def _four_numbers(box: object) -> tuple[float, ...] | None:
+    parts = box.split(",") if isinstance(box, str) else box
+    try:
+        values = tuple(float(v) for v in parts)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == 4 else None
 
 
 def warn_if_clipped(prompt: Prompt, width: int, height: int) -> None:
@@ -99,13 +126,17 @@ def run(args: argparse.Namespace) -> int:
     from qmra.inference.lost import LostObjects
     from qmra.inference.outputs import ResultWriter, check_outputs, finished_frames
 
-    prompts = parse_prompts(args.box, args.boxes, args.box_format)
+    try:
+        prompts = parse_prompts(args.box, args.boxes, args.box_format)
+    except CornersOutOfOrder as error:
+        info = open_frames(args.source).info  # a video that cannot be read says so instead
+        raise BoxError(f"{error}{error.hint(info.width, info.height)}") from None
     source = open_frames(args.source)
     out_dir = Path(args.out)
     overlay, rle = (Path(p) if p else None for p in (args.overlay, args.rle))
     check_outputs(out_dir, overlay, rle, overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = finished_frames(out_dir, source) if args.resume else 0
-    progress = show_progress(args.quiet)
+    progress = progress_style(args.quiet)
     segmenter = make_segmenter(args, progress)
     for prompt in prompts:
         warn_if_clipped(prompt, source.info.width, source.info.height)

@@ -152,7 +152,7 @@ class VideoFile(FrameSource):
                 if not frames and stream.duration and stream.time_base and fps:
                     frames = int(round(float(stream.duration * stream.time_base) * fps))
         except av.FFmpegError as error:
-            raise DataError(f"cannot read video {self.path}: {error}") from None
+            raise DataError(f"cannot read video {self.path}: {_unreadable(self.path, error)}") from None
         if not height or not width:
             raise DataError(f"cannot read video {self.path}: no frame size in its header")
         self._info = FrameInfo(height, width, frames, fps)
@@ -224,6 +224,44 @@ class VideoFile(FrameSource):
             raise DataError(f"{self.path}: decoding stopped at frame {count}{of} (the file is truncated or corrupt: {problem})")
         if count == 0:
             raise DataError(f"{self.path} holds no decodable frames")
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why FFmpeg could not open ``path``, in words: an MP4/MOV without its index (the usual layout
+    writes it last, so a copy cut short loses it), something that is no video, or FFmpeg's own text."""
+    import av
+
+    if not isinstance(error, av.error.InvalidDataError):
+        return str(error)
+    boxes = _mp4_boxes(path)
+    if boxes is None:
+        return "it is not a video file (or it is damaged)"
+    if b"moov" not in boxes:
+        return "the file is truncated (its index, written at the end, is missing)"
+    return str(error)
+
+
+def _mp4_boxes(path: Path) -> list[bytes] | None:
+    """The top-level box types of an MP4/MOV file (None: not one), read from their headers only."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[4:8] != b"ftyp":
+                return None
+            size, types, offset = path.stat().st_size, [], 0
+            while offset + 8 <= size:
+                handle.seek(offset)
+                header = handle.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")
+                types.append(kind)
+                if length < 8:
+                    break
+                offset += length
+            return types
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)

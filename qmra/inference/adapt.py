@@ -20,6 +20,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -93,7 +94,8 @@ def average_weights(models: list[QMRA]) -> QMRA:
 
 
 def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch.Tensor | None, steps: int, lr: float,
-          crop: int | None = None, mask_weight: float = 1.0, seed: int = 0) -> AdaptationReport:
+          crop: int | None = None, mask_weight: float = 1.0, seed: int = 0,
+          on_step: Callable[[], None] | None = None) -> AdaptationReport:
     """Fine-tune ``model`` in place on views of one frame.
 
     image: 3×H×W RGB in [0, 1] (the frame at the working size); box_maps: K×1×H×W filled boxes of the
@@ -136,6 +138,8 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
             value = float(loss.detach())
             first = value if step == 0 else first
             last = value
+            if on_step is not None:
+                on_step()
     finally:
         model.freeze_batchnorm(frozen)
         model.train(was_training)
@@ -209,6 +213,8 @@ class SessionNetworks:
         self.device = device
         self.settings = settings
         self._kept: OrderedDict[tuple, tuple[tuple[QMRA, ...], Runtime, AdaptationReport]] = OrderedDict()
+        #: Told of each adaptation step: (steps done, steps in all, the ids of the objects adapted to).
+        self.on_step: Callable[[int, int, list[int]], None] | None = None
         self.begin_run()
 
     def begin_run(self) -> None:
@@ -274,6 +280,15 @@ class SessionNetworks:
         settings = self.settings
         copies, average = settings.copies, settings.adapt_average
         models, reports = [], []
+        total, done = copies * average * settings.adapt_steps, 0
+        object_ids = [p.object_id for p in prompts]
+
+        def step_done() -> None:
+            nonlocal done
+            done += 1
+            if self.on_step is not None:
+                self.on_step(done, total, object_ids)
+
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(self.device.type, enabled=False):
             for copy_index in range(copies):
                 soup = []
@@ -281,7 +296,8 @@ class SessionNetworks:
                     model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
                     reports.append(adapt(model, inputs.image[0].clone(), box_maps.clone(), masks.clone(),
                                          settings.adapt_steps, settings.adapt_lr, mask_weight=settings.adapt_mask_weight,
-                                         seed=(settings.adapt_seed * copies + copy_index) * average + part))
+                                         seed=(settings.adapt_seed * copies + copy_index) * average + part,
+                                         on_step=step_done))
                     soup.append(model)
                 models.append(average_weights(soup).eval())
         report = reports[0] if len(reports) == 1 else AdaptationReport(

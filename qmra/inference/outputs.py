@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from qmra.data.frames import FrameSource
+from qmra.data.frames import FrameSource, natural_key
 from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, write_palette_png
 from qmra.data.rle import RleVideoWriter
 from qmra.data.video_writer import Mp4Writer, draw_overlay
@@ -53,9 +53,14 @@ def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None =
         raise QmraError(f"--overlay and --rle name the same file {overlay}; give each its own")
     if overwrite or resume:
         return
-    clashes = [str(p) for p in existing_results(out_dir)[:1]] + [str(p) for p in files.values() if p.exists()]
-    if clashes:
-        raise QmraError(f"{clashes[0]} already holds results (use --overwrite to replace them, or --resume to continue)")
+    advice = "use --overwrite to replace them, or --resume to continue"
+    found = sorted(existing_results(out_dir), key=lambda p: natural_key(p.name))
+    if found:
+        what = found[0].name if len(found) == 1 else f"{found[0].name} to {found[-1].name}: {len(found)} results"
+        raise QmraError(f"{out_dir} already holds results ({what}); {advice}")
+    taken = [path for path in files.values() if path.exists()]
+    if taken:
+        raise QmraError(f"{taken[0]} already exists ({advice})")
 
 
 def check_folder(path: Path, flag: str) -> None:

@@ -13,6 +13,7 @@ from qmra.data.frames import FrameSource, open_frames
 from qmra.errors import QmraError
 from qmra.inference.adapt import check_adaptable
 from qmra.inference.card import WeightsCard, read_card, shipped_card
+from qmra.inference.progress import ProgressStyle
 from qmra.inference.prompts import PromptsGiven
 from qmra.inference.session import InferenceSession
 from qmra.inference.settings import InferenceSettings
@@ -54,7 +55,7 @@ class Segmenter:
     """
 
     def __init__(self, model: QMRA | None = None, device: str | torch.device = "cpu",
-                 settings: InferenceSettings | None = None, progress: bool = False,
+                 settings: InferenceSettings | None = None, progress: ProgressStyle = False,
                  card: WeightsCard | None = None) -> None:
         self.device = resolve_device(device)
         if model is None:
@@ -74,7 +75,7 @@ class Segmenter:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | WeightsCard, device: str | torch.device = "cpu",
-                        settings: InferenceSettings | None = None, progress: bool = False) -> "Segmenter":
+                        settings: InferenceSettings | None = None, progress: ProgressStyle = False) -> "Segmenter":
         """Load a qmra checkpoint (``.safetensors`` with its config, or its card); wrong files raise
         :class:`WeightsError`."""
         card = path if isinstance(path, WeightsCard) else read_card(path)

@@ -21,6 +21,7 @@ from qmra.inference.features import FeatureStore
 from qmra.inference.objects import ObjectTable
 from qmra.inference.passes import Pass
 from qmra.inference.predict import FramePredictor
+from qmra.inference.progress import ProgressStyle, RunProgress
 from qmra.inference.prompts import Prompt, PromptBook, PromptsGiven, prompt_items
 from qmra.inference.results import FrameResult
 from qmra.inference.settings import InferenceSettings
@@ -56,7 +57,7 @@ class InferenceSession:
     """
 
     def __init__(self, model: QMRA, source: FrameSource, device: torch.device, settings: InferenceSettings,
-                 progress: bool = False, threads: ThreadChoice | None = None, prompts: PromptsGiven = ()) -> None:
+                 progress: ProgressStyle = False, threads: ThreadChoice | None = None, prompts: PromptsGiven = ()) -> None:
         self.device = device
         self.settings = settings
         self.source = source
@@ -180,39 +181,39 @@ class InferenceSession:
     # ------------------------------------------------------------------ propagation
 
     def propagate(self, start: int | None = None, reverse: bool = False,
-                  progress: bool | None = None) -> Iterator[tuple[int, FrameResult]]:
+                  progress: ProgressStyle | None = None) -> Iterator[tuple[int, FrameResult]]:
         """Segment the video from frame ``start`` (default: the first frame, or the last one with
         ``reverse``) to its end (or back to frame 0), yielding ``(frame_index, FrameResult)`` per frame.
 
         Each call starts over with empty memory (boxes are kept). Objects start on their box's frame
         in the run's direction; an object boxed only before ``start`` (after it, in reverse) is
-        followed from its box without yielding the frames before ``start``. ``progress`` shows a tqdm
-        bar (default: the session's setting). Gradients are never tracked.
+        followed from its box without yielding the frames before ``start``. ``progress``: a bar, or
+        "lines" for logs (default: the session's setting; :mod:`qmra.inference.progress`).
+        Gradients are never tracked.
         """
         if self._propagating:
             raise QmraError("propagate() is already running on this session")
         first, start, indices = self._run_frames(start, reverse)
         self._begin(Pass(first, reverse))
         self._propagating = True
-        from tqdm import tqdm
-
         count = self.info.num_frames
         yielded = (start + 1) if reverse else (count - start if count is not None else None)
-        bar = tqdm(total=yielded, unit="frame", disable=not (self.progress if progress is None else progress),
-                   dynamic_ncols=True, leave=False)
+        shown = RunProgress(self.progress if progress is None else progress, yielded)
+        self.networks.on_step = shown.adapting
         source: Iterable[np.ndarray] = self.source.frames(indices) if (reverse or first) else self.source
         frames = prefetch(source) if self.settings.pipeline else iter(source)
         try:
             for index, result in self._predicted(zip(indices, frames)):
                 if (index <= start) if reverse else (index >= start):
-                    bar.update(1)
+                    shown.frame()
                     yield index, result
             self._check_late_prompts()
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # stops the reading thread when the caller leaves early
-            bar.close()
+            shown.close()
+            self.networks.on_step = None
             self._propagating = False
 
     def _run_frames(self, start: int | None, reverse: bool) -> tuple[int, int, Sequence[int]]:

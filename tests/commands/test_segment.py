@@ -66,7 +66,7 @@ def test_existing_results_are_kept_unless_overwrite(tmp_path, video, weights, ca
     assert _segment(source, out, weights, "--box", box) == 0
     before = (out / "00001.png").read_bytes()
     assert _segment(source, out, weights, "--box", box) == 2
-    assert "already holds results (use --overwrite" in capsys.readouterr().err
+    assert f"{out} already holds results (00000.png to 00005.png: 6 results); use --overwrite" in capsys.readouterr().err
     assert (out / "00001.png").read_bytes() == before
     assert _segment(source, out, weights, "--box", box, "--overwrite") == 0
 
@@ -237,3 +237,33 @@ def test_the_last_line_counts_every_adaptation():
     # An ensemble (or averaged adaptations): the copies adapted are counted, their time summed.
     assert _adaptation_summary({0: AdaptationReport(20, 13.3, 1.0, 0.5, copies=3)}) == \
         " (after adapting to the first frame: 3 adaptations × 20 steps, 13.3 s)"
+
+
+def test_corners_out_of_order_that_fit_as_a_size_suggest_xywh(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")  # 64x48
+    assert _segment(source, tmp_path / "a", weights, "--box", "30,10,20,20") == 2
+    assert capsys.readouterr().err.strip().endswith("has zero or negative area (x1 must exceed x0 and y1 exceed y0); "
+                                                   "if these are x,y,width,height, add --box-format xywh")
+    assert _segment(source, tmp_path / "a", weights, "--box", "50,10,20,20") == 2  # 50 + 20 > 64: not a size either
+    assert "xywh" not in capsys.readouterr().err
+
+
+def test_a_truncated_mp4_whose_index_is_at_the_end_says_so(tmp_path, video, weights, capsys):
+    import av
+
+    whole = tmp_path / "moov-last.mp4"
+    with av.open(str(whole), "w") as container:  # the muxer's default: the index (moov) written last
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(video.num_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(video.image(index), format="rgb24")))
+        container.mux(stream.encode(None))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    assert _segment(cut, tmp_path / "a", weights, "--box", _boxes(video)[0]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"qmra: error: cannot read video {cut}: the file is truncated (its index, written at the end, is missing)")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 10)
+    assert _segment(junk, tmp_path / "b", weights, "--box", _boxes(video)[0]) == 2
+    assert capsys.readouterr().err.strip() == f"qmra: error: cannot read video {junk}: it is not a video file (or it is damaged)"
