@@ -122,3 +122,42 @@ def test_open_by_upload_and_by_server_path(driver, tmp_path, tiny_segmenter, sma
         driver.find_element(By.CSS_SELECTOR, "#open-form button").click()
         wait_until(lambda: "outside the folder" in data(driver, "error"), what="the refusal")
         assert data(driver, "frames") == "3"
+
+
+def test_while_frames_are_read_and_a_mask_computes_the_page_says_so(driver, tmp_path, tiny_segmenter, small_video,
+                                                                      monkeypatch):
+    """The slider label and the header say 'reading frames…' until a frame exists (not 'frame 0 (0–-1)'),
+    and a drawn box stays on the canvas until its mask replaces it."""
+    import threading
+
+    from selenium.webdriver.common.by import By
+
+    from qmra.data.video_seek import SeekingVideoReader
+    from qmra.ui.page import Page
+
+    first_frame = threading.Event()
+    add = SeekingVideoReader.add
+    monkeypatch.setattr(SeekingVideoReader, "add", lambda self, where: first_frame.wait(20) and add(self, where))
+    mask_asked, mask_may_go = threading.Event(), threading.Event()
+    preview = Page._preview
+    monkeypatch.setattr(Page, "_preview", lambda self, at: (mask_asked.set(), mask_may_go.wait(20), preview(self, at)))
+    with serve(tiny_segmenter, tmp_path, source=small_video) as server:
+        driver.get(server.url)
+        wait_until(lambda: data(driver, "ready") == "1", what="the page")
+        label = driver.find_element(By.ID, "frame-label").text
+        header = driver.find_element(By.ID, "source").text
+        first_frame.set()
+        assert label == "reading frames…" and "reading frames…" in header and "-1" not in header, (label, header)
+        wait_until(lambda: data(driver, "frames") == "8", what="the video")
+        wait_until(lambda: driver.find_element(By.ID, "frame-label").text == "frame 0 (0–7)", what="the slider label")
+
+        draw_box(driver, (20, 16, 76, 64))
+        assert mask_asked.wait(20)
+        wait_until(lambda: data(driver, "pendingBox") == "1", what="the pending box")
+        edge = [canvas_pixel(driver, 48, 16 + dy) for dy in (-1, 0, 1)]
+        assert any(r > 150 and g < 130 and b < 130 for r, g, b, _ in edge), edge  # object 1's colour, still drawn
+        assert driver.find_element(By.ID, "hint").text == "Computing the mask of object 1…"
+        mask_may_go.set()
+        wait_until(lambda: data(driver, "maskFrame") == "0" and data(driver, "busy") == "0", what="the mask")
+        assert data(driver, "pendingBox") == "0"
+        assert driver.find_element(By.ID, "hint").text.startswith("Drag")

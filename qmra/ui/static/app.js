@@ -17,6 +17,7 @@ let state = null;          // the server's state of this page session
 let frame = 0;             // the frame shown
 let selected = null;       // the object the next box belongs to (null: a new object)
 let drag = null;           // the box being drawn, in frame pixels
+let pending = null;        // a box drawn whose mask is being computed: {x0, y0, x1, y1, frame, id}
 let busy = false;          // a mask is being computed
 let frameImage = null, maskImage = null, maskFor = null;
 let loadSerial = 0;
@@ -76,16 +77,19 @@ function setState(next) {
   body.dataset.job = state.job ? state.job.status : "";
   $("empty").hidden = !!source;
   if (!source) { render(); renderObjects(); return; }
-  const decoding = source.decoding ? ` (reading… ${source.frames}${source.expected ? "/" + source.expected : ""})` : "";
-  $("source").textContent = `${source.name}: ${source.width}×${source.height}, ${source.frames} frames${decoding}` +
-    (source.error ? ` — ${source.error}` : "");
+  const expected = source.expected ? ` of ${source.expected}` : "";
+  const count = source.decoding ? (source.frames ? `reading frames… ${source.frames}${expected}` : "reading frames…")
+    : `${source.frames} frames`;
+  $("source").textContent = `${source.name}: ${source.width}×${source.height}, ${count}` + (source.error ? ` — ${source.error}` : "");
   if (canvas.width !== source.width || canvas.height !== source.height) { canvas.width = source.width; canvas.height = source.height; fit(); }
   $("slider").max = Math.max(0, source.frames - 1);
+  if (!source.frames) $("frame-label").textContent = "reading frames…";
   if (!$("export-folder").value) $("export-folder").value = config.out || `${source.name}-masks`;
   if (selected !== null && !state.objects.some((o) => o.id === selected)) selected = null;
   const newVideo = !old || !old.source || old.video !== state.video;
-  if (newVideo) { frame = Math.min(frame, source.frames - 1); if (old && old.video !== state.video) frame = 0; }
-  if (newVideo || old.version !== state.version) show(frame, true);
+  if (newVideo) { frame = Math.max(0, Math.min(frame, source.frames - 1)); if (old && old.video !== state.video) frame = 0; }
+  const firstFrame = !newVideo && !old.source.frames && source.frames > 0;  // the first frame has just been read
+  if (newVideo || firstFrame || old.version !== state.version) show(frame, true);
   renderObjects();
   renderRun();
   if (source.decoding) setTimeout(refresh, 700);
@@ -154,15 +158,19 @@ function render() {
       ctx.fillText(String(object.id), x0 + line * 2, y0 + line * 8);
     }
   }
-  if (drag) {
-    const id = selected ?? state.next_object ?? 1;
+  // The box being drawn, or the one whose mask is being computed: drawn until its mask replaces it.
+  const shown = drag || (pending && pending.frame === frame ? pending : null);
+  body.dataset.pendingBox = pending && pending.frame === frame ? "1" : "0";
+  if (shown) {
+    const id = drag ? (selected ?? state.next_object ?? 1) : pending.id;
     ctx.lineWidth = line;
     ctx.setLineDash([line * 4, line * 3]);
     ctx.strokeStyle = css(palette(id));
-    ctx.strokeRect(drag.x0, drag.y0, drag.x1 - drag.x0, drag.y1 - drag.y0);
+    ctx.strokeRect(shown.x0, shown.y0, shown.x1 - shown.x0, shown.y1 - shown.y0);
     ctx.setLineDash([]);
   }
-  $("frame-label").textContent = `frame ${frame} (0–${state.source.frames - 1})`;
+  const frames = state.source.frames;
+  $("frame-label").textContent = frames ? `frame ${frame} (0–${frames - 1})` : "reading frames…";
   renderTimeline();
   renderHint();
 }
@@ -195,7 +203,8 @@ function renderTimeline() {
 function renderHint() {
   if (!state || !state.source) return;
   let text;
-  if (state.job && state.job.status === "running") text = "Running: cancel it to draw boxes.";
+  if (pending) text = `Computing the mask of object ${pending.id}…`;
+  else if (state.job && state.job.status === "running") text = "Running: cancel it to draw boxes.";
   else if (selected === null) text = `Drag a box around an object: it becomes object ${state.next_object}.`;
   else {
     const object = state.objects.find((o) => o.id === selected);
@@ -281,9 +290,12 @@ canvas.addEventListener("pointerup", async (event) => {
   drag = null;
   render();
   if (box.x1 - box.x0 < 3 || box.y1 - box.y0 < 3) return;  // a click, not a box
+  message("");
   const drawn = performance.now();
   setBusy(true, "computing the mask" + (state.adapt_steps && state.adapt_previews ? ` (adapting: ${state.adapt_steps} steps)` : "") + "…");
   const at = frame;
+  pending = { x0: box.x0, y0: box.y0, x1: box.x1, y1: box.y1, frame: at, id: selected ?? state.next_object ?? 1 };
+  render();
   try {
     const answer = await post("box", { object: selected, frame: at, box: [box.x0, box.y0, box.x1, box.y1].map((v) => Math.round(v * 10) / 10) });
     selected = answer.object;
@@ -295,7 +307,9 @@ canvas.addEventListener("pointerup", async (event) => {
   } catch (e) {
     message(e.message, true);
   } finally {
+    pending = null;
     setBusy(false);
+    render();
   }
 });
 
@@ -328,6 +342,7 @@ function renderRun() {
 }
 
 async function run(direction) {
+  message("");
   try {
     setState(await post("run", { direction }));
     follow();
@@ -366,6 +381,7 @@ function exportOptions() {
 }
 
 async function exportTo(zip) {
+  message("");
   $("export-status").textContent = "exporting…";
   setBusy(true, "exporting…");
   try {
