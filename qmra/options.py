@@ -31,7 +31,9 @@ class Option:
     - ``parse``: text → value (default: the type of the field's default); raise
       ``argparse.ArgumentTypeError`` for bad text;
     - ``default_text``: what the help says the default is, where the field's value is not the whole
-      story (e.g. "what the weights recommend, else 10").
+      story (e.g. "what the weights recommend, else 10");
+    - ``show``: a value → how the help writes it (``384`` → ``"384 px"``);
+    - ``group``: the title of the help section the flag is listed in (None: the command's own).
     """
 
     help: str
@@ -40,6 +42,14 @@ class Option:
     choices: tuple[str, ...] | None = None
     parse: Callable[[str], Any] | None = None
     default_text: str | None = None
+    show: Callable[[Any], str] | None = None
+    group: str | None = None
+
+    def shown(self, value: Any) -> str:
+        """``value`` as the help writes it."""
+        if value is None:
+            return self.default_text or "none"
+        return self.show(value) if self.show is not None else str(value)
 
 
 def option(help: str, **details: Any) -> dict[str, Option]:
@@ -60,24 +70,37 @@ def flag_of(field: dataclasses.Field, opt: Option) -> str:
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
-                default_text: Callable[[str, str], str] | None = None) -> None:
-    """Add one flag per option field of ``cls``. A flag not given leaves no attribute on the parsed
-    namespace, so :func:`apply_options` can tell "not given" from "given the default".
-    ``default_text(field_name, text)`` may rewrite what the help says the default is (``text``: the
-    field's own) where this command's default comes from elsewhere."""
+                default_text: Callable[[str, Option, str], str] | None = None) -> None:
+    """Add one flag per option field of ``cls``, in its help section (:attr:`Option.group`). A flag
+    not given leaves no attribute on the parsed namespace, so :func:`apply_options` can tell "not
+    given" from "given the default". ``default_text(field_name, option, text)`` may rewrite what the
+    help says the default is (``text``: the field's own) where this command's default comes from
+    elsewhere."""
     for field, opt in declared_options(cls):
         default = field.default
         flag = flag_of(field, opt)
         common = {"dest": field.name, "default": argparse.SUPPRESS}
+        section = help_section(parser, opt.group)
         if isinstance(default, bool):
-            parser.add_argument(flag, action="store_const", const=not default, help=opt.help, **common)
+            section.add_argument(flag, action="store_const", const=not default, help=opt.help, **common)
             continue
         kind = opt.parse or (type(default) if default is not None else str)
-        shown = opt.default_text or ("none" if default is None else str(default))
+        shown = opt.shown(default)
         if default_text is not None:
-            shown = default_text(field.name, shown)
-        parser.add_argument(flag, type=kind, metavar=opt.metavar, choices=opt.choices,
-                            help=f"{opt.help}; default: {shown}", **common)
+            shown = default_text(field.name, opt, shown)
+        section.add_argument(flag, type=kind, metavar=opt.metavar, choices=opt.choices,
+                             help=f"{opt.help}; default: {shown}", **common)
+
+
+def help_section(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                 title: str | None) -> argparse.ArgumentParser | argparse._ArgumentGroup:
+    """The argument group of ``parser`` titled ``title``, made the first time (None: ``parser``)."""
+    if title is None or not isinstance(parser, argparse.ArgumentParser):
+        return parser
+    for group in parser._action_groups:
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)
 
 
 def given_options(args: argparse.Namespace, cls: type) -> dict[str, Any]:

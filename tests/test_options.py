@@ -57,12 +57,17 @@ def test_the_help_says_the_default_the_run_really_uses():
 
     text = _subparser("segment").format_help().replace("\n", " ")
     text = " ".join(text.split())
-    for name in ("resolution", "mem_every"):
-        recommended = shipped_recommendations().get(name)
-        if recommended:
-            assert f"default: {recommended} with the shipped weights" in text
+    recommended = shipped_recommendations()
+    shown = {"resolution": lambda v: f"{v} px", "mem_every": lambda v: f"every {v}th frame",
+             "memory_top_k": lambda v: f"top {v}", "adapt_steps": lambda v: f"{v} steps"}
+    for name, words in shown.items():
+        if recommended.get(name):  # the value the shipped weights really use, in words, in its section
+            assert f"default: {words(recommended[name])} with the shipped weights" in text
     assert "frames at their own size" not in text
-    assert "default: 16" in text  # --max-memory-frames, from the field
+    assert "default: 16 frames" in text  # --max-memory-frames, from the field
+    sections = [line for line in _subparser("segment").format_help().splitlines() if line and not line.startswith(" ")]
+    assert [s for s in sections if s.endswith(":")][-5:] == ["input and output:", "prompts:", "network:",
+                                                             "accuracy switches:", "speed switches:"]
 
 
 def test_a_new_option_is_one_field():

@@ -7,7 +7,7 @@ import sys
 
 from qmra.errors import QmraError
 from qmra.inference.settings import InferenceSettings
-from qmra.options import add_options, apply_options
+from qmra.options import Option, add_options, apply_options, help_section
 from qmra.presets import PRESETS, get_preset
 
 
@@ -35,23 +35,27 @@ def progress_style(quiet: bool) -> str | bool:
     return "bar" if sys.stderr.isatty() else "lines"
 
 
+#: Help sections of the commands that segment.
+NETWORK, ACCURACY, SPEED = "network", "accuracy switches", "speed switches"
+
+
 def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool = True) -> None:
     """Inference switches shared by ``segment``, ``eval``, ``demo`` and ``bench``: ``--preset`` and one
-    flag per option field of :class:`InferenceSettings` (declared there, with its help).
+    flag per option field of :class:`InferenceSettings` (declared there, with its help and section).
     ``weights_recommend``: the command's defaults are what the weights recommend (not for ``bench``,
     whose defaults are the preset's)."""
     presets = "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
-    parser.add_argument("--preset", choices=tuple(PRESETS),
-                        help=f"{presets}. Other commands than 'qmra bench' take the settings alone, with the weights' "
-                             "network; default: the weights' recommended settings")
+    changes = ("its network and settings (this command measures a preset)" if not weights_recommend
+               else "its inference settings instead of what the weights recommend (the network stays the weights')")
+    help_section(parser, NETWORK).add_argument("--preset", choices=tuple(PRESETS), help=f"use {changes}. {presets}")
     recommended = shipped_recommendations() if weights_recommend else {}  # read once, not per flag
 
-    def default_text(name: str, text: str) -> str:
-        """What a run without the flag uses: what the weights recommend (the shipped weights' value),
-        else the field's default ``text``; a preset's value replaces both."""
-        if name not in recommended or str(recommended[name]) == text:
+    def default_text(name: str, option: Option, text: str) -> str:
+        """What a run without the flag uses: the shipped weights' value where they recommend one
+        (other weights: theirs), else the field's default ``text``."""
+        if name not in recommended or option.shown(recommended[name]) == text:
             return text
-        return f"{recommended[name]} with the shipped weights (their recommendation; other weights: theirs, else {text})"
+        return f"{option.shown(recommended[name])} with the shipped weights (their recommendation; else {text})"
 
     add_options(parser, InferenceSettings, default_text=default_text)
 
@@ -74,8 +78,9 @@ def speed_settings(args: argparse.Namespace, base: InferenceSettings) -> Inferen
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--weights``, ``--device`` and the speed switches: what every command that segments takes."""
-    parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint (.safetensors); default: the weights qmra ships")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    network = help_section(parser, NETWORK)
+    network.add_argument("--weights", metavar="FILE", help="a qmra checkpoint (.safetensors); default: the weights qmra ships")
+    network.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     add_speed_arguments(parser)
 
 

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from qmra.errors import QmraError
     from qmra.evaluation import boundary_f_measure, region_similarity
     from qmra.inference.lost import LostObjects
+    from qmra.inference.quality import DoubtfulObjects
     from qmra.inference.outputs import ResultWriter
 
     height, width = parse_size(args.size)
@@ -50,12 +51,13 @@ def run(args: argparse.Namespace) -> int:
     writer = ResultWriter(out / "masks", height=height, width=width, fps=12, video_name="demo", overlay=out / "overlay.mp4")
     j_scores: dict[int, list[float]] = {i: [] for i in object_ids}
     f_scores: dict[int, list[float]] = {i: [] for i in object_ids}
-    lost = LostObjects()
+    lost, doubtful = LostObjects(), DoubtfulObjects()
     start = time.perf_counter()
     try:
         for index, result in session.propagate():
             writer.write(result)
             lost.update(result)
+            doubtful.update(result)
             if index == 0:
                 continue  # the boxed frame is not scored, as in DAVIS
             truth = video.labels(index)
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
           + ", ".join(f"object {i}: {np.mean(j_scores[i]):.3f} / {np.mean(f_scores[i]):.3f}" for i in object_ids))
     j_mean = float(np.mean([np.mean(v) for v in j_scores.values()]))
     f_mean = float(np.mean([np.mean(v) for v in f_scores.values()]))
-    print(f"J-Mean {j_mean:.3f}, F-Mean {f_mean:.3f}, J&F {(j_mean + f_mean) / 2:.3f}; {lost.summary(len(object_ids))}")
+    print(f"J-Mean {j_mean:.3f}, F-Mean {f_mean:.3f}, J&F {(j_mean + f_mean) / 2:.3f}; {lost.summary(len(object_ids))}; "
+          f"{doubtful.summary()}")
     print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} objects, {segmenter.device}, "
           f"{segmenter.threads.count} threads)")
     print(f"wrote {out}/masks/ (DAVIS palette PNGs), {out}/overlay.mp4, {out}/input.mp4 and {out}/truth/")

@@ -20,31 +20,36 @@ EXIT_LOST = 3
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("segment", help="segment the boxed objects in every frame of a video")
-    parser.add_argument("source", help="a video file (mp4, mov, webm, mkv) or a folder of frames")
-    prompts = parser.add_mutually_exclusive_group(required=True)
-    prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
-                         help="a box on the first frame, in pixels (see --box-format); repeat for more objects (ids 1, "
-                              "2, ...)")
-    prompts.add_argument("--boxes", metavar="FILE.json",
-                         help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
-    parser.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
-                        help="how --box and --boxes give a box: xyxy = corners X0,Y0,X1,Y1 (default); xywh = top-left "
-                             "corner and size X,Y,W,H, as COCO and many tools export them")
-    parser.add_argument("--out", required=True, help="folder for the DAVIS palette PNGs (named after the frames)")
-    add_model_arguments(parser)
-    parser.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
-    parser.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
-    parser.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
-    existing = parser.add_mutually_exclusive_group()
+    given = parser.add_argument_group("input and output")
+    given.add_argument("source", help="a video file (mp4, mov, webm, mkv) or a folder of frames")
+    given.add_argument("--out", required=True, help="folder for the DAVIS palette PNGs (named after the frames)")
+    given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
+    given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
+    given.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
+    existing = given.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
     existing.add_argument("--resume", action="store_true",
                           help="continue an interrupted run (same arguments): the frames already in OUT are recomputed "
                                "to rebuild the memory but not rewritten, the rest are written; the overlay and RLE "
                                "cover every frame")
-    parser.add_argument("--fail-on-lost", action="store_true",
-                        help=f"exit with code {EXIT_LOST} when an object is lost at the end (its mask empty from some frame "
-                             "to the last); lost objects are always reported on stderr")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    given.add_argument("--fail-on-lost", action="store_true",
+                       help=f"exit with code {EXIT_LOST} when an object is lost at the end (its mask empty from some frame "
+                            "to the last); lost objects are always reported on stderr")
+    given.add_argument("--fail-on-doubt", action="store_true",
+                       help=f"exit with code {EXIT_LOST} when an object's mask is doubtful on some frame (it floods, spills "
+                            "out of its box, fades or jumps: qmra.inference.quality); doubtful masks are always reported")
+    given.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    boxes = parser.add_argument_group("prompts")
+    prompts = boxes.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
+                         help="a box on the first frame, in pixels (see --box-format); repeat for more objects (ids 1, "
+                              "2, ...)")
+    prompts.add_argument("--boxes", metavar="FILE.json",
+                         help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
+    boxes.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
+                       help="how --box and --boxes give a box: xyxy = corners X0,Y0,X1,Y1 (default); xywh = top-left "
+                            "corner and size X,Y,W,H, as COCO and many tools export them")
+    add_model_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -125,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from qmra.data import open_frames
     from qmra.inference.lost import LostObjects
     from qmra.inference.outputs import ResultWriter, check_outputs, finished_frames
+    from qmra.inference.quality import DoubtfulObjects
 
     try:
         prompts = parse_prompts(args.box, args.boxes, args.box_format)
@@ -148,13 +154,11 @@ def run(args: argparse.Namespace) -> int:
     writer = ResultWriter(out_dir, height=info.height, width=info.width, fps=info.fps, video_name=Path(args.source).stem,
                           per_object=args.per_object, overlay=overlay, rle=rle, keep=keep)
     start = time.perf_counter()
-    lost = LostObjects()
+    lost, doubtful = LostObjects(), DoubtfulObjects()
     try:
         for _, result in session.propagate():
             writer.write(result)
-            for object_id in lost.update(result):
-                print(f"qmra: warning: object {object_id} is lost on frame {result.index} ({result.name}): its mask is empty",
-                      file=sys.stderr)
+            _warn(result, lost, doubtful, bool(session.adaptations))
     except KeyboardInterrupt:
         writer.close()
         print(f"qmra: interrupted; {_finished(writer.frames_finished, out_dir)} (--resume continues)", file=sys.stderr)
@@ -174,13 +178,24 @@ def run(args: argparse.Namespace) -> int:
         resumed = f" ({keep} of them were already there)" if keep else ""
         print(f"segmented {len(prompts)} object(s) in {writer.frames_written} frames{resumed} at "
               f"{writer.frames_written / seconds:.2f} frames/s on {segmenter.device}{adaptation}; {lost.summary(len(prompts))}; "
-              f"wrote {', '.join(outputs)}")
+              f"{doubtful.summary()}; wrote {', '.join(outputs)}")
     if lost.lost_at_end:
         print(f"qmra: warning: {lost.summary(len(prompts))}{_reseed_hint(session.adaptations, segmenter.settings)}",
               file=sys.stderr)
-        if args.fail_on_lost:
-            return EXIT_LOST
+    if (args.fail_on_lost and lost.lost_at_end) or (args.fail_on_doubt and doubtful.frames):
+        return EXIT_LOST
     return 0
+
+
+def _warn(result, lost, doubtful, adapted: bool) -> None:
+    """One line on stderr for each object lost on this frame, and each whose mask became doubtful."""
+    from qmra.inference.quality import warning
+
+    for object_id in lost.update(result):
+        print(f"qmra: warning: object {object_id} is lost on frame {result.index} ({result.name}): its mask is empty",
+              file=sys.stderr)
+    for object_id, signals in doubtful.update(result):
+        print(f"qmra: warning: {warning(object_id, result, signals, adapted)}", file=sys.stderr)
 
 
 def _reseed_hint(adaptations: dict, settings: InferenceSettings) -> str:

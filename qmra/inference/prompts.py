@@ -113,3 +113,10 @@ class PromptBook:
     def after(self, index: int) -> list[Prompt]:
         """The boxes on frames after ``index``."""
         return [p for frames in self._boxes.values() for p in frames.values() if p.frame > index]
+
+    def check_reached(self, last: int) -> None:
+        """A run that ended on frame ``last`` (the video's last): boxes after it are an error."""
+        late = self.after(last)
+        if late:
+            raise QmraError(f"object {late[0].object_id}: frame {late[0].frame} is past the end of the video "
+                            f"({last + 1} frames)")

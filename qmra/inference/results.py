@@ -47,7 +47,10 @@ class FrameResult:
     - ``image``: the H×W×3 uint8 frame itself (no copy), for overlays;
     - ``confidence``: object id → its mean own probability over the pixels where it exceeds 0.5
       (0.0 where there are none): near 1 for a crisp mask, low for a doubtful one;
-    - ``lost``: object id → True where its mask on this frame is empty (lost, or out of view).
+    - ``lost``: object id → True where its mask on this frame is empty (lost, or out of view);
+    - ``doubts``: object id → the signs that its (non-empty) mask went wrong on this frame
+      (:mod:`qmra.inference.quality`: ``flood``, ``spill``, ``fading``, ``jump``); objects without
+      any are left out.
 
     Computed when first used:
 
@@ -64,6 +67,7 @@ class FrameResult:
     maps: ProbabilityMaps | None = field(default=None, repr=False)
     confidence: dict[int, float] = field(default_factory=dict)
     lost: dict[int, bool] = field(default_factory=dict)
+    doubts: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def object_ids(self) -> list[int]:

@@ -23,6 +23,7 @@ from qmra.inference.passes import Pass
 from qmra.inference.predict import FramePredictor
 from qmra.inference.progress import ProgressStyle, RunProgress
 from qmra.inference.prompts import Prompt, PromptBook, PromptsGiven, prompt_items
+from qmra.inference.quality import QualityWatch
 from qmra.inference.results import FrameResult
 from qmra.inference.settings import InferenceSettings
 from qmra.inference.threads import ThreadChoice
@@ -69,6 +70,8 @@ class InferenceSession:
         #: The networks the objects run with: the given one and its adapted copies.
         self.networks = SessionNetworks(model, device, settings)
         self.features = FeatureStore(settings, device)
+        #: Signs that a mask went wrong (FrameResult.doubts), against each object's boxed frame.
+        self.quality = QualityWatch()
         self.predictor = FramePredictor(self.objects, self.networks, self.features, settings, source.frame_name)
         self._pass: Pass | None = None
         self._last: _Frame | None = None
@@ -283,6 +286,7 @@ class InferenceSession:
         self._pass = run
         self._last = None
         self.features.clear()
+        self.quality.clear()
         self.model_seconds = 0.0
         self.networks.begin_run()
         self.threads.refresh()  # the machine's load may have changed
@@ -308,12 +312,8 @@ class InferenceSession:
     def _check_late_prompts(self) -> None:
         """Boxes on frames a forward run never reached: past the end of the video."""
         run = self._pass
-        if run is None or run.reverse or run.cursor is None:
-            return
-        late = self._prompts.after(run.cursor)
-        if late:
-            p = late[0]
-            raise QmraError(f"object {p.object_id}: frame {p.frame} is past the end of the video ({run.cursor + 1} frames)")
+        if run is not None and not run.reverse and run.cursor is not None:
+            self._prompts.check_reached(run.cursor)
 
     def _predict_frame(self, index: int, frame: np.ndarray, upcoming: tuple[int, np.ndarray] | None = None) -> FrameResult:
         assert self._pass is not None
@@ -322,8 +322,9 @@ class InferenceSession:
             ahead_index, ahead_frame = upcoming
             starts_there = bool(self._prompts.starting(ahead_index))
             before_wait = lambda: self.predictor.encode_ahead(ahead_index, ahead_frame, starts_there)  # noqa: E731
-        result, probabilities, boxes = self.predictor.frame(index, self._pass.time(index), frame,
-                                                            self._prompts.starting(index), before_wait)
+        starting = self._prompts.starting(index)
+        result, probabilities, boxes = self.predictor.frame(index, self._pass.time(index), frame, starting, before_wait)
+        result.doubts = self.quality.check(result, {p.object_id for p in starting})
         self._last = _Frame(index, frame, probabilities, boxes)
         return result
 
@@ -334,8 +335,10 @@ class InferenceSession:
         last.probabilities = {i: p for i, p in last.probabilities.items() if i != object_id}
         last.boxes = {i: b for i, b in last.boxes.items() if i != object_id}
         with self._working():
-            return self.predictor.restart(last.index, run.time(last.index), last.image,
-                                          self._prompts.get(object_id, last.index), last.probabilities, last.boxes)
+            result = self.predictor.restart(last.index, run.time(last.index), last.image,
+                                            self._prompts.get(object_id, last.index), last.probabilities, last.boxes)
+        self.quality.measure(result, {object_id})  # the corrected object's new reference
+        return result
 
     def _preview(self, index: int) -> FrameResult:
         """Frame ``index`` with the objects boxed on it, from their boxes alone (the run is not moved)."""

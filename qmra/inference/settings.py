@@ -11,6 +11,9 @@ from qmra.model.prior import STAGE2_BOXES
 from qmra.model.qma import ATTENTION_KERNELS, ReadMode
 from qmra.options import option
 
+#: The help sections of the switches (qmra segment --help).
+ACCURACY, SPEED = "accuracy switches", "speed switches"
+
 PRECISIONS = ("fp32", "bf16")
 #: ``--compile`` modes: off, or a :func:`torch.compile` mode (``reduce-overhead`` adds CUDA graphs on GPUs).
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -102,50 +105,58 @@ class InferenceSettings:
     """
 
     mem_every: int = field(default=10, metadata=option(
-        "every N-th frame joins the memory (0: none)", metavar="N"))
+        "every N-th frame joins the memory (0: none)", metavar="N", group=ACCURACY,
+        show=lambda n: f"every {n}th frame" if n else "0 (none)"))
     max_memory_frames: int = field(default=16, metadata=option(
-        "memory cap per object, first and previous frame included", metavar="N"))
+        "memory cap per object, first and previous frame included", metavar="N", group=ACCURACY,
+        show=lambda n: f"{n} frames"))
     resolution: int | None = field(default=None, metadata=option(
         "the network sees frames with this short side (masks come back at full size), or 'native' for the "
-        "frames' own size", metavar="PIXELS", parse=parse_resolution, default_text="native"))
-    precision: str = field(default="fp32", metadata=option("fp32 (the reference) or bf16 autocast", choices=PRECISIONS))
-    channels_last: bool = field(default=False, metadata=option("NHWC convolutions (pays on GPUs)"))
-    pipeline: bool = field(default=True, metadata=option("read frames on the main thread", flag="--no-pipeline"))
+        "frames' own size", metavar="PIXELS", parse=parse_resolution, default_text="native", group=ACCURACY,
+        show=lambda n: f"{n} px"))
+    precision: str = field(default="fp32", metadata=option("fp32 (the reference) or bf16 autocast", choices=PRECISIONS,
+                                                                      group=SPEED))
+    channels_last: bool = field(default=False, metadata=option("NHWC convolutions (pays on GPUs)", group=SPEED))
+    pipeline: bool = field(default=True, metadata=option("read frames on the main thread", flag="--no-pipeline",
+                                                                   group=SPEED))
     attention: str = field(default="auto", metadata=option(
         "the Memory Read's kernel: sdpa (fused), matmul (in bounded blocks), auto (matmul on CPU, sdpa on GPUs)",
-        choices=ATTENTION_KERNELS))
+        choices=ATTENTION_KERNELS, group=SPEED))
     memory_top_k: int | None = field(default=None, metadata=option(
         "read each position from its K best-matching memory positions only, or 'all' (the paper)", metavar="K",
-        parse=parse_top_k, default_text="all"))
+        parse=parse_top_k, default_text="all", group=ACCURACY, show=lambda k: f"top {k}"))
     stage2_box: str = field(default="all", metadata=option(
         "stage 2's box surrounds all of stage 1's confident pixels (the paper) or only their largest blob",
-        choices=STAGE2_BOXES))
+        choices=STAGE2_BOXES, group=ACCURACY))
     fold_crm: bool = field(default=True, metadata=option(
         "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
-        "composed into one, once per video: same result, less work)", flag="--no-fold-crm"))
+        "composed into one, once per video: same result, less work)", flag="--no-fold-crm", group=SPEED))
     adapt_steps: int = field(default=0, metadata=option(
         "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
-        "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS"))
-    adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR"))
+        "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS", group=ACCURACY,
+        show=lambda n: f"{n} steps" if n else "0 (off)"))
+    adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR", group=ACCURACY))
     adapt_mask_weight: float = field(default=1.0, metadata=option(
         "weight of the mask losses in adaptation, against the network's own first-frame mask (0: only stage 1 "
-        "learns, from the box)", metavar="W"))
+        "learns, from the box)", metavar="W", group=ACCURACY))
     adapt_seed: int = field(default=0, metadata=option(
-        "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED"))
+        "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED",
+        group=ACCURACY))
     adapt_average: int = field(default=1, metadata=option(
         "adapt N copies of the network, each with its own seed, and average their weights into one network: "
-        "steadier than one adaptation, N times its time, one network's cost per frame", metavar="N"))
+        "steadier than one adaptation, N times its time, one network's cost per frame", metavar="N", group=ACCURACY,
+        show=lambda n: f"{n} adaptations averaged" if n > 1 else "1"))
     ensemble: int = field(default=1, metadata=option(
         "adapt N copies of the network, each with its own seed, that follow the objects each on its own, "
         "their masks averaged (steadier; N times the work; needs --adapt)",
-        metavar="N"))
+        metavar="N", group=ACCURACY, show=lambda n: f"{n} copies" if n > 1 else "1"))
     threads: int | None = field(default=None, metadata=option(
         "CPU threads for the network's operations", metavar="N", parse=int,
-        default_text="chosen for the cores free now (see docs/speed.md)"))
+        default_text="chosen for the cores free now (see docs/speed.md)", group=SPEED))
 
     compile: str = field(default="off", metadata=option(
         "compile the per-frame network calls with torch.compile in this mode (reduce-overhead: also CUDA graphs on "
-        "GPUs); the first frames then take longer", choices=COMPILE_MODES))
+        "GPUs); the first frames then take longer", choices=COMPILE_MODES, group=SPEED))
 
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:

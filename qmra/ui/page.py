@@ -39,6 +39,7 @@ class Page:
         self.store: FrameStore | None = None
         self.plan: Plan | None = None
         self.masks: MaskFiles | None = None
+        self.doubts: dict[int, dict[int, tuple[str, ...]]] = {}  # frame → object → the signs its mask went wrong
         self.job: Job | None = None
         self.last_seen = time.monotonic()
         self.version = 0  # grows with every change of a stored label map
@@ -83,6 +84,7 @@ class Page:
             self.store, self._generation = store, generation
             self.plan = Plan(max(1, store.info.num_frames or 1))
             self.masks = MaskFiles(self._work_dir, store.info.height, store.info.width)
+            self.doubts = {}
             self.job = None
             self.download = None
             self.version += 1
@@ -134,6 +136,7 @@ class Page:
                                            for k in plan.keyframes[object_id]]}
                             for object_id in plan.object_ids],
                 "shown": "".join("1" if s else "0" for s in shown),
+                "doubtful": "".join("1" if self.doubts.get(f) else "0" for f in range(len(shown))),
                 "complete": int(done.sum()),
                 "next_object": plan.next_object_id() if len(plan.object_ids) < 255 else None,
                 "job": None if self.job is None else self.job.snapshot(),
@@ -200,6 +203,8 @@ class Page:
             self._edit(object_id, lambda: plan.remove_object(object_id))
             assert self.masks is not None
             self.masks.remove_object(object_id)
+            for kept in self.doubts.values():
+                kept.pop(object_id, None)
         return self.state()
 
     def _edit(self, object_id: int, change) -> None:
@@ -299,7 +304,8 @@ class Page:
                     with self._state:
                         for member in active.values():
                             if position in member.frames:
-                                self._store_mask(member.object_id, frame, result.labels == member.object_id, member.tag)
+                                self._store_mask(member.object_id, frame, result.labels == member.object_id, member.tag,
+                                                 result.doubts.get(member.object_id, ()))
                         self._compose(frame)
                     for member in [m for m in active.values() if position + 1 >= m.frames.stop]:
                         del active[member.object_id]
@@ -319,10 +325,15 @@ class Page:
         if job is not None and not job.cancel.is_set() and processed < len(task.frames):
             job.update(done=job.done + len(task.frames) - processed)  # frames after every member left
 
-    def _store_mask(self, object_id: int, frame: int, mask: np.ndarray, tag: int) -> None:
+    def _store_mask(self, object_id: int, frame: int, mask: np.ndarray, tag: int, doubts: tuple[str, ...] = ()) -> None:
         assert self.masks is not None and self.plan is not None
         self.masks.store(object_id, frame, mask)
         self.plan.record(object_id, frame, tag)
+        kept = self.doubts.setdefault(frame, {})
+        if doubts:
+            kept[object_id] = doubts
+        else:
+            kept.pop(object_id, None)
 
     def _compose(self, frame: int) -> None:
         """Merge the current masks of ``frame`` into its label map (or remove it when there are none)."""

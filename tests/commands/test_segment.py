@@ -112,7 +112,7 @@ def test_boxes_partly_outside_the_frame_are_clipped_with_one_warning(tmp_path, v
     # "--box -10,..." without "=": argparse alone would take the value for a flag.
     assert _segment(source, tmp_path / "out", weights, "--box", "-10,5,30,60", "--box", "20,10,40,30") == 0
     err = capsys.readouterr().err
-    assert err.count("qmra: warning:") == 1
+    assert err.count("qmra: warning:") - err.count(" on frame ") == 1  # warnings on frames: the random network's masks
     assert "object 1's box (-10, 5, 30, 60) reaches outside the 64x48 frame; clipped to (0, 5, 30, 48)" in err
 
 
@@ -267,3 +267,35 @@ def test_a_truncated_mp4_whose_index_is_at_the_end_says_so(tmp_path, video, weig
     junk.write_bytes(b"not a video at all" * 10)
     assert _segment(junk, tmp_path / "b", weights, "--box", _boxes(video)[0]) == 2
     assert capsys.readouterr().err.strip() == f"qmra: error: cannot read video {junk}: it is not a video file (or it is damaged)"
+
+
+def test_a_mask_that_jumps_to_a_distractor_is_reported_and_fail_on_doubt_exits_3(tmp_path, video, weights, capsys,
+                                                                                   monkeypatch):
+    import qmra.inference.merge as merge_module
+
+    real_label_map = merge_module.label_map
+    calls = []
+
+    def forced(probabilities, object_ids):
+        """Object 1's mask (the random network's replaced): a 10x10 square at the left on frames 0-1,
+        the same square at the right from frame 2 on (it jumped to a look-alike)."""
+        labels = real_label_map(probabilities, object_ids) * 0
+        calls.append(1)
+        if len(calls) >= 3:
+            labels[10:20, 44:54] = 1
+        else:
+            labels[10:20, 10:20] = 1
+        return labels
+
+    monkeypatch.setattr(merge_module, "label_map", forced)
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    box = _boxes(video)[0]
+    assert _segment(source, tmp_path / "a", weights, "--box", box) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == ["qmra: warning: object 1 on frame 2 (00002): its mask jumped to another place: draw a tighter "
+                        "box, or correct the object on that frame (qmra ui, or a second box in --boxes)"]
+    calls.clear()
+    assert _segment(source, tmp_path / "b", weights, "--box", box, "--fail-on-doubt") == 3
+    calls.clear()
+    assert main(["segment", str(source), "--out", str(tmp_path / "c"), "--weights", str(weights), "--box", box]) == 0
+    assert "no object lost; doubtful masks: object 1 on 1 frame (jump 1)" in capsys.readouterr().out

@@ -328,3 +328,22 @@ def test_test_time_adaptation_runs_once_per_box(tmp_path, weights, small_video, 
         state = client.wait_for_run()
         assert state["job"]["status"] == "finished" and state["complete"] == 8
         assert [after_preview, len(calls) - after_preview] == adaptations
+
+
+def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, tiny_segmenter, small_video, monkeypatch):
+    """A run's doubtful masks (FrameResult.doubts) mark their frames in the page's state; removing the
+    object removes its marks."""
+    from qmra.inference import quality
+
+    monkeypatch.setattr(quality.QualityWatch, "check",
+                        lambda self, result, starting=frozenset(): {1: ("jump",)} if result.index in (5, 6) else {})
+    with serve(tiny_segmenter, tmp_path, source=small_video) as server:
+        client = Client(server)
+        client.start()
+        client.wait_decoded()
+        client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
+        client.call("POST", "run", {"direction": "both"})
+        state = client.wait_for_run()
+        assert state["complete"] == 8 and state["doubtful"] == "00000110"
+        state = client.call("POST", "remove", {"object": 1})
+        assert state["doubtful"] == "00000000"

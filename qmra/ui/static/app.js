@@ -192,6 +192,9 @@ function renderTimeline() {
   const n = state.source.frames, step = width / n;
   tctx.fillStyle = "#7fb37f";
   for (let i = 0; i < n; i++) if (state.shown && state.shown[i] === "1") tctx.fillRect(i * step, 3, Math.max(1, step), 8);
+  // Frames where a mask looks wrong (it floods, spills, fades or jumps): where to correct.
+  tctx.fillStyle = "#e08a00";
+  for (let i = 0; i < n; i++) if (state.doubtful && state.doubtful[i] === "1") tctx.fillRect(i * step, 12, Math.max(2, step), 6);
   for (const object of state.objects) {
     tctx.fillStyle = css(object.colour);
     for (const k of object.keyframes) tctx.fillRect(k.frame * step, 0, Math.max(2, step), timeline.height);
