@@ -97,3 +97,12 @@ def make_segmenter(args: argparse.Namespace, progress: str | bool):
         print("qmra: warning: --compile compiles the network first (about a minute on a small CPU) and measured no "
               "faster on CPUs; it is meant for GPUs (docs/speed.md)", file=sys.stderr)
     return segmenter
+
+
+def say_threads(segmenter) -> None:
+    """``--verbose``: the CPU thread count the segmenter's runs use, and why (stderr)."""
+    if segmenter.device.type != "cpu" and segmenter.settings.threads is None:
+        print(f"qmra: threads: PyTorch's own ({segmenter.threads.count}) on {segmenter.device}", file=sys.stderr)
+        return
+    count = segmenter.threads.refresh()
+    print(f"qmra: threads: {count} ({segmenter.threads.reason})", file=sys.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmra.commands.common import add_model_arguments, make_segmenter, parse_size, progress_style
+from qmra.commands.common import add_model_arguments, make_segmenter, parse_size, progress_style, say_threads
 from qmra.inference.card import WeightsCard
 
 DEMO_DIR = Path("qmra-demo")
@@ -24,6 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=str(DEMO_DIR), help="output folder (default ./qmra-demo; it is replaced)")
     add_model_arguments(parser)  # --weights, --device and the speed switches
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="also say how many CPU threads the network uses, and why")
     parser.set_defaults(handler=run)
 
 
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError("the demo needs --frames >= 2 and 1..20 --objects")
     out = Path(args.out)
     segmenter = make_segmenter(args, progress_style(args.quiet))  # before any file is written: bad weights stop here
+    if args.verbose:
+        say_threads(segmenter)
     video = SyntheticVideo(SyntheticConfig(height, width, args.frames, args.objects, num_distractors=1, seed=args.seed), "demo")
     source_path = video.write_mp4(out / "input.mp4", fps=12, annotations=out / "truth")
     print(f"made a synthetic clip: {args.frames} frames of {width}x{height}, {args.objects} objects and a look-alike "

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from qmra.commands.common import add_model_arguments, make_segmenter, progress_style
+from qmra.commands.common import add_model_arguments, make_segmenter, progress_style, say_threads
 from qmra.data.boxes import BOX_FORMATS, Box
 from qmra.errors import BoxError, QmraError
 from qmra.inference.prompts import Prompt
@@ -39,6 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help=f"exit with code {EXIT_LOST} when an object's mask is doubtful on some frame (it floods, spills "
                             "out of its box, fades or jumps: qmra.inference.quality); doubtful masks are always reported")
     given.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    given.add_argument("--verbose", action="store_true", help="also say how many CPU threads the network uses, and why")
     boxes = parser.add_argument_group("prompts")
     prompts = boxes.add_mutually_exclusive_group(required=True)
     prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
@@ -147,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     for prompt in prompts:
         warn_if_clipped(prompt, source.info.width, source.info.height)
     session = segmenter.start(source, prompts=prompts)
-    if keep and not args.quiet:
-        print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
-              "not rewritten", file=sys.stderr)
+    if args.verbose:
+        say_threads(segmenter)
+    _say_resuming(keep, out_dir, args.quiet)
     info = source.info
     writer = ResultWriter(out_dir, height=info.height, width=info.width, fps=info.fps, video_name=Path(args.source).stem,
                           per_object=args.per_object, overlay=overlay, rle=rle, keep=keep)
@@ -185,6 +186,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.fail_on_lost and lost.lost_at_end) or (args.fail_on_doubt and doubtful.frames):
         return EXIT_LOST
     return 0
+
+
+def _say_resuming(keep: int, out_dir: Path, quiet: bool) -> None:
+    if keep and not quiet:
+        print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
+              "not rewritten", file=sys.stderr)
 
 
 def _warn(result, lost, doubtful, adapted: bool) -> None:

@@ -88,7 +88,18 @@ CHOICE_SECONDS = 30.0
 def choose_threads(requested: int | None) -> int:
     """The intra-op thread count for a run: ``requested`` if given, else the free cores, never more
     than PyTorch's own default."""
-    return requested if requested is not None else min(TORCH_DEFAULT_THREADS, free_cores())
+    return explain_threads(requested)[0]
+
+
+def explain_threads(requested: int | None) -> tuple[int, str]:
+    """:func:`choose_threads`' count, and why, in words (what ``--verbose`` prints)."""
+    if requested is not None:
+        return requested, "as asked (--threads)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = other_runnable()
+    count = min(TORCH_DEFAULT_THREADS, free_cores(cores, busy))
+    return count, (f"{cores} cores usable, {busy:.1f} threads of other programs at this priority or higher "
+                   f"runnable when it looked, PyTorch's own default {TORCH_DEFAULT_THREADS}")
 
 
 class ThreadChoice:
@@ -101,6 +112,8 @@ class ThreadChoice:
         self.device = device
         self._chosen: int | None = None
         self._chosen_at = -float("inf")
+        #: Why the count is what it is, in words ("" on a GPU that was not given one).
+        self.reason = ""
 
     @property
     def count(self) -> int:
@@ -116,7 +129,7 @@ class ThreadChoice:
         """Look at the machine's load again if the last look is old; the count."""
         now = time.monotonic()
         if self._chosen is None or (self.requested is None and now - self._chosen_at >= CHOICE_SECONDS):
-            self._chosen, self._chosen_at = choose_threads(self.requested), now
+            (self._chosen, self.reason), self._chosen_at = explain_threads(self.requested), now
         return self.count
 
     @contextmanager

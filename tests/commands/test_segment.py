@@ -299,3 +299,12 @@ def test_a_mask_that_jumps_to_a_distractor_is_reported_and_fail_on_doubt_exits_3
     calls.clear()
     assert main(["segment", str(source), "--out", str(tmp_path / "c"), "--weights", str(weights), "--box", box]) == 0
     assert "no object lost; doubtful masks: object 1 on 1 frame (jump 1)" in capsys.readouterr().out
+
+
+def test_verbose_says_how_many_threads_and_why(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    assert _segment(source, tmp_path / "a", weights, "--box", _boxes(video)[0], "--verbose", "--threads", "1") == 0
+    assert "qmra: threads: 1 (as asked (--threads))" in capsys.readouterr().err
+    assert _segment(source, tmp_path / "b", weights, "--box", _boxes(video)[0], "--verbose") == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qmra: threads: ")]
+    assert len(said) == 1 and "cores usable" in said[0] and "runnable when it looked" in said[0]

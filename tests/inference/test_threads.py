@@ -53,7 +53,7 @@ def test_the_free_core_choice_is_looked_at_again_once_it_is_old(monkeypatch):
     import qmra.inference.threads as threads
 
     looks = []
-    monkeypatch.setattr(threads, "free_cores", lambda: looks.append(1) or 1)
+    monkeypatch.setattr(threads, "free_cores", lambda *given: looks.append(1) or 1)
     clock = [100.0]
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
     choice = ThreadChoice(None, torch.device("cpu"))
