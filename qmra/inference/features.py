@@ -45,15 +45,10 @@ class FeatureStore:
         self._staging = FrameStaging(device)
         self._entry: _Entry | None = None
 
-    def has(self, index: int, runtime: Runtime | None = None) -> bool:
-        """Whether frame ``index``'s input (and, given ``runtime``, its encoding there) is held."""
-        entry = self._entry
-        return entry is not None and entry.index == index and (runtime is None or id(runtime) in entry.encodings)
-
     def inputs(self, index: int, frame: np.ndarray, runtime: Runtime) -> FrameInputs:
         """Frame ``index`` (H×W×3 uint8 ``frame``) at the working size, made with ``runtime``'s
         normalisation the first time it is asked for."""
-        if not self.has(index):
+        if self._entry is None or self._entry.index != index:
             prepared, padding, image = runtime.network_input(frame, self.settings.working_size(*frame.shape[:2]),
                                                              self._staging)
             self._entry = _Entry(index, FrameInputs(prepared, padding, image))

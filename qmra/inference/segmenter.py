@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+from copy import deepcopy
 from pathlib import Path
 from typing import Iterable
 
@@ -58,17 +58,16 @@ class Segmenter:
                  settings: InferenceSettings | None = None, progress: ProgressStyle = False,
                  card: WeightsCard | None = None) -> None:
         self.device = resolve_device(device)
+        loaded = model is None
         if model is None:
             card = card or shipped_card()
-            model = card.load_model().to(self.device)  # ours: readied in place rather than copied
-            if settings is not None and settings.channels_last:
-                model = model.to(memory_format=torch.channels_last)
+            model = card.load_model()
         #: The weights' card (None for a model given without one).
         self.card = card
         self.settings = settings or (card.settings if card is not None else InferenceSettings())
         if self.settings.adapt_steps:
             check_adaptable(model.config, self.settings.adapt_mask_weight)  # before any frame is read
-        self.model = _ready(model, self.device, self.settings.channels_last)
+        self.model = _ready(model, self.device, self.settings.channels_last, copy=not loaded)  # ours: readied in place
         self.progress = progress
         #: The CPU thread count the network's work runs with (set only while it runs).
         self.threads = ThreadChoice(self.settings.threads, self.device)
@@ -91,9 +90,10 @@ class Segmenter:
                                 self.threads, prompts)
 
 
-def _ready(model: QMRA, device: torch.device, channels_last: bool) -> QMRA:
+def _ready(model: QMRA, device: torch.device, channels_last: bool, copy: bool = True) -> QMRA:
     """``model`` in eval mode on ``device`` (NHWC weights if ``channels_last``): the model itself if it
-    is so already, else a copy, so that the caller's model is never changed."""
+    is so already, else a copy (``copy``), so that the caller's model is never changed; without
+    ``copy``, ``model`` itself is changed (one loaded here)."""
     parameter = next(model.parameters())
     # A 7×7 convolution's weight is contiguous in exactly one of the two layouts.
     conv = next((p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1 and p.shape[1] > 1), None)
@@ -101,5 +101,5 @@ def _ready(model: QMRA, device: torch.device, channels_last: bool) -> QMRA:
     on_device = parameter.device.type == device.type and device.index in (None, parameter.device.index)
     if on_device and not model.training and layout_ok:
         return model
-    model = copy.deepcopy(model).to(device).eval()
+    model = (deepcopy(model) if copy else model).to(device).eval()
     return model.to(memory_format=torch.channels_last) if channels_last else model

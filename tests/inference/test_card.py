@@ -60,3 +60,19 @@ def test_qmra_segment_reads_the_weights_header_once(tmp_path, monkeypatch):
     box = ",".join(f"{v:g}" for v in video.first_boxes()[1].as_tuple())
     assert main(["segment", str(source), "--box", box, "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert len(reads) == 1
+
+
+def test_weights_loaded_by_the_segmenter_are_readied_in_place_not_copied(tmp_path, monkeypatch):
+    import torch
+
+    import qmra.inference.segmenter as segmenter_module
+
+    copies = []
+    monkeypatch.setattr(segmenter_module, "deepcopy", lambda model: copies.append(model) or model)
+    path = _weights(tmp_path / "w.safetensors", inference={"channels_last": True})  # the card asks for NHWC
+    segmenter = Segmenter.from_checkpoint(path)
+    conv = next(p for p in segmenter.model.parameters() if p.dim() == 4 and p.shape[-1] > 1 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not segmenter.model.training
+    assert copies == []
+    Segmenter(segmenter.model, settings=InferenceSettings())  # a model given: NHWC -> NCHW on a copy
+    assert len(copies) == 1
