@@ -56,7 +56,8 @@ def summary(args: argparse.Namespace) -> None:
     from qmra.inference.quality import Measures, QualityThresholds
 
     rows = [json.loads(line) for path in args.files for line in Path(path).read_text().splitlines() if line]
-    thresholds = QualityThresholds(**{name: float(value) for name, value in (a.split("=", 1) for a in args.set)})
+    thresholds = QualityThresholds(**{name: None if value.lower() == "none" else float(value)
+                                      for name, value in (a.split("=", 1) for a in args.set)})
     names = {f.name for f in fields(Measures)}
     bad = [r for r in rows if r["J"] < 0.5]
     good = [r for r in rows if r["J"] >= 0.8]
@@ -75,7 +76,8 @@ def summary(args: argparse.Namespace) -> None:
 #: Candidates per signal; each takes the candidate that fires on the most frames with J < 0.5 among
 #: those that fire on at most MAX_FALSE_ALARMS of the frames with J >= 0.8 (fixed before any result).
 GRID = {"flood": [{"growth": g} for g in (1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0)],
-        "spill": [{"fill": f, "outside": o} for f in (0.4, 0.5, 0.6, 0.7, 0.8) for o in (0.1, 0.2, 0.3, 0.4, 0.5)],
+        "spill": [{"fill": f, "outside": o} for f in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9)
+                  for o in (None, 0.1, 0.2, 0.3, 0.4, 0.5)],
         "fading": [{"fading": v} for v in (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)],
         "jump": [{"jump": v} for v in (0.3, 0.5, 0.75, 1.0, 1.5, 2.0)]}
 MAX_FALSE_ALARMS = 0.03
@@ -117,7 +119,7 @@ def main() -> None:
     run.add_argument("--device", default="cpu")
     report = commands.add_parser("summary")
     report.add_argument("files", nargs="+")
-    report.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a threshold other than the default")
+    report.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a threshold other than the default (none: off)")
     pick = commands.add_parser("choose")
     pick.add_argument("files", nargs="+")
     args = parser.parse_args()

@@ -12,11 +12,13 @@ from qmra.inference.results import FrameResult
 def _result(index: int, rects: dict[int, tuple[int, int, int, int]], boxes: dict[int, Box] | None = None,
             confidence: float = 0.9) -> FrameResult:
     """A 100×200 frame whose objects' masks are the given rectangles (x0, y0, x1, y1); tracked boxes
-    are the rectangles unless given."""
+    are the rectangles with a quarter of their size added on each side (the mask fills 44 % of its
+    box) unless given."""
     labels = np.zeros((100, 200), np.uint8)
     for object_id, (x0, y0, x1, y1) in rects.items():
         labels[y0:y1, x0:x1] = object_id
-    boxes = boxes or {i: Box(*r) for i, r in rects.items()}
+    boxes = boxes or {i: Box(x0 - (x1 - x0) / 4, y0 - (y1 - y0) / 4, x1 + (x1 - x0) / 4, y1 + (y1 - y0) / 4)
+                      for i, (x0, y0, x1, y1) in rects.items()}
     return FrameResult(index, f"{index:05d}", labels, boxes, np.zeros((100, 200, 3), np.uint8),
                        confidence={i: confidence for i in rects}, lost={i: False for i in rects})
 
@@ -40,12 +42,22 @@ def test_a_mask_that_keeps_growing_far_beyond_its_boxed_frame_floods():
     assert [("flood" in f.get(1, ())) for f in fired] == [False, False, False, True, True, False]
 
 
-def test_a_mask_that_fills_its_box_and_reaches_outside_it_spills():
+def test_a_mask_that_fills_its_tracked_box_spills():
+    box = Box(30, 20, 80, 70)
+    fired = _run([_result(0, {1: (40, 30, 70, 60)}, {1: box}), _result(1, {1: (40, 30, 70, 60)}, {1: box}),
+                  _result(2, {1: (31, 21, 79, 69)}, {1: box})],  # 92 % of its box: the background around it
+                 QualityThresholds())
+    assert fired == [{}, {}, {1: ("spill",)}]
+
+
+def test_spill_can_also_ask_for_a_mask_that_reaches_outside_its_box():
     box = Box(40, 30, 70, 60)
     fired = _run([_result(0, {1: (40, 30, 70, 60)}), _result(1, {1: (40, 30, 70, 60)}, {1: box}),
                   _result(2, {1: (35, 30, 85, 60)}, {1: box}),  # 1.7x the area, 40 % of it outside the box
                   _result(3, {1: (30, 20, 110, 70)}, {1: box})])  # 4.4x and growing: it floods too
-    assert fired[:3] == [{}, {}, {1: ("spill",)}] and fired[3] == {1: ("flood", "spill")}
+    assert fired[:2] == [{}, {}] and fired[2] == {1: ("spill",)} and fired[3] == {1: ("flood", "spill")}
+    inside = _run([_result(0, {1: (40, 30, 70, 60)}), _result(1, {1: (40, 30, 70, 60)}, {1: box})])
+    assert inside == [{}, {}]  # it fills its box but stays inside: not with outside asked for
 
 
 def test_a_confidence_that_falls_sharply_fades():
