@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ui,pretrained]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ui,pretrained,ray]"
 	touch $@
 
 # `make test` skips the tests marked slow (4.5 minutes on 2 cores, measured with a low-priority job beside it);

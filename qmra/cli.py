@@ -8,11 +8,11 @@ import sys
 from typing import NoReturn, Sequence
 
 from qmra import __version__
-from qmra.commands import bench, demo, evaluate, model_info, segment, synthetic, train, ui
+from qmra.commands import batch, bench, demo, evaluate, model_info, segment, synthetic, train, ui
 from qmra.errors import QmraError
+from qmra.interrupt import EXIT_INTERRUPTED, Terminated, exit_code  # noqa: F401 (EXIT_INTERRUPTED: part of the CLI's API)
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qmra {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in (segment, evaluate, train, demo, bench, synthetic, model_info, ui):
+    for module in (segment, batch, evaluate, train, demo, bench, synthetic, model_info, ui):
         module.add_parser(commands)
     return parser
 
@@ -57,9 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QmraError as error:
         print(f"qmra: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("qmra: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as interruption:
+        print(f"qmra: {'terminated' if isinstance(interruption, Terminated) else 'interrupted'}", file=sys.stderr)
+        return exit_code(interruption)
 
 
 if __name__ == "__main__":

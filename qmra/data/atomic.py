@@ -7,6 +7,7 @@ umask (and the folder's default ACL) for a new file, the old file's mode when it
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 _ATTEMPTS = 100  # random names tried before giving up (a clash is already one in 2**32)
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]*)?$")
 
 
 def temporary_sibling(path: str | Path) -> Path:
@@ -36,6 +38,19 @@ def temporary_sibling(path: str | Path) -> Path:
         os.close(fd)
         return temporary
     raise FileExistsError(f"cannot create a temporary file beside {path}: {_ATTEMPTS} names were taken")
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files a killed writer left for ``path`` (a file: those beside it named
+    for it; a folder: every one in it). Only for a writer that owns ``path``; returns what it removed."""
+    path = Path(path)
+    if path.is_dir():
+        found = [p for p in path.iterdir() if _TEMPORARY.match(p.name)]
+    else:
+        found = [p for p in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}") if _TEMPORARY.match(p.name)]
+    for stale in found:
+        stale.unlink(missing_ok=True)
+    return found
 
 
 def publish(temporary: str | Path, path: str | Path, mode: int | None = None) -> None:

@@ -34,8 +34,8 @@ def existing_results(out_dir: Path) -> list[Path]:
     """PNG results already in ``out_dir`` (label maps, or per-object folders ``<id>/``)."""
     if not out_dir.is_dir():
         return []
-    found = list(out_dir.glob("*.png"))
-    found += [p for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit() and any(p.glob("*.png"))]
+    found = [p for p in out_dir.glob("*.png") if not p.name.startswith(".")]  # not a writer's temporary file
+    found += [p for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit() and any(p.glob("[!.]*.png"))]
     return found
 
 

@@ -72,7 +72,7 @@ class RunProgress:
             rate = self.done / self._frame_seconds
             text += f", {rate:.2f} frames/s"
             if self.total is not None and self.done < self.total:
-                text += f", about {_duration((self.total - self.done) / rate)} left"
+                text += f", about {duration((self.total - self.done) / rate)} left"
         return text
 
     def close(self) -> None:
@@ -84,7 +84,8 @@ class RunProgress:
         self._last_line = now
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '2.5 h'."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

@@ -226,16 +226,16 @@ def test_a_lost_object_is_reported_and_fail_on_lost_exits_3(tmp_path, video, wei
 
 
 def test_the_last_line_counts_every_adaptation():
-    from qmra.commands.segment import _adaptation_summary
+    from qmra.commands.segment import adaptation_summary
     from qmra.inference.adapt import AdaptationReport
 
-    assert _adaptation_summary({}) == ""
-    assert _adaptation_summary({0: AdaptationReport(15, 16.04, 1.0, 0.5)}) == \
+    assert adaptation_summary({}) == ""
+    assert adaptation_summary({0: AdaptationReport(15, 16.04, 1.0, 0.5)}) == \
         " (after adapting to the first frame: 15 steps, 16.0 s)"
-    assert _adaptation_summary({0: AdaptationReport(15, 16.0, 1.0, 0.5), 40: AdaptationReport(15, 15.5, 1.0, 0.4)}) == \
+    assert adaptation_summary({0: AdaptationReport(15, 16.0, 1.0, 0.5), 40: AdaptationReport(15, 15.5, 1.0, 0.4)}) == \
         " (after adapting to frames 0, 40, where objects start: 15 steps each, 31.5 s in all)"
     # An ensemble (or averaged adaptations): the copies adapted are counted, their time summed.
-    assert _adaptation_summary({0: AdaptationReport(20, 13.3, 1.0, 0.5, copies=3)}) == \
+    assert adaptation_summary({0: AdaptationReport(20, 13.3, 1.0, 0.5, copies=3)}) == \
         " (after adapting to the first frame: 3 adaptations × 20 steps, 13.3 s)"
 
 

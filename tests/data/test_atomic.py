@@ -64,3 +64,15 @@ def test_a_replaced_file_keeps_its_mode_and_a_failed_write_leaves_it_alone(tmp_p
                 raise RuntimeError("crash")
     assert (path.read_text(), _mode(path)) == ("new", 0o440)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
+    from qmra.data.atomic import remove_stale_temporaries, temporary_sibling
+
+    left = [temporary_sibling(tmp_path / "overlay.mp4"), temporary_sibling(tmp_path / "00003.png")]
+    keep = [tmp_path / "overlay.mp4", tmp_path / ".overlay.notes.tmp.mp4", tmp_path / "other.12345678.tmp.mp4"]
+    for path in keep:
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path / "overlay.mp4") == [left[0]]
+    assert remove_stale_temporaries(tmp_path) == [left[1]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)

@@ -1,0 +1,87 @@
+"""One video of a batch, run where a worker holds its segmenter: the same outputs as ``qmra segment``
+gives it, and a :class:`VideoRecord` for the index whatever happens.
+
+A video's failure (it cannot be read, a box lies outside its frame, its earlier results belong to
+another run, the network raises) is caught here and recorded: the worker goes on with the next.
+An interruption (Ctrl-C, SIGTERM, a cancelled Ray task) closes the files and is recorded too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from qmra.batch.index import DONE, FAILED, INTERRUPTED, VideoRecord
+from qmra.batch.manifest import BatchItem
+from qmra.errors import QmraError
+from qmra.inference.video_run import OutputPlan, VideoRun
+
+#: File names inside a video's folder ``DIR/<id>/`` (the masks are named after the frames).
+OVERLAY_NAME, RLE_NAME = "overlay.mp4", "masks.rle.json"
+
+
+@dataclass(frozen=True)
+class BatchOutputs:
+    """Where a batch writes: ``DIR/<id>/`` per video, with the overlay and RLE files when asked for.
+    ``overwrite``: start every video over; otherwise finished videos are skipped and partly done ones
+    continued, as ``qmra segment --resume`` does."""
+
+    out: Path
+    overlay: bool = False
+    rle: bool = False
+    per_object: bool = False
+    overwrite: bool = False
+
+    def plan(self, video_id: str) -> OutputPlan:
+        folder = self.out / video_id
+        return OutputPlan(folder, folder / OVERLAY_NAME if self.overlay else None,
+                          folder / RLE_NAME if self.rle else None, self.per_object)
+
+    def complete(self, video_id: str, frames: int) -> bool:
+        """Whether ``DIR/<id>/`` holds a finished run of ``frames`` frames with every output asked for."""
+        plan = self.plan(video_id)
+        if len(list(plan.out_dir.glob("[!.]*.png"))) != frames:
+            return False
+        return all(p is None or p.is_file() for p in (plan.overlay, plan.rle)) and (
+            not self.per_object or frames == 0 or any(p.is_dir() for p in plan.out_dir.iterdir()))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A video to segment, and which ``attempt`` this is (a retry continues what the first left)."""
+
+    item: BatchItem
+    attempt: int = 1
+
+
+def segment_job(segmenter, job: Job, outputs: BatchOutputs,
+                on_frame: Callable[[int], None] | None = None) -> VideoRecord:
+    """Segment ``job``'s video into its folder; the record says how it went. ``on_frame`` gets the
+    frames finished after each (it may raise KeyboardInterrupt to stop the video, files closed)."""
+    from qmra.data import open_frames
+
+    item = job.item
+    record = VideoRecord(item.id, str(item.video), FAILED, attempt=job.attempt)
+    video: VideoRun | None = None
+    try:
+        source = open_frames(item.video)
+        plan = outputs.plan(item.id)
+        overwrite = outputs.overwrite and job.attempt == 1  # a retry continues the first attempt's frames
+        plan.check(overwrite=overwrite, resume=not overwrite)
+        keep = 0 if overwrite else plan.finished(source)
+        video = VideoRun(segmenter, source, item.prompts, plan, video_name=item.video.stem, keep=keep,
+                         warn=record.warnings.append, on_frame=on_frame)
+        video.run()
+        record.status = DONE
+    except KeyboardInterrupt:
+        record.status = INTERRUPTED
+    except QmraError as error:
+        record.error = str(error)
+    except Exception as error:  # the network or a library failed on this video: the others go on
+        record.error = f"{type(error).__name__}: {error}"
+    if video is not None:
+        record.frames, record.seconds = video.frames_finished, video.seconds
+        record.lost = {str(k): v for k, v in video.lost.lost_at_end.items()}
+        record.doubtful = {str(k): v for k, v in sorted(video.doubtful.frames.items())}
+    return record

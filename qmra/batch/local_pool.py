@@ -1,0 +1,137 @@
+"""Workers as processes on this machine: each loads the weights once and takes videos one at a time.
+
+Processes are started with ``spawn`` (a forked PyTorch can hang in its thread pools). Each worker
+runs the network on its share of the CPU threads (:func:`split_threads`), so that N workers never
+ask for more threads than there are cores. Ctrl-C in a terminal reaches every worker; the command
+forwards SIGTERM (and a Ctrl-C sent to it alone) to them: each closes its video's files, reports it
+as interrupted, and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import queue
+import signal
+import time
+
+from qmra.batch.job import BatchOutputs, Job, segment_job
+from qmra.batch.schedule import Event
+from qmra.interrupt import terminate_interrupts
+
+#: Seconds between a worker's frame reports (the progress bar needs no more).
+FRAME_REPORT_EVERY = 0.5
+
+
+def machine_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def split_threads(cores: int, workers: int) -> int:
+    """CPU threads per worker so that ``workers`` of them use the ``cores`` without oversubscribing."""
+    return max(1, cores // max(1, workers))
+
+
+def worker_device(device: str, slot: int) -> str:
+    """``cuda`` spreads workers over the GPUs in turn (``cuda:0``, ``cuda:1``, ...); others stay as given."""
+    if device != "cuda":
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return f"cuda:{slot % count}" if count > 1 else device
+
+
+class LocalPool:
+    """``size`` worker processes, each with the segmenter ``args`` ask for (``qmra batch``'s parsed
+    network and speed flags), writing to ``outputs``."""
+
+    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, size: int) -> None:
+        self.args, self.outputs, self.size = args, outputs, size
+        self._context = multiprocessing.get_context("spawn")
+        self._results = self._context.Queue()
+        self._tasks: list = [None] * size
+        self._processes: list = [None] * size
+        self._busy: set[int] = set()
+
+    def start(self) -> None:
+        for slot in range(self.size):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        args = argparse.Namespace(**vars(self.args))
+        args.device = worker_device(args.device, slot)
+        self._tasks[slot] = self._context.Queue()
+        process = self._context.Process(target=_work, args=(args, self.outputs, slot, self._tasks[slot], self._results),
+                                        name=f"qmra-batch-{slot}", daemon=True)
+        process.start()
+        self._processes[slot] = process
+
+    def submit(self, slot: int, job: Job) -> None:
+        self._busy.add(slot)
+        self._tasks[slot].put(job)
+
+    def events(self, timeout: float) -> list[Event]:
+        found: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found.append(self._results.get(timeout=max(0.0, deadline - time.monotonic()) if not found else 0.0))
+            except queue.Empty:
+                break
+        ended = {e.slot for e in found if e.kind == "ended"}
+        for event in found:
+            if event.kind == "ended":
+                self._busy.discard(event.slot)
+        for slot in sorted(self._busy - ended):
+            process = self._processes[slot]
+            if not process.is_alive() and self._results.empty():
+                self._busy.discard(slot)
+                found.append(Event("died", slot, reason=f"exit code {process.exitcode}"))
+        return found
+
+    def revive(self, slot: int) -> None:
+        self._spawn(slot)
+
+    def interrupt(self) -> None:
+        for process in self._processes:
+            if process is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)  # a worker already stopping ignores it
+
+    def close(self) -> None:
+        for slot, process in enumerate(self._processes):
+            if process is not None and process.is_alive():
+                self._tasks[slot].put(None)
+        for process in self._processes:
+            if process is not None:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.kill()
+
+
+def _work(args: argparse.Namespace, outputs: BatchOutputs, slot: int, tasks, results) -> None:
+    """A worker process: load the segmenter, then segment each job given until told to stop."""
+    from qmra.commands.common import make_segmenter
+
+    with terminate_interrupts():
+        try:
+            segmenter = make_segmenter(args, False)
+            while True:
+                job = tasks.get()
+                if job is None:
+                    return
+                last = [0.0]
+
+                def on_frame(frames: int) -> None:
+                    if time.monotonic() - last[0] >= FRAME_REPORT_EVERY:
+                        last[0] = time.monotonic()
+                        results.put(Event("frame", slot, frames=frames))
+
+                record = segment_job(segmenter, job, outputs, on_frame)
+                results.put(Event("ended", slot, record=record))
+                if record.status == "interrupted":
+                    return
+        except KeyboardInterrupt:  # stopped while loading or waiting: nothing was running
+            return

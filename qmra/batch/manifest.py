@@ -1,0 +1,165 @@
+"""What ``qmra batch`` segments: one :class:`BatchItem` per video, read from a manifest.
+
+Three forms, all read and checked before any work starts (a bad one is a :class:`QmraError` naming
+the line, so the command exits with code 2):
+
+- **JSON Lines** (``.jsonl``): one video a line, ``{"video": PATH, "boxes": [...], "id": NAME,
+  "box_format": "xyxy"|"xywh"}``; ``id`` and ``box_format`` are optional.
+- **CSV** (``.csv``): a header row naming the same columns; ``boxes`` holds the JSON text.
+- **A folder of videos**, each with ``NAME.boxes.json`` (the ``--boxes`` schema) beside it.
+
+``boxes`` takes ``qmra segment --boxes``' schema (``[{"id": 1, "frame": 0, "box": [x0, y0, x1,
+y1]}, ...]``) or plain boxes on the first frame (``[[x0, y0, x1, y1], ...]``: objects 1, 2, ...).
+A relative ``video`` path is taken from the manifest's folder. ``id`` names the video's output
+folder; without it, the video's file name without its extension. Whether a video opens, and whether
+its boxes lie inside its frames, is found when it is opened: it then fails alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from qmra.data.boxes import BOX_FORMATS
+from qmra.data.frames import VIDEO_SUFFIXES
+from qmra.errors import QmraError
+from qmra.inference.prompt_files import prompts_from_list
+from qmra.inference.prompts import Prompt
+
+#: The keys a manifest entry may have.
+KEYS = ("video", "boxes", "id", "box_format")
+#: Ids become folder names: letters, digits, dot, dash, underscore and spaces inside.
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
+RESERVED_IDS = ("index.jsonl",)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One video of a batch: its ``id`` (its output folder's name), ``video`` (a file or a frame
+    folder), its ``prompts``, and ``where`` it was given (for messages)."""
+
+    id: str
+    video: Path
+    prompts: tuple[Prompt, ...]
+    where: str
+
+
+def read_manifest(path: str | Path, box_format: str = "xyxy") -> list[BatchItem]:
+    """Every video of the manifest at ``path`` (JSON Lines, CSV or a folder), in its order;
+    ``box_format`` is the boxes' layout where an entry does not give its own."""
+    path = Path(path)
+    if path.is_dir():
+        entries = _folder_entries(path)
+    elif not path.is_file():
+        raise QmraError(f"manifest not found: {path}")
+    elif path.suffix.lower() == ".csv":
+        entries = _csv_entries(path)
+    else:
+        entries = _jsonl_entries(path)
+    items: list[BatchItem] = []
+    seen: dict[str, str] = {}
+    for where, entry in entries:
+        item = _item(entry, where, path if path.is_dir() else path.parent, box_format)
+        if item.id in seen:
+            raise QmraError(f"{where}: id {item.id!r} is already used by {seen[item.id]}; give each video its own \"id\"")
+        seen[item.id] = where
+        items.append(item)
+    if not items:
+        raise QmraError(f"{path}: no video in the manifest")
+    return items
+
+
+def _jsonl_entries(path: Path) -> Iterator[tuple[str, dict]]:
+    for number, line in enumerate(_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise QmraError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(entry, dict):
+            raise QmraError(f"{where}: expected a JSON object like {{\"video\": ..., \"boxes\": [...]}}")
+        yield where, entry
+
+
+def _csv_entries(path: Path) -> Iterator[tuple[str, dict]]:
+    reader = csv.DictReader(_text(path).splitlines())
+    columns = reader.fieldnames or []
+    missing = [c for c in ("video", "boxes") if c not in columns]
+    if missing:
+        raise QmraError(f"{path} line 1: the header must name the columns video and boxes (and optionally id, "
+                        f"box_format); {', '.join(missing)} missing")
+    for row in reader:
+        where = f"{path} line {reader.line_num}"
+        entry: dict = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+        if "boxes" in entry:
+            try:
+                entry["boxes"] = json.loads(entry["boxes"])
+            except json.JSONDecodeError as error:
+                raise QmraError(f"{where}: the boxes column is not valid JSON ({error.msg})") from None
+        yield where, entry
+
+
+def _folder_entries(folder: Path) -> Iterator[tuple[str, dict]]:
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise QmraError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) in the folder")
+    for video in videos:
+        boxes = video.with_name(f"{video.stem}.boxes.json")
+        if not boxes.is_file():
+            raise QmraError(f"{video}: no {boxes.name} beside it (the --boxes schema: a JSON list of "
+                            "{\"id\", \"frame\", \"box\"})")
+        try:
+            document = json.loads(_text(boxes))
+        except json.JSONDecodeError as error:
+            raise QmraError(f"{boxes}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        yield str(boxes), {"video": video.name, "boxes": document}
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise QmraError(f"cannot read {path}: {error}") from None
+
+
+def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
+    unknown = sorted(set(entry) - set(KEYS))
+    if unknown:
+        raise QmraError(f"{where}: unknown key {unknown[0]!r} (the keys are {', '.join(KEYS)})")
+    for key in ("video", "boxes"):
+        if key not in entry:
+            raise QmraError(f"{where}: missing key {key!r}")
+    video = entry["video"]
+    if not isinstance(video, str) or not video:
+        raise QmraError(f"{where}: \"video\" must be a path, got {video!r}")
+    layout = entry.get("box_format", box_format)
+    if layout not in BOX_FORMATS:
+        raise QmraError(f"{where}: \"box_format\" must be one of {', '.join(BOX_FORMATS)}, got {layout!r}")
+    path = Path(video).expanduser()
+    path = path if path.is_absolute() else base / path
+    return BatchItem(_id(entry, path, where), path, tuple(_prompts(entry["boxes"], where, layout)), where)
+
+
+def _prompts(boxes: object, where: str, box_format: str) -> list[Prompt]:
+    """The ``--boxes`` schema, or plain boxes (four numbers each) for objects 1, 2, ... on frame 0."""
+    if isinstance(boxes, list) and boxes and all(not isinstance(b, dict) for b in boxes):
+        boxes = [{"id": number, "box": box} for number, box in enumerate(boxes, start=1)]
+    return prompts_from_list(boxes, f"{where}: boxes", box_format)
+
+
+def _id(entry: dict, video: Path, where: str) -> str:
+    given = "id" in entry
+    name = entry["id"] if given else (video.stem if video.suffix.lower() in VIDEO_SUFFIXES else video.name)
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or not _ID.match(name) or name in RESERVED_IDS or name.endswith((" ", ".")):
+        said = f"\"id\" {name!r}" if given else f"the video's name {name!r}"
+        advice = "use letters, digits, '.', '-', '_'" + ("" if given else " in an \"id\" for it")
+        raise QmraError(f"{where}: {said} cannot name a folder; {advice}")
+    return name

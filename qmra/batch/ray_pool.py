@@ -1,0 +1,160 @@
+"""Workers as Ray actors, on a running cluster (``--ray auto`` or an address) or a Ray instance this
+command starts on this machine (``--ray`` alone).
+
+Each actor holds a segmenter and asks Ray for its share of a node: ``threads`` CPUs, or one GPU on a
+CUDA device. Actors write to ``--out`` themselves, so it must be a path every node reaches. An actor
+that dies (its process killed, its node lost) is restarted by Ray, and the scheduler retries its
+video. Ctrl-C or SIGTERM cancels the running videos: each actor closes its video's files and reports
+it as interrupted (Ray's cancellation flag, checked after every frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from qmra.batch.index import VideoRecord
+from qmra.batch.job import BatchOutputs, Job, segment_job
+from qmra.batch.schedule import Event
+from qmra.errors import QmraError
+
+#: Seconds between polls of the actors' frame counts.
+PROGRESS_EVERY = 1.0
+#: Seconds to wait for Ray to restart a dead actor before starting another in its place.
+REVIVE_SECONDS = 120.0
+
+
+class SegmentActor:
+    """One worker (wrapped by :func:`ray.remote` when the pool starts): a segmenter and the frame count
+    of the video it is on. Two calls may run at once, so that :meth:`progress` answers mid-video."""
+
+    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs) -> None:
+        from qmra.commands.common import make_segmenter
+
+        self.segmenter = make_segmenter(args, False)
+        self.outputs = outputs
+        self.frames = 0
+
+    def segment(self, job: Job) -> VideoRecord:
+        import ray
+
+        context = ray.get_runtime_context()
+        self.frames = 0
+
+        def on_frame(frames: int) -> None:
+            self.frames = frames
+            if context.is_canceled():
+                raise KeyboardInterrupt
+
+        return segment_job(self.segmenter, job, self.outputs, on_frame)
+
+    def progress(self) -> int:
+        return self.frames
+
+
+class RayPool:
+    """``size`` :class:`SegmentActor` s on the Ray cluster at ``address`` (None: a local instance)."""
+
+    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, size: int, address: str | None,
+                 threads: int) -> None:
+        self.args, self.outputs, self.size, self.address, self.threads = args, outputs, size, address, threads
+        self._actors: list = []
+        self._running: dict = {}  # task reference → slot
+        self._polled = 0.0
+        self._started_ray = False
+        self._actor_class = self._actor_args = None
+
+    def start(self) -> None:
+        ray = _import_ray()
+        if not ray.is_initialized():
+            if self.address is None:
+                ray.init(num_cpus=self.size * self.threads, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, _node_ip_address="127.0.0.1")
+            else:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+            self._started_ray = True
+        gpus = 1 if self.args.device.startswith("cuda") else 0
+        args = argparse.Namespace(**vars(self.args))
+        args.device = "cuda" if gpus else args.device  # each actor sees only the GPU Ray gave it
+        self._actor_class = ray.remote(SegmentActor).options(num_cpus=self.threads, num_gpus=gpus, max_restarts=-1,
+                                                             max_concurrency=2)
+        self._actor_args = args
+        self._actors = [self._actor_class.remote(args, self.outputs) for _ in range(self.size)]
+
+    def submit(self, slot: int, job: Job) -> None:
+        self._running[self._actors[slot].segment.remote(job)] = slot
+
+    def events(self, timeout: float) -> list[Event]:
+        import ray
+
+        found: list[Event] = []
+        if self._running:
+            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+            ready += ray.wait([r for r in self._running if r not in ready], num_returns=len(self._running) - len(ready),
+                              timeout=0)[0] if len(self._running) > len(ready) else []
+            for reference in ready:
+                slot = self._running.pop(reference)
+                try:
+                    found.append(Event("ended", slot, record=ray.get(reference)))
+                except ray.exceptions.RayError as error:  # the actor died, or its task could not run
+                    found.append(Event("died", slot, reason=type(error).__name__))
+        else:
+            time.sleep(timeout)
+        if time.monotonic() - self._polled >= PROGRESS_EVERY:
+            self._polled = time.monotonic()
+            found += self._progress(ray)
+        return found
+
+    def _progress(self, ray) -> list[Event]:
+        slots = list(self._running.values())
+        asked = [self._actors[slot].progress.remote() for slot in slots]
+        ready, _ = ray.wait(asked, num_returns=len(asked), timeout=0.2)
+        events = []
+        for slot, reference in zip(slots, asked):
+            if reference in ready:
+                try:
+                    events.append(Event("frame", slot, frames=int(ray.get(reference))))
+                except ray.exceptions.RayError:
+                    pass  # a dying actor: its task reports that
+        return events
+
+    def revive(self, slot: int) -> None:
+        """Wait for Ray to restart the slot's actor (it answers a call); after
+        :data:`REVIVE_SECONDS` without an answer, a new actor takes the slot."""
+        import ray
+
+        deadline = time.monotonic() + REVIVE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                ray.get(self._actors[slot].progress.remote(), timeout=10)
+                return
+            except ray.exceptions.RayActorError:  # still restarting
+                time.sleep(0.5)
+            except ray.exceptions.GetTimeoutError:
+                pass
+        ray.kill(self._actors[slot])
+        self._actors[slot] = self._actor_class.remote(self._actor_args, self.outputs)
+
+    def interrupt(self) -> None:
+        import ray
+
+        for reference in self._running:
+            ray.cancel(reference)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors = []
+        if self._started_ray:
+            ray.shutdown()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise QmraError("--ray needs Ray: pip install 'qmra[ray]'") from None
+    return ray

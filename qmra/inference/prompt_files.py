@@ -1,0 +1,79 @@
+"""Boxes as users give them (``--box`` texts, a ``--boxes`` JSON file, a batch manifest's list) →
+:class:`Prompt` objects, with errors that name where a bad box came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qmra.data.boxes import Box
+from qmra.errors import BoxError, QmraError
+from qmra.inference.prompts import Prompt
+
+
+def parse_prompts(boxes: list[str] | None, boxes_file: str | None, box_format: str = "xyxy") -> list[Prompt]:
+    """``--box`` texts (objects 1, 2, ... on frame 0) or a ``--boxes`` JSON file → prompts; four
+    numbers per box in ``box_format`` (xyxy or xywh)."""
+    if boxes:
+        return [_prompt(index, 0, text, box_format, f"--box {text}") for index, text in enumerate(boxes, start=1)]
+    path = Path(boxes_file or "")
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QmraError(f"boxes file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
+        raise QmraError(f"cannot read boxes file {path}: {error}") from None
+    return prompts_from_list(document, str(path), box_format)
+
+
+def prompts_from_list(document: object, where: str, box_format: str = "xyxy") -> list[Prompt]:
+    """The ``--boxes`` schema (a JSON list of ``{"id", "frame", "box"}``, frame 0 when absent) →
+    prompts; errors name ``where`` the list came from and the entry."""
+    if not isinstance(document, list) or not document:
+        raise QmraError(f"{where}: expected a non-empty JSON list of {{\"id\", \"frame\", \"box\"}} objects")
+    prompts: list[Prompt] = []
+    for number, entry in enumerate(document, start=1):
+        place = f"{where} entry {number}"
+        if not isinstance(entry, dict) or "id" not in entry or "box" not in entry:
+            raise QmraError(f"{place}: expected an object with \"id\", \"box\" and optionally \"frame\"")
+        prompt = _prompt(entry["id"], entry.get("frame", 0), entry["box"], box_format, place)
+        if any(p.object_id == prompt.object_id for p in prompts):
+            raise QmraError(f"{place}: object id {prompt.object_id} is given twice")
+        prompts.append(prompt)
+    return prompts
+
+
+class CornersOutOfOrder(BoxError):
+    """A box whose corners are out of order (x1 <= x0 or y1 <= y0): often x,y,w,h given as corners."""
+
+    def __init__(self, message: str, values: tuple[float, ...]) -> None:
+        super().__init__(message)
+        self.values = values
+
+    def hint(self, width: int, height: int) -> str:
+        """The advice, where the four numbers read as x, y, width, height fit a ``width`` × ``height`` frame."""
+        x, y, w, h = self.values
+        if w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+            return "; if these are x,y,width,height, add --box-format xywh"
+        return ""
+
+
+def _prompt(object_id: object, frame: object, box: object, box_format: str, where: str) -> Prompt:
+    """One prompt, its errors prefixed with where it came from."""
+    try:
+        parsed = Box.parse(box, box_format) if isinstance(box, str) else Box.from_values(box, box_format)
+        return Prompt(object_id, frame, parsed)  # type: ignore[arg-type]
+    except QmraError as error:
+        values = _four_numbers(box)
+        if box_format == "xyxy" and values is not None and (values[2] <= values[0] or values[3] <= values[1]):
+            raise CornersOutOfOrder(f"{where}: {error}", values) from None
+        raise QmraError(f"{where}: {error}") from None
+
+
+def _four_numbers(box: object) -> tuple[float, ...] | None:
+    parts = box.split(",") if isinstance(box, str) else box
+    try:
+        values = tuple(float(v) for v in parts)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == 4 else None

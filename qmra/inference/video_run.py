@@ -1,0 +1,150 @@
+"""One video from its prompts to its result files: what ``qmra segment`` does for its video and
+``qmra batch`` for each of its own.
+
+:class:`VideoRun` writes every frame as it is finished and closes its files on any exit (an error,
+Ctrl-C, SIGTERM), so an interrupted video keeps complete PNGs, a playable overlay and a valid RLE
+file, and ``resume`` continues it. Warnings (an object lost, a doubtful mask, a box clipped to the
+frame) are handed to a callback, one line each, so that each command says them its own way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from qmra.data.atomic import remove_stale_temporaries
+from qmra.data.frames import FrameSource
+from qmra.errors import QmraError
+from qmra.inference.lost import LostObjects
+from qmra.inference.outputs import ResultWriter, check_outputs, finished_frames
+from qmra.inference.prompts import Prompt
+from qmra.inference.quality import DoubtfulObjects, warning
+from qmra.inference.results import FrameResult
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where one video's results go: palette PNGs in ``out_dir`` (named after the frames), and
+    optionally an H.264 ``overlay``, COCO ``rle`` JSON and one binary PNG per object (``per_object``:
+    ``out_dir/<id>/<frame>.png``)."""
+
+    out_dir: Path
+    overlay: Path | None = None
+    rle: Path | None = None
+    per_object: bool = False
+
+    def check(self, *, overwrite: bool = False, resume: bool = False) -> None:
+        """Every path can be written and, unless ``overwrite`` or ``resume``, holds no earlier results
+        (:func:`~qmra.inference.outputs.check_outputs`; a :class:`QmraError` says what is wrong)."""
+        check_outputs(self.out_dir, self.overlay, self.rle, overwrite=overwrite, resume=resume)
+
+    def finished(self, source: FrameSource) -> int:
+        """Frames, consecutive from frame 0, whose PNGs an earlier run left (what ``resume`` keeps)."""
+        return finished_frames(self.out_dir, source)
+
+    def clear_temporaries(self) -> None:
+        """Remove what a killed run left half-written (its files were never published)."""
+        for folder in [self.out_dir, *(p for p in self.out_dir.glob("*") if p.is_dir() and p.name.isdigit())]:
+            remove_stale_temporaries(folder)
+        for path in (self.overlay, self.rle):
+            if path is not None and path.parent.is_dir():
+                remove_stale_temporaries(path)
+
+    def describe(self) -> str:
+        """'out/ (palette PNGs), ov.mp4, masks.json': what a finished run wrote."""
+        written = [f"{self.out_dir}/ (palette PNGs{', per-object PNGs' if self.per_object else ''})"]
+        return ", ".join(written + [str(p) for p in (self.overlay, self.rle) if p])
+
+
+def clipped_box_warning(prompt: Prompt, width: int, height: int) -> str | None:
+    """The warning for a box that reaches outside the ``width`` × ``height`` frame (the session clips
+    it), None when it lies inside; a box wholly outside is a :class:`QmraError` naming the object."""
+    try:
+        used = prompt.box.clip(width, height)
+    except QmraError as error:
+        raise QmraError(f"object {prompt.object_id}: {error}") from None
+    if used == prompt.box:
+        return None
+    return (f"object {prompt.object_id}'s box {prompt.box.format()} reaches outside the {width}x{height} frame; "
+            f"clipped to {used.format()}")
+
+
+class VideoRun:
+    """Segments ``source`` from ``prompts`` into ``plan``'s files with ``segmenter``.
+
+    ``keep``: frames 0..keep-1 already have their PNGs (a resumed run: they are recomputed to rebuild
+    the memory, checked against the files and not rewritten). ``warn`` receives each warning line;
+    ``on_frame`` is called with the number of frames finished after each one. While and after
+    :meth:`run`, ``lost``, ``doubtful``, :attr:`frames_finished` and ``seconds`` say how it went.
+    """
+
+    def __init__(self, segmenter, source: FrameSource, prompts: Sequence[Prompt], plan: OutputPlan, *,
+                 video_name: str, keep: int = 0, warn: Callable[[str], None] = lambda line: None,
+                 on_frame: Callable[[int], None] | None = None) -> None:
+        self.segmenter, self.source, self.prompts, self.plan = segmenter, source, list(prompts), plan
+        self.video_name, self.keep, self.warn, self.on_frame = video_name, keep, warn, on_frame
+        self.lost, self.doubtful = LostObjects(), DoubtfulObjects()
+        self.seconds = 0.0
+        self._writer: ResultWriter | None = None
+        self._session = None
+
+    @property
+    def adaptations(self) -> dict:
+        """The session's adaptations so far, by frame ({} before it starts or without adaptation)."""
+        return self._session.adaptations if self._session is not None else {}
+
+    @property
+    def frames_finished(self) -> int:
+        """Frames whose palette PNGs are in the output folder (kept ones included)."""
+        return self._writer.frames_finished if self._writer is not None else self.keep
+
+    @property
+    def started(self) -> bool:
+        """Whether the prompts were accepted and the output files opened."""
+        return self._writer is not None
+
+    @property
+    def frames_written(self) -> int:
+        """Frames this run went through (kept ones included): the video's length once it is done."""
+        return self._writer.frames_written if self._writer is not None else 0
+
+    def run(self) -> None:
+        """Segment every frame and write it; the files are closed on any exit, keeping what finished."""
+        info = self.source.info
+        for prompt in self.prompts:
+            clipped = clipped_box_warning(prompt, info.width, info.height)
+            if clipped:
+                self.warn(clipped)
+        session = self._session = self.segmenter.start(self.source, prompts=self.prompts)
+        plan = self.plan
+        if plan.out_dir.is_dir():
+            plan.clear_temporaries()
+        self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
+                                    video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
+                                    rle=plan.rle, keep=self.keep)
+        start = time.perf_counter()
+        try:
+            for _, result in session.propagate():
+                self._writer.write(result)
+                self._check(result, bool(session.adaptations))
+                if self.on_frame is not None:
+                    self.on_frame(self._writer.frames_written)
+        finally:
+            self._writer.close()  # keep what finished: complete PNGs, a playable overlay, a valid RLE file
+            self.seconds = time.perf_counter() - start
+
+    def _check(self, result: FrameResult, adapted: bool) -> None:
+        """A warning for each object lost on this frame, and each whose mask became doubtful."""
+        for object_id in self.lost.update(result):
+            self.warn(f"object {object_id} is lost on frame {result.index} ({result.name}): its mask is empty")
+        for object_id, signals in self.doubtful.update(result):
+            self.warn(warning(object_id, result, signals, adapted))
+
+
+def finished_text(count: int, out_dir: Path) -> str:
+    """What an interrupted or failed run leaves, for its last message."""
+    if count == 0:
+        return f"no frame was finished in {out_dir}"
+    return f"the {count} finished frame{'s' if count != 1 else ''} {'are' if count != 1 else 'is'} in {out_dir}"

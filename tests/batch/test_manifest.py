@@ -1,0 +1,73 @@
+"""Manifests: the three forms give the same videos and prompts; a bad one names its line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qmra.batch.manifest import read_manifest
+from qmra.data import Box
+from qmra.errors import QmraError
+
+
+def _jsonl(path, *entries) -> str:
+    path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in entries))
+    return str(path)
+
+
+def test_json_lines_take_both_box_schemas_ids_and_formats(tmp_path):
+    manifest = _jsonl(tmp_path / "m.jsonl",
+                      {"video": "clips/a.mp4", "boxes": [[1, 2, 30, 40], [5, 5, 9, 9]]},
+                      "",  # blank lines are allowed
+                      {"video": "/data/b", "id": "second", "box_format": "xywh",
+                       "boxes": [{"id": 7, "frame": 3, "box": [10, 20, 5, 6]}]})
+    first, second = read_manifest(manifest)
+    assert first.id == "a" and first.video == tmp_path / "clips" / "a.mp4"  # relative to the manifest's folder
+    assert [(p.object_id, p.frame, p.box) for p in first.prompts] == [(1, 0, Box(1, 2, 30, 40)), (2, 0, Box(5, 5, 9, 9))]
+    assert second.id == "second" and str(second.video) == "/data/b"
+    assert [(p.object_id, p.frame, p.box) for p in second.prompts] == [(7, 3, Box(10, 20, 15, 26))]
+    assert first.where.endswith("m.jsonl line 1") and second.where.endswith("m.jsonl line 3")
+
+
+def test_a_csv_and_a_folder_give_the_same_videos_as_json_lines(tmp_path):
+    boxes = [{"id": 1, "box": [1, 2, 30, 40]}]
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "m.csv").write_text('video,boxes,id\na.mp4,"' + json.dumps(boxes).replace('"', '""') + '",x\n')
+    (tmp_path / "folder").mkdir()
+    for name in ("b.mp4", "a.mp4"):
+        (tmp_path / "folder" / name).write_bytes(b"")
+        (tmp_path / "folder" / name.replace(".mp4", ".boxes.json")).write_text(json.dumps(boxes))
+    (from_csv,) = read_manifest(tmp_path / "csv" / "m.csv")
+    assert (from_csv.id, from_csv.video, from_csv.prompts[0].box) == ("x", tmp_path / "csv" / "a.mp4", Box(1, 2, 30, 40))
+    assert [(i.id, i.video.name) for i in read_manifest(tmp_path / "folder")] == [("a", "a.mp4"), ("b", "b.mp4")]
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}, {"boxes": [[1, 2, 3, 4]]}], "m.jsonl line 2: missing key 'video'"),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}, '{"video": "b.mp4", "boxes": [[1,2,3,4]]'], "m.jsonl line 2: not valid JSON"),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}, {"video": "x/a.mp4", "boxes": [[1, 2, 3, 4]]}],
+     "m.jsonl line 2: id 'a' is already used by"),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3]]}], "m.jsonl line 1: boxes entry 1: "),
+    ([{"video": "a.mp4", "boxes": [[1, 2, "x", 4]]}], "m.jsonl line 1: boxes entry 1: "),
+    ([{"video": "a.mp4", "boxes": []}], "m.jsonl line 1: boxes: expected a non-empty JSON list"),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]], "frames": 3}], "m.jsonl line 1: unknown key 'frames'"),
+    ([{"video": "a.mp4", "id": "../up", "boxes": [[1, 2, 3, 4]]}], "m.jsonl line 1: \"id\" '../up' cannot name a folder"),
+    ([["a.mp4"]], "m.jsonl line 1: expected a JSON object"),
+])
+def test_a_bad_manifest_line_is_one_error_naming_it(tmp_path, lines, message):
+    with pytest.raises(QmraError, match=None) as raised:
+        read_manifest(_jsonl(tmp_path / "m.jsonl", *lines))
+    assert message in str(raised.value)
+
+
+def test_a_folder_video_without_its_boxes_file_is_an_error(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    with pytest.raises(QmraError, match="a.mp4: no a.boxes.json beside it"):
+        read_manifest(tmp_path)
+
+
+def test_a_csv_without_the_columns_is_an_error(tmp_path):
+    (tmp_path / "m.csv").write_text("path,box\na.mp4,1\n")
+    with pytest.raises(QmraError, match="line 1: the header must name the columns video and boxes"):
+        read_manifest(tmp_path / "m.csv")

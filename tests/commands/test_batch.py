@@ -1,0 +1,178 @@
+"""``qmra batch`` end to end on small synthetic clips: the same files as ``qmra segment``, failures
+that stay alone, runs stopped midway (SIGINT, SIGTERM, a killed Ray actor) that finish identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qmra.cli import main
+from qmra.data import SyntheticConfig, SyntheticVideo, open_frames
+
+REPO = Path(__file__).resolve().parents[2]
+SLOW_FRAMES = Path(__file__).resolve().parents[1] / "batch" / "slow_frames"
+#: Every run here uses one thread per worker: a different count may round a boundary pixel otherwise.
+SAME = ("--threads", "1", "--quiet")
+
+
+def _clips(folder: Path, count: int, frames: int = 6) -> list[dict]:
+    """``count`` mp4 clips in ``folder`` and their manifest entries (two objects each)."""
+    entries = []
+    for seed in range(count):
+        video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=frames, num_objects=2, seed=seed))
+        video.write_mp4(folder / f"clip{seed}.mp4", fps=10)
+        entries.append({"video": f"clip{seed}.mp4",
+                        "boxes": [list(b.as_tuple()) for _, b in sorted(video.first_boxes().items())]})
+    return entries
+
+
+def _manifest(folder: Path, entries: list[dict]) -> Path:
+    path = folder / "manifest.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return path
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _index(out: Path) -> dict[str, dict]:
+    latest = {}
+    for line in (out / "index.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        latest[record["id"]] = record
+    return latest
+
+
+def _segment_each(tmp_path: Path, entries: list[dict], weights: Path) -> Path:
+    """What ``qmra segment`` writes for each entry, in the layout batch uses."""
+    reference = tmp_path / "reference"
+    for entry in entries:
+        folder = reference / Path(entry["video"]).stem
+        boxes = [",".join(f"{v:g}" for v in box) for box in entry["boxes"]]
+        args = ["segment", str(tmp_path / entry["video"]), "--out", str(folder), "--weights", str(weights),
+                "--overlay", str(folder / "overlay.mp4"), "--rle", str(folder / "masks.rle.json"), *SAME]
+        assert main(args + [a for box in boxes for a in ("--box", box)]) == 0
+    return reference
+
+
+def _batch_process(manifest: Path, out: Path, weights: Path, *extra: str, delay: float = 0.0) -> subprocess.Popen:
+    """``qmra batch`` in a process of its own (signals go to it alone), frames slowed by ``delay`` s."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SLOW_FRAMES), str(REPO)]),
+           "QMRA_TEST_FRAME_DELAY": str(delay)}
+    command = [sys.executable, "-m", "qmra", "batch", str(manifest), "--out", str(out), "--weights", str(weights),
+               "--overlay", "--rle", *SAME, *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_pngs(folder: Path, count: int, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while len(list(folder.glob("*.png"))) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {count} PNGs in {folder} after {seconds} s"
+        time.sleep(0.05)
+
+
+def test_two_workers_write_what_segment_writes_and_a_corrupt_video_fails_alone(tmp_path, weights, capsys):
+    entries = _clips(tmp_path, 3)
+    (tmp_path / "broken.mp4").write_bytes((tmp_path / "clip0.mp4").read_bytes()[:600])
+    manifest = _manifest(tmp_path, entries + [{"video": "broken.mp4", "boxes": [[1, 1, 20, 20]]},
+                                              {"video": "clip1.mp4", "id": "outside", "boxes": [[70, 1, 90, 20]]}])
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--rle",
+                 "--workers", "2", *SAME]) == 1
+    err = capsys.readouterr().err
+    assert "qmra: error: broken: " in err and "qmra: error: outside: object 1: " in err
+    reference = _segment_each(tmp_path, entries, weights)
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        assert _files(out / name) == _files(reference / name), name
+    index = _index(out)
+    assert {k: v["status"] for k, v in index.items()} == {"clip0": "done", "clip1": "done", "clip2": "done",
+                                                          "broken": "failed", "outside": "failed"}
+    assert index["clip2"]["frames"] == 6 and "lies outside" in index["outside"]["error"]
+
+    lines = len((out / "index.jsonl").read_text().splitlines())  # again: the finished videos are skipped
+    assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--rle",
+                 "--threads", "1"]) == 1
+    assert "5 videos: 2 to segment, 3 already done" in capsys.readouterr().err
+    assert len((out / "index.jsonl").read_text().splitlines()) == lines + 2
+
+
+def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}\n{"video": "b.mp4", "boxes": [[1, 2, 3]]}\n')
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--weights", str(weights)]) == 2
+    assert capsys.readouterr().err.startswith(f"qmra: error: {manifest} line 2: boxes entry 1: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_stopped_with_sigint_then_run_again_it_ends_as_a_run_never_stopped(tmp_path, weights):
+    entries = _clips(tmp_path, 3, frames=8)
+    manifest = _manifest(tmp_path, entries)
+    out = tmp_path / "out"
+    process = _batch_process(manifest, out, weights, "--workers", "2", delay=0.3)
+    _wait_for_pngs(out / "clip0", 2, process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    stopped = _index(out)
+    assert "interrupted" in {r["status"] for r in stopped.values()}, stopped
+    assert "their finished frames are kept" in err
+
+    again = _batch_process(manifest, out, weights, "--workers", "2")
+    assert again.wait(timeout=300) == 0, again.communicate()
+    assert {r["status"] for r in _index(out).values()} == {"done"}
+    reference = tmp_path / "never-stopped"
+    assert _batch_process(manifest, reference, weights, "--workers", "2").wait(timeout=300) == 0
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        assert _files(out / name) == _files(reference / name), name
+
+
+def test_sigterm_keeps_finished_frames_and_closes_the_overlay_and_rle_of_segment(tmp_path, weights):
+    entries = _clips(tmp_path, 1, frames=30)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SLOW_FRAMES), str(REPO)]), "QMRA_TEST_FRAME_DELAY": "0.2"}
+    box = ",".join(f"{v:g}" for v in entries[0]["boxes"][0])
+    process = subprocess.Popen([sys.executable, "-m", "qmra", "segment", str(tmp_path / "clip0.mp4"), "--out", str(out),
+                                "--weights", str(weights), "--box", box, "--overlay", str(tmp_path / "ov.mp4"),
+                                "--rle", str(tmp_path / "masks.json"), *SAME], env=env, stderr=subprocess.PIPE, text=True)
+    _wait_for_pngs(out, 3, process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    finished = len(list(out.glob("*.png")))
+    assert 3 <= finished < 30 and f"terminated; the {finished} finished frames are in {out}" in err
+    assert open_frames(tmp_path / "ov.mp4").info.num_frames == finished  # a playable overlay of those frames
+    assert len(json.loads((tmp_path / "masks.json").read_text())["frames"]) == finished
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_through_ray_a_killed_actor_has_its_video_retried_and_identical(tmp_path, weights):
+    pytest.importorskip("ray")
+    entries = _clips(tmp_path, 2, frames=10)
+    manifest = _manifest(tmp_path, entries)
+    out = tmp_path / "out"
+    process = _batch_process(manifest, out, weights, "--ray", "--workers", "1", delay=0.3)
+    _wait_for_pngs(out / "clip0", 2, process, seconds=180)
+    actors = subprocess.run(["pgrep", "-f", "SegmentActor"], capture_output=True, text=True).stdout.split()
+    assert actors, "no Ray actor process found"
+    for pid in actors:
+        os.kill(int(pid), signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    index = _index(out)
+    assert index["clip0"]["status"] == "done" and index["clip0"]["attempt"] == 2
+    reference = _segment_each(tmp_path, entries, weights)
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        assert _files(out / name) == _files(reference / name), name
