@@ -77,9 +77,11 @@ PARSE_ONLY = {
     "qmra ui": "serves a web page until stopped (tests/ui drives it in a real Chromium)",
     "benchmark shell script": "packs data, trains or times for minutes to hours, much of it on a GPU; the script must "
                               "exist, pass bash -n, know the part asked for and read every variable the command sets",
+    "ray": "starts a node of a Ray cluster (tests/commands/test_batch.py runs qmra batch on a local Ray instance)",
+    "qmra batch --ray": "joins a Ray cluster that `ray start` made (tests/commands/test_batch.py runs a local instance)",
 }
 #: Commands that run here (on the fixtures, with the tiny network).
-RUN = {"qmra segment", "qmra eval", "qmra synthetic", "qmra model"}
+RUN = {"qmra segment", "qmra batch", "qmra eval", "qmra synthetic", "qmra model"}
 #: Appended to a command before it runs, to keep it under a second (argparse: the last value wins).
 #: The command as written is parsed as well.
 CHEAPER = {"qmra synthetic": ["--frames", "3"]}
@@ -177,8 +179,13 @@ def kind(command: Command) -> str:
     """What sort of command this is: a key of ``RUN`` or ``PARSE_ONLY``, or the test fails."""
     found = qmra_arguments(command.argv)
     if found:
-        return "torchrun" if found[0] == "torchrun" else f"qmra {parse_qmra(command).command}"
+        args = parse_qmra(command)
+        if found[0] == "torchrun":
+            return "torchrun"
+        return "qmra batch --ray" if args.command == "batch" and args.ray else f"qmra {args.command}"
     program = Path(command.argv[0]).name
+    if program == "ray":
+        return "ray"
     if program == "make":
         return "make"
     if program in ("python", "python3") and benchmark_script(command.argv):
@@ -358,6 +365,10 @@ def workspace(tmp_path: Path, library: Library, text: str, clip_frames: int, mon
     (work / "video.mp4").symlink_to(library.video(clip_frames))
     (work / "frames").symlink_to(library.frame_folder, target_is_directory=True)
     (work / "boxes.json").symlink_to(library.boxes_file)
+    if "videos.jsonl" in text:  # a batch manifest: the clip twice, one object each
+        (work / "videos.jsonl").write_text(json.dumps({"video": "video.mp4", "id": "a", "boxes": [[120, 40, 380, 300]]})
+                                           + "\n" + json.dumps({"video": "video.mp4", "id": "b",
+                                                                "boxes": [[400, 60, 520, 310]]}) + "\n")
     for checkpoint in trained_checkpoints():
         (work / checkpoint).parent.mkdir(parents=True, exist_ok=True)
         (work / checkpoint).symlink_to(library.weights)
@@ -403,6 +414,8 @@ def test_shell_block_works_as_pasted(block, tmp_path, library, monkeypatch, caps
             check_benchmark_script(command, monkeypatch)
         elif what == "benchmark shell script":
             check_shell_script(command)
+        elif what == "ray":
+            assert command.argv[1:2] == ("start",), f"{command}: only `ray start` is documented here"
         elif what in PARSE_ONLY:
             args = parse_qmra(command)
             if args.command == "train":
@@ -532,6 +545,11 @@ def check_outputs(command: Command, args: argparse.Namespace, printed: str) -> N
             assert open_frames(args.overlay).info.num_frames == len(expected), command
         if args.rle:
             assert len(json.loads(Path(args.rle).read_text())["frames"]) == len(expected), command
+    elif args.command == "batch":
+        index = [json.loads(line) for line in (Path(args.out) / "index.jsonl").read_text().splitlines()]
+        assert {r["id"]: r["status"] for r in index} == {"a": "done", "b": "done"}, command
+        for record in index:
+            assert len(list((Path(args.out) / record["id"]).glob("*.png"))) == record["frames"] == SHORT_CLIP, command
     elif args.command == "eval" and args.davis:
         results = Path(args.results or args.out)
         for name in ("global_results-val.csv", "per-sequence_results-val.csv"):

@@ -15,10 +15,10 @@ from qmra.inference.progress import LINE_SECONDS, ProgressStyle, duration
 class BatchProgress:
     """Progress over ``total`` videos in ``style`` (False, "bar" or "lines") on ``stream``."""
 
-    def __init__(self, style: ProgressStyle, total: int, workers: int, stream: TextIO | None = None,
+    def __init__(self, style: ProgressStyle, total: int, stream: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.style = "bar" if style is True else style
-        self.total, self.workers = total, workers
+        self.total = total
         self.stream = stream or sys.stderr
         self.clock = clock
         self.started = clock()

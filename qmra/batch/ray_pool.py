@@ -16,6 +16,7 @@ import time
 
 from qmra.batch.index import VideoRecord
 from qmra.batch.job import BatchOutputs, Job, segment_job
+from qmra.batch.local_pool import machine_cores
 from qmra.batch.schedule import Event
 from qmra.errors import QmraError
 
@@ -54,9 +55,11 @@ class SegmentActor:
 
 
 class RayPool:
-    """``size`` :class:`SegmentActor` s on the Ray cluster at ``address`` (None: a local instance)."""
+    """``size`` :class:`SegmentActor` s on the Ray cluster at ``address`` (None: a local instance of
+    ``size`` × ``threads`` CPUs). Without a ``size``: one actor per GPU of the cluster on a CUDA
+    device, else one per ``threads`` of its CPUs."""
 
-    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, size: int, address: str | None,
+    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, size: int | None, address: str | None,
                  threads: int) -> None:
         self.args, self.outputs, self.size, self.address, self.threads = args, outputs, size, address, threads
         self._actors: list = []
@@ -69,12 +72,15 @@ class RayPool:
         ray = _import_ray()
         if not ray.is_initialized():
             if self.address is None:
-                ray.init(num_cpus=self.size * self.threads, include_dashboard=False, log_to_driver=False,
+                ray.init(num_cpus=self.size * self.threads if self.size else machine_cores(), include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR, _node_ip_address="127.0.0.1")
             else:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
             self._started_ray = True
         gpus = 1 if self.args.device.startswith("cuda") else 0
+        if self.size is None:
+            resources = ray.cluster_resources()
+            self.size = max(1, int(resources.get("GPU", 0)) if gpus else int(resources.get("CPU", 1)) // self.threads)
         args = argparse.Namespace(**vars(self.args))
         args.device = "cuda" if gpus else args.device  # each actor sees only the GPU Ray gave it
         self._actor_class = ray.remote(SegmentActor).options(num_cpus=self.threads, num_gpus=gpus, max_restarts=-1,

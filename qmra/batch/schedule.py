@@ -29,7 +29,8 @@ class Event:
 
 
 class Pool(Protocol):
-    """Workers that each hold a segmenter and take one :class:`Job` at a time."""
+    """Workers that each hold a segmenter and take one :class:`Job` at a time (``size`` of them,
+    known once started)."""
 
     size: int
 

@@ -16,6 +16,8 @@ from qmra.interrupt import exit_code, terminate_interrupts
 EXIT_SOME_FAILED = 1
 #: Worker processes per GPU when the device is CUDA (host work of one overlaps another's network).
 WORKERS_PER_GPU = 2
+#: CPU cores per worker without --workers (and per Ray actor on CPUs).
+CORES_PER_ACTOR = 2
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -42,8 +44,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--quiet", action="store_true", help="no progress bar and no summary (warnings and errors stay)")
     work = parser.add_argument_group("workers")
     work.add_argument("--workers", type=int, metavar="N",
-                      help="videos segmented at once: worker processes here, or Ray actors (default: one per "
-                           f"2 CPU cores, or {WORKERS_PER_GPU} per GPU); the CPU threads are split between them")
+                      help="videos segmented at once: worker processes here, or Ray actors; the CPU threads are split "
+                           f"between them (default: one per {CORES_PER_ACTOR} CPU cores, or {WORKERS_PER_GPU} per GPU; "
+                           f"with --ray, one per GPU or per {CORES_PER_ACTOR} CPUs of the cluster)")
     work.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                       help="run the workers as Ray actors: 'auto' joins the cluster this machine belongs to (ray start), "
                            "an address joins that one, no value starts Ray on this machine alone; needs "
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     items = read_manifest(args.manifest, args.box_format)  # a bad manifest stops here, before any work
     out = Path(args.out)
     check_folder(out, "--out")
-    _check_network(args)
+    weights = _check_network(args)
     if args.workers is not None and args.workers < 1:
         raise QmraError(f"--workers must be at least 1, got {args.workers}")
     if args.retries < 0:
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"qmra batch: {len(items)} videos: {len(jobs)} to segment, {tally.skipped} already done", file=sys.stderr)
     if jobs:
-        code = _run_jobs(args, jobs, outputs, index, tally)
+        code = _run_jobs(args, jobs, outputs, index, tally, weights)
         if code:
             return code
     if not args.quiet:
@@ -90,13 +93,13 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if tally.failed else 0
 
 
-def _run_jobs(args: argparse.Namespace, jobs: list, outputs, index, tally) -> int:
+def _run_jobs(args: argparse.Namespace, jobs: list, outputs, index, tally, weights: Path) -> int:
     """Segment ``jobs``; the interrupted exit code, or 0 once every job ended."""
     from qmra.batch.progress import BatchProgress
     from qmra.batch.schedule import run_batch
 
-    pool, workers = _pool(args, outputs, len(jobs))
-    progress = BatchProgress(progress_style(args.quiet), len(jobs), workers)
+    pool = _pool(args, outputs, len(jobs), weights)
+    progress = BatchProgress(progress_style(args.quiet), len(jobs))
     try:
         with terminate_interrupts():
             run_batch(jobs, pool, index, progress, tally, retries=args.retries)
@@ -111,21 +114,28 @@ def _run_jobs(args: argparse.Namespace, jobs: list, outputs, index, tally) -> in
     return 0
 
 
-def _check_network(args: argparse.Namespace) -> None:
+def _check_network(args: argparse.Namespace) -> Path:
     """The weights and settings the workers will load, checked here so that a mistake is one error
-    before any work, not one per video."""
+    before any work, not one per video; returns the weights file."""
     from qmra.inference.card import read_card, shipped_card
     from qmra.presets import get_preset
 
     card = read_card(args.weights) if args.weights else shipped_card()
     speed_settings(args, get_preset(args.preset).settings if args.preset else card.settings)
+    return card.path
 
 
-def _pool(args: argparse.Namespace, outputs, videos: int):
-    """The pool of workers the flags ask for, and its size."""
+def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
+    """The pool of workers the flags ask for; local workers load ``weights``."""
     from qmra.batch.local_pool import LocalPool, machine_cores, split_threads
 
     cores = machine_cores()
+    if args.ray is not None and args.workers is None:  # the cluster's resources decide, once Ray runs
+        from qmra.batch.ray_pool import RayPool
+
+        worker_args = argparse.Namespace(**vars(args))
+        worker_args.threads = getattr(args, "threads", None) or CORES_PER_ACTOR
+        return RayPool(worker_args, outputs, None, None if args.ray == "local" else args.ray, worker_args.threads)
     if args.workers is not None:
         workers = args.workers
     elif args.device.startswith("cuda"):
@@ -133,16 +143,17 @@ def _pool(args: argparse.Namespace, outputs, videos: int):
 
         workers = WORKERS_PER_GPU * max(1, torch.cuda.device_count() if args.device == "cuda" else 1)
     else:
-        workers = max(1, cores // 2)
+        workers = max(1, cores // CORES_PER_ACTOR)
     workers = min(workers, videos) if args.ray is None else workers
     threads = getattr(args, "threads", None) or split_threads(cores, workers)
     worker_args = argparse.Namespace(**vars(args))
     worker_args.threads = threads
-    if args.ray is not None:
+    if args.ray is not None:  # other nodes find their own installation's weights, or the path given
         from qmra.batch.ray_pool import RayPool
 
-        return RayPool(worker_args, outputs, workers, None if args.ray == "local" else args.ray, threads), workers
-    return LocalPool(worker_args, outputs, workers), workers
+        return RayPool(worker_args, outputs, workers, None if args.ray == "local" else args.ray, threads)
+    worker_args.weights = str(weights.resolve())  # the very file checked here
+    return LocalPool(worker_args, outputs, workers)
 
 
 def _summary(tally, seconds: float, out: Path) -> str:

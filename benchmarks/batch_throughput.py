@@ -1,0 +1,98 @@
+"""Throughput of many short videos: `qmra batch` (1 and 2 local workers, local Ray) against a shell
+loop over `qmra segment`, with the shipped weights at their recommended settings.
+
+Makes ``--clips`` mp4 clips of ``--frames`` frames cut from the DAVIS 2016 sequences in turn (each
+object from the tight box of its first mask), then times each mode over all of them, one mode after
+the other, and writes frames per second, videos per hour and the ratio to the loop:
+
+    .venv/bin/python -m benchmarks.batch_throughput --davis ../shared/data/davis2016 --work /tmp/batch-bench \\
+        --clips 20 --frames 10 --modes loop,batch1,batch2,ray --json batch-throughput.json [--args '--adapt 0']
+
+Nothing is chosen from these numbers but the default worker count; no accuracy is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+
+def make_clips(davis: Path, work: Path, clips: int, frames: int) -> Path:
+    """``clips`` mp4 files cut from the DAVIS sequences in turn, and their manifest; returns it."""
+    from qmra.data import DavisDataset, box_from_mask
+    from qmra.data.video_writer import Mp4Writer
+
+    sequences = list(DavisDataset(davis))
+    work.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for number in range(clips):
+        sequence = sequences[number % len(sequences)]
+        start = (number // len(sequences)) * frames
+        path = work / f"clip{number:02d}.mp4"
+        first = sequence.image(start)
+        writer = Mp4Writer(path, first.shape[1], first.shape[0], 24.0)
+        for index in range(start, start + frames):
+            writer.write(sequence.image(index))
+        writer.close()
+        box = box_from_mask(sequence.labels(start) > 0)
+        entries.append({"video": path.name, "id": path.stem, "boxes": [list(box.as_tuple())]})
+    manifest = work / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return manifest
+
+
+def run_mode(mode: str, manifest: Path, out: Path, extra: list[str]) -> float:
+    """Seconds the mode takes over every clip of ``manifest``, start-up included."""
+    shutil.rmtree(out, ignore_errors=True)
+    qmra = [sys.executable, "-m", "qmra"]
+    start = time.perf_counter()
+    if mode == "loop":
+        for line in manifest.read_text().splitlines():
+            entry = json.loads(line)
+            box = ",".join(f"{v:g}" for v in entry["boxes"][0])
+            subprocess.run(qmra + ["segment", str(manifest.parent / entry["video"]), "--box", box,
+                                   "--out", str(out / entry["id"]), "--quiet", *extra], check=True)
+    else:
+        workers = {"batch1": ["--workers", "1"], "batch2": ["--workers", "2"], "ray": ["--ray", "--workers", "2"]}[mode]
+        subprocess.run(qmra + ["batch", str(manifest), "--out", str(out), "--quiet", *workers, *extra], check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--davis", required=True, type=Path)
+    parser.add_argument("--work", required=True, type=Path, help="folder for the clips and the results")
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--modes", default="loop,batch1,batch2,ray")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--args", default="", help="more flags for every run, e.g. '--adapt 0'")
+    args = parser.parse_args()
+    manifest = make_clips(args.davis, args.work, args.clips, args.frames)
+    frames = args.clips * args.frames
+    results = {"clips": args.clips, "frames_per_clip": args.frames, "args": args.args, "modes": {}}
+    for mode in args.modes.split(","):
+        seconds = run_mode(mode, manifest, args.work / f"out-{mode}", args.args.split())
+        results["modes"][mode] = {"seconds": round(seconds, 1), "frames_per_s": round(frames / seconds, 3),
+                                  "videos_per_hour": round(args.clips / seconds * 3600, 1)}
+        print(f"{mode}: {seconds:.1f} s, {frames / seconds:.2f} frames/s, {args.clips / seconds * 3600:.0f} videos/h",
+              flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+    loop = results["modes"].get("loop")
+    if loop:
+        for mode, measured in results["modes"].items():
+            measured["vs_loop"] = round(loop["seconds"] / measured["seconds"], 3)
+            print(f"{mode}: {measured['vs_loop']:.2f}x the loop's throughput")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
