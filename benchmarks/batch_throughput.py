@@ -8,6 +8,7 @@ the other, and writes frames per second, videos per hour and the ratio to the lo
     .venv/bin/python -m benchmarks.batch_throughput --davis ../shared/data/davis2016 --work /tmp/batch-bench \\
         --clips 20 --frames 10 --modes loop,batch1,batch2,ray --json batch-throughput.json [--args '--adapt 0']
 
+On a GPU, many videos at once: ``--modes batch1,batch4,batch16 --args '--device cuda'``.
 Nothing is chosen from these numbers but the default worker count; no accuracy is measured.
 """
 
@@ -48,7 +49,9 @@ def make_clips(davis: Path, work: Path, clips: int, frames: int) -> Path:
 
 
 def run_mode(mode: str, manifest: Path, out: Path, extra: list[str]) -> float:
-    """Seconds the mode takes over every clip of ``manifest``, start-up included."""
+    """Seconds the mode takes over every clip of ``manifest``, start-up included: ``loop`` (one
+    ``qmra segment`` process per clip, one after the other), ``batchN`` (``qmra batch --workers N``)
+    or ``rayN`` (the same as Ray actors on a local instance; ``ray``: 2 actors)."""
     shutil.rmtree(out, ignore_errors=True)
     qmra = [sys.executable, "-m", "qmra"]
     start = time.perf_counter()
@@ -59,7 +62,8 @@ def run_mode(mode: str, manifest: Path, out: Path, extra: list[str]) -> float:
             subprocess.run(qmra + ["segment", str(manifest.parent / entry["video"]), "--box", box,
                                    "--out", str(out / entry["id"]), "--quiet", *extra], check=True)
     else:
-        workers = {"batch1": ["--workers", "1"], "batch2": ["--workers", "2"], "ray": ["--ray", "--workers", "2"]}[mode]
+        count = mode.removeprefix("batch").removeprefix("ray") or "2"
+        workers = (["--ray"] if mode.startswith("ray") else []) + ["--workers", count]
         subprocess.run(qmra + ["batch", str(manifest), "--out", str(out), "--quiet", *workers, *extra], check=True)
     return time.perf_counter() - start
 

@@ -16,7 +16,7 @@ import time
 
 from qmra.batch.index import VideoRecord
 from qmra.batch.job import BatchOutputs, Job, segment_job
-from qmra.batch.local_pool import machine_cores
+from qmra.batch.local_pool import WORKER_MEMORY, machine_cores
 from qmra.batch.schedule import Event
 from qmra.errors import QmraError
 
@@ -57,7 +57,8 @@ class SegmentActor:
 class RayPool:
     """``size`` :class:`SegmentActor` s on the Ray cluster at ``address`` (None: a local instance of
     ``size`` × ``threads`` CPUs). Without a ``size``: one actor per GPU of the cluster on a CUDA
-    device, else one per ``threads`` of its CPUs."""
+    device, else one per ``threads`` of its CPUs as its memory allows (each asks Ray for
+    :data:`~qmra.batch.local_pool.WORKER_MEMORY`)."""
 
     def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, size: int | None, address: str | None,
                  threads: int) -> None:
@@ -72,19 +73,25 @@ class RayPool:
         ray = _import_ray()
         if not ray.is_initialized():
             if self.address is None:
-                ray.init(num_cpus=self.size * self.threads if self.size else machine_cores(), include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR, _node_ip_address="127.0.0.1")
+                cpus = self.size * self.threads if self.size else machine_cores()
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                         _node_ip_address="127.0.0.1")
             else:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
             self._started_ray = True
         gpus = 1 if self.args.device.startswith("cuda") else 0
-        if self.size is None:
+        sized = self.size is None  # then each actor reserves its memory, so that as many fit as were counted
+        if sized:
             resources = ray.cluster_resources()
-            self.size = max(1, int(resources.get("GPU", 0)) if gpus else int(resources.get("CPU", 1)) // self.threads)
+            fits = int(resources.get("CPU", 1)) // self.threads
+            if "memory" in resources:
+                fits = min(fits, int(resources["memory"] // WORKER_MEMORY))
+            self.size = max(1, int(resources.get("GPU", 0)) if gpus else fits)
         args = argparse.Namespace(**vars(self.args))
         args.device = "cuda" if gpus else args.device  # each actor sees only the GPU Ray gave it
-        self._actor_class = ray.remote(SegmentActor).options(num_cpus=self.threads, num_gpus=gpus, max_restarts=-1,
-                                                             max_concurrency=2)
+        memory = int(WORKER_MEMORY) if sized and not gpus else None
+        self._actor_class = ray.remote(SegmentActor).options(num_cpus=self.threads, num_gpus=gpus, memory=memory,
+                                                             max_restarts=-1, max_concurrency=2)
         self._actor_args = args
         self._actors = [self._actor_class.remote(args, self.outputs) for _ in range(self.size)]
 

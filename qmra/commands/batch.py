@@ -16,8 +16,8 @@ from qmra.interrupt import exit_code, terminate_interrupts
 EXIT_SOME_FAILED = 1
 #: Worker processes per GPU when the device is CUDA (host work of one overlaps another's network).
 WORKERS_PER_GPU = 2
-#: CPU cores per worker without --workers (and per Ray actor on CPUs).
-CORES_PER_ACTOR = 2
+#: CPU cores per Ray actor on CPUs without --threads (as local workers: one core each).
+CORES_PER_ACTOR = 1
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -45,8 +45,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     work = parser.add_argument_group("workers")
     work.add_argument("--workers", type=int, metavar="N",
                       help="videos segmented at once: worker processes here, or Ray actors; the CPU threads are split "
-                           f"between them (default: one per {CORES_PER_ACTOR} CPU cores, or {WORKERS_PER_GPU} per GPU; "
-                           f"with --ray, one per GPU or per {CORES_PER_ACTOR} CPUs of the cluster)")
+                           f"between them (default: one per CPU core as memory allows, or {WORKERS_PER_GPU} per GPU; "
+                           "with --ray, one per GPU or per CPU of the cluster as its memory allows)")
     work.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                       help="run the workers as Ray actors: 'auto' joins the cluster this machine belongs to (ray start), "
                            "an address joins that one, no value starts Ray on this machine alone; needs "
@@ -127,7 +127,7 @@ def _check_network(args: argparse.Namespace) -> Path:
 
 def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
     """The pool of workers the flags ask for; local workers load ``weights``."""
-    from qmra.batch.local_pool import LocalPool, machine_cores, split_threads
+    from qmra.batch.local_pool import LocalPool, available_memory, cpu_workers, machine_cores, split_threads
 
     cores = machine_cores()
     if args.ray is not None and args.workers is None:  # the cluster's resources decide, once Ray runs
@@ -143,7 +143,7 @@ def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
 
         workers = WORKERS_PER_GPU * max(1, torch.cuda.device_count() if args.device == "cuda" else 1)
     else:
-        workers = max(1, cores // CORES_PER_ACTOR)
+        workers = cpu_workers(cores, available_memory())
     workers = min(workers, videos) if args.ray is None else workers
     threads = getattr(args, "threads", None) or split_threads(cores, workers)
     worker_args = argparse.Namespace(**vars(args))

@@ -119,3 +119,4 @@ def test_the_index_skips_a_torn_line_and_keeps_the_last_record_of_each_video(tmp
         f.write('{"id": "b", "status": "do')  # a crash while writing
     again = ResultIndex(path)
     assert again.done("a")["frames"] == 4 and "warnings" not in again.done("a") and again.done("b") is None
+
