@@ -26,6 +26,10 @@ def exit_code(interruption: KeyboardInterrupt) -> int:
     return EXIT_TERMINATED if isinstance(interruption, Terminated) else EXIT_INTERRUPTED
 
 
+def _ignore(signum: int, frame) -> None:
+    """A second Ctrl-C or SIGTERM while the first is being handled."""
+
+
 @contextmanager
 def terminate_interrupts(once: bool = True) -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` in the main thread while inside (elsewhere: nothing changes).
@@ -36,9 +40,9 @@ def terminate_interrupts(once: bool = True) -> Iterator[None]:
         return
 
     def stop(signum: int, frame) -> None:
-        if once:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if once:  # a handler that does nothing, not SIG_IGN: Python raises OSError for a signal caught in between
+            signal.signal(signal.SIGTERM, _ignore)
+            signal.signal(signal.SIGINT, _ignore)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}

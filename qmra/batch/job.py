@@ -69,6 +69,8 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs,
         plan = outputs.plan(item.id)
         overwrite = outputs.overwrite and job.attempt == 1  # a retry continues the first attempt's frames
         plan.check(overwrite=overwrite, resume=not overwrite)
+        if overwrite:
+            plan.remove_results()  # the folder is the video's own: no frame of an earlier run may stay
         keep = 0 if overwrite else plan.finished(source)
         video = VideoRun(segmenter, source, item.prompts, plan, video_name=item.video.stem, keep=keep,
                          warn=record.warnings.append, on_frame=on_frame)

@@ -18,7 +18,7 @@ from qmra.data.atomic import remove_stale_temporaries
 from qmra.data.frames import FrameSource
 from qmra.errors import QmraError
 from qmra.inference.lost import LostObjects
-from qmra.inference.outputs import ResultWriter, check_outputs, finished_frames
+from qmra.inference.outputs import ResultWriter, check_outputs, existing_results, finished_frames
 from qmra.inference.prompts import Prompt
 from qmra.inference.quality import DoubtfulObjects, warning
 from qmra.inference.results import FrameResult
@@ -43,6 +43,18 @@ class OutputPlan:
     def finished(self, source: FrameSource) -> int:
         """Frames, consecutive from frame 0, whose PNGs an earlier run left (what ``resume`` keeps)."""
         return finished_frames(self.out_dir, source)
+
+    def remove_results(self) -> None:
+        """Delete the results an earlier run wrote here: the palette PNGs, the per-object folders'
+        PNGs, the overlay and the RLE file (what ``--overwrite`` replaces; nothing else is touched)."""
+        for found in existing_results(self.out_dir):
+            for path in found.glob("[!.]*.png") if found.is_dir() else [found]:
+                path.unlink(missing_ok=True)
+            if found.is_dir() and not any(found.iterdir()):
+                found.rmdir()
+        for path in (self.overlay, self.rle):
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     def clear_temporaries(self) -> None:
         """Remove what a killed run left half-written (its files were never published)."""

@@ -176,3 +176,17 @@ def test_through_ray_a_killed_actor_has_its_video_retried_and_identical(tmp_path
     for entry in entries:
         name = Path(entry["video"]).stem
         assert _files(out / name) == _files(reference / name), name
+
+
+def test_overwrite_leaves_no_frame_of_the_earlier_run(tmp_path, weights):
+    entries = _clips(tmp_path, 1, frames=6)
+    manifest = _manifest(tmp_path, entries)
+    out = tmp_path / "out"
+    args = ["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--per-object", *SAME]
+    assert main(args) == 0 and len(list((out / "clip0").glob("*.png"))) == 6
+    _clips(tmp_path, 1, frames=4)  # the video is replaced by a shorter one
+    assert main(args + ["--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "clip0").glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
+    assert sorted(p.name for p in (out / "clip0" / "1").glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
+    assert open_frames(out / "clip0" / "overlay.mp4").info.num_frames == 4
+    assert _index(out)["clip0"]["frames"] == 4
