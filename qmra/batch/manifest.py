@@ -6,6 +6,7 @@ the line, so the command exits with code 2):
 - **JSON Lines** (``.jsonl``): one video a line, ``{"video": PATH, "boxes": [...], "id": NAME,
   "box_format": "xyxy"|"xywh"}``; ``id`` and ``box_format`` are optional.
 - **CSV** (``.csv``): a header row naming the same columns; ``boxes`` holds the JSON text.
+- **A JSON list** (``.json``) of the same objects.
 - **A folder of videos**, each with ``NAME.boxes.json`` (the ``--boxes`` schema) beside it.
 
 ``boxes`` takes ``qmra segment --boxes``' schema (``[{"id": 1, "frame": 0, "box": [x0, y0, x1,
@@ -58,6 +59,8 @@ def read_manifest(path: str | Path, box_format: str = "xyxy") -> list[BatchItem]
         raise QmraError(f"manifest not found: {path}")
     elif path.suffix.lower() == ".csv":
         entries = _csv_entries(path)
+    elif path.suffix.lower() == ".json":
+        entries = _json_list_entries(path)
     else:
         entries = _jsonl_entries(path)
     items: list[BatchItem] = []
@@ -82,6 +85,22 @@ def _jsonl_entries(path: Path) -> Iterator[tuple[str, dict]]:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
             raise QmraError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(entry, dict):
+            raise QmraError(f"{where}: expected a JSON object like {{\"video\": ..., \"boxes\": [...]}}")
+        yield where, entry
+
+
+def _json_list_entries(path: Path) -> Iterator[tuple[str, dict]]:
+    """A ``.json`` file: one JSON list of the entries JSON Lines would hold, one a line."""
+    try:
+        document = json.loads(_text(path))
+    except json.JSONDecodeError as error:
+        raise QmraError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(document, list):
+        raise QmraError(f"{path}: expected a JSON list of {{\"video\": ..., \"boxes\": [...]}} objects "
+                        "(or JSON Lines, one object a line, in a .jsonl file)")
+    for number, entry in enumerate(document, start=1):
+        where = f"{path} entry {number}"
         if not isinstance(entry, dict):
             raise QmraError(f"{where}: expected a JSON object like {{\"video\": ..., \"boxes\": [...]}}")
         yield where, entry

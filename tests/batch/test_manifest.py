@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_json_lines_take_both_box_schemas_ids_and_formats(tmp_path):
     assert first.where.endswith("m.jsonl line 1") and second.where.endswith("m.jsonl line 3")
 
 
-def test_a_csv_and_a_folder_give_the_same_videos_as_json_lines(tmp_path):
+def test_a_csv_a_json_list_and_a_folder_give_the_same_videos_as_json_lines(tmp_path):
     boxes = [{"id": 1, "box": [1, 2, 30, 40]}]
     (tmp_path / "csv").mkdir()
     (tmp_path / "csv" / "m.csv").write_text('video,boxes,id\na.mp4,"' + json.dumps(boxes).replace('"', '""') + '",x\n')
@@ -38,7 +39,9 @@ def test_a_csv_and_a_folder_give_the_same_videos_as_json_lines(tmp_path):
     for name in ("b.mp4", "a.mp4"):
         (tmp_path / "folder" / name).write_bytes(b"")
         (tmp_path / "folder" / name.replace(".mp4", ".boxes.json")).write_text(json.dumps(boxes))
+    (tmp_path / "csv" / "m.json").write_text(json.dumps([{"video": "a.mp4", "id": "x", "boxes": boxes}]))
     (from_csv,) = read_manifest(tmp_path / "csv" / "m.csv")
+    assert read_manifest(tmp_path / "csv" / "m.json") == [replace(from_csv, where=f"{tmp_path / 'csv' / 'm.json'} entry 1")]
     assert (from_csv.id, from_csv.video, from_csv.prompts[0].box) == ("x", tmp_path / "csv" / "a.mp4", Box(1, 2, 30, 40))
     assert [(i.id, i.video.name) for i in read_manifest(tmp_path / "folder")] == [("a", "a.mp4"), ("b", "b.mp4")]
 
