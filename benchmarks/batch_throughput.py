@@ -8,7 +8,8 @@ the other, and writes frames per second, videos per hour and the ratio to the lo
     .venv/bin/python -m benchmarks.batch_throughput --davis ../shared/data/davis2016 --work /tmp/batch-bench \\
         --clips 20 --frames 10 --modes loop,batch1,batch2,ray --json batch-throughput.json [--args '--adapt 0']
 
-On a GPU, many videos at once: ``--modes batch1,batch4,batch16 --args '--device cuda'``.
+On a GPU machine (no DAVIS there): make the clips here with ``--modes ''``, carry ``--work`` along,
+and run ``--work DIR --modes batch1,batch4,batch16 --args '--device cuda'`` there (same --frames).
 Nothing is chosen from these numbers but the default worker count; no accuracy is measured.
 """
 
@@ -70,7 +71,7 @@ def run_mode(mode: str, manifest: Path, out: Path, extra: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--davis", required=True, type=Path)
+    parser.add_argument("--davis", type=Path, help="make the clips from here (without it: reuse WORK/manifest.jsonl)")
     parser.add_argument("--work", required=True, type=Path, help="folder for the clips and the results")
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--frames", type=int, default=10)
@@ -78,10 +79,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--args", default="", help="more flags for every run, e.g. '--adapt 0'")
     args = parser.parse_args()
-    manifest = make_clips(args.davis, args.work, args.clips, args.frames)
+    if args.davis is not None:
+        manifest = make_clips(args.davis, args.work, args.clips, args.frames)
+    else:  # clips made on another machine (a GPU machine has no DAVIS copy): carry WORK there
+        manifest = args.work / "manifest.jsonl"
+        if not manifest.is_file():
+            parser.error(f"no {manifest}: give --davis to make the clips")
+        args.clips = len(manifest.read_text().splitlines())
     frames = args.clips * args.frames
     results = {"clips": args.clips, "frames_per_clip": args.frames, "args": args.args, "modes": {}}
-    for mode in args.modes.split(","):
+    for mode in filter(None, args.modes.split(",")):
         seconds = run_mode(mode, manifest, args.work / f"out-{mode}", args.args.split())
         results["modes"][mode] = {"seconds": round(seconds, 1), "frames_per_s": round(frames / seconds, 3),
                                   "videos_per_hour": round(args.clips / seconds * 3600, 1)}
