@@ -190,3 +190,22 @@ def test_overwrite_leaves_no_frame_of_the_earlier_run(tmp_path, weights):
     assert sorted(p.name for p in (out / "clip0" / "1").glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
     assert open_frames(out / "clip0" / "overlay.mp4").info.num_frames == 4
     assert _index(out)["clip0"]["frames"] == 4
+
+
+def test_a_killed_worker_process_is_replaced_and_its_video_retried_identical(tmp_path, weights):
+    entries = _clips(tmp_path, 2, frames=8)
+    manifest = _manifest(tmp_path, entries)
+    out = tmp_path / "out"
+    process = _batch_process(manifest, out, weights, "--workers", "1", delay=0.3)
+    _wait_for_pngs(out / "clip0", 2, process)
+    children = subprocess.run(["pgrep", "-f", "-P", str(process.pid), "spawn_main"], capture_output=True, text=True)
+    (worker,) = children.stdout.split()
+    os.kill(int(worker), signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    index = _index(out)
+    assert index["clip0"]["attempt"] == 2 and {r["status"] for r in index.values()} == {"done"}
+    reference = _segment_each(tmp_path, entries, weights)
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        assert _files(out / name) == _files(reference / name), name
