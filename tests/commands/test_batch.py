@@ -43,6 +43,13 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _assert_same_files(out: Path, reference: Path, entries: list[dict]) -> None:
+    """Every entry's folder under ``out`` holds the same files, byte for byte, as under ``reference``."""
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        assert _files(out / name) == _files(reference / name), name
+
+
 def _index(out: Path) -> dict[str, dict]:
     latest = {}
     for line in (out / "index.jsonl").read_text().splitlines():
@@ -90,10 +97,7 @@ def test_two_workers_write_what_segment_writes_and_a_corrupt_video_fails_alone(t
                  "--workers", "2", *SAME]) == 1
     err = capsys.readouterr().err
     assert "qmra: error: broken: " in err and "qmra: error: outside: object 1: " in err
-    reference = _segment_each(tmp_path, entries, weights)
-    for entry in entries:
-        name = Path(entry["video"]).stem
-        assert _files(out / name) == _files(reference / name), name
+    _assert_same_files(out, _segment_each(tmp_path, entries, weights), entries)
     index = _index(out)
     assert {k: v["status"] for k, v in index.items()} == {"clip0": "done", "clip1": "done", "clip2": "done",
                                                           "broken": "failed", "outside": "failed"}
@@ -132,9 +136,7 @@ def test_stopped_with_sigint_then_run_again_it_ends_as_a_run_never_stopped(tmp_p
     assert {r["status"] for r in _index(out).values()} == {"done"}
     reference = tmp_path / "never-stopped"
     assert _batch_process(manifest, reference, weights, "--workers", "2").wait(timeout=300) == 0
-    for entry in entries:
-        name = Path(entry["video"]).stem
-        assert _files(out / name) == _files(reference / name), name
+    _assert_same_files(out, reference, entries)
 
 
 def test_sigterm_keeps_finished_frames_and_closes_the_overlay_and_rle_of_segment(tmp_path, weights):
@@ -172,10 +174,7 @@ def test_through_ray_a_killed_actor_has_its_video_retried_and_identical(tmp_path
     assert process.returncode == 0, err
     index = _index(out)
     assert index["clip0"]["status"] == "done" and index["clip0"]["attempt"] == 2
-    reference = _segment_each(tmp_path, entries, weights)
-    for entry in entries:
-        name = Path(entry["video"]).stem
-        assert _files(out / name) == _files(reference / name), name
+    _assert_same_files(out, _segment_each(tmp_path, entries, weights), entries)
 
 
 def test_overwrite_leaves_no_frame_of_the_earlier_run(tmp_path, weights):
@@ -205,7 +204,4 @@ def test_a_killed_worker_process_is_replaced_and_its_video_retried_identical(tmp
     assert process.returncode == 0, err
     index = _index(out)
     assert index["clip0"]["attempt"] == 2 and {r["status"] for r in index.values()} == {"done"}
-    reference = _segment_each(tmp_path, entries, weights)
-    for entry in entries:
-        name = Path(entry["video"]).stem
-        assert _files(out / name) == _files(reference / name), name
+    _assert_same_files(out, _segment_each(tmp_path, entries, weights), entries)
