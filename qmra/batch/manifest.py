@@ -11,7 +11,8 @@ the line, so the command exits with code 2):
 
 ``boxes`` takes ``qmra segment --boxes``' schema (``[{"id": 1, "frame": 0, "box": [x0, y0, x1,
 y1]}, ...]``) or plain boxes on the first frame (``[[x0, y0, x1, y1], ...]``: objects 1, 2, ...).
-A relative ``video`` path is taken from the manifest's folder. ``id`` names the video's output
+A relative ``video`` path is taken from the manifest's folder (and made absolute: workers on other
+machines, or in another working folder, read it). ``id`` names the video's output
 folder; without it, the video's file name without its extension. Whether a video opens, and whether
 its boxes lie inside its frames, is found when it is opened: it then fails alone.
 """
@@ -66,7 +67,7 @@ def read_manifest(path: str | Path, box_format: str = "xyxy") -> list[BatchItem]
     items: list[BatchItem] = []
     seen: dict[str, str] = {}
     for where, entry in entries:
-        item = _item(entry, where, path if path.is_dir() else path.parent, box_format)
+        item = _item(entry, where, (path if path.is_dir() else path.parent).absolute(), box_format)
         if item.id in seen:
             raise QmraError(f"{where}: id {item.id!r} is already used by {seen[item.id]}; give each video its own \"id\"")
         seen[item.id] = where

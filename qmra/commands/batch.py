@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError(f"--workers must be at least 1, got {args.workers}")
     if args.retries < 0:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
-    outputs = BatchOutputs(out, args.overlay, args.rle, args.per_object, args.overwrite)
+    # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
+    outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite)
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
     jobs = []
     for item in items:
