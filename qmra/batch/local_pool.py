@@ -19,6 +19,7 @@ from pathlib import Path
 
 from qmra.batch.job import BatchOutputs, Job, segment_job
 from qmra.batch.schedule import Event
+from qmra.errors import QmraError
 from qmra.interrupt import terminate_interrupts
 
 #: Seconds between a worker's frame reports (the progress bar needs no more).
@@ -151,7 +152,12 @@ def _work(args: argparse.Namespace, outputs: BatchOutputs, slot: int, tasks, res
     parent = os.getppid()
     with terminate_interrupts():
         try:
-            segmenter = make_segmenter(args, False)
+            try:
+                segmenter = make_segmenter(args, False)
+            except Exception as error:  # no video could run here: the command stops, saying why
+                results.put(Event("broken", slot, reason=str(error) if isinstance(error, QmraError)
+                                  else f"{type(error).__name__}: {error}"))
+                return
             while True:
                 job = _next_job(tasks, parent)
                 if job is None:

@@ -61,8 +61,10 @@ class BatchProgress:
         self._show()
 
     def close(self) -> None:
+        """Take the bar off the terminal (again: nothing)."""
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
 
     def status(self) -> str:
         """'3 of 20 videos, 1234 frames, 12.3 frames/s, about 4 min left'."""

@@ -79,18 +79,23 @@ class RayPool:
             else:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
             self._started_ray = True
-        gpus = 1 if self.args.device.startswith("cuda") else 0
+        cuda = self.args.device.startswith("cuda")
+        resources = ray.cluster_resources()
+        if cuda and not resources.get("GPU"):
+            raise QmraError(f"--device {self.args.device}: the Ray cluster has no GPU (ray status lists its resources)")
         sized = self.size is None  # then each actor reserves its memory, so that as many fit as were counted
         if sized:
-            resources = ray.cluster_resources()
             fits = int(resources.get("CPU", 1)) // self.threads
             if "memory" in resources:
                 fits = min(fits, int(resources["memory"] // WORKER_MEMORY))
-            self.size = max(1, int(resources.get("GPU", 0)) if gpus else fits)
+            self.size = max(1, int(resources["GPU"]) if cuda else fits)
+        # Never more than the cluster has, or an actor would wait for ever: more actors than GPUs share them.
+        cpus = min(float(self.threads), resources.get("CPU", 1.0) / self.size)
+        gpus = min(1.0, resources["GPU"] / self.size) if cuda else 0
         args = argparse.Namespace(**vars(self.args))
-        args.device = "cuda" if gpus else args.device  # each actor sees only the GPU Ray gave it
-        memory = int(WORKER_MEMORY) if sized and not gpus else None
-        self._actor_class = ray.remote(SegmentActor).options(num_cpus=self.threads, num_gpus=gpus, memory=memory,
+        args.device = "cuda" if cuda else args.device  # each actor sees only the GPU Ray gave it
+        memory = int(WORKER_MEMORY) if sized and not cuda else None
+        self._actor_class = ray.remote(SegmentActor).options(num_cpus=cpus, num_gpus=gpus, memory=memory,
                                                              max_restarts=-1, max_concurrency=2)
         self._actor_args = args
         self._actors = [self._actor_class.remote(args, self.outputs) for _ in range(self.size)]
@@ -110,7 +115,12 @@ class RayPool:
                 slot = self._running.pop(reference)
                 try:
                     found.append(Event("ended", slot, record=ray.get(reference)))
-                except ray.exceptions.RayError as error:  # the actor died, or its task could not run
+                except ray.exceptions.RayActorError as error:
+                    if error.actor_init_failed:  # it could not load its segmenter: neither will its restarts
+                        found.append(Event("broken", slot, reason=_first_line(error)))
+                    else:  # the actor died
+                        found.append(Event("died", slot, reason=type(error).__name__))
+                except ray.exceptions.RayError as error:  # its task could not run
                     found.append(Event("died", slot, reason=type(error).__name__))
         else:
             time.sleep(timeout)
@@ -163,6 +173,13 @@ class RayPool:
         self._actors = []
         if self._started_ray:
             ray.shutdown()
+
+
+def _first_line(error: Exception) -> str:
+    """The last line of the actor's own error (Ray wraps it in its traceback)."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    qmra = [line for line in lines if "QmraError" in line or "WeightsError" in line or "ConfigError" in line]
+    return (qmra or lines or [type(error).__name__])[-1].strip()
 
 
 def _import_ray():

@@ -14,18 +14,24 @@ from typing import Protocol, Sequence
 
 from qmra.batch.index import DONE, FAILED, INTERRUPTED, ResultIndex, VideoRecord
 from qmra.batch.job import Job
+from qmra.errors import QmraError
 
 
 @dataclass(frozen=True)
 class Event:
     """What a pool reports: ``frame`` (a worker's video has ``frames`` finished frames), ``ended``
-    (its video ended: ``record``) or ``died`` (the worker died: ``reason``)."""
+    (its video ended: ``record``), ``died`` (the worker died: ``reason``) or ``broken`` (the worker
+    cannot start, ``reason``: no video could run, so the batch stops)."""
 
     kind: str
     slot: int
     frames: int = 0
     record: VideoRecord | None = None
     reason: str = ""
+
+
+class WorkerBroken(QmraError):
+    """A worker could not load its segmenter (no GPU, a bad setting): the batch cannot go on."""
 
 
 class Pool(Protocol):
@@ -70,7 +76,8 @@ def run_batch(jobs: Sequence[Job], pool: Pool, index: ResultIndex, reporter: Rep
               retries: int = 1) -> None:
     """Run ``jobs`` on ``pool`` until each is done or failed, recording each end in ``index`` and
     ``tally``. On Ctrl-C or SIGTERM (a KeyboardInterrupt here) the workers are told to stop; the
-    videos they were on are recorded as interrupted (their finished frames kept), then it re-raises."""
+    videos they were on are recorded as interrupted (their finished frames kept), then it re-raises.
+    A worker that cannot start raises :class:`WorkerBroken` once the others have stopped likewise."""
     waiting = deque(jobs)
     running: dict[int, Job] = {}
     pool.start()
@@ -82,7 +89,7 @@ def run_batch(jobs: Sequence[Job], pool: Pool, index: ResultIndex, reporter: Rep
                     pool.submit(slot, running[slot])
             for event in pool.events(timeout=0.5):
                 _handle(event, running, waiting, pool, index, reporter, tally, retries)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, WorkerBroken):
         _stop(pool, running, index, reporter, tally)
         raise
     finally:
@@ -91,6 +98,8 @@ def run_batch(jobs: Sequence[Job], pool: Pool, index: ResultIndex, reporter: Rep
 
 def _handle(event: Event, running: dict[int, Job], waiting: deque, pool: Pool, index: ResultIndex,
             reporter: Reporter, tally: BatchTally, retries: int) -> None:
+    if event.kind == "broken":
+        raise WorkerBroken(f"a worker cannot start: {event.reason}")
     job = running.get(event.slot)
     if job is None:
         return

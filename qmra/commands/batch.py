@@ -113,7 +113,8 @@ def _run_jobs(args: argparse.Namespace, jobs: list, outputs, index, tally, weigh
               f"done in this run, stopped: {stopped} (their finished frames are kept; the same command continues)",
               file=sys.stderr)
         return exit_code(interruption)
-    progress.close()
+    finally:
+        progress.close()  # before any error line: a bar left open would swallow it
     return 0
 
 
@@ -125,6 +126,10 @@ def _check_network(args: argparse.Namespace) -> Path:
 
     card = read_card(args.weights) if args.weights else shipped_card()
     speed_settings(args, get_preset(args.preset).settings if args.preset else card.settings)
+    if args.ray is None:  # a cluster's nodes may have the GPUs this machine lacks
+        from qmra.inference.segmenter import resolve_device
+
+        resolve_device(args.device)
     return card.path
 
 

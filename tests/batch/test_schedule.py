@@ -120,3 +120,16 @@ def test_the_index_skips_a_torn_line_and_keeps_the_last_record_of_each_video(tmp
     again = ResultIndex(path)
     assert again.done("a")["frames"] == 4 and "warnings" not in again.done("a") and again.done("b") is None
 
+
+
+def test_a_worker_that_cannot_start_stops_the_batch_with_its_reason(tmp_path):
+    from qmra.batch.schedule import WorkerBroken
+
+    class BrokenPool(ScriptedPool):
+        def events(self, timeout: float) -> list[Event]:
+            return [Event("broken", 1, reason="no GPU here")] if not self.interrupted else super().events(timeout)
+
+    pool, tally = BrokenPool({}), BatchTally()
+    with pytest.raises(WorkerBroken, match="a worker cannot start: no GPU here"):
+        run_batch(_jobs("a", "b", "c"), pool, ResultIndex(tmp_path / "index.jsonl"), Reporter(), tally)
+    assert pool.interrupted and pool.closed and sorted(r.id for r in tally.done + tally.interrupted) == ["a", "b"]

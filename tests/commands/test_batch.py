@@ -205,3 +205,14 @@ def test_a_killed_worker_process_is_replaced_and_its_video_retried_identical(tmp
     index = _index(out)
     assert index["clip0"]["attempt"] == 2 and {r["status"] for r in index.values()} == {"done"}
     _assert_same_files(out, _segment_each(tmp_path, entries, weights), entries)
+
+
+def test_a_device_this_machine_lacks_is_one_error_before_any_work(tmp_path, weights, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    manifest = _manifest(tmp_path, [{"video": "a.mp4", "boxes": [[1, 2, 30, 40]]}])
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--weights", str(weights), "--device", "cuda"]) == 2
+    assert capsys.readouterr().err.strip().endswith("CUDA is not available here; use --device cpu")
+    assert not (tmp_path / "out").exists()
