@@ -87,6 +87,17 @@ def _wait_for_pngs(folder: Path, count: int, process: subprocess.Popen, seconds:
         time.sleep(0.05)
 
 
+def _stopped_midway(tmp_path: Path, weights: Path, clips: int, frames: int, *extra: str):
+    """``qmra batch`` started in its own process on new clips, frames slowed, once clip0 has 2 frames:
+    (the manifest entries, the manifest, --out, the process)."""
+    entries = _clips(tmp_path, clips, frames=frames)
+    manifest = _manifest(tmp_path, entries)
+    out = tmp_path / "out"
+    process = _batch_process(manifest, out, weights, *extra, delay=0.3)
+    _wait_for_pngs(out / "clip0", 2, process, seconds=180)
+    return entries, manifest, out, process
+
+
 def test_two_workers_write_what_segment_writes_and_a_corrupt_video_fails_alone(tmp_path, weights, capsys):
     entries = _clips(tmp_path, 3)
     (tmp_path / "broken.mp4").write_bytes((tmp_path / "clip0.mp4").read_bytes()[:600])
@@ -119,11 +130,7 @@ def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):
 
 
 def test_stopped_with_sigint_then_run_again_it_ends_as_a_run_never_stopped(tmp_path, weights):
-    entries = _clips(tmp_path, 3, frames=8)
-    manifest = _manifest(tmp_path, entries)
-    out = tmp_path / "out"
-    process = _batch_process(manifest, out, weights, "--workers", "2", delay=0.3)
-    _wait_for_pngs(out / "clip0", 2, process)
+    entries, manifest, out, process = _stopped_midway(tmp_path, weights, 3, 8, "--workers", "2")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
@@ -161,11 +168,7 @@ def test_sigterm_keeps_finished_frames_and_closes_the_overlay_and_rle_of_segment
 @pytest.mark.slow
 def test_through_ray_a_killed_actor_has_its_video_retried_and_identical(tmp_path, weights):
     pytest.importorskip("ray")
-    entries = _clips(tmp_path, 2, frames=10)
-    manifest = _manifest(tmp_path, entries)
-    out = tmp_path / "out"
-    process = _batch_process(manifest, out, weights, "--ray", "--workers", "1", delay=0.3)
-    _wait_for_pngs(out / "clip0", 2, process, seconds=180)
+    entries, _, out, process = _stopped_midway(tmp_path, weights, 2, 10, "--ray", "--workers", "1")
     actors = subprocess.run(["pgrep", "-f", "SegmentActor"], capture_output=True, text=True).stdout.split()
     assert actors, "no Ray actor process found"
     for pid in actors:
@@ -192,11 +195,7 @@ def test_overwrite_leaves_no_frame_of_the_earlier_run(tmp_path, weights):
 
 
 def test_a_killed_worker_process_is_replaced_and_its_video_retried_identical(tmp_path, weights):
-    entries = _clips(tmp_path, 2, frames=8)
-    manifest = _manifest(tmp_path, entries)
-    out = tmp_path / "out"
-    process = _batch_process(manifest, out, weights, "--workers", "1", delay=0.3)
-    _wait_for_pngs(out / "clip0", 2, process)
+    entries, _, out, process = _stopped_midway(tmp_path, weights, 2, 8, "--workers", "1")
     children = subprocess.run(["pgrep", "-f", "-P", str(process.pid), "spawn_main"], capture_output=True, text=True)
     (worker,) = children.stdout.split()
     os.kill(int(worker), signal.SIGKILL)
