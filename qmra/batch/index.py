@@ -7,6 +7,7 @@ A later run takes the index with the files on disk to know what is finished (:me
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,8 @@ class VideoRecord:
     """How one video went: ``status`` (done, failed, interrupted), ``frames`` with results on disk,
     ``seconds`` of work, ``lost`` (object id → the frame it was lost from, for objects lost to the
     end), ``doubtful`` (object id → doubtful frames), ``error`` (one line, for a failed video),
-    ``warnings`` (the lines ``qmra segment`` would print), ``attempt`` (1, then 2 for a retry)."""
+    ``warnings`` (the lines ``qmra segment`` would print), ``attempt`` (1, then 2 for a retry),
+    ``run`` (:func:`run_fingerprint` of the weights, settings and outputs it was made with)."""
 
     id: str
     video: str
@@ -33,6 +35,7 @@ class VideoRecord:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     attempt: int = 1
+    run: str = ""
 
     def line(self) -> str:
         """The index line (the warnings stay out: they are printed, and can be many)."""
@@ -66,7 +69,19 @@ class ResultIndex:
             os.fsync(index.fileno())
         self.latest[record.id] = json.loads(record.line())
 
-    def done(self, video_id: str) -> dict | None:
-        """The video's last record when it says done, else None."""
+    def done(self, video_id: str, run: str) -> dict | None:
+        """The video's last record when it says done, by a run with the fingerprint ``run``; else None
+        (another run's results are checked again, as a partly done video's are)."""
         record = self.latest.get(video_id)
-        return record if record is not None and record.get("status") == DONE else None
+        if record is None or record.get("status") != DONE or record.get("run") != run:
+            return None
+        return record
+
+
+def run_fingerprint(weights: Path, settings: object, outputs: object) -> str:
+    """A short digest of what makes a batch's results: the weights file (path, size, modification
+    time), the inference settings and the output switches (dataclasses)."""
+    stat = weights.stat()
+    described = json.dumps([str(weights.resolve()), stat.st_size, stat.st_mtime_ns, asdict(settings), asdict(outputs)],
+                           sort_keys=True, default=str)
+    return hashlib.sha256(described.encode()).hexdigest()[:16]

@@ -49,10 +49,12 @@ class BatchOutputs:
 
 @dataclass(frozen=True)
 class Job:
-    """A video to segment, and which ``attempt`` this is (a retry continues what the first left)."""
+    """A video to segment, which ``attempt`` this is (a retry continues what the first left), and the
+    fingerprint of the ``run`` (:func:`~qmra.batch.index.run_fingerprint`) its record keeps."""
 
     item: BatchItem
     attempt: int = 1
+    run: str = ""
 
 
 def segment_job(segmenter, job: Job, outputs: BatchOutputs,
@@ -62,7 +64,7 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs,
     from qmra.data import open_frames
 
     item = job.item
-    record = VideoRecord(item.id, str(item.video), FAILED, attempt=job.attempt)
+    record = VideoRecord(item.id, str(item.video), FAILED, attempt=job.attempt, run=job.run)
     video: VideoRun | None = None
     try:
         source = open_frames(item.video)

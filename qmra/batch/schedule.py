@@ -9,7 +9,7 @@ continues from the frames the first attempt finished.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence
 
 from qmra.batch.index import DONE, FAILED, INTERRUPTED, ResultIndex, VideoRecord
@@ -112,7 +112,7 @@ def _handle(event: Event, running: dict[int, Job], waiting: deque, pool: Pool, i
         return
     pool.revive(event.slot)  # the worker died: a fresh one takes its place
     if job.attempt <= retries:
-        waiting.appendleft(Job(job.item, job.attempt + 1))
+        waiting.appendleft(replace(job, attempt=job.attempt + 1))
         return
     _record(VideoRecord(job.item.id, str(job.item.video), FAILED, error=f"its worker died ({event.reason}) "
                         f"{job.attempt} time{'s' if job.attempt != 1 else ''}", attempt=job.attempt),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from qmra.commands.common import add_model_arguments, progress_style, speed_settings
@@ -60,7 +61,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qmra.batch.index import ResultIndex
+    from qmra.batch.index import ResultIndex, run_fingerprint
     from qmra.batch.job import BatchOutputs, Job
     from qmra.batch.manifest import read_manifest
     from qmra.batch.schedule import BatchTally
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     items = read_manifest(args.manifest, args.box_format)  # a bad manifest stops here, before any work
     out = Path(args.out)
     check_folder(out, "--out")
-    weights = _check_network(args)
+    weights, settings = _check_network(args)
     if args.workers is not None and args.workers < 1:
         raise QmraError(f"--workers must be at least 1, got {args.workers}")
     if args.retries < 0:
@@ -78,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
     outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite)
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
+    run = run_fingerprint(weights, settings, replace(outputs, out=Path("."), overwrite=False))
     jobs = []
     for item in items:
-        finished = None if args.overwrite else index.done(item.id)
+        finished = None if args.overwrite else index.done(item.id, run)
         if finished is not None and outputs.complete(item.id, int(finished.get("frames", -1))):
             tally.skipped += 1
         else:
-            jobs.append(Job(item))
+            jobs.append(Job(item, run=run))
     if not args.quiet:
         print(f"qmra batch: {len(items)} videos: {len(jobs)} to segment, {tally.skipped} already done", file=sys.stderr)
     if jobs:
@@ -118,19 +120,19 @@ def _run_jobs(args: argparse.Namespace, jobs: list, outputs, index, tally, weigh
     return 0
 
 
-def _check_network(args: argparse.Namespace) -> Path:
+def _check_network(args: argparse.Namespace):
     """The weights and settings the workers will load, checked here so that a mistake is one error
-    before any work, not one per video; returns the weights file."""
+    before any work, not one per video; returns the weights file and the settings."""
     from qmra.inference.card import read_card, shipped_card
     from qmra.presets import get_preset
 
     card = read_card(args.weights) if args.weights else shipped_card()
-    speed_settings(args, get_preset(args.preset).settings if args.preset else card.settings)
+    settings = speed_settings(args, get_preset(args.preset).settings if args.preset else card.settings)
     if args.ray is None:  # a cluster's nodes may have the GPUs this machine lacks
         from qmra.inference.segmenter import resolve_device
 
         resolve_device(args.device)
-    return card.path
+    return card.path, settings
 
 
 def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):

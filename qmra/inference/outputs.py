@@ -146,7 +146,8 @@ def kept_labels(path: Path, computed: np.ndarray) -> np.ndarray:
     if differing > RESUME_TOLERANCE * stored.size:
         raise ResumeMismatch(
             f"{path} differs from what this run computes for that frame ({differing / stored.size:.1%} of its pixels): "
-            "--resume needs the source, boxes, weights and settings of the interrupted run (use --overwrite to start over)")
+            "continuing a run needs the source, boxes, weights and settings of the run that wrote it "
+            "(use --overwrite to start over)")
     return stored
 
 

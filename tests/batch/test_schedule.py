@@ -113,12 +113,13 @@ def test_an_interruption_records_the_running_videos_and_reraises(tmp_path):
 def test_the_index_skips_a_torn_line_and_keeps_the_last_record_of_each_video(tmp_path):
     path = tmp_path / "index.jsonl"
     index = ResultIndex(path)
-    index.add(VideoRecord("a", "a.mp4", FAILED, error="boom"))
-    index.add(VideoRecord("a", "a.mp4", DONE, frames=4, warnings=["not in the index"]))
+    index.add(VideoRecord("a", "a.mp4", FAILED, error="boom", run="r1"))
+    index.add(VideoRecord("a", "a.mp4", DONE, frames=4, warnings=["not in the index"], run="r1"))
     with open(path, "a") as f:
         f.write('{"id": "b", "status": "do')  # a crash while writing
     again = ResultIndex(path)
-    assert again.done("a")["frames"] == 4 and "warnings" not in again.done("a") and again.done("b") is None
+    assert again.done("a", "r1")["frames"] == 4 and "warnings" not in again.done("a", "r1")
+    assert again.done("b", "r1") is None and again.done("a", "r2") is None  # another run's results are not taken
 
 
 

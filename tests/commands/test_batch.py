@@ -119,6 +119,10 @@ def test_two_workers_write_what_segment_writes_and_a_corrupt_video_fails_alone(t
                  "--threads", "1"]) == 1
     assert "5 videos: 2 to segment, 3 already done" in capsys.readouterr().err
     assert len((out / "index.jsonl").read_text().splitlines()) == lines + 2
+    # Other settings: the finished videos are not taken as they are, but checked again frame by frame.
+    main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--rle", "--threads", "1",
+          "--mem-every", "2"])
+    assert "5 videos: 5 to segment, 0 already done" in capsys.readouterr().err
 
 
 def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):

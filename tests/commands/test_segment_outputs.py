@@ -177,5 +177,5 @@ def test_resume_refuses_results_of_other_boxes_and_runs_when_there_are_none(tmp_
     assert _segment(mp4, out, weights, "--box", box2, "--resume") == 2
     err = _one_error_line(capsys)
     assert f"{out / '00000.png'} differs from what this run computes for that frame" in err
-    assert "--resume needs the source, boxes, weights and settings of the interrupted run" in err
+    assert "continuing a run needs the source, boxes, weights and settings of the run that wrote it" in err
     assert sorted(p.name for p in out.glob("*.png")) == [f"{i:05d}.png" for i in range(3)]  # nothing was written
