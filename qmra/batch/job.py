@@ -38,13 +38,14 @@ class BatchOutputs:
         return OutputPlan(folder, folder / OVERLAY_NAME if self.overlay else None,
                           folder / RLE_NAME if self.rle else None, self.per_object)
 
-    def complete(self, video_id: str, frames: int) -> bool:
-        """Whether ``DIR/<id>/`` holds a finished run of ``frames`` frames with every output asked for."""
-        plan = self.plan(video_id)
-        if len(list(plan.out_dir.glob("[!.]*.png"))) != frames:
+    def complete(self, item: BatchItem, frames: int) -> bool:
+        """Whether ``DIR/<id>/`` holds a finished run of ``frames`` frames with every output asked for
+        (with ``per_object``, each object's folder of PNGs)."""
+        plan = self.plan(item.id)
+        folders = [plan.out_dir] + ([plan.out_dir / str(p.object_id) for p in item.prompts] if self.per_object else [])
+        if any(len(list(folder.glob("[!.]*.png"))) != frames for folder in folders):
             return False
-        return all(p is None or p.is_file() for p in (plan.overlay, plan.rle)) and (
-            not self.per_object or frames == 0 or any(p.is_dir() for p in plan.out_dir.iterdir()))
+        return all(p is None or p.is_file() for p in (plan.overlay, plan.rle))
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,13 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for item in items:
         finished = None if args.overwrite else index.done(item.id, run)
-        if finished is not None and outputs.complete(item.id, int(finished.get("frames", -1))):
+        if finished is not None and outputs.complete(item, int(finished.get("frames", -1))):
             tally.skipped += 1
         else:
             jobs.append(Job(item, run=run))
     if not args.quiet:
-        print(f"qmra batch: {len(items)} videos: {len(jobs)} to segment, {tally.skipped} already done", file=sys.stderr)
+        print(f"qmra batch: {len(items)} video{'s' if len(items) != 1 else ''}: {len(jobs)} to segment, "
+              f"{tally.skipped} already done", file=sys.stderr)
     if jobs:
         code = _run_jobs(args, jobs, outputs, index, tally, weights)
         if code:

@@ -219,3 +219,17 @@ def test_a_device_this_machine_lacks_is_one_error_before_any_work(tmp_path, weig
     assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--weights", str(weights), "--device", "cuda"]) == 2
     assert capsys.readouterr().err.strip().endswith("CUDA is not available here; use --device cpu")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_video_missing_an_output_is_completed_on_the_next_run(tmp_path, weights, capsys):
+    manifest = _manifest(tmp_path, _clips(tmp_path, 1, frames=4))
+    out = tmp_path / "out"
+    args = ["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--per-object", *SAME]
+    assert main(args) == 0
+    lost = out / "clip0" / "2" / "00002.png"
+    before = lost.read_bytes()
+    lost.unlink()
+    assert main([a for a in args if a != "--quiet"]) == 0
+    assert "1 video: 1 to segment, 0 already done" in capsys.readouterr().err and lost.read_bytes() == before
+    assert main([a for a in args if a != "--quiet"]) == 0
+    assert "1 video: 0 to segment, 1 already done" in capsys.readouterr().err
