@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ui,pretrained,ray]"
 	touch $@
 
-# `make test` skips the tests marked slow (about 5 minutes on 2 cores for 581 tests: 4:55 to 5:06 measured, nothing else running);
+# `make test` skips the tests marked slow (about 5 minutes on 2 cores for 581 tests: 4:55 to 5:39 measured, nothing else running);
 # CI and `make test-all` run them too (about 2 minutes more).
 test: setup
 	$(BIN)/python -m pytest -q

@@ -198,6 +198,7 @@ def test_overwrite_leaves_no_frame_of_the_earlier_run(tmp_path, weights):
     assert _index(out)["clip0"]["frames"] == 4
 
 
+@pytest.mark.slow
 def test_a_killed_worker_process_is_replaced_and_its_video_retried_identical(tmp_path, weights):
     entries, _, out, process = _stopped_midway(tmp_path, weights, 2, 8, "--workers", "1")
     children = subprocess.run(["pgrep", "-f", "-P", str(process.pid), "spawn_main"], capture_output=True, text=True)
