@@ -31,23 +31,23 @@ def _ignore(signum: int, frame) -> None:
 
 
 @contextmanager
-def terminate_interrupts(once: bool = True) -> Iterator[None]:
+def terminate_interrupts() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` in the main thread while inside (elsewhere: nothing changes).
-    ``once``: a second SIGTERM or Ctrl-C while the first is being handled (files closing) is ignored,
-    so that it cannot break the clean-up."""
+    A second SIGTERM or Ctrl-C while the first is being handled (files closing) is ignored, so that it
+    cannot break the clean-up. Ctrl-C keeps Python's handling where a shell made it ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum: int, frame) -> None:
-        if once:  # a handler that does nothing, not SIG_IGN: Python raises OSError for a signal caught in between
-            signal.signal(signal.SIGTERM, _ignore)
-            signal.signal(signal.SIGINT, _ignore)
+        # A handler that does nothing, not SIG_IGN: Python raises OSError for a signal caught in between.
+        signal.signal(signal.SIGTERM, _ignore)
+        signal.signal(signal.SIGINT, _ignore)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, stop)
-    if once and previous[signal.SIGINT] is signal.default_int_handler:
+    if previous[signal.SIGINT] is signal.default_int_handler:
         signal.signal(signal.SIGINT, stop)
     try:
         yield

@@ -29,11 +29,6 @@ FRAME_REPORT_EVERY = 0.5
 WORKER_MEMORY = 1.5e9
 
 
-def machine_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def available_memory() -> int | None:
     """Bytes of memory available to new processes (Linux's MemAvailable), None where unknown."""
     try:

@@ -16,7 +16,8 @@ import time
 
 from qmra.batch.index import VideoRecord
 from qmra.batch.job import BatchOutputs, Job, segment_job
-from qmra.batch.local_pool import WORKER_MEMORY, machine_cores
+from qmra.batch.local_pool import WORKER_MEMORY
+from qmra.inference.threads import usable_cores
 from qmra.batch.schedule import Event
 from qmra.errors import QmraError
 
@@ -73,7 +74,7 @@ class RayPool:
         ray = _import_ray()
         if not ray.is_initialized():
             if self.address is None:
-                cpus = self.size * self.threads if self.size else machine_cores()
+                cpus = self.size * self.threads if self.size else usable_cores()
                 ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                          _node_ip_address="127.0.0.1")
             else:
@@ -108,9 +109,10 @@ class RayPool:
 
         found: list[Event] = []
         if self._running:
-            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
-            ready += ray.wait([r for r in self._running if r not in ready], num_returns=len(self._running) - len(ready),
-                              timeout=0)[0] if len(self._running) > len(ready) else []
+            references = list(self._running)
+            ready, _ = ray.wait(references, num_returns=1, timeout=timeout)
+            if ready:  # every one that has ended by now, not only the first
+                ready, _ = ray.wait(references, num_returns=len(references), timeout=0)
             for reference in ready:
                 slot = self._running.pop(reference)
                 try:

@@ -137,16 +137,19 @@ def _check_network(args: argparse.Namespace):
 
 
 def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
-    """The pool of workers the flags ask for; local workers load ``weights``."""
-    from qmra.batch.local_pool import LocalPool, available_memory, cpu_workers, machine_cores, split_threads
+    """The pool of workers the flags ask for: Ray actors (their number, without --workers, from the
+    cluster's resources once Ray runs), or local processes that load ``weights``."""
+    from qmra.batch.local_pool import LocalPool, available_memory, cpu_workers, split_threads
+    from qmra.inference.threads import usable_cores
 
-    cores = machine_cores()
-    if args.ray is not None and args.workers is None:  # the cluster's resources decide, once Ray runs
+    worker_args = argparse.Namespace(**vars(args))
+    if args.ray is not None:  # other nodes find their own installation's weights, or the path given
         from qmra.batch.ray_pool import RayPool
 
-        worker_args = argparse.Namespace(**vars(args))
         worker_args.threads = getattr(args, "threads", None) or CORES_PER_ACTOR
-        return RayPool(worker_args, outputs, None, None if args.ray == "local" else args.ray, worker_args.threads)
+        return RayPool(worker_args, outputs, args.workers, None if args.ray == "local" else args.ray,
+                       worker_args.threads)
+    cores = usable_cores()
     if args.workers is not None:
         workers = args.workers
     elif args.device.startswith("cuda"):
@@ -155,14 +158,8 @@ def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
         workers = WORKERS_PER_GPU * max(1, torch.cuda.device_count() if args.device == "cuda" else 1)
     else:
         workers = cpu_workers(cores, available_memory())
-    workers = min(workers, videos) if args.ray is None else workers
-    threads = getattr(args, "threads", None) or split_threads(cores, workers)
-    worker_args = argparse.Namespace(**vars(args))
-    worker_args.threads = threads
-    if args.ray is not None:  # other nodes find their own installation's weights, or the path given
-        from qmra.batch.ray_pool import RayPool
-
-        return RayPool(worker_args, outputs, workers, None if args.ray == "local" else args.ray, threads)
+    workers = min(workers, videos)
+    worker_args.threads = getattr(args, "threads", None) or split_threads(cores, workers)
     worker_args.weights = str(weights.resolve())  # the very file checked here
     return LocalPool(worker_args, outputs, workers)
 

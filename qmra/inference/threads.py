@@ -25,11 +25,16 @@ import torch
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def free_cores(cores: int | None = None, busy: float | None = None) -> int:
     """Cores not taken by other programs: ``cores`` (default: those this process may use) minus
     ``busy``, the other runnable threads (default: :func:`other_runnable`), at least 1."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
     if busy is None:
         busy = other_runnable()
     return max(1, min(cores, cores - int(busy + 0.5)))
@@ -95,7 +100,7 @@ def explain_threads(requested: int | None) -> tuple[int, str]:
     """:func:`choose_threads`' count, and why, in words (what ``--verbose`` prints)."""
     if requested is not None:
         return requested, "as asked (--threads)"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     busy = other_runnable()
     count = min(TORCH_DEFAULT_THREADS, free_cores(cores, busy))
     return count, (f"{cores} cores usable, {busy:.1f} threads of other programs at this priority or higher "
