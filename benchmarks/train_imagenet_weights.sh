@@ -34,7 +34,7 @@ case "${1:-}" in
     # stride 8 fixed, the rest of the encoders at a tenth of the new layers' learning rate).
     "$PYTHON" -m qmra train --device cpu --backbone "$BACKBONE" --decoder-channels "$DECODER" \
         --backbone-weights "${BACKBONE_WEIGHTS:-imagenet}" --frozen-backbone "${FROZEN:-early}" \
-        --data flying:.flying-split/train@5 --data davis:.device-small/davis@2 --data davis-static:.device-small/davis@1 \
+        --memory-encoder "${MEMORY_ENCODER:-own}" --data flying:.flying-split/train@5 --data davis:.device-small/davis@2 --data davis-static:.device-small/davis@1 \
         --data composite:.device-small/davis@1 --data synthetic:64@0.5 ${INIT:+--init "$INIT"} \
         --size "${SIZE:-224}" --batch-size "${BATCH:-4}" --lr "${LR:-2e-4}" --lr-schedule cosine --warmup 50 \
         --steps 1000000 --time-budget "${BUDGET:-5100}" --save-every 100 --keep-every "${KEEP:-250}" \

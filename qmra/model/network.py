@@ -28,6 +28,7 @@ from qmra.model.config import ModelConfig
 from qmra.model.crm import CascadedRefinementModule, FoldedCRMInput
 from qmra.model.decoder import Decoder
 from qmra.model.backbones import Trunk, make_trunk, normalization
+from qmra.model.box_fusion import BoxFusion
 from qmra.model.features import BackboneFeatures
 from qmra.model.preprocess import STRIDE, Padding, prepare_image
 from qmra.model.prior import mask_prior, rectangle_prior
@@ -132,7 +133,9 @@ class QMRA(nn.Module):
         super().__init__()
         self.config = config = config or ModelConfig()
         self.query_encoder = make_trunk(config.backbone, in_channels=3)
-        self.memory_encoder = make_trunk(config.backbone, in_channels=4)
+        # fm: a trunk of its own (the paper), or the query encoder's features joined with the box map.
+        self.memory_encoder = make_trunk(config.backbone, in_channels=4) if config.memory_encoder == "own" else None
+        self.box_fusion = BoxFusion(self.query_encoder.channels) if config.memory_encoder == "shared" else None
         # f_q^r of Eq. 3: its own encoder for the 2stage-NoSiam ablation.
         self.prior_encoder = None if config.siamese or not config.two_stage else make_trunk(config.backbone, in_channels=4)
         self.normalization = normalization(config.backbone)
@@ -188,7 +191,9 @@ class QMRA(nn.Module):
         return load_backbone_weights(self.encoders(), source)
 
     def encoders(self) -> dict[str, Trunk]:
-        encoders = {"query_encoder": self.query_encoder, "memory_encoder": self.memory_encoder}
+        encoders = {"query_encoder": self.query_encoder}
+        if self.memory_encoder is not None:
+            encoders["memory_encoder"] = self.memory_encoder
         if self.prior_encoder is not None:
             encoders["prior_encoder"] = self.prior_encoder
         return encoders
@@ -207,9 +212,16 @@ class QMRA(nn.Module):
         with record_function("qmra/encoders"):
             return self.query_encoder(image)
 
-    def encode_memory(self, image: torch.Tensor, box_map: torch.Tensor) -> BackboneFeatures:
-        """fm: prepared image B×3×H'×W' (or 1×3×H'×W', shared) and box map B×1×H'×W' in [0, 1] → features."""
+    def encode_memory(self, image: torch.Tensor, box_map: torch.Tensor,
+                      query_features: BackboneFeatures | None = None) -> BackboneFeatures:
+        """fm: prepared image B×3×H'×W' (or 1×3×H'×W', shared) and box map B×1×H'×W' in [0, 1] → features.
+        ``query_features``: ``encode_query(image)`` if already made (a shared memory encoder reuses it)."""
         _check_padded(image)
+        if self.box_fusion is not None:
+            features = query_features if query_features is not None else self.encode_query(image)
+            with record_function("qmra/encoders"):
+                return self.box_fusion(features, box_map)
+        assert self.memory_encoder is not None
         with record_function("qmra/encoders"):
             return self.memory_encoder(torch.cat([image.expand(box_map.shape[0], -1, -1, -1), box_map.to(image.dtype)], dim=1))
 
@@ -244,7 +256,8 @@ class QMRA(nn.Module):
         elif query_prior.shape != (memory.batch_size, 1, padding.height, padding.width):
             raise ValueError(f"query_prior must be {memory.batch_size}x1x{padding.height}x{padding.width}, "
                              f"got {tuple(query_prior.shape)}")
-        return self.segment(image, padding, memory, track, query_prior, read=read, folded_crm=folded_crm)
+        encoding = None if self.box_fusion is None else self.encode_prior(image, padding, query_prior, query_features)
+        return self.segment(image, padding, memory, track, query_prior, encoding, read=read, folded_crm=folded_crm)
 
     def start(self, image: torch.Tensor, padding: Padding, box_maps: torch.Tensor, query_features: BackboneFeatures | None = None,
               read: ReadMode = ReadMode(), folded_crm: FoldedCRMInput | None = None) -> tuple[MemoryFrame, QMRAOutput]:
@@ -253,12 +266,12 @@ class QMRA(nn.Module):
         box_maps: B×1×H×W, the users' boxes at the unpadded size. With the siamese stage-2 encoder the
         box's stage-2 encoding *is* its memory encoding, so it is computed once.
         """
-        encoding = self.encode_prior(image, padding, box_maps)
+        if query_features is None:
+            query_features = self.encode_query(image)
+        encoding = self.encode_prior(image, padding, box_maps, query_features)
         # The prior is the box itself here, so its encoding is fm(I, box) unless stage 2 has its own encoder.
         entry = self.memorize(encoding if self.prior_encoder is None else self.encode_memory(image, padding.pad(box_maps)))
         memory = Memory.stack([entry])
-        if query_features is None:
-            query_features = self.encode_query(image)
         track = self.track(query_features, memory, read)
         if not self.config.two_stage:
             return entry, QMRAOutput(mask_logits=padding.crop(track.logits))
@@ -281,13 +294,16 @@ class QMRA(nn.Module):
             return rectangle_prior(probability, self.config.prior_threshold, box)
         return mask_prior(probability, self.config.prior_threshold)
 
-    def encode_prior(self, image: torch.Tensor, padding: Padding, prior: torch.Tensor) -> BackboneFeatures:
+    def encode_prior(self, image: torch.Tensor, padding: Padding, prior: torch.Tensor,
+                     query_features: BackboneFeatures | None = None) -> BackboneFeatures:
         """Stage 2's encoding of the query with its prior, B×1×H×W: the memory encoder (siamese) or
-        the ``2stage-nosiam`` prior encoder; the RGB part of conv1 once for all objects of a frame."""
-        if not self.config.two_stage:
-            return self.encode_memory(image, padding.pad(prior))
+        the ``2stage-nosiam`` prior encoder; the RGB part of conv1 once for all objects of a frame.
+        A shared memory encoder joins the prior to ``query_features`` (made here when not given)."""
+        if not self.config.two_stage or self.box_fusion is not None:
+            return self.encode_memory(image, padding.pad(prior), query_features)
         padded_prior = padding.pad(prior).to(image.dtype)
         encoder = self.memory_encoder if self.prior_encoder is None else self.prior_encoder
+        assert encoder is not None
         with record_function("qmra/encoders"):
             if image.shape[0] == 1 and prior.shape[0] > 1:
                 return encoder.forward_shared_image(image, padded_prior)

@@ -15,8 +15,11 @@ from qmra.model.efficientnet import EfficientNetLiteTrunk
 FROZEN_PARTS = ("none", "early", "all")
 
 
-def _box_filter(trunk: nn.Module) -> str:
-    """The name of the parameter through which the box map enters (it never starts from ImageNet)."""
+def _box_filter(trunk: nn.Module) -> str | None:
+    """The name of the parameter through which the box map enters (it never starts from ImageNet);
+    None for an RGB-only trunk (the query encoder)."""
+    if getattr(trunk, "in_channels", 3) == 3:
+        return None
     return "box_conv.weight" if isinstance(trunk, EfficientNetLiteTrunk) else "conv1.weight"
 
 

@@ -15,7 +15,7 @@ def _trainable(trunk) -> set[str]:
 def test_all_frozen_leaves_only_the_box_filter_and_the_new_layers(backbone, box):
     model = QMRA(ModelConfig(backbone=backbone, decoder_channels=32))
     assert freeze_encoders(model, "all") > 0
-    assert _trainable(model.query_encoder) == (set() if box == "box_conv.weight" else {"conv1.weight"})
+    assert _trainable(model.query_encoder) == set()  # RGB only: its conv1 holds no box filter
     assert _trainable(model.memory_encoder) == {box}
     assert all(p.requires_grad for n, p in model.named_parameters() if not n.startswith(("query_encoder.", "memory_encoder.")))
 
