@@ -20,6 +20,7 @@ LR=${LR:-3e-4}
 INIT=${INIT:-}                 # continue from a checkpoint (fp16 weights from an earlier run)
 BACKBONE_WEIGHTS=${BACKBONE_WEIGHTS:-}   # ImageNet encoders: a file (benchmarks/export_backbone.py) or 'imagenet'
 FROZEN=${FROZEN:-none}         # encoder parameters kept fixed: none, early, all
+MEMORY_ENCODER=${MEMORY_ENCODER:-own}   # own (the paper's) or shared (the query encoder's features + the box)
 FLYING=${FLYING:-$DATA/appearance}   # the cut-outs and photographs (a training split of them, to hold some out)
 # From scratch BatchNorm must learn; ImageNet encoders keep theirs (BN=none).
 BN=${BN:-train}
@@ -37,7 +38,7 @@ if command -v nvidia-smi >/dev/null && [ "$DEVICE" = cuda ]; then
 fi
 
 "$PYTHON" -m qmra train --device "$DEVICE" --backbone "$BACKBONE" --decoder-channels "$DECODER" \
-  $([ "$BN" = train ] && echo --train-batchnorm) --frozen-backbone "$FROZEN" \
+  $([ "$BN" = train ] && echo --train-batchnorm) --frozen-backbone "$FROZEN" --memory-encoder "$MEMORY_ENCODER" \
   ${BACKBONE_WEIGHTS:+--backbone-weights "$BACKBONE_WEIGHTS"} \
   --data "flying:$FLYING@5" --data "davis:$DATA/davis@2" --data "davis-static:$DATA/davis@1" \
   --data "composite:$DATA/davis@1" ${INIT:+--init "$INIT"} \

