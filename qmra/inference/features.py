@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.ensemble import Runtime
 from qmra.inference.settings import InferenceSettings
 from qmra.inference.staging import FrameStaging
@@ -32,7 +33,8 @@ class _Entry:
 
 class FeatureStore:
     """The input and the query encoding (one per network: the session's, an adapted copy's) of the
-    frame a session works on, keyed by (frame, network).
+    frame a session works on, keyed by (frame, network). With a ``batcher``, the query encoding is
+    made together with other sessions' frames (:mod:`qmra.inference.encode_batch`).
 
     Only the latest frame is held: a compiled network's outputs and the device's staging buffers are
     overwritten by the next frame's, so holding more would hand back stale tensors. A session that
@@ -40,8 +42,9 @@ class FeatureStore:
     one's; a box added on it later encodes it again, to the same values.
     """
 
-    def __init__(self, settings: InferenceSettings, device: torch.device) -> None:
+    def __init__(self, settings: InferenceSettings, device: torch.device, batcher: QueryBatcher | None = None) -> None:
         self.settings = settings
+        self._batcher = batcher
         self._staging = FrameStaging(device)
         self._entry: _Entry | None = None
 
@@ -60,7 +63,9 @@ class FeatureStore:
         entry = self._entry
         assert entry is not None and entry.index == index, "query() needs the frame's inputs() first"
         if id(runtime) not in entry.encodings:
-            entry.encodings[id(runtime)] = (runtime, runtime.encode_query(entry.inputs.prepared))
+            prepared = entry.inputs.prepared
+            encoded = self._batcher.encode(runtime, prepared) if self._batcher else runtime.encode_query(prepared)
+            entry.encodings[id(runtime)] = (runtime, encoded)
         return entry.encodings[id(runtime)][1]
 
     def clear(self) -> None:

@@ -13,6 +13,7 @@ from qmra.data.frames import FrameSource, open_frames
 from qmra.errors import QmraError
 from qmra.inference.adapt import check_adaptable
 from qmra.inference.card import WeightsCard, read_card, shipped_card
+from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.progress import ProgressStyle
 from qmra.inference.prompts import PromptsGiven
 from qmra.inference.session import InferenceSession
@@ -81,13 +82,15 @@ class Segmenter:
         return cls(None, device, settings, progress, card)
 
     def start(self, source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource,
-              prompts: PromptsGiven = ()) -> InferenceSession:
+              prompts: PromptsGiven = (), batcher: QueryBatcher | None = None) -> InferenceSession:
         """Open a video file, a frame folder, or frames in memory (H×W×3 uint8); frames are streamed.
         ``prompts``: the boxes to start with, as :meth:`InferenceSession.add_box` takes them (without
         predicting): ``{object_id: box}`` on frame 0, or ``(object_id, box[, frame])`` tuples, or
-        :class:`Prompt` objects; a box is four numbers x0, y0, x1, y1 (pixels) or a :class:`Box`."""
+        :class:`Prompt` objects; a box is four numbers x0, y0, x1, y1 (pixels) or a :class:`Box`.
+        ``batcher``: a :class:`QueryBatcher` shared by sessions run in several threads, whose frames
+        then go through the query encoder together (:mod:`qmra.inference.encode_batch`)."""
         return InferenceSession(self.model, open_frames(source), self.device, self.settings, self.progress,
-                                self.threads, prompts)
+                                self.threads, prompts, batcher)
 
 
 def _ready(model: QMRA, device: torch.device, channels_last: bool, copy: bool = True) -> QMRA:

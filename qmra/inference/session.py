@@ -16,6 +16,7 @@ from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
 from qmra.errors import QmraError
 from qmra.inference.adapt import AdaptationReport, SessionNetworks
+from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.ensemble import Runtime
 from qmra.inference.features import FeatureStore
 from qmra.inference.objects import ObjectTable
@@ -54,11 +55,13 @@ class InferenceSession:
     ``model`` (eval mode, on ``device``) is never changed: test-time adaptation works on copies
     (:attr:`networks`). ``progress``: the default of :meth:`propagate`'s bar; ``threads``: the CPU
     thread count the network's work runs with (default: chosen for the free cores); ``prompts``:
-    boxes to start with (see :meth:`Segmenter.start`).
+    boxes to start with (see :meth:`Segmenter.start`); ``batcher``: query encodings shared with
+    sessions in other threads (:mod:`qmra.inference.encode_batch`).
     """
 
     def __init__(self, model: QMRA, source: FrameSource, device: torch.device, settings: InferenceSettings,
-                 progress: ProgressStyle = False, threads: ThreadChoice | None = None, prompts: PromptsGiven = ()) -> None:
+                 progress: ProgressStyle = False, threads: ThreadChoice | None = None, prompts: PromptsGiven = (),
+                 batcher: QueryBatcher | None = None) -> None:
         self.device = device
         self.settings = settings
         self.source = source
@@ -69,7 +72,7 @@ class InferenceSession:
         self.objects = ObjectTable()
         #: The networks the objects run with: the given one and its adapted copies.
         self.networks = SessionNetworks(model, device, settings)
-        self.features = FeatureStore(settings, device)
+        self.features = FeatureStore(settings, device, batcher)
         #: Signs that a mask went wrong (FrameResult.doubts), against each object's boxed frame.
         self.quality = QualityWatch()
         self.predictor = FramePredictor(self.objects, self.networks, self.features, settings, source.frame_name)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from qmra.data.atomic import remove_stale_temporaries
 from qmra.data.frames import FrameSource
 from qmra.errors import QmraError
+from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.lost import LostObjects
 from qmra.inference.outputs import ResultWriter, check_outputs, existing_results, finished_frames
 from qmra.inference.prompts import Prompt
@@ -90,12 +91,14 @@ class VideoRun:
     the memory, checked against the files and not rewritten). ``warn`` receives each warning line;
     ``on_frame`` is called with the number of frames finished after each one. While and after
     :meth:`run`, ``lost``, ``doubtful``, :attr:`frames_finished` and ``seconds`` say how it went.
+    ``batcher``: query encodings shared with videos run in other threads (``Segmenter.start``).
     """
 
     def __init__(self, segmenter, source: FrameSource, prompts: Sequence[Prompt], plan: OutputPlan, *,
                  video_name: str, keep: int = 0, warn: Callable[[str], None] = lambda line: None,
-                 on_frame: Callable[[int], None] | None = None) -> None:
+                 on_frame: Callable[[int], None] | None = None, batcher: QueryBatcher | None = None) -> None:
         self.segmenter, self.source, self.prompts, self.plan = segmenter, source, list(prompts), plan
+        self.batcher = batcher
         self.video_name, self.keep, self.warn, self.on_frame = video_name, keep, warn, on_frame
         self.lost, self.doubtful = LostObjects(), DoubtfulObjects()
         self.seconds = 0.0
@@ -129,7 +132,7 @@ class VideoRun:
             clipped = clipped_box_warning(prompt, info.width, info.height)
             if clipped:
                 self.warn(clipped)
-        session = self._session = self.segmenter.start(self.source, prompts=self.prompts)
+        session = self._session = self.segmenter.start(self.source, prompts=self.prompts, batcher=self.batcher)
         plan = self.plan
         if plan.out_dir.is_dir():
             plan.clear_temporaries()
