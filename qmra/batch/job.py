@@ -8,6 +8,7 @@ An interruption (Ctrl-C, SIGTERM, a cancelled Ray task) closes the files and is 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,7 @@ from typing import Callable
 from qmra.batch.index import DONE, FAILED, INTERRUPTED, VideoRecord
 from qmra.batch.manifest import BatchItem
 from qmra.errors import QmraError
+from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.video_run import OutputPlan, VideoRun
 
 #: File names inside a video's folder ``DIR/<id>/`` (the masks are named after the frames).
@@ -58,10 +60,11 @@ class Job:
     run: str = ""
 
 
-def segment_job(segmenter, job: Job, outputs: BatchOutputs,
-                on_frame: Callable[[int], None] | None = None) -> VideoRecord:
+def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[int], None] | None = None,
+                batcher: QueryBatcher | None = None) -> VideoRecord:
     """Segment ``job``'s video into its folder; the record says how it went. ``on_frame`` gets the
-    frames finished after each (it may raise KeyboardInterrupt to stop the video, files closed)."""
+    frames finished after each (it may raise KeyboardInterrupt to stop the video, files closed);
+    ``batcher``: query encodings shared with the worker's other videos, run in other threads."""
     from qmra.data import open_frames
 
     item = job.item
@@ -76,8 +79,9 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs,
             plan.remove_results()  # the folder is the video's own: no frame of an earlier run may stay
         keep = 0 if overwrite else plan.finished(source)
         video = VideoRun(segmenter, source, item.prompts, plan, video_name=item.video.stem, keep=keep,
-                         warn=record.warnings.append, on_frame=on_frame)
-        video.run()
+                         warn=record.warnings.append, on_frame=on_frame, batcher=batcher)
+        with batcher.joined() if batcher is not None else nullcontext():
+            video.run()
         record.status = DONE
     except KeyboardInterrupt:
         record.status = INTERRUPTED

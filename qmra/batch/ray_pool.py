@@ -28,44 +28,55 @@ REVIVE_SECONDS = 120.0
 
 
 class SegmentActor:
-    """One worker (wrapped by :func:`ray.remote` when the pool starts): a segmenter and the frame count
-    of the video it is on. Two calls may run at once, so that :meth:`progress` answers mid-video."""
+    """One worker (wrapped by :func:`ray.remote` when the pool starts): a segmenter and the frame counts
+    of the videos it is on, ``lanes`` at once in Ray's threads (their query encodings batched, as a
+    local worker's lanes are). One more call may run, so that :meth:`progress` answers mid-video."""
 
-    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs) -> None:
+    def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, lanes: int = 1) -> None:
         from qmra.commands.common import make_segmenter
+        from qmra.inference.encode_batch import QueryBatcher
 
         self.segmenter = make_segmenter(args, False)
         self.outputs = outputs
-        self.frames = 0
+        self.batcher = QueryBatcher() if lanes > 1 else None
+        self.frames: dict[str, int] = {}
 
     def segment(self, job: Job) -> VideoRecord:
         import ray
 
         context = ray.get_runtime_context()
-        self.frames = 0
+        self.frames[job.item.id] = 0
 
         def on_frame(frames: int) -> None:
-            self.frames = frames
+            self.frames[job.item.id] = frames
             if context.is_canceled():
                 raise KeyboardInterrupt
 
-        return segment_job(self.segmenter, job, self.outputs, on_frame)
+        try:
+            return segment_job(self.segmenter, job, self.outputs, on_frame, self.batcher)
+        finally:
+            self.frames.pop(job.item.id, None)
 
-    def progress(self) -> int:
-        return self.frames
+    def progress(self) -> dict[str, int]:
+        """Finished frames of each video in hand, by id."""
+        return dict(self.frames)
 
 
 class RayPool:
     """``size`` :class:`SegmentActor` s on the Ray cluster at ``address`` (None: a local instance of
-    ``size`` × ``threads`` CPUs). Without a ``size``: one actor per GPU of the cluster on a CUDA
+    ``size`` × ``threads`` CPUs), each running ``lanes`` videos at once (slot ``s`` is lane
+    ``s % lanes`` of actor ``s // lanes``). Without a ``size``: one actor per GPU of the cluster on a CUDA
     device, else one per ``threads`` of its CPUs as its memory allows (each asks Ray for
     :data:`~qmra.batch.local_pool.WORKER_MEMORY`)."""
 
     def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, size: int | None, address: str | None,
-                 threads: int) -> None:
-        self.args, self.outputs, self.size, self.address, self.threads = args, outputs, size, address, threads
+                 threads: int, lanes: int = 1) -> None:
+        self.args, self.outputs, self.address, self.threads, self.lanes = args, outputs, address, threads, lanes
+        self.actors = size
+        self.size = (size or 0) * lanes  # slots (an actor's lanes); known once started
         self._actors: list = []
         self._running: dict = {}  # task reference → slot
+        self._jobs: dict[int, str] = {}  # slot → id of the video it runs
         self._polled = 0.0
         self._started_ray = False
         self._actor_class = self._actor_args = None
@@ -74,7 +85,7 @@ class RayPool:
         ray = _import_ray()
         if not ray.is_initialized():
             if self.address is None:
-                cpus = self.size * self.threads if self.size else usable_cores()
+                cpus = self.actors * self.threads if self.actors else usable_cores()
                 ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                          _node_ip_address="127.0.0.1")
             else:
@@ -84,25 +95,31 @@ class RayPool:
         resources = ray.cluster_resources()
         if cuda and not resources.get("GPU"):
             raise QmraError(f"--device {self.args.device}: the Ray cluster has no GPU (ray status lists its resources)")
-        sized = self.size is None  # then each actor reserves its memory, so that as many fit as were counted
+        sized = self.actors is None  # then each actor reserves its memory, so that as many fit as were counted
         if sized:
             fits = int(resources.get("CPU", 1)) // self.threads
             if "memory" in resources:
                 fits = min(fits, int(resources["memory"] // WORKER_MEMORY))
-            self.size = max(1, int(resources["GPU"]) if cuda else fits)
+            self.actors = max(1, int(resources["GPU"]) if cuda else fits)
+        assert self.actors is not None
+        self.size = self.actors * self.lanes
         # Never more than the cluster has, or an actor would wait for ever: more actors than GPUs share them.
-        cpus = min(float(self.threads), resources.get("CPU", 1.0) / self.size)
-        gpus = min(1.0, resources["GPU"] / self.size) if cuda else 0
+        cpus = min(float(self.threads), resources.get("CPU", 1.0) / self.actors)
+        gpus = min(1.0, resources["GPU"] / self.actors) if cuda else 0
         args = argparse.Namespace(**vars(self.args))
         args.device = "cuda" if cuda else args.device  # each actor sees only the GPU Ray gave it
         memory = int(WORKER_MEMORY) if sized and not cuda else None
         self._actor_class = ray.remote(SegmentActor).options(num_cpus=cpus, num_gpus=gpus, memory=memory,
-                                                             max_restarts=-1, max_concurrency=2)
+                                                             max_restarts=-1, max_concurrency=self.lanes + 1)
         self._actor_args = args
-        self._actors = [self._actor_class.remote(args, self.outputs) for _ in range(self.size)]
+        self._actors = [self._new_actor() for _ in range(self.actors)]
+
+    def _new_actor(self):
+        return self._actor_class.remote(self._actor_args, self.outputs, self.lanes)
 
     def submit(self, slot: int, job: Job) -> None:
-        self._running[self._actors[slot].segment.remote(job)] = slot
+        self._running[self._actors[slot // self.lanes].segment.remote(job)] = slot
+        self._jobs[slot] = job.item.id
 
     def events(self, timeout: float) -> list[Event]:
         import ray
@@ -132,34 +149,38 @@ class RayPool:
         return found
 
     def _progress(self, ray) -> list[Event]:
-        slots = list(self._running.values())
-        asked = [self._actors[slot].progress.remote() for slot in slots]
+        actors = sorted({slot // self.lanes for slot in self._running.values()})
+        asked = [self._actors[actor].progress.remote() for actor in actors]
         ready, _ = ray.wait(asked, num_returns=len(asked), timeout=0.2)
         events = []
-        for slot, reference in zip(slots, asked):
+        for actor, reference in zip(actors, asked):
             if reference in ready:
                 try:
-                    events.append(Event("frame", slot, frames=int(ray.get(reference))))
+                    frames = ray.get(reference)
                 except ray.exceptions.RayError:
-                    pass  # a dying actor: its task reports that
+                    continue  # a dying actor: its task reports that
+                events += [Event("frame", slot, frames=int(frames[self._jobs[slot]]))
+                           for slot in self._running.values()
+                           if slot // self.lanes == actor and self._jobs.get(slot) in frames]
         return events
 
     def revive(self, slot: int) -> None:
         """Wait for Ray to restart the slot's actor (it answers a call); after
-        :data:`REVIVE_SECONDS` without an answer, a new actor takes the slot."""
+        :data:`REVIVE_SECONDS` without an answer, a new actor takes its slots."""
         import ray
 
+        actor = slot // self.lanes
         deadline = time.monotonic() + REVIVE_SECONDS
         while time.monotonic() < deadline:
             try:
-                ray.get(self._actors[slot].progress.remote(), timeout=10)
+                ray.get(self._actors[actor].progress.remote(), timeout=10)
                 return
             except ray.exceptions.RayActorError:  # still restarting
                 time.sleep(0.5)
             except ray.exceptions.GetTimeoutError:
                 pass
-        ray.kill(self._actors[slot])
-        self._actors[slot] = self._actor_class.remote(self._actor_args, self.outputs)
+        ray.kill(self._actors[actor])
+        self._actors[actor] = self._new_actor()
 
     def interrupt(self) -> None:
         import ray

@@ -54,6 +54,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="run the workers as Ray actors: 'auto' joins the cluster this machine belongs to (ray start), "
                            "an address joins that one, no value starts Ray on this machine alone; needs "
                            "pip install 'qmra[ray]' and an --out every node reaches")
+    work.add_argument("--videos-per-worker", type=int, default=1, metavar="K",
+                      help="videos each worker segments at once, in threads sharing its network: their frames go through "
+                           "the query encoder as one batch where their working sizes match (for a GPU, which one video "
+                           "leaves idle between network calls; videos adapted with --adapt share nothing); default 1")
     work.add_argument("--retries", type=int, default=1, metavar="N",
                       help="times a video is retried when its worker dies (killed, out of memory, node lost); default 1")
     add_model_arguments(parser)
@@ -74,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     weights, settings = _check_network(args)
     if args.workers is not None and args.workers < 1:
         raise QmraError(f"--workers must be at least 1, got {args.workers}")
+    if args.videos_per_worker < 1:
+        raise QmraError(f"--videos-per-worker must be at least 1, got {args.videos_per_worker}")
     if args.retries < 0:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
@@ -148,7 +154,7 @@ def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
 
         worker_args.threads = getattr(args, "threads", None) or CORES_PER_ACTOR
         return RayPool(worker_args, outputs, args.workers, None if args.ray == "local" else args.ray,
-                       worker_args.threads)
+                       worker_args.threads, args.videos_per_worker)
     cores = usable_cores()
     if args.workers is not None:
         workers = args.workers
@@ -158,10 +164,11 @@ def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
         workers = WORKERS_PER_GPU * max(1, torch.cuda.device_count() if args.device == "cuda" else 1)
     else:
         workers = cpu_workers(cores, available_memory())
-    workers = min(workers, videos)
+    lanes = min(args.videos_per_worker, videos)
+    workers = max(1, min(workers, videos // lanes))
     worker_args.threads = getattr(args, "threads", None) or split_threads(cores, workers)
     worker_args.weights = str(weights.resolve())  # the very file checked here
-    return LocalPool(worker_args, outputs, workers)
+    return LocalPool(worker_args, outputs, workers, lanes)
 
 
 def _summary(tally, seconds: float, out: Path) -> str:

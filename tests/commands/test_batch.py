@@ -125,6 +125,52 @@ def test_two_workers_write_what_segment_writes_and_a_corrupt_video_fails_alone(t
     assert "5 videos: 5 to segment, 0 already done" in capsys.readouterr().err
 
 
+def _masks_agree(path: Path, other: Path) -> bool:
+    """The two PNGs hold the same masks up to the rounding of a batched encoder (a few pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    a, b = np.asarray(Image.open(path)), np.asarray(Image.open(other))
+    return a.shape == b.shape and float((a == b).mean()) >= 0.99
+
+
+def test_videos_sharing_a_worker_give_the_masks_segment_gives(tmp_path, weights):
+    entries = _clips(tmp_path, 3)
+    out = tmp_path / "out"
+    assert main(["batch", str(_manifest(tmp_path, entries)), "--out", str(out), "--weights", str(weights), "--overlay",
+                 "--rle", "--workers", "1", "--videos-per-worker", "3", *SAME]) == 0
+    assert {r["status"] for r in _index(out).values()} == {"done"}
+    reference = _segment_each(tmp_path, entries, weights)
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        pngs = sorted((reference / name).glob("*.png"))
+        assert len(pngs) == 6 and sorted(p.name for p in (out / name).glob("*.png")) == [p.name for p in pngs]
+        assert all(_masks_agree(p, out / name / p.name) for p in pngs), name
+        assert open_frames(out / name / "overlay.mp4").info.num_frames == 6
+        assert len(json.loads((out / name / "masks.rle.json").read_text())["frames"]) == 6
+
+
+@pytest.mark.slow
+def test_videos_sharing_a_worker_stopped_with_sigterm_end_on_the_next_run(tmp_path, weights):
+    lanes = ("--workers", "1", "--videos-per-worker", "2")
+    entries, manifest, out, process = _stopped_midway(tmp_path, weights, 3, 8, *lanes)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "interrupted" in {r["status"] for r in _index(out).values()} and "their finished frames are kept" in err
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]  # the overlays and RLE files were closed
+
+    again = _batch_process(manifest, out, weights, *lanes)
+    assert again.wait(timeout=300) == 0, again.communicate()
+    assert {r["status"] for r in _index(out).values()} == {"done"}
+    reference = _segment_each(tmp_path, entries, weights)
+    for entry in entries:
+        name = Path(entry["video"]).stem
+        pngs = sorted((reference / name).glob("*.png"))
+        assert len(pngs) == 8 and all(_masks_agree(p, out / name / p.name) for p in pngs)
+        assert open_frames(out / name / "overlay.mp4").info.num_frames == 8
+
+
 def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text('{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}\n{"video": "b.mp4", "boxes": [[1, 2, 3]]}\n')
