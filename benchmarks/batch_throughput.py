@@ -1,5 +1,5 @@
-"""Throughput of many short videos: `qmra batch` (1 and 2 local workers, local Ray) against a shell
-loop over `qmra segment`, with the shipped weights at their recommended settings.
+"""Throughput of many short videos: `qmra batch` (local workers, several videos per worker, local
+Ray) against a shell loop over `qmra segment`, with the shipped weights at their recommended settings.
 
 Makes ``--clips`` mp4 clips of ``--frames`` frames cut from the DAVIS 2016 sequences in turn (each
 object from the tight box of its first mask), then times each mode over all of them, one mode after
@@ -9,7 +9,9 @@ the other, and writes frames per second, videos per hour and the ratio to the lo
         --clips 20 --frames 10 --modes loop,batch1,batch2,ray --json batch-throughput.json [--args '--adapt 0']
 
 On a GPU machine (no DAVIS there): make the clips here with ``--modes ''``, carry ``--work`` along,
-and run ``--work DIR --modes batch1,batch4,batch16 --args '--device cuda'`` there (same --frames).
+and run ``--work DIR --modes batch1x1,batch1x4,batch1x16,batch4,batch16 --args '--device cuda --adapt 0'``
+there (one worker of 1, 4 and 16 videos at once, their query encodings batched; then 4 and 16
+worker processes sharing the GPU).
 Nothing is chosen from these numbers but the default worker count; no accuracy is measured.
 """
 
@@ -51,8 +53,9 @@ def make_clips(davis: Path, work: Path, clips: int, frames: int) -> Path:
 
 def run_mode(mode: str, manifest: Path, out: Path, extra: list[str]) -> float:
     """Seconds the mode takes over every clip of ``manifest``, start-up included: ``loop`` (one
-    ``qmra segment`` process per clip, one after the other), ``batchN`` (``qmra batch --workers N``)
-    or ``rayN`` (the same as Ray actors on a local instance; ``ray``: 2 actors)."""
+    ``qmra segment`` process per clip, one after the other), ``batchN`` (``qmra batch --workers N``),
+    ``batchNxK`` (N workers of K videos at once: ``--videos-per-worker K``) or ``rayN``/``rayNxK``
+    (the same as Ray actors on a local instance; ``ray``: 2 actors)."""
     shutil.rmtree(out, ignore_errors=True)
     qmra = [sys.executable, "-m", "qmra"]
     start = time.perf_counter()
@@ -63,8 +66,9 @@ def run_mode(mode: str, manifest: Path, out: Path, extra: list[str]) -> float:
             subprocess.run(qmra + ["segment", str(manifest.parent / entry["video"]), "--box", box,
                                    "--out", str(out / entry["id"]), "--quiet", *extra], check=True)
     else:
-        count = mode.removeprefix("batch").removeprefix("ray") or "2"
+        count, _, lanes = (mode.removeprefix("batch").removeprefix("ray") or "2").partition("x")
         workers = (["--ray"] if mode.startswith("ray") else []) + ["--workers", count]
+        workers += ["--videos-per-worker", lanes] if lanes else []
         subprocess.run(qmra + ["batch", str(manifest), "--out", str(out), "--quiet", *workers, *extra], check=True)
     return time.perf_counter() - start
 
