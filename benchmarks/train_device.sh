@@ -19,6 +19,7 @@ DECODER=${DECODER:-128}
 LR=${LR:-3e-4}
 INIT=${INIT:-}                 # continue from a checkpoint (fp16 weights from an earlier run)
 BACKBONE_WEIGHTS=${BACKBONE_WEIGHTS:-}   # ImageNet encoders: a file (benchmarks/export_backbone.py) or 'imagenet'
+BACKBONE_LR=${BACKBONE_LR:-}   # the encoder's learning rate over the new layers' (default: 0.1 with ImageNet weights, else 1)
 FROZEN=${FROZEN:-none}         # encoder parameters kept fixed: none, early, all
 MEMORY_ENCODER=${MEMORY_ENCODER:-own}   # own (the paper's) or shared (the query encoder's features + the box)
 FLYING=${FLYING:-$DATA/appearance}   # the cut-outs and photographs (a training split of them, to hold some out)
@@ -39,7 +40,7 @@ fi
 
 "$PYTHON" -m qmra train --device "$DEVICE" --backbone "$BACKBONE" --decoder-channels "$DECODER" \
   $([ "$BN" = train ] && echo --train-batchnorm) --frozen-backbone "$FROZEN" --memory-encoder "$MEMORY_ENCODER" \
-  ${BACKBONE_WEIGHTS:+--backbone-weights "$BACKBONE_WEIGHTS"} \
+  ${BACKBONE_WEIGHTS:+--backbone-weights "$BACKBONE_WEIGHTS"} ${BACKBONE_LR:+--backbone-lr "$BACKBONE_LR"} \
   --data "flying:$FLYING@5" --data "davis:$DATA/davis@2" --data "davis-static:$DATA/davis@1" \
   --data "composite:$DATA/davis@1" ${INIT:+--init "$INIT"} \
   --size "$SIZE" --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup 200 --steps 1000000 \

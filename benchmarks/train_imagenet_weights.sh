@@ -46,7 +46,10 @@ case "${1:-}" in
     # makes a dry run here.
     [ -d .flying-split/train ] || "$PYTHON" -m benchmarks.flying_validation split .device-small/appearance \
         --train .flying-split/train --val .flying-split/val
-    PYTHON="$PYTHON" BACKBONE="$BACKBONE" DECODER="$DECODER" BACKBONE_WEIGHTS=".imagenet/$BACKBONE.safetensors" \
+    # Continuing from INIT (a checkpoint of an earlier run), the ImageNet file is not needed: INIT holds
+    # the encoder, which keeps a tenth of the new layers' learning rate.
+    if [ -n "${INIT:-}" ]; then weights=; encoder_lr=0.1; else weights=".imagenet/$BACKBONE.safetensors"; encoder_lr=; fi
+    PYTHON="$PYTHON" BACKBONE="$BACKBONE" DECODER="$DECODER" BACKBONE_WEIGHTS="$weights" BACKBONE_LR="$encoder_lr" \
         FROZEN="${FROZEN:-early}" MEMORY_ENCODER="${MEMORY_ENCODER:-own}" BN=none \
         FLYING=.flying-split/train DATA=.device-small LR="${LR:-2e-4}" BUDGET="${BUDGET:-450}" RUN="${RUN:-runs/lite2-gpu1}" \
         bash benchmarks/train_device.sh
