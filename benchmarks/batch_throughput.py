@@ -8,10 +8,10 @@ the other, and writes frames per second, videos per hour and the ratio to the lo
     .venv/bin/python -m benchmarks.batch_throughput --davis ../shared/data/davis2016 --work /tmp/batch-bench \\
         --clips 20 --frames 10 --modes loop,batch1,batch2,ray --json batch-throughput.json [--args '--adapt 0']
 
-On a GPU machine (no DAVIS there): make the clips here with ``--modes ''``, carry ``--work`` along,
-and run ``--work DIR --modes batch1x1,batch1x4,batch1x16,batch4,batch16 --args '--device cuda --adapt 0'``
-there (one worker of 1, 4 and 16 videos at once, their query encodings batched; then 4 and 16
-worker processes sharing the GPU).
+On a GPU machine (no DAVIS there): make the clips here with ``--folders --modes ''`` (JPEG folders: no
+PyAV needed there), carry ``--work`` along, and run ``--work DIR --warmup --baseline batch1x1 --modes
+batch1x1,batch1x4,batch1x16,batch4,batch16 --args '--device cuda --adapt 0'`` there (one worker of 1, 4
+and 16 videos at once, their query encodings batched; then 4 and 16 worker processes sharing the GPU).
 Nothing is chosen from these numbers but the default worker count; no accuracy is measured.
 """
 
