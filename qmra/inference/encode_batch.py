@@ -96,9 +96,8 @@ class QueryBatcher:
 
     def _run(self, runtime, batch: list[_Request]) -> None:
         try:
+            # torch.cat keeps the inputs' layout (channels-last when the network was set for it).
             inputs = batch[0].prepared if len(batch) == 1 else torch.cat([r.prepared for r in batch])
-            if inputs.is_contiguous(memory_format=torch.channels_last) and not inputs.is_contiguous():
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
             features = runtime.encode_query(inputs)
             compiled = getattr(runtime, "compile", "off") != "off"
             for position, request in enumerate(batch):

@@ -22,10 +22,12 @@ class _Doubling:
     def __init__(self, fail: bool = False) -> None:
         self.model = self
         self.batches: list[int] = []
+        self.channels_last: list[bool] = []
         self.fail = fail
 
     def encode_query(self, prepared: torch.Tensor) -> BackboneFeatures:
         self.batches.append(prepared.shape[0])
+        self.channels_last.append(prepared.is_contiguous(memory_format=torch.channels_last))
         if self.fail:
             raise RuntimeError("out of memory")
         return BackboneFeatures(prepared * 2, prepared + 1, prepared[:, :1])
@@ -69,6 +71,14 @@ def test_frames_of_other_sizes_or_networks_are_not_mixed():
     results = _in_threads(batcher, [(one, small), (one, large), (other, small), (one, small + 5)])
     assert sorted(one.batches) == [1, 2] and other.batches == [1]
     assert torch.equal(results[1].r4, large * 2) and torch.equal(results[3].r4, (small + 5) * 2)
+
+
+def test_a_batch_of_channels_last_frames_reaches_the_network_channels_last():
+    runtime, batcher = _Doubling(), QueryBatcher(window=5.0)
+    inputs = [torch.rand(1, 3, 16, 24).contiguous(memory_format=torch.channels_last) for _ in range(2)]
+    results = _in_threads(batcher, [(runtime, x) for x in inputs])
+    assert runtime.batches == [2] and runtime.channels_last == [True]
+    assert all(torch.equal(r.r4, x * 2) for r, x in zip(results, inputs))
 
 
 def test_a_session_alone_is_not_kept_waiting():
