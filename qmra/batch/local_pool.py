@@ -179,6 +179,7 @@ def _lanes(segmenter, outputs: BatchOutputs, slots: list[int], tasks: list, resu
     """One thread per slot sharing ``segmenter`` and a :class:`QueryBatcher`; Ctrl-C or SIGTERM (raised
     in this thread) stops every lane's video after its current frame, files closed."""
     from qmra.inference.encode_batch import QueryBatcher
+    from qmra.inference.runtime import switches_held
 
     stop, batcher = threading.Event(), QueryBatcher()
     ended = [threading.Event() for _ in slots]
@@ -189,17 +190,18 @@ def _lanes(segmenter, outputs: BatchOutputs, slots: list[int], tasks: list, resu
         finally:
             finished.set()
 
-    for slot, tasks_, finished in zip(slots, tasks, ended):
-        threading.Thread(target=lane, args=(slot, tasks_, finished), name=f"qmra-lane-{slot}", daemon=True).start()
-    # Polled with sleep, never Thread.join: here (Python 3.11) a join interrupted by SIGTERM was seen to
-    # report a running lane as ended, and the process then exited with that video's overlay unfinished.
-    try:
-        while not all(e.is_set() for e in ended):
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        stop.set()
-        while not all(e.is_set() for e in ended):
-            time.sleep(0.1)
+    with switches_held(segmenter.device, segmenter.threads):
+        for slot, tasks_, finished in zip(slots, tasks, ended):
+            threading.Thread(target=lane, args=(slot, tasks_, finished), name=f"qmra-lane-{slot}", daemon=True).start()
+        # Polled with sleep, never Thread.join: here (Python 3.11) a join interrupted by SIGTERM was seen to
+        # report a running lane as ended, and the process then exited with that video's overlay unfinished.
+        try:
+            while not all(e.is_set() for e in ended):
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            stop.set()
+            while not all(e.is_set() for e in ended):
+                time.sleep(0.1)
 
 
 def _lane(segmenter, outputs: BatchOutputs, slot: int, tasks, results, parent: int,

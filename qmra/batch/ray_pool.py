@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from contextlib import ExitStack
 
 from qmra.batch.index import VideoRecord
 from qmra.batch.job import BatchOutputs, Job, segment_job
@@ -35,10 +36,14 @@ class SegmentActor:
     def __init__(self, args: argparse.Namespace, outputs: BatchOutputs, lanes: int = 1) -> None:
         from qmra.commands.common import make_segmenter
         from qmra.inference.encode_batch import QueryBatcher
+        from qmra.inference.runtime import switches_held
 
         self.segmenter = make_segmenter(args, False)
         self.outputs = outputs
         self.batcher = QueryBatcher() if lanes > 1 else None
+        self._switches = ExitStack()  # the actor's process is ours: its lanes' switches stay set for its life
+        if lanes > 1:
+            self._switches.enter_context(switches_held(self.segmenter.device, self.segmenter.threads))
         self.frames: dict[str, int] = {}
 
     def segment(self, job: Job) -> VideoRecord:

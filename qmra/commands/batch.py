@@ -166,7 +166,8 @@ def _pool(args: argparse.Namespace, outputs, videos: int, weights: Path):
         workers = cpu_workers(cores, available_memory())
     lanes = min(args.videos_per_worker, videos)
     workers = max(1, min(workers, videos // lanes))
-    worker_args.threads = getattr(args, "threads", None) or split_threads(cores, workers)
+    # Each lane's CPU operations run a thread team of their own: the cores are split between them all.
+    worker_args.threads = getattr(args, "threads", None) or split_threads(cores, workers * lanes)
     worker_args.weights = str(weights.resolve())  # the very file checked here
     return LocalPool(worker_args, outputs, workers, lanes)
 

@@ -9,6 +9,11 @@ runs the encoder once on all that share a network and a working size: the first 
 session busy elsewhere delays no one by more than that). The rest of each frame's work (the memory
 read, the decoders, the object's own encodings) stays with its session.
 
+On a GPU, cuDNN measures its convolution algorithms anew for every input shape it meets, which
+costs about as much as many frames; so there batches are padded up to a power of two (repeating
+their last frame), and a worker meets a handful of batch sizes instead of one per count of waiting
+sessions.
+
 Only the query encoding is shared: it is the same for every object of a frame and the one encoder
 pass of a ``--memory-encoder shared`` network, so it is the largest single call. Results equal the
 frame's own encoding up to the floating-point rounding of a larger batch. Sessions adapted to their
@@ -52,8 +57,11 @@ class QueryBatcher:
     """Query encodings of frames from sessions in several threads, made as one batch per network and
     input size. :meth:`joined` marks a thread's session as running (the batch waits for it)."""
 
-    def __init__(self, window: float = DEFAULT_WINDOW) -> None:
+    def __init__(self, window: float = DEFAULT_WINDOW, pad: bool | None = None) -> None:
+        """``pad``: batches padded to a power of two (None: on CUDA devices, where cuDNN measures
+        its algorithms once per input shape; elsewhere the padding would be work for nothing)."""
         self.window = window
+        self.pad = pad
         self._lock = threading.Condition()
         self._pending: list[_Request] = []
         self._members = 0
@@ -96,8 +104,12 @@ class QueryBatcher:
 
     def _run(self, runtime, batch: list[_Request]) -> None:
         try:
+            parts = [r.prepared for r in batch]
+            pad = self.pad if self.pad is not None else parts[0].device.type == "cuda"
+            if pad:
+                parts += parts[-1:] * (_power_of_two(len(parts)) - len(parts))
             # torch.cat keeps the inputs' layout (channels-last when the network was set for it).
-            inputs = batch[0].prepared if len(batch) == 1 else torch.cat([r.prepared for r in batch])
+            inputs = parts[0] if len(parts) == 1 else torch.cat(parts)
             features = runtime.encode_query(inputs)
             compiled = getattr(runtime, "compile", "off") != "off"
             for position, request in enumerate(batch):
@@ -115,6 +127,11 @@ class QueryBatcher:
         with self._lock:
             self._members += change
             self._lock.notify_all()
+
+
+def _power_of_two(count: int) -> int:
+    """The smallest power of two that is at least ``count`` (>= 1)."""
+    return 1 << max(0, count - 1).bit_length()
 
 
 def _network_key(runtime) -> tuple:

@@ -15,6 +15,7 @@ from torch.profiler import record_function
 
 from qmra.inference.settings import InferenceSettings
 from qmra.inference.staging import FrameStaging
+from qmra.inference.threads import ThreadChoice
 from qmra.model import QMRA, BackboneFeatures, Memory, MemoryFrame, QMRAOutput
 from qmra.model.crm import FoldedCRMInput
 from qmra.model.preprocess import Padding
@@ -68,8 +69,7 @@ class ModelRuntime:
         with ExitStack() as stack:
             stack.enter_context(torch.inference_mode())
             stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16))
-            if self.device.type == "cuda":
-                stack.enter_context(_cudnn_benchmark())
+            stack.enter_context(cudnn_benchmark(self.device))
             yield
 
     def network_input(self, frame: np.ndarray, size: tuple[int, int],
@@ -132,13 +132,28 @@ class ModelRuntime:
 
 
 @contextmanager
-def _cudnn_benchmark() -> Iterator[None]:
+def cudnn_benchmark(device: torch.device) -> Iterator[None]:
+    """On CUDA, cuDNN's measured choice of convolution algorithms for the work inside, the process's
+    own choice restored after it; elsewhere nothing."""
+    if device.type != "cuda":
+        yield
+        return
     before = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+@contextmanager
+def switches_held(device: torch.device, threads: ThreadChoice) -> Iterator[None]:
+    """The process-wide switches a session sets while it runs (the CPU thread count, cuDNN's
+    measured algorithms), set once around sessions that run in several threads at once. Each
+    session's own setting and restoring then changes nothing; without this, the first session to
+    end would restore the process's values under the others, and the last would leave its own."""
+    with threads.applied(), cudnn_benchmark(device):
+        yield
 
 
 class _ProfilerLabelsIgnored(logging.Filter):

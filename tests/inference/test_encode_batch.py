@@ -81,6 +81,22 @@ def test_a_batch_of_channels_last_frames_reaches_the_network_channels_last():
     assert all(torch.equal(r.r4, x * 2) for r, x in zip(results, inputs))
 
 
+def test_a_padded_batch_holds_a_power_of_two_and_each_frame_still_gets_its_own():
+    runtime, batcher = _Doubling(), QueryBatcher(window=5.0, pad=True)
+    inputs = [torch.full((1, 3, 16, 16), float(i)).contiguous(memory_format=torch.channels_last) for i in range(3)]
+    results = _in_threads(batcher, [(runtime, x) for x in inputs])
+    assert runtime.batches == [4] and runtime.channels_last == [True]  # one shape for 3 and 4 frames on a GPU
+    assert batcher.batch_sizes == {3: 1}  # frames, not padding
+    assert [float(r.r4.mean()) for r in results] == [0.0, 2.0, 4.0]
+
+
+def test_batches_are_padded_only_on_cuda_unless_asked():
+    assert QueryBatcher().pad is None  # decided per batch from its device
+    runtime, batcher = _Doubling(), QueryBatcher(window=5.0)
+    _in_threads(batcher, [(runtime, torch.zeros(1, 3, 8, 8)) for _ in range(3)])
+    assert runtime.batches == [3]  # on the CPU padding would be work for nothing
+
+
 def test_a_session_alone_is_not_kept_waiting():
     runtime, batcher = _Doubling(), QueryBatcher(window=60.0)
     with batcher.joined():

@@ -1,4 +1,5 @@
 import subprocess
+import threading
 import sys
 import time
 
@@ -86,3 +87,46 @@ def test_a_niced_background_job_does_not_count_as_busy():
         for process in background:
             process.kill()
     assert niced < 1.5 and with_rival >= niced + 0.6  # the spinner at our priority counts, the two niced ones do not
+
+
+def _overlapping_runs(runtime_device: torch.device) -> list[bool]:
+    """Two runs in two threads, the first ending while the second still works; the cuDNN switch the
+    second sees after the first ended."""
+    from qmra.inference.runtime import cudnn_benchmark
+
+    first_in, first_out, seen = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with cudnn_benchmark(runtime_device):
+            first_in.set()
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait()
+        with cudnn_benchmark(runtime_device):
+            first_out.wait()
+            seen.append(torch.backends.cudnn.benchmark)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads[::-1]:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return seen
+
+
+def test_sessions_in_threads_keep_the_switches_set_while_any_runs_and_the_process_gets_its_own_back():
+    from qmra.inference.runtime import switches_held
+
+    cuda = torch.device("cuda")  # the switch is a flag: setting it needs no GPU
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        with switches_held(cuda, ThreadChoice(1, cuda)):
+            assert _overlapping_runs(cuda) == [True]  # the first run's end did not switch it off under the second
+            assert torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.benchmark is False  # and the last run's end did not leave it on
+        with switches_held(torch.device("cpu"), ThreadChoice(1, torch.device("cpu"))):
+            assert torch.backends.cudnn.benchmark is False  # nothing to measure on a CPU
+    finally:
+        torch.backends.cudnn.benchmark = before
