@@ -94,17 +94,19 @@ def _overlapping_runs(runtime_device: torch.device) -> list[bool]:
     second sees after the first ended."""
     from qmra.inference.runtime import cudnn_benchmark
 
-    first_in, first_out, seen = threading.Event(), threading.Event(), []
+    first_in, second_in, first_out, seen = threading.Event(), threading.Event(), threading.Event(), []
 
     def first() -> None:
         with cudnn_benchmark(runtime_device):
             first_in.set()
+            second_in.wait(10)  # both runs are inside before the first ends
         first_out.set()
 
     def second() -> None:
-        first_in.wait()
+        first_in.wait(10)
         with cudnn_benchmark(runtime_device):
-            first_out.wait()
+            second_in.set()
+            first_out.wait(10)
             seen.append(torch.backends.cudnn.benchmark)
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
@@ -122,6 +124,8 @@ def test_sessions_in_threads_keep_the_switches_set_while_any_runs_and_the_proces
     before = torch.backends.cudnn.benchmark
     try:
         torch.backends.cudnn.benchmark = False
+        assert _overlapping_runs(cuda) == [False]  # alone, the first run's end switches it off under the second
+        torch.backends.cudnn.benchmark = False  # (and the second's end left it on)
         with switches_held(cuda, ThreadChoice(1, cuda)):
             assert _overlapping_runs(cuda) == [True]  # the first run's end did not switch it off under the second
             assert torch.backends.cudnn.benchmark
