@@ -54,9 +54,10 @@ class InferenceSettings:
       (≤ 104 frames at N = 10: at most 13 frames) untouched and keeps memory flat on long videos; at
       N = 5 (what the shipped weights recommend) it is reached at frame 71, and the 90–100-frame
       validation videos that chose N = 5 ran with it.
-    - ``resolution``: the short side, in pixels, at which the network sees each frame (None: the
-      frame's own size). Boxes are scaled to it and the masks scaled back, so results always have
-      the frame's size. Lower is faster (about quadratically) and coarser.
+    - ``resolution``: the short side, in pixels, at which the network sees each frame, smaller
+      frames scaled up and larger ones down (None: the frame's own size). Boxes are scaled to it and
+      the masks scaled back, so results always have the frame's size. Lower is faster (about
+      quadratically) and coarser.
     - ``precision``: ``"fp32"`` (the reference) or ``"bf16"`` (autocast; the merge stays fp32).
     - ``channels_last``: run the convolutions in NHWC layout (faster on GPUs with tensor cores).
     - ``pipeline``: decode the next frames on a background thread while the network works.
@@ -111,8 +112,8 @@ class InferenceSettings:
         "memory cap per object, first and previous frame included", metavar="N", group=ACCURACY,
         show=lambda n: f"{n} frames"))
     resolution: int | None = field(default=None, metadata=option(
-        "the network sees frames with this short side (masks come back at full size), or 'native' for the "
-        "frames' own size", metavar="PIXELS", parse=parse_resolution, default_text="native", group=ACCURACY,
+        "the network sees frames with this short side, smaller ones scaled up and larger ones down (masks come "
+        "back at full size), or 'native' for the frames' own size", metavar="PIXELS", parse=parse_resolution, default_text="native", group=ACCURACY,
         show=lambda n: f"{n} px"))
     precision: str = field(default="fp32", metadata=option("fp32 (the reference) or bf16 autocast", choices=PRECISIONS,
                                                                       group=SPEED))
@@ -205,7 +206,7 @@ class InferenceSettings:
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) the network sees for an H×W frame: the short side scaled to ``resolution``
         (never up), the aspect ratio kept."""
-        if self.resolution is None or min(height, width) <= self.resolution:
+        if self.resolution is None or min(height, width) == self.resolution:
             return height, width
         scale = self.resolution / min(height, width)
         return max(1, round(height * scale)), max(1, round(width * scale))

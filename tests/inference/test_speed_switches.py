@@ -41,8 +41,9 @@ class _RealClip:
 
         sequence = next(s for s in DavisDataset(root) if s.name == name)
         self.frames = [np.array(Image.fromarray(sequence.image(i)).resize(size[::-1], Image.BILINEAR)) for i in range(frames)]
-        first = np.array(Image.fromarray((sequence.labels(0) > 0).astype(np.uint8)).resize(size[::-1], Image.NEAREST)) > 0
-        self.box = box_from_mask(first)
+        masks = [Image.fromarray((sequence.labels(i) > 0).astype(np.uint8)) for i in range(frames)]
+        self.truth = [np.array(mask.resize(size[::-1], Image.NEAREST)) > 0 for mask in masks]
+        self.box = box_from_mask(self.truth[0])
         self.num_frames = frames
 
     def image(self, index: int) -> np.ndarray:
@@ -50,6 +51,11 @@ class _RealClip:
 
     def first_boxes(self) -> dict[int, Box]:
         return {1: self.box}
+
+    def mean_j(self, labels: list[np.ndarray]) -> float:
+        """The mean J of the masks ``labels`` > 0 against the true masks, frame by frame."""
+        pairs = [(a > 0, b) for a, b in zip(labels, self.truth)]
+        return float(np.mean([np.logical_and(a, b).sum() / np.logical_or(a, b).sum() for a, b in pairs]))
 
 
 def _trained_pair(settings: InferenceSettings) -> tuple[Segmenter, Segmenter]:
@@ -148,17 +154,20 @@ def test_channels_last_gives_the_reference_masks(davis_root):
     assert _mean_j(_labels(reference, video), _labels(fast, video)) >= 0.99
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="bf16 agreement is only meaningful for trained weights, "
-                    f"and {DEFAULT_WEIGHTS.name} is not there")
-
-
 @pytest.mark.slow
 def test_bf16_autocast_gives_the_reference_masks(davis_root):
-    video = _RealClip(davis_root, frames=8)
+    """On a clip the weights follow well, bf16's masks are fp32's. Each frame's mask feeds the next
+    frame's box and memory, so where fp32 itself loses the object (parkour's runner at 180×320 with
+    these weights) any rounding takes another path: there even ±1 grey level of noise on the frames
+    moved the masks to J 0.89 of the unperturbed ones, and bf16 to 0.93; agreement then says nothing
+    about bf16. So the clip is one fp32 segments well, and that is checked first."""
+    video = _RealClip(davis_root, name="breakdance", frames=8)
     reference, fast = _trained_pair(InferenceSettings(precision="bf16", channels_last=True))
+    expected = _labels(reference, video)
+    assert video.mean_j(expected) >= 0.7  # fp32 follows the dancer (0.80 with the shipped weights)
     # 0.99 is the GPU target (checked by benchmarks/agreement.py); CPU bf16 kernels round
     # differently by instruction set: 0.9885 on an AMD EPYC with AVX512-BF16, above 0.99 elsewhere.
-    assert _mean_j(_labels(reference, video), _labels(fast, video)) >= 0.98
+    assert _mean_j(expected, _labels(fast, video)) >= 0.98
 
 
 @pytest.mark.slow
@@ -289,19 +298,37 @@ def test_working_resolution_returns_frame_sized_masks_and_boxes():
             assert box is None or (isinstance(box, Box) and box.x1 <= 160 + 1e-6 and box.y1 <= 96 + 1e-6)
 
 
-def test_a_resolution_at_or_above_the_frame_changes_nothing():
+def test_the_frames_own_short_side_changes_nothing():
     video = clip(frames=4)
     reference = _labels(tiny_segmenter(), video)
     same = _labels(tiny_segmenter(InferenceSettings(resolution=48)), video)  # the clip's short side
     assert all(np.array_equal(a, b) for a, b in zip(reference, same))
 
 
-def test_working_size_keeps_the_aspect_ratio_and_never_upsamples():
+def test_working_size_keeps_the_aspect_ratio_down_and_up():
     settings = InferenceSettings(resolution=240)
     assert settings.working_size(480, 854) == (240, 427)
     assert settings.working_size(854, 480) == (427, 240)
-    assert settings.working_size(200, 300) == (200, 300)
+    assert settings.working_size(160, 240) == (240, 360)  # small frames are scaled up to the working size
+    assert settings.working_size(64, 96) == (240, 360)
     assert InferenceSettings().working_size(480, 854) == (480, 854)
+    assert InferenceSettings().working_size(64, 96) == (64, 96)
+
+
+def test_a_small_frame_runs_scaled_up_and_returns_frame_sized_masks(monkeypatch):
+    """The network sees the frame at the working size, up as well as down; results keep the frame's size."""
+    video = clip(frames=3, objects=2, height=48, width=64)
+    segmenter = tiny_segmenter(InferenceSettings(resolution=96))
+    seen = []
+    encode = segmenter.model.query_encoder.forward
+    monkeypatch.setattr(segmenter.model.query_encoder, "forward", lambda x: seen.append(tuple(x.shape[-2:])) or encode(x))
+    session = segmenter.start([video.image(i) for i in range(3)])
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box)
+    results = [result for _, result in session.propagate()]
+    assert seen and all(size[0] >= 96 and size[1] >= 128 for size in seen)  # 96×128, padded to the stride
+    assert all(r.labels.shape == (48, 64) for r in results)
+    assert results[0].boxes == video.first_boxes()
 
 
 @pytest.mark.parametrize("bad", [{"resolution": 8}, {"resolution": 240.0}, {"precision": "fp16"}, {"attention": "flash"},
