@@ -23,6 +23,7 @@ BACKBONE_LR=${BACKBONE_LR:-}   # the encoder's learning rate over the new layers
 FROZEN=${FROZEN:-none}         # encoder parameters kept fixed: none, early, all
 MEMORY_ENCODER=${MEMORY_ENCODER:-own}   # own (the paper's) or shared (the query encoder's features + the box)
 FLYING=${FLYING:-$DATA/appearance}   # the cut-outs and photographs (a training split of them, to hold some out)
+EXTRA_DATA=${EXTRA_DATA:-}     # more data specs, space-separated, e.g. synthetic:64@0.5 (procedural small shapes on busy texture)
 # From scratch BatchNorm must learn; ImageNet encoders keep theirs (BN=none).
 BN=${BN:-train}
 RUN=${RUN:-runs/device}
@@ -42,7 +43,7 @@ fi
   $([ "$BN" = train ] && echo --train-batchnorm) --frozen-backbone "$FROZEN" --memory-encoder "$MEMORY_ENCODER" \
   ${BACKBONE_WEIGHTS:+--backbone-weights "$BACKBONE_WEIGHTS"} ${BACKBONE_LR:+--backbone-lr "$BACKBONE_LR"} \
   --data "flying:$FLYING@5" --data "davis:$DATA/davis@2" --data "davis-static:$DATA/davis@1" \
-  --data "composite:$DATA/davis@1" ${INIT:+--init "$INIT"} \
+  --data "composite:$DATA/davis@1" $(for spec in $EXTRA_DATA; do echo --data "$spec"; done) ${INIT:+--init "$INIT"} \
   --size "$SIZE" --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup 200 --steps 1000000 \
   --time-budget "$BUDGET" --save-every 1000 --workers "$WORKERS" --out "$RUN" --quiet 2>&1 | tee "$OUT/train.log"
 
