@@ -13,6 +13,10 @@ many runs), so that an ensemble is not compared with fewer, luckier or unluckier
 With ``--tolerance T`` (J&F points), a candidate that does less work per frame than the best one
 (a smaller ensemble, a smaller working size) wins instead when its mean J&F is within T of the best:
 the speed a user gets counts too, decided before the candidates run.
+With ``--reencode 95,90`` the real validation sequences are also scored on copies whose frames are
+re-encoded as JPEG at those qualities (:mod:`benchmarks.reencode`), and score the mean over the
+original and the copies: whether a mask spreads onto look-alike background can turn on that small a
+change, and a choice should not rest on one draw of it.
 Only the winner is then run on the test sequences, once per seed, with the two box baselines beside it.
 The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution,
 adaptation and top-k), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
@@ -35,6 +39,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.box_baselines import write_baselines
+from benchmarks.reencode import reencoded_copy
 from qmra.data import DavisDataset
 from qmra.data.atomic import atomic_path
 from qmra.evaluation import evaluate_davis
@@ -140,10 +145,28 @@ def score_over_seeds(model, davis: DavisDataset, settings: InferenceSettings, se
     }
 
 
-def score_sets(model, sets: dict[str, DavisDataset], settings: InferenceSettings, seeds: list[int]) -> dict:
-    """:func:`score_over_seeds` on each validation set; ``"J&F-Mean"``: the mean of the sets' J&F, so that
+def score_copies(model, copies: list[DavisDataset], settings: InferenceSettings, seeds: list[int]) -> dict:
+    """:func:`score_over_seeds` on each copy of one set (the original and its re-encoded copies,
+    :mod:`benchmarks.reencode`): the mean J&F and per-object scores over the copies, ``"lost"``: the
+    objects lost in at least one copy, each copy's own scores under ``"by_copy"``."""
+    runs = [score_over_seeds(model, davis, settings, seeds) for davis in copies]
+    if len(runs) == 1:
+        return runs[0]
+    mean = lambda values: round(sum(values) / len(runs), 4)  # noqa: E731
+    return {
+        "J&F-Mean": mean(r["J&F-Mean"] for r in runs),
+        "J&F-range": [min(r["J&F-range"][0] for r in runs), max(r["J&F-range"][1] for r in runs)],
+        "per_object": {name: mean(r["per_object"][name] for r in runs) for name in runs[0]["per_object"]},
+        "lost": sorted({name for r in runs for name in r["lost"]}),
+        "seconds": round(sum(r["seconds"] for r in runs), 1),
+        "by_copy": runs,
+    }
+
+
+def score_sets(model, sets: dict[str, list[DavisDataset]], settings: InferenceSettings, seeds: list[int]) -> dict:
+    """:func:`score_copies` on each validation set; ``"J&F-Mean"``: the mean of the sets' J&F, so that
     a few real sequences weigh as much as many made ones."""
-    runs = {name: score_over_seeds(model, davis, settings, seeds) for name, davis in sets.items()}
+    runs = {name: score_copies(model, copies, settings, seeds) for name, copies in sets.items()}
     if len(runs) == 1:
         return next(iter(runs.values()))
     return {
@@ -193,9 +216,10 @@ def validate(args: argparse.Namespace, sets: dict[str, DavisDataset], seeds: lis
         for text in args.candidates.split(","):
             label, settings = candidate_settings(text)
             scores = stored.get(checkpoint, {}).get(label)
-            if scores is None:
+            if scores is None or scores.get("reencoded", []) != args.reencode:  # scores of another protocol run again
                 model = model or load_model(checkpoint)[0]
                 scores = score_sets(model, sets, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
+                scores["reencoded"] = args.reencode
             trials[checkpoint][label] = scores
             print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} (seeds {scores['J&F-range']}) "
                   f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
@@ -223,6 +247,10 @@ def main() -> None:
                              "be chosen; fixed before measuring (replaces --tolerance)")
     parser.add_argument("--flying", help="a folder of held-out made videos in the DAVIS layout (benchmarks.flying_validation); "
                                          "validation J&F is then the mean of the real and the made sets' J&F")
+    parser.add_argument("--reencode", type=lambda text: [int(q) for q in text.split(",") if q], default=[],
+                        help="JPEG qualities, comma-separated: the real validation sequences are also scored re-encoded at "
+                             "each (copies under runs/reencoded/), their J&F the mean over the original and the copies; "
+                             "whether a mask spreads can turn on that small a change (benchmarks.reencode)")
     parser.add_argument("--validate-only", action="store_true", help="score the candidates on validation and stop")
     parser.add_argument("--trials", help="a JSON file of validation scores: written as each candidate is scored, and "
                                          "read back by a later run, which scores only the pairs it lacks (so a "
@@ -236,9 +264,10 @@ def main() -> None:
     args = parser.parse_args()
 
     validation = DavisDataset(args.davis, sequences=[s for s in args.validation.split(",") if s])
-    sets = {"davis": validation}
+    copies = [reencoded_copy(validation, quality, Path("runs/reencoded") / f"q{quality}") for quality in args.reencode]
+    sets = {"davis": [validation, *copies]}
     if args.flying:
-        sets["flying"] = DavisDataset(args.flying)
+        sets["flying"] = [DavisDataset(args.flying)]
     test = DavisDataset(args.davis, sequences=[s for s in args.test.split(",") if s])
     if set(validation.names) & set(test.names):
         raise SystemExit("a sequence cannot both choose and report")
@@ -274,7 +303,7 @@ def main() -> None:
         "adaptation_seeds": test_seeds,
         "chosen_checkpoint": chosen,
         "validation_scores": trials,
-        "validation_box_baselines": {name: baselines(davis) for name, davis in sets.items()},
+        "validation_box_baselines": {name: baselines(copies[0]) for name, copies in sets.items()},
         "test_scores": test_scores,
         "test_box_baselines": baselines(test),
         "note": "box protocol (first-frame tight box only), scored by qmra.evaluation; the checkpoint and the inference "

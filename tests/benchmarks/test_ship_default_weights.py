@@ -87,9 +87,47 @@ def test_validation_sets_weigh_equally_whatever_their_size(monkeypatch):
     monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds: {
         "J&F-Mean": scores[davis], "J&F-range": [scores[davis]] * 2, "per_object": {davis + "_1": scores[davis]},
         "lost": [], "seconds": 1.0})
-    combined = ship.score_sets(None, {"davis": "davis", "flying": "flying"}, None, [0])
+    combined = ship.score_sets(None, {"davis": ["davis"], "flying": ["flying"]}, None, [0])
     assert combined["J&F-Mean"] == 0.60
     assert set(combined["by_set"]) == {"davis", "flying"} and set(combined["per_object"]) == {"davis_1", "flying_1"}
+
+
+def test_a_set_with_reencoded_copies_scores_the_mean_over_them_and_weighs_as_one(monkeypatch):
+    import benchmarks.ship_default_weights as ship
+
+    scores = {"davis": 0.60, "davis-q95": 0.30, "flying": 0.50}
+    lost = {"davis": [], "davis-q95": ["goat_1"], "flying": []}
+    monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds: {
+        "J&F-Mean": scores[davis], "J&F-range": [scores[davis]] * 2, "lost": lost[davis], "seconds": 1.0,
+        "per_object": {"goat_1" if "davis" in davis else "f_1": scores[davis]}})
+    combined = ship.score_sets(None, {"davis": ["davis", "davis-q95"], "flying": ["flying"]}, None, [0])
+    assert combined["by_set"]["davis"]["J&F-Mean"] == 0.45 and combined["by_set"]["davis"]["per_object"] == {"goat_1": 0.45}
+    assert combined["J&F-Mean"] == 0.475  # (0.45 + 0.50) / 2: the copies do not make the real set weigh more
+    assert combined["lost"] == ["goat_1"]  # lost in one copy counts
+    assert combined["by_set"]["davis"]["J&F-range"] == [0.30, 0.60]
+
+
+def test_a_reencoded_copy_changes_the_frames_a_little_and_keeps_the_masks(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.reencode import reencoded_copy
+    from qmra.data import DavisDataset
+
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        frames, masks = tmp_path / "src/JPEGImages/480p/clip", tmp_path / "src/Annotations/480p/clip"
+        frames.mkdir(parents=True, exist_ok=True), masks.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(frames / f"{index:05d}.jpg", quality=95)
+        Image.fromarray((rng.random((24, 32)) > 0.5).astype(np.uint8) * 255).save(masks / f"{index:05d}.png")
+    source = DavisDataset(tmp_path / "src")
+    copy = reencoded_copy(source, 50, tmp_path / "copy")
+    assert copy.names == ["clip"] and copy.root == tmp_path / "copy"
+    original, changed = (np.asarray(next(iter(d)).image(1), dtype=int) for d in (source, copy))
+    assert 0 < np.abs(original - changed).mean() < 40  # re-encoded: changed, but the same picture
+    assert np.array_equal(next(iter(source)).labels(1), next(iter(copy)).labels(1))
+    with pytest.raises(ValueError):
+        reencoded_copy(source, 100, tmp_path / "bad")
 
 
 def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_path, monkeypatch):
@@ -106,8 +144,13 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     scored = []
     monkeypatch.setattr(ship, "load_model", lambda path: (path, {}))
     monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds: scored.append(model) or scores(0.7))
-    args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0")
+    args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0", reencode=[])
     result = ship.validate(args, {}, [0], 1)
     assert scored == ["b.safetensors"]  # a's score came from the file
-    assert result == {"a.safetensors": {"384:0": scores(0.5)}, "b.safetensors": {"384:0": scores(0.7)}}
+    assert result == {"a.safetensors": {"384:0": scores(0.5)},
+                      "b.safetensors": {"384:0": {**scores(0.7), "reencoded": []}}}
     assert set(json.loads(trials.read_text())) == {"a.safetensors", "b.safetensors", "old.safetensors"}
+    # Scores of another protocol (without the re-encoded copies asked for now) are run again.
+    scored.clear()
+    result = ship.validate(argparse.Namespace(**{**vars(args), "reencode": [95]}), {}, [0], 1)
+    assert scored == ["a.safetensors", "b.safetensors"] and result["a.safetensors"]["384:0"]["reencoded"] == [95]
