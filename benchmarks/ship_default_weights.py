@@ -221,7 +221,8 @@ def validate(args: argparse.Namespace, sets: dict[str, DavisDataset], seeds: lis
                 scores = score_sets(model, sets, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
                 scores["reencoded"] = args.reencode
             trials[checkpoint][label] = scores
-            print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} (seeds {scores['J&F-range']}) "
+            print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} "
+                  f"(range over seeds and copies {scores['J&F-range']}) "
                   f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
             if args.trials:
                 with atomic_path(Path(args.trials)) as temporary:
