@@ -36,7 +36,8 @@ def reencoded_copy(davis: DavisDataset, quality: int, root: Path) -> DavisDatase
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir(parents=True)
             for source in sources:
-                Image.open(source).convert("RGB").save(partial / source.name, quality=quality)
+                with Image.open(source) as image:
+                    image.convert("RGB").save(partial / source.name, quality=quality)
             shutil.rmtree(frames, ignore_errors=True)
             partial.rename(frames)
         shutil.copytree(davis.annotations_root / name, root / "Annotations" / resolution / name, dirs_exist_ok=True)

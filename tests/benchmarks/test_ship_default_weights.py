@@ -115,9 +115,10 @@ def test_a_reencoded_copy_changes_the_frames_a_little_and_keeps_the_masks(tmp_pa
     from qmra.data import DavisDataset
 
     rng = np.random.default_rng(0)
+    frames, masks = tmp_path / "src/JPEGImages/480p/clip", tmp_path / "src/Annotations/480p/clip"
+    frames.mkdir(parents=True)
+    masks.mkdir(parents=True)
     for index in range(2):
-        frames, masks = tmp_path / "src/JPEGImages/480p/clip", tmp_path / "src/Annotations/480p/clip"
-        frames.mkdir(parents=True, exist_ok=True), masks.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(frames / f"{index:05d}.jpg", quality=95)
         Image.fromarray((rng.random((24, 32)) > 0.5).astype(np.uint8) * 255).save(masks / f"{index:05d}.png")
     source = DavisDataset(tmp_path / "src")
