@@ -31,7 +31,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "'full' takes many minutes)")
     parser.add_argument("--backbone", choices=BACKBONES, help="override the preset's backbone")
     parser.add_argument("--decoder-channels", type=int, help="override the preset's decoder width")
-    parser.add_argument("--weights", metavar="FILE", help="a qmra checkpoint to time instead of the preset's network")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="a qmra checkpoint to time instead of the preset's network, with the settings it recommends "
+                             "(what qmra segment runs it with) unless --preset is given")
     add_speed_arguments(parser, weights_recommend=False)
     parser.add_argument("--memory-frames",
                         help="frame counts after which peak memory is reported, from one long run ('none' skips it; "
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from qmra.benchmark import BenchSpec, run_bench
     from qmra.inference.segmenter import random_model, resolve_device
     from qmra.inference.threads import ThreadChoice
-    from qmra.model.checkpoint import load_model
+    from qmra.inference.card import read_card
     from qmra.presets import get_preset
 
     preset = get_preset(args.preset or "paper")
@@ -107,10 +109,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise QmraError(f"--{name} must be at least 1")
     warmup = _warmup(args.warmup)
-    settings = speed_settings(args, preset.settings)
     if args.weights:
-        model, _ = load_model(args.weights)
+        card = read_card(args.weights)
+        settings = speed_settings(args, preset.settings if args.preset else card.settings)
+        model = card.load_model()
     else:
+        settings = speed_settings(args, preset.settings)
         config = preset.model
         if args.backbone:
             config = replace(config, backbone=args.backbone)
@@ -121,14 +125,16 @@ def run(args: argparse.Namespace) -> int:
                      profile=not args.no_profile, memory_frames=_counts(args.memory_frames, "--memory-frames"),
                      memory_width=memory_width, memory_height=memory_height, model_only=args.model_only == "yes")
     config = model.config
-    print(f"qmra bench: preset {preset.name}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
+    source = f"weights {args.weights}" + (f", preset {preset.name}'s settings" if args.preset else " (their settings)")
+    print(f"qmra bench: {source if args.weights else f'preset {preset.name}'}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
           f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
           f"on {device} ({ThreadChoice(settings.threads, device).count} CPU threads, torch {torch.__version__})", flush=True)
     if quick:
         print(f"a quick measurement (one object, memory not yet full, no long run: about a minute for the paper preset on "
               f"2 cores); the full one takes hours on a CPU: qmra bench {LONG_CPU_HINT}", flush=True)
     results = run_bench(model, settings, device, spec, log=lambda line: print(line, flush=True))
-    results["preset"] = preset.name
+    results["preset"] = preset.name if args.preset or not args.weights else None
+    results["weights"] = args.weights
     if args.json:
         from qmra.data.atomic import write_text_atomic
 

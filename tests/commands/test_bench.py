@@ -3,7 +3,10 @@ import json
 import pytest
 
 from qmra.cli import main
+from qmra.model import QMRA
+from qmra.model.checkpoint import save_checkpoint
 from qmra.presets import PRESETS
+from tests.tiny import TINY
 
 
 def test_bench_prints_speed_parts_backbone_and_memory_and_writes_json(tmp_path, capsys):
@@ -55,6 +58,23 @@ def test_bench_warms_up_until_the_memory_is_full_when_asked(tmp_path, capsys):
                  "--runs", "1", "--no-profile", "--memory-frames", "none", "--mem-every", "5", "--max-memory-frames", "4",
                  "--warmup", "full"]) == 0
     assert "timing: 12 warm-up frames" in capsys.readouterr().out
+
+
+def test_bench_times_weights_with_the_settings_they_recommend_unless_a_preset_is_given(tmp_path, capsys):
+    recommending = save_checkpoint(tmp_path / "r.safetensors", QMRA(TINY),
+                                   metadata={"inference": {"resolution": 40, "mem_every": 3, "stage2_box": "largest-blob"}})
+    common = ["bench", "--weights", str(recommending), "--size", "64x48", "--no-profile"]
+    assert main([*common, "--json", str(tmp_path / "own.json")]) == 0
+    assert "(their settings)" in capsys.readouterr().out
+    settings = json.loads((tmp_path / "own.json").read_text())["settings"]
+    assert (settings["resolution"], settings["mem_every"], settings["stage2_box"]) == (40, 3, "largest-blob")
+    assert main([*common, "--mem-every", "7", "--json", str(tmp_path / "switch.json")]) == 0
+    settings = json.loads((tmp_path / "switch.json").read_text())["settings"]
+    assert (settings["resolution"], settings["mem_every"]) == (40, 7)  # a switch still applies on top
+    assert main([*common, "--preset", "paper", "--json", str(tmp_path / "paper.json")]) == 0
+    result = json.loads((tmp_path / "paper.json").read_text())
+    assert result["settings"]["resolution"] == PRESETS["paper"].settings.resolution and result["preset"] == "paper"
+    assert result["model"]["decoder_channels"] == TINY.decoder_channels  # the network stays the weights'
 
 
 def test_bench_bad_input_is_one_line(capsys):
