@@ -98,7 +98,8 @@ def choose(args: argparse.Namespace) -> None:
             thresholds = QualityThresholds(**values)
             hits = sum(signal in m.signals(thresholds) for m in bad)
             alarms = sum(signal in m.signals(thresholds) for m in good) / max(1, len(good))
-            if alarms <= MAX_FALSE_ALARMS and (best is None or hits > best[0]):
+            # The most bad frames caught; of thresholds that catch as many, the one that fires on fewest good ones.
+            if alarms <= MAX_FALSE_ALARMS and (best is None or (hits, -alarms) > (best[0], -best[1])):
                 best = (hits, alarms, values)
         if best is None:
             print(f"{signal}: no candidate stays under {MAX_FALSE_ALARMS:.0%} of good frames")
