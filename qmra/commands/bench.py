@@ -125,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
                      profile=not args.no_profile, memory_frames=_counts(args.memory_frames, "--memory-frames"),
                      memory_width=memory_width, memory_height=memory_height, model_only=args.model_only == "yes")
     config = model.config
-    source = f"weights {args.weights}" + (f", preset {preset.name}'s settings" if args.preset else " (their settings)")
-    print(f"qmra bench: {source if args.weights else f'preset {preset.name}'}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
+    source = f"preset {preset.name}"
+    if args.weights:
+        source = f"weights {args.weights}" + (f", preset {preset.name}'s settings" if args.preset else " (their settings)")
+    print(f"qmra bench: {source}, {config.backbone} decoders {config.decoder_channels}, {width}x{height}, "
           f"resolution {settings.resolution or 'native'}, {settings.precision}{', channels-last' if settings.channels_last else ''}, "
           f"on {device} ({ThreadChoice(settings.threads, device).count} CPU threads, torch {torch.__version__})", flush=True)
     if quick:
