@@ -134,14 +134,20 @@ def score_over_seeds(model, davis: DavisDataset, settings: InferenceSettings, se
     and per-object scores over the seeds, ``"lost"``: the objects lost with at least one seed, each
     seed's own scores under ``"by_seed"``."""
     runs = {seed: score_model(model, davis, replace(settings, adapt_seed=seed)) for seed in (seeds if settings.adapt_steps else seeds[:1])}
-    objects = next(iter(runs.values()))["per_object"]
+    return {**_pooled(list(runs.values())), "by_seed": {str(seed): r for seed, r in runs.items()}}
+
+
+def _pooled(runs: list[dict]) -> dict:
+    """Runs of one set (one per seed, or per copy): the mean J&F and per-object scores, the range of
+    J&F over the runs (and within each, where a run has its own range), the objects lost in any run."""
+    mean = lambda values: round(sum(values) / len(runs), 4)  # noqa: E731
+    ranges = [r.get("J&F-range", [r["J&F-Mean"]] * 2) for r in runs]
     return {
-        "J&F-Mean": round(sum(r["J&F-Mean"] for r in runs.values()) / len(runs), 4),
-        "J&F-range": [min(r["J&F-Mean"] for r in runs.values()), max(r["J&F-Mean"] for r in runs.values())],
-        "per_object": {name: round(sum(r["per_object"][name] for r in runs.values()) / len(runs), 4) for name in objects},
-        "lost": sorted({name for r in runs.values() for name in r["lost"]}),
-        "seconds": round(sum(r["seconds"] for r in runs.values()), 1),
-        "by_seed": {str(seed): r for seed, r in runs.items()},
+        "J&F-Mean": mean(r["J&F-Mean"] for r in runs),
+        "J&F-range": [min(low for low, _ in ranges), max(high for _, high in ranges)],
+        "per_object": {name: mean(r["per_object"][name] for r in runs) for name in runs[0]["per_object"]},
+        "lost": sorted({name for r in runs for name in r["lost"]}),
+        "seconds": round(sum(r["seconds"] for r in runs), 1),
     }
 
 
@@ -150,17 +156,7 @@ def score_copies(model, copies: list[DavisDataset], settings: InferenceSettings,
     :mod:`benchmarks.reencode`): the mean J&F and per-object scores over the copies, ``"lost"``: the
     objects lost in at least one copy, each copy's own scores under ``"by_copy"``."""
     runs = [score_over_seeds(model, davis, settings, seeds) for davis in copies]
-    if len(runs) == 1:
-        return runs[0]
-    mean = lambda values: round(sum(values) / len(runs), 4)  # noqa: E731
-    return {
-        "J&F-Mean": mean(r["J&F-Mean"] for r in runs),
-        "J&F-range": [min(r["J&F-range"][0] for r in runs), max(r["J&F-range"][1] for r in runs)],
-        "per_object": {name: mean(r["per_object"][name] for r in runs) for name in runs[0]["per_object"]},
-        "lost": sorted({name for r in runs for name in r["lost"]}),
-        "seconds": round(sum(r["seconds"] for r in runs), 1),
-        "by_copy": runs,
-    }
+    return runs[0] if len(runs) == 1 else {**_pooled(runs), "by_copy": runs}
 
 
 def score_sets(model, sets: dict[str, list[DavisDataset]], settings: InferenceSettings, seeds: list[int]) -> dict:

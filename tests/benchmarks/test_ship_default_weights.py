@@ -1,6 +1,7 @@
 import pytest
 
 from benchmarks.ship_default_weights import candidate_seeds, candidate_settings, choose, draws_per_seed
+from qmra.inference.settings import InferenceSettings
 
 
 def test_candidates_of_any_ensemble_size_see_the_same_adaptation_draws():
@@ -155,3 +156,17 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     scored.clear()
     result = ship.validate(argparse.Namespace(**{**vars(args), "reencode": [95]}), {}, [0], 1)
     assert scored == ["a.safetensors", "b.safetensors"] and result["a.safetensors"]["384:0"]["reencoded"] == [95]
+
+
+def test_scores_over_adaptation_seeds_are_pooled_and_one_seed_runs_without_adaptation(monkeypatch):
+    import benchmarks.ship_default_weights as ship
+
+    by_seed = {0: (0.50, []), 1: (0.70, ["goat_1"]), 2: (0.60, [])}
+    monkeypatch.setattr(ship, "score_model", lambda model, davis, settings: {
+        "J&F-Mean": by_seed[settings.adapt_seed][0], "per_object": {"goat_1": by_seed[settings.adapt_seed][0]},
+        "lost": by_seed[settings.adapt_seed][1], "seconds": 2.0})
+    pooled = ship.score_over_seeds(None, None, InferenceSettings(adapt_steps=10), [0, 1, 2])
+    assert pooled["J&F-Mean"] == 0.6 and pooled["J&F-range"] == [0.5, 0.7] and pooled["per_object"] == {"goat_1": 0.6}
+    assert pooled["lost"] == ["goat_1"] and pooled["seconds"] == 6.0 and set(pooled["by_seed"]) == {"0", "1", "2"}
+    alone = ship.score_over_seeds(None, None, InferenceSettings(adapt_steps=0), [0, 1, 2])
+    assert alone["J&F-range"] == [0.5, 0.5] and list(alone["by_seed"]) == ["0"]  # seeds change nothing without adaptation
