@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Collection
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qmra.data.boxes import Box
+from qmra.data.boxes import Box, render_box_map
 from qmra.data.object_ids import MAX_OBJECT_ID
 from qmra.inference.results import FrameResult, ProbabilityMaps
 
@@ -46,20 +46,55 @@ def label_map(probabilities: torch.Tensor, object_ids: list[int]) -> torch.Tenso
     return labels
 
 
+def boxed_in_front(own: torch.Tensor, object_ids: list[int], boxes: dict[int, Box | torch.Tensor | None],
+                   boxed: Collection[int], frame_size: tuple[int, int]) -> torch.Tensor:
+    """N×h×w object probabilities (``object_ids`` in order) on a frame where the objects ``boxed``
+    were boxed → N×h×w probabilities to merge. ``boxes``: each object's box, as in :func:`merge_frame`
+    (in pixels of the H×W ``frame_size``, or an h×w box map).
+
+    The user's box is their word for where the object is. Inside it, every object with a larger box
+    gives way: its probability is multiplied by 1 − the boxed object's. An object boxed in front of
+    another (a rider on a horse, whose box holds the rider's) so keeps the pixels it is sure of, and
+    since :func:`~qmra.inference.boxed.hold_to_box` gives it pixels of p ≥ 0.5, its mask is not
+    empty on the frame where it was boxed. Computed on the device, without a wait.
+    """
+    if not boxed:
+        return own
+    size = tuple(own.shape[-2:])
+
+    def box_map(box: Box | torch.Tensor | None) -> torch.Tensor:
+        if isinstance(box, torch.Tensor):
+            return box.to(own.dtype)
+        return torch.from_numpy(render_box_map(box, frame_size, size)).to(own.device)  # type: ignore[arg-type]
+
+    maps = torch.stack([box_map(boxes[i]) for i in object_ids])
+    areas = maps.flatten(1).sum(1)
+    give_way = torch.ones_like(own)
+    for object_id in boxed:
+        slot = object_ids.index(object_id)
+        larger = (areas > areas[slot]).to(own.dtype)[:, None, None]  # the objects that give way to this one
+        give_way = give_way * (1 - larger * (own[slot] * maps[slot]))
+    return own * give_way
+
+
 def merge_frame(index: int, name: str, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
-                boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None) -> FrameResult:
+                boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None,
+                boxed: Collection[int] = ()) -> FrameResult:
     """Frame ``index`` (named ``name``, H×W×3 ``frame``) with its objects' h×w probabilities at the
     working size merged into one H×W label map, and each object's box: a :class:`Box`, or an h×w
-    box map on the device (stage 2's tracked box), whose extent becomes its box. Everything the
-    host needs crosses over in one go. ``before_wait``: work to queue on the device once the
-    copies to the host are queued, before waiting for them."""
+    box map on the device (stage 2's tracked box), whose extent becomes its box. ``boxed``: the
+    objects the user boxed on this frame (their boxes in ``boxes``), to which objects with larger
+    boxes give way inside their boxes (:func:`boxed_in_front`). Everything the host needs crosses over in one go.
+    ``before_wait``: work to queue on the device once the copies to the host are queued, before
+    waiting for them."""
     object_ids = sorted(probabilities)
     if not object_ids:
         return FrameResult(index, name, np.zeros(frame.shape[:2], np.uint8), {}, frame)
     own = torch.stack([probabilities[i] for i in object_ids]).float()
     height, width = frame.shape[:2]
     working = tuple(own.shape[-2:])
-    merged = soft_aggregate(own)  # at the working size: a quarter of the pixels at resolution 240
+    in_front = boxed_in_front(own, object_ids, boxes, boxed, (height, width))
+    merged = soft_aggregate(in_front)  # at the working size: a quarter of the pixels at resolution 240
     full = merged if working == (height, width) else F.interpolate(merged[None], size=(height, width), mode="bilinear",
                                                                     align_corners=False)[0]
     labels = label_map(full, object_ids)

@@ -64,7 +64,8 @@ class FramePredictor:
                 for runtime, group in self.networks.by_network(banks):
                     self._track(index, time, group, runtime, inputs, probabilities, boxes)
         with record_function("qmra/merge"):
-            result = merge_frame(index, self.name(index), frame, probabilities, boxes, before_wait)
+            result = merge_frame(index, self.name(index), frame, probabilities, boxes, before_wait,
+                                 boxed=[prompt.object_id for prompt in starting])
         # The boxes as the host has them: the box maps on the device may be a compiled graph's
         # outputs, which its next replay overwrites.
         return result, probabilities, {i: result.boxes[i] for i in boxes}
@@ -86,7 +87,7 @@ class FramePredictor:
         runtime = self.networks.for_start(index, [prompt], inputs, frame.shape[:2], bool(self.objects.banks))
         self._start(index, time, [prompt], runtime, inputs, probabilities, boxes, frame.shape[:2])
         with record_function("qmra/merge"):
-            return merge_frame(index, self.name(index), frame, probabilities, boxes)
+            return merge_frame(index, self.name(index), frame, probabilities, boxes, boxed=[prompt.object_id])
 
     def preview(self, index: int, frame: np.ndarray, prompts: list[Prompt]) -> FrameResult:
         """Frame ``index`` with the objects of ``prompts``, from their boxes alone (no memory is kept)."""
@@ -98,7 +99,8 @@ class FramePredictor:
             probabilities[prompt.object_id] = object_probabilities[slot]
             boxes[prompt.object_id] = prompt.box
         with record_function("qmra/merge"):
-            return merge_frame(index, self.name(index), frame, probabilities, boxes)
+            return merge_frame(index, self.name(index), frame, probabilities, boxes,
+                               boxed=[prompt.object_id for prompt in prompts])
 
     def _start(self, index: int, time: int, prompts: list[Prompt], runtime: Runtime, inputs: FrameInputs,
                probabilities: Probabilities, boxes: Boxes, frame_size: tuple[int, int]) -> None:
