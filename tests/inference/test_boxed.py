@@ -69,7 +69,8 @@ def _nested() -> tuple[np.ndarray, list[tuple[int, ...]], np.ndarray]:
     inner, outer = boxes[1], boxes[2]
     assert outer.x0 <= inner.x0 and outer.y0 <= inner.y0 and inner.x1 <= outer.x1 and inner.y1 <= outer.y1
     frames = np.stack([clip.image(t) for t in range(2)])
-    return frames, [tuple(int(v) for v in boxes[i].as_tuple()) for i in sorted(boxes)], np.stack([clip.labels(t) for t in range(2)])
+    labels = np.stack([clip.labels(t) for t in range(2)])
+    return frames, [tuple(int(v) for v in boxes[i].as_tuple()) for i in sorted(boxes)], labels
 
 
 def _merged(probability: torch.Tensor, boxes: dict, boxed: list[int]) -> np.ndarray:
@@ -150,3 +151,22 @@ def test_the_shipped_weights_keep_an_object_boxed_in_front_of_another():
     _, first = next(iter(session.propagate()))
     predicted, true = first.labels == 1, labels[0] == 1
     assert np.logical_and(predicted, true).sum() / np.logical_or(predicted, true).sum() >= 0.9
+
+
+def test_a_box_answered_at_once_keeps_an_object_boxed_in_front_of_another():
+    """The two other ways a box is answered (``add_box`` predicting): a preview of a frame not yet
+    run, and a redo of the frame just done, where object 2 was boxed before object 1."""
+    video, boxes, labels = _nested()
+    segmenter = _shipped_without_adaptation()
+
+    def iou(result) -> float:
+        predicted, true = result.labels == 1, labels[0] == 1
+        return np.logical_and(predicted, true).sum() / np.logical_or(predicted, true).sum()
+
+    previewed = segmenter.start(ArrayFrames(video))
+    previewed.add_box(2, boxes[1], frame=0, predict=False)
+    assert iou(previewed.add_box(1, boxes[0], frame=0)) >= 0.9
+    redone = segmenter.start(ArrayFrames(video))
+    redone.add_box(2, boxes[1], frame=0, predict=False)
+    redone.step(video[0])
+    assert iou(redone.add_box(1, boxes[0], frame=0)) >= 0.9
