@@ -1,6 +1,8 @@
 """Streaming frame sources: video files (PyAV), frame folders (numeric order), in-memory arrays.
 
-Every source yields H×W×3 uint8 RGB frames one at a time and never holds the whole video.
+Every source yields H×W×3 uint8 RGB frames one at a time and never holds the whole video. Frames
+are upright, as players show them: a video's display rotation and a photo's EXIF orientation are
+applied (:mod:`qmra.data.orientation`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from qmra.data.masks import open_image, read_rgb
+from qmra.data.orientation import first_frame_turns, shown_size, upright_rgb
 from qmra.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
@@ -98,8 +101,8 @@ class FrameFolder(FrameSource):
         self.paths = list_files(self.folder, IMAGE_SUFFIXES)
         if not self.paths:
             raise DataError(f"no frames (jpg, png, bmp, webp) in {self.folder}")
-        first = open_image(self.paths[0])
-        self._info = FrameInfo(first.height, first.width, len(self.paths), None)
+        height, width = shown_size(open_image(self.paths[0]))
+        self._info = FrameInfo(height, width, len(self.paths), None)
 
     @property
     def info(self) -> FrameInfo:
@@ -111,7 +114,7 @@ class FrameFolder(FrameSource):
     def read(self, index: int) -> np.ndarray:
         if not 0 <= index < len(self.paths):
             raise DataError(f"{self.folder}: no frame {index} (it has {len(self.paths)})")
-        frame = read_rgb(self.paths[index])
+        frame = read_rgb(self.paths[index], upright=True)
         self._check_size(frame, index, self.paths[index].name)
         return frame
 
@@ -143,6 +146,8 @@ class VideoFile(FrameSource):
                     raise DataError(f"{self.path} has no video stream")
                 stream = container.streams.video[0]
                 height, width = stream.codec_context.height, stream.codec_context.width
+                if first_frame_turns(container, stream) % 2:
+                    height, width = width, height  # a portrait phone video, stored as landscape
                 # The header's own count (mp4, mov) is a promise that decoding can be held to; the
                 # estimate from the duration (webm, mkv) is not exact enough for that.
                 self.header_frames: int | None = stream.frames or None
@@ -207,7 +212,7 @@ class VideoFile(FrameSource):
                 # and then a corrupt file looks complete. Decoding is far faster than the network.
                 stream.thread_type = "SLICE"
                 for frame in _decode(container, stream, demuxed):
-                    array = frame.to_ndarray(format="rgb24")
+                    array = upright_rgb(frame)
                     self._check_size(array, count, str(count))
                     count += 1
                     yield array, DecodedFrame(frame.pts, bool(frame.key_frame))

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from qmra.data.atomic import write_bytes_atomic
+from qmra.data.orientation import upright_image
 from qmra.data.palette import DAVIS_PALETTE
 from qmra.errors import DataError
 
@@ -30,9 +31,12 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"cannot read image {path}: {error}") from None
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """H×W×3 uint8 (a writable array)."""
+def read_rgb(path: Path, upright: bool = False) -> np.ndarray:
+    """H×W×3 uint8 (a writable array). ``upright``: turned by the file's EXIF orientation, as it is
+    shown (video frames); without, as stored (a training image, whose mask is stored the same way)."""
     image = open_image(path)
+    if upright:
+        image = upright_image(image)
     return np.array(image.convert("RGB"))
 
 

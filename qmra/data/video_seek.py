@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from qmra.data.frames import DecodedFrame
+from qmra.data.orientation import upright_rgb
 from qmra.errors import DataError
 
 #: Bytes of decoded frames kept (the most recently used first to go last): about 200 frames at 854×480.
@@ -107,7 +108,7 @@ class SeekingVideoReader:
                 counted += 1
                 if found is None or found < self._next:
                     continue  # before the frame the seek aimed at (a keyframe's leading frames)
-                array = frame.to_ndarray(format="rgb24")
+                array = upright_rgb(frame)
                 self._keep(found, array)
                 self._next = found + 1
                 if found == index:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from qmra.data.frames import FrameFolder, FrameInfo, FrameSource, VideoFile, open_frames
 from qmra.data.masks import read_rgb
+from qmra.data.orientation import is_turned
 from qmra.data.video_seek import SeekingVideoReader
 from qmra.errors import DataError, QmraError
 
@@ -122,9 +123,11 @@ class FrameStore:
             content_type = CONTENT_TYPES.get(path.suffix.lower())
             if content_type is None:
                 raise DataError(f"cannot show {path.name}")
-            if content_type != "image/bmp":
-                return path.read_bytes(), content_type
-            return _jpeg(read_rgb(path)), "image/jpeg"  # browsers show BMP, but a JPEG is a tenth of its size
+            # Browsers show BMP, but a JPEG is a tenth of its size; a photo with an EXIF orientation
+            # is sent upright, so the page shows the very pixels the network reads, whatever the browser.
+            if content_type == "image/bmp" or is_turned(path):
+                return _jpeg(read_rgb(path, upright=True)), "image/jpeg"
+            return path.read_bytes(), content_type
         with self._shown_lock:
             if index in self._shown:
                 self._shown.move_to_end(index)

@@ -1,0 +1,135 @@
+"""Phone videos and photos are read upright, as players and browsers show them."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from qmra.cli import main
+from qmra.data import read_labels
+from qmra.data.frames import FrameFolder, VideoFile, open_frames
+from qmra.data.masks import read_rgb
+from qmra.data.orientation import quarter_turns
+from qmra.data.video_seek import SeekingVideoReader
+from qmra.ui.frames import FrameStore
+
+
+@pytest.mark.parametrize("degrees, turns", [(0, 0), (None, 0), (90, 1), (-90, 3), (180, 2), (-180, 2), (270, 3),
+                                            (89.6, 1), (-90.4, 3), (45, 0), (100, 0)])
+def test_quarter_turns(degrees, turns):
+    assert quarter_turns(degrees) == turns
+
+
+def _marked(height: int, width: int) -> np.ndarray:
+    """A dark H×W×3 frame with a bright block at its top-left corner (where a turn moves it shows)."""
+    frame = np.full((height, width, 3), 30, np.uint8)
+    frame[: height // 3, : width // 3] = 230
+    return frame
+
+
+def _rotated_mp4(path: Path, stored: list[np.ndarray], degrees: int) -> Path:
+    """An H.264 mp4 of ``stored`` frames (as the file holds them) with a display rotation of ``degrees``
+    counter-clockwise, the way phones write portrait video."""
+    import av
+
+    height, width = stored[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for frame in stored:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _quadrant_means(frame: np.ndarray) -> dict[str, float]:
+    height, width = frame.shape[:2]
+    top, left = slice(0, height // 3), slice(0, width // 3)
+    bottom, right = slice(height - height // 3, height), slice(width - width // 3, width)
+    return {name: float(frame[rows, cols].mean()) for name, rows, cols in
+            (("top-left", top, left), ("top-right", top, right), ("bottom-left", bottom, left), ("bottom-right", bottom, right))}
+
+
+# Where the stored top-left block is shown: turned 90° counter-clockwise it lies bottom-left (what
+# Chromium shows for such a file, checked by hand), 90° clockwise top-right, upside down bottom-right.
+@pytest.mark.parametrize("degrees, corner", [(90, "bottom-left"), (-90, "top-right"), (180, "bottom-right"), (0, "top-left")])
+def test_a_video_with_a_display_rotation_is_read_upright(tmp_path, degrees, corner):
+    stored = [_marked(48, 80) for _ in range(12)]
+    path = _rotated_mp4(tmp_path / "phone.mp4", stored, degrees)
+    video = VideoFile(path)
+    sideways = degrees % 180 != 0
+    assert (video.info.height, video.info.width) == ((80, 48) if sideways else (48, 80))
+    frames = list(video)
+    assert len(frames) == 12 and all(f.shape == (video.info.height, video.info.width, 3) for f in frames)
+    means = _quadrant_means(frames[5])
+    assert max(means, key=means.get) == corner
+    assert np.array_equal(video.read(7), frames[7])
+    assert np.array_equal(next(video.frames([9, 8, 7])), frames[9])  # backwards too
+    seeking = SeekingVideoReader(path)  # what qmra ui reads frames with
+    for _, where in video.decoded():
+        seeking.add(where)
+    assert np.array_equal(seeking.read(6), frames[6]) and np.array_equal(seeking.read(2), frames[2])
+    seeking.close()
+
+
+def _exif_jpeg(path: Path, frame: np.ndarray, orientation: int) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(frame).save(path, exif=exif, quality=95)
+    return path
+
+
+@pytest.mark.parametrize("orientation, corner", [(6, "top-right"), (8, "bottom-left"), (3, "bottom-right"),
+                                                 (2, "top-right"), (1, "top-left")])
+def test_photos_with_an_exif_orientation_are_read_as_shown(tmp_path, orientation, corner):
+    for index in range(3):
+        _exif_jpeg(tmp_path / f"{index}.jpg", _marked(48, 80), orientation)
+    folder = FrameFolder(tmp_path)
+    swapped = orientation in (5, 6, 7, 8)
+    assert (folder.info.height, folder.info.width) == ((80, 48) if swapped else (48, 80))
+    frame = folder.read(1)
+    means = _quadrant_means(frame)
+    assert max(means, key=means.get) == corner
+    assert np.array_equal(frame, np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "1.jpg")).convert("RGB")))
+    # Training images are read as stored, as their masks are: only frames are turned.
+    assert read_rgb(tmp_path / "1.jpg").shape == (48, 80, 3)
+
+
+def test_the_ui_shows_a_turned_photo_upright_and_other_frames_as_they_are(tmp_path):
+    turned, plain = tmp_path / "turned", tmp_path / "plain"
+    turned.mkdir(), plain.mkdir()
+    for index in range(2):
+        _exif_jpeg(turned / f"{index}.jpg", _marked(48, 80), 6)
+        Image.fromarray(_marked(48, 80)).save(plain / f"{index}.png")
+    store = FrameStore(turned)
+    data, content_type = store.display_bytes(0)
+    shown = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    assert content_type == "image/jpeg" and shown.shape == (80, 48, 3)
+    assert np.abs(shown - store.read(0).astype(int)).mean() < 3  # the pixels the network reads
+    store.close()
+    store = FrameStore(plain)
+    assert store.display_bytes(1) == ((plain / "1.png").read_bytes(), "image/png")
+    store.close()
+
+
+def test_segment_takes_boxes_and_writes_masks_in_the_upright_frame(tmp_path, weights):
+    upright = []
+    for t in range(4):  # a portrait clip: a red square moving down a grey frame, 48 wide, 80 high
+        frame = np.full((80, 48, 3), 110, np.uint8)
+        frame[20 + 4 * t: 36 + 4 * t, 14:30] = (220, 30, 30)
+        upright.append(frame)
+    stored = [np.ascontiguousarray(np.rot90(frame, -1)) for frame in upright]  # landscape in the file
+    path = _rotated_mp4(tmp_path / "phone.mp4", stored, 90)
+    out = tmp_path / "out"
+    code = main(["segment", str(path), "--box", "14,20,30,36", "--out", str(out), "--weights", str(weights),
+                 "--overlay", str(tmp_path / "overlay.mp4"), "--quiet"])
+    assert code == 0
+    assert read_labels(out / "00000.png").shape == (80, 48)
+    assert read_labels(out / "00000.png")[20:36, 14:30].mean() > 0.5  # the boxed frame keeps to the box, upright
+    overlay = open_frames(tmp_path / "overlay.mp4")
+    assert (overlay.info.height, overlay.info.width) == (80, 48)
