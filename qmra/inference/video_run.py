@@ -4,7 +4,8 @@
 :class:`VideoRun` writes every frame as it is finished and closes its files on any exit (an error,
 Ctrl-C, SIGTERM), so an interrupted video keeps complete PNGs, a playable overlay and a valid RLE
 file, and ``resume`` continues it. Warnings (an object lost, a doubtful mask, a box clipped to the
-frame) are handed to a callback, one line each, so that each command says them its own way.
+frame, two objects given one box) are handed to a callback, one line each, so that each command
+says them its own way.
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ def clipped_box_warning(prompt: Prompt, width: int, height: int) -> str | None:
             f"clipped to {used.format()}")
 
 
+#: Boxes of two objects on one frame that overlap by at least this IoU are nearly the same box.
+SAME_BOX_IOU = 0.9
+
+
+def same_box_warnings(prompts: Sequence[Prompt], width: int, height: int) -> list[str]:
+    """A warning for each pair of objects boxed on one frame with nearly the same box (IoU ≥
+    :data:`SAME_BOX_IOU` once clipped to the ``width`` × ``height`` frame): the network sees the same
+    input for both, so one of them can come back with no pixels even on that frame."""
+    warnings = []
+    for index, first in enumerate(prompts):
+        for second in prompts[index + 1:]:
+            if first.frame != second.frame or first.object_id == second.object_id:
+                continue
+            overlap = first.box.clip(width, height).iou(second.box.clip(width, height))
+            if overlap >= SAME_BOX_IOU:
+                warnings.append(f"objects {first.object_id} and {second.object_id} have nearly the same box on frame "
+                                f"{first.frame} (IoU {overlap:.2f}): a box alone cannot tell them apart, so one of them "
+                                f"may get no pixels; draw each box tightly around its own object")
+    return warnings
+
+
 class VideoRun:
     """Segments ``source`` from ``prompts`` into ``plan``'s files with ``segmenter``.
 
@@ -132,6 +154,8 @@ class VideoRun:
             clipped = clipped_box_warning(prompt, info.width, info.height)
             if clipped:
                 self.warn(clipped)
+        for line in same_box_warnings(self.prompts, info.width, info.height):
+            self.warn(line)
         session = self._session = self.segmenter.start(self.source, prompts=self.prompts, batcher=self.batcher)
         plan = self.plan
         if plan.out_dir.is_dir():

@@ -314,3 +314,10 @@ def test_verbose_says_how_many_threads_and_why(tmp_path, video, weights, capsys)
     assert _segment(source, tmp_path / "b", weights, "--box", _boxes(video)[0], "--verbose") == 0
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qmra: threads: ")]
     assert len(said) == 1 and "cores usable" in said[0] and "runnable when it looked" in said[0]
+
+
+def test_two_objects_given_the_same_box_are_warned_about(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    assert _segment(source, tmp_path / "out", weights, "--box", "8,6,30,26", "--box", "8,6,30,26") == 0
+    err = capsys.readouterr().err
+    assert err.count("qmra: warning: objects 1 and 2 have nearly the same box on frame 0 (IoU 1.00)") == 1
