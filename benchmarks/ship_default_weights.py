@@ -67,10 +67,10 @@ CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_w
 
 
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY]]]]]]]``
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY[:PRECISION]]]]]]]]``
     (resolution a number or 'native', top-k a number or 'all', the adaptation's mask-loss weight a
     number, the ensemble's network count, the adaptations each network averages, what stage 2's box
-    surrounds: 'all' or 'largest-blob', every how many frames one joins the memory) → (label, settings)."""
+    surrounds: 'all' or 'largest-blob', every how many frames one joins the memory, fp32 or bf16) → (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
@@ -81,9 +81,10 @@ def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
     average = int(parts[6]) if len(parts) > 6 else InferenceSettings().adapt_average
     box = parts[7] if len(parts) > 7 else InferenceSettings().stage2_box
     mem_every = int(parts[8]) if len(parts) > 8 else InferenceSettings().mem_every
+    precision = parts[9] if len(parts) > 9 else InferenceSettings().precision
     return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k,
                                    adapt_mask_weight=mask_weight, ensemble=ensemble, adapt_average=average,
-                                   stage2_box=box, mem_every=mem_every)
+                                   stage2_box=box, mem_every=mem_every, precision=precision)
 
 
 def frame_work(settings: InferenceSettings) -> float:
@@ -235,7 +236,7 @@ def main() -> None:
     parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
     parser.add_argument("--candidates", default="320:0,320:10",
                         help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX"
-                             "[:MEM_EVERY]]]]]]], comma-separated")
+                             "[:MEM_EVERY[:PRECISION]]]]]]]], comma-separated")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="J&F points (0-100) a candidate with less work per frame (fewer networks, fewer pixels) may "
                              "trail the best by and win")

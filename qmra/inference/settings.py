@@ -116,8 +116,9 @@ class InferenceSettings:
         "back at full size), or 'native' for the frames' own size", metavar="PIXELS", parse=parse_resolution,
         default_text="native", group=ACCURACY,
         show=lambda n: f"{n} px"))
-    precision: str = field(default="fp32", metadata=option("fp32 (the reference) or bf16 autocast", choices=PRECISIONS,
-                                                                      group=SPEED))
+    precision: str = field(default="fp32", metadata=option(
+        "fp32 (the reference) or bf16 autocast: faster on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), "
+        "far slower on other CPUs; results differ a little", choices=PRECISIONS, group=SPEED))
     channels_last: bool = field(default=False, metadata=option("NHWC convolutions (pays on GPUs)", group=SPEED))
     pipeline: bool = field(default=True, metadata=option("read frames on the main thread", flag="--no-pipeline",
                                                                    group=SPEED))

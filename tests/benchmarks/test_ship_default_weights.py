@@ -24,6 +24,9 @@ def test_a_candidate_names_every_setting_the_weights_recommend():
     assert (settings.resolution, settings.adapt_steps, settings.adapt_lr, settings.memory_top_k,
             settings.adapt_mask_weight, settings.ensemble) == (320, 20, 1e-5, 30, 0.0, 3)
     assert candidate_settings("native:0")[1].resolution is None and candidate_settings("native:0")[1].ensemble == 1
+    _, last = candidate_settings("384:0:1e-5:all:0:1:1:largest-blob:5:bf16")
+    assert (last.stage2_box, last.mem_every, last.precision) == ("largest-blob", 5, "bf16")
+    assert candidate_settings("384:0")[1].precision == "fp32"
 
 
 def test_an_averaged_adaptation_counts_its_draws_like_an_ensemble():
