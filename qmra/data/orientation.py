@@ -45,7 +45,7 @@ def first_frame_turns(container, stream) -> int:
 
     try:
         for frame in container.decode(stream):
-            return quarter_turns(frame.rotation)
+            return quarter_turns(getattr(frame, "rotation", 0))  # PyAV before VideoFrame.rotation: as stored
     except av.FFmpegError:
         return 0
     return 0
