@@ -70,13 +70,20 @@ def _segment_each(tmp_path: Path, entries: list[dict], weights: Path) -> Path:
     return reference
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it starts: Ctrl-C's default action. A suite started in the background
+    (``make test &``, ``nohup``) has SIGINT ignored, which its children would inherit and keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _batch_process(manifest: Path, out: Path, weights: Path, *extra: str, delay: float = 0.0) -> subprocess.Popen:
     """``qmra batch`` in a process of its own (signals go to it alone), frames slowed by ``delay`` s."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SLOW_FRAMES), str(REPO)]),
            "QMRA_TEST_FRAME_DELAY": str(delay)}
     command = [sys.executable, "-m", "qmra", "batch", str(manifest), "--out", str(out), "--weights", str(weights),
                "--overlay", "--rle", *SAME, *extra]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
 
 
 def _wait_for_pngs(folder: Path, count: int, process: subprocess.Popen, seconds: float = 120) -> None:
