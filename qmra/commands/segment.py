@@ -35,8 +35,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help=f"exit with code {EXIT_LOST} when an object is lost at the end (its mask empty from some frame "
                             "to the last); lost objects are always reported on stderr")
     given.add_argument("--fail-on-doubt", action="store_true",
-                       help=f"exit with code {EXIT_LOST} when an object's mask is doubtful on some frame (it fills its box, "
-                            "fades or jumps: qmra.inference.quality); doubtful masks are always reported")
+                       help=f"exit with code {EXIT_LOST} when an object's mask is doubtful on some frame (its confidence "
+                            "fades or it jumps: qmra.inference.quality); doubtful masks are always reported")
     given.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     given.add_argument("--verbose", action="store_true", help="also say how many CPU threads the network uses, and why")
     boxes = parser.add_argument_group("prompts")

@@ -6,9 +6,9 @@ Per object and frame, against the frame it was boxed on (or the frame before):
 
 - ``flood``: its area is more than :attr:`QualityThresholds.growth` times the boxed frame's, and
   still growing (off by default: see :class:`QualityThresholds`);
-- ``spill``: it fills most of its tracked box (stage 1's), as a mask that has spread onto the
-  background around the object does: objects rarely fill their box (it may also be asked to reach
-  outside the box, :attr:`QualityThresholds.outside`);
+- ``spill`` (off by default: see :class:`QualityThresholds`): it fills most of its tracked box
+  (stage 1's), as a mask that has spread onto the background around the object does (it may also
+  be asked to reach outside the box, :attr:`QualityThresholds.outside`);
 - ``fading``: its confidence fell below :attr:`QualityThresholds.fading` of the boxed frame's;
 - ``jump``: its centre moved more than :attr:`QualityThresholds.jump` times its own size (the
   square root of its area) in one frame.
@@ -41,12 +41,13 @@ class QualityThresholds:
     3-8x with good masks (18 % of good frames at 3x), so ``flood`` is off by default. ``outside`` is
     not asked for: stage 2 keeps the mask inside stage 1's box (at most 9 % outside on those frames).
     Measured again with the weights shipped after that (38 frames with J < 0.5, 560 with J >= 0.8),
-    the rule keeps fading 0.9 and jump 0.3; no spill threshold catches a bad frame there.
-    See docs/results-history.md, "Quality signals".
+    the rule keeps fading 0.9 and jump 0.3; no ``fill`` catches a bad frame there (0.75 fires on 2
+    good ones, and on objects that fill their box: signs, screens, discs), so ``spill`` is off by
+    default too. See docs/results-history.md, "Quality signals".
     """
 
     growth: float | None = None
-    fill: float | None = 0.75
+    fill: float | None = None
     outside: float | None = None
     fading: float | None = 0.9
     jump: float | None = 0.3

@@ -23,7 +23,7 @@ def _result(index: int, rects: dict[int, tuple[int, int, int, int]], boxes: dict
                        confidence={i: confidence for i in rects}, lost={i: False for i in rects})
 
 
-#: Every signal on (flood and spill are off by default: they did not separate good masks from bad on DAVIS).
+#: Every signal on (flood and spill are off by default: they did not catch bad masks on DAVIS).
 ALL_ON = QualityThresholds(growth=3.0, fill=0.8, outside=0.3, fading=0.75, jump=1.0)
 
 
@@ -42,12 +42,12 @@ def test_a_mask_that_keeps_growing_far_beyond_its_boxed_frame_floods():
     assert [("flood" in f.get(1, ())) for f in fired] == [False, False, False, True, True, False]
 
 
-def test_a_mask_that_fills_its_tracked_box_spills():
+def test_a_mask_that_fills_its_tracked_box_spills_when_asked_for():
     box = Box(30, 20, 80, 70)
-    fired = _run([_result(0, {1: (40, 30, 70, 60)}, {1: box}), _result(1, {1: (40, 30, 70, 60)}, {1: box}),
-                  _result(2, {1: (31, 21, 79, 69)}, {1: box})],  # 92 % of its box: the background around it
-                 QualityThresholds())
-    assert fired == [{}, {}, {1: ("spill",)}]
+    frames = [_result(0, {1: (40, 30, 70, 60)}, {1: box}), _result(1, {1: (40, 30, 70, 60)}, {1: box}),
+              _result(2, {1: (31, 21, 79, 69)}, {1: box})]  # 92 % of its box: the background around it
+    assert _run(frames, QualityThresholds(fill=0.75)) == [{}, {}, {1: ("spill",)}]
+    assert _run(frames, QualityThresholds()) == [{}, {}, {}]  # off by default: it caught no bad mask on DAVIS
 
 
 def test_spill_can_also_ask_for_a_mask_that_reaches_outside_its_box():
