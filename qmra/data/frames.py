@@ -35,12 +35,15 @@ def list_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """What a source knows before decoding: size in pixels, frame count and fps when known."""
+    """What a source knows before decoding: size in pixels (upright), frame count and fps when known,
+    and whether the file stores its frames turned a quarter (``sideways``: a phone's portrait video,
+    a photo with an EXIF orientation of 5–8), which reading undoes."""
 
     height: int
     width: int
     num_frames: int | None
     fps: float | None
+    sideways: bool = False
 
 
 class FrameSource:
@@ -101,8 +104,9 @@ class FrameFolder(FrameSource):
         self.paths = list_files(self.folder, IMAGE_SUFFIXES)
         if not self.paths:
             raise DataError(f"no frames (jpg, png, bmp, webp) in {self.folder}")
-        height, width = shown_size(open_image(self.paths[0]))
-        self._info = FrameInfo(height, width, len(self.paths), None)
+        first = open_image(self.paths[0])
+        height, width = shown_size(first)
+        self._info = FrameInfo(height, width, len(self.paths), None, sideways=(height, width) != (first.height, first.width))
 
     @property
     def info(self) -> FrameInfo:
@@ -146,7 +150,8 @@ class VideoFile(FrameSource):
                     raise DataError(f"{self.path} has no video stream")
                 stream = container.streams.video[0]
                 height, width = stream.codec_context.height, stream.codec_context.width
-                if first_frame_turns(container, stream) % 2:
+                sideways = first_frame_turns(container, stream) % 2 == 1
+                if sideways:
                     height, width = width, height  # a portrait phone video, stored as landscape
                 # The header's own count (mp4, mov) is a promise that decoding can be held to; the
                 # estimate from the duration (webm, mkv) is not exact enough for that.
@@ -160,7 +165,7 @@ class VideoFile(FrameSource):
             raise DataError(f"cannot read video {self.path}: {_unreadable(self.path, error)}") from None
         if not height or not width:
             raise DataError(f"cannot read video {self.path}: no frame size in its header")
-        self._info = FrameInfo(height, width, frames, fps)
+        self._info = FrameInfo(height, width, frames, fps, sideways)
         self._reader: Iterator[np.ndarray] | None = None
         self._next_index = 0  # the frame _reader yields next
 

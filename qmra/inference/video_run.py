@@ -72,17 +72,24 @@ class OutputPlan:
         return ", ".join(written + [str(p) for p in (self.overlay, self.rle) if p])
 
 
-def clipped_box_warning(prompt: Prompt, width: int, height: int) -> str | None:
+def clipped_box_warning(prompt: Prompt, width: int, height: int, sideways: bool = False) -> str | None:
     """The warning for a box that reaches outside the ``width`` × ``height`` frame (the session clips
-    it), None when it lies inside; a box wholly outside is a :class:`QmraError` naming the object."""
+    it), None when it lies inside; a box wholly outside is a :class:`QmraError` naming the object.
+    ``sideways``: the file stores its frames turned (:attr:`FrameInfo.sideways`); a box that would fit
+    the stored frame then most likely came from a tool that does not turn them, and the warning says so."""
+    hint = ""
+    box = prompt.box
+    if sideways and box.x0 >= 0 and box.y0 >= 0 and box.x1 <= height and box.y1 <= width:  # fits the stored frame
+        hint = (f" (the video is read upright, {width}x{height}, as players show it; its file stores it turned, "
+                f"{height}x{width}: give boxes in the upright frame)")
     try:
         used = prompt.box.clip(width, height)
     except QmraError as error:
-        raise QmraError(f"object {prompt.object_id}: {error}") from None
+        raise QmraError(f"object {prompt.object_id}: {error}{hint}") from None
     if used == prompt.box:
         return None
     return (f"object {prompt.object_id}'s box {prompt.box.format()} reaches outside the {width}x{height} frame; "
-            f"clipped to {used.format()}")
+            f"clipped to {used.format()}{hint}")
 
 
 #: Boxes of two objects on one frame that overlap by at least this IoU are nearly the same box.
@@ -151,7 +158,7 @@ class VideoRun:
         """Segment every frame and write it; the files are closed on any exit, keeping what finished."""
         info = self.source.info
         for prompt in self.prompts:
-            clipped = clipped_box_warning(prompt, info.width, info.height)
+            clipped = clipped_box_warning(prompt, info.width, info.height, info.sideways)
             if clipped:
                 self.warn(clipped)
         for line in same_box_warnings(self.prompts, info.width, info.height):

@@ -135,3 +135,21 @@ def test_segment_takes_boxes_and_writes_masks_in_the_upright_frame(tmp_path, wei
     assert read_labels(out / "00000.png")[20:36, 14:30].mean() > 0.5  # the boxed frame keeps to the box, upright
     overlay = open_frames(tmp_path / "overlay.mp4")
     assert (overlay.info.height, overlay.info.width) == (80, 48)
+
+
+def test_a_box_that_fits_only_the_stored_frame_is_warned_about_with_the_reason(tmp_path, weights, capsys):
+    stored = [np.full((48, 80, 3), 110, np.uint8) for _ in range(2)]  # 80x48 in the file, shown 48x80
+    path = _rotated_mp4(tmp_path / "phone.mp4", stored, 90)
+    assert VideoFile(path).info.sideways and not VideoFile(_rotated_mp4(tmp_path / "flat.mp4", stored, 180)).info.sideways
+    reason = "(the video is read upright, 48x80, as players show it; its file stores it turned, 80x48: give boxes in"
+
+    def segment(box: str) -> tuple[int, str]:
+        code = main(["segment", str(path), "--box", box, "--out", str(tmp_path / box), "--weights", str(weights), "--quiet"])
+        return code, capsys.readouterr().err
+
+    code, err = segment("30,10,70,30")  # reaches past the upright frame's right side, fits the stored one
+    assert code == 0 and "reaches outside the 48x80 frame; clipped to (30, 10, 48, 30) " + reason in err
+    code, err = segment("50,10,70,30")  # wholly right of the upright frame: an error, with the same reason
+    assert code == 2 and err.startswith("qmra: error: object 1: box (50, 10, 70, 30) lies outside") and reason in err
+    code, err = segment("30,50,70,70")  # fits neither frame: no reason given
+    assert code == 0 and "clipped" in err and "read upright" not in err
