@@ -103,7 +103,7 @@ def same_box_warnings(prompts: Sequence[Prompt], width: int, height: int) -> lis
     warnings = []
     for index, first in enumerate(prompts):
         for second in prompts[index + 1:]:
-            if first.frame != second.frame or first.object_id == second.object_id:
+            if first.frame != second.frame:  # one object has one box per frame: the prompts checked that
                 continue
             overlap = first.box.clip(width, height).iou(second.box.clip(width, height))
             if overlap >= SAME_BOX_IOU:
