@@ -83,6 +83,33 @@ def test_top_k_read_is_a_softmax_over_each_positions_k_best_matches(monkeypatch,
     assert torch.allclose(read_tokens(qk, tokens.key, tokens.value, kernel, top_k=7), got, atol=1e-6)
 
 
+def test_top_k_read_gradients_are_the_dense_formulas():
+    # The read sums K gathered values; its gradients (adaptation and training go through it) must be
+    # those of the K-sparse softmax written as a dense product.
+    qk = torch.randn(2, 16, 3, 5, dtype=torch.float64, requires_grad=True)
+    mk = torch.randn(2, 4, 16, 3, 5, dtype=torch.float64)
+    mv = torch.randn(2, 4, 8, 3, 5, dtype=torch.float64)
+    tokens = MemoryTokens.from_maps(mk, mv)
+    key, value = tokens.key.detach().requires_grad_(), tokens.value.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda q, k, v: read_tokens(q, k, v, "auto", top_k=7), (qk, key, value))
+
+
+def test_top_k_read_takes_a_view_of_a_larger_memory_buffer():
+    # Memory tokens are the first N slots of a buffer with room for more: per object a contiguous
+    # view, for several objects not one; the read must take either as it is.
+    key_buffer, value_buffer = torch.randn(3, 100, 16), torch.randn(3, 100, 8)
+    qk = torch.randn(1, 16, 3, 5)
+    got = read_tokens(qk, key_buffer[:, :60], value_buffer[:, :60], "auto", top_k=7)
+    expected = read_tokens(qk, key_buffer[:, :60].contiguous(), value_buffer[:, :60].contiguous(), "matmul", top_k=7)
+    assert torch.equal(got, expected)
+
+    def maps(tokens: torch.Tensor) -> torch.Tensor:  # B×T·h·w×C → B×T×C×h×w, 4 frames of 3×5
+        return tokens.unflatten(1, (4, 15)).transpose(2, 3).unflatten(3, (3, 5))
+
+    assert torch.allclose(got, _reference_top_k_read(qk.expand(3, -1, -1, -1), maps(key_buffer[:, :60]),
+                                                     maps(value_buffer[:, :60]), 7), atol=1e-5)
+
+
 def test_top_k_never_reads_empty_slots():
     # 2 of 4 frames are empty slots; k is more than the 30 stored positions, so some of the k best
     # are empty: they get no weight, and the read equals the paper's read of the stored frames.
