@@ -27,13 +27,15 @@ OVERLAY_NAME, RLE_NAME = "overlay.mp4", "masks.rle.json"
 class BatchOutputs:
     """Where a batch writes: ``DIR/<id>/`` per video, with the overlay and RLE files when asked for.
     ``overwrite``: start every video over; otherwise finished videos are skipped and partly done ones
-    continued, as ``qmra segment --resume`` does."""
+    continued, as ``qmra segment --resume`` does. ``backwards``: what the masks cover: objects boxed
+    after frame 0 are also followed back to it (``qmra segment --backwards``)."""
 
     out: Path
     overlay: bool = False
     rle: bool = False
     per_object: bool = False
     overwrite: bool = False
+    backwards: bool = False
 
     def plan(self, video_id: str) -> OutputPlan:
         folder = self.out / video_id
@@ -79,7 +81,7 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
             plan.remove_results()  # the folder is the video's own: no frame of an earlier run may stay
         keep = 0 if overwrite else plan.finished(source)
         video = VideoRun(segmenter, source, item.prompts, plan, video_name=item.video.stem, keep=keep,
-                         warn=record.warnings.append, on_frame=on_frame, batcher=batcher)
+                         warn=record.warnings.append, on_frame=on_frame, batcher=batcher, backwards=outputs.backwards)
         with batcher.joined() if batcher is not None else nullcontext():
             video.run()
         record.status = DONE

@@ -11,6 +11,12 @@ from qmra.options import Option, add_options, apply_options, help_section
 from qmra.presets import PRESETS, get_preset
 
 
+#: ``--backwards`` of ``qmra segment`` and ``qmra batch``.
+BACKWARDS_HELP = ("also follow each object boxed after the first frame back to frame 0, for objects already in view "
+                  "before the frame they were boxed on (one more run, backwards); without it an object's masks start "
+                  "on its box's frame")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"WxH"`` (width x height, as videos are named: 854x480) → (H, W), both at least 16."""
     try:

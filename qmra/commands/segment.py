@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from qmra.commands.common import add_model_arguments, make_segmenter, progress_style, say_threads
+from qmra.commands.common import BACKWARDS_HELP, add_model_arguments, make_segmenter, progress_style, say_threads
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
 from qmra.inference.prompt_files import CornersOutOfOrder, parse_prompts
@@ -46,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               "2, ...)")
     prompts.add_argument("--boxes", metavar="FILE.json",
                          help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
+    boxes.add_argument("--backwards", action="store_true", help=BACKWARDS_HELP)
     boxes.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
                        help="how --box and --boxes give a box: xyxy = corners X0,Y0,X1,Y1 (default); xywh = top-left "
                             "corner and size X,Y,W,H, as COCO and many tools export them")
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     keep = plan.finished(source) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))
     video = VideoRun(segmenter, source, prompts, plan, video_name=Path(args.source).stem, keep=keep,
-                     warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr))
+                     warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards)
     if args.verbose:
         say_threads(segmenter)
     _say_resuming(keep, plan.out_dir, args.quiet)
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
               f"{video.frames_written / max(video.seconds, 1e-9):.2f} frames/s on {segmenter.device}"
               f"{adaptation_summary(video.adaptations)}; {video.lost.summary(len(prompts))}; "
               f"{video.doubtful.summary()}; wrote {plan.describe()}")
+        for line in video.earlier.summary():
+            print(line)
     if video.lost.lost_at_end:
         print(f"qmra: warning: {video.lost.summary(len(prompts))}{_reseed_hint(video.adaptations, segmenter.settings)}",
               file=sys.stderr)

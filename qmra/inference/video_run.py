@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from qmra.data.atomic import remove_stale_temporaries
 from qmra.data.frames import FrameSource
 from qmra.errors import QmraError
+from qmra.inference.backwards import EarlierMasks, first_boxes
 from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.lost import LostObjects
 from qmra.inference.outputs import ResultWriter, check_outputs, existing_results, finished_frames
@@ -121,13 +122,17 @@ class VideoRun:
     ``on_frame`` is called with the number of frames finished after each one. While and after
     :meth:`run`, ``lost``, ``doubtful``, :attr:`frames_finished` and ``seconds`` say how it went.
     ``batcher``: query encodings shared with videos run in other threads (``Segmenter.start``).
+    ``backwards``: objects boxed after frame 0 are also followed back to it (:mod:`.backwards`);
+    ``earlier`` then says how far back each was found.
     """
 
     def __init__(self, segmenter, source: FrameSource, prompts: Sequence[Prompt], plan: OutputPlan, *,
                  video_name: str, keep: int = 0, warn: Callable[[str], None] = lambda line: None,
-                 on_frame: Callable[[int], None] | None = None, batcher: QueryBatcher | None = None) -> None:
+                 on_frame: Callable[[int], None] | None = None, batcher: QueryBatcher | None = None,
+                 backwards: bool = False) -> None:
         self.segmenter, self.source, self.prompts, self.plan = segmenter, source, list(prompts), plan
         self.batcher = batcher
+        self.earlier = EarlierMasks(first_boxes(self.prompts) if backwards else [])
         self.video_name, self.keep, self.warn, self.on_frame = video_name, keep, warn, on_frame
         self.lost, self.doubtful = LostObjects(), DoubtfulObjects()
         self.seconds = 0.0
@@ -163,6 +168,8 @@ class VideoRun:
                 self.warn(clipped)
         for line in same_box_warnings(self.prompts, info.width, info.height):
             self.warn(line)
+        start = time.perf_counter()
+        self.earlier.run(self.segmenter, self.source, batcher=self.batcher)  # before any file is opened
         session = self._session = self.segmenter.start(self.source, prompts=self.prompts, batcher=self.batcher)
         plan = self.plan
         if plan.out_dir.is_dir():
@@ -170,11 +177,10 @@ class VideoRun:
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
                                     rle=plan.rle, keep=self.keep)
-        start = time.perf_counter()
         try:
             for _, result in session.propagate():
-                self._writer.write(result)
-                self._check(result, bool(session.adaptations))
+                self._writer.write(self.earlier.paint(result))
+                self._check(result, bool(session.adaptations))  # the forward run's objects: lost means lost
                 if self.on_frame is not None:
                     self.on_frame(self._writer.frames_written)
         finally:

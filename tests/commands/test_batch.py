@@ -294,3 +294,21 @@ def test_a_finished_video_missing_an_output_is_completed_on_the_next_run(tmp_pat
     assert "1 video: 1 to segment, 0 already done" in capsys.readouterr().err and lost.read_bytes() == before
     assert main([a for a in args if a != "--quiet"]) == 0
     assert "1 video: 0 to segment, 1 already done" in capsys.readouterr().err
+
+
+def test_backwards_follows_late_objects_back_as_segment_does(tmp_path, weights):
+    # Object 2 is boxed on frame 3: with --backwards each video's files are those of
+    # `qmra segment --backwards`, which differ from a forward run's on frames 0-2.
+    entries = _clips(tmp_path, 1, frames=6)
+    boxes = entries[0]["boxes"]
+    entries[0]["boxes"] = [{"id": 1, "frame": 0, "box": boxes[0]}, {"id": 2, "frame": 3, "box": boxes[1]}]
+    (tmp_path / "boxes.json").write_text(json.dumps(entries[0]["boxes"]))
+    out = tmp_path / "out"
+    assert main(["batch", str(_manifest(tmp_path, entries)), "--out", str(out), "--weights", str(weights), "--rle",
+                 "--backwards", *SAME]) == 0
+    for name, extra in (("both", ["--backwards"]), ("forward", [])):
+        assert main(["segment", str(tmp_path / "clip0.mp4"), "--boxes", str(tmp_path / "boxes.json"), "--out",
+                     str(tmp_path / name), "--rle", str(tmp_path / name / "masks.rle.json"), "--weights", str(weights),
+                     *SAME, *extra]) == 0
+    assert _files(out / "clip0") == _files(tmp_path / "both")
+    assert _files(tmp_path / "both")["00000.png"] != _files(tmp_path / "forward")["00000.png"]
