@@ -50,6 +50,9 @@ class EarlierMasks:
     frames: dict[int, _Frame] = field(default_factory=dict)
     #: object id → the earliest frame before its box where it has a mask (absent: none found)
     reached: dict[int, int] = field(default_factory=dict)
+    #: object id → the first frame, going back from its box, where its mask looked wrong, and the signs
+    #: (:mod:`qmra.inference.quality`): where an object left the view, it is masked on what looks like it
+    doubtful: dict[int, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
 
     def run(self, segmenter, source, *, batcher=None) -> None:
         """Follow the late objects back from their boxes to frame 0 (all of it, also for a resumed
@@ -74,6 +77,8 @@ class EarlierMasks:
         for object_id in object_ids:
             if not result.lost.get(object_id, True):
                 self.reached[object_id] = index
+            if result.doubts.get(object_id) and object_id not in self.doubtful:
+                self.doubtful[object_id] = (index, result.doubts[object_id])
 
     def paint(self, result: FrameResult) -> FrameResult:
         """``result`` (a forward run's frame) with the late objects' masks on it, where it has any."""
@@ -95,4 +100,15 @@ class EarlierMasks:
             reached = self.reached.get(prompt.object_id)
             where = f"its earliest mask is on frame {reached}" if reached is not None else "no mask before that frame"
             lines.append(f"object {prompt.object_id} (boxed on frame {prompt.frame}) followed backwards: {where}")
+        return lines
+
+    def warnings(self) -> list[str]:
+        """One line per late object whose mask looked wrong on a frame before its box."""
+        lines = []
+        for prompt in self.late:
+            if prompt.object_id in self.doubtful:
+                frame, signs = self.doubtful[prompt.object_id]
+                lines.append(f"object {prompt.object_id}, followed backwards from its box on frame {prompt.frame}, is "
+                             f"doubtful from frame {frame} back ({', '.join(signs)}): where it is out of view, what it "
+                             "is masked on only looks like it")
         return lines

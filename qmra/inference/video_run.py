@@ -170,6 +170,8 @@ class VideoRun:
             self.warn(line)
         start = time.perf_counter()
         self.earlier.run(self.segmenter, self.source, batcher=self.batcher)  # before any file is opened
+        for line in self.earlier.warnings():
+            self.warn(line)
         session = self._session = self.segmenter.start(self.source, prompts=self.prompts, batcher=self.batcher)
         plan = self.plan
         if plan.out_dir.is_dir():

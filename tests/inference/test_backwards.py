@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -45,6 +46,19 @@ def test_paint_adds_the_late_objects_and_they_win_where_masks_overlap():
     assert earlier.paint(unpainted) is unpainted  # frames the backward run did not reach (or need) are as they were
     assert earlier.reached == {2: 1, 3: 1}
     assert earlier.summary()[0] == "object 2 (boxed on frame 3) followed backwards: its earliest mask is on frame 1"
+    assert earlier.warnings() == []  # no doubtful mask on the way back
+
+
+def test_the_first_doubtful_frame_going_back_is_said():
+    earlier = EarlierMasks([Prompt(2, 5, Box(0, 0, 4, 4))])
+    labels = np.full((4, 6), 2, np.uint8)
+    for index, doubts in ((4, {}), (3, {2: ("fading", "jump")}), (2, {2: ("jump",)}), (1, {})):
+        result = _result(index, labels, {2: Box(0, 0, 6, 4)})
+        earlier._keep(index, replace(result, doubts=doubts), [2])
+    assert earlier.doubtful == {2: (3, ("fading", "jump"))}
+    assert earlier.summary() == ["object 2 (boxed on frame 5) followed backwards: its earliest mask is on frame 1"]
+    assert earlier.warnings() == ["object 2, followed backwards from its box on frame 5, is doubtful from frame 3 back "
+                                  "(fading, jump): where it is out of view, what it is masked on only looks like it"]
 
 
 def test_an_object_not_found_before_its_box_is_said_so_and_marked_lost_there():
