@@ -214,7 +214,9 @@ def _top_k_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: tor
         if empty is not None:
             scores = scores + empty
         best, index = scores.topk(top_k, dim=-1)
-        weights = torch.softmax(best, dim=-1)
+        # Under autocast the softmax may come out in another precision than the stored values; the
+        # sum takes the values' own.
+        weights = torch.softmax(best, dim=-1).to(memory_value.dtype)
         # One object at a time: each object's values are a contiguous view of its memory buffer,
         # where the B×N×Cv whole may not be, so nothing is copied.
         return torch.stack([

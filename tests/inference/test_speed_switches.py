@@ -340,12 +340,15 @@ def test_bad_settings_are_refused(bad):
 
 
 
-def test_bf16_keeps_the_memory_bank_in_bf16():
-    """The memory is written once and read every frame: in bf16 it is half the bytes and no cast per read."""
+@pytest.mark.parametrize("top_k", [None, 2])
+def test_bf16_keeps_the_memory_bank_in_bf16(top_k):
+    """The memory is written once and read every frame: in bf16 it is half the bytes and no cast per read
+    (with the paper's read and the top-k read, which sums K values in the memory's precision)."""
     import torch
 
     video = clip(frames=3, objects=2, height=48, width=64)
-    session = tiny_segmenter(InferenceSettings(precision="bf16")).start([video.image(i) for i in range(3)])
+    settings = InferenceSettings(precision="bf16", memory_top_k=top_k)
+    session = tiny_segmenter(settings).start([video.image(i) for i in range(3)])
     for object_id, box in video.first_boxes().items():
         session.add_box(object_id, box)
     list(session.propagate())

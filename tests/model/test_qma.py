@@ -110,6 +110,18 @@ def test_top_k_read_takes_a_view_of_a_larger_memory_buffer():
                                                      maps(value_buffer[:, :60]), 7), atol=1e-5)
 
 
+@pytest.mark.parametrize("stored", [torch.float32, torch.bfloat16])
+def test_top_k_read_under_autocast_takes_scores_and_values_of_either_precision(stored):
+    # Under bf16 autocast the softmax weights and the stored values can differ in precision (on CUDA
+    # softmax runs in fp32 while the memory is bf16; here the reverse): the read must take both.
+    qk, mk, mv = torch.randn(1, 16, 3, 5), torch.randn(2, 4, 16, 3, 5), torch.randn(2, 4, 8, 3, 5)
+    tokens = MemoryTokens.from_maps(mk.to(stored), mv.to(stored))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = read_tokens(qk, tokens.key, tokens.value, "auto", top_k=7)
+    expected = _reference_top_k_read(qk.expand(2, -1, -1, -1), mk, mv, 7)
+    assert got.shape == expected.shape and (got.float() - expected).abs().mean() < 0.05
+
+
 def test_top_k_never_reads_empty_slots():
     # 2 of 4 frames are empty slots; k is more than the 30 stored positions, so some of the k best
     # are empty: they get no weight, and the read equals the paper's read of the stored frames.
