@@ -58,18 +58,13 @@ part_segment() {
   local clip="$OUT/$CLIP_SEQUENCE.mp4"
   "$PYTHON" - "$DAVIS/JPEGImages/480p/$CLIP_SEQUENCE" "$clip" <<'EOF'
 import sys
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from qmra.data import Mp4Writer, open_frames
 
-from qmra.data.video_writer import Mp4Writer
-
-frames = sorted(Path(sys.argv[1]).glob("*.jpg"))
-first = np.asarray(Image.open(frames[0]).convert("RGB"))
-with Mp4Writer(Path(sys.argv[2]), first.shape[1], first.shape[0], fps=24) as writer:
-    for path in frames:
-        writer.write(np.asarray(Image.open(path).convert("RGB")))
+frames = open_frames(sys.argv[1])
+with Mp4Writer(sys.argv[2], frames.info.width, frames.info.height, fps=24) as writer:
+    for frame in frames:
+        writer.write(frame)
 EOF
   for preset in default fast; do
     local flags=()

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qmra.data.boxes import Box
 from qmra.errors import QmraError
 from qmra.inference.prompts import Prompt
 from qmra.inference.results import FrameResult
@@ -36,7 +37,7 @@ class _Frame:
     confidence (only objects boxed after this frame)."""
 
     labels: bytes
-    boxes: dict
+    boxes: dict[int, Box | None]
     confidence: dict[int, float]
 
 

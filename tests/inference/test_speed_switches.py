@@ -343,7 +343,7 @@ def test_bad_settings_are_refused(bad):
 @pytest.mark.parametrize("top_k", [None, 2])
 def test_bf16_keeps_the_memory_bank_in_bf16(top_k):
     """The memory is written once and read every frame: in bf16 it is half the bytes and no cast per read
-    (with the paper's read and the top-k read, which sums K values in the memory's precision)."""
+    (a bf16 session runs through with the paper's read and with the top-k read)."""
     import torch
 
     video = clip(frames=3, objects=2, height=48, width=64)
