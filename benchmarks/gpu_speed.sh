@@ -50,7 +50,7 @@ qmra_bench() {  # NAME, then qmra bench switches
   log "qmra $name: exit $?"
 }
 part_qmra() {
-  qmra_bench fp32
+  qmra_bench fp32 --no-channels-last   # the reference layout (NHWC is the default)
   qmra_bench bf16-nhwc --precision bf16 --channels-last
   # Where the time goes: a short profiled window, memory already full.
   log "qmra profile"

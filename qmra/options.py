@@ -27,7 +27,9 @@ class Option:
     """How one dataclass field appears on the command line.
 
     - ``flag``: default ``--field-name``; for a bool field, a flag that sets the value opposite to
-      its default (``--channels-last`` sets True, ``--no-pipeline`` sets False);
+      its default (``--no-pipeline`` sets False);
+    - ``both_ways``: a bool field gets ``--field-name`` and ``--no-field-name`` (a switch whose
+      default changed, so that command lines written for the old default keep working);
     - ``parse``: text → value (default: the type of the field's default); raise
       ``argparse.ArgumentTypeError`` for bad text;
     - ``default_text``: what the help says the default is, where the field's value is not the whole
@@ -44,6 +46,7 @@ class Option:
     default_text: str | None = None
     show: Callable[[Any], str] | None = None
     group: str | None = None
+    both_ways: bool = False
 
     def shown(self, value: Any) -> str:
         """``value`` as the help writes it."""
@@ -81,6 +84,10 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         flag = flag_of(field, opt)
         common = {"dest": field.name, "default": argparse.SUPPRESS}
         section = help_section(parser, opt.group)
+        if isinstance(default, bool) and opt.both_ways:
+            section.add_argument(f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
+                                 help=f"{opt.help}; default: {'on' if default else 'off'}", **common)
+            continue
         if isinstance(default, bool):
             section.add_argument(flag, action="store_const", const=not default, help=opt.help, **common)
             continue

@@ -52,6 +52,19 @@ def test_flags_not_given_keep_the_base_and_given_ones_replace_it():
     assert paper.memory_top_k is None
 
 
+def test_a_switch_that_works_both_ways_takes_either_flag_and_otherwise_keeps_the_base():
+    # NHWC became the default: --channels-last (written for the old default) still parses, and
+    # --no-channels-last turns it off, also over a base that turned it on (the fast preset).
+    parse = _subparser("segment").parse_args
+    command = ["v.mp4", "--box", "1,1,5,5", "--out", "o"]
+    assert InferenceSettings().channels_last is True
+    assert apply_options(parse(command), InferenceSettings(channels_last=False)).channels_last is False
+    assert apply_options(parse([*command, "--channels-last"]), InferenceSettings(channels_last=False)).channels_last is True
+    assert apply_options(parse([*command, "--no-channels-last"]), InferenceSettings()).channels_last is False
+    help_text = " ".join(_subparser("segment").format_help().split())
+    assert "--channels-last, --no-channels-last" in help_text
+
+
 def test_the_help_says_the_default_the_run_really_uses():
     from qmra.commands.common import shipped_recommendations
 

@@ -8,6 +8,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
+from torch import nn
 
 from qmra.data.frames import FrameSource, open_frames
 from qmra.errors import QmraError
@@ -93,14 +94,20 @@ class Segmenter:
                                 self.threads, prompts, batcher)
 
 
+def is_channels_last(model: nn.Module) -> bool | None:
+    """Whether ``model``'s convolution weights are in NHWC layout (None: it has no k×k convolution)."""
+    # A k×k convolution's weight (k > 1, more than one input channel) is contiguous in exactly one of
+    # the two layouts.
+    conv = next((p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1 and p.shape[1] > 1), None)
+    return None if conv is None else not conv.is_contiguous()
+
+
 def _ready(model: QMRA, device: torch.device, channels_last: bool, copy: bool = True) -> QMRA:
     """``model`` in eval mode on ``device`` (NHWC weights if ``channels_last``): the model itself if it
     is so already, else a copy (``copy``), so that the caller's model is never changed; without
     ``copy``, ``model`` itself is changed (one loaded here)."""
     parameter = next(model.parameters())
-    # A 7×7 convolution's weight is contiguous in exactly one of the two layouts.
-    conv = next((p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1 and p.shape[1] > 1), None)
-    layout_ok = conv is None or (not conv.is_contiguous()) == channels_last
+    layout_ok = is_channels_last(model) in (None, channels_last)
     on_device = parameter.device.type == device.type and device.index in (None, parameter.device.index)
     if on_device and not model.training and layout_ok:
         return model

@@ -11,13 +11,14 @@ running ones, so this does not change training itself.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from qmra.data.sequence import VideoSequence
-from qmra.inference import Segmenter
+from qmra.inference.segmenter import Segmenter, is_channels_last
 from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA
 
@@ -43,7 +44,9 @@ def recalibrate_batchnorm(model: QMRA, sequences: Sequence[VideoSequence], frame
     momenta = {m: m.momentum for m in layers}
     try:
         model.eval()  # as inference runs it; a model in eval mode on its device is used as it is, not copied
-        segmenter = Segmenter(model, device=device, settings=settings)
+        # ... and in its own memory layout: NHWC, the inference default, would need a copy.
+        layout = bool(is_channels_last(model))
+        segmenter = Segmenter(model, device=device, settings=replace(settings or InferenceSettings(), channels_last=layout))
         assert segmenter.model is model, "recalibration must run the model itself"
         for layer in layers:
             layer.reset_running_stats()

@@ -74,5 +74,5 @@ def test_weights_loaded_by_the_segmenter_are_readied_in_place_not_copied(tmp_pat
     conv = next(p for p in segmenter.model.parameters() if p.dim() == 4 and p.shape[-1] > 1 and p.shape[1] > 1)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not segmenter.model.training
     assert copies == []
-    Segmenter(segmenter.model, settings=InferenceSettings())  # a model given: NHWC -> NCHW on a copy
+    Segmenter(segmenter.model, settings=InferenceSettings(channels_last=False))  # a model given: NHWC -> NCHW on a copy
     assert len(copies) == 1

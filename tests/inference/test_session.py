@@ -304,6 +304,7 @@ def test_the_segmenter_never_changes_the_callers_model():
     conv = model.query_encoder.conv1.weight
     assert conv.is_contiguous()  # not turned NHWC
     assert all(torch.equal(before[name], p) for name, p in model.state_dict().items())
-    # A model that is ready as it is is used as it is (no copy).
+    # A model that is ready as it is (eval mode, the settings' layout) is used as it is (no copy).
     ready = random_model(TINY).eval()
-    assert Segmenter(ready).model is ready
+    assert Segmenter(ready, settings=InferenceSettings(channels_last=False)).model is ready
+    assert Segmenter(ready.to(memory_format=torch.channels_last)).model is ready  # NHWC, the default
