@@ -12,7 +12,8 @@
 #   bash benchmarks/gpu_speed.sh
 #   PARTS=graphs,agree bash benchmarks/gpu_speed.sh      # only the compiled rows and the mask check
 # PARTS, run in the order given: default (the shipped weights with the settings they recommend, bf16 +
-# NHWC compiled with CUDA graphs), graphs (the paper preset so compiled, with the long-run memory), peers (Cutie, SAM 2), agree (benchmarks/agreement.py: the switches' masks against fp32 on a
+# NHWC compiled with CUDA graphs), fast (--preset fast with the shipped weights so compiled: the top-k read
+# under bf16 and CUDA graphs), graphs (the paper preset so compiled, with the long-run memory), peers (Cutie, SAM 2), agree (benchmarks/agreement.py: the switches' masks against fp32 on a
 # real clip, shipped weights), qmra (fp32, bf16 + NHWC, not compiled; a profiled window), probe
 # (benchmarks/gpu_probe.py: device-busy and host-wait time per frame, compiled), segment (qmra segment
 # on the real clip as a user runs it, fp32 and bf16: adaptation seconds and FPS). The real clip: a
@@ -26,7 +27,7 @@ FRAMES=${FRAMES:-20}
 WARMUP=${WARMUP:-full}
 LONG=${LONG:-100,2000}
 SMOKE=${SMOKE:-}
-PARTS=${PARTS:-default,graphs,peers,agree,qmra,probe,segment}
+PARTS=${PARTS:-default,fast,graphs,peers,agree,qmra,probe,segment}
 LONG_EAGER=${LONG_EAGER:-none}   # the long-run memory of the uncompiled rows (docs/speed.md: 1.000 and 1.031)
 AGREE=${AGREE:-.device-data/agree}
 AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16 for SAM 2); AMP= for none
@@ -76,6 +77,16 @@ part_default() {
     --weights qmra/weights/qmra-default.safetensors \
     --json "$RES/qmra-default-bf16-nhwc-graphs.json" > "$RES/qmra-default-bf16-nhwc-graphs.log" 2>&1
   log "qmra default-bf16-nhwc-graphs: exit $?"
+}
+part_fast() {
+  # The fast preset with the shipped weights, bf16, compiled with CUDA graphs: its top-k read (sparse
+  # sums of K values, softmax weights cast to the values' precision) under autocast and graph capture.
+  log "qmra fast-bf16-graphs"
+  timeout 300 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup 6 --frames "$FRAMES" \
+    --runs 3 --no-profile --memory-frames none --preset fast --precision bf16 --compile reduce-overhead \
+    --weights qmra/weights/qmra-default.safetensors \
+    --json "$RES/qmra-fast-bf16-graphs.json" > "$RES/qmra-fast-bf16-graphs.log" 2>&1
+  log "qmra fast-bf16-graphs: exit $?"
 }
 part_probe() {
   log "probe"
