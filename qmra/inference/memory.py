@@ -5,7 +5,9 @@ A :class:`MemorySchedule` decides which frames are held and in which *slot* each
 :class:`MemoryBank` holds the keys and values of the objects that share one schedule (the objects
 that started on the same frame) in buffers of B×slots·h·w×C. A frame's keys and values are written
 once, into their slot, when the frame is predicted; reading the memory is a view of the filled
-slots, with nothing stacked, permuted or copied per frame.
+slots, with nothing stacked, permuted or copied per frame. Where both stages keep the encoder's
+features in place of values (:meth:`qmra.model.QueryMemoryAggregation.keeps_features`), one buffer
+holds them for both.
 
 A *static* bank allocates all its slots at once and reads as all of them, with the empty ones
 masked out of the Memory Read (:attr:`qmra.model.MemoryTokens.empty`): its tensors keep one shape
@@ -105,6 +107,8 @@ class MemoryBank:
         height, width = entry.track.value.shape[-2:]
         self.frame_tokens = height * width
         self.static = static
+        #: Whether both stages read one buffer of values (the entries' :func:`shares_values`).
+        self.shares_values = shares_values(entry)
         slots = capacity if static else min(capacity, INITIAL_SLOTS)
         self._buffers: dict[str, torch.Tensor] = {}
         for name, tokens in _named_tokens(entry):
@@ -129,6 +133,9 @@ class MemoryBank:
 
     def add(self, frame: int, entry: MemoryFrame) -> None:
         """Store the batched entry (B×C×h×w, the bank's objects in order) of a just-predicted frame."""
+        names = [name for name, _ in _named_tokens(entry)]
+        if names != list(self._buffers):
+            raise ValueError(f"a memory entry of {', '.join(names)} cannot join a bank of {', '.join(self._buffers)}")
         slot = self.schedule.add(frame)
         if slot >= self._slots:
             self._grow(min(self.schedule.capacity, max(2 * self._slots, slot + 1)))
@@ -140,7 +147,8 @@ class MemoryBank:
         used = self.num_frames * self.frame_tokens
 
         def tokens(stage: str) -> MemoryTokens | None:
-            value = self._buffers.get(f"{stage}.value")
+            # Both stages read one buffer of features where the entries shared them.
+            value = self._buffers.get("track.value" if stage == "segment" and self.shares_values else f"{stage}.value")
             if value is None:
                 return None
             key = self._buffers.get(f"{stage}.key")
@@ -192,16 +200,30 @@ class MemoryBank:
         self._slots = slots
 
 
+def shares_values(entry: MemoryFrame) -> bool:
+    """Whether both stages' values of an entry are one tensor: the memory encoder's features, kept in
+    place of values (:meth:`qmra.model.QueryMemoryAggregation.keeps_features`) for both stages."""
+    if entry.segment is None:
+        return False
+    track, segment = entry.track.value, entry.segment.value
+    # The same elements: one tensor, or the same view of it (an entry's rows for some objects).
+    return (track.data_ptr() == segment.data_ptr() and track.shape == segment.shape
+            and track.stride() == segment.stride() and track.dtype == segment.dtype)
+
+
 def _named_tokens(entry: MemoryFrame) -> list[tuple[str, torch.Tensor]]:
     """An entry's keys and values as tokens (B×h·w×C, views) by buffer name: ``track.key``,
-    ``track.value``, ``segment.key``, ``segment.value`` (those the variant has)."""
+    ``track.value``, ``segment.key``, ``segment.value`` (those the variant has; no
+    ``segment.value`` where it is ``track.value``'s tensor, :func:`shares_values`)."""
     named = []
+    shared = shares_values(entry)
     for stage, maps in (("track", entry.track), ("segment", entry.segment)):
         if maps is not None:
             tokens = maps.tokens()
             if tokens.key is not None:
                 named.append((f"{stage}.key", tokens.key))
-            named.append((f"{stage}.value", tokens.value))
+            if not (stage == "segment" and shared):
+                named.append((f"{stage}.value", tokens.value))
     return named
 
 

@@ -108,7 +108,7 @@ class ModelRuntime:
         output = self.model.predict(prepared, padding, memory, query_features, read=self.read,
                                     folded_crm=self.folded_crm, stage2_box=self.stage2_box)
         box_maps = self.model.tracked_box_maps(output)
-        return output, self.model.memory_entry(prepared, padding, box_maps, output), box_maps
+        return output, self.model.memory_entry(prepared, padding, box_maps, output, self.read), box_maps
 
     @cached_property
     def _compiled_encode_query(self) -> Callable[[torch.Tensor], BackboneFeatures]:

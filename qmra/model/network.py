@@ -225,11 +225,14 @@ class QMRA(nn.Module):
         with record_function("qmra/encoders"):
             return self.memory_encoder(torch.cat([image.expand(box_map.shape[0], -1, -1, -1), box_map.to(image.dtype)], dim=1))
 
-    def memorize(self, features: BackboneFeatures) -> MemoryFrame:
-        """Memory-encoder features of one frame → its keys and values for both stages (B×C×h×w)."""
+    def memorize(self, features: BackboneFeatures, read: ReadMode = ReadMode()) -> MemoryFrame:
+        """Memory-encoder features of one frame → its keys and values for both stages (B×C×h×w),
+        for reading with ``read`` (which decides whether values or features are kept:
+        :meth:`QueryMemoryAggregation.keeps_features`)."""
         with record_function("qmra/memory_read"):
-            track = self.track_aggregation.project_memory(features.r4)
-            segment = None if self.segment_aggregation is None else self.segment_aggregation.project_memory(features.r4)
+            track = self.track_aggregation.project_memory(features.r4, read)
+            segment = (None if self.segment_aggregation is None
+                       else self.segment_aggregation.project_memory(features.r4, read))
         return MemoryFrame(track, segment)
 
     def predict(self, image: torch.Tensor, padding: Padding, memory: Memory, query_features: BackboneFeatures | None = None,
@@ -270,7 +273,8 @@ class QMRA(nn.Module):
             query_features = self.encode_query(image)
         encoding = self.encode_prior(image, padding, box_maps, query_features)
         # The prior is the box itself here, so its encoding is fm(I, box) unless stage 2 has its own encoder.
-        entry = self.memorize(encoding if self.prior_encoder is None else self.encode_memory(image, padding.pad(box_maps)))
+        entry = self.memorize(encoding if self.prior_encoder is None else self.encode_memory(image, padding.pad(box_maps)),
+                              read)
         memory = Memory.stack([entry])
         track = self.track(query_features, memory, read)
         if not self.config.two_stage:
@@ -310,13 +314,14 @@ class QMRA(nn.Module):
             return encoder(torch.cat([image.expand(prior.shape[0], -1, -1, -1), padded_prior], dim=1))
 
     def memory_entry(self, image: torch.Tensor, padding: Padding, box_maps: torch.Tensor,
-                     output: QMRAOutput | None = None) -> MemoryFrame:
+                     output: QMRAOutput | None = None, read: ReadMode = ReadMode()) -> MemoryFrame:
         """The memory entry of a frame with B objects' box maps (B×1×H×W, usually
-        :meth:`tracked_box_maps`): ``fm(I, box)`` made into keys and values. ``output``: the frame's
-        prediction, whose stage-2 encoding is reused where it is exactly ``fm(I, box)``."""
+        :meth:`tracked_box_maps`): ``fm(I, box)`` made into keys and values for reading with
+        ``read``. ``output``: the frame's prediction, whose stage-2 encoding is reused where it is
+        exactly ``fm(I, box)``."""
         if output is not None and output.query_encoding is not None and self.config.stage2_encoding_is_memory:
-            return self.memorize(output.query_encoding)
-        return self.memorize(self.encode_memory(image, padding.pad(box_maps)))
+            return self.memorize(output.query_encoding, read)
+        return self.memorize(self.encode_memory(image, padding.pad(box_maps)), read)
 
     def segment(self, image: torch.Tensor, padding: Padding, memory: Memory, track: Stage, prior: torch.Tensor,
                 encoding: BackboneFeatures | None = None, read: ReadMode = ReadMode(),

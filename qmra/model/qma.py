@@ -308,13 +308,32 @@ class QueryMemoryAggregation(nn.Module):
         self.use_memory_read = use_memory_read
         self.out_channels = 2 * value_channels
 
-    def project_memory(self, features: torch.Tensor) -> KeyValueMaps:
-        """Memory-encoder features of one frame B×Cin×h×w → its memory key and value."""
+    def keeps_features(self, read: ReadMode, device: torch.device) -> bool:
+        """Whether memory frames read with ``read`` on ``device`` keep this stage's features (Cin
+        channels) in place of their values (Cv), which are then made from the read-out features.
+
+        Where the value projection is a 1×1 convolution onto more channels than it takes, projecting
+        after the read gives the same result (each query position's weights over the memory sum to 1,
+        so the bias passes through) from a weighted sum over fewer channels: on the matmul kernel
+        (the CPU's) that sum is most of the read's time. The fused kernels keep the values, whose
+        width flash attention splits into heads as wide as the keys.
+        """
+        values = self.memory_projection.value
+        return (self.use_memory_read and values.kernel_size == (1, 1) and values.in_channels < values.out_channels
+                and resolve_kernel(read.kernel, device) == "matmul")
+
+    def project_memory(self, features: torch.Tensor, read: ReadMode = ReadMode()) -> KeyValueMaps:
+        """Memory-encoder features of one frame B×Cin×h×w → its memory key and value (B×Cv×h×w), or
+        the features themselves in place of the value where :meth:`keeps_features` says so."""
+        if self.keeps_features(read, features.device):
+            assert self.memory_projection.key is not None
+            return KeyValueMaps(self.memory_projection.key(features), features)
         return self.memory_projection(features)
 
     def forward(self, query_features: torch.Tensor, memory: MemoryTokens, read: ReadMode = ReadMode()) -> torch.Tensor:
         """query_features: B×Cin×h×w (B = 1 is broadcast over the memory batch); memory: B×T·h·w×C
-        tokens of frames of the query's size; read: the kernel and top-k of :func:`memory_read`.
+        tokens of frames of the query's size, C = Cv, or Cin where they were projected with
+        :meth:`keeps_features`; read: the kernel and top-k of :func:`memory_read`.
 
         Returns the aggregated feature Fa, B×2Cv×h×w.
         """
@@ -332,6 +351,9 @@ class QueryMemoryAggregation(nn.Module):
             return torch.cat([query_value, averaged.transpose(1, 2).reshape(batch, -1, h, w)], dim=1)
         read_value = memory_read(query.key, memory.key, memory.value, read.kernel, memory.empty,  # type: ignore[arg-type]
                                  read.top_k)
+        values = self.memory_projection.value
+        if memory.value.shape[-1] != values.out_channels:  # the memory keeps features (keeps_features)
+            read_value = values(read_value)
         if self.bca is None:
             return torch.cat([query_value, read_value], dim=1)
         return self.bca(query_value, read_value)

@@ -26,7 +26,14 @@ def _entry(*values: float) -> MemoryFrame:
     """A batched entry: object b's keys and values are all ``values[b]`` (1×1 frames)."""
     column = torch.tensor(values, dtype=torch.float32)[:, None, None, None]
     maps = KeyValueMaps(column.expand(-1, 2, 1, 1).clone(), column.expand(-1, 3, 1, 1).clone())
-    return MemoryFrame(maps, maps)
+    return MemoryFrame(maps, KeyValueMaps(maps.key.clone(), maps.value.clone()))
+
+
+def _features_entry(*values: float) -> MemoryFrame:
+    """Like :func:`_entry`, with both stages' values one tensor (features kept in place of values)
+    and each stage's keys its own (the segment stage's negated)."""
+    track = _entry(*values).track
+    return MemoryFrame(track, KeyValueMaps(-track.key, track.value))
 
 
 def _bank(first_frame: int, mem_every: int, capacity: int, *values: float) -> MemoryBank:
@@ -101,6 +108,26 @@ def test_buffers_grow_to_the_cap_and_no_further():
     per_slot = (2 + 3) * 2 * 4  # keys + values, two stages, fp32, 1×1 frame
     assert sizes[0] == 4 * per_slot and max(sizes) == sizes[-1] == 16 * per_slot
     assert sorted(set(sizes)) == [4 * per_slot, 8 * per_slot, 16 * per_slot]
+
+
+def test_values_both_stages_share_are_held_once_and_read_by_both():
+    from qmra.inference.memory import object_rows, shares_values
+
+    assert shares_values(_features_entry(1, 2)) and not shares_values(_entry(1, 2))
+    assert shares_values(object_rows(_features_entry(1, 2, 3), slice(1, 3)))  # some objects' rows of it
+    own, one = _bank(0, 1, 4, 1, 2), MemoryBank([1, 2], 0, _features_entry(1, 2), 1, 4)
+    assert one.shares_values and not own.shares_values
+    for frame in range(1, 6):
+        own.add(frame, _entry(frame, -frame))
+        one.add(frame, _features_entry(frame, -frame))
+    assert one.nbytes() == own.nbytes() * (2 * 2 + 3) // ((2 + 3) * 2)
+    memory, expected = one.memory(), own.memory()
+    for stage in ("track", "segment"):
+        assert torch.equal(getattr(memory, stage).value, getattr(expected, stage).value)
+    assert torch.equal(memory.segment.key, -expected.segment.key)
+    assert memory.segment.value.data_ptr() == memory.track.value.data_ptr()
+    with pytest.raises(ValueError, match="segment.value"):
+        one.add(6, _entry(6, -6))  # an entry of another layout cannot join the bank
 
 
 def test_memory_read_is_a_view_of_the_buffers():

@@ -142,6 +142,27 @@ def test_per_frame_parts_equal_the_training_forward(variant):
     assert torch.allclose(got.logits, expected.logits, atol=1e-4)
 
 
+def test_memory_of_features_predicts_as_memory_of_values():
+    """On the matmul kernel a ResNet-18's memory keeps its 256 res4 channels, not 512 values, and the
+    predictions are the same."""
+    from qmra.model import ReadMode
+
+    model = QMRA(ModelConfig(backbone="resnet18")).eval()
+    images, boxes, query = _clip(batch=2, frames=2, height=32, width=48)
+    padding = Padding.for_size(32, 48)
+    predictions = {}
+    with torch.no_grad():
+        prepared_query, _ = model.prepare(query[:1])
+        for kernel in ("matmul", "sdpa"):
+            read = ReadMode(kernel)
+            frames = [model.memorize(model.encode_memory(model.prepare(images[:, t])[0], padding.pad(boxes[:, t])), read)
+                      for t in range(2)]
+            width = 256 if kernel == "matmul" else 512
+            assert frames[0].track.value.shape[1] == frames[0].segment.value.shape[1] == width
+            predictions[kernel] = model.predict(prepared_query, padding, Memory.stack(frames), read=read).logits
+    assert torch.allclose(predictions["matmul"], predictions["sdpa"], atol=1e-4)
+
+
 def test_one_query_encoding_shared_by_several_objects_equals_one_at_a_time():
     model = QMRA(ModelConfig(backbone="resnet18")).eval()
     images, boxes, query = _clip(batch=3, frames=2, height=32, width=48)

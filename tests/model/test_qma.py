@@ -5,7 +5,7 @@ import torch
 
 from qmra.model import KeyValueMaps, MemoryTokens
 from qmra.model import memory_read as read_tokens
-from qmra.model.qma import ATTENTION_KERNELS, BidirectionalChannelAggregation, QueryMemoryAggregation
+from qmra.model.qma import ATTENTION_KERNELS, BidirectionalChannelAggregation, QueryMemoryAggregation, ReadMode
 
 
 def memory_read(query_key, memory_key, memory_value, kernel="auto"):
@@ -286,3 +286,40 @@ def test_query_blocks_only_where_all_scores_could_be_materialised():
     assert query_block(True, cpu, scores, 128) == ATTENTION_BLOCK // scores  # SDPA's math path may run
     assert query_block(False, cuda, scores, 128) == ATTENTION_BLOCK // scores
     assert query_block(False, cpu, 10**9, 128) == 1
+
+
+def test_memory_keeps_features_only_where_projecting_after_the_read_is_exact_and_cheaper():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    widening = QueryMemoryAggregation(6, 4, 10, 1)
+    assert widening.keeps_features(ReadMode(), cpu)  # auto: the matmul kernel on a CPU
+    assert widening.keeps_features(ReadMode("matmul", top_k=3), cuda)
+    assert not widening.keeps_features(ReadMode(), cuda)  # SDPA reads values in key-wide heads
+    assert not widening.keeps_features(ReadMode("sdpa"), cpu)
+    assert not QueryMemoryAggregation(6, 4, 10, 3).keeps_features(ReadMode(), cpu)  # a 3×3 mixes neighbours
+    assert not QueryMemoryAggregation(12, 4, 10, 1).keeps_features(ReadMode(), cpu)  # no fewer channels
+    assert not QueryMemoryAggregation(6, 4, 10, 1, use_memory_read=False).keeps_features(ReadMode(), cpu)
+
+
+@pytest.mark.parametrize("top_k", [None, 5])
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_memory_of_features_reads_as_the_memory_of_their_values(top_k, masked):
+    torch.manual_seed(0)
+    qma = QueryMemoryAggregation(6, 4, 10, 1).eval()
+    with torch.no_grad():
+        qma.memory_projection.value.bias.uniform_(-2, 2)  # the bias must pass through the read unchanged
+    frames = [torch.randn(2, 6, 3, 4) for _ in range(3)]  # 2 objects, 3 memory frames
+    features = MemoryTokens.from_frames([qma.project_memory(f, ReadMode("matmul")) for f in frames])
+    values = MemoryTokens.from_frames([qma.project_memory(f, ReadMode("sdpa")) for f in frames])
+    assert features.value.shape == (2, 36, 6) and values.value.shape == (2, 36, 10)
+    assert torch.equal(features.key, values.key)
+    if masked:  # the last frame's slot is empty
+        empty = torch.zeros(1, 1, 36)
+        empty[..., 24:] = float("-inf")
+        features, values = features._replace(empty=empty), values._replace(empty=empty)
+    query = torch.randn(1, 6, 3, 4)
+    read = ReadMode("matmul", top_k)
+    with torch.no_grad():
+        expected = qma(query, values, read)
+        assert torch.allclose(qma(query, features, read), expected, atol=1e-5)
+        if top_k is None:
+            assert torch.allclose(qma(query, features, ReadMode("sdpa")), expected, atol=1e-5)
