@@ -13,7 +13,8 @@
 #   PARTS=graphs,agree bash benchmarks/gpu_speed.sh      # only the compiled rows and the mask check
 # PARTS, run in the order given: default (the shipped weights with the settings they recommend, bf16 +
 # NHWC compiled with CUDA graphs), fast (--preset fast with the shipped weights so compiled: the top-k read
-# under bf16 and CUDA graphs), graphs (the paper preset so compiled, with the long-run memory), peers (Cutie, SAM 2), agree (benchmarks/agreement.py: the switches' masks against fp32 on a
+# under bf16 and CUDA graphs), layout (benchmarks/memory_layout_ab.py in bf16: the memory of features
+# against the memory of values on SDPA, frames interleaved, 1 and 3 objects), graphs (the paper preset so compiled, with the long-run memory), peers (Cutie, SAM 2), agree (benchmarks/agreement.py: the switches' masks against fp32 on a
 # real clip, shipped weights), qmra (fp32, bf16 + NHWC, not compiled; a profiled window), probe
 # (benchmarks/gpu_probe.py: device-busy and host-wait time per frame, compiled), segment (qmra segment
 # on the real clip as a user runs it, fp32 and bf16: adaptation seconds and FPS). The real clip: a
@@ -27,7 +28,7 @@ FRAMES=${FRAMES:-20}
 WARMUP=${WARMUP:-full}
 LONG=${LONG:-100,2000}
 SMOKE=${SMOKE:-}
-PARTS=${PARTS:-default,fast,graphs,peers,agree,qmra,probe,segment}
+PARTS=${PARTS:-default,fast,layout,graphs,peers,agree,qmra,probe,segment}
 LONG_EAGER=${LONG_EAGER:-none}   # the long-run memory of the uncompiled rows (docs/speed.md: 1.000 and 1.031)
 AGREE=${AGREE:-.device-data/agree}
 AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16 for SAM 2); AMP= for none
@@ -87,6 +88,17 @@ part_fast() {
     --weights qmra/weights/qmra-default.safetensors \
     --json "$RES/qmra-fast-bf16-graphs.json" > "$RES/qmra-fast-bf16-graphs.log" 2>&1
   log "qmra fast-bf16-graphs: exit $?"
+}
+part_layout() {
+  # Memory of features (one 352-channel head for SDPA) against memory of values (four 128-channel
+  # heads, flash attention): decides whether GPUs should keep features too, as CPUs do.
+  for objects in 1 3; do
+    log "memory layout, $objects object(s)"
+    timeout 180 "$PYTHON" -m benchmarks.memory_layout_ab --device "$DEVICE" --precision bf16 --everywhere \
+      --objects "$objects" --frames "$FRAMES" ${SMOKE:+--warmup 3} \
+      > "$RES/layout-$objects.log" 2>&1
+    log "memory layout, $objects object(s): exit $?"
+  done
 }
 part_probe() {
   log "probe"
