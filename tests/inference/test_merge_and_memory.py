@@ -128,6 +128,11 @@ def test_values_both_stages_share_are_held_once_and_read_by_both():
     assert memory.segment.value.data_ptr() == memory.track.value.data_ptr()
     with pytest.raises(ValueError, match="segment.value"):
         one.add(6, _entry(6, -6))  # an entry of another layout cannot join the bank
+    one.remove(1)
+    own.remove(1)
+    memory, expected = one.memory(), own.memory()
+    assert memory.segment.value.data_ptr() == memory.track.value.data_ptr()
+    assert torch.equal(memory.segment.value, expected.segment.value) and memory.batch_size == 1
 
 
 def test_memory_read_is_a_view_of_the_buffers():

@@ -118,6 +118,30 @@ def test_a_shared_memory_encoder_runs_one_encoder_pass_per_frame(monkeypatch):
     assert all(set(result.object_probabilities) == {1, 2} for _, result in results)
 
 
+def test_a_cpu_session_keeps_features_once_for_both_stages_and_segments_as_with_values():
+    from qmra.inference import random_model
+    from qmra.model import ModelConfig
+    from tests.tiny import TINY
+
+    # Values wider than the 256 res4 channels: the matmul read (a CPU's) keeps the features instead.
+    model = random_model(ModelConfig(**{**TINY.to_dict(), "memory_encoder": "shared", "value_channels": 320}))
+    video = clip(frames=5, objects=2)
+    runs = {}
+    for attention in ("auto", "sdpa"):
+        session = Segmenter(model, settings=InferenceSettings(mem_every=2, attention=attention)).start(_frames(video))
+        for object_id, box in video.first_boxes().items():
+            session.add_box(object_id, box, predict=False)
+        runs[attention] = [result for _, result in session.propagate()]
+        bank, _ = session.objects.row(1)
+        assert bank.shares_values == (attention == "auto")
+        runs[attention + " bytes"] = session.memory_nbytes()
+    assert runs["auto bytes"] < runs["sdpa bytes"] * (256 + 2 * 16) / (2 * (320 + 16)) + 1
+    for ours, theirs in zip(runs["auto"], runs["sdpa"]):
+        for object_id in (1, 2):
+            assert torch.allclose(torch.as_tensor(ours.object_probabilities[object_id]),
+                                  torch.as_tensor(theirs.object_probabilities[object_id]), atol=1e-4)
+
+
 def test_memory_stays_bounded_on_a_long_video():
     segmenter = tiny_segmenter(InferenceSettings(mem_every=3, max_memory_frames=5))
     video = clip(frames=150, objects=1, height=32, width=32)
