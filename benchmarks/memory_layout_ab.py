@@ -24,8 +24,8 @@ from qmra.data.frames import ArrayFrames
 from qmra.inference import Segmenter
 from qmra.inference.card import read_card
 from qmra.model import qma
-from qmra.presets import PRESETS, get_preset
 from qmra.model.qma import ReadMode
+from qmra.presets import PRESETS, get_preset
 
 LAYOUTS = ("features", "values")
 

@@ -107,8 +107,6 @@ class MemoryBank:
         height, width = entry.track.value.shape[-2:]
         self.frame_tokens = height * width
         self.static = static
-        #: Whether both stages read one buffer of values (the entries' :func:`shares_values`).
-        self.shares_values = shares_values(entry)
         slots = capacity if static else min(capacity, INITIAL_SLOTS)
         self._buffers: dict[str, torch.Tensor] = {}
         for name, tokens in _named_tokens(entry):
@@ -121,11 +119,16 @@ class MemoryBank:
         self._slots = slots
         if static:
             self._mark_static()
-        self._write(0, entry)
+        self._write(0, _named_tokens(entry))
 
     @property
     def num_frames(self) -> int:
         return self.schedule.num_frames
+
+    @property
+    def shares_values(self) -> bool:
+        """Whether both stages read one buffer of values (its entries' :func:`shares_values`)."""
+        return "segment.key" in self._buffers and "segment.value" not in self._buffers
 
     @property
     def frame_indices(self) -> list[int]:
@@ -133,13 +136,14 @@ class MemoryBank:
 
     def add(self, frame: int, entry: MemoryFrame) -> None:
         """Store the batched entry (B×C×h×w, the bank's objects in order) of a just-predicted frame."""
-        names = [name for name, _ in _named_tokens(entry)]
-        if names != list(self._buffers):
-            raise ValueError(f"a memory entry of {', '.join(names)} cannot join a bank of {', '.join(self._buffers)}")
+        named = _named_tokens(entry)
+        if [name for name, _ in named] != list(self._buffers):
+            raise ValueError(f"a memory entry of {', '.join(name for name, _ in named)} cannot join a bank of "
+                             f"{', '.join(self._buffers)}")
         slot = self.schedule.add(frame)
         if slot >= self._slots:
             self._grow(min(self.schedule.capacity, max(2 * self._slots, slot + 1)))
-        self._write(slot, entry)
+        self._write(slot, named)
 
     def memory(self) -> Memory:
         """The held frames as a :class:`Memory` (views of the filled slots, no copy; a static bank:
@@ -184,9 +188,10 @@ class MemoryBank:
         for buffer in self._tensors():
             torch._dynamo.mark_static_address(buffer)
 
-    def _write(self, slot: int, entry: MemoryFrame) -> None:
+    def _write(self, slot: int, named: list[tuple[str, torch.Tensor]]) -> None:
+        """Store an entry's tokens (:func:`_named_tokens`) in a slot."""
         span = slice(slot * self.frame_tokens, (slot + 1) * self.frame_tokens)
-        for name, tokens in _named_tokens(entry):
+        for name, tokens in named:
             self._buffers[name][:, span] = tokens
         if self._empty is not None:
             self._empty[..., span] = 0

@@ -126,8 +126,10 @@ def test_values_both_stages_share_are_held_once_and_read_by_both():
         assert torch.equal(getattr(memory, stage).value, getattr(expected, stage).value)
     assert torch.equal(memory.segment.key, -expected.segment.key)
     assert memory.segment.value.data_ptr() == memory.track.value.data_ptr()
+    held = one.frame_indices
     with pytest.raises(ValueError, match="segment.value"):
         one.add(6, _entry(6, -6))  # an entry of another layout cannot join the bank
+    assert one.frame_indices == held  # and the schedule did not take its frame
     one.remove(1)
     own.remove(1)
     memory, expected = one.memory(), own.memory()
