@@ -6,6 +6,9 @@ training run sees.
     python -m benchmarks.flying_validation split .device-small/appearance --train .flying-split/train --val .flying-split/val
     # render the held-out part as videos in the DAVIS layout (JPEGImages/480p, Annotations/480p)
     python -m benchmarks.flying_validation render .flying-split/val --out .flying-split/videos --videos 12
+    # small targets (0.3-3 % of the frame) at DAVIS's frame size
+    python -m benchmarks.flying_validation render .flying-split/val --out .flying-small/videos --size 480x854 \
+        --box-area 0.003,0.03 --seed 20261205
 
 The split is a pure function of the file names (a hash), so it is the same on every machine; files
 are hard-linked (copied where links fail). Videos are a pure function of ``--seed``.
@@ -55,13 +58,16 @@ def split(pack: Path, train: Path, val: Path, fraction: float) -> dict[str, int]
     return counts
 
 
-def render(pack: Path, out: Path, videos: int, frames: int, size: tuple[int, int], seed: int) -> list[str]:
-    """``videos`` clips of ``frames`` frames (h×w = ``size``) as DAVIS sequences ``flying-NN``."""
+def render(pack: Path, out: Path, videos: int, frames: int, size: tuple[int, int], seed: int,
+           box_area: tuple[float, float] = (0.03, 0.5)) -> list[str]:
+    """``videos`` clips of ``frames`` frames (h×w = ``size``) as DAVIS sequences ``flying-NN``; the
+    target's box covers ``box_area`` (low, high) of the frame."""
     objects, backgrounds = open_pack(pack)
     settings = ClipSettings(size=size, num_frames=frames, hflip=False, colour_jitter=0.0)
-    # Validation objects fly at the box sizes users draw, with the same distractors and occluders as training.
+    # Validation objects fly at the box sizes users draw (by default), with the same distractors and
+    # occluders as training.
     dataset = FlyingObjectsClipDataset(objects, backgrounds, length=videos, settings=settings, seed=seed,
-                                       flying=FlyingSettings(box_area=(0.03, 0.5)))
+                                       flying=FlyingSettings(box_area=box_area))
     names = []
     for index in range(videos):
         clip = dataset[index]
@@ -93,12 +99,15 @@ def main() -> None:
     render_parser.add_argument("--frames", type=int, default=30)
     render_parser.add_argument("--size", default="272x480", help="HEIGHTxWIDTH")
     render_parser.add_argument("--seed", type=int, default=20261203)
+    render_parser.add_argument("--box-area", default="0.03,0.5",
+                               help="LOW,HIGH: the target's box as a fraction of the frame (log-uniform)")
     args = parser.parse_args()
     if args.command == "split":
         print(split(args.pack, args.train, args.val, args.fraction))
     else:
         height, width = (int(v) for v in args.size.split("x"))
-        print(",".join(render(args.pack, args.out, args.videos, args.frames, (height, width), args.seed)))
+        low, high = (float(v) for v in args.box_area.split(","))
+        print(",".join(render(args.pack, args.out, args.videos, args.frames, (height, width), args.seed, (low, high))))
 
 
 if __name__ == "__main__":
