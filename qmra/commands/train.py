@@ -13,8 +13,9 @@ from qmra.training.trainer import TrainConfig
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train QMRA (static and video clips, several GPUs, safe checkpoints)")
     parser.add_argument("--data", action="append", required=True, metavar="SPEC",
-                        help="synthetic[:N] | davis:PATH[:seqs|:-seqs] | davis-static:PATH | composite:PATH | flying:PACK | "
-                             "youtube-vos:PATH | images:PATH | coco:ANN.json:IMAGES, each optionally @WEIGHT; repeat to mix")
+                        help="synthetic[:N] | davis:PATH[:seqs|:-seqs] | davis-static:PATH | composite:PATH | "
+                             "flying:PACK[:LOW-HIGH] | youtube-vos:PATH | images:PATH | coco:ANN.json:IMAGES, each optionally "
+                             "@WEIGHT; repeat to mix")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="last/best checkpoints, metrics.csv, curves.png")
     add_options(parser, TrainConfig)
     add_options(parser, ModelConfig)

@@ -4,7 +4,8 @@
     davis:PATH[:seq1,seq2 | :-seq1,seq2]   video clips from a DAVIS folder (a list to use, or to hold out)
     davis-static:PATH[:...]            the paper's simulated clips (TPS views) from DAVIS frames
     composite:PATH[:...]               DAVIS objects moved over other DAVIS frames (not in the paper)
-    flying:PACK                        cut-outs flying over photographs (qmra.data.flying; not in the paper)
+    flying:PACK[:LOW-HIGH]             cut-outs flying over photographs (qmra.data.flying; not in the paper),
+                                       the target's box LOW-HIGH of the frame (default 0.05-0.8)
     youtube-vos:PATH                   video clips from a YouTube-VOS split folder
     images:PATH                        static clips from an image–mask folder (DUTS, HKU-IS, MSRA, ECSSD)
     coco:ANNOTATIONS.json:IMAGES       static clips from COCO instances
@@ -20,7 +21,7 @@ from torch.utils.data import Dataset
 
 from qmra.data import (ClipSettings, CocoInstances, CompositeClipDataset, DavisDataset, ImageMaskFolder, SequenceFrames,
                        StaticClipDataset, SyntheticConfig, SyntheticVideo, VideoClipDataset, YouTubeVOSDataset)
-from qmra.data.flying import FlyingObjectsClipDataset, open_pack
+from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack
 from qmra.data.sequence import VideoSequence
 from qmra.errors import QmraError
 
@@ -59,7 +60,22 @@ class DataSpec:
         path, _, selection = rest.partition(":")
         if kind == "coco" and not selection:
             raise QmraError(f"data spec {text!r}: coco needs coco:ANNOTATIONS.json:IMAGE_FOLDER")
-        return cls(kind, path, selection or None, weight, text)
+        spec = cls(kind, path, selection or None, weight, text)
+        if kind == "flying":
+            spec.flying_settings()  # a bad box area is refused here, before any data is read
+        return spec
+
+    def flying_settings(self) -> FlyingSettings:
+        """A ``flying`` spec's settings: the target's box area as a fraction of the frame, from
+        ``:LOW-HIGH`` (the default's without it)."""
+        if not self.selection:
+            return FlyingSettings()
+        low, dash, high = self.selection.partition("-")
+        try:
+            return FlyingSettings(box_area=(float(low), float(high)))
+        except ValueError:
+            raise QmraError(f"data spec {self.text!r}: flying takes the target's box area as LOW-HIGH fractions of "
+                            f"the frame, 0 < LOW <= HIGH <= 1, e.g. flying:PACK:0.003-0.05") from None
 
     def davis(self) -> DavisDataset:
         """The DAVIS sequences this spec names (all, a list, or all but a list after '-')."""
@@ -105,7 +121,7 @@ class DataSpec:
             return CompositeClipDataset(frames, frames, VIRTUAL_LENGTH, settings, seed)
         if kind == "flying":
             objects, backgrounds = open_pack(self.path)  # type: ignore[arg-type]
-            return FlyingObjectsClipDataset(objects, backgrounds, VIRTUAL_LENGTH, settings, seed)
+            return FlyingObjectsClipDataset(objects, backgrounds, VIRTUAL_LENGTH, settings, seed, self.flying_settings())
         if kind == "youtube-vos":
             return VideoClipDataset(list(YouTubeVOSDataset(self.path)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]
         if kind == "images":

@@ -50,3 +50,12 @@ def test_flying_spec_builds_clips_from_a_pack(tmp_path):
     clip = spec.build(ClipSettings(size=(48, 48), min_object_pixels=10), seed=0)[0]
     assert clip["images"].shape == (3, 3, 48, 48) and clip["masks"][0].sum() >= 10
     assert spec.videos(0) == []
+
+
+def test_flying_spec_takes_the_target_box_area(tmp_path):
+    assert DataSpec.parse(f"flying:{tmp_path}").flying_settings().box_area == (0.05, 0.8)
+    spec = DataSpec.parse(f"flying:{tmp_path}:0.003-0.05@2")
+    assert (spec.path, spec.weight, spec.flying_settings().box_area) == (str(tmp_path), 2.0, (0.003, 0.05))
+    for bad in ("0.1", "0.5-0.1", "small-0.2", "0-0.2", "0.1-1.5"):
+        with pytest.raises(QmraError, match="box area as LOW-HIGH"):
+            DataSpec.parse(f"flying:{tmp_path}:{bad}")
