@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from qmra.errors import ConfigError
 from qmra.model.backbones import BACKBONES
-from qmra.options import option
+from qmra.options import declared_options, flag_of, option
 
 #: The ablations of the paper's Table 3 that change the network (``w/o EF`` is a memory schedule,
 #: set at inference time, not a network variant).
@@ -131,3 +131,16 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model setting(s): {', '.join(unknown)}")
         return cls(**dict(values))
+
+
+def config_differences(given: ModelConfig, wanted: ModelConfig) -> str:
+    """What differs between two networks, by the option that sets each (``--memory-encoder shared,
+    not own``) or, for what no option sets, the field (``key_channels 256, not 128``); '' when they
+    are the same network."""
+    flags = {item.name: flag_of(item, opt) for item, opt in declared_options(ModelConfig)}
+    parts = []
+    for item in dataclasses.fields(ModelConfig):
+        theirs, ours = getattr(given, item.name), getattr(wanted, item.name)
+        if theirs != ours:
+            parts.append(f"{flags.get(item.name, item.name)} {theirs}, not {ours}")
+    return "; ".join(parts)

@@ -19,6 +19,7 @@ import torch
 from qmra.data.atomic import atomic_path, write_text_atomic
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig
+from qmra.model.config import config_differences
 from qmra.model.checkpoint import load_weights_into, save_checkpoint
 from qmra.model.weights import read_state_dict
 
@@ -52,9 +53,8 @@ def load_run_checkpoint(run_dir: Path, name: str, model: QMRA) -> RunState:
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise QmraError(f"cannot read {record_path}: {error}") from None
     if saved != model.config:
-        differences = [f"{k}: run has {v!r}, asked for {getattr(model.config, k)!r}" for k, v in saved.to_dict().items()
-                       if getattr(model.config, k) != v]
-        raise QmraError(f"{run_dir} was trained with another model ({'; '.join(differences)})")
+        raise QmraError(f"{run_dir} was trained with another network than asked for "
+                        f"({config_differences(saved, model.config)}); give the options that match it")
     load_weights_into(model, read_state_dict(run_dir / f"{name}.safetensors"), str(run_dir / f"{name}.safetensors"))
     try:
         state = torch.load(run_dir / f"{name}.state.pt", map_location="cpu", weights_only=True)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from qmra.data import ClipSettings
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig, QMRALoss
+from qmra.model.config import config_differences
 from qmra.model.checkpoint import load_model, load_weights_into, save_checkpoint
 from qmra.model.pretrained import resolve_backbone_weights
 from qmra.options import option
@@ -133,9 +134,11 @@ class Trainer:
             context.log(f"backbone: {report}")
         if init:
             initial, _ = load_model(init)
-            if replace(initial.config, freeze_batchnorm=model_config.freeze_batchnorm) != model_config:
-                raise QmraError(f"--init {init} is a {initial.config.backbone} '{initial.config.variant}' model, "
-                                f"this run trains {model_config.backbone} '{model_config.variant}'")
+            differences = config_differences(replace(initial.config, freeze_batchnorm=model_config.freeze_batchnorm),
+                                             model_config)
+            if differences:
+                raise QmraError(f"--init {init} is another network than this run trains ({differences}); give the "
+                                "options that match it")
             load_weights_into(self.model, initial.state_dict(), init)
         self.model.to(context.device).train()
         fixed = freeze_encoders(self.model, config.frozen_backbone)

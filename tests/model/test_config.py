@@ -49,3 +49,12 @@ def test_variant_flags_describe_table_3():
     assert flags["crm-nocoord"].uses_crm and not flags["crm-nocoord"].crm_coordinates
     reusable = {v for v, c in flags.items() if c.stage2_encoding_is_memory}
     assert reusable == {"full", "no-qma", "no-bca", "no-crm", "crm-nocoord"}
+
+
+def test_config_differences_name_the_options_that_make_the_given_network():
+    from qmra.model.config import config_differences
+
+    base = ModelConfig(backbone="efficientnet-lite2", memory_encoder="shared", decoder_channels=64)
+    assert config_differences(base, base) == ""
+    other = ModelConfig(backbone="efficientnet-lite2", decoder_channels=64, key_channels=256)
+    assert config_differences(base, other) == "--memory-encoder shared, not own; key_channels 128, not 256"

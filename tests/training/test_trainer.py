@@ -89,11 +89,11 @@ def test_runs_are_not_overwritten_and_architectures_not_mixed(tmp_path):
     with pytest.raises(QmraError, match="already holds a run: use --resume"):
         _trainer(tmp_path, steps=2)
     other = ModelConfig(**{**TINY.to_dict(), "variant": "no-crm"})
-    with pytest.raises(QmraError, match="trained with another model \\(variant: run has 'full', asked for 'no-crm'\\)"):
+    with pytest.raises(QmraError, match="trained with another network than asked for \\(--variant full, not no-crm\\)"):
         _trainer(tmp_path, steps=2, resume=True, config=other)
     with pytest.raises(QmraError, match="nothing to resume"):
         _trainer(tmp_path / "empty", steps=2, resume=True)
-    with pytest.raises(QmraError, match="this run trains resnet18 'no-crm'"):
+    with pytest.raises(QmraError, match="another network than this run trains \\(--variant full, not no-crm\\)"):
         Trainer(other, TrainConfig(steps=1, batch_size=2, size=48, workers=0), [DataSpec.parse("synthetic:2")],
                 tmp_path / "init", CPU, init=str(tmp_path / "last.safetensors"))
 
