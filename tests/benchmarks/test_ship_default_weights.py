@@ -149,7 +149,8 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     scored = []
     monkeypatch.setattr(ship, "load_model", lambda path: (path, {}))
     monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds: scored.append(model) or scores(0.7))
-    args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0", reencode=[])
+    args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0", reencode=[],
+                              report=[])
     result = ship.validate(args, {}, [0], 1)
     assert scored == ["b.safetensors"]  # a's score came from the file
     assert result == {"a.safetensors": {"384:0": scores(0.5)},
@@ -159,6 +160,37 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     scored.clear()
     result = ship.validate(argparse.Namespace(**{**vars(args), "reencode": [95]}), {}, [0], 1)
     assert scored == ["a.safetensors", "b.safetensors"] and result["a.safetensors"]["384:0"]["reencoded"] == [95]
+
+
+def test_reported_videos_are_scored_beside_validation_and_never_choose(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from benchmarks import ship_default_weights as ship
+
+    def scores(value):
+        return {"J&F-Mean": value, "J&F-range": [value], "per_object": {}, "lost": [], "seconds": 1.0}
+
+    trials = tmp_path / "trials.json"
+    trials.write_text(json.dumps({"a.safetensors": {"384:0": {**scores(0.5), "reencoded": []}}}))
+    validated, reported = [], []
+    monkeypatch.setattr(ship, "load_model", lambda path: (path, {}))
+    monkeypatch.setattr(ship, "DavisDataset", lambda folder: folder)
+    monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds: validated.append(model) or scores(0.7))
+    monkeypatch.setattr(ship, "score_over_seeds",
+                        lambda model, davis, settings, seeds: reported.append((model, davis)) or scores(0.9))
+    args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0",
+                              reencode=[], report=["small"])
+    result = ship.validate(args, {}, [0], 1)
+    # a's validation came from the file; only its report ran. Reported scores leave J&F-Mean alone.
+    assert validated == ["b.safetensors"] and reported == [("a.safetensors", "small"), ("b.safetensors", "small")]
+    assert result["a.safetensors"]["384:0"]["J&F-Mean"] == 0.5 and result["b.safetensors"]["384:0"]["J&F-Mean"] == 0.7
+    assert result["a.safetensors"]["384:0"]["reported"] == {"small": scores(0.9)}
+    assert ship.choose_with_margin(result, "384:0", 1.0) == ("b.safetensors", "384:0")
+    # Read back, nothing runs again.
+    validated.clear(), reported.clear()
+    ship.validate(args, {}, [0], 1)
+    assert validated == [] and reported == []
 
 
 def test_scores_over_adaptation_seeds_are_pooled_and_one_seed_runs_without_adaptation(monkeypatch):
