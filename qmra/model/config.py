@@ -135,9 +135,10 @@ class ModelConfig:
 
 def config_differences(given: ModelConfig, wanted: ModelConfig) -> str:
     """What differs between two networks, by the option that sets each (``--memory-encoder shared,
-    not own``) or, for what no option sets, the field (``key_channels 256, not 128``); '' when they
-    are the same network."""
-    flags = {item.name: flag_of(item, opt) for item, opt in declared_options(ModelConfig)}
+    not own``) or, for what no option sets and for switches, the field (``key_channels 256, not
+    128``); '' when they are the same network."""
+    # A switch's flag names one of its two values, so switches go by their field's name.
+    flags = {item.name: flag_of(item, opt) for item, opt in declared_options(ModelConfig) if item.type != "bool"}
     parts = []
     for item in dataclasses.fields(ModelConfig):
         theirs, ours = getattr(given, item.name), getattr(wanted, item.name)

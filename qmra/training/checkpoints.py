@@ -19,8 +19,8 @@ import torch
 from qmra.data.atomic import atomic_path, write_text_atomic
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig
-from qmra.model.config import config_differences
 from qmra.model.checkpoint import load_weights_into, save_checkpoint
+from qmra.model.config import config_differences
 from qmra.model.weights import read_state_dict
 
 

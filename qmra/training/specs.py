@@ -70,7 +70,7 @@ class DataSpec:
         ``:LOW-HIGH`` (the default's without it)."""
         if not self.selection:
             return FlyingSettings()
-        low, dash, high = self.selection.partition("-")
+        low, _, high = self.selection.partition("-")
         try:
             return FlyingSettings(box_area=(float(low), float(high)))
         except ValueError:

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 from qmra.data import ClipSettings
 from qmra.errors import QmraError
 from qmra.model import QMRA, ModelConfig, QMRALoss
-from qmra.model.config import config_differences
 from qmra.model.checkpoint import load_model, load_weights_into, save_checkpoint
+from qmra.model.config import config_differences
 from qmra.model.pretrained import resolve_backbone_weights
 from qmra.options import option
 from qmra.training.checkpoints import load_run_checkpoint, save_run_checkpoint
