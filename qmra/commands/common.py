@@ -105,6 +105,21 @@ def make_segmenter(args: argparse.Namespace, progress: str | bool):
     return segmenter
 
 
+def say_working_size(segmenter, width: int, height: int) -> None:
+    """``--verbose``: the size the network sees this video's frames at, and the switch that sets it (stderr)."""
+    settings = segmenter.settings
+    seen_height, seen_width = settings.working_size(height, width)
+    if settings.resolution is None:
+        why = "--resolution native"
+    elif seen_height * seen_width < height * width:
+        why = f"--resolution {settings.resolution}; --resolution native sees them as they are: finer, and slower"
+    elif seen_height * seen_width > height * width:
+        why = f"--resolution {settings.resolution}: scaled up, so that small objects cover more of the network's cells"
+    else:
+        why = f"--resolution {settings.resolution}"
+    print(f"qmra: working size: {width}x{height} frames are seen at {seen_width}x{seen_height} ({why})", file=sys.stderr)
+
+
 def say_threads(segmenter) -> None:
     """``--verbose``: the CPU thread count the segmenter's runs use, and why (stderr)."""
     if segmenter.device.type != "cpu" and segmenter.settings.threads is None:

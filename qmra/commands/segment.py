@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from qmra.commands.common import BACKWARDS_HELP, add_model_arguments, make_segmenter, progress_style, say_threads
+from qmra.commands.common import (BACKWARDS_HELP, add_model_arguments, make_segmenter, progress_style, say_threads,
+                                  say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
 from qmra.inference.prompt_files import CornersOutOfOrder, parse_prompts
@@ -38,7 +39,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help=f"exit with code {EXIT_LOST} when an object's mask is doubtful on some frame (its confidence "
                             "fades or it jumps: qmra.inference.quality); doubtful masks are always reported")
     given.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    given.add_argument("--verbose", action="store_true", help="also say how many CPU threads the network uses, and why")
+    given.add_argument("--verbose", action="store_true",
+                       help="also say the size the network sees the frames at, and how many CPU threads it uses, and why")
     boxes = parser.add_argument_group("prompts")
     prompts = boxes.add_mutually_exclusive_group(required=True)
     prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     video = VideoRun(segmenter, source, prompts, plan, video_name=Path(args.source).stem, keep=keep,
                      warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards)
     if args.verbose:
+        say_working_size(segmenter, source.info.width, source.info.height)
         say_threads(segmenter)
     _say_resuming(keep, plan.out_dir, args.quiet)
     try:

@@ -307,10 +307,19 @@ def test_a_mask_that_jumps_to_a_distractor_is_reported_and_fail_on_doubt_exits_3
     assert "no object lost; doubtful masks: object 1 on 1 frame (jump 1)" in capsys.readouterr().out
 
 
-def test_verbose_says_how_many_threads_and_why(tmp_path, video, weights, capsys):
+def test_verbose_says_the_working_size_and_how_many_threads_and_why(tmp_path, video, weights, capsys):
     source = video.write_mp4(tmp_path / "clip.mp4")
     assert _segment(source, tmp_path / "a", weights, "--box", _boxes(video)[0], "--verbose", "--threads", "1") == 0
-    assert "qmra: threads: 1 (as asked (--threads))" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "qmra: threads: 1 (as asked (--threads))" in err
+    # 64x48 frames at the weights' own working size (native): seen as they are
+    assert "qmra: working size: 64x48 frames are seen at 64x48 (" in err
+    assert _segment(source, tmp_path / "c", weights, "--box", _boxes(video)[0], "--verbose", "--resolution", "96") == 0
+    assert ("qmra: working size: 64x48 frames are seen at 128x96 (--resolution 96: scaled up, so that small objects "
+            "cover more of the network's cells)") in capsys.readouterr().err
+    assert _segment(source, tmp_path / "d", weights, "--box", _boxes(video)[0], "--verbose", "--resolution", "32") == 0
+    assert ("qmra: working size: 64x48 frames are seen at 43x32 (--resolution 32; --resolution native sees them as they "
+            "are: finer, and slower)") in capsys.readouterr().err
     assert _segment(source, tmp_path / "b", weights, "--box", _boxes(video)[0], "--verbose") == 0
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qmra: threads: ")]
     assert len(said) == 1 and "cores usable" in said[0] and "runnable when it looked" in said[0]
