@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qmra.inference.memory import shares_values
 from qmra.inference.runtime import ModelRuntime
 from qmra.inference.staging import FrameStaging
 from qmra.model import BackboneFeatures, KeyValueMaps, Memory, MemoryFrame, QMRAOutput
@@ -97,14 +98,19 @@ def mean_output(outputs: list[QMRAOutput]) -> QMRAOutput:
 
 
 def join_entries(entries: list[MemoryFrame]) -> MemoryFrame:
-    """The copies' entries of one frame (B×C×h×w each) → one entry of B×N·C×h×w, copy by copy."""
+    """The copies' entries of one frame (B×C×h×w each) → one entry of B×N·C×h×w, copy by copy; where
+    every copy's stages share their values (the encoder's features), the joined stages share theirs."""
 
     def join(maps: list[KeyValueMaps]) -> KeyValueMaps:
         key = None if maps[0].key is None else torch.cat([m.key for m in maps], dim=1)  # type: ignore[misc]
         return KeyValueMaps(key, torch.cat([m.value for m in maps], dim=1))
 
+    track = join([e.track for e in entries])
     segment = None if entries[0].segment is None else join([e.segment for e in entries])  # type: ignore[misc]
-    return MemoryFrame(join([e.track for e in entries]), segment)
+    if segment is not None and all(shares_values(e) for e in entries):
+        # Each copy keeps its encoder's features once for both stages: so do the copies side by side.
+        segment = KeyValueMaps(segment.key, track.value)
+    return MemoryFrame(track, segment)
 
 
 def split_memory(memory: Memory, copies: int) -> list[Memory]:

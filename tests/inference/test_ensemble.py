@@ -110,3 +110,27 @@ def test_without_adaptation_an_ensemble_is_one_network():
 def test_bad_ensemble_settings(changes):
     with pytest.raises(ConfigError):
         InferenceSettings(**changes)
+
+
+def test_copies_that_keep_features_share_them_between_stages_side_by_side():
+    """Each copy keeps its encoder's features once for both stages (a CPU's matmul read): the joined
+    entry does so too, so the bank holds one buffer of them, and each copy reads back its own."""
+    from qmra.inference.memory import MemoryBank, shares_values
+
+    config = ModelConfig(**{**TINY.to_dict(), "memory_encoder": "shared", "value_channels": 320})
+    settings = InferenceSettings(attention="matmul")
+    members = tuple(ModelRuntime.create(random_model(config, seed=s).eval(), torch.device("cpu"), settings)
+                    for s in range(2))
+    video = clip(frames=1, objects=2)
+    prepared, padding, box_maps = _inputs(members, video)
+    with torch.inference_mode():
+        entries = [m.start(prepared, padding, box_maps, None)[0] for m in members]
+        assert all(shares_values(e) for e in entries)
+        joined = join_entries(entries)
+        assert shares_values(joined)
+        bank = MemoryBank([1, 2], 0, joined, mem_every=2, capacity=4)
+        assert bank.shares_values
+        for own, entry in zip(split_memory(bank.memory(), 2), entries):
+            expected = Memory.stack([entry])
+            assert torch.equal(own.segment.value, expected.segment.value)
+            assert torch.equal(own.segment.key, expected.segment.key)
