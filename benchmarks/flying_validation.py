@@ -8,7 +8,7 @@ training run sees.
     python -m benchmarks.flying_validation render .flying-split/val --out .flying-split/videos --videos 12
     # small targets (0.3-3 % of the frame) at DAVIS's frame size
     python -m benchmarks.flying_validation render .flying-split/val --out .flying-small/videos --size 480x854 \
-        --box-area 0.003,0.03 --seed 20261205
+        --box-area 0.003-0.03 --seed 20261205
 
 The split is a pure function of the file names (a hash), so it is the same on every machine; files
 are hard-linked (copied where links fail). Videos are a pure function of ``--seed``.
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from qmra.data.clips import ClipSettings
-from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack
+from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack, parse_box_area
 
 
 def held_out(name: str, fraction: float) -> bool:
@@ -84,6 +84,13 @@ def render(pack: Path, out: Path, videos: int, frames: int, size: tuple[int, int
     return names
 
 
+def _box_area(text: str) -> tuple[float, float]:
+    try:
+        return parse_box_area(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,15 +106,14 @@ def main() -> None:
     render_parser.add_argument("--frames", type=int, default=30)
     render_parser.add_argument("--size", default="272x480", help="HEIGHTxWIDTH")
     render_parser.add_argument("--seed", type=int, default=20261203)
-    render_parser.add_argument("--box-area", default="0.03,0.5",
-                               help="LOW,HIGH: the target's box as a fraction of the frame (log-uniform)")
+    render_parser.add_argument("--box-area", type=_box_area, default=(0.03, 0.5),
+                               help="LOW-HIGH: the target's box as a fraction of the frame (log-uniform; default 0.03-0.5)")
     args = parser.parse_args()
     if args.command == "split":
         print(split(args.pack, args.train, args.val, args.fraction))
     else:
         height, width = (int(v) for v in args.size.split("x"))
-        low, high = (float(v) for v in args.box_area.split(","))
-        print(",".join(render(args.pack, args.out, args.videos, args.frames, (height, width), args.seed, (low, high))))
+        print(",".join(render(args.pack, args.out, args.videos, args.frames, (height, width), args.seed, args.box_area)))
 
 
 if __name__ == "__main__":

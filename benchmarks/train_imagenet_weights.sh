@@ -27,7 +27,7 @@ case "${1:-}" in
     "$PYTHON" -m benchmarks.flying_validation render .flying-split/val --out .flying-split/videos --videos 12
     # 12 more of small objects (0.3-3 % of the frame) at DAVIS's frame size: scored beside validation, never choosing.
     "$PYTHON" -m benchmarks.flying_validation render .flying-split/val --out .flying-small/videos --size 480x854 \
-        --box-area 0.003,0.03 --seed 20261205
+        --box-area 0.003-0.03 --seed 20261205
     # The ImageNet encoder as fp16 safetensors, for a machine where pip install 'qmra[pretrained]' is not possible.
     "$PYTHON" -m benchmarks.export_backbone "$BACKBONE" --out ".imagenet/$BACKBONE.safetensors"
     for path in /.device-small/ /.flying-split/ /.flying-small/ /.imagenet/; do exclude "$path"; done

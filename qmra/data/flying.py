@@ -115,6 +115,17 @@ class FlyingSettings:
             raise ValueError("scale_change and camera_zoom are factors of at least 1")
 
 
+def parse_box_area(text: str) -> tuple[float, float]:
+    """``LOW-HIGH`` (fractions of the frame, 0 < LOW <= HIGH <= 1) → :attr:`FlyingSettings.box_area`;
+    a ValueError saying what it takes otherwise."""
+    low, _, high = text.partition("-")
+    try:
+        return FlyingSettings(box_area=(float(low), float(high))).box_area
+    except ValueError:
+        raise ValueError(f"the target's box area is LOW-HIGH fractions of the frame, 0 < LOW <= HIGH <= 1 "
+                         f"(e.g. 0.003-0.05), got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class _Pose:
     """An object's place in one output frame: its box centre in [-1, 1] output coordinates, its box

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from qmra.data import (ClipSettings, CocoInstances, CompositeClipDataset, DavisDataset, ImageMaskFolder, SequenceFrames,
                        StaticClipDataset, SyntheticConfig, SyntheticVideo, VideoClipDataset, YouTubeVOSDataset)
-from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack
+from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack, parse_box_area
 from qmra.data.sequence import VideoSequence
 from qmra.errors import QmraError
 
@@ -70,12 +70,10 @@ class DataSpec:
         ``:LOW-HIGH`` (the default's without it)."""
         if not self.selection:
             return FlyingSettings()
-        low, _, high = self.selection.partition("-")
         try:
-            return FlyingSettings(box_area=(float(low), float(high)))
-        except ValueError:
-            raise QmraError(f"data spec {self.text!r}: flying takes the target's box area as LOW-HIGH fractions of "
-                            f"the frame, 0 < LOW <= HIGH <= 1, e.g. flying:PACK:0.003-0.05") from None
+            return FlyingSettings(box_area=parse_box_area(self.selection))
+        except ValueError as error:
+            raise QmraError(f"data spec {self.text!r}: {error}") from None
 
     def davis(self) -> DavisDataset:
         """The DAVIS sequences this spec names (all, a list, or all but a list after '-')."""

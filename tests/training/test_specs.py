@@ -57,5 +57,5 @@ def test_flying_spec_takes_the_target_box_area(tmp_path):
     spec = DataSpec.parse(f"flying:{tmp_path}:0.003-0.05@2")
     assert (spec.path, spec.weight, spec.flying_settings().box_area) == (str(tmp_path), 2.0, (0.003, 0.05))
     for bad in ("0.1", "0.5-0.1", "small-0.2", "0-0.2", "0.1-1.5"):
-        with pytest.raises(QmraError, match="box area as LOW-HIGH"):
+        with pytest.raises(QmraError, match="box area is LOW-HIGH fractions of the frame"):
             DataSpec.parse(f"flying:{tmp_path}:{bad}")
