@@ -59,6 +59,12 @@ class RunProgress:
         self._frame_seconds += now - self._since
         self._since = now
         self.done += 1
+        if self.total is not None and self.done > self.total:
+            # The count was estimated from the file's duration (webm, MPEG streams) and fell short:
+            # count up from here rather than show "frame 16 of 14".
+            self.total = None
+            if self._bar is not None:
+                self._bar.total = None
         if self._bar is not None:
             self._bar.update(1)
         elif self.style == "lines" and (self.done == 1 or self.done == self.total or now - self._last_line >= LINE_SECONDS):

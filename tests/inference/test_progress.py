@@ -41,6 +41,20 @@ def test_lines_come_every_few_seconds_and_at_the_end():
     assert frames[0] == 1 and frames[-1] == 25 and len(frames) == 2 + int(24 // LINE_SECONDS)
 
 
+def test_a_frame_count_that_falls_short_is_dropped_and_frames_are_counted_up():
+    clock, out = Clock(), io.StringIO()
+    shown = RunProgress("lines", 2, stream=out, clock=clock)  # estimated from the duration: 2, but there are 4
+    for _ in range(4):
+        clock.now += 1.0
+        shown.frame()
+    assert shown.status() == "frame 4, 1.00 frames/s"
+    bar = RunProgress("bar", 2, stream=io.StringIO(), clock=clock)
+    for _ in range(3):
+        bar.frame()
+    assert bar._bar.total is None and bar._bar.n == 3
+    bar.close()
+
+
 def test_the_bar_names_the_adaptation_then_counts_frames():
     out = io.StringIO()
     shown = RunProgress("bar", 3, stream=out)
