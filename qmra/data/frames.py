@@ -19,7 +19,8 @@ from qmra.data.masks import open_image, read_rgb
 from qmra.data.orientation import first_frame_turns, shown_size, upright_rgb
 from qmra.errors import DataError
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
+                  ".3gp", ".ogv", ".gif")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -174,8 +175,10 @@ class VideoFile(FrameSource):
         return self._info
 
     def read(self, index: int) -> np.ndarray:
-        if index < 0 or (self._info.num_frames is not None and index >= self._info.num_frames):
-            raise DataError(f"{self.path}: no frame {index} (it has {self._info.num_frames})")
+        # Only the header's count bounds the index: a count estimated from the duration (webm, mkv,
+        # MPEG streams) can be a frame or two short.
+        if index < 0 or (self.header_frames is not None and index >= self.header_frames):
+            raise DataError(f"{self.path}: no frame {index} (it has {self.header_frames})")
         if self._reader is None or index < self._next_index:
             self._reader, self._next_index = iter(self), 0
         for frame in self._reader:

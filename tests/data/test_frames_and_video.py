@@ -48,8 +48,11 @@ def test_frame_folder_errors(tmp_path):
     (corrupt / "1.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     with pytest.raises(DataError, match="cannot read image .*1.jpg"):
         list(open_frames(corrupt))
-    (tmp_path / "clip.gif").write_bytes(b"GIF89a")
-    with pytest.raises(DataError, match="unsupported input clip.gif"):
+    (tmp_path / "clip.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    with pytest.raises(DataError, match=r"unsupported input clip.heic: give a video \(.mp4, .*\) or a folder of frames"):
+        open_frames(tmp_path / "clip.heic")
+    (tmp_path / "clip.gif").write_bytes(b"GIF89a")  # a header and nothing else
+    with pytest.raises(DataError, match="cannot read video .*clip.gif: it is not a video file"):
         open_frames(tmp_path / "clip.gif")
 
 
@@ -85,6 +88,34 @@ def test_mp4_round_trip(tmp_path):
     assert np.abs(decoded[5].astype(int) - frames[5].astype(int)).mean() < 4
     assert decoded[5][20, 30, 0] > 180
     assert [source.frame_name(i) for i in range(2)] == ["00000", "00001"]
+
+
+@pytest.mark.parametrize("suffix, codec, container_format, pixels", [
+    (".gif", "gif", "gif", "rgb8"),
+    (".mpg", "mpeg2video", "mpeg", "yuv420p"),  # its duration counts fewer frames than it holds
+    (".ts", "libx264", "mpegts", "yuv420p"),
+    (".flv", "flv", "flv", "yuv420p"),  # no frame count in its header
+    (".wmv", "wmv2", "asf", "yuv420p"),
+    (".3gp", "mpeg4", "3gp", "yuv420p"),
+    (".ogv", "libvpx", "ogg", "yuv420p"),
+])
+def test_other_video_containers_are_read_whole(tmp_path, suffix, codec, container_format, pixels):
+    import av
+
+    frames = _frames(12)
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pixels
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    source = open_frames(path)
+    assert isinstance(source, VideoFile) and (source.info.height, source.info.width) == (48, 64)
+    decoded = list(source)
+    assert len(decoded) == 12
+    assert decoded[5][20, 30, 0] > 150 and decoded[5][20, 10, 0] < 100  # the red square moved with the frames
+    assert np.array_equal(source.read(11), decoded[11])  # the last frame, wherever the header's estimate ends
 
 
 def test_odd_sized_mp4_and_abort(tmp_path):

@@ -11,31 +11,36 @@ from qmra.data.video_seek import SeekingVideoReader
 from qmra.errors import DataError
 
 
-def _mp4(path, frames: int = 23, gop: int = 5, b_frames: int = 2):
-    """An H.264 file with a keyframe every ``gop`` frames and B-frames (decode order ≠ display order)."""
+def _video(path, frames: int = 23, gop: int = 5, b_frames: int = 2, codec: str = "libx264", container_format=None):
+    """A file with a keyframe every ``gop`` frames and B-frames (decode order ≠ display order)."""
     import av
 
     video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=frames, num_objects=2, seed=1))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.codec_context.gop_size = gop
         stream.codec_context.max_b_frames = b_frames
-        stream.options = {"keyint_min": str(gop), "sc_threshold": "0"}
+        if codec == "libx264":
+            stream.options = {"keyint_min": str(gop), "sc_threshold": "0"}
         for index in range(frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(video.image(index), format="rgb24")))
         container.mux(stream.encode(None))
     return path
 
 
-@pytest.fixture
-def indexed(tmp_path):
-    path = _mp4(tmp_path / "gop.mp4")
-    reader = SeekingVideoReader(path, cache_bytes=6 * 48 * 64 * 3)  # six frames
+def _indexed(path, cache_frames: int = 6):
+    reader = SeekingVideoReader(path, cache_bytes=cache_frames * 48 * 64 * 3)
     truth = []
     for array, where in VideoFile(path).decoded():
         reader.add(where)
         truth.append(array)
+    return reader, truth
+
+
+@pytest.fixture
+def indexed(tmp_path):
+    reader, truth = _indexed(_video(tmp_path / "gop.mp4"))
     yield reader, truth
     reader.close()
 
@@ -50,6 +55,20 @@ def test_any_order_gives_the_decoded_frames(indexed):
     order = [17, 3, 22, 0, 11, 12, 13, 9, *range(22, -1, -1), 5, 6, 7, 4]
     for index in order:
         assert np.array_equal(reader.read(index), truth[index]), index
+
+
+@pytest.mark.parametrize("name, codec, container_format", [
+    ("gop.ts", "libx264", "mpegts"),  # its seeks land a keyframe after the one asked for
+    ("gop.mpg", "mpeg2video", "mpeg"),  # an MPEG program stream: its seeks land anywhere
+])
+def test_files_whose_seeks_miss_give_the_decoded_frames_in_any_order(tmp_path, name, codec, container_format):
+    reader, truth = _indexed(_video(tmp_path / name, codec=codec, container_format=container_format), cache_frames=2)
+    try:
+        assert len(truth) == 23 and len(reader._keyframes) >= 4
+        for index in [17, 3, 22, 0, 11, 12, 13, 9, *range(22, -1, -1), 5, 6, 7, 4, 21, 16]:
+            assert np.array_equal(reader.read(index), truth[index]), index
+    finally:
+        reader.close()
 
 
 def test_the_cache_stays_within_its_bound(indexed):
