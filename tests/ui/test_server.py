@@ -301,6 +301,16 @@ def test_the_static_files_are_package_data():
         assert "http://" not in (static / name).read_text() and "https://" not in (static / name).read_text()
 
 
+def test_the_upload_picker_offers_every_video_file_qmra_reads():
+    import re
+
+    from qmra.data.frames import VIDEO_SUFFIXES
+
+    page = (Path(__file__).resolve().parents[2] / "qmra" / "ui" / "static" / "index.html").read_text()
+    accepted = re.search(r'id="upload" type="file" accept="([^"]+)"', page).group(1).split(",")
+    assert set(VIDEO_SUFFIXES) <= set(accepted)  # an animated GIF is no video/* type: named, it can be picked
+
+
 @pytest.mark.parametrize("adapt_previews, adaptations", [(False, [0, 1]), (True, [1, 0])])
 def test_test_time_adaptation_runs_once_per_box(tmp_path, weights, small_video, monkeypatch, adapt_previews,
                                                 adaptations):
