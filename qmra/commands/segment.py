@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from qmra.commands.common import (BACKWARDS_HELP, add_model_arguments, make_segmenter, progress_style, say_threads,
@@ -26,8 +27,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
     given.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
+    given.add_argument("--frames", metavar="FIRST-LAST", type=parse_frame_range, default=(0, None),
+                       help="segment only frames FIRST to LAST (0-based, both included; FIRST- runs to the end): --box "
+                            "boxes are on FIRST, --boxes frames count from the video's start; objects boxed before "
+                            "FIRST are followed from their box and written from FIRST on")
     existing = given.add_mutually_exclusive_group()
-    existing.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace the results already in OUT (its PNGs, the overlay and RLE files named here)")
     existing.add_argument("--resume", action="store_true",
                           help="continue an interrupted run (same arguments): the frames already in OUT are recomputed "
                                "to rebuild the memory but not rewritten, the rest are written; the overlay and RLE "
@@ -56,26 +62,49 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def parse_frame_range(text: str) -> tuple[int, int | None]:
+    """``--frames``: 'FIRST-LAST', 'FIRST-' or '-LAST' → (first, last or None), 0-based, both included."""
+    first_text, dash, last_text = text.strip().partition("-")
+    try:
+        first = int(first_text) if first_text.strip() else 0
+        last = int(last_text) if last_text.strip() else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST frame numbers (e.g. 100-250, or 100- to the end), "
+                                         f"got {text!r}") from None
+    if not dash or first < 0 or (last is not None and last < first):
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST with 0 <= FIRST <= LAST (e.g. 100-250, or 100- to the "
+                                         f"end), got {text!r}")
+    return first, last
+
+
 def run(args: argparse.Namespace) -> int:
     from qmra.data import open_frames
     from qmra.inference.video_run import OutputPlan, VideoRun, finished_text
 
+    first, last = args.frames
     try:
         prompts = parse_prompts(args.box, args.boxes, args.box_format)
     except CornersOutOfOrder as error:
         info = open_frames(args.source).info  # a video that cannot be read says so instead
         raise BoxError(f"{error}{error.hint(info.width, info.height)}") from None
+    if args.box:  # "on the first frame": the first frame of the run
+        prompts = [replace(prompt, frame=first) for prompt in prompts]
+    beyond = [p for p in prompts if last is not None and p.frame > last]
+    if beyond:  # before anything is loaded or replaced
+        raise QmraError(f"object {beyond[0].object_id} is boxed on frame {beyond[0].frame}, after --frames "
+                        f"{first}-{last}: box each object on a frame of the range (or before it)")
     source = open_frames(args.source)
     plan = OutputPlan(Path(args.out), *(Path(p) if p else None for p in (args.overlay, args.rle)), args.per_object)
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
-    keep = plan.finished(source) if args.resume else 0
+    keep = plan.finished(source, first) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))
     video = VideoRun(segmenter, source, prompts, plan, video_name=Path(args.source).stem, keep=keep,
-                     warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards)
+                     warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards,
+                     first=first, last=last, overwrite=args.overwrite)
     if args.verbose:
         say_working_size(segmenter, source.info.width, source.info.height)
         say_threads(segmenter)
-    _say_resuming(keep, plan.out_dir, args.quiet)
+    _say_resuming(first, keep, plan.out_dir, args.quiet)
     try:
         with terminate_interrupts():
             video.run()
@@ -103,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_resuming(keep: int, out_dir: Path, quiet: bool) -> None:
+def _say_resuming(first: int, keep: int, out_dir: Path, quiet: bool) -> None:
     if keep and not quiet:
-        print(f"qmra: resuming: frames 0-{keep - 1} are already in {out_dir}; they are recomputed to rebuild the memory, "
-              "not rewritten", file=sys.stderr)
+        print(f"qmra: resuming: frames {first}-{first + keep - 1} are already in {out_dir}; they are recomputed to "
+              "rebuild the memory, not rewritten", file=sys.stderr)
 
 
 def _reseed_hint(adaptations: dict, settings: InferenceSettings) -> str:

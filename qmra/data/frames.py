@@ -7,6 +7,7 @@ applied (:mod:`qmra.data.orientation`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -83,6 +84,11 @@ class FrameSource:
         for index in indices:
             yield self.read(index)
 
+    def frames_from(self, first: int) -> Iterator[np.ndarray]:
+        """Frames ``first``, ``first + 1``, ... to the end, in one pass; where the source cannot go
+        to frame ``first`` directly, the frames before it are read and dropped."""
+        return itertools.islice(iter(self), first, None)
+
     def _check_size(self, frame: np.ndarray, index: int, label: str) -> None:
         info = self.info
         if frame.shape[:2] != (info.height, info.width):
@@ -124,7 +130,10 @@ class FrameFolder(FrameSource):
         return frame
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return (self.read(i) for i in range(len(self.paths)))
+        return self.frames_from(0)
+
+    def frames_from(self, first: int) -> Iterator[np.ndarray]:
+        return (self.read(i) for i in range(first, len(self.paths)))
 
 
 class VideoFile(FrameSource):
@@ -362,10 +371,14 @@ class ArrayFrames(FrameSource):
         self._check_size(frame, index, str(index))
         return frame
 
+    def frames_from(self, first: int) -> Iterator[np.ndarray]:
+        if not self.seekable:
+            return super().frames_from(first)
+        return (self.read(index) for index in range(first, self._count or 0))
+
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._array is not None or self._sequence is not None:
-            for index in range(self._count or 0):
-                yield self.read(index)
+            yield from self.frames_from(0)
             return
         if self._consumed:
             raise DataError("these frames came from a one-pass iterator and were already read")

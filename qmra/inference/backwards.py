@@ -1,10 +1,11 @@
-"""Objects followed back from their box to the first frame, for a run that goes forwards.
+"""Objects followed back from their box to the run's first frame, for a run that goes forwards.
 
 A video run follows each object forwards from the frame it was boxed on. An object already in view
 before that frame (boxed where it was clearest, not where it appeared) has no mask on the frames
-before its box. :class:`EarlierMasks` fills them: one backward run over frames ``k, k-1, ..., 0``
-(``k`` the last of those boxes) with each such object's first box, whose label maps are kept
-(compressed) and painted over the forward run's frames as they are written. Where an object followed
+before its box. :class:`EarlierMasks` fills them: one backward run over frames ``k, k-1, ..., s``
+(``k`` the last of those boxes, ``s`` the forward run's first frame, usually 0) with each such
+object's first box, whose label maps are kept (compressed) and painted over the forward run's
+frames as they are written. Where an object followed
 backwards overlaps one followed forwards, the one boxed later wins, as in ``qmra ui``.
 """
 
@@ -22,13 +23,14 @@ from qmra.inference.prompts import Prompt
 from qmra.inference.results import FrameResult
 
 
-def first_boxes(prompts: Sequence[Prompt]) -> list[Prompt]:
-    """Each object's earliest prompt, for the objects whose earliest prompt is after frame 0."""
+def first_boxes(prompts: Sequence[Prompt], start: int = 0) -> list[Prompt]:
+    """Each object's earliest prompt, for the objects whose earliest prompt is after frame ``start``
+    (where the forward run begins)."""
     first: dict[int, Prompt] = {}
     for prompt in prompts:
         if prompt.object_id not in first or prompt.frame < first[prompt.object_id].frame:
             first[prompt.object_id] = prompt
-    return sorted((p for p in first.values() if p.frame > 0), key=lambda p: (p.frame, p.object_id))
+    return sorted((p for p in first.values() if p.frame > start), key=lambda p: (p.frame, p.object_id))
 
 
 @dataclass
@@ -43,10 +45,13 @@ class _Frame:
 
 @dataclass
 class EarlierMasks:
-    """The masks of ``late`` objects (each object's first prompt, after frame 0) on the frames before
-    their boxes, from one backward run (:meth:`run`); :meth:`paint` adds them to a forward result."""
+    """The masks of ``late`` objects (each object's first prompt, after frame :attr:`start`) on the
+    frames before their boxes, from one backward run (:meth:`run`); :meth:`paint` adds them to a
+    forward result."""
 
     late: list[Prompt]
+    #: the frame the backward run ends on: where the forward run begins
+    start: int = 0
     shape: tuple[int, int] = (0, 0)
     frames: dict[int, _Frame] = field(default_factory=dict)
     #: object id → the earliest frame before its box where it has a mask (absent: none found)
@@ -56,8 +61,8 @@ class EarlierMasks:
     doubtful: dict[int, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
 
     def run(self, segmenter, source, *, batcher=None) -> None:
-        """Follow the late objects back from their boxes to frame 0 (all of it, also for a resumed
-        run: its kept frames are checked against what it computes)."""
+        """Follow the late objects back from their boxes to frame :attr:`start` (all of it, also for
+        a resumed run: its kept frames are checked against what it computes)."""
         if not self.late:
             return
         if not source.seekable:
@@ -65,7 +70,7 @@ class EarlierMasks:
                             "in it (leave out --backwards)")
         session = segmenter.start(source, prompts=self.late, batcher=batcher)
         boxed_on = {p.object_id: p.frame for p in self.late}
-        for index, result in session.propagate(start=max(boxed_on.values()), reverse=True):
+        for index, result in session.propagate(start=max(boxed_on.values()), reverse=True, stop=self.start):
             self._keep(index, result, [i for i, frame in boxed_on.items() if frame > index])
 
     def _keep(self, index: int, result: FrameResult, object_ids: list[int]) -> None:

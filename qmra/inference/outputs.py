@@ -97,9 +97,10 @@ def _check_apart_from_masks(path: Path, flag: str, out_dir: Path) -> None:
         raise QmraError(f"{flag} {path} would be taken for a mask in {out_dir}; give it another name or folder")
 
 
-def finished_frames(out_dir: Path, source: FrameSource) -> int:
-    """How many frames, consecutive from frame 0, already have a complete palette PNG in ``out_dir``,
-    named after the frames as :class:`ResultWriter` names them (what an interrupted run leaves).
+def finished_frames(out_dir: Path, source: FrameSource, first: int = 0) -> int:
+    """How many frames, consecutive from frame ``first`` (where the run begins), already have a
+    complete palette PNG in ``out_dir``, named after the frames as :class:`ResultWriter` names them
+    (what an interrupted run leaves).
 
     A PNG that does not decode ends the count (it is written again); one of another size is a
     :class:`QmraError`: ``out_dir`` then holds another video's results.
@@ -108,7 +109,7 @@ def finished_frames(out_dir: Path, source: FrameSource) -> int:
     count = 0
     while True:
         try:
-            name = source.frame_name(count)
+            name = source.frame_name(first + count)
         except IndexError:  # a frame folder has no more frames
             return count
         path = out_dir / f"{name}.png"
@@ -155,20 +156,21 @@ class ResultWriter:
     """Writes each :class:`FrameResult` as it comes, on one background thread (in order) so that
     encoding PNGs and video overlaps the network's work. An error in writing is raised by the next
     :meth:`write`, :meth:`flush` or :meth:`close`, and no later frame is written after it (the PNGs
-    on disk stay consecutive from frame 0, as :func:`finished_frames` expects).
+    on disk stay consecutive from the run's first frame, as :func:`finished_frames` expects).
 
-    ``keep``: frames 0..keep-1 already have their palette PNGs in ``out_dir`` (a resumed run). They
-    are not written again; their overlay frames and RLE entries are drawn from those PNGs, and
-    per-object PNGs missing for them are added.
+    ``keep``: frames ``first``..``first + keep - 1`` (``first``: where the run begins) already have
+    their palette PNGs in ``out_dir`` (a resumed run). They are not written again; their overlay
+    frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them are added.
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
-                 background: bool = True, keep: int = 0) -> None:
+                 background: bool = True, keep: int = 0, first: int = 0) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
         self.keep = keep
+        self._kept_until = first + keep  # frames before this index are kept
         self.frames_written = 0  # frames done, kept ones included
         self.object_ids: set[int] = set()
         self._overlay = Mp4Writer(overlay, width, height, fps or 24.0) if overlay else None
@@ -213,7 +215,7 @@ class ResultWriter:
         self.object_ids.update(result.masks)
         object_ids = sorted(self.object_ids)
         path = self.out_dir / f"{result.name}.png"
-        if result.index < self.keep:
+        if result.index < self._kept_until:
             labels = kept_labels(path, result.labels)
             if self.per_object:
                 self._add_missing_object_pngs(result.name, labels, object_ids)

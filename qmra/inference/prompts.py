@@ -114,6 +114,10 @@ class PromptBook:
         """The boxes on frames after ``index``."""
         return [p for frames in self._boxes.values() for p in frames.values() if p.frame > index]
 
+    def before(self, index: int) -> list[Prompt]:
+        """The boxes on frames before ``index``."""
+        return [p for frames in self._boxes.values() for p in frames.values() if p.frame < index]
+
     def check_reached(self, last: int) -> None:
         """A run that ended on frame ``last`` (the video's last): boxes after it are an error."""
         late = self.after(last)

@@ -187,26 +187,28 @@ class InferenceSession:
     # ------------------------------------------------------------------ propagation
 
     def propagate(self, start: int | None = None, reverse: bool = False,
-                  progress: ProgressStyle | None = None) -> Iterator[tuple[int, FrameResult]]:
+                  progress: ProgressStyle | None = None, stop: int | None = None) -> Iterator[tuple[int, FrameResult]]:
         """Segment the video from frame ``start`` (default: the first frame, or the last one with
-        ``reverse``) to its end (or back to frame 0), yielding ``(frame_index, FrameResult)`` per frame.
+        ``reverse``) to frame ``stop`` (default: its end, or frame 0 in reverse), yielding
+        ``(frame_index, FrameResult)`` per frame.
 
         Each call starts over with empty memory (boxes are kept). Objects start on their box's frame
         in the run's direction; an object boxed only before ``start`` (after it, in reverse) is
-        followed from its box without yielding the frames before ``start``. ``progress``: a bar, or
-        "lines" for logs (default: the session's setting; :mod:`qmra.inference.progress`).
-        Gradients are never tracked.
+        followed from its box without yielding the frames before ``start``; a box beyond ``stop`` is
+        an error. ``progress``: a bar, or "lines" for logs (default: the session's setting;
+        :mod:`qmra.inference.progress`). Gradients are never tracked.
         """
         if self._propagating:
             raise QmraError("propagate() is already running on this session")
-        first, start, indices = self._run_frames(start, reverse)
+        first, start, indices = self._run_frames(start, reverse, stop)
         self._begin(Pass(first, reverse))
         self._propagating = True
-        count = self.info.num_frames
-        yielded = (start + 1) if reverse else (count - start if count is not None else None)
-        shown = RunProgress(self.progress if progress is None else progress, yielded)
+        shown = RunProgress(self.progress if progress is None else progress, self._yielded(start, reverse, stop))
         self.networks.on_step = shown.adapting
-        source: Iterable[np.ndarray] = self.source.frames(indices) if (reverse or first) else self.source
+        if reverse:
+            source: Iterable[np.ndarray] = self.source.frames(indices)
+        else:  # one pass from the run's first frame, to the end or until ``stop``
+            source = self.source.frames_from(first) if first else self.source
         frames = prefetch(source) if self.settings.pipeline else iter(source)
         try:
             for index, result in self._predicted(zip(indices, frames)):
@@ -214,6 +216,10 @@ class InferenceSession:
                     shown.frame()
                     yield index, result
             self._check_late_prompts()
+            if not shown.done:  # a video that ended before ``start`` (its count was unknown or estimated)
+                ended = self._pass.cursor if self._pass is not None else None
+                raise QmraError(f"start frame {start} is past the end of the video"
+                                f"{f' ({ended + 1} frames)' if ended is not None else ''}")
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
@@ -222,32 +228,49 @@ class InferenceSession:
             self.networks.on_step = None
             self._propagating = False
 
-    def _run_frames(self, start: int | None, reverse: bool) -> tuple[int, int, Sequence[int]]:
-        """A run from ``start``: the frame it begins on (the earliest box, if before ``start``), the
-        first frame it yields, and the frames it goes through, in order."""
+    def _run_frames(self, start: int | None, reverse: bool, stop: int | None) -> tuple[int, int, Sequence[int]]:
+        """A run from ``start`` to ``stop``: the frame it begins on (the earliest box, if before
+        ``start``), the first frame it yields, and the frames it goes through, in order."""
         if not self._prompts:
             raise QmraError("no objects: call add_box first")
         count = self.info.num_frames
-        if reverse or start:
+        if reverse:
             if not self.source.seekable:
                 raise QmraError(f"{self.source.description} is read once, front to back (a stream): it cannot be "
-                                f"propagated {'backwards' if reverse else f'from frame {start}'}")
+                                "propagated backwards")
             if count is None:
                 raise QmraError(f"{self.source.description} does not say how many frames it has: it can only be "
-                                "propagated from the start, forwards")
+                                "propagated forwards")
         boxed = self._prompts.frames()
         if reverse:
             start = count - 1 if start is None else start  # type: ignore[operator]
             first = max(start, max(boxed))
-            indices: Sequence[int] = range(first, -1, -1)
+            stop = 0 if stop is None else stop
+            indices: Sequence[int] = range(first, stop - 1, -1)
+            beyond = self._prompts.before(stop)
         else:
             start = 0 if start is None else start
             first = min(start, min(boxed))
-            # From frame 0 the source streams (as many frames as it really has); from later, it seeks.
-            indices = range(first, count) if first else itertools.count()  # type: ignore[arg-type]
-        if count is not None and not 0 <= start < count:
-            raise QmraError(f"start frame {start} is outside the video (frames 0..{count - 1})")
+            # As many frames as the source really has: a count from its header can be an estimate.
+            indices = itertools.count(first) if stop is None else range(first, stop + 1)  # type: ignore[assignment]
+            beyond = [] if stop is None else self._prompts.after(stop)
+        if start < 0 or (count is not None and start >= count):
+            raise QmraError(f"start frame {start} is outside the video (frames 0..{count - 1 if count else '?'})")
+        if stop is not None and (stop > start if reverse else stop < start):
+            raise QmraError(f"the run cannot end on frame {stop}: it starts on frame {start}, going "
+                            f"{'backwards' if reverse else 'forwards'}")
+        if beyond:
+            raise QmraError(f"object {beyond[0].object_id} is boxed on frame {beyond[0].frame}, beyond frame {stop} "
+                            "where the run ends")
         return first, start, indices
+
+    def _yielded(self, start: int, reverse: bool, stop: int | None) -> int | None:
+        """How many frames a run from ``start`` to ``stop`` yields, where that is known."""
+        if reverse:
+            return start - (stop or 0) + 1
+        count = self.info.num_frames
+        end = count if stop is None else (stop + 1 if count is None else min(count, stop + 1))
+        return None if end is None else end - start
 
     def _predicted(self, pairs: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, FrameResult]]:
         """Each (index, frame) of the run predicted, in order; with :attr:`lookahead`, the next frame

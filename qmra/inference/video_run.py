@@ -43,9 +43,10 @@ class OutputPlan:
         (:func:`~qmra.inference.outputs.check_outputs`; a :class:`QmraError` says what is wrong)."""
         check_outputs(self.out_dir, self.overlay, self.rle, overwrite=overwrite, resume=resume)
 
-    def finished(self, source: FrameSource) -> int:
-        """Frames, consecutive from frame 0, whose PNGs an earlier run left (what ``resume`` keeps)."""
-        return finished_frames(self.out_dir, source)
+    def finished(self, source: FrameSource, first: int = 0) -> int:
+        """Frames, consecutive from frame ``first`` (where the run begins), whose PNGs an earlier run
+        left (what ``resume`` keeps)."""
+        return finished_frames(self.out_dir, source, first)
 
     def remove_results(self) -> None:
         """Delete the results an earlier run wrote here: the palette PNGs, the per-object folders'
@@ -117,22 +118,25 @@ def same_box_warnings(prompts: Sequence[Prompt], width: int, height: int) -> lis
 class VideoRun:
     """Segments ``source`` from ``prompts`` into ``plan``'s files with ``segmenter``.
 
-    ``keep``: frames 0..keep-1 already have their PNGs (a resumed run: they are recomputed to rebuild
-    the memory, checked against the files and not rewritten). ``warn`` receives each warning line;
+    ``first``, ``last``: the frames the run goes through (default: all); boxes before ``first`` are
+    followed from their frame, but only frames from ``first`` on are written.
+    ``keep``: frames ``first``..``first + keep - 1`` already have their PNGs (a resumed run: they are
+    recomputed to rebuild the memory, checked against the files and not rewritten). ``warn`` receives each warning line;
     ``on_frame`` is called with the number of frames finished after each one. While and after
     :meth:`run`, ``lost``, ``doubtful``, :attr:`frames_finished` and ``seconds`` say how it went.
     ``batcher``: query encodings shared with videos run in other threads (``Segmenter.start``).
-    ``backwards``: objects boxed after frame 0 are also followed back to it (:mod:`.backwards`);
-    ``earlier`` then says how far back each was found.
+    ``backwards``: objects boxed after frame ``first`` are also followed back to it
+    (:mod:`.backwards`); ``earlier`` then says how far back each was found. ``overwrite``: the
+    results of an earlier run in ``plan``'s paths are removed once the prompts are accepted.
     """
 
     def __init__(self, segmenter, source: FrameSource, prompts: Sequence[Prompt], plan: OutputPlan, *,
                  video_name: str, keep: int = 0, warn: Callable[[str], None] = lambda line: None,
                  on_frame: Callable[[int], None] | None = None, batcher: QueryBatcher | None = None,
-                 backwards: bool = False) -> None:
+                 backwards: bool = False, first: int = 0, last: int | None = None, overwrite: bool = False) -> None:
         self.segmenter, self.source, self.prompts, self.plan = segmenter, source, list(prompts), plan
-        self.batcher = batcher
-        self.earlier = EarlierMasks(first_boxes(self.prompts) if backwards else [])
+        self.batcher, self.first, self.last, self.overwrite = batcher, first, last, overwrite
+        self.earlier = EarlierMasks(first_boxes(self.prompts, first) if backwards else [], first)
         self.video_name, self.keep, self.warn, self.on_frame = video_name, keep, warn, on_frame
         self.lost, self.doubtful = LostObjects(), DoubtfulObjects()
         self.seconds = 0.0
@@ -176,11 +180,13 @@ class VideoRun:
         plan = self.plan
         if plan.out_dir.is_dir():
             plan.clear_temporaries()
+            if self.overwrite:  # the prompts were accepted: no frame of the earlier run may stay beside the new ones
+                plan.remove_results()
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
-                                    rle=plan.rle, keep=self.keep)
+                                    rle=plan.rle, keep=self.keep, first=self.first)
         try:
-            for _, result in session.propagate():
+            for _, result in session.propagate(start=self.first, stop=self.last):
                 self._writer.write(self.earlier.paint(result))
                 self._check(result, bool(session.adaptations))  # the forward run's objects: lost means lost
                 if self.on_frame is not None:

@@ -254,3 +254,21 @@ def test_video_files_frame_folders_and_lists_read_any_frame_and_backwards(tmp_pa
     assert not stream.seekable
     with pytest.raises(DataError, match="read once, front to back"):
         stream.read(2)
+
+
+def test_frames_from_a_later_frame_to_the_end_in_every_kind_of_source(tmp_path):
+    frames = _frames(7)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{index}.png")
+    with Mp4Writer(tmp_path / "clip.mp4", 64, 48, fps=12) as writer:
+        for frame in frames:
+            writer.write(frame)
+    decoded = list(open_frames(tmp_path / "clip.mp4"))
+    sources = {"folder": (open_frames(folder), frames), "list": (open_frames(frames), frames),
+               "stream": (open_frames(iter(frames)), frames), "video": (open_frames(tmp_path / "clip.mp4"), decoded)}
+    for kind, (source, truth) in sources.items():
+        later = list(source.frames_from(4))
+        assert len(later) == 3 and all(np.array_equal(a, b) for a, b in zip(later, truth[4:])), kind
+    assert list(open_frames(frames).frames_from(7)) == []

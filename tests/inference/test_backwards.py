@@ -118,3 +118,15 @@ def test_segment_backwards_finds_an_object_on_the_frames_before_its_box(tmp_path
         (tmp_path / "both" / f"{i:05d}.png").unlink()
     assert _segment(clip, tmp_path / "both", "--backwards", "--resume") == 0
     assert all(np.array_equal(read_labels(tmp_path / "both" / f"{i:05d}.png"), both[i]) for i in range(6))
+
+
+def test_with_a_range_objects_are_followed_back_to_its_first_frame_only(tmp_path, clip):
+    assert _segment(clip, tmp_path / "both", "--backwards") == 0
+    assert _segment(clip, tmp_path / "part", "--backwards", "--frames", "1-") == 0
+    names = sorted(p.stem for p in (tmp_path / "part").glob("*.png"))
+    assert names == [f"{i:05d}" for i in range(1, 6)]  # frame 0 is neither written nor run backwards to
+    for i in range(1, 6):  # the backward run from frame 3 gives frames 2 and 1 what it gave them going on to 0
+        assert np.array_equal(read_labels(tmp_path / "part" / f"{i:05d}.png"), read_labels(tmp_path / "both" / f"{i:05d}.png"))
+    late = [Prompt(2, 3, Box(0, 0, 4, 4))]
+    assert first_boxes([Prompt(1, 0, Box(0, 0, 4, 4)), *late], start=3) == []  # boxed on the range's first frame
+    assert first_boxes(late, start=2) == late

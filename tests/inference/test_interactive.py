@@ -105,15 +105,40 @@ def test_a_run_from_a_later_frame_follows_objects_boxed_before_it(segmenter):
         assert np.array_equal(result.labels, full[index].labels)
 
 
+def test_a_run_ends_on_its_stop_frame_with_what_the_whole_run_gives_there(segmenter):
+    video = clip(frames=8, objects=2)
+    session = segmenter.start(_frames(video))
+    for object_id, box in video.first_boxes().items():
+        session.add_box(object_id, box, predict=False)
+    full = dict(session.propagate())
+    middle = list(session.propagate(start=2, stop=5))
+    assert [i for i, _ in middle] == [2, 3, 4, 5]
+    for index, result in middle:
+        assert np.array_equal(result.labels, full[index].labels)
+    with pytest.raises(QmraError, match="cannot end on frame 1: it starts on frame 2, going forwards"):
+        next(session.propagate(start=2, stop=1))
+    with pytest.raises(QmraError, match="object 1 is boxed on frame 0, beyond frame 4 where the run ends"):
+        next(session.propagate(reverse=True, stop=4))  # backwards, it would never start
+    backwards = segmenter.start(_frames(video))
+    backwards.add_box(1, box_from_mask(video.labels(6) == 1), frame=6, predict=False)
+    assert [i for i, _ in backwards.propagate(reverse=True, stop=4)] == [7, 6, 5, 4]
+    session.add_box(3, video.first_boxes()[1], frame=7, predict=False)
+    with pytest.raises(QmraError, match="object 3 is boxed on frame 7, beyond frame 5 where the run ends"):
+        next(session.propagate(stop=5))
+
+
 def test_a_one_pass_stream_runs_forwards_only_and_says_so(segmenter):
     video = clip(frames=4, objects=1)
     session = segmenter.start(iter(_frames(video)))
     assert session.add_box(1, video.first_boxes()[1]) is None  # not read yet: nothing to show
     with pytest.raises(QmraError, match="read once, front to back"):
         next(session.propagate(reverse=True))
-    with pytest.raises(QmraError, match="read once, front to back"):
-        next(session.propagate(start=2))
     assert [i for i, _ in session.propagate()] == [0, 1, 2, 3]
+    with pytest.raises(QmraError, match="already read"):
+        list(session.propagate())
+    later = segmenter.start(iter(_frames(video)))  # from a later frame: one pass, the frames before it dropped
+    later.add_box(1, video.first_boxes()[1], predict=False)
+    assert [i for i, _ in later.propagate(start=2, stop=2)] == [2]
 
 
 def test_the_object_table_maps_ids_to_rows(segmenter):

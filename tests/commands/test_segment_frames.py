@@ -1,0 +1,97 @@
+"""``qmra segment --frames FIRST-LAST``: a part of a video, its frames named and numbered as in the whole."""
+
+import json
+
+import numpy as np
+import pytest
+
+from PIL import Image
+
+from qmra.cli import main
+from qmra.data import SyntheticConfig, SyntheticVideo, open_frames, read_labels
+from tests.commands.test_segment import _boxes, _segment
+
+
+@pytest.fixture(scope="module")
+def video():
+    return SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=7, num_objects=2, seed=5), name="clip")
+
+
+def _names(out):
+    return sorted(p.stem for p in out.glob("*.png"))
+
+
+def test_a_range_gives_what_the_video_cut_there_gives(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    box1, box2 = _boxes(video)
+    out, rle = tmp_path / "out", tmp_path / "masks.json"
+    code = _segment(source, out, weights, "--box", box1, "--box", box2, "--frames", "2-4", "--rle", str(rle),
+                    "--overlay", str(tmp_path / "overlay.mp4"))
+    assert code == 0 and _names(out) == ["00002", "00003", "00004"]
+    assert [(f["index"], f["name"]) for f in json.loads(rle.read_text())["frames"]] == [(2, "00002"), (3, "00003"),
+                                                                                         (4, "00004")]
+    assert open_frames(tmp_path / "overlay.mp4").info.num_frames == 3
+    cut = tmp_path / "cut"  # the same decoded frames from 2 on, losslessly, the boxes on their first frame
+    cut.mkdir()
+    for index, frame in enumerate(open_frames(source).frames_from(2)):
+        Image.fromarray(frame).save(cut / f"{index}.png")
+    assert _segment(cut, tmp_path / "cut-out", weights, "--box", box1, "--box", box2) == 0
+    for index in range(3):
+        assert np.array_equal(read_labels(out / f"{index + 2:05d}.png"), read_labels(tmp_path / "cut-out" / f"{index}.png"))
+
+
+def test_objects_boxed_before_the_range_are_followed_from_their_box(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    boxes = [{"id": i, "frame": 0, "box": list(box.as_tuple())} for i, box in sorted(video.first_boxes().items())]
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    assert _segment(source, tmp_path / "all", weights, "--boxes", str(tmp_path / "boxes.json")) == 0
+    assert _segment(source, tmp_path / "part", weights, "--boxes", str(tmp_path / "boxes.json"), "--frames", "3-") == 0
+    assert _names(tmp_path / "part") == [f"{i:05d}" for i in range(3, 7)]
+    for index in range(3, 7):
+        name = f"{index:05d}.png"
+        assert np.array_equal(read_labels(tmp_path / "part" / name), read_labels(tmp_path / "all" / name))
+
+
+def test_overwrite_replaces_every_earlier_frame_and_resume_continues_a_range(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    box = _boxes(video)[0]
+    out = tmp_path / "out"
+    assert _segment(source, out, weights, "--box", box) == 0
+    assert _segment(source, out, weights, "--box", box, "--frames", "1-2", "--overwrite") == 0
+    assert _names(out) == ["00001", "00002"]  # no frame of the earlier run is left beside the new ones
+    assert _resumed(source, out, weights, capsys, "--box", box, "--frames", "1-4", "--resume") == (0, "frames 1-2")
+    assert _names(out) == ["00001", "00002", "00003", "00004"]
+
+
+def _resumed(source, out, weights, capsys, *extra):
+    """The exit code, and the frames a resumed run says were already there."""
+    code = main(["segment", str(source), "--out", str(out), "--weights", str(weights), *extra])
+    err = capsys.readouterr().err
+    return code, err.split("resuming: ")[1].split(" are")[0] if "resuming: " in err else err
+
+
+@pytest.mark.parametrize("frames, message", [
+    ("4-2", "expected FIRST-LAST with 0 <= FIRST <= LAST"),
+    ("two-five", "expected FIRST-LAST frame numbers"),
+    ("3", "expected FIRST-LAST with 0 <= FIRST <= LAST"),
+])
+def test_a_bad_range_is_one_line(tmp_path, video, weights, capsys, frames, message):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    with pytest.raises(SystemExit) as exited:  # argparse's own exit, with qmra's one line
+        _segment(source, tmp_path / "out", weights, "--box", _boxes(video)[0], "--frames", frames)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qmra: error: segment: argument --frames: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_a_box_after_the_range_is_refused_before_anything_is_replaced(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    assert _segment(source, out, weights, "--box", _boxes(video)[0]) == 0
+    before = (out / "00003.png").read_bytes()
+    (tmp_path / "late.json").write_text(json.dumps([{"id": 2, "frame": 5, "box": [2, 2, 30, 30]}]))
+    assert _segment(source, out, weights, "--boxes", str(tmp_path / "late.json"), "--frames", "0-4", "--overwrite") == 2
+    assert "object 2 is boxed on frame 5, after --frames 0-4" in capsys.readouterr().err
+    assert (out / "00003.png").read_bytes() == before
+    assert _segment(source, tmp_path / "past", weights, "--box", _boxes(video)[0], "--frames", "9-") == 2
+    assert "frame 9 is past the end of the video (7 frames)" in capsys.readouterr().err
