@@ -93,28 +93,17 @@ def test_backwards_from_a_box_is_forwards_over_the_reversed_frames():
     assert max(session.memory_frames(1)) == 4 and min(session.memory_frames(1)) == 0  # first and previous
 
 
-def test_a_run_from_a_later_frame_follows_objects_boxed_before_it(segmenter):
+def test_a_run_from_a_later_frame_or_to_a_stop_frame_gives_what_the_whole_run_gives_there(segmenter):
     video = clip(frames=8, objects=2)
     session = segmenter.start(_frames(video))
     for object_id, box in video.first_boxes().items():
         session.add_box(object_id, box, predict=False)
     full = dict(session.propagate())
-    later = list(session.propagate(start=5))
-    assert [i for i, _ in later] == [5, 6, 7]
-    for index, result in later:
-        assert np.array_equal(result.labels, full[index].labels)
-
-
-def test_a_run_ends_on_its_stop_frame_with_what_the_whole_run_gives_there(segmenter):
-    video = clip(frames=8, objects=2)
-    session = segmenter.start(_frames(video))
-    for object_id, box in video.first_boxes().items():
-        session.add_box(object_id, box, predict=False)
-    full = dict(session.propagate())
-    middle = list(session.propagate(start=2, stop=5))
-    assert [i for i, _ in middle] == [2, 3, 4, 5]
-    for index, result in middle:
-        assert np.array_equal(result.labels, full[index].labels)
+    for start, stop, frames in [(5, None, [5, 6, 7]), (2, 5, [2, 3, 4, 5])]:  # objects boxed before start are followed
+        part = list(session.propagate(start=start, stop=stop))
+        assert [i for i, _ in part] == frames
+        for index, result in part:
+            assert np.array_equal(result.labels, full[index].labels)
     with pytest.raises(QmraError, match="cannot end on frame 1: it starts on frame 2, going forwards"):
         next(session.propagate(start=2, stop=1))
     with pytest.raises(QmraError, match="object 1 is boxed on frame 0, beyond frame 4 where the run ends"):
