@@ -79,9 +79,10 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
         plan.check(overwrite=overwrite, resume=not overwrite)
         if overwrite:
             plan.remove_results()  # the folder is the video's own: no frame of an earlier run may stay
-        keep = 0 if overwrite else plan.finished(source)
+        keep = 0 if overwrite else plan.finished(source, item.first)
         video = VideoRun(segmenter, source, item.prompts, plan, video_name=item.video.stem, keep=keep,
-                         warn=record.warnings.append, on_frame=on_frame, batcher=batcher, backwards=outputs.backwards)
+                         warn=record.warnings.append, on_frame=on_frame, batcher=batcher, backwards=outputs.backwards,
+                         first=item.first, last=item.last)
         with batcher.joined() if batcher is not None else nullcontext():
             video.run()
         record.status = DONE

@@ -4,13 +4,15 @@ Three forms, all read and checked before any work starts (a bad one is a :class:
 the line, so the command exits with code 2):
 
 - **JSON Lines** (``.jsonl``): one video a line, ``{"video": PATH, "boxes": [...], "id": NAME,
-  "box_format": "xyxy"|"xywh"}``; ``id`` and ``box_format`` are optional.
+  "box_format": "xyxy"|"xywh", "frames": "FIRST-LAST"}``; ``id``, ``box_format`` and ``frames`` (only
+  those frames, as ``qmra segment --frames``) are optional.
 - **CSV** (``.csv``): a header row naming the same columns; ``boxes`` holds the JSON text.
 - **A JSON list** (``.json``) of the same objects.
 - **A folder of videos**, each with ``NAME.boxes.json`` (the ``--boxes`` schema) beside it.
 
 ``boxes`` takes ``qmra segment --boxes``' schema (``[{"id": 1, "frame": 0, "box": [x0, y0, x1,
-y1]}, ...]``) or plain boxes on the first frame (``[[x0, y0, x1, y1], ...]``: objects 1, 2, ...).
+y1]}, ...]``) or plain boxes on the first frame (``[[x0, y0, x1, y1], ...]``: objects 1, 2, ...; with
+``frames``, the range's first frame).
 A relative ``video`` path is taken from the manifest's folder (and made absolute: workers on other
 machines, or in another working folder, read it). ``id`` names the video's output
 folder; without it, the video's file name without its extension. Whether a video opens, and whether
@@ -29,11 +31,11 @@ from typing import Iterator
 from qmra.data.boxes import BOX_FORMATS
 from qmra.data.frames import VIDEO_SUFFIXES
 from qmra.errors import QmraError
-from qmra.inference.prompt_files import prompts_from_list
+from qmra.inference.prompt_files import check_boxes_in_range, parse_frame_range, prompts_from_list
 from qmra.inference.prompts import Prompt
 
 #: The keys a manifest entry may have.
-KEYS = ("video", "boxes", "id", "box_format")
+KEYS = ("video", "boxes", "id", "box_format", "frames")
 #: Ids become folder names: letters, digits, dot, dash, underscore and spaces inside.
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
 RESERVED_IDS = ("index.jsonl",)
@@ -42,12 +44,15 @@ RESERVED_IDS = ("index.jsonl",)
 @dataclass(frozen=True)
 class BatchItem:
     """One video of a batch: its ``id`` (its output folder's name), ``video`` (a file or a frame
-    folder), its ``prompts``, and ``where`` it was given (for messages)."""
+    folder), its ``prompts``, ``where`` it was given (for messages), and the frames to segment,
+    ``first`` to ``last`` (None: to the end)."""
 
     id: str
     video: Path
     prompts: tuple[Prompt, ...]
     where: str
+    first: int = 0
+    last: int | None = None
 
 
 def read_manifest(path: str | Path, box_format: str = "xyxy") -> list[BatchItem]:
@@ -113,7 +118,7 @@ def _csv_entries(path: Path) -> Iterator[tuple[str, dict]]:
     missing = [c for c in ("video", "boxes") if c not in columns]
     if missing:
         raise QmraError(f"{path} line 1: the header must name the columns video and boxes (and optionally id, "
-                        f"box_format); {', '.join(missing)} missing")
+                        f"box_format, frames); {', '.join(missing)} missing")
     for row in reader:
         where = f"{path} line {reader.line_num}"
         entry: dict = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
@@ -163,13 +168,23 @@ def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
         raise QmraError(f"{where}: \"box_format\" must be one of {', '.join(BOX_FORMATS)}, got {layout!r}")
     path = Path(video).expanduser()
     path = path if path.is_absolute() else base / path
-    return BatchItem(_id(entry, path, where), path, tuple(_prompts(entry["boxes"], where, layout)), where)
+    try:
+        first, last = parse_frame_range(entry["frames"]) if "frames" in entry else (0, None)
+    except ValueError as error:
+        raise QmraError(f"{where}: \"frames\": {error}") from None
+    prompts = _prompts(entry["boxes"], where, layout, first)
+    try:
+        check_boxes_in_range(prompts, first, last, '"frames"')
+    except QmraError as error:
+        raise QmraError(f"{where}: {error}") from None
+    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last)
 
 
-def _prompts(boxes: object, where: str, box_format: str) -> list[Prompt]:
-    """The ``--boxes`` schema, or plain boxes (four numbers each) for objects 1, 2, ... on frame 0."""
+def _prompts(boxes: object, where: str, box_format: str, first: int = 0) -> list[Prompt]:
+    """The ``--boxes`` schema, or plain boxes (four numbers each) for objects 1, 2, ... on frame
+    ``first`` (where the video's run begins)."""
     if isinstance(boxes, list) and boxes and all(not isinstance(b, dict) for b in boxes):
-        boxes = [{"id": number, "box": box} for number, box in enumerate(boxes, start=1)]
+        boxes = [{"id": number, "frame": first, "box": box} for number, box in enumerate(boxes, start=1)]
     return prompts_from_list(boxes, f"{where}: boxes", box_format)
 
 

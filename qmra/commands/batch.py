@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "SIGTERM), everything finished kept.")
     given = parser.add_argument_group("input and output")
     given.add_argument("manifest", help="JSON Lines ({\"video\": PATH, \"boxes\": [...], \"id\": NAME, \"box_format\": "
-                                        "...} a line), a JSON list of those (.json), a CSV with those columns, or a "
+                                        "..., \"frames\": \"FIRST-LAST\"} a line), a JSON list of those (.json), a CSV with those columns, or a "
                                         "folder of videos with NAME.boxes.json beside each; relative paths are from the "
                                         "manifest's folder")
     given.add_argument("--out", required=True, help="folder for the results: OUT/<id>/ per video, and OUT/index.jsonl")

@@ -11,7 +11,7 @@ from qmra.commands.common import (BACKWARDS_HELP, add_model_arguments, make_segm
                                   say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
-from qmra.inference.prompt_files import CornersOutOfOrder, parse_prompts
+from qmra.inference.prompt_files import CornersOutOfOrder, check_boxes_in_range, parse_frame_range, parse_prompts
 from qmra.inference.settings import InferenceSettings
 from qmra.interrupt import Terminated, exit_code, terminate_interrupts
 
@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
     given.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
-    given.add_argument("--frames", metavar="FIRST-LAST", type=parse_frame_range, default=(0, None),
+    given.add_argument("--frames", metavar="FIRST-LAST", type=frame_range, default=(0, None),
                        help="segment only frames FIRST to LAST (0-based, both included; FIRST- runs to the end): --box "
                             "boxes are on FIRST, --boxes frames count from the video's start; objects boxed before "
                             "FIRST are followed from their box and written from FIRST on")
@@ -62,19 +62,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_frame_range(text: str) -> tuple[int, int | None]:
+def frame_range(text: str) -> tuple[int, int | None]:
     """``--frames``: 'FIRST-LAST', 'FIRST-' or '-LAST' → (first, last or None), 0-based, both included."""
-    first_text, dash, last_text = text.strip().partition("-")
     try:
-        first = int(first_text) if first_text.strip() else 0
-        last = int(last_text) if last_text.strip() else None
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected FIRST-LAST frame numbers (e.g. 100-250, or 100- to the end), "
-                                         f"got {text!r}") from None
-    if not dash or first < 0 or (last is not None and last < first):
-        raise argparse.ArgumentTypeError(f"expected FIRST-LAST with 0 <= FIRST <= LAST (e.g. 100-250, or 100- to the "
-                                         f"end), got {text!r}")
-    return first, last
+        return parse_frame_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,10 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise BoxError(f"{error}{error.hint(info.width, info.height)}") from None
     if args.box:  # "on the first frame": the first frame of the run
         prompts = [replace(prompt, frame=first) for prompt in prompts]
-    beyond = [p for p in prompts if last is not None and p.frame > last]
-    if beyond:  # before anything is loaded or replaced
-        raise QmraError(f"object {beyond[0].object_id} is boxed on frame {beyond[0].frame}, after --frames "
-                        f"{first}-{last}: box each object on a frame of the range (or before it)")
+    check_boxes_in_range(prompts, first, last, "--frames")  # before anything is loaded or replaced
     source = open_frames(args.source)
     plan = OutputPlan(Path(args.out), *(Path(p) if p else None for p in (args.overlay, args.rle)), args.per_object)
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load

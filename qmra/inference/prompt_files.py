@@ -58,6 +58,29 @@ class CornersOutOfOrder(BoxError):
         return ""
 
 
+def parse_frame_range(text: str) -> tuple[int, int | None]:
+    """A range of frames, 'FIRST-LAST', 'FIRST-' (to the end) or '-LAST' (from frame 0) → (first,
+    last or None): 0-based, both included. A :class:`ValueError` says what is wrong."""
+    first_text, dash, last_text = str(text).strip().partition("-")
+    try:
+        first = int(first_text) if first_text.strip() else 0
+        last = int(last_text) if last_text.strip() else None
+    except ValueError:
+        raise ValueError(f"expected FIRST-LAST frame numbers (e.g. 100-250, or 100- to the end), got {text!r}") from None
+    if not dash or first < 0 or (last is not None and last < first):
+        raise ValueError(f"expected FIRST-LAST with 0 <= FIRST <= LAST (e.g. 100-250, or 100- to the end), got {text!r}")
+    return first, last
+
+
+def check_boxes_in_range(prompts: list[Prompt], first: int, last: int | None, option: str) -> None:
+    """Every box on a frame up to ``last`` (a box before ``first`` is followed from its frame); else a
+    :class:`QmraError` naming the ``option`` that gave the range."""
+    beyond = [p for p in prompts if last is not None and p.frame > last]
+    if beyond:
+        raise QmraError(f"object {beyond[0].object_id} is boxed on frame {beyond[0].frame}, after {option} {first}-{last}: "
+                        "box each object on a frame of the range (or before it)")
+
+
 def _prompt(object_id: object, frame: object, box: object, box_format: str, where: str) -> Prompt:
     """One prompt, its errors prefixed with where it came from."""
     try:

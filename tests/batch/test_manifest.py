@@ -31,6 +31,14 @@ def test_json_lines_take_both_box_schemas_ids_and_formats(tmp_path):
     assert first.where.endswith("m.jsonl line 1") and second.where.endswith("m.jsonl line 3")
 
 
+def test_a_range_of_frames_puts_plain_boxes_on_its_first_frame(tmp_path):
+    manifest = _jsonl(tmp_path / "m.jsonl", {"video": "a.mp4", "boxes": [[1, 2, 30, 40]], "frames": "5-9"},
+                      {"video": "b.mp4", "boxes": [{"id": 3, "box": [1, 2, 30, 40]}], "frames": "5-"})
+    first, second = read_manifest(manifest)
+    assert (first.first, first.last, first.prompts[0].frame) == (5, 9, 5)
+    assert (second.first, second.last, second.prompts[0].frame) == (5, None, 0)  # followed from frame 0, written from 5
+
+
 def test_a_csv_a_json_list_and_a_folder_give_the_same_videos_as_json_lines(tmp_path):
     boxes = [{"id": 1, "box": [1, 2, 30, 40]}]
     (tmp_path / "csv").mkdir()
@@ -54,7 +62,10 @@ def test_a_csv_a_json_list_and_a_folder_give_the_same_videos_as_json_lines(tmp_p
     ([{"video": "a.mp4", "boxes": [[1, 2, 3]]}], "m.jsonl line 1: boxes entry 1: "),
     ([{"video": "a.mp4", "boxes": [[1, 2, "x", 4]]}], "m.jsonl line 1: boxes entry 1: "),
     ([{"video": "a.mp4", "boxes": []}], "m.jsonl line 1: boxes: expected a non-empty JSON list"),
-    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]], "frames": 3}], "m.jsonl line 1: unknown key 'frames'"),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]], "frame": 3}], "m.jsonl line 1: unknown key 'frame'"),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]], "frames": "9-3"}], "m.jsonl line 1: \"frames\": expected FIRST-LAST"),
+    ([{"video": "a.mp4", "boxes": [{"id": 1, "frame": 6, "box": [1, 2, 3, 4]}], "frames": "2-5"}],
+     "m.jsonl line 1: object 1 is boxed on frame 6, after \"frames\" 2-5"),
     ([{"video": "a.mp4", "id": "../up", "boxes": [[1, 2, 3, 4]]}], "m.jsonl line 1: \"id\" '../up' cannot name a folder"),
     ([["a.mp4"]], "m.jsonl line 1: expected a JSON object"),
 ])
