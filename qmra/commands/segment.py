@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         say_working_size(segmenter, source.info.width, source.info.height)
         say_threads(segmenter)
     _say_resuming(first, keep, plan.out_dir, args.quiet)
+    _say_skipping(source, first, min(p.frame for p in prompts), args.quiet)
     try:
         with terminate_interrupts():
             video.run()
@@ -126,6 +127,15 @@ def _say_resuming(first: int, keep: int, out_dir: Path, quiet: bool) -> None:
     if keep and not quiet:
         print(f"qmra: resuming: frames {first}-{first + keep - 1} are already in {out_dir}; they are recomputed to "
               "rebuild the memory, not rewritten", file=sys.stderr)
+
+
+def _say_skipping(source, first: int, earliest_box: int, quiet: bool) -> None:
+    """Before a range that starts late in a video file: the wait before its first frame is decoding."""
+    from qmra.data import VideoFile
+
+    start = min(first, earliest_box)
+    if start and isinstance(source, VideoFile) and not quiet:
+        print(f"qmra: decoding frames 0-{start - 1} of {source.path.name} to reach frame {start}", file=sys.stderr)
 
 
 def _reseed_hint(adaptations: dict, settings: InferenceSettings) -> str:
