@@ -38,14 +38,17 @@ def list_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
 @dataclass(frozen=True)
 class FrameInfo:
     """What a source knows before decoding: size in pixels (upright), frame count and fps when known,
-    and whether the file stores its frames turned a quarter (``sideways``: a phone's portrait video,
-    a photo with an EXIF orientation of 5–8), which reading undoes."""
+    whether the file stores its frames turned a quarter (``sideways``: a phone's portrait video, a
+    photo with an EXIF orientation of 5–8), which reading undoes, and whether the count is an
+    estimate from the file's duration (``estimated``: webm, mkv, MPEG streams), which decoding may
+    not bear out."""
 
     height: int
     width: int
     num_frames: int | None
     fps: float | None
     sideways: bool = False
+    estimated: bool = False
 
 
 class FrameSource:
@@ -175,7 +178,7 @@ class VideoFile(FrameSource):
             raise DataError(f"cannot read video {self.path}: {_unreadable(self.path, error)}") from None
         if not height or not width:
             raise DataError(f"cannot read video {self.path}: no frame size in its header")
-        self._info = FrameInfo(height, width, frames, fps, sideways)
+        self._info = FrameInfo(height, width, frames, fps, sideways, estimated=frames is not None and not self.header_frames)
         self._reader: Iterator[np.ndarray] | None = None
         self._next_index = 0  # the frame _reader yields next
 

@@ -40,7 +40,8 @@ class Prompt:
         elif not isinstance(box, Box):
             box = Box.from_sequence(list(box))
         prompt = cls(object_id, frame, box)  # checks the id and the frame
-        if info.num_frames is not None and prompt.frame >= info.num_frames:
+        # A count estimated from the duration can fall short: a run that ends first says so instead.
+        if info.num_frames is not None and not info.estimated and prompt.frame >= info.num_frames:
             raise QmraError(f"object {prompt.object_id}: frame {prompt.frame} is past the end of the video "
                             f"({info.num_frames} frames)")
         try:

@@ -254,7 +254,7 @@ class InferenceSession:
             # As many frames as the source really has: a count from its header can be an estimate.
             indices = itertools.count(first) if stop is None else range(first, stop + 1)  # type: ignore[assignment]
             beyond = [] if stop is None else self._prompts.after(stop)
-        if start < 0 or (count is not None and start >= count):
+        if start < 0 or (count is not None and not self.info.estimated and start >= count):
             raise QmraError(f"start frame {start} is outside the video (frames 0..{count - 1 if count else '?'})")
         if stop is not None and (stop > start if reverse else stop < start):
             raise QmraError(f"the run cannot end on frame {stop}: it starts on frame {start}, going "
@@ -268,9 +268,12 @@ class InferenceSession:
         """How many frames a run from ``start`` to ``stop`` yields, where that is known."""
         if reverse:
             return start - (stop or 0) + 1
-        count = self.info.num_frames
-        end = count if stop is None else (stop + 1 if count is None else min(count, stop + 1))
-        return None if end is None else end - start
+        count = None if self.info.estimated else self.info.num_frames
+        if stop is None:
+            end = self.info.num_frames  # an estimate is still worth showing; it is dropped if it falls short
+        else:
+            end = stop + 1 if count is None else min(count, stop + 1)
+        return None if end is None else max(0, end - start)
 
     def _predicted(self, pairs: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, FrameResult]]:
         """Each (index, frame) of the run predicted, in order; with :attr:`lookahead`, the next frame
