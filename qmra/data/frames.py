@@ -88,8 +88,11 @@ class FrameSource:
             yield self.read(index)
 
     def frames_from(self, first: int) -> Iterator[np.ndarray]:
-        """Frames ``first``, ``first + 1``, ... to the end, in one pass; where the source cannot go
-        to frame ``first`` directly, the frames before it are read and dropped."""
+        """Frames ``first``, ``first + 1``, ... to the end: read one by one where the source can seek
+        and knows its count, else in one pass, the frames before ``first`` read and dropped."""
+        count = self.info.num_frames
+        if self.seekable and count is not None and not self.info.estimated:
+            return (self.read(index) for index in range(first, count))
         return itertools.islice(iter(self), first, None)
 
     def _check_size(self, frame: np.ndarray, index: int, label: str) -> None:
@@ -134,9 +137,6 @@ class FrameFolder(FrameSource):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames_from(0)
-
-    def frames_from(self, first: int) -> Iterator[np.ndarray]:
-        return (self.read(i) for i in range(first, len(self.paths)))
 
 
 class VideoFile(FrameSource):
@@ -381,11 +381,6 @@ class ArrayFrames(FrameSource):
         frame = self._validate(frames[index], index)
         self._check_size(frame, index, str(index))
         return frame
-
-    def frames_from(self, first: int) -> Iterator[np.ndarray]:
-        if not self.seekable:
-            return super().frames_from(first)
-        return (self.read(index) for index in range(first, self._count or 0))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._array is not None or self._sequence is not None:

@@ -152,7 +152,7 @@ class StoreFrames(FrameSource):
     def __init__(self, store: FrameStore) -> None:
         self.store = store
         self.description = store.name
-        self._info = replace(store.info, num_frames=store.count)
+        self._info = replace(store.info, num_frames=store.count, estimated=False)  # counted by decoding
 
     @property
     def info(self) -> FrameInfo:

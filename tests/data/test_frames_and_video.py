@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from qmra.data import ArrayFrames, Box, FrameFolder, Mp4Writer, VideoFile, draw_overlay, natural_key, open_frames
+from qmra.data.frames import FrameInfo, FrameSource
 from qmra.errors import DataError
 
 
@@ -273,3 +274,20 @@ def test_frames_from_a_later_frame_to_the_end_in_every_kind_of_source(tmp_path):
         later = list(source.frames_from(4))
         assert len(later) == 3 and all(np.array_equal(a, b) for a, b in zip(later, truth[4:])), kind
     assert list(open_frames(frames).frames_from(7)) == []
+
+
+def test_frames_from_a_source_that_seeks_reads_no_frame_before_the_first():
+    frames, asked = _frames(7), []
+
+    class Seekable(FrameSource):  # as qmra ui's frames are: any frame read on its own, a known count
+        seekable, description = True, "frames"
+        info = FrameInfo(48, 64, 7, None)
+
+        def read(self, index):
+            asked.append(index)
+            return frames[index]
+
+        def __iter__(self):
+            return (self.read(i) for i in range(7))
+
+    assert len(list(Seekable().frames_from(4))) == 3 and asked == [4, 5, 6]
