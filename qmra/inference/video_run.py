@@ -178,6 +178,7 @@ class VideoRun:
             self.warn(line)
         session = self._session = self.segmenter.start(self.source, prompts=self.prompts, batcher=self.batcher)
         plan = self.plan
+        made_folder = not plan.out_dir.exists()
         if plan.out_dir.is_dir():
             plan.clear_temporaries()
             if self.overwrite:  # the prompts were accepted: no frame of the earlier run may stay beside the new ones
@@ -194,6 +195,8 @@ class VideoRun:
         finally:
             self._writer.close()  # keep what finished: complete PNGs, a playable overlay, a valid RLE file
             self.seconds = time.perf_counter() - start
+            if made_folder and self._writer.frames_written == 0 and not any(plan.out_dir.iterdir()):
+                plan.out_dir.rmdir()  # a run that failed before its first frame leaves no empty folder
 
     def _check(self, result: FrameResult, adapted: bool) -> None:
         """A warning for each object lost on this frame, and each whose mask became doubtful."""

@@ -95,21 +95,34 @@ def test_a_box_after_the_range_is_refused_before_anything_is_replaced(tmp_path, 
     assert (out / "00003.png").read_bytes() == before
     assert _segment(source, tmp_path / "past", weights, "--box", _boxes(video)[0], "--frames", "9-") == 2
     assert "frame 9 is past the end of the video (7 frames)" in capsys.readouterr().err
+    assert not (tmp_path / "past").exists()
 
 
-def test_a_range_past_a_count_estimated_short_is_segmented(tmp_path, video, weights):
+def _mpg(path, video):
+    """An MPEG program stream of the video's 7 frames: its duration counts only 5 of them."""
     import av
 
-    path = tmp_path / "clip.mpg"  # an MPEG program stream: its duration counts 5 of its 7 frames
     with av.open(str(path), "w", format="mpeg") as container:
         stream = container.add_stream("mpeg2video", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for index in range(7):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(video.image(index), format="rgb24")))
         container.mux(stream.encode(None))
+    return path
+
+
+def test_a_range_past_a_count_estimated_short_is_segmented(tmp_path, video, weights):
+    path = _mpg(tmp_path / "clip.mpg", video)
     info = open_frames(path).info
     assert info.estimated and info.num_frames < 7
     boxes = [{"id": 1, "frame": 6, "box": [2, 2, 30, 30]}]  # after the estimated end: still accepted
     (tmp_path / "late.json").write_text(json.dumps(boxes))
     assert _segment(path, tmp_path / "out", weights, "--boxes", str(tmp_path / "late.json"), "--frames", "5-") == 0
     assert _names(tmp_path / "out") == ["00005", "00006"]
+
+
+def test_a_range_past_an_estimated_end_fails_and_leaves_no_folder(tmp_path, video, weights, capsys):
+    path = _mpg(tmp_path / "clip.mpg", video)
+    assert _segment(path, tmp_path / "out", weights, "--box", _boxes(video)[0], "--frames", "9-") == 2
+    assert "start frame 9 is past the end of the video" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # the run failed before its first frame: no empty folder is left
