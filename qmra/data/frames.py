@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from qmra.data.masks import open_image, read_rgb
-from qmra.data.orientation import first_frame_turns, shown_size, upright_rgb
+from qmra.data.orientation import first_frame_turns, quarter_turns, shown_size, upright_rgb
 from qmra.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
@@ -96,10 +96,13 @@ class FrameSource:
         return itertools.islice(iter(self), first, None)
 
     def _check_size(self, frame: np.ndarray, index: int, label: str) -> None:
+        self._check_shape(frame.shape[0], frame.shape[1], label)
+
+    def _check_shape(self, height: int, width: int, label: str) -> None:
         info = self.info
-        if frame.shape[:2] != (info.height, info.width):
+        if (height, width) != (info.height, info.width):
             raise DataError(
-                f"{self.description}: frame {label} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"{self.description}: frame {label} is {width}x{height}, "
                 f"the first frame is {info.width}x{info.height}; all frames of a video must have one size"
             )
 
@@ -226,6 +229,14 @@ class VideoFile(FrameSource):
     def decoded(self, first: int = 0) -> Iterator[tuple[np.ndarray, "DecodedFrame"]]:
         """As iteration, each frame with where it lies in the stream (to seek back to it); from frame
         ``first`` on (the frames before it are decoded, not converted)."""
+        return self._decoded(first, convert=True)  # type: ignore[return-value]
+
+    def positions(self) -> Iterator["DecodedFrame"]:
+        """Where each frame lies in the stream, checked as iteration checks it, without converting
+        any frame to RGB (what indexing a video for :mod:`qmra.data.video_seek` needs)."""
+        return (where for _, where in self._decoded(0, convert=False))
+
+    def _decoded(self, first: int, convert: bool) -> Iterator[tuple[np.ndarray | None, "DecodedFrame"]]:
         import av
 
         count = 0
@@ -241,8 +252,10 @@ class VideoFile(FrameSource):
                     count += 1
                     if count <= first:
                         continue
-                    array = upright_rgb(frame)
-                    self._check_size(array, count - 1, str(count - 1))
+                    array = upright_rgb(frame) if convert else None
+                    turned = quarter_turns(getattr(frame, "rotation", 0)) % 2 == 1  # as upright_rgb turns it
+                    height, width = (frame.width, frame.height) if turned else (frame.height, frame.width)
+                    self._check_shape(height, width, str(count - 1))
                     yield array, DecodedFrame(frame.pts, bool(frame.key_frame))
         except av.FFmpegError as error:
             problem = getattr(error, "strerror", None) or str(error)

@@ -64,7 +64,7 @@ class FrameStore:
 
     def _decode(self, video: VideoFile) -> None:
         try:
-            for index, (_, where) in enumerate(video.decoded()):
+            for index, where in enumerate(video.positions()):
                 if self._stop.is_set():
                     return
                 self._video.add(where)

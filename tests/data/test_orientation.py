@@ -72,8 +72,10 @@ def test_a_video_with_a_display_rotation_is_read_upright(tmp_path, degrees, corn
     assert max(means, key=means.get) == corner
     assert np.array_equal(video.read(7), frames[7])
     assert np.array_equal(next(video.frames([9, 8, 7])), frames[9])  # backwards too
-    seeking = SeekingVideoReader(path)  # what qmra ui reads frames with
-    for _, where in video.decoded():
+    seeking = SeekingVideoReader(path)  # what qmra ui reads frames with, indexed as qmra ui indexes it
+    positions = list(video.positions())  # checked for size, upright, without converting a frame
+    assert positions == [where for _, where in video.decoded()]
+    for where in positions:
         seeking.add(where)
     assert np.array_equal(seeking.read(6), frames[6]) and np.array_equal(seeking.read(2), frames[2])
     seeking.close()
