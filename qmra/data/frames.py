@@ -18,6 +18,7 @@ import numpy as np
 
 from qmra.data.masks import open_image, read_rgb
 from qmra.data.orientation import first_frame_turns, quarter_turns, shown_size, upright_rgb
+from qmra.data.video_errors import unreadable
 from qmra.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
@@ -178,7 +179,7 @@ class VideoFile(FrameSource):
                 if not frames and stream.duration and stream.time_base and fps:
                     frames = int(round(float(stream.duration * stream.time_base) * fps))
         except av.FFmpegError as error:
-            raise DataError(f"cannot read video {self.path}: {_unreadable(self.path, error)}") from None
+            raise DataError(f"cannot read video {self.path}: {unreadable(self.path, error)}") from None
         if not height or not width:
             raise DataError(f"cannot read video {self.path}: no frame size in its header")
         self._info = FrameInfo(height, width, frames, fps, sideways, estimated=frames is not None and not self.header_frames)
@@ -222,9 +223,41 @@ class VideoFile(FrameSource):
         return self.frames_from(0)
 
     def frames_from(self, first: int) -> Iterator[np.ndarray]:
-        # Decoded from the start (the index of a frame is its place in decoding order from there), but
-        # the frames before ``first`` are not turned into RGB arrays: 1.5x faster at 480p.
-        return (array for array, _ in self.decoded(first))
+        """From the last keyframe before ``first``, found by reading packets only, where the file
+        allows it (:mod:`qmra.data.video_skip`); else decoded from the start, the frames before
+        ``first`` not turned into RGB arrays. Either way a frame has the index decoding from the
+        start gives it."""
+        if first == 0:
+            return (array for array, _ in self.decoded())
+        return self._from_keyframe(first)
+
+    def _from_keyframe(self, first: int) -> Iterator[np.ndarray]:
+        import av
+
+        from qmra.data.video_skip import FrameCount, NoShortcut, frames_from_keyframe
+
+        seen = FrameCount()
+        frames = frames_from_keyframe(self.path, first, seen)
+        try:
+            head = next(frames, None)
+        except (NoShortcut, av.FFmpegError):
+            head = None
+        if head is None:  # no shortcut, or nothing from ``first`` on: decoding from the start says which
+            yield from (array for array, _ in self.decoded(first))
+            return
+        index = first
+        try:
+            for frame in itertools.chain([head], frames):
+                array = upright_rgb(frame)
+                self._check_size(array, index, str(index))
+                index += 1
+                yield array
+        except (NoShortcut, av.FFmpegError) as error:
+            raise DataError(f"{self.path}: decoding stopped at frame {index} (the file is truncated or corrupt: "
+                            f"{getattr(error, 'strerror', None) or error})") from None
+        if self.header_frames and seen.packets < self.header_frames:
+            raise DataError(f"{self.path}: decoding stopped at frame {index} of {self.header_frames} (the file is "
+                            f"truncated or corrupt: it ends after {seen.packets} of its {self.header_frames} frames)")
 
     def decoded(self, first: int = 0) -> Iterator[tuple[np.ndarray, "DecodedFrame"]]:
         """As iteration, each frame with where it lies in the stream (to seek back to it); from frame
@@ -270,44 +303,6 @@ class VideoFile(FrameSource):
             raise DataError(f"{self.path}: decoding stopped at frame {count}{of} (the file is truncated or corrupt: {problem})")
         if count == 0:
             raise DataError(f"{self.path} holds no decodable frames")
-
-
-def _unreadable(path: Path, error: Exception) -> str:
-    """Why FFmpeg could not open ``path``, in words: an MP4/MOV without its index (the usual layout
-    writes it last, so a copy cut short loses it), something that is no video, or FFmpeg's own text."""
-    import av
-
-    if not isinstance(error, av.error.InvalidDataError):
-        return str(error)
-    boxes = _mp4_boxes(path)
-    if boxes is None:
-        return "it is not a video file (or it is damaged)"
-    if b"moov" not in boxes:
-        return "the file is truncated (its index, written at the end, is missing)"
-    return str(error)
-
-
-def _mp4_boxes(path: Path) -> list[bytes] | None:
-    """The top-level box types of an MP4/MOV file (None: not one), read from their headers only."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-            if len(head) < 12 or head[4:8] != b"ftyp":
-                return None
-            size, types, offset = path.stat().st_size, [], 0
-            while offset + 8 <= size:
-                handle.seek(offset)
-                header = handle.read(16)
-                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
-                if length == 1 and len(header) == 16:
-                    length = int.from_bytes(header[8:16], "big")
-                types.append(kind)
-                if length < 8:
-                    break
-                offset += length
-            return types
-    except OSError:
-        return None
 
 
 @dataclass(frozen=True)

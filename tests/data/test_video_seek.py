@@ -82,3 +82,28 @@ def test_a_frame_not_yet_counted_is_an_error(indexed):
     reader, _ = indexed
     with pytest.raises(DataError, match="no frame 23"):
         reader.read(23)
+
+
+@pytest.mark.parametrize("name, codec, container_format, shortcut", [
+    ("gop.mp4", "libx264", None, True),
+    ("gop.ts", "libx264", "mpegts", True),
+    ("gop.webm", "libvpx", "webm", True),
+    ("gop.mpg", "mpeg2video", "mpeg", False),  # B-pictures shown before the keyframe they follow: from the start
+])
+def test_frames_from_a_later_frame_are_those_decoding_from_the_start_gives(tmp_path, name, codec, container_format,
+                                                                          shortcut):
+    from qmra.data.video_skip import FrameCount, NoShortcut, frames_from_keyframe
+
+    path = _video(tmp_path / name, codec=codec, container_format=container_format)
+    video = VideoFile(path)
+    truth = list(video)
+    for first in (1, 4, 5, 6, 12, 21, 22):
+        later = list(video.frames_from(first))
+        assert len(later) == 23 - first and all(np.array_equal(a, b) for a, b in zip(later, truth[first:])), first
+    assert list(video.frames_from(30)) == []
+    entered = frames_from_keyframe(path, 12, FrameCount())
+    if shortcut:  # entered at the keyframe of frame 10, the frames before it only read as packets
+        assert next(entered).pts is not None
+    else:
+        with pytest.raises(NoShortcut):
+            next(entered)

@@ -1,0 +1,110 @@
+"""The frames of a video file from frame ``first`` on, reached by reading packets, not decoding them.
+
+Decoding a video from its start to frame 50,000 takes minutes (about 660 frames/s for 854×480
+H.264 on a 2-core CPU, fewer at 1080p); reading its packets without decoding them takes seconds
+(about 11,000 a second). In a file whose groups of pictures are closed, frame ``first`` can be
+decoded from the last keyframe before it, and that keyframe's place in display order is the number
+of packets before it. :func:`frames_from_keyframe` finds it in one pass over the packets, decodes
+from there, and checks every frame it decodes against the timestamps of the packets it came from.
+
+Where a file does not allow it (timestamps missing, packets to discard, pictures before a keyframe
+that are shown after it, the first group not starting on a keyframe, frames that do not come one per
+packet), it raises :class:`NoShortcut` before any frame is yielded, and the caller decodes from the
+start as before: a frame's index is always the one decoding from the start gives it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+from typing import Iterator
+
+
+class NoShortcut(Exception):
+    """This file cannot be entered at a keyframe with the frame numbers decoding from its start gives."""
+
+
+class FrameCount:
+    """What the shortcut saw of the file: every whole packet (to compare with the header's count)."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+
+
+def frames_from_keyframe(path: Path, first: int, seen: FrameCount) -> Iterator:
+    """Decoded PyAV frames ``first``, ``first + 1``, ... of the video at ``path`` (first video
+    stream), decoded from the last keyframe at or before frame ``first``; :class:`NoShortcut` before
+    the first frame where the file does not allow it. ``seen`` counts the file's packets."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        packets = container.demux(stream)
+        group, start = _group_before(packets, first, seen)  # the packets from the keyframe on, its index
+        if not group[0].size:
+            raise NoShortcut("no packets")
+        expected = sorted(p.pts for p in group if p.size)  # display order of the frames decoded from them
+        index = start
+
+        def checked(frames) -> Iterator:
+            nonlocal index
+            for frame in frames:
+                at = index - start
+                if at >= len(expected) or frame.pts != expected[at]:
+                    raise NoShortcut(f"frame {index} is not the one its packets say")
+                index += 1
+                yield frame
+
+        def decoded() -> Iterator:
+            for packet in group:
+                yield from packet.decode()
+            for packet in packets:
+                if packet.size:
+                    if packet.pts is None or packet.is_discard or packet.is_corrupt:
+                        raise NoShortcut("a packet without a timestamp, one to discard or one cut short")
+                    seen.packets += 1
+                    bisect.insort(expected, packet.pts)
+                yield from packet.decode()  # the demuxer's last, empty packet drains the decoder
+
+        for frame in checked(decoded()):
+            if index - 1 >= first:
+                yield frame
+
+
+def _group_before(packets: Iterator, first: int, seen: FrameCount) -> tuple[list, int]:
+    """Read packets until the keyframe after frame ``first`` (or the end): the packets to decode, from
+    the last keyframe at or before frame ``first`` to that next keyframe (or the demuxer's last, empty
+    packet, which drains the decoder), and the frame index of the keyframe they start with."""
+    group: list = []
+    start = 0
+    latest_before = None  # the highest timestamp of the packets before the group
+    for packet in packets:
+        if not packet.size:
+            if group:
+                _check_closed(group, latest_before)
+            return group + [packet], start
+        if packet.pts is None or packet.is_discard or packet.is_corrupt:
+            raise NoShortcut("a packet without a timestamp, one to discard or one cut short")
+        if packet.is_keyframe and seen.packets > first and group:
+            _check_closed(group, latest_before)
+            seen.packets += 1
+            return group + [packet], start
+        if packet.is_keyframe:
+            if group:
+                top = max(p.pts for p in group)
+                latest_before = top if latest_before is None else max(latest_before, top)
+            group, start = [packet], seen.packets
+        elif not group:
+            raise NoShortcut("the file does not start on a keyframe")
+        else:
+            group.append(packet)
+        seen.packets += 1
+    raise NoShortcut("the file ended without the demuxer's last packet")
+
+
+def _check_closed(group: list, latest_before: int | None) -> None:
+    """The group's keyframe is shown after every packet before it and before every packet after it."""
+    keyframe = group[0].pts
+    if (latest_before is not None and latest_before >= keyframe) or any(p.pts < keyframe for p in group[1:]):
+        raise NoShortcut("pictures shown on the other side of the keyframe they are decoded after")
