@@ -130,12 +130,12 @@ def _say_resuming(first: int, keep: int, out_dir: Path, quiet: bool) -> None:
 
 
 def _say_skipping(source, first: int, earliest_box: int, quiet: bool) -> None:
-    """Before a range that starts late in a video file: the wait before its first frame is decoding."""
+    """Before a range that starts late in a video file: the wait before its first frame is reading."""
     from qmra.data import VideoFile
 
     start = min(first, earliest_box)
     if start and isinstance(source, VideoFile) and not quiet:
-        print(f"qmra: decoding frames 0-{start - 1} of {source.path.name} to reach frame {start}", file=sys.stderr)
+        print(f"qmra: reading {source.path.name} up to frame {start}", file=sys.stderr)
 
 
 def _reseed_hint(adaptations: dict, settings: InferenceSettings) -> str:
