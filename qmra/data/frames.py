@@ -252,9 +252,11 @@ class VideoFile(FrameSource):
                 self._check_size(array, index, str(index))
                 index += 1
                 yield array
-        except (NoShortcut, av.FFmpegError) as error:
-            raise DataError(f"{self.path}: decoding stopped at frame {index} (the file is truncated or corrupt: "
-                            f"{getattr(error, 'strerror', None) or error})") from None
+        except (NoShortcut, av.FFmpegError):
+            # A later packet the shortcut cannot vouch for (or cannot decode): the rest is decoded from
+            # the start, which gives the frames, or says where and why decoding stops.
+            yield from (array for array, _ in self.decoded(index))
+            return
         if self.header_frames and seen.packets < self.header_frames:
             raise DataError(f"{self.path}: decoding stopped at frame {index} of {self.header_frames} (the file is "
                             f"truncated or corrupt: it ends after {seen.packets} of its {self.header_frames} frames)")

@@ -107,3 +107,21 @@ def test_frames_from_a_later_frame_are_those_decoding_from_the_start_gives(tmp_p
     else:
         with pytest.raises(NoShortcut):
             next(entered)
+
+
+def test_a_packet_the_shortcut_cannot_vouch_for_hands_the_rest_to_decoding_from_the_start(tmp_path, monkeypatch):
+    from qmra.data import video_skip
+
+    path = _video(tmp_path / "gop.mp4")
+    truth = list(VideoFile(path))
+    entered = video_skip.frames_from_keyframe
+
+    def failing_later(path, first, seen):
+        for count, frame in enumerate(entered(path, first, seen)):
+            if count == 3:  # as a packet without a timestamp would, after three frames were given out
+                raise video_skip.NoShortcut("a packet without a timestamp")
+            yield frame
+
+    monkeypatch.setattr(video_skip, "frames_from_keyframe", failing_later)
+    later = list(VideoFile(path).frames_from(12))
+    assert len(later) == 11 and all(np.array_equal(a, b) for a, b in zip(later, truth[12:]))
