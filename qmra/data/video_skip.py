@@ -7,10 +7,12 @@ decoded from the last keyframe before it, and that keyframe's place in display o
 of packets before it. :func:`frames_from_keyframe` finds it in one pass over the packets, decodes
 from there, and checks every frame it decodes against the timestamps of the packets it came from.
 
-Where a file does not allow it (timestamps missing, packets to discard, pictures before a keyframe
-that are shown after it, the first group not starting on a keyframe, frames that do not come one per
-packet), it raises :class:`NoShortcut` before any frame is yielded, and the caller decodes from the
-start as before: a frame's index is always the one decoding from the start gives it.
+Where a file does not allow it (timestamps missing, packets to discard, pictures decoded after a
+keyframe but shown before it, a file that does not start on a keyframe, frames that do not come one
+per packet), it raises :class:`NoShortcut`: before the first frame it gives out for what it can see
+up to there, later for a packet it cannot vouch for. The caller then decodes from the start
+(:meth:`qmra.data.frames.VideoFile.frames_from`): a frame's index is always the one decoding from the
+start gives it.
 """
 
 from __future__ import annotations
