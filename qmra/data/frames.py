@@ -234,9 +234,9 @@ class VideoFile(FrameSource):
     def _from_keyframe(self, first: int) -> Iterator[np.ndarray]:
         import av
 
-        from qmra.data.video_skip import FrameCount, NoShortcut, frames_from_keyframe
+        from qmra.data.video_skip import NoShortcut, PacketCount, frames_from_keyframe
 
-        seen = FrameCount()
+        seen = PacketCount()
         frames = frames_from_keyframe(self.path, first, seen)
         try:
             head = next(frames, None)
@@ -258,8 +258,12 @@ class VideoFile(FrameSource):
             yield from (array for array, _ in self.decoded(index))
             return
         if self.header_frames and seen.packets < self.header_frames:
-            raise DataError(f"{self.path}: decoding stopped at frame {index} of {self.header_frames} (the file is "
-                            f"truncated or corrupt: it ends after {seen.packets} of its {self.header_frames} frames)")
+            raise self._stopped(index, f"it ends after {seen.packets} of its {self.header_frames} frames")
+
+    def _stopped(self, count: int, problem: str) -> DataError:
+        """The error for decoding that stopped after ``count`` frames, and why."""
+        of = f" of {self.header_frames}" if self.header_frames else ""
+        return DataError(f"{self.path}: decoding stopped at frame {count}{of} (the file is truncated or corrupt: {problem})")
 
     def decoded(self, first: int = 0) -> Iterator[tuple[np.ndarray, "DecodedFrame"]]:
         """As iteration, each frame with where it lies in the stream (to seek back to it); from frame
@@ -301,8 +305,7 @@ class VideoFile(FrameSource):
             # than the header counts, but every counted packet is still in the file.
             problem = f"it ends after {demuxed.packets} of its {self.header_frames} frames"
         if problem is not None:
-            of = f" of {self.header_frames}" if self.header_frames else ""
-            raise DataError(f"{self.path}: decoding stopped at frame {count}{of} (the file is truncated or corrupt: {problem})")
+            raise self._stopped(count, problem)
         if count == 0:
             raise DataError(f"{self.path} holds no decodable frames")
 

@@ -17,7 +17,7 @@ start gives it.
 
 from __future__ import annotations
 
-import bisect
+import heapq
 from pathlib import Path
 from typing import Iterator
 
@@ -26,55 +26,53 @@ class NoShortcut(Exception):
     """This file cannot be entered at a keyframe with the frame numbers decoding from its start gives."""
 
 
-class FrameCount:
-    """What the shortcut saw of the file: every whole packet (to compare with the header's count)."""
+class PacketCount:
+    """Whole packets of the video stream read so far (to compare with the header's frame count)."""
 
     def __init__(self) -> None:
         self.packets = 0
 
 
-def frames_from_keyframe(path: Path, first: int, seen: FrameCount) -> Iterator:
+def frames_from_keyframe(path: Path, first: int, seen: PacketCount) -> Iterator:
     """Decoded PyAV frames ``first``, ``first + 1``, ... of the video at ``path`` (first video
-    stream), decoded from the last keyframe at or before frame ``first``; :class:`NoShortcut` before
-    the first frame where the file does not allow it. ``seen`` counts the file's packets."""
+    stream), decoded from the last keyframe at or before frame ``first``; :class:`NoShortcut` where
+    the file does not allow it. ``seen`` counts the file's packets."""
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         packets = container.demux(stream)
-        group, start = _group_before(packets, first, seen)  # the packets from the keyframe on, its index
+        group, index = _group_before(packets, first, seen)  # the packets from the keyframe on, its index
         if not group[0].size:
             raise NoShortcut("no packets")
-        expected = sorted(p.pts for p in group if p.size)  # display order of the frames decoded from them
-        index = start
-
-        def checked(frames) -> Iterator:
-            nonlocal index
-            for frame in frames:
-                at = index - start
-                if at >= len(expected) or frame.pts != expected[at]:
-                    raise NoShortcut(f"frame {index} is not the one its packets say")
-                index += 1
+        # The timestamps of the packets fed to the decoder and not yet out as frames: frames come out
+        # in display order, so each must carry the smallest of them.
+        pending = [p.pts for p in group if p.size]
+        heapq.heapify(pending)
+        for frame in _decoded(group, packets, pending, seen):
+            if not pending or heapq.heappop(pending) != frame.pts:
+                raise NoShortcut(f"frame {index} is not the one its packets say")
+            if index >= first:
                 yield frame
-
-        def decoded() -> Iterator:
-            for packet in group:
-                yield from packet.decode()
-            for packet in packets:
-                if packet.size:
-                    if packet.pts is None or packet.is_discard or packet.is_corrupt:
-                        raise NoShortcut("a packet without a timestamp, one to discard or one cut short")
-                    seen.packets += 1
-                    bisect.insort(expected, packet.pts)
-                yield from packet.decode()  # the demuxer's last, empty packet drains the decoder
-
-        for frame in checked(decoded()):
-            if index - 1 >= first:
-                yield frame
+            index += 1
 
 
-def _group_before(packets: Iterator, first: int, seen: FrameCount) -> tuple[list, int]:
+def _decoded(group: list, packets: Iterator, pending: list, seen: PacketCount) -> Iterator:
+    """The decoder's frames from ``group``'s packets, then from the rest of ``packets``, each later
+    packet's timestamp added to ``pending`` before it is decoded."""
+    for packet in group:
+        yield from packet.decode()
+    for packet in packets:
+        if packet.size:
+            if packet.pts is None or packet.is_discard or packet.is_corrupt:
+                raise NoShortcut("a packet without a timestamp, one to discard or one cut short")
+            seen.packets += 1
+            heapq.heappush(pending, packet.pts)
+        yield from packet.decode()  # the demuxer's last, empty packet drains the decoder
+
+
+def _group_before(packets: Iterator, first: int, seen: PacketCount) -> tuple[list, int]:
     """Read packets until the keyframe after frame ``first`` (or the end): the packets to decode, from
     the last keyframe at or before frame ``first`` to that next keyframe (or the demuxer's last, empty
     packet, which drains the decoder), and the frame index of the keyframe they start with."""

@@ -1,5 +1,6 @@
 """Boxes as users give them (``--box`` texts, a ``--boxes`` JSON file, a batch manifest's list) →
-:class:`Prompt` objects, with errors that name where a bad box came from."""
+:class:`Prompt` objects, with errors that name where a bad box came from; and the range of frames
+they are given for (``--frames``, a manifest's ``"frames"``)."""
 
 from __future__ import annotations
 

@@ -121,8 +121,8 @@ class VideoRun:
     ``first``, ``last``: the frames the run goes through (default: all); boxes before ``first`` are
     followed from their frame, but only frames from ``first`` on are written.
     ``keep``: frames ``first``..``first + keep - 1`` already have their PNGs (a resumed run: they are
-    recomputed to rebuild the memory, checked against the files and not rewritten). ``warn`` receives each warning line;
-    ``on_frame`` is called with the number of frames finished after each one. While and after
+    recomputed to rebuild the memory, checked against the files and not rewritten). ``warn``
+    receives each warning line; ``on_frame`` is called with the number of frames finished after each one. While and after
     :meth:`run`, ``lost``, ``doubtful``, :attr:`frames_finished` and ``seconds`` say how it went.
     ``batcher``: query encodings shared with videos run in other threads (``Segmenter.start``).
     ``backwards``: objects boxed after frame ``first`` are also followed back to it
