@@ -196,13 +196,15 @@ class VideoFile(FrameSource):
         if index < 0 or (self.header_frames is not None and index >= self.header_frames):
             raise DataError(f"{self.path}: no frame {index} (it has {self.header_frames})")
         if self._reader is None or index < self._next_index:
-            self._reader, self._next_index = iter(self), 0
+            # Going back: read again from the keyframe before it, not from the file's start (reading
+            # backwards goes a chunk at a time, so this is once per chunk).
+            self._reader, self._next_index = self.frames_from(index), index
         for frame in self._reader:
             self._next_index += 1
             if self._next_index - 1 == index:
                 return frame
         self._reader = None
-        raise DataError(f"{self.path}: no frame {index} (it has {self._next_index})")
+        raise DataError(f"{self.path}: no frame {index} (the video ends before it)")
 
     def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
         indices = list(indices)

@@ -126,3 +126,19 @@ def test_a_packet_the_shortcut_cannot_vouch_for_hands_the_rest_to_decoding_from_
     later = list(VideoFile(path).frames_from(12))
     assert len(later) == 11 and all(np.array_equal(a, b) for a, b in zip(later, truth[12:]))
 
+
+def test_reading_an_earlier_frame_starts_again_at_its_keyframe_not_at_the_files_start(tmp_path, monkeypatch):
+    path = _video(tmp_path / "gop.mp4")
+    truth = list(VideoFile(path))
+    starts = []
+    entered = VideoFile.frames_from
+
+    def recorded(self, first):
+        starts.append(first)
+        return entered(self, first)
+
+    monkeypatch.setattr(VideoFile, "frames_from", recorded)
+    video = VideoFile(path)
+    backwards = list(video.frames(range(22, 5, -1)))  # chunks of BACKWARD_CHUNK frames, read forwards
+    assert all(np.array_equal(a, b) for a, b in zip(backwards, truth[22:5:-1])) and len(backwards) == 17
+    assert starts and min(starts) == 6 and 0 not in starts
