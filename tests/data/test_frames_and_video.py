@@ -160,6 +160,20 @@ def test_overlay_colours_masks_and_draws_boxes():
     assert all(int(c.max()) >= 200 for c in OVERLAY_COLOURS)  # bright: none is as dark as DAVIS's red (128, 0, 0)
 
 
+@pytest.mark.parametrize("ids, alpha", [(3, 0.5), (40, 0.3)])  # few ids, and more than are looked for one by one
+def test_overlay_blends_every_level_as_the_float_blend_does(ids, alpha):
+    from qmra.data.video_writer import object_colour
+
+    rng = np.random.default_rng(ids)
+    frame = np.rot90(rng.integers(0, 256, (64, 50, 3), dtype=np.uint8))  # not contiguous, as an upright phone video
+    labels = rng.integers(0, ids + 1, frame.shape[:2]).astype(np.uint8)
+    labels[labels == 2] = 0  # an id missing between present ones
+    expected = frame.astype(np.float32)
+    for object_id in range(1, ids + 1):
+        region = labels == object_id
+        expected[region] = (1 - alpha) * expected[region] + alpha * object_colour(object_id)
+    assert np.array_equal(draw_overlay(frame, labels, alpha=alpha), expected.round().astype(np.uint8))
+
 def _mp4(path, count=20):
     """A small real H.264 mp4 (with B-frames: decode order differs from display order)."""
     with Mp4Writer(path, 64, 48, fps=10) as writer:
