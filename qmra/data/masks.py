@@ -37,6 +37,17 @@ def read_rgb(path: Path, upright: bool = False) -> np.ndarray:
     image = open_image(path)
     if upright:
         image = upright_image(image)
+    return image_to_rgb(image)
+
+
+def image_to_rgb(image: Image.Image) -> np.ndarray:
+    """An opened image as H×W×3 uint8. 16-bit greyscale (``I;16``, or ``I`` as older Pillows open
+    it) is scaled to 8 bits: Pillow's own conversion clips it, so most such frames came out white.
+    48-bit RGB Pillow already reads as 8-bit."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        wide = np.asarray(image).astype(np.int64).clip(0, 65535)
+        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # 0..65535 → 0..255, rounded
+        return np.repeat(grey[..., None], 3, axis=2)
     return np.array(image.convert("RGB"))
 
 

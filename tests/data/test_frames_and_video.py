@@ -4,6 +4,7 @@ from PIL import Image
 
 from qmra.data import ArrayFrames, Box, FrameFolder, Mp4Writer, VideoFile, draw_overlay, natural_key, open_frames
 from qmra.data.frames import FrameInfo, FrameSource
+from qmra.data.masks import image_to_rgb
 from qmra.errors import DataError
 
 
@@ -56,6 +57,21 @@ def test_frame_folder_errors(tmp_path):
     with pytest.raises(DataError, match="cannot read video .*clip.gif: it is not a video file"):
         open_frames(tmp_path / "clip.gif")
 
+
+def test_frames_of_every_bit_depth_are_read_at_their_brightness(tmp_path):
+    """16-bit greyscale frames (scientific and depth cameras, some exporters) are scaled to 8 bits;
+    Pillow's own conversion clips them, so that a frame of mid-grey came out white."""
+    levels = np.array([[0, 257, 3000], [32896, 60000, 65535]], np.uint16)
+    Image.fromarray(levels).save(tmp_path / "0.png")  # a 16-bit greyscale PNG
+    Image.fromarray((levels // 257).astype(np.uint8)).convert("RGBA").save(tmp_path / "1.png")
+    Image.fromarray((levels // 257).astype(np.uint8)).save(tmp_path / "2.jpg", quality=100)
+    frames = list(open_frames(tmp_path))
+    assert Image.open(tmp_path / "0.png").mode == "I;16"
+    assert frames[0][..., 0].tolist() == [[0, 1, 12], [128, 233, 255]] and (frames[0] == frames[0][..., :1]).all()
+    assert frames[1][..., 0].tolist() == (levels // 257).tolist()
+    assert np.abs(frames[2].astype(int) - frames[1]).max() <= 2
+    older = Image.fromarray(levels.astype(np.int32))  # how Pillows before 10 open a 16-bit PNG
+    assert older.mode == "I" and (image_to_rgb(older) == frames[0]).all()
 
 def test_array_frames():
     frames = np.stack(_frames(3))
