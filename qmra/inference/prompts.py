@@ -44,10 +44,22 @@ class Prompt:
         if info.num_frames is not None and not info.estimated and prompt.frame >= info.num_frames:
             raise QmraError(f"object {prompt.object_id}: frame {prompt.frame} is past the end of the video "
                             f"({info.num_frames} frames)")
+        _check_not_fractions(prompt.object_id, box, info)
         try:
             return cls(prompt.object_id, prompt.frame, box.clip(info.width, info.height))
         except BoxError as error:
             raise BoxError(f"object {prompt.object_id}: {error}") from None
+
+
+def _check_not_fractions(object_id: int, box: Box, info: FrameInfo) -> None:
+    """A box inside the frame's first pixel, not on its edges: four fractions of the frame's size
+    (as YOLO and some labelling tools export boxes), which as pixels would be an object lost at once."""
+    values = box.as_tuple()
+    if info.width * info.height > 1 and all(0 <= v <= 1 for v in values) and not all(v in (0, 1) for v in values):
+        corners = ",".join(f"{v * size:.6g}" for v, size in zip(values, (info.width, info.height) * 2))
+        raise BoxError(f"object {object_id}: box {box.format()} lies inside the frame's first pixel: boxes are in pixels; "
+                       f"if these are fractions of the frame's width and height, on this {info.width}x{info.height} video "
+                       f"that box's corners are {corners}")
 
 
 BoxGiven = Union[Box, Sequence[float], str]

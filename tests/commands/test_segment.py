@@ -99,6 +99,9 @@ def test_an_interrupted_run_keeps_what_finished(tmp_path, video, weights, monkey
     (["--box", "5,5,5,9"], "zero or negative area"),
     (["--box", "nan,0,4,4"], "not a finite number"),
     (["--box", "1,2,3"], "--box 1,2,3: a box is four numbers"),
+    # Fractions of the frame's size (a YOLO export) as pixels would be an object lost at once.
+    (["--box", "0.25,0.5,0.75,1"], "box (0.25, 0.5, 0.75, 1) lies inside the frame's first pixel: boxes are in pixels; if "
+     "these are fractions of the frame's width and height, on this 64x48 video that box's corners are 16,24,48,48"),
 ])
 def test_bad_boxes(tmp_path, video, weights, capsys, args, message):
     source = video.write_mp4(tmp_path / "clip.mp4")

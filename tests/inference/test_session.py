@@ -207,6 +207,9 @@ def test_bad_prompts_are_refused(segmenter):
         session.add_box(0, Box(1, 1, 5, 5))
     with pytest.raises(QmraError, match="past the end of the video"):
         session.add_box(1, Box(1, 1, 5, 5), frame=4)
+    with pytest.raises(BoxError, match="first pixel: boxes are in pixels"):
+        session.add_box(1, [0.1, 0.2, 0.3, 0.4])
+    assert session.add_box(2, Box(0, 0, 1, 1)).boxes[2] == Box(0, 0, 1, 1)  # one pixel, meant as one
     assert session.add_box(1, Box(-10, -10, 30, 30)).boxes[1] == Box(0, 0, 30, 30)
     assert session.prompts(1)[0].box == Box(0, 0, 30, 30)
 
