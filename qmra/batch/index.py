@@ -80,8 +80,10 @@ class ResultIndex:
 
 def run_fingerprint(weights: Path, settings: object, outputs: object) -> str:
     """A short digest of what makes a batch's results: the weights file (path, size, modification
-    time), the inference settings and the output switches (dataclasses)."""
+    time), the inference settings and the output switches (dataclasses). Switches left unset (None)
+    are left out, so that one added later keeps the digests of runs made before it."""
     stat = weights.stat()
-    described = json.dumps([str(weights.resolve()), stat.st_size, stat.st_mtime_ns, asdict(settings), asdict(outputs)],
+    switches = {name: value for name, value in asdict(outputs).items() if value is not None}
+    described = json.dumps([str(weights.resolve()), stat.st_size, stat.st_mtime_ns, asdict(settings), switches],
                            sort_keys=True, default=str)
     return hashlib.sha256(described.encode()).hexdigest()[:16]

@@ -20,12 +20,13 @@ from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.video_run import OutputPlan, VideoRun
 
 #: File names inside a video's folder ``DIR/<id>/`` (the masks are named after the frames).
-OVERLAY_NAME, RLE_NAME = "overlay.mp4", "masks.rle.json"
+OVERLAY_NAME, RLE_NAME, CUTOUT_NAME = "overlay.mp4", "masks.rle.json", "cutout"
 
 
 @dataclass(frozen=True)
 class BatchOutputs:
-    """Where a batch writes: ``DIR/<id>/`` per video, with the overlay and RLE files when asked for.
+    """Where a batch writes: ``DIR/<id>/`` per video, with the overlay and RLE files when asked for,
+    and ``cutout.webm`` or ``cutout.mov`` when ``cutout`` is that suffix.
     ``overwrite``: start every video over; otherwise finished videos are skipped and partly done ones
     continued, as ``qmra segment --resume`` does. ``backwards``: what the masks cover: objects boxed
     after frame 0 are also followed back to it (``qmra segment --backwards``)."""
@@ -36,11 +37,13 @@ class BatchOutputs:
     per_object: bool = False
     overwrite: bool = False
     backwards: bool = False
+    cutout: str | None = None
 
     def plan(self, video_id: str) -> OutputPlan:
         folder = self.out / video_id
         return OutputPlan(folder, folder / OVERLAY_NAME if self.overlay else None,
-                          folder / RLE_NAME if self.rle else None, self.per_object)
+                          folder / RLE_NAME if self.rle else None, self.per_object,
+                          folder / f"{CUTOUT_NAME}.{self.cutout}" if self.cutout else None)
 
     def complete(self, item: BatchItem, frames: int) -> bool:
         """Whether ``DIR/<id>/`` holds a finished run of ``frames`` frames with every output asked for
@@ -49,7 +52,7 @@ class BatchOutputs:
         folders = [plan.out_dir] + ([plan.out_dir / str(p.object_id) for p in item.prompts] if self.per_object else [])
         if any(len(list(folder.glob("[!.]*.png"))) != frames for folder in folders):
             return False
-        return all(p is None or p.is_file() for p in (plan.overlay, plan.rle))
+        return all(p.is_file() for p in plan.files)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--rle", action="store_true", help="also write each video's masks as COCO RLE: OUT/<id>/masks.rle.json")
     given.add_argument("--per-object", action="store_true",
                        help="also write one binary PNG per object: OUT/<id>/<obj>/<frame>.png")
+    given.add_argument("--cutout", choices=("webm", "mov"),
+                       help="also write each video's objects cut out on a transparent background: OUT/<id>/cutout.webm "
+                            "(VP9, plays in browsers) or OUT/<id>/cutout.mov (ProRes 4444, for video editors)")
     given.add_argument("--overwrite", action="store_true",
                        help="segment every video again, replacing its results (default: finished videos are skipped, "
                             "partly done ones continued)")
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
-    outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite, args.backwards)
+    outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite, args.backwards,
+                           args.cutout)
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
     run = run_fingerprint(weights, settings, replace(outputs, out=Path("."), overwrite=False))
     jobs = []

@@ -27,17 +27,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
     given.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
+    given.add_argument("--cutout", metavar="FILE.webm|FILE.mov",
+                       help="also write the objects cut out on a transparent background, at the frames' size: .webm "
+                            "(VP9 with transparency: plays in browsers) or .mov (ProRes 4444 with transparency: for "
+                            "video editors)")
     given.add_argument("--frames", metavar="FIRST-LAST", type=frame_range, default=(0, None),
                        help="segment only frames FIRST to LAST (0-based, both included; FIRST- runs to the end): --box "
                             "boxes are on FIRST, --boxes frames count from the video's start; objects boxed before "
                             "FIRST are followed from their box and written from FIRST on")
     existing = given.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
-                          help="replace the results already in OUT (its PNGs, the overlay and RLE files named here)")
+                          help="replace the results already in OUT (its PNGs, the overlay, RLE and cut-out files named "
+                               "here)")
     existing.add_argument("--resume", action="store_true",
                           help="continue an interrupted run (same arguments): the frames already in OUT are recomputed "
-                               "to rebuild the memory but not rewritten, the rest are written; the overlay and RLE "
-                               "cover every frame")
+                               "to rebuild the memory but not rewritten, the rest are written; the overlay, RLE "
+                               "and cut-out cover every frame")
     given.add_argument("--fail-on-lost", action="store_true",
                        help=f"exit with code {EXIT_LOST} when an object is lost at the end (its mask empty from some frame "
                             "to the last); lost objects are always reported on stderr")
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         prompts = [replace(prompt, frame=first) for prompt in prompts]
     check_boxes_in_range(prompts, first, last, "--frames")  # before anything is loaded or replaced
     source = open_frames(args.source)
-    plan = OutputPlan(Path(args.out), *(Path(p) if p else None for p in (args.overlay, args.rle)), args.per_object)
+    overlay, rle, cutout = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout))
+    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout)
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = plan.finished(source, first) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))

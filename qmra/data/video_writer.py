@@ -1,10 +1,11 @@
-"""H.264 mp4 writing (plays in browsers) and the mask overlay drawn on each frame."""
+"""Video files written from results: the H.264 overlay mp4 (plays in browsers) with the masks drawn on
+each frame, and the objects cut out on a transparent background."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -12,38 +13,32 @@ from qmra.data.atomic import publish, temporary_sibling
 from qmra.data.boxes import Box
 
 
-class Mp4Writer:
-    """Write H×W×3 uint8 frames to an H.264 (yuv420p, faststart) mp4, atomically.
+class _EncodedVideo:
+    """A video file written atomically, frame by frame: it appears at ``path`` only when
+    :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`) leaves no file
+    and no truncated temporary."""
 
-    The file appears at ``path`` only when :meth:`close` succeeds; an exception inside the ``with``
-    block (or :meth:`abort`) leaves no file and no truncated temporary. yuv420p needs even sides,
-    so an odd height or width is padded by repeating the last row or column.
-    """
-
-    def __init__(self, path: str | Path, width: int, height: int, fps: float = 24.0, crf: int = 20) -> None:
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, container: str, codec: str,
+                 pix_fmt: str, options: dict[str, str], container_options: dict[str, str] | None = None) -> None:
         import av
 
         self.path = Path(path)
         self.width, self.height = width, height
         self._temporary = temporary_sibling(self.path)
-        self._container = av.open(str(self._temporary), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self._container = av.open(str(self._temporary), mode="w", format=container, options=container_options or {})
         rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(24)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.width = width + width % 2
-        self._stream.height = height + height % 2
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream.width = width + width % 2 if pix_fmt == "yuv420p" else width
+        self._stream.height = height + height % 2 if pix_fmt == "yuv420p" else height
+        self._stream.pix_fmt = pix_fmt
+        self._stream.options = options
         self.frames_written = 0
         self._closed = False
 
-    def write(self, frame: np.ndarray) -> None:
+    def _encode(self, array: np.ndarray, pixel_format: str) -> None:
         import av
 
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.dtype} {frame.shape}")
-        if self.width % 2 or self.height % 2:
-            frame = np.pad(frame, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)
         self.frames_written += 1
@@ -71,7 +66,7 @@ class Mp4Writer:
         finally:
             self._temporary.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
@@ -80,6 +75,70 @@ class Mp4Writer:
         else:
             self.abort()
 
+
+class Mp4Writer(_EncodedVideo):
+    """Write H×W×3 uint8 frames to an H.264 (yuv420p, faststart) mp4, atomically.
+
+    yuv420p needs even sides, so an odd height or width is padded by repeating the last row or
+    column. The encoder's bytes are not repeatable from one run to the next (libx264 through PyAV:
+    19 different files from 100 encodings of one 10-frame clip); they decode alike within its noise.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = 24.0, crf: int = 20) -> None:
+        super().__init__(path, width, height, fps, "mp4", "libx264", "yuv420p", {"crf": str(crf), "preset": "veryfast"},
+                         {"movflags": "+faststart"})
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.dtype} {frame.shape}")
+        if self.width % 2 or self.height % 2:
+            frame = np.pad(frame, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
+        self._encode(frame, "rgb24")
+
+
+#: What a cut-out is written as, by its file's suffix (container, codec, pixel format, options): VP9
+#: with transparency in WebM (plays in browsers, small) or ProRes 4444 with transparency in QuickTime
+#: (what video editors import).
+CUTOUT_CODECS = {
+    ".webm": ("webm", "libvpx-vp9", "yuva420p", {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8",
+                                                 "row-mt": "1"}),
+    ".mov": ("mov", "prores_ks", "yuva444p10le", {"profile": "4444"}),
+}
+
+
+class CutoutWriter(_EncodedVideo):
+    """Write the segmented objects on a transparent background, atomically: each frame's pixels,
+    opaque where any object is and transparent elsewhere, as :data:`CUTOUT_CODECS` encodes them for
+    the file's suffix (``.webm`` or ``.mov``), at the frames' own size."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = 24.0) -> None:
+        suffix = Path(path).suffix.lower()
+        if suffix not in CUTOUT_CODECS:
+            raise ValueError(f"a cut-out is a {' or '.join(CUTOUT_CODECS)} file, got {path}")
+        container, codec, pix_fmt, options = CUTOUT_CODECS[suffix]
+        super().__init__(path, width, height, fps, container, codec, pix_fmt, dict(options))
+
+    def write(self, frame: np.ndarray, labels: np.ndarray) -> None:
+        """frame: H×W×3 uint8; labels: H×W object ids (0 = background, transparent)."""
+        if frame.shape != (self.height, self.width, 3) or labels.shape != (self.height, self.width):
+            raise ValueError(f"expected a {self.height}x{self.width} frame and labels, got {frame.shape} and {labels.shape}")
+        rgba = np.empty((self.height, self.width, 4), np.uint8)
+        rgba[..., :3] = frame
+        np.multiply(labels != 0, 255, out=rgba[..., 3], casting="unsafe")
+        self._encode(rgba, "rgba")
+
+
+def cutout_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """A cut-out's frames, H×W×4 uint8 RGBA (alpha 255 on the objects, 0 elsewhere). A WebM's
+    transparency is read with libvpx's decoder: FFmpeg's own VP9 decoder drops it."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoder = av.CodecContext.create("libvpx-vp9", "r") if stream.codec_context.name == "vp9" else stream.codec_context
+        for packet in container.demux(stream):
+            for frame in decoder.decode(packet if packet.size else None):
+                yield frame.to_ndarray(format="rgba")
 
 #: Overlay colours: saturated and light, so that masks and boxes show on dark and light frames alike
 #: (the DAVIS palette's dark red and green, right for label PNGs, are hard to see over video). The

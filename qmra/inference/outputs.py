@@ -19,7 +19,7 @@ from PIL import Image
 from qmra.data.frames import FrameSource, natural_key
 from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, write_palette_png
 from qmra.data.rle import RleVideoWriter
-from qmra.data.video_writer import Mp4Writer, draw_overlay
+from qmra.data.video_writer import CUTOUT_CODECS, CutoutWriter, Mp4Writer, draw_overlay
 from qmra.errors import DataError, QmraError
 from qmra.inference.results import FrameResult
 
@@ -39,18 +39,25 @@ def existing_results(out_dir: Path) -> list[Path]:
     return found
 
 
-def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None = None, *, overwrite: bool = False,
-                  resume: bool = False) -> None:
+def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None = None, *, cutout: Path | None = None,
+                  overwrite: bool = False, resume: bool = False) -> None:
     """Check every output path before any work (the weights load, the video decodes): ``out_dir`` is a
-    folder or can be made one, ``overlay`` and ``rle`` are files that can be written and clash neither
-    with each other nor with the masks. Earlier results are refused unless ``overwrite`` or ``resume``."""
+    folder or can be made one, ``overlay``, ``rle`` and ``cutout`` are files that can be written and
+    clash neither with each other nor with the masks, and the cut-out is of a kind
+    :class:`CutoutWriter` writes. Earlier results are refused unless ``overwrite`` or ``resume``."""
     check_folder(out_dir, "--out")
-    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle)) if path is not None}
+    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle), ("--cutout", cutout)) if path is not None}
     for flag, path in files.items():
         check_file(path, flag)
         _check_apart_from_masks(path, flag, out_dir)
-    if overlay is not None and rle is not None and overlay.resolve() == rle.resolve():
-        raise QmraError(f"--overlay and --rle name the same file {overlay}; give each its own")
+    if cutout is not None and cutout.suffix.lower() not in CUTOUT_CODECS:
+        raise QmraError(f"--cutout {cutout}: give a .webm file (VP9 with transparency: plays in browsers) or a .mov "
+                        "file (ProRes 4444 with transparency: for video editors)")
+    flags = list(files)
+    for index, flag in enumerate(flags):
+        for other in flags[index + 1:]:
+            if files[flag].resolve() == files[other].resolve():
+                raise QmraError(f"{flag} and {other} name the same file {files[flag]}; give each its own")
     if overwrite or resume:
         return
     advice = "use --overwrite to replace them, or --resume to continue"
@@ -159,13 +166,15 @@ class ResultWriter:
     on disk stay consecutive from the run's first frame, as :func:`finished_frames` expects).
 
     ``keep``: frames ``first``..``first + keep - 1`` (``first``: where the run begins) already have
-    their palette PNGs in ``out_dir`` (a resumed run). They are not written again; their overlay
-    frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them are added.
+    their palette PNGs in ``out_dir`` (a resumed run). They are not written again; their overlay and
+    cut-out frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them
+    are added. ``cutout``: a ``.webm`` or ``.mov`` file of the objects on a transparent background
+    (:class:`CutoutWriter`).
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
-                 background: bool = True, keep: int = 0, first: int = 0) -> None:
+                 background: bool = True, keep: int = 0, first: int = 0, cutout: str | Path | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
@@ -174,6 +183,7 @@ class ResultWriter:
         self.frames_written = 0  # frames done, kept ones included
         self.object_ids: set[int] = set()
         self._overlay = Mp4Writer(overlay, width, height, fps or 24.0) if overlay else None
+        self._cutout = CutoutWriter(cutout, width, height, fps or 24.0) if cutout else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
         self._pending: deque[Future] = deque()
@@ -226,6 +236,8 @@ class ResultWriter:
                 write_object_pngs(self.out_dir, result.name, labels, object_ids)
         if self._overlay is not None:
             self._overlay.write(draw_overlay(result.image, labels, {k: b for k, b in result.boxes.items() if b is not None}))
+        if self._cutout is not None:
+            self._cutout.write(result.image, labels)
         if self._rle is not None:
             self._rle.add(result.index, result.name, labels, object_ids)
             if (self.frames_written + 1) % RLE_SAVE_EVERY == 0:
@@ -250,11 +262,22 @@ class ResultWriter:
                     self._worker.shutdown(wait=True)
         finally:
             try:
-                if self._overlay is not None:
-                    if self._overlay.frames_written:
-                        self._overlay.close()
-                    else:
-                        self._overlay.abort()
+                _finish_videos([self._overlay, self._cutout])
             finally:
                 if self._rle is not None and self.frames_written:
                     self._rle.save()
+
+
+def _finish_videos(videos: list) -> None:
+    """Close each video file that has frames (it appears at its path) and abort the others (no file);
+    every one is finished even when one fails, whose error is then raised."""
+    failure: BaseException | None = None
+    for video in videos:
+        if video is None:
+            continue
+        try:
+            video.close() if video.frames_written else video.abort()
+        except BaseException as error:  # noqa: BLE001 - the others are still closed; this is raised below
+            failure = failure or error
+    if failure is not None:
+        raise failure

@@ -30,18 +30,25 @@ from qmra.inference.results import FrameResult
 @dataclass(frozen=True)
 class OutputPlan:
     """Where one video's results go: palette PNGs in ``out_dir`` (named after the frames), and
-    optionally an H.264 ``overlay``, COCO ``rle`` JSON and one binary PNG per object (``per_object``:
-    ``out_dir/<id>/<frame>.png``)."""
+    optionally an H.264 ``overlay``, COCO ``rle`` JSON, one binary PNG per object (``per_object``:
+    ``out_dir/<id>/<frame>.png``) and a ``cutout`` (.webm or .mov: the objects on a transparent
+    background)."""
 
     out_dir: Path
     overlay: Path | None = None
     rle: Path | None = None
     per_object: bool = False
+    cutout: Path | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """The single files asked for besides the PNGs: the overlay, the RLE file, the cut-out."""
+        return [p for p in (self.overlay, self.rle, self.cutout) if p is not None]
 
     def check(self, *, overwrite: bool = False, resume: bool = False) -> None:
         """Every path can be written and, unless ``overwrite`` or ``resume``, holds no earlier results
         (:func:`~qmra.inference.outputs.check_outputs`; a :class:`QmraError` says what is wrong)."""
-        check_outputs(self.out_dir, self.overlay, self.rle, overwrite=overwrite, resume=resume)
+        check_outputs(self.out_dir, self.overlay, self.rle, cutout=self.cutout, overwrite=overwrite, resume=resume)
 
     def finished(self, source: FrameSource, first: int = 0) -> int:
         """Frames, consecutive from frame ``first`` (where the run begins), whose PNGs an earlier run
@@ -50,28 +57,28 @@ class OutputPlan:
 
     def remove_results(self) -> None:
         """Delete the results an earlier run wrote here: the palette PNGs, the per-object folders'
-        PNGs, the overlay and the RLE file (what ``--overwrite`` replaces; nothing else is touched)."""
+        PNGs, the overlay, the RLE file and the cut-out (what ``--overwrite`` replaces; nothing else is
+        touched)."""
         for found in existing_results(self.out_dir):
             for path in found.glob("[!.]*.png") if found.is_dir() else [found]:
                 path.unlink(missing_ok=True)
             if found.is_dir() and not any(found.iterdir()):
                 found.rmdir()
-        for path in (self.overlay, self.rle):
-            if path is not None:
-                path.unlink(missing_ok=True)
+        for path in self.files:
+            path.unlink(missing_ok=True)
 
     def clear_temporaries(self) -> None:
         """Remove what a killed run left half-written (its files were never published)."""
         for folder in [self.out_dir, *(p for p in self.out_dir.glob("*") if p.is_dir() and p.name.isdigit())]:
             remove_stale_temporaries(folder)
-        for path in (self.overlay, self.rle):
-            if path is not None and path.parent.is_dir():
+        for path in self.files:
+            if path.parent.is_dir():
                 remove_stale_temporaries(path)
 
     def describe(self) -> str:
         """'out/ (palette PNGs), ov.mp4, masks.json': what a finished run wrote."""
         written = [f"{self.out_dir}/ (palette PNGs{', per-object PNGs' if self.per_object else ''})"]
-        return ", ".join(written + [str(p) for p in (self.overlay, self.rle) if p])
+        return ", ".join(written + [str(p) for p in self.files])
 
 
 def clipped_box_warning(prompt: Prompt, width: int, height: int, sideways: bool = False) -> str | None:
@@ -185,7 +192,7 @@ class VideoRun:
                 plan.remove_results()
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
-                                    rle=plan.rle, keep=self.keep, first=self.first)
+                                    rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout)
         try:
             for _, result in session.propagate(start=self.first, stop=self.last):
                 self._writer.write(self.earlier.paint(result))

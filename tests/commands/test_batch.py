@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from qmra.cli import main
-from qmra.data import SyntheticConfig, SyntheticVideo, open_frames
+from qmra.data import SyntheticConfig, SyntheticVideo, open_frames, read_labels
+from qmra.data.video_writer import cutout_frames
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_FRAMES = Path(__file__).resolve().parents[1] / "batch" / "slow_frames"
@@ -204,6 +205,23 @@ def test_videos_sharing_a_worker_stopped_with_sigterm_end_on_the_next_run(tmp_pa
         assert len(pngs) == 8 and all(_masks_agree(p, out / name / p.name) for p in pngs)
         assert open_frames(out / name / "overlay.mp4").info.num_frames == 8
 
+
+def test_cutouts_are_written_and_asking_for_one_later_continues_the_finished_videos(tmp_path, weights):
+    entries = _clips(tmp_path, 1, frames=4)
+    manifest, out = _manifest(tmp_path, entries), tmp_path / "out"
+    assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--workers", "1", *SAME]) == 0
+    masks = {p.name: read_labels(p) for p in sorted((out / "clip0").glob("*.png"))}
+    assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--workers", "1", "--cutout", "mov",
+                 *SAME]) == 0
+    records = (out / "index.jsonl").read_text().splitlines()
+    assert len(records) == 2  # a new output: the finished video was continued
+    cutout = list(cutout_frames(out / "clip0" / "cutout.mov"))
+    assert len(cutout) == 4 and {p.name: read_labels(p) for p in sorted((out / "clip0").glob("*.png"))}.keys() == masks.keys()
+    for rgba, labels in zip(cutout, masks.values()):
+        assert ((rgba[..., 3] > 127) == (labels > 0)).mean() > 0.999
+    assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--workers", "1", "--cutout", "mov",
+                 *SAME]) == 0
+    assert (out / "index.jsonl").read_text().splitlines() == records  # and then it is done
 
 def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):
     manifest = tmp_path / "m.jsonl"

@@ -6,6 +6,7 @@ from PIL import Image
 
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
+from qmra.data.video_writer import cutout_frames
 from qmra.model import QMRA
 from qmra.model.checkpoint import save_checkpoint
 from qmra.presets import PRESETS
@@ -30,7 +31,8 @@ def test_segment_an_mp4_with_every_output(tmp_path, video, weights):
     box1, box2 = _boxes(video)
     out = tmp_path / "out"
     code = _segment(source, out, weights, "--box", box1, "--box", box2, "--overlay", str(tmp_path / "overlay.mp4"),
-                    "--rle", str(tmp_path / "masks.json"), "--per-object", "--mem-every", "2")
+                    "--rle", str(tmp_path / "masks.json"), "--per-object", "--mem-every", "2", "--cutout",
+                    str(tmp_path / "cutout.webm"))
     assert code == 0
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == [f"{i:05d}.png" for i in range(6)]
@@ -42,6 +44,9 @@ def test_segment_an_mp4_with_every_output(tmp_path, video, weights):
     assert (overlay.info.num_frames, overlay.info.width, overlay.info.height) == (6, 64, 48)
     rle = json.loads((tmp_path / "masks.json").read_text())
     assert len(rle["frames"]) == 6 and np.array_equal(decode_rle(rle["frames"][2]["objects"]["2"]), labels == 2)
+    cutout = list(cutout_frames(tmp_path / "cutout.webm"))  # both objects opaque, the rest transparent
+    assert len(cutout) == 6 and cutout[2].shape == (48, 64, 4)
+    assert ((cutout[2][..., 3] > 127) == (labels > 0)).mean() > 0.999
 
 
 def test_segment_a_frame_folder_with_a_boxes_file(tmp_path, video, weights):

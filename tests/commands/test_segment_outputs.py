@@ -9,6 +9,7 @@ import pytest
 
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
+from qmra.data.video_writer import cutout_frames
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,10 @@ def _output_cases(tmp_path):
         (["--rle", str(out)], f"--rle {out} is where the --out folder {out} goes"),
         (["--overlay", str(tmp_path)], f"--overlay {tmp_path} is a folder"),
         (["--rle", str(out / "00001.png")], f"--rle {out / '00001.png'} would be taken for a mask in {out}"),
+        (["--cutout", str(tmp_path / "cut.mp4")], f"--cutout {tmp_path / 'cut.mp4'}: give a .webm file (VP9 with "
+         "transparency: plays in browsers) or a .mov file (ProRes 4444 with transparency: for video editors)"),
+        (["--overlay", str(tmp_path / "v.webm"), "--cutout", str(tmp_path / "v.webm")],
+         f"--overlay and --cutout name the same file {tmp_path / 'v.webm'}"),
     ]
 
 
@@ -136,7 +141,8 @@ def test_resume_after_an_interruption_gives_what_an_uninterrupted_run_gives(tmp_
     def run(name, *extra):
         folder = tmp_path / name
         return _segment(mp4, folder / "masks", weights, *boxes, "--mem-every", "2", "--per-object", "--overlay",
-                        str(folder / "overlay.mp4"), "--rle", str(folder / "masks.json"), *extra)
+                        str(folder / "overlay.mp4"), "--rle", str(folder / "masks.json"), "--cutout",
+                        str(folder / "cutout.mov"), *extra)
 
     assert run("whole") == 0
     with monkeypatch.context() as patch:
@@ -159,6 +165,9 @@ def test_resume_after_an_interruption_gives_what_an_uninterrupted_run_gives(tmp_
     for name, labels in whole.items():
         assert np.array_equal(resumed[name], labels), name
     assert open_frames(tmp_path / "resumed" / "overlay.mp4").info.num_frames == 8
+    cutout = list(cutout_frames(tmp_path / "resumed" / "cutout.mov"))  # the kept frames too, from their PNGs
+    assert len(cutout) == 8 and all(((c[..., 3] > 127) == (read_labels(masks / f"{i:05d}.png") > 0)).mean() > 0.999
+                                    for i, c in enumerate(cutout))
     rle = json.loads((tmp_path / "resumed" / "masks.json").read_text())
     assert rle == json.loads((tmp_path / "whole" / "masks.json").read_text())
     assert np.array_equal(decode_rle(rle["frames"][3]["objects"]["2"]), whole["00003.png"] == 2)

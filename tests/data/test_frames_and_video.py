@@ -190,6 +190,30 @@ def test_overlay_blends_every_level_as_the_float_blend_does(ids, alpha):
         expected[region] = (1 - alpha) * expected[region] + alpha * object_colour(object_id)
     assert np.array_equal(draw_overlay(frame, labels, alpha=alpha), expected.round().astype(np.uint8))
 
+@pytest.mark.parametrize("suffix, colour_error", [(".webm", 12), (".mov", 2)])
+def test_a_cutout_is_each_frame_opaque_on_the_objects_and_transparent_elsewhere(tmp_path, suffix, colour_error):
+    from qmra.data.video_writer import CutoutWriter, cutout_frames
+
+    frames = _frames(count=5, height=47, width=63)  # odd sides: kept, not padded
+    labels = [np.zeros((47, 63), np.uint8) for _ in frames]
+    for index, label in enumerate(labels):
+        label[10:30, 5 + 3 * index:40] = 1
+        label[35:45, 45:60] = 2
+    with CutoutWriter(tmp_path / f"cut{suffix}", 63, 47, fps=10) as writer:
+        for frame, label in zip(frames, labels):
+            writer.write(frame, label)
+    read = list(cutout_frames(tmp_path / f"cut{suffix}"))
+    assert len(read) == 5 and read[0].shape == (47, 63, 4)
+    for rgba, frame, label in zip(read, frames, labels):
+        assert ((rgba[..., 3] > 127) == (label > 0)).mean() > 0.999
+        assert np.abs(rgba[..., :3].astype(int) - frame)[label > 0].mean() < colour_error
+    with pytest.raises(ValueError, match="a cut-out is a .webm or .mov file"):
+        CutoutWriter(tmp_path / "cut.mp4", 63, 47)
+    with pytest.raises(RuntimeError), CutoutWriter(tmp_path / f"gone{suffix}", 63, 47) as writer:
+        writer.write(frames[0], labels[0])
+        raise RuntimeError("stopped")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"cut{suffix}"]  # no file, no temporary
+
 def _mp4(path, count=20):
     """A small real H.264 mp4 (with B-frames: decode order differs from display order)."""
     with Mp4Writer(path, 64, 48, fps=10) as writer:
