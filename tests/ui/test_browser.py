@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from qmra.data.video_writer import cutout_frames
 from tests.ui.browser import data, draw_box, find_browser, start_browser, wait_until
 from tests.ui.conftest import serve
 
@@ -83,6 +84,7 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
         field = driver.find_element(By.ID, "export-folder")
         field.clear()
         field.send_keys("exported")
+        driver.find_element(By.ID, "exp-cutout").click()
         driver.find_element(By.ID, "export").click()
         wait_until(lambda: data(driver, "exported"), timeout=60, what="the export")
     out = tmp_path / "exported"
@@ -95,6 +97,8 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
     labels = np.asarray(Image.open(out / "00003.png"))
     assert labels.shape == (96, 128) and set(np.unique(labels)) <= {0, 1}
     assert (out / "overlay.mp4").stat().st_size > 0
+    cutout = list(cutout_frames(out / "cutout.webm"))
+    assert len(cutout) == 8 and ((cutout[3][..., 3] > 127) == (labels == 1)).mean() > 0.999
     assert time.monotonic() - started < 60
 
 

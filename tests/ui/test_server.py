@@ -216,7 +216,7 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         assert state["complete"] == 8 and state["job"]["total"] == 8 + 2  # object 2: frames 0..7; object 1: 6..7
         out = tmp_path / "export"
         answer = client.call("POST", "export", {"folder": "export"})
-        assert answer["frames"] == 8 and answer["without_masks"] == 0
+        assert answer["frames"] == 8 and answer["without_masks"] == 0 and not (out / "cutout.webm").exists()
         assert sorted(p.name for p in out.glob("*.png")) == [f"{i:05d}.png" for i in range(8)]
         assert sorted(p.name for p in (out / "1").glob("*.png")) == [f"{i:05d}.png" for i in range(8)]
         assert (out / "overlay.mp4").stat().st_size > 0
@@ -228,13 +228,13 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         assert json.loads((out / "boxes.json").read_text())[0] == {"id": 1, "frame": 3, "box": [20.0, 20.0, 70.0, 60.0]}
         assert "already holds results" in client.call("POST", "export", {"folder": "export"}, expect=400)["error"]
         assert client.call("POST", "export", {"folder": "export", "overwrite": True})["frames"] == 8
-        answer = client.call("POST", "export-zip", {"overlay": False})
+        answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True})
         status, data, headers = client.request("GET", answer["download"])
         assert status == 200 and headers["Content-Type"] == "application/zip"
         (tmp_path / "masks.zip").write_bytes(data)
         names = zipfile.ZipFile(tmp_path / "masks.zip").namelist()
         assert "clip/00007.png" in names and "clip/2/00000.png" in names and "clip/masks.json" in names
-        assert "clip/overlay.mp4" not in names
+        assert "clip/overlay.mp4" not in names and "clip/cutout.webm" in names
         # Removing object 2 leaves object 1's masks; the run ran nothing more for it.
         state = client.call("POST", "remove", {"object": 2})
         assert [o["id"] for o in state["objects"]] == [1] and state["complete"] == 8

@@ -380,7 +380,8 @@ function follow() {
 // ---------------------------------------------------------------- export
 
 function exportOptions() {
-  return { per_object: $("exp-per-object").checked, overlay: $("exp-overlay").checked, rle: $("exp-rle").checked };
+  return { per_object: $("exp-per-object").checked, overlay: $("exp-overlay").checked, rle: $("exp-rle").checked,
+           cutout: $("exp-cutout").checked };
 }
 
 async function exportTo(zip) {
