@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, TypeVar
 
 import numpy as np
 
 from qmra.data.atomic import publish, temporary_sibling
 from qmra.data.boxes import Box
+
+_Video = TypeVar("_Video", bound="_EncodedVideo")
 
 
 class _EncodedVideo:
@@ -66,7 +68,7 @@ class _EncodedVideo:
         finally:
             self._temporary.unlink(missing_ok=True)
 
-    def __enter__(self):
+    def __enter__(self: _Video) -> _Video:
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
