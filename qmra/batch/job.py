@@ -29,7 +29,8 @@ class BatchOutputs:
     and ``cutout.webm`` or ``cutout.mov`` when ``cutout`` is that suffix.
     ``overwrite``: start every video over; otherwise finished videos are skipped and partly done ones
     continued, as ``qmra segment --resume`` does. ``backwards``: what the masks cover: objects boxed
-    after frame 0 are also followed back to it (``qmra segment --backwards``)."""
+    after frame 0 are also followed back to it (``qmra segment --backwards``). ``every``: only every
+    N-th frame is segmented (``qmra segment --every``; None: every frame)."""
 
     out: Path
     overlay: bool = False
@@ -38,6 +39,7 @@ class BatchOutputs:
     overwrite: bool = False
     backwards: bool = False
     cutout: str | None = None
+    every: int | None = None
 
     def plan(self, video_id: str) -> OutputPlan:
         folder = self.out / video_id
@@ -82,10 +84,11 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
         plan.check(overwrite=overwrite, resume=not overwrite)
         if overwrite:
             plan.remove_results()  # the folder is the video's own: no frame of an earlier run may stay
-        keep = 0 if overwrite else plan.finished(source, item.first)
+        every = outputs.every or 1
+        keep = 0 if overwrite else plan.finished(source, item.first, every)
         video = VideoRun(segmenter, source, item.prompts, plan, video_name=item.video.stem, keep=keep,
                          warn=record.warnings.append, on_frame=on_frame, batcher=batcher, backwards=outputs.backwards,
-                         first=item.first, last=item.last)
+                         first=item.first, last=item.last, every=every)
         with batcher.joined() if batcher is not None else nullcontext():
             video.run()
         record.status = DONE

@@ -8,7 +8,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from qmra.commands.common import BACKWARDS_HELP, add_model_arguments, progress_style, speed_settings
+from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, every_nth, progress_style,
+                                  speed_settings)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import QmraError
 from qmra.interrupt import exit_code, terminate_interrupts
@@ -45,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="segment every video again, replacing its results (default: finished videos are skipped, "
                             "partly done ones continued)")
     given.add_argument("--backwards", action="store_true", help=BACKWARDS_HELP)
+    given.add_argument("--every", metavar="N", type=every_nth, default=1, help=EVERY_HELP)
     given.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
                        help="how the manifest's boxes are given where an entry has no \"box_format\": xyxy = corners "
                             "(default), xywh = top-left corner and size")
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
     outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite, args.backwards,
-                           args.cutout)
+                           args.cutout, args.every if args.every > 1 else None)
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
     run = run_fingerprint(weights, settings, replace(outputs, out=Path("."), overwrite=False))
     jobs = []

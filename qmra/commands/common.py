@@ -15,6 +15,17 @@ from qmra.presets import PRESETS, get_preset
 BACKWARDS_HELP = ("also follow each object boxed after the first frame back to frame 0, for objects already in view "
                   "before the frame they were boxed on (one more run, backwards); without it an object's masks start "
                   "on its box's frame")
+#: ``--every``'s help, the same in ``qmra segment`` and ``qmra batch``.
+EVERY_HELP = ("segment and write only every N-th frame, from the first one segmented (FIRST of a range): N times as "
+              "fast, for sampling long videos; file names keep the video's frame numbers, the videos written play at "
+              "its frame rate / N, and every box must lie on one of those frames")
+
+
+def every_nth(text: str) -> int:
+    """``--every``: a whole number of 1 or more."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -7,11 +7,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from qmra.commands.common import (BACKWARDS_HELP, add_model_arguments, make_segmenter, progress_style, say_threads,
-                                  say_working_size)
+from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, every_nth, make_segmenter,
+                                  progress_style, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
-from qmra.inference.prompt_files import CornersOutOfOrder, check_boxes_in_range, parse_frame_range, parse_prompts
+from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
+                                         parse_prompts)
 from qmra.inference.settings import InferenceSettings
 from qmra.interrupt import Terminated, exit_code, terminate_interrupts
 
@@ -35,6 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="segment only frames FIRST to LAST (0-based, both included; FIRST- runs to the end): --box "
                             "boxes are on FIRST, --boxes frames count from the video's start; objects boxed before "
                             "FIRST are followed from their box and written from FIRST on")
+    given.add_argument("--every", metavar="N", type=every_nth, default=1, help=EVERY_HELP)
     existing = given.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
                           help="replace the results already in OUT (its PNGs, the overlay, RLE and cut-out files named "
@@ -88,19 +90,20 @@ def run(args: argparse.Namespace) -> int:
     if args.box:  # "on the first frame": the first frame of the run
         prompts = [replace(prompt, frame=first) for prompt in prompts]
     check_boxes_in_range(prompts, first, last, "--frames")  # before anything is loaded or replaced
+    check_boxes_on_every(prompts, first, args.every)
     source = open_frames(args.source)
     overlay, rle, cutout = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout))
     plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout)
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
-    keep = plan.finished(source, first) if args.resume else 0
+    keep = plan.finished(source, first, args.every) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))
     video = VideoRun(segmenter, source, prompts, plan, video_name=Path(args.source).stem, keep=keep,
                      warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards,
-                     first=first, last=last, overwrite=args.overwrite)
+                     first=first, last=last, overwrite=args.overwrite, every=args.every)
     if args.verbose:
         say_working_size(segmenter, source.info.width, source.info.height)
         say_threads(segmenter)
-    _say_resuming(first, keep, plan.out_dir, args.quiet)
+    _say_resuming(first, keep, args.every, plan.out_dir, args.quiet)
     _say_skipping(source, first, min(p.frame for p in prompts), args.quiet)
     try:
         with terminate_interrupts():
@@ -129,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_resuming(first: int, keep: int, out_dir: Path, quiet: bool) -> None:
+def _say_resuming(first: int, keep: int, every: int, out_dir: Path, quiet: bool) -> None:
     if keep and not quiet:
-        print(f"qmra: resuming: frames {first}-{first + keep - 1} are already in {out_dir}; they are recomputed to "
-              "rebuild the memory, not rewritten", file=sys.stderr)
+        last = first + (keep - 1) * every
+        print(f"qmra: resuming: frames {first}-{last}{f' (one in {every})' if every > 1 else ''} are already in "
+              f"{out_dir}; they are recomputed to rebuild the memory, not rewritten", file=sys.stderr)
 
 
 def _say_skipping(source, first: int, earliest_box: int, quiet: bool) -> None:

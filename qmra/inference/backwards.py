@@ -60,9 +60,10 @@ class EarlierMasks:
     #: (:mod:`qmra.inference.quality`): where an object left the view, it is masked on what looks like it
     doubtful: dict[int, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
 
-    def run(self, segmenter, source, *, batcher=None) -> None:
+    def run(self, segmenter, source, *, batcher=None, step: int = 1) -> None:
         """Follow the late objects back from their boxes to frame :attr:`start` (all of it, also for
-        a resumed run: its kept frames are checked against what it computes)."""
+        a resumed run: its kept frames are checked against what it computes), through every
+        ``step``-th frame from :attr:`start`, as the forward run goes."""
         if not self.late:
             return
         if not source.seekable:
@@ -70,7 +71,10 @@ class EarlierMasks:
                             "in it (leave out --backwards)")
         session = segmenter.start(source, prompts=self.late, batcher=batcher)
         boxed_on = {p.object_id: p.frame for p in self.late}
-        for index, result in session.propagate(start=max(boxed_on.values()), reverse=True, stop=self.start):
+        latest = max(boxed_on.values())
+        if (latest - self.start) % step:  # the forward run says which box is off its frames
+            return
+        for index, result in session.propagate(start=latest, reverse=True, stop=self.start, step=step):
             self._keep(index, result, [i for i, frame in boxed_on.items() if frame > index])
 
     def _keep(self, index: int, result: FrameResult, object_ids: list[int]) -> None:

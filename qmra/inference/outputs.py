@@ -104,10 +104,10 @@ def _check_apart_from_masks(path: Path, flag: str, out_dir: Path) -> None:
         raise QmraError(f"{flag} {path} would be taken for a mask in {out_dir}; give it another name or folder")
 
 
-def finished_frames(out_dir: Path, source: FrameSource, first: int = 0) -> int:
-    """How many frames, consecutive from frame ``first`` (where the run begins), already have a
-    complete palette PNG in ``out_dir``, named after the frames as :class:`ResultWriter` names them
-    (what an interrupted run leaves).
+def finished_frames(out_dir: Path, source: FrameSource, first: int = 0, step: int = 1) -> int:
+    """How many frames, consecutive from frame ``first`` (where the run begins; with ``step``, every
+    ``step``-th frame from it), already have a complete palette PNG in ``out_dir``, named after the
+    frames as :class:`ResultWriter` names them (what an interrupted run leaves).
 
     A PNG that does not decode ends the count (it is written again); one of another size is a
     :class:`QmraError`: ``out_dir`` then holds another video's results.
@@ -116,7 +116,7 @@ def finished_frames(out_dir: Path, source: FrameSource, first: int = 0) -> int:
     count = 0
     while True:
         try:
-            name = source.frame_name(first + count)
+            name = source.frame_name(first + count * step)
         except IndexError:  # a frame folder has no more frames
             return count
         path = out_dir / f"{name}.png"
@@ -169,21 +169,24 @@ class ResultWriter:
     their palette PNGs in ``out_dir`` (a resumed run). They are not written again; their overlay and
     cut-out frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them
     are added. ``cutout``: a ``.webm`` or ``.mov`` file of the objects on a transparent background
-    (:class:`CutoutWriter`).
+    (:class:`CutoutWriter`). ``step``: the run segments every ``step``-th frame (the kept ones too);
+    the videos play at ``fps / step``.
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
-                 background: bool = True, keep: int = 0, first: int = 0, cutout: str | Path | None = None) -> None:
+                 background: bool = True, keep: int = 0, first: int = 0, cutout: str | Path | None = None,
+                 step: int = 1) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
         self.keep = keep
-        self._kept_until = first + keep  # frames before this index are kept
+        self._kept_until = first + keep * step  # frames before this index are kept
         self.frames_written = 0  # frames done, kept ones included
         self.object_ids: set[int] = set()
-        self._overlay = Mp4Writer(overlay, width, height, fps or 24.0) if overlay else None
-        self._cutout = CutoutWriter(cutout, width, height, fps or 24.0) if cutout else None
+        rate = (fps or 24.0) / step  # the frames written, shown over the time they span
+        self._overlay = Mp4Writer(overlay, width, height, rate) if overlay else None
+        self._cutout = CutoutWriter(cutout, width, height, rate) if cutout else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
         self._pending: deque[Future] = deque()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qmra.data.boxes import Box
 from qmra.errors import BoxError, QmraError
-from qmra.inference.prompts import Prompt
+from qmra.inference.prompts import Prompt, check_on_grid
 
 
 def parse_prompts(boxes: list[str] | None, boxes_file: str | None, box_format: str = "xyxy") -> list[Prompt]:
@@ -80,6 +80,12 @@ def check_boxes_in_range(prompts: list[Prompt], first: int, last: int | None, op
     if beyond:
         raise QmraError(f"object {beyond[0].object_id} is boxed on frame {beyond[0].frame}, after {option} {first}-{last}: "
                         "box each object on a frame of the range (or before it)")
+
+
+def check_boxes_on_every(prompts: list[Prompt], first: int, every: int) -> None:
+    """Every box on a frame that ``--every`` ``every`` from frame ``first`` segments (checked before
+    the weights load; the session checks it again)."""
+    check_on_grid(prompts, first, every, f"--every {every} from frame {first}")
 
 
 def _prompt(object_id: object, frame: object, box: object, box_format: str, where: str) -> Prompt:

@@ -83,6 +83,16 @@ def prompt_items(prompts: PromptsGiven) -> list[tuple[int, BoxGiven, int]]:
     return items
 
 
+def check_on_grid(prompts: Iterable[Prompt], start: int, step: int, run: str) -> None:
+    """Every box on a frame ``start + k * step`` (k any integer); else a :class:`QmraError` that says
+    the ``run`` ("--every 3 from frame 0") skips its frame, and the two nearest it does not."""
+    for prompt in prompts:
+        if (prompt.frame - start) % step:
+            below = prompt.frame - (prompt.frame - start) % step
+            raise QmraError(f"object {prompt.object_id} is boxed on frame {prompt.frame}, which {run} skips: box it on "
+                            f"frame {below} or {below + step}")
+
+
 class PromptBook:
     """Every object's boxes, by frame: a later box for an object corrects it from that frame on."""
 

@@ -23,7 +23,7 @@ from qmra.inference.objects import ObjectTable
 from qmra.inference.passes import Pass
 from qmra.inference.predict import FramePredictor
 from qmra.inference.progress import ProgressStyle, RunProgress
-from qmra.inference.prompts import Prompt, PromptBook, PromptsGiven, prompt_items
+from qmra.inference.prompts import Prompt, PromptBook, PromptsGiven, check_on_grid, prompt_items
 from qmra.inference.quality import QualityWatch
 from qmra.inference.results import FrameResult
 from qmra.inference.settings import InferenceSettings
@@ -186,11 +186,13 @@ class InferenceSession:
 
     # ------------------------------------------------------------------ propagation
 
-    def propagate(self, start: int | None = None, reverse: bool = False,
-                  progress: ProgressStyle | None = None, stop: int | None = None) -> Iterator[tuple[int, FrameResult]]:
+    def propagate(self, start: int | None = None, reverse: bool = False, progress: ProgressStyle | None = None,
+                  stop: int | None = None, step: int = 1) -> Iterator[tuple[int, FrameResult]]:
         """Segment the video from frame ``start`` (default: the first frame, or the last one with
         ``reverse``) to frame ``stop`` (default: its end, or frame 0 in reverse), yielding
-        ``(frame_index, FrameResult)`` per frame.
+        ``(frame_index, FrameResult)`` per frame; with ``step``, only every ``step``-th frame from
+        ``start`` (``start``, ``start + step``, ...; the others are read but not segmented), which must
+        include every boxed frame. Memory schedules then count the frames segmented.
 
         Each call starts over with empty memory (boxes are kept). Objects start on their box's frame
         in the run's direction; an object boxed only before ``start`` (after it, in reverse) is
@@ -200,15 +202,17 @@ class InferenceSession:
         """
         if self._propagating:
             raise QmraError("propagate() is already running on this session")
-        first, start, indices = self._run_frames(start, reverse, stop)
-        self._begin(Pass(first, reverse))
+        first, start, indices = self._run_frames(start, reverse, stop, step)
+        self._begin(Pass(first, reverse, step=step))
         self._propagating = True
-        shown = RunProgress(self.progress if progress is None else progress, self._yielded(start, reverse, stop))
+        shown = RunProgress(self.progress if progress is None else progress, self._yielded(start, reverse, stop, step))
         self.networks.on_step = shown.adapting
         if reverse:
             source: Iterable[np.ndarray] = self.source.frames(indices)
         else:  # one pass from the run's first frame, to the end or until ``stop``
             source = self.source.frames_from(first) if first else self.source
+            if step > 1:
+                source = itertools.islice(source, 0, None, step)
         frames = prefetch(source) if self.settings.pipeline else iter(source)
         try:
             for index, result in self._predicted(zip(indices, frames)):
@@ -228,11 +232,15 @@ class InferenceSession:
             self.networks.on_step = None
             self._propagating = False
 
-    def _run_frames(self, start: int | None, reverse: bool, stop: int | None) -> tuple[int, int, Sequence[int]]:
-        """A run from ``start`` to ``stop``: the frame it begins on (the earliest box, if before
-        ``start``), the first frame it yields, and the frames it goes through, in order."""
+    def _run_frames(self, start: int | None, reverse: bool, stop: int | None,
+                    step: int = 1) -> tuple[int, int, Sequence[int]]:
+        """A run from ``start`` to ``stop`` through every ``step``-th frame: the frame it begins on (the
+        earliest box, if before ``start``), the first frame it yields, and the frames it goes through,
+        in order."""
         if not self._prompts:
             raise QmraError("no objects: call add_box first")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise QmraError(f"step must be an integer of 1 or more, got {step!r}")
         count = self.info.num_frames
         if reverse:
             if not self.source.seekable:
@@ -244,15 +252,17 @@ class InferenceSession:
         boxed = self._prompts.frames()
         if reverse:
             start = count - 1 if start is None else start  # type: ignore[operator]
+            self._check_on_grid(start, step)
             first = max(start, max(boxed))
             stop = 0 if stop is None else stop
-            indices: Sequence[int] = range(first, stop - 1, -1)
+            indices: Sequence[int] = range(first, stop - 1, -step)
             beyond = self._prompts.before(stop)
         else:
             start = 0 if start is None else start
+            self._check_on_grid(start, step)
             first = min(start, min(boxed))
             # As many frames as the source really has: a count from its header can be an estimate.
-            indices = itertools.count(first) if stop is None else range(first, stop + 1)  # type: ignore[assignment]
+            indices = itertools.count(first, step) if stop is None else range(first, stop + 1, step)  # type: ignore[assignment]
             beyond = [] if stop is None else self._prompts.after(stop)
         if start < 0 or (count is not None and not self.info.estimated and start >= count):
             raise QmraError(f"start frame {start} is outside the video (frames 0..{count - 1 if count else '?'})")
@@ -264,16 +274,22 @@ class InferenceSession:
                             "where the run ends")
         return first, start, indices
 
-    def _yielded(self, start: int, reverse: bool, stop: int | None) -> int | None:
-        """How many frames a run from ``start`` to ``stop`` yields, where that is known."""
+    def _check_on_grid(self, start: int, step: int) -> None:
+        """Every box lies on a frame a run from ``start`` through every ``step``-th frame segments."""
+        boxes = [p for object_id in self._prompts.object_ids for p in self._prompts.of(object_id)]
+        check_on_grid(boxes, start, step, f"a run through one frame in {step} from frame {start}")
+
+    def _yielded(self, start: int, reverse: bool, stop: int | None, step: int = 1) -> int | None:
+        """How many frames a run from ``start`` to ``stop`` through every ``step``-th frame yields,
+        where that is known."""
         if reverse:
-            return start - (stop or 0) + 1
+            return len(range(start, (stop or 0) - 1, -step))
         count = None if self.info.estimated else self.info.num_frames
         if stop is None:
             end = self.info.num_frames  # an estimate is still worth showing; it is dropped if it falls short
         else:
             end = stop + 1 if count is None else min(count, stop + 1)
-        return None if end is None else max(0, end - start)
+        return None if end is None else len(range(start, end, step))
 
     def _predicted(self, pairs: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, FrameResult]]:
         """Each (index, frame) of the run predicted, in order; with :attr:`lookahead`, the next frame

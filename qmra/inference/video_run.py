@@ -50,10 +50,10 @@ class OutputPlan:
         (:func:`~qmra.inference.outputs.check_outputs`; a :class:`QmraError` says what is wrong)."""
         check_outputs(self.out_dir, self.overlay, self.rle, cutout=self.cutout, overwrite=overwrite, resume=resume)
 
-    def finished(self, source: FrameSource, first: int = 0) -> int:
-        """Frames, consecutive from frame ``first`` (where the run begins), whose PNGs an earlier run
-        left (what ``resume`` keeps)."""
-        return finished_frames(self.out_dir, source, first)
+    def finished(self, source: FrameSource, first: int = 0, step: int = 1) -> int:
+        """Frames, consecutive from frame ``first`` (where the run begins; every ``step``-th from it),
+        whose PNGs an earlier run left (what ``resume`` keeps)."""
+        return finished_frames(self.out_dir, source, first, step)
 
     def remove_results(self) -> None:
         """Delete the results an earlier run wrote here: the palette PNGs, the per-object folders'
@@ -135,14 +135,17 @@ class VideoRun:
     ``backwards``: objects boxed after frame ``first`` are also followed back to it
     (:mod:`.backwards`); ``earlier`` then says how far back each was found. ``overwrite``: the
     results of an earlier run in ``plan``'s paths are removed once the prompts are accepted.
+    ``every``: only every ``every``-th frame from ``first`` is segmented and written (boxes must lie
+    on those frames; ``keep`` counts them).
     """
 
     def __init__(self, segmenter, source: FrameSource, prompts: Sequence[Prompt], plan: OutputPlan, *,
                  video_name: str, keep: int = 0, warn: Callable[[str], None] = lambda line: None,
                  on_frame: Callable[[int], None] | None = None, batcher: QueryBatcher | None = None,
-                 backwards: bool = False, first: int = 0, last: int | None = None, overwrite: bool = False) -> None:
+                 backwards: bool = False, first: int = 0, last: int | None = None, overwrite: bool = False,
+                 every: int = 1) -> None:
         self.segmenter, self.source, self.prompts, self.plan = segmenter, source, list(prompts), plan
-        self.batcher, self.first, self.last, self.overwrite = batcher, first, last, overwrite
+        self.batcher, self.first, self.last, self.overwrite, self.every = batcher, first, last, overwrite, every
         self.earlier = EarlierMasks(first_boxes(self.prompts, first) if backwards else [], first)
         self.video_name, self.keep, self.warn, self.on_frame = video_name, keep, warn, on_frame
         self.lost, self.doubtful = LostObjects(), DoubtfulObjects()
@@ -180,7 +183,7 @@ class VideoRun:
         for line in same_box_warnings(self.prompts, info.width, info.height):
             self.warn(line)
         start = time.perf_counter()
-        self.earlier.run(self.segmenter, self.source, batcher=self.batcher)  # before any file is opened
+        self.earlier.run(self.segmenter, self.source, batcher=self.batcher, step=self.every)  # before any file is opened
         for line in self.earlier.warnings():
             self.warn(line)
         session = self._session = self.segmenter.start(self.source, prompts=self.prompts, batcher=self.batcher)
@@ -192,9 +195,9 @@ class VideoRun:
                 plan.remove_results()
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
-                                    rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout)
+                                    rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout, step=self.every)
         try:
-            for _, result in session.propagate(start=self.first, stop=self.last):
+            for _, result in session.propagate(start=self.first, stop=self.last, step=self.every):
                 self._writer.write(self.earlier.paint(result))
                 self._check(result, bool(session.adaptations))  # the forward run's objects: lost means lost
                 if self.on_frame is not None:

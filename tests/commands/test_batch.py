@@ -352,18 +352,24 @@ def test_backwards_follows_late_objects_back_as_segment_does(tmp_path, weights):
     assert _files(tmp_path / "both")["00000.png"] != _files(tmp_path / "forward")["00000.png"]
 
 
-def test_a_range_of_frames_gives_what_segment_frames_gives(tmp_path, weights):
+@pytest.mark.parametrize("frames, extra, names", [
+    ("2-4", [], ["00002.png", "00003.png", "00004.png"]),  # a manifest's range: plain boxes on its frame 2
+    (None, ["--every", "2"], ["00000.png", "00002.png", "00004.png"]),
+])
+def test_a_range_or_every_nth_frame_gives_what_segment_gives(tmp_path, weights, frames, extra, names):
     entries = _clips(tmp_path, 1, frames=6)
-    entries[0]["frames"] = "2-4"  # plain boxes: on frame 2
+    if frames:
+        entries[0]["frames"] = frames
     out = tmp_path / "out"
-    assert main(["batch", str(_manifest(tmp_path, entries)), "--out", str(out), "--weights", str(weights), "--rle",
-                 *SAME]) == 0
+    batch = ["batch", str(_manifest(tmp_path, entries)), "--out", str(out), "--weights", str(weights), "--rle", *extra, *SAME]
+    assert main(batch) == 0
     boxes = [",".join(f"{v:g}" for v in box) for box in entries[0]["boxes"]]
-    assert main(["segment", str(tmp_path / "clip0.mp4"), "--box", boxes[0], "--box", boxes[1], "--frames", "2-4",
-                 "--out", str(tmp_path / "one"), "--rle", str(tmp_path / "one" / "masks.rle.json"),
-                 "--weights", str(weights), *SAME]) == 0
+    assert main(["segment", str(tmp_path / "clip0.mp4"), "--box", boxes[0], "--box", boxes[1], *extra,
+                 *(["--frames", frames] if frames else []), "--out", str(tmp_path / "one"), "--rle",
+                 str(tmp_path / "one" / "masks.rle.json"), "--weights", str(weights), *SAME]) == 0
     files = _files(out / "clip0")
-    assert files == _files(tmp_path / "one") and sorted(n for n in files if n.endswith(".png")) == [
-        "00002.png", "00003.png", "00004.png"]
+    assert files == _files(tmp_path / "one") and sorted(n for n in files if n.endswith(".png")) == names
     record = json.loads((out / "index.jsonl").read_text().splitlines()[-1])
     assert (record["status"], record["frames"]) == ("done", 3)
+    assert main(batch) == 0  # done: skipped, not redone
+    assert len((out / "index.jsonl").read_text().splitlines()) == 1

@@ -9,6 +9,7 @@ from PIL import Image
 
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, open_frames, read_labels
+from qmra.data.video_writer import cutout_frames
 from tests.commands.test_segment import _boxes, _segment
 
 
@@ -126,3 +127,44 @@ def test_a_range_past_an_estimated_end_fails_and_leaves_no_folder(tmp_path, vide
     assert _segment(path, tmp_path / "out", weights, "--box", _boxes(video)[0], "--frames", "9-") == 2
     assert "start frame 9 is past the end of the video" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # the run failed before its first frame: no empty folder is left
+
+
+# ------------------------------------------------------------------ --every N
+
+
+def test_every_other_frame_gives_what_those_frames_alone_give(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4", fps=10)
+    box1, box2 = _boxes(video)
+    out, rle = tmp_path / "out", tmp_path / "masks.json"
+    assert _segment(source, out, weights, "--box", box1, "--box", box2, "--frames", "1-", "--every", "2", "--rle", str(rle),
+                    "--cutout", str(tmp_path / "cut.webm")) == 0
+    assert _names(out) == ["00001", "00003", "00005"]  # the video's own frame numbers
+    assert [f["index"] for f in json.loads(rle.read_text())["frames"]] == [1, 3, 5]
+    assert len(list(cutout_frames(tmp_path / "cut.webm"))) == 3
+    assert open_frames(tmp_path / "cut.webm").info.fps == 5.0  # the same time span: half the frame rate
+    alone = tmp_path / "alone"  # the same decoded frames, losslessly, as a folder of their own
+    alone.mkdir()
+    frames = list(open_frames(source))
+    for index in (1, 3, 5):
+        Image.fromarray(frames[index]).save(alone / f"{index:05d}.png")
+    assert _segment(alone, tmp_path / "alone-out", weights, "--box", box1, "--box", box2) == 0
+    for name in ("00001.png", "00003.png", "00005.png"):
+        assert np.array_equal(read_labels(out / name), read_labels(tmp_path / "alone-out" / name)), name
+
+
+def test_every_refuses_a_box_it_skips_before_the_weights_load_and_resumes(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    (tmp_path / "late.json").write_text(json.dumps([{"id": 1, "frame": 0, "box": [2, 2, 30, 30]},
+                                                    {"id": 2, "frame": 4, "box": [30, 10, 60, 40]}]))
+    never = tmp_path / "never-read.safetensors"
+    assert _segment(source, tmp_path / "out", never, "--boxes", str(tmp_path / "late.json"), "--every", "3") == 2
+    assert "qmra: error: object 2 is boxed on frame 4, which --every 3 from frame 0 skips: box it on frame 3 or 6" in \
+        capsys.readouterr().err
+    out = tmp_path / "out"
+    assert _segment(source, out, weights, "--boxes", str(tmp_path / "late.json"), "--every", "2", "--frames", "0-4") == 0
+    assert _resumed(source, out, weights, capsys, "--boxes", str(tmp_path / "late.json"), "--every", "2",
+                    "--resume") == (0, "frames 0-4 (one in 2)")
+    assert _names(out) == ["00000", "00002", "00004", "00006"]
+    assert _segment(source, tmp_path / "whole", weights, "--boxes", str(tmp_path / "late.json"), "--every", "2") == 0
+    for name in _names(out):
+        assert np.array_equal(read_labels(out / f"{name}.png"), read_labels(tmp_path / "whole" / f"{name}.png")), name

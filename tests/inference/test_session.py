@@ -336,3 +336,30 @@ def test_the_segmenter_never_changes_the_callers_model():
     ready = random_model(TINY).eval()
     assert Segmenter(ready, settings=InferenceSettings(channels_last=False)).model is ready
     assert Segmenter(ready.to(memory_format=torch.channels_last)).model is ready  # NHWC, the default
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_run_through_every_third_frame_is_a_run_over_those_frames_alone(segmenter, reverse):
+    video = clip(frames=11, objects=2)
+    frames = _frames(video)
+    late = box_from_mask(video.labels(6) == 2)
+    start = 9 if reverse else 0
+    session = segmenter.start(frames)
+    session.add_box(1, video.first_boxes()[1], frame=start)
+    session.add_box(2, late, frame=6)
+    every_third = list(session.propagate(start=start, reverse=reverse, step=3))
+    kept = list(range(start, -1, -3) if reverse else range(start, 11, 3))
+    assert [i for i, _ in every_third] == kept and every_third[0][1].name == f"{start:05d}"
+    alone = segmenter.start([frames[i] for i in sorted(kept)])  # the same frames as a video of their own
+    alone.add_box(1, video.first_boxes()[1], frame=sorted(kept).index(start))
+    alone.add_box(2, late, frame=2)
+    by_index = dict(alone.propagate(reverse=reverse))
+    for index, result in every_third:
+        assert np.array_equal(result.labels, by_index[sorted(kept).index(index)].labels), index
+    off_grid = ("object 2 is boxed on frame 6, which a run through one frame in 4 from frame 1 skips: box it on frame 5 "
+                "or 9" if reverse else "object 2 is boxed on frame 6, which a run through one frame in 4 from frame 0 "
+                "skips: box it on frame 4 or 8")
+    with pytest.raises(QmraError, match=off_grid):
+        list(session.propagate(start=1 if reverse else 0, step=4))
+    with pytest.raises(QmraError, match="step must be an integer of 1 or more"):
+        list(session.propagate(step=0))
