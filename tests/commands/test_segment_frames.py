@@ -168,3 +168,22 @@ def test_every_refuses_a_box_it_skips_before_the_weights_load_and_resumes(tmp_pa
     assert _segment(source, tmp_path / "whole", weights, "--boxes", str(tmp_path / "late.json"), "--every", "2") == 0
     for name in _names(out):
         assert np.array_equal(read_labels(out / f"{name}.png"), read_labels(tmp_path / "whole" / f"{name}.png")), name
+
+
+def test_every_other_frame_backwards_gives_what_those_frames_alone_give(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    late = [{"id": 1, "frame": 4, "box": [2, 2, 30, 30]}]  # followed back to frames 2 and 0
+    (tmp_path / "late.json").write_text(json.dumps(late))
+    out = tmp_path / "out"
+    assert _segment(source, out, weights, "--boxes", str(tmp_path / "late.json"), "--every", "2", "--backwards") == 0
+    assert _names(out) == ["00000", "00002", "00004", "00006"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for index, frame in enumerate(open_frames(source)):
+        if index % 2 == 0:
+            Image.fromarray(frame).save(alone / f"{index:05d}.png")
+    (tmp_path / "late-alone.json").write_text(json.dumps([{**late[0], "frame": 2}]))  # frame 4 is the third of them
+    assert _segment(alone, tmp_path / "alone-out", weights, "--boxes", str(tmp_path / "late-alone.json"), "--backwards") == 0
+    for name in _names(out):
+        assert np.array_equal(read_labels(out / f"{name}.png"), read_labels(tmp_path / "alone-out" / f"{name}.png")), name
+    assert read_labels(out / "00000.png").any() or read_labels(out / "00002.png").any()  # the backward run's masks
