@@ -83,7 +83,7 @@ class Mp4Writer(_EncodedVideo):
 
     yuv420p needs even sides, so an odd height or width is padded by repeating the last row or
     column. The encoder's bytes are not repeatable from one run to the next (libx264 through PyAV:
-    19 different files from 100 encodings of one 10-frame clip); they decode alike within its noise.
+    13 different files from 100 encodings of one 10-frame clip); they decode alike within its noise.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float = 24.0, crf: int = 20) -> None:

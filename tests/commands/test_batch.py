@@ -60,8 +60,8 @@ def _assert_same_files(out: Path, reference: Path, entries: list[dict]) -> None:
 
 def _assert_same_overlay(path: Path, reference: Path) -> None:
     """Both overlays hold the same frames, drawn alike. Not byte for byte: the H.264 encoder gives
-    other bytes for the same frames from one run to the next (libx264 through PyAV: 19 different
-    files in 100 encodings of one 10-frame clip, in one process), which decode within a few levels."""
+    other bytes for the same frames from one run to the next (libx264 through PyAV: 13 different
+    files from 100 encodings of one 10-frame clip, in one process), which decode within a few levels."""
     frames, expected = list(open_frames(path)), list(open_frames(reference))
     assert len(frames) == len(expected) > 0, path
     for index, (frame, other) in enumerate(zip(frames, expected)):
