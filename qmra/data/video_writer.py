@@ -82,13 +82,14 @@ class Mp4Writer(_EncodedVideo):
     """Write H×W×3 uint8 frames to an H.264 (yuv420p, faststart) mp4, atomically.
 
     yuv420p needs even sides, so an odd height or width is padded by repeating the last row or
-    column. The encoder's bytes are not repeatable from one run to the next (libx264 through PyAV:
-    13 different files from 100 encodings of one 10-frame clip); they decode alike within its noise.
+    column. x264's macroblock tree is off: with it, the same frames gave other bytes from one run to
+    the next (13 different files from 100 encodings of one 10-frame clip, in one process); without
+    it, one file from 200, and at 854×480 a fifth smaller at the same CRF for the same CPU time.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float = 24.0, crf: int = 20) -> None:
-        super().__init__(path, width, height, fps, "mp4", "libx264", "yuv420p", {"crf": str(crf), "preset": "veryfast"},
-                         {"movflags": "+faststart"})
+        options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
+        super().__init__(path, width, height, fps, "mp4", "libx264", "yuv420p", options, {"movflags": "+faststart"})
 
     def write(self, frame: np.ndarray) -> None:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
