@@ -12,6 +12,7 @@ from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_argument
                                   speed_settings)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import QmraError
+from qmra.inference.prompt_files import check_boxes_on_every
 from qmra.interrupt import exit_code, terminate_interrupts
 
 #: Exit code when some videos failed (the others are done).
@@ -79,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     items = read_manifest(args.manifest, args.box_format)  # a bad manifest stops here, before any work
+    for item in items:  # a box off the frames --every segments: refused before any work, as a bad manifest is
+        try:
+            check_boxes_on_every(list(item.prompts), item.first, args.every)
+        except QmraError as error:
+            raise QmraError(f"{item.where}: {error}") from None
     out = Path(args.out)
     check_folder(out, "--out")
     weights, settings = _check_network(args)

@@ -88,13 +88,14 @@ class FrameSource:
         for index in indices:
             yield self.read(index)
 
-    def frames_from(self, first: int) -> Iterator[np.ndarray]:
-        """Frames ``first``, ``first + 1``, ... to the end: read one by one where the source can seek
-        and knows its count, else in one pass, the frames before ``first`` read and dropped."""
+    def frames_from(self, first: int, step: int = 1) -> Iterator[np.ndarray]:
+        """Frames ``first``, ``first + step``, ... to the end: read one by one where the source can
+        seek and knows its count (the others are never read), else in one pass, the others read and
+        dropped."""
         count = self.info.num_frames
         if self.seekable and count is not None and not self.info.estimated:
-            return (self.read(index) for index in range(first, count))
-        return itertools.islice(iter(self), first, None)
+            return (self.read(index) for index in range(first, count, step))
+        return itertools.islice(iter(self), first, None, step)
 
     def _check_size(self, frame: np.ndarray, index: int, label: str) -> None:
         self._check_shape(frame.shape[0], frame.shape[1], label)
@@ -224,16 +225,16 @@ class VideoFile(FrameSource):
         the frame where decoding stopped (raised after the frames before it were yielded)."""
         return self.frames_from(0)
 
-    def frames_from(self, first: int) -> Iterator[np.ndarray]:
-        """From the last keyframe before ``first``, found by reading packets only, where the file
-        allows it (:mod:`qmra.data.video_skip`); else decoded from the start, the frames before
-        ``first`` not turned into RGB arrays. Either way a frame has the index decoding from the
-        start gives it."""
+    def frames_from(self, first: int, step: int = 1) -> Iterator[np.ndarray]:
+        """Frames ``first``, ``first + step``, ...: from the last keyframe before ``first``, found by
+        reading packets only, where the file allows it (:mod:`qmra.data.video_skip`); else decoded
+        from the start. Only the frames given are turned into RGB arrays. Either way a frame has the
+        index decoding from the start gives it."""
         if first == 0:
-            return (array for array, _ in self.decoded())
-        return self._from_keyframe(first)
+            return (array for array, _ in self._decoded(0, True, step))
+        return self._from_keyframe(first, step)
 
-    def _from_keyframe(self, first: int) -> Iterator[np.ndarray]:
+    def _from_keyframe(self, first: int, step: int) -> Iterator[np.ndarray]:
         import av
 
         from qmra.data.video_skip import NoShortcut, PacketCount, frames_from_keyframe
@@ -245,19 +246,20 @@ class VideoFile(FrameSource):
         except (NoShortcut, av.FFmpegError):
             head = None
         if head is None:  # no shortcut, or nothing from ``first`` on: decoding from the start says which
-            yield from (array for array, _ in self.decoded(first))
+            yield from (array for array, _ in self._decoded(first, True, step))
             return
         index = first
         try:
             for frame in itertools.chain([head], frames):
-                array = upright_rgb(frame)
-                self._check_size(array, index, str(index))
+                if (index - first) % step == 0:
+                    array = upright_rgb(frame)
+                    self._check_size(array, index, str(index))
+                    yield array
                 index += 1
-                yield array
         except (NoShortcut, av.FFmpegError):
             # A later packet the shortcut cannot vouch for (or cannot decode): the rest is decoded from
             # the start, which gives the frames, or says where and why decoding stops.
-            yield from (array for array, _ in self.decoded(index))
+            yield from (array for array, _ in self._decoded(index + (first - index) % step, True, step))
             return
         if self.header_frames and seen.packets < self.header_frames:
             raise self._stopped(index, f"it ends after {seen.packets} of its {self.header_frames} frames")
@@ -270,14 +272,16 @@ class VideoFile(FrameSource):
     def decoded(self, first: int = 0) -> Iterator[tuple[np.ndarray, "DecodedFrame"]]:
         """As iteration, each frame with where it lies in the stream (to seek back to it); from frame
         ``first`` on (the frames before it are decoded, not converted)."""
-        return self._decoded(first, convert=True)  # type: ignore[return-value]
+        return self._decoded(first, True)  # type: ignore[return-value]
 
     def positions(self) -> Iterator["DecodedFrame"]:
         """Where each frame lies in the stream, checked as iteration checks it, without converting
         any frame to RGB (what indexing a video for :mod:`qmra.data.video_seek` needs)."""
-        return (where for _, where in self._decoded(0, convert=False))
+        return (where for _, where in self._decoded(0, False))
 
-    def _decoded(self, first: int, convert: bool) -> Iterator[tuple[np.ndarray | None, "DecodedFrame"]]:
+    def _decoded(self, first: int, convert: bool, step: int = 1) -> Iterator[tuple[np.ndarray | None, "DecodedFrame"]]:
+        """Frames ``first``, ``first + step``, ... with where each lies in the stream, decoded from the
+        file's start; the others are decoded, neither converted nor given."""
         import av
 
         count = 0
@@ -291,7 +295,7 @@ class VideoFile(FrameSource):
                 stream.thread_type = "SLICE"
                 for frame in _decode(container, stream, demuxed):
                     count += 1
-                    if count <= first:
+                    if count <= first or (count - 1 - first) % step:
                         continue
                     array = upright_rgb(frame) if convert else None
                     turned = quarter_turns(getattr(frame, "rotation", 0)) % 2 == 1  # as upright_rgb turns it

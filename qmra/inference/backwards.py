@@ -63,7 +63,7 @@ class EarlierMasks:
     def run(self, segmenter, source, *, batcher=None, step: int = 1) -> None:
         """Follow the late objects back from their boxes to frame :attr:`start` (all of it, also for
         a resumed run: its kept frames are checked against what it computes), through every
-        ``step``-th frame from :attr:`start`, as the forward run goes."""
+        ``step``-th frame from :attr:`start`, as the forward run goes (every box on those frames)."""
         if not self.late:
             return
         if not source.seekable:
@@ -71,10 +71,7 @@ class EarlierMasks:
                             "in it (leave out --backwards)")
         session = segmenter.start(source, prompts=self.late, batcher=batcher)
         boxed_on = {p.object_id: p.frame for p in self.late}
-        latest = max(boxed_on.values())
-        if (latest - self.start) % step:  # the forward run says which box is off its frames
-            return
-        for index, result in session.propagate(start=latest, reverse=True, stop=self.start, step=step):
+        for index, result in session.propagate(start=max(boxed_on.values()), reverse=True, stop=self.start, step=step):
             self._keep(index, result, [i for i, frame in boxed_on.items() if frame > index])
 
     def _keep(self, index: int, result: FrameResult, object_ids: list[int]) -> None:

@@ -83,8 +83,7 @@ def check_boxes_in_range(prompts: list[Prompt], first: int, last: int | None, op
 
 
 def check_boxes_on_every(prompts: list[Prompt], first: int, every: int) -> None:
-    """Every box on a frame that ``--every`` ``every`` from frame ``first`` segments (checked before
-    the weights load; the session checks it again)."""
+    """Every box on a frame that ``--every`` ``every`` from frame ``first`` segments."""
     check_on_grid(prompts, first, every, f"--every {every} from frame {first}")
 
 

@@ -210,9 +210,7 @@ class InferenceSession:
         if reverse:
             source: Iterable[np.ndarray] = self.source.frames(indices)
         else:  # one pass from the run's first frame, to the end or until ``stop``
-            source = self.source.frames_from(first) if first else self.source
-            if step > 1:
-                source = itertools.islice(source, 0, None, step)
+            source = self.source.frames_from(first, step) if first or step > 1 else self.source
         frames = prefetch(source) if self.settings.pipeline else iter(source)
         try:
             for index, result in self._predicted(zip(indices, frames)):

@@ -22,6 +22,7 @@ from qmra.inference.backwards import EarlierMasks, first_boxes
 from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.lost import LostObjects
 from qmra.inference.outputs import ResultWriter, check_outputs, existing_results, finished_frames
+from qmra.inference.prompt_files import check_boxes_on_every
 from qmra.inference.prompts import Prompt
 from qmra.inference.quality import DoubtfulObjects, warning
 from qmra.inference.results import FrameResult
@@ -176,6 +177,7 @@ class VideoRun:
     def run(self) -> None:
         """Segment every frame and write it; the files are closed on any exit, keeping what finished."""
         info = self.source.info
+        check_boxes_on_every(self.prompts, self.first, self.every)  # before the backward run
         for prompt in self.prompts:
             clipped = clipped_box_warning(prompt, info.width, info.height, info.sideways)
             if clipped:

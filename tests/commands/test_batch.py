@@ -230,6 +230,12 @@ def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):
     assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--weights", str(weights)]) == 2
     assert capsys.readouterr().err.startswith(f"qmra: error: {manifest} line 2: boxes entry 1: ")
     assert not (tmp_path / "out").exists()
+    late = '[{"id": 1, "frame": 0, "box": [1, 2, 30, 40]}, {"id": 2, "frame": 3, "box": [5, 5, 20, 20]}]'
+    manifest.write_text(f'{{"video": "a.mp4", "boxes": {late}}}\n')
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--weights", str(weights), "--every", "2"]) == 2
+    assert (f"qmra: error: {manifest} line 1: object 2 is boxed on frame 3, which --every 2 from frame 0 skips: box it on "
+            "frame 2 or 4") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_stopped_with_sigint_then_run_again_it_ends_as_a_run_never_stopped(tmp_path, weights):

@@ -345,3 +345,5 @@ def test_frames_from_a_source_that_seeks_reads_no_frame_before_the_first():
             return (self.read(i) for i in range(7))
 
     assert len(list(Seekable().frames_from(4))) == 3 and asked == [4, 5, 6]
+    asked.clear()
+    assert len(list(Seekable().frames_from(1, 3))) == 2 and asked == [1, 4]  # the frames between never read

@@ -90,8 +90,9 @@ def test_a_frame_not_yet_counted_is_an_error(indexed):
     ("gop.webm", "libvpx", "webm", True),
     ("gop.mpg", "mpeg2video", "mpeg", False),  # B-pictures shown before the keyframe they follow: from the start
 ])
-def test_frames_from_a_later_frame_are_those_decoding_from_the_start_gives(tmp_path, name, codec, container_format,
-                                                                          shortcut):
+def test_frames_from_a_later_frame_are_those_decoding_from_the_start_gives(tmp_path, monkeypatch, name, codec,
+                                                                          container_format, shortcut):
+    from qmra.data import frames as frames_module
     from qmra.data.video_skip import NoShortcut, PacketCount, frames_from_keyframe
 
     path = _video(tmp_path / name, codec=codec, container_format=container_format)
@@ -101,6 +102,14 @@ def test_frames_from_a_later_frame_are_those_decoding_from_the_start_gives(tmp_p
         later = list(video.frames_from(first))
         assert len(later) == 23 - first and all(np.array_equal(a, b) for a, b in zip(later, truth[first:])), first
     assert list(video.frames_from(30)) == []
+    converted = []  # one frame in 3 (--every 3): only those are turned into RGB arrays
+    convert = frames_module.upright_rgb
+    monkeypatch.setattr(frames_module, "upright_rgb", lambda frame: converted.append(1) or convert(frame))
+    for first in (0, 5, 12):
+        every_third = list(video.frames_from(first, 3))
+        assert len(every_third) == len(truth[first::3]) == len(converted), first
+        assert all(np.array_equal(a, b) for a, b in zip(every_third, truth[first::3])), first
+        converted.clear()
     entered = frames_from_keyframe(path, 12, PacketCount())
     if shortcut:  # entered at the keyframe of frame 10, the frames before it only read as packets
         assert next(entered).pts == list(video.positions())[12].pts
@@ -125,6 +134,8 @@ def test_a_packet_the_shortcut_cannot_vouch_for_hands_the_rest_to_decoding_from_
     monkeypatch.setattr(video_skip, "frames_from_keyframe", failing_later)
     later = list(VideoFile(path).frames_from(12))
     assert len(later) == 11 and all(np.array_equal(a, b) for a, b in zip(later, truth[12:]))
+    every_fourth = list(VideoFile(path).frames_from(12, 4))  # handed over off the 4-frame grid: its phase kept
+    assert len(every_fourth) == 3 and all(np.array_equal(a, b) for a, b in zip(every_fourth, truth[12::4]))
 
 
 def test_reading_an_earlier_frame_starts_again_at_its_keyframe_not_at_the_files_start(tmp_path, monkeypatch):
