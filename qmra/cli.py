@@ -8,7 +8,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from qmra import __version__
-from qmra.commands import batch, bench, demo, evaluate, model_info, segment, synthetic, train, ui
+from qmra.commands import batch, bench, demo, evaluate, export, model_info, segment, synthetic, train, ui
 from qmra.errors import QmraError
 from qmra.interrupt import EXIT_INTERRUPTED, Terminated, exit_code  # noqa: F401 (EXIT_INTERRUPTED: part of the CLI's API)
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qmra {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in (segment, batch, evaluate, train, demo, bench, synthetic, model_info, ui):
+    for module in (segment, batch, export, evaluate, train, demo, bench, synthetic, model_info, ui):
         module.add_parser(commands)
     return parser
 

@@ -81,7 +81,7 @@ PARSE_ONLY = {
     "qmra batch --ray": "joins a Ray cluster that `ray start` made (tests/commands/test_batch.py runs a local instance)",
 }
 #: Commands that run here (on the fixtures, with the tiny network).
-RUN = {"qmra segment", "qmra batch", "qmra eval", "qmra synthetic", "qmra model"}
+RUN = {"qmra segment", "qmra batch", "qmra export", "qmra eval", "qmra synthetic", "qmra model"}
 #: Appended to a command before it runs, to keep it under a second (argparse: the last value wins).
 #: The command as written is parsed as well.
 CHEAPER = {"qmra synthetic": ["--frames", "3"]}
@@ -511,7 +511,7 @@ def check_shell_script(command: Command) -> None:
 def run_qmra(command: Command, what: str, work: Path, library: Library, capsys) -> None:
     """Run the command in this process, on the fixtures; it must exit 0 and write what it names."""
     args = parse_qmra(command)
-    if getattr(args, "results", None) and args.davis:
+    if args.command == "eval" and args.results and args.davis:
         write_ground_truth_as_predictions(Path(args.davis), Path(args.results))
     if getattr(args, "youtube_vos", None) and not Path(args.youtube_vos).exists():
         Path(args.youtube_vos).parent.mkdir(parents=True, exist_ok=True)
@@ -535,7 +535,9 @@ def write_ground_truth_as_predictions(davis: Path, results: Path) -> None:
 def check_outputs(command: Command, args: argparse.Namespace, printed: str) -> None:
     if args.command == "segment":
         source = open_frames(args.source)
-        expected = [source.frame_name(i) + ".png" for i in range(source.info.num_frames)]
+        first, last = args.frames
+        segmented = range(first, source.info.num_frames if last is None else last + 1, args.every)
+        expected = [source.frame_name(i) + ".png" for i in segmented]
         assert sorted(p.name for p in Path(args.out).glob("*.png")) == sorted(expected), command
         if args.per_object:
             ids = range(1, len(args.box) + 1) if args.box else [e["id"] for e in json.loads(Path(args.boxes).read_text())]
@@ -549,7 +551,13 @@ def check_outputs(command: Command, args: argparse.Namespace, printed: str) -> N
         index = [json.loads(line) for line in (Path(args.out) / "index.jsonl").read_text().splitlines()]
         assert {r["id"]: r["status"] for r in index} == {"a": "done", "b": "done"}, command
         for record in index:
-            assert len(list((Path(args.out) / record["id"]).glob("*.png"))) == record["frames"] == SHORT_CLIP, command
+            sampled = len(range(0, SHORT_CLIP, args.every))
+            assert len(list((Path(args.out) / record["id"]).glob("*.png"))) == record["frames"] == sampled, command
+    elif args.command == "export":
+        masks = (list(Path(args.results).glob("*/*.png")) if (Path(args.results) / "index.jsonl").is_file()
+                 else list(Path(args.results).glob("*.png")))
+        document = json.loads((Path(args.out) / "annotations.json").read_text())
+        assert len(document["images"]) == len(masks) == len(list((Path(args.out) / "images").glob("*/*"))), command
     elif args.command == "eval" and args.davis:
         results = Path(args.results or args.out)
         for name in ("global_results-val.csv", "per-sequence_results-val.csv"):

@@ -1,0 +1,92 @@
+"""Writing an export: each masked frame as an image file beside one annotation file.
+
+Layout of ``DATASET``: ``images/<video id>/<frame name>.jpg`` (or ``.png``), the frames as qmra
+saw them (upright, at their own size), and ``annotations.json``. Images are written atomically as
+they are made and the annotation file last, so an export stopped half way has no annotation file
+and the same command finishes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from qmra.data.atomic import write_bytes_atomic, write_text_atomic
+from qmra.data.frames import open_frames
+from qmra.data.masks import read_labels
+from qmra.errors import QmraError
+from qmra.export.coco import CocoDocument
+from qmra.export.results import VideoResults, masked_frames
+
+ANNOTATIONS = "annotations.json"
+IMAGES = "images"
+#: Image file formats an export writes: suffix → Pillow's save arguments.
+#: JPEGs keep full-resolution colour (4:4:4): halved chroma blurs colour edges that masks follow.
+IMAGE_FORMATS = {"jpg": {"format": "JPEG", "quality": 95, "subsampling": 0}, "png": {"format": "PNG", "compress_level": 1}}
+
+
+@dataclass(frozen=True)
+class VideoExported:
+    """What one video gave: its id, frames written, objects with a mask on some frame."""
+
+    id: str
+    frames: int
+    objects: int
+
+
+def check_destination(out: Path, overwrite: bool) -> None:
+    """An earlier export in ``out`` stays unless ``overwrite``, which removes it (its annotation file
+    and images folder); a folder holding other things is left alone."""
+    if out.exists() and not out.is_dir():
+        raise QmraError(f"--out {out} is a file, not a folder")
+    if not (out / ANNOTATIONS).exists():
+        return  # nothing, or an interrupted export of this kind: it is finished, image by image
+    if not overwrite:
+        raise QmraError(f"{out} already holds an export ({ANNOTATIONS}); --overwrite replaces it")
+    (out / ANNOTATIONS).unlink()
+    shutil.rmtree(out / IMAGES, ignore_errors=True)
+
+
+def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument, image_format: str,
+                  done: Callable[[VideoExported], None] = lambda video: None) -> None:
+    """Write every video's masked frames under ``out/images`` and add them to ``document``, then write
+    its annotation file; ``done`` hears of each video once it is written."""
+    if len({video.id for video in videos}) != len(videos):
+        raise QmraError("two videos have one id; their images would overwrite each other")
+    for video in videos:
+        done(_export_video(video, out, document, image_format))
+    write_text_atomic(out / ANNOTATIONS, json.dumps(document.document(), separators=(",", ":")))
+
+
+def _export_video(video: VideoResults, out: Path, document: CocoDocument, image_format: str) -> VideoExported:
+    source = open_frames(video.source)
+    frames = masked_frames(video.masks, source)
+    video_id = document.add_video(video.id)
+    folder = out / IMAGES / video.id
+    folder.mkdir(parents=True, exist_ok=True)
+    objects: set[int] = set()
+    for index, png in frames:  # in frame order: a video is decoded once, front to back
+        image = source.read(index)
+        labels = read_labels(png, "palette")
+        if labels.shape != image.shape[:2]:
+            raise QmraError(f"{png} is {labels.shape[1]}x{labels.shape[0]} but frame {index} of {source.description} "
+                            f"is {image.shape[1]}x{image.shape[0]}: were these masks segmented from another video?")
+        name = f"{source.frame_name(index)}.{image_format}"
+        write_bytes_atomic(folder / name, _encode(image, image_format))
+        document.add_frame(video_id, index, f"{video.id}/{name}", labels)
+        objects.update(int(i) for i in np.unique(labels) if i != 0)
+    return VideoExported(video.id, len(frames), len(objects))
+
+
+def _encode(image: np.ndarray, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, **IMAGE_FORMATS[image_format])
+    return buffer.getvalue()
+
