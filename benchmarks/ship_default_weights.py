@@ -65,14 +65,15 @@ def score_predictions(davis: DavisDataset, folder: Path) -> dict:
 
 #: The settings a candidate chooses, which the shipped weights then recommend (their "inference" metadata).
 CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_weight", "ensemble", "adapt_average",
-          "stage2_box", "mem_every")
+          "stage2_box", "mem_every", "previous_every")
 
 
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY[:PRECISION]]]]]]]]``
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY[:PRECISION[:PREVIOUS_EVERY]]]]]]]]]``
     (resolution a number or 'native', top-k a number or 'all', the adaptation's mask-loss weight a
     number, the ensemble's network count, the adaptations each network averages, what stage 2's box
-    surrounds: 'all' or 'largest-blob', every how many frames one joins the memory, fp32 or bf16) → (label, settings)."""
+    surrounds: 'all' or 'largest-blob', every how many frames one joins the memory, fp32 or bf16,
+    every how many frames the previous frame in memory is renewed) → (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
@@ -84,9 +85,11 @@ def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
     box = parts[7] if len(parts) > 7 else InferenceSettings().stage2_box
     mem_every = int(parts[8]) if len(parts) > 8 else InferenceSettings().mem_every
     precision = parts[9] if len(parts) > 9 else InferenceSettings().precision
+    previous_every = int(parts[10]) if len(parts) > 10 else InferenceSettings().previous_every
     return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k,
                                    adapt_mask_weight=mask_weight, ensemble=ensemble, adapt_average=average,
-                                   stage2_box=box, mem_every=mem_every, precision=precision)
+                                   stage2_box=box, mem_every=mem_every, precision=precision,
+                                   previous_every=previous_every)
 
 
 def frame_work(settings: InferenceSettings) -> float:
@@ -247,7 +250,7 @@ def main() -> None:
     parser.add_argument("--test", required=True, help="comma-separated sequences that only report")
     parser.add_argument("--candidates", default="320:0,320:10",
                         help="RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX"
-                             "[:MEM_EVERY[:PRECISION]]]]]]]], comma-separated")
+                             "[:MEM_EVERY[:PRECISION[:PREVIOUS_EVERY]]]]]]]]], comma-separated")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="J&F points (0-100) a candidate with less work per frame (fewer networks, fewer pixels) may "
                              "trail the best by and win")

@@ -39,20 +39,29 @@ class MemorySchedule:
     """Which frames an object's memory holds, and the slot of each.
 
     The object's first frame always stays (slot 0); every ``mem_every``-th frame since the first
-    joins as an extra frame; the last predicted frame is the previous frame. Beyond ``capacity``
-    frames the oldest extra goes. A frame's slot is reused when the frame leaves, so the held frames
-    always occupy slots 0..n-1.
+    joins as an extra frame; the last frame that joined is the previous frame. A predicted frame
+    joins when it is on the ``mem_every`` or the ``previous_every`` grid (:meth:`takes`; with
+    ``previous_every`` 1, every frame). Beyond ``capacity`` frames the oldest extra goes. A frame's
+    slot is reused when the frame leaves, so the held frames always occupy slots 0..n-1.
     """
 
-    def __init__(self, first_frame: int, mem_every: int, capacity: int) -> None:
+    def __init__(self, first_frame: int, mem_every: int, capacity: int, previous_every: int = 1) -> None:
         if capacity < 2:
             raise ValueError(f"capacity must be >= 2 (first + previous frame), got {capacity}")
+        if previous_every < 1:
+            raise ValueError(f"previous_every must be >= 1, got {previous_every}")
         self.first_frame = first_frame
         self.mem_every = mem_every
+        self.previous_every = previous_every
         self.capacity = capacity
         self.extras: OrderedDict[int, None] = OrderedDict()
         self.previous: int | None = None
         self.slots: dict[int, int] = {first_frame: 0}
+
+    def takes(self, frame: int) -> bool:
+        """Whether a just-predicted ``frame`` joins the memory (as the previous frame, and maybe an extra)."""
+        since = frame - self.first_frame
+        return since % self.previous_every == 0 or (self.mem_every > 0 and since % self.mem_every == 0)
 
     def add(self, frame: int) -> int:
         """A just-predicted frame joins as the previous frame (and an extra one on the schedule);
@@ -99,11 +108,11 @@ class MemoryBank:
     """
 
     def __init__(self, object_ids: list[int], first_frame: int, entry: MemoryFrame, mem_every: int, capacity: int,
-                 static: bool = False) -> None:
+                 static: bool = False, previous_every: int = 1) -> None:
         if entry.track.value.shape[0] != len(object_ids):
             raise ValueError(f"{len(object_ids)} objects but a memory entry of batch {entry.track.value.shape[0]}")
         self.object_ids = list(object_ids)
-        self.schedule = MemorySchedule(first_frame, mem_every, capacity)
+        self.schedule = MemorySchedule(first_frame, mem_every, capacity, previous_every)
         height, width = entry.track.value.shape[-2:]
         self.frame_tokens = height * width
         self.static = static
@@ -135,7 +144,10 @@ class MemoryBank:
         return self.schedule.frame_indices
 
     def add(self, frame: int, entry: MemoryFrame) -> None:
-        """Store the batched entry (B×C×h×w, the bank's objects in order) of a just-predicted frame."""
+        """Store the batched entry (B×C×h×w, the bank's objects in order) of a just-predicted frame, if
+        the schedule :meth:`~MemorySchedule.takes` it."""
+        if not self.schedule.takes(frame):
+            return
         named = _named_tokens(entry)
         if [name for name, _ in named] != list(self._buffers):
             raise ValueError(f"a memory entry of {', '.join(name for name, _ in named)} cannot join a bank of "

@@ -108,7 +108,8 @@ class FramePredictor:
         on the network they run with (``runtime``), and give them a memory bank."""
         entry, object_probabilities = boxed_frame(runtime, prompts, inputs, self.features.query(index, runtime), frame_size)
         bank = MemoryBank([p.object_id for p in prompts], time, entry, self.settings.mem_every,
-                          self.settings.max_memory_frames, static=runtime.static_memory)
+                          self.settings.max_memory_frames, static=runtime.static_memory,
+                          previous_every=self.settings.previous_every)
         self.objects.add(bank)
         self.networks.assign(bank, runtime)
         for slot, prompt in enumerate(prompts):

@@ -49,6 +49,11 @@ class InferenceSettings:
     - ``mem_every``: besides the object's first frame and the previous frame, every N-th frame since
       the first joins the memory (the paper: 10 on DAVIS, 5 on YouTube-VOS). 0 = no extra frames
       (the paper's ``w/o EF``).
+    - ``previous_every``: the previous frame held in memory is renewed only on every N-th frame since
+      the object's first (frames on the ``mem_every`` schedule always join); between, the memory
+      stays as it was. 1 (the paper): every predicted frame becomes the previous frame. A frame a
+      few frames back is less like the query than the one just before, so its errors (a box stretched
+      onto a look-alike) pass on less: see docs/results-history.md for what validation measured.
     - ``max_memory_frames``: the cap on stored frames per object, first and previous included. The
       first frame always stays; the oldest extra frame goes first. 16 leaves DAVIS-length videos
       (≤ 104 frames at N = 10: at most 13 frames) untouched and keeps memory flat on long videos; at
@@ -109,6 +114,10 @@ class InferenceSettings:
     mem_every: int = field(default=10, metadata=option(
         "every N-th frame joins the memory (0: none)", metavar="N", group=ACCURACY,
         show=lambda n: f"every {n}th frame" if n else "0 (none)"))
+    previous_every: int = field(default=1, metadata=option(
+        "the previous frame held in memory is renewed only every N-th frame (1: every frame, the paper); frames "
+        "on the --mem-every schedule always join", metavar="N", group=ACCURACY,
+        show=lambda n: f"every {n}th frame" if n > 1 else "1 (every frame)"))
     max_memory_frames: int = field(default=16, metadata=option(
         "memory cap per object, first and previous frame included", metavar="N", group=ACCURACY,
         show=lambda n: f"{n} frames"))
@@ -167,6 +176,8 @@ class InferenceSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.mem_every, int) or self.mem_every < 0:
             raise ConfigError(f"mem_every must be an integer >= 0, got {self.mem_every!r}")
+        if isinstance(self.previous_every, bool) or not isinstance(self.previous_every, int) or self.previous_every < 1:
+            raise ConfigError(f"previous_every must be an integer >= 1, got {self.previous_every!r}")
         if not isinstance(self.max_memory_frames, int) or self.max_memory_frames < 2:
             raise ConfigError(f"max_memory_frames must be an integer >= 2 (first + previous frame), got {self.max_memory_frames!r}")
         if self.resolution is not None and (not isinstance(self.resolution, int) or self.resolution < 32):

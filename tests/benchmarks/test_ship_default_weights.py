@@ -27,6 +27,8 @@ def test_a_candidate_names_every_setting_the_weights_recommend():
     _, last = candidate_settings("384:0:1e-5:all:0:1:1:largest-blob:5:bf16")
     assert (last.stage2_box, last.mem_every, last.precision) == ("largest-blob", 5, "bf16")
     assert candidate_settings("384:0")[1].precision == "fp32"
+    _, renewed = candidate_settings("384:0:1e-5:all:0:1:1:largest-blob:5:fp32:3")
+    assert (renewed.mem_every, renewed.previous_every) == (5, 3) and candidate_settings("384:0")[1].previous_every == 1
 
 
 def test_an_averaged_adaptation_counts_its_draws_like_an_ensemble():

@@ -56,6 +56,24 @@ def test_schedule_first_every_nth_and_previous():
     assert _held_values(bank) == [2, 7, 12, 17, 22]
 
 
+def test_the_previous_frame_renewed_every_third_frame_and_extras_on_their_own_schedule():
+    bank = MemoryBank([1], 2, _entry(2), 5, 100, previous_every=3)
+    held = []
+    for frame in range(3, 15):
+        bank.add(frame, _entry(frame))
+        held.append(bank.frame_indices[-1])
+    # Frames 5, 8, 11, 14 (every 3rd since frame 2) renew the previous frame; 7 and 12 (every 5th) join as
+    # extras, and are the previous frame until the next that joins; the others leave the memory as it was.
+    assert held == [2, 2, 5, 5, 7, 8, 8, 8, 11, 12, 12, 14]
+    assert bank.frame_indices == [2, 7, 12, 14] and _held_values(bank) == [2, 7, 12, 14]
+    every = MemoryBank([1], 2, _entry(2), 5, 100)  # previous_every 1: the paper, every frame
+    for frame in range(3, 15):
+        every.add(frame, _entry(frame))
+    assert every.frame_indices == [2, 7, 12, 14]
+    with pytest.raises(ValueError, match="previous_every"):
+        MemoryBank([1], 0, _entry(0), 5, 100, previous_every=0)
+
+
 def test_cap_keeps_the_first_frame_and_drops_the_oldest_extras():
     bank = _bank(0, 2, 4, 0)
     for frame in range(1, 50):

@@ -177,6 +177,22 @@ def test_objects_started_on_different_frames_batch_together_and_equal_one_at_a_t
                                    batched[index].object_probabilities[object_id], atol=1e-4)
 
 
+def test_the_previous_frame_is_renewed_on_each_objects_own_grid():
+    video = clip(frames=8, objects=2)
+    late_box = box_from_mask(video.labels(1) == 2)
+    session = tiny_segmenter(InferenceSettings(mem_every=0, previous_every=3)).start(_frames(video))
+    session.add_box(1, video.first_boxes()[1])
+    session.add_box(2, late_box, frame=1)
+    held = {1: [], 2: []}
+    for index, _ in session.propagate():
+        for object_id in held:
+            if index >= object_id - 1:
+                held[object_id].append(session.memory_frames(object_id))
+    assert [frames[-1] for frames in held[1]] == [0, 0, 0, 3, 3, 3, 6, 6]
+    assert [frames[-1] for frames in held[2]] == [1, 1, 1, 4, 4, 4, 7]
+    assert held[1][-1] == [0, 6] and held[2][-1] == [1, 7]
+
+
 def test_batched_objects_equal_one_object_at_a_time():
     video = clip(frames=7, objects=3)
     boxes = video.first_boxes()
