@@ -58,6 +58,8 @@ def test_the_demo_says_what_the_test_score_of_the_weights_averages():
         "stage 1's largest blob, mean of 3 adaptation seeds)")
     assert _weights_summary(card({"resolution": 384, "adapt_steps": 20, "mem_every": 5})) == (
         ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 20 steps, a frame into memory every 5, mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 384, "mem_every": 5, "previous_every": 2})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 384 px, a frame into memory every 5, the previous frame renewed every 2)")
     assert _weights_summary(card({"resolution": 320})) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"  # no adaptation: seeds change nothing
     assert _weights_summary(card({}, name=None)) == "" and _weights_summary(None) == ""
 

@@ -104,3 +104,10 @@ def test_negative_values_need_no_equals_sign():
     assert glue_negative_values(["segment", "v.mp4", "--box", "-10,5,100,100", "--out", "o"]) == \
         ["segment", "v.mp4", "--box=-10,5,100,100", "--out", "o"]
     assert glue_negative_values(["--box", "1,2,3,4", "--", "-5"]) == ["--box", "1,2,3,4", "--", "-5"]
+
+
+def test_schedules_are_shown_with_ordinals():
+    from qmra.inference.settings import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 5, 10, 11, 12, 13, 21, 22, 23, 111)] == [
+        "1st", "2nd", "3rd", "4th", "5th", "10th", "11th", "12th", "13th", "21st", "22nd", "23rd", "111th"]

@@ -108,6 +108,8 @@ def _weights_summary(card: WeightsCard | None) -> str:
     paper_schedule = InferenceSettings().mem_every
     if inference.get("mem_every", paper_schedule) != paper_schedule:
         adapted += f", a frame into memory every {inference['mem_every']}"
+    if inference.get("previous_every", 1) > 1:
+        adapted += f", the previous frame renewed every {inference['previous_every']}"
     seeds = card.details.get("adaptation_seeds") if inference.get("adapt_steps") else None
     over = f", mean of {len(seeds)} adaptation seeds" if isinstance(seeds, list) and len(seeds) > 1 else ""
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted}{over})" if "J&F-Mean" in scores else ""

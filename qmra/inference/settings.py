@@ -42,6 +42,12 @@ parse_resolution = _number_or("native", "pixels")
 parse_top_k = _number_or("all", "memory positions", minimum=1)
 
 
+def ordinal(n: int) -> str:
+    """1 → '1st', 2 → '2nd', 3 → '3rd', 11 → '11th', 22 → '22nd'."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """How a video is propagated.
@@ -113,11 +119,11 @@ class InferenceSettings:
 
     mem_every: int = field(default=10, metadata=option(
         "every N-th frame joins the memory (0: none)", metavar="N", group=ACCURACY,
-        show=lambda n: f"every {n}th frame" if n else "0 (none)"))
+        show=lambda n: f"every {ordinal(n)} frame" if n else "0 (none)"))
     previous_every: int = field(default=1, metadata=option(
         "the previous frame held in memory is renewed only every N-th frame (1: every frame, the paper); frames "
         "on the --mem-every schedule always join", metavar="N", group=ACCURACY,
-        show=lambda n: f"every {n}th frame" if n > 1 else "1 (every frame)"))
+        show=lambda n: f"every {ordinal(n)} frame" if n > 1 else "1 (every frame)"))
     max_memory_frames: int = field(default=16, metadata=option(
         "memory cap per object, first and previous frame included", metavar="N", group=ACCURACY,
         show=lambda n: f"{n} frames"))
