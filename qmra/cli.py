@@ -8,7 +8,6 @@ import sys
 from typing import NoReturn, Sequence
 
 from qmra import __version__
-from qmra.commands import batch, bench, demo, evaluate, export, model_info, segment, synthetic, train, ui
 from qmra.errors import QmraError
 from qmra.interrupt import EXIT_INTERRUPTED, Terminated, exit_code  # noqa: F401 (EXIT_INTERRUPTED: part of the CLI's API)
 
@@ -28,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qmra {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    # Here, not at the top: they import torch, a second or two on a cold start, and Ctrl-C then must
+    # still be main's one line, not a traceback.
+    from qmra.commands import batch, bench, demo, evaluate, export, model_info, segment, synthetic, train, ui
+
     for module in (segment, batch, export, evaluate, train, demo, bench, synthetic, model_info, ui):
         module.add_parser(commands)
     return parser
@@ -50,9 +53,9 @@ _NEGATIVE_VALUE = re.compile(r"^-[0-9.]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
     try:
+        parser = build_parser()
+        args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
         return int(args.handler(args))
     except QmraError as error:
         print(f"qmra: error: {error}", file=sys.stderr)

@@ -87,6 +87,20 @@ def test_console_entry_point_reports_errors_without_a_traceback():
     assert "Traceback" not in result.stderr
 
 
+def test_ctrl_c_while_qmra_starts_is_one_line_and_exit_code_130(monkeypatch, capsys):
+    # The commands import torch (a second or more): importing qmra.cli must not, so that the console
+    # script reaches main, and main builds the parser where Ctrl-C is caught.
+    check = "import sys, qmra.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "False"
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("qmra.cli.build_parser", interrupted)
+    assert main(["segment", "video.mp4"]) == 130
+    assert capsys.readouterr().err == "qmra: interrupted\n"
+
+
 def test_synthetic_writes_mp4_and_davis_layout(tmp_path, capsys):
     from qmra.data import DavisDataset, open_frames
 
