@@ -557,7 +557,9 @@ def check_outputs(command: Command, args: argparse.Namespace, printed: str) -> N
         masks = (list(Path(args.results).glob("*/*.png")) if (Path(args.results) / "index.jsonl").is_file()
                  else list(Path(args.results).glob("*.png")))
         document = json.loads((Path(args.out) / "annotations.json").read_text())
-        assert len(document["images"]) == len(masks) == len(list((Path(args.out) / "images").glob("*/*"))), command
+        frames = (document["images"] if args.format == "coco"
+                  else [name for video in document["videos"] for name in video["file_names"]])
+        assert len(frames) == len(masks) == len(list((Path(args.out) / "images").glob("*/*"))), command
     elif args.command == "eval" and args.davis:
         results = Path(args.results or args.out)
         for name in ("global_results-val.csv", "per-sequence_results-val.csv"):

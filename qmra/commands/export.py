@@ -1,4 +1,4 @@
-"""``qmra export``: a run's masks and frames as a COCO instance-segmentation dataset."""
+"""``qmra export``: a run's masks and frames as a COCO or YouTube-VIS dataset."""
 
 from __future__ import annotations
 
@@ -19,15 +19,19 @@ def category(text: str) -> tuple[int, str]:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "export", help="write a run's masks with their frames as a COCO instance-segmentation dataset",
+        "export", help="write a run's masks with their frames as a COCO or YouTube-VIS dataset",
         description="Write the frames that have masks as images (DATASET/images/<video>/<frame>.jpg) and the "
-                    "masks as one COCO annotation file (DATASET/annotations.json: compressed RLE, boxes, areas; "
-                    "with the CocoVID video fields, each object one instance_id across its frames).")
+                    "masks as one annotation file (DATASET/annotations.json, compressed RLE, boxes, areas): COCO "
+                    "instance segmentation with the CocoVID video fields (each object one instance_id across its "
+                    "frames), or YouTube-VIS (each object one annotation per video).")
     parser.add_argument("results", help="a qmra batch output folder (its index.jsonl names each video), or the --out "
                                         "folder of qmra segment (then name its input with --video)")
     parser.add_argument("--out", required=True, metavar="DATASET", help="folder for images/ and annotations.json")
     parser.add_argument("--video", metavar="SOURCE", help="the video file or frame folder qmra segment segmented "
                                                          "(only for a qmra segment folder)")
+    parser.add_argument("--format", choices=("coco", "youtube-vis"), default="coco",
+                        help="coco: an annotation per object and frame (image models, detectors, qmra train); "
+                             "youtube-vis: one per object and video (video instance segmentation); default: coco")
     parser.add_argument("--category", action="append", type=category, default=[], metavar="ID=NAME",
                         help="the category name of object ID (repeatable; in a batch, for that id in every video); "
                              "objects not named are 'object'")
@@ -41,7 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.errors import QmraError
-    from qmra.export import CocoDocument, check_destination, export_videos, find_results
+    from qmra.export import FORMATS, check_destination, export_videos, find_results
 
     names: dict[int, str] = {}
     for object_id, name in args.category:
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     check_destination(out, args.overwrite)
     for line in found.skipped:
         print(f"qmra: warning: {line}", file=sys.stderr)
-    document = CocoDocument(names, description=f"qmra {__version__} export of {args.results}")
+    document = FORMATS[args.format](names, description=f"qmra {__version__} export of {args.results}")
 
     def say(video) -> None:
         if not args.quiet:
@@ -62,6 +66,5 @@ def run(args: argparse.Namespace) -> int:
 
     export_videos(found.videos, out, document, args.image_format, say)
     if not args.quiet:
-        print(f"wrote {out}/annotations.json ({len(document.images)} images, {len(document.annotations)} masks) "
-              f"and {out}/images/")
+        print(f"wrote {out}/annotations.json ({args.format}: {document.summary()}) and {out}/images/")
     return 0

@@ -10,36 +10,24 @@ carries the CocoVID fields that video tools (mmtracking, TAO) read: ``videos``, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-from qmra.data.boxes import box_from_mask
-from qmra.data.rle import encode_rle
-
-#: The category of objects no ``--category`` names.
-DEFAULT_CATEGORY = "object"
+from qmra.export.objects import Categories, object_masks
 
 
-@dataclass
 class CocoDocument:
-    """Built video by video, frame by frame; ``names``: object id → category name (others:
-    :data:`DEFAULT_CATEGORY`)."""
+    """Built video by video, frame by frame; ``names``: object id → category name."""
 
-    names: dict[int, str] = field(default_factory=dict)
-    description: str = ""
-    videos: list[dict[str, Any]] = field(default_factory=list)
-    images: list[dict[str, Any]] = field(default_factory=list)
-    annotations: list[dict[str, Any]] = field(default_factory=list)
-    _categories: dict[str, int] = field(default_factory=dict)
-    _instances: dict[tuple[int, int], int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Category ids in the order the names were given, so that exports of one project agree.
-        for name in self.names.values():
-            self._categories.setdefault(name, len(self._categories) + 1)
+    def __init__(self, names: dict[int, str] | None = None, description: str = "") -> None:
+        self.description = description
+        self.categories = Categories(names or {})
+        self.videos: list[dict[str, Any]] = []
+        self.images: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+        self._instances: dict[tuple[int, int], int] = {}
 
     def add_video(self, name: str) -> int:
         """A new video; returns its id (1, 2, ...)."""
@@ -53,31 +41,24 @@ class CocoDocument:
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width),
                             "video_id": video_id, "frame_id": frame_id})
-        for object_id in (int(i) for i in np.unique(labels) if i != 0):
-            mask = labels == object_id
-            box = box_from_mask(mask)
-            assert box is not None  # the id is in the labels, so its mask has pixels
+        for found in object_masks(labels):
+            instance = self._instances.setdefault((video_id, found.object_id), len(self._instances) + 1)
             self.annotations.append({
-                "id": len(self.annotations) + 1, "image_id": image_id, "category_id": self._category(object_id),
-                "segmentation": encode_rle(mask), "area": int(mask.sum()),
-                "bbox": [round(float(v), 2) for v in box.to_xywh()], "iscrowd": 0,
-                "video_id": video_id, "instance_id": self._instance(video_id, object_id), "object_id": object_id,
+                "id": len(self.annotations) + 1, "image_id": image_id,
+                "category_id": self.categories.of(found.object_id), "segmentation": found.rle, "area": found.area,
+                "bbox": found.bbox, "iscrowd": 0, "video_id": video_id, "instance_id": instance,
+                "object_id": found.object_id,
             })
+
+    def summary(self) -> str:
+        return f"{len(self.images)} images, {len(self.annotations)} masks"
 
     def document(self) -> dict[str, Any]:
         """The COCO JSON document."""
-        return {
-            "info": {"description": self.description,
-                     "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-            "licenses": [],
-            "categories": [{"id": i, "name": name, "supercategory": DEFAULT_CATEGORY}
-                           for name, i in self._categories.items()],
-            "videos": self.videos, "images": self.images, "annotations": self.annotations,
-        }
+        return {"info": info(self.description), "licenses": [], "categories": self.categories.listing(),
+                "videos": self.videos, "images": self.images, "annotations": self.annotations}
 
-    def _category(self, object_id: int) -> int:
-        name = self.names.get(object_id, DEFAULT_CATEGORY)
-        return self._categories.setdefault(name, len(self._categories) + 1)
 
-    def _instance(self, video_id: int, object_id: int) -> int:
-        return self._instances.setdefault((video_id, object_id), len(self._instances) + 1)
+def info(description: str) -> dict[str, str]:
+    """A document's ``info``: what it is and when it was written (UTC)."""
+    return {"description": description, "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -24,10 +24,14 @@ from qmra.data.masks import read_labels
 from qmra.errors import QmraError
 from qmra.export.coco import CocoDocument
 from qmra.export.results import VideoResults, masked_frames
+from qmra.export.youtube_vis import YouTubeVisDocument
 
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
 #: Image file formats an export writes: suffix → Pillow's save arguments.
+#: Annotation formats: name → the document that builds it (``add_video``, ``add_frame``, ``document``).
+FORMATS: dict[str, type[CocoDocument] | type[YouTubeVisDocument]] = {"coco": CocoDocument,
+                                                                    "youtube-vis": YouTubeVisDocument}
 #: JPEGs keep full-resolution colour (4:4:4): halved chroma blurs colour edges that masks follow.
 IMAGE_FORMATS = {"jpg": {"format": "JPEG", "quality": 95, "subsampling": 0}, "png": {"format": "PNG", "compress_level": 1}}
 
@@ -54,7 +58,7 @@ def check_destination(out: Path, overwrite: bool) -> None:
     shutil.rmtree(out / IMAGES, ignore_errors=True)
 
 
-def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument, image_format: str,
+def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument | YouTubeVisDocument, image_format: str,
                   done: Callable[[VideoExported], None] = lambda video: None) -> None:
     """Write every video's masked frames under ``out/images`` and add them to ``document``, then write
     its annotation file; ``done`` hears of each video once it is written."""
@@ -65,7 +69,8 @@ def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument,
     write_text_atomic(out / ANNOTATIONS, json.dumps(document.document(), separators=(",", ":")))
 
 
-def _export_video(video: VideoResults, out: Path, document: CocoDocument, image_format: str) -> VideoExported:
+def _export_video(video: VideoResults, out: Path, document: CocoDocument | YouTubeVisDocument,
+                  image_format: str) -> VideoExported:
     source = open_frames(video.source)
     frames = masked_frames(video.masks, source)
     video_id = document.add_video(video.id)

@@ -89,6 +89,24 @@ def test_a_batch_folder_exports_its_done_videos_decoded_from_their_mp4s(tmp_path
         assert np.abs(written.astype(int) - decoded).mean() < 4
 
 
+def test_youtube_vis_lists_each_videos_frames_and_follows_each_object_through_them(tmp_path, capsys):
+    video = SyntheticVideo(CLIP)
+    frames = _frame_folder(video, tmp_path / "shot")
+    masks = _true_masks(video, tmp_path / "masks", ["f1", "f3", "f5"], [1, 3, 5])
+    assert main(["export", str(masks), "--video", str(frames), "--out", str(tmp_path / "ds"),
+                 "--format", "youtube-vis"]) == 0
+    assert "(youtube-vis: 1 video, 3 frames, 2 objects)" in capsys.readouterr().out
+    ytvis = json.loads((tmp_path / "ds" / "annotations.json").read_text())
+    [listed] = ytvis["videos"]
+    assert listed["file_names"] == ["shot/f1.jpg", "shot/f3.jpg", "shot/f5.jpg"] and listed["frame_ids"] == [1, 3, 5]
+    for name in listed["file_names"]:
+        assert (tmp_path / "ds" / "images" / name).is_file()
+    for track in ytvis["annotations"]:
+        for rle, frame in zip(track["segmentations"], listed["frame_ids"]):
+            truth = video.labels(frame) == track["object_id"]
+            assert (rle is None and not truth.any()) or np.array_equal(decode_rle(rle).astype(bool), truth)
+
+
 def test_an_earlier_export_stays_unless_overwrite_which_replaces_it(tmp_path, capsys):
     video = SyntheticVideo(CLIP)
     frames = _frame_folder(video, tmp_path / "shot")
