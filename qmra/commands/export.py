@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         names[object_id] = name
     out = Path(args.out)
     found = find_results(Path(args.results), None if args.video is None else Path(args.video))
-    check_destination(out, args.overwrite)
+    check_destination(out, args.overwrite)  # before the videos are checked, which reads every mask's header
     for line in found.skipped:
         print(f"qmra: warning: {line}", file=sys.stderr)
     document = FORMATS[args.format](names, description=f"qmra {__version__} export of {args.results}")
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{video.id}: {video.frames} frames, {video.objects} object{'s' if video.objects != 1 else ''}",
                   flush=True)
 
-    export_videos(found.videos, out, document, args.image_format, say)
+    export_videos(found.videos, out, document, args.image_format, args.overwrite, say)
     if not args.quiet:
         print(f"wrote {out}/annotations.json ({args.format}: {document.summary()}) and {out}/images/")
     return 0

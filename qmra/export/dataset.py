@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from qmra.data.atomic import write_bytes_atomic, write_text_atomic
-from qmra.data.frames import open_frames
+from qmra.data.frames import FrameSource, open_frames
 from qmra.data.masks import read_labels
 from qmra.errors import QmraError
 from qmra.export.coco import CocoDocument
@@ -46,33 +46,47 @@ class VideoExported:
 
 
 def check_destination(out: Path, overwrite: bool) -> None:
-    """An earlier export in ``out`` stays unless ``overwrite``, which removes it (its annotation file
-    and images folder); a folder holding other things is left alone."""
+    """An earlier export in ``out`` stays unless ``overwrite`` (then :func:`export_videos` replaces it);
+    an export without its annotation file (interrupted) is finished, image by image."""
     if out.exists() and not out.is_dir():
         raise QmraError(f"--out {out} is a file, not a folder")
-    if not (out / ANNOTATIONS).exists():
-        return  # nothing, or an interrupted export of this kind: it is finished, image by image
-    if not overwrite:
+    if (out / ANNOTATIONS).exists() and not overwrite:
         raise QmraError(f"{out} already holds an export ({ANNOTATIONS}); --overwrite replaces it")
-    (out / ANNOTATIONS).unlink()
-    shutil.rmtree(out / IMAGES, ignore_errors=True)
 
 
 def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument | YouTubeVisDocument, image_format: str,
-                  done: Callable[[VideoExported], None] = lambda video: None) -> None:
+                  overwrite: bool = False, done: Callable[[VideoExported], None] = lambda video: None) -> None:
     """Write every video's masked frames under ``out/images`` and add them to ``document``, then write
-    its annotation file; ``done`` hears of each video once it is written."""
+    its annotation file; ``done`` hears of each video once it is written. Every video's masks are
+    checked against its frames first, and an earlier export is removed (``overwrite``) only then, so
+    that bad input leaves ``out`` as it was."""
     if len({video.id for video in videos}) != len(videos):
         raise QmraError("two videos have one id; their images would overwrite each other")
-    for video in videos:
-        done(_export_video(video, out, document, image_format))
+    check_destination(out, overwrite)
+    checked = [_checked(video) for video in videos]
+    if overwrite and (out / ANNOTATIONS).exists():
+        (out / ANNOTATIONS).unlink()
+        shutil.rmtree(out / IMAGES, ignore_errors=True)
+    for video, (source, frames) in zip(videos, checked):
+        done(_export_video(video, source, frames, out, document, image_format))
     write_text_atomic(out / ANNOTATIONS, json.dumps(document.document(), separators=(",", ":")))
 
 
-def _export_video(video: VideoResults, out: Path, document: CocoDocument | YouTubeVisDocument,
-                  image_format: str) -> VideoExported:
+def _checked(video: VideoResults) -> tuple[FrameSource, list[tuple[int, Path]]]:
+    """The video's frames and its masked frames, each mask the frames' size (read from the PNG's header)."""
     source = open_frames(video.source)
     frames = masked_frames(video.masks, source)
+    info = source.info
+    for index, png in frames:
+        with Image.open(png) as mask:
+            if mask.size != (info.width, info.height):
+                raise QmraError(f"{png} is {mask.width}x{mask.height} but the frames of {source.description} are "
+                                f"{info.width}x{info.height}: were these masks segmented from another video?")
+    return source, frames
+
+
+def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[int, Path]], out: Path,
+                  document: CocoDocument | YouTubeVisDocument, image_format: str) -> VideoExported:
     video_id = document.add_video(video.id)
     folder = out / IMAGES / video.id
     folder.mkdir(parents=True, exist_ok=True)

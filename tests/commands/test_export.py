@@ -116,6 +116,11 @@ def test_an_earlier_export_stays_unless_overwrite_which_replaces_it(tmp_path, ca
     assert _export(masks, "--video", frames, "--out", tmp_path / "ds") == 2
     assert "already holds an export (annotations.json); --overwrite replaces it" in _one_error_line(capsys)
     assert (tmp_path / "ds" / "images" / "shot" / "f1.jpg").is_file()
+    write_palette_png(masks / "f2.png", np.zeros((24, 32), np.uint8))  # bad input: the export stays as it was
+    assert _export(masks, "--video", frames, "--out", tmp_path / "ds", "--overwrite") == 2
+    assert "f2.png is 32x24" in _one_error_line(capsys) and (tmp_path / "ds" / "annotations.json").is_file()
+    assert (tmp_path / "ds" / "images" / "shot" / "f1.jpg").is_file()
+    (masks / "f2.png").unlink()
     assert _export(masks, "--video", frames, "--out", tmp_path / "ds", "--overwrite") == 0
     assert sorted(p.name for p in (tmp_path / "ds" / "images" / "shot").iterdir()) == ["f0.jpg"]
     assert len(json.loads((tmp_path / "ds" / "annotations.json").read_text())["images"]) == 1
@@ -141,9 +146,9 @@ def test_bad_input_is_one_error_line_and_writes_no_annotations(tmp_path, capsys,
     else:
         assert _export(masks, "--video", frames, "--out", tmp_path / "ds", *extra) == 2
     err = _one_error_line(capsys)
-    assert {"other size": "f1.png is 32x24 but frame 1 of", "not a frame": "is named 'f9'",
+    assert {"other size": "f1.png is 32x24 but the frames of", "not a frame": "is named 'f9'",
             "bad category": "expected OBJECT_ID=NAME", "two names": "two names: dog and cat"}[problem] in err
-    assert not (tmp_path / "ds" / "annotations.json").exists()
+    assert not (tmp_path / "ds").exists()  # checked before anything is written
 
 
 def test_the_masks_qmra_segment_writes_export_as_they_are(tmp_path, weights):
