@@ -28,11 +28,11 @@ from qmra.export.youtube_vis import YouTubeVisDocument
 
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
-#: Image file formats an export writes: suffix → Pillow's save arguments.
 #: Annotation formats: name → the document that builds it (``add_video``, ``add_frame``, ``document``).
 FORMATS: dict[str, type[CocoDocument] | type[YouTubeVisDocument]] = {"coco": CocoDocument,
                                                                     "youtube-vis": YouTubeVisDocument}
-#: JPEGs keep full-resolution colour (4:4:4): halved chroma blurs colour edges that masks follow.
+#: Image file formats an export writes: suffix → Pillow's save arguments. JPEGs keep full-resolution
+#: colour (4:4:4): halved chroma blurs the colour edges that masks follow.
 IMAGE_FORMATS = {"jpg": {"format": "JPEG", "quality": 95, "subsampling": 0}, "png": {"format": "PNG", "compress_level": 1}}
 
 
@@ -77,7 +77,7 @@ def _checked(video: VideoResults) -> tuple[FrameSource, list[tuple[int, Path]]]:
     source = open_frames(video.source)
     frames = masked_frames(video.masks, source)
     info = source.info
-    for index, png in frames:
+    for _, png in frames:
         with Image.open(png) as mask:
             if mask.size != (info.width, info.height):
                 raise QmraError(f"{png} is {mask.width}x{mask.height} but the frames of {source.description} are "
@@ -92,11 +92,8 @@ def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[i
     folder.mkdir(parents=True, exist_ok=True)
     objects: set[int] = set()
     for index, png in frames:  # in frame order: a video is decoded once, front to back
-        image = source.read(index)
+        image = source.read(index)  # its size is the source's, as every mask's (checked)
         labels = read_labels(png, "palette")
-        if labels.shape != image.shape[:2]:
-            raise QmraError(f"{png} is {labels.shape[1]}x{labels.shape[0]} but frame {index} of {source.description} "
-                            f"is {image.shape[1]}x{image.shape[0]}: were these masks segmented from another video?")
         name = f"{source.frame_name(index)}.{image_format}"
         write_bytes_atomic(folder / name, _encode(image, image_format))
         document.add_frame(video_id, index, f"{video.id}/{name}", labels)
