@@ -39,11 +39,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="jpg (quality 95, full-resolution colour; the default) or png (lossless, larger)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an export already in DATASET (its annotations.json and images/)")
-    parser.add_argument("--quiet", action="store_true", help="no line per video")
+    parser.add_argument("--quiet", action="store_true", help="no progress and no line per video")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from qmra.commands.common import progress_style
     from qmra.errors import QmraError
     from qmra.export import FORMATS, check_destination, export_videos, find_results
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{video.id}: {video.frames} frames, {video.objects} object{'s' if video.objects != 1 else ''}",
                   flush=True)
 
-    export_videos(found.videos, out, document, args.image_format, args.overwrite, say)
+    export_videos(found.videos, out, document, args.image_format, args.overwrite, say, progress_style(args.quiet))
     if not args.quiet:
         print(f"wrote {out}/annotations.json ({args.format}: {document.summary()}) and {out}/images/")
     return 0

@@ -25,6 +25,7 @@ from qmra.errors import QmraError
 from qmra.export.coco import CocoDocument
 from qmra.export.results import VideoResults, masked_frames
 from qmra.export.youtube_vis import YouTubeVisDocument
+from qmra.inference.progress import ProgressStyle, RunProgress
 
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
@@ -55,11 +56,13 @@ def check_destination(out: Path, overwrite: bool) -> None:
 
 
 def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument | YouTubeVisDocument, image_format: str,
-                  overwrite: bool = False, done: Callable[[VideoExported], None] = lambda video: None) -> None:
+                  overwrite: bool = False, done: Callable[[VideoExported], None] = lambda video: None,
+                  progress: ProgressStyle = False) -> None:
     """Write every video's masked frames under ``out/images`` and add them to ``document``, then write
     its annotation file; ``done`` hears of each video once it is written. Every video's masks are
     checked against its frames first, and an earlier export is removed (``overwrite``) only then, so
-    that bad input leaves ``out`` as it was."""
+    that bad input leaves ``out`` as it was. ``progress``: how each video's frames are counted on
+    stderr (:class:`RunProgress`)."""
     if len({video.id for video in videos}) != len(videos):
         raise QmraError("two videos have one id; their images would overwrite each other")
     check_destination(out, overwrite)
@@ -68,7 +71,12 @@ def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument 
         (out / ANNOTATIONS).unlink()
         shutil.rmtree(out / IMAGES, ignore_errors=True)
     for video, (source, frames) in zip(videos, checked):
-        done(_export_video(video, source, frames, out, document, image_format))
+        counter = RunProgress(progress, len(frames))
+        try:
+            exported = _export_video(video, source, frames, out, document, image_format, counter.frame)
+        finally:
+            counter.close()
+        done(exported)
     write_text_atomic(out / ANNOTATIONS, json.dumps(document.document(), separators=(",", ":")))
 
 
@@ -86,7 +94,8 @@ def _checked(video: VideoResults) -> tuple[FrameSource, list[tuple[int, Path]]]:
 
 
 def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[int, Path]], out: Path,
-                  document: CocoDocument | YouTubeVisDocument, image_format: str) -> VideoExported:
+                  document: CocoDocument | YouTubeVisDocument, image_format: str,
+                  written: Callable[[], None]) -> VideoExported:
     video_id = document.add_video(video.id)
     folder = out / IMAGES / video.id
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,6 +106,7 @@ def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[i
         name = f"{source.frame_name(index)}.{image_format}"
         write_bytes_atomic(folder / name, _encode(image, image_format))
         document.add_frame(video_id, index, f"{video.id}/{name}", labels)
+        written()
         objects.update(int(i) for i in np.unique(labels) if i != 0)
     return VideoExported(video.id, len(frames), len(objects))
 
