@@ -226,6 +226,17 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         for object_id in (1, 2):
             assert np.array_equal(decode_rle(rle["frames"][5]["objects"][str(object_id)]), labels == object_id)
         assert json.loads((out / "boxes.json").read_text())[0] == {"id": 1, "frame": 3, "box": [20.0, 20.0, 70.0, 60.0]}
+        # An export folder is a qmra segment folder: qmra export makes it a dataset.
+        assert main(["export", str(out), "--video", str(small_video), "--out", str(tmp_path / "ds"), "--quiet"]) == 0
+        coco = json.loads((tmp_path / "ds" / "annotations.json").read_text())
+        assert [i["file_name"] for i in coco["images"]] == [f"clip/{i:05d}.jpg" for i in range(8)]
+        assert coco["annotations"]  # the tiny network's masks, whatever they are, as the PNGs hold them
+        for image in coco["images"]:
+            frame_labels = np.asarray(Image.open(out / f"{image['frame_id']:05d}.png"))
+            annotations = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+            assert sorted(a["object_id"] for a in annotations) == sorted(set(np.unique(frame_labels).tolist()) - {0})
+            for annotation in annotations:
+                assert np.array_equal(decode_rle(annotation["segmentation"]), frame_labels == annotation["object_id"])
         assert "already holds results" in client.call("POST", "export", {"folder": "export"}, expect=400)["error"]
         assert client.call("POST", "export", {"folder": "export", "overwrite": True})["frames"] == 8
         answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True})
