@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from qmra.batch.index import DONE, FAILED, ResultIndex
 from qmra.data.frames import FrameSource, VideoFile
@@ -87,7 +88,7 @@ def masked_frames(masks: Path, source: FrameSource) -> list[tuple[int, Path]]:
     return sorted(frames)
 
 
-def _frame_indices(source: FrameSource):
+def _frame_indices(source: FrameSource) -> Callable[[str], int | None]:
     """A function from an output name to the frame index it was written for, or None."""
     if isinstance(source, VideoFile):
         count = source.header_frames
