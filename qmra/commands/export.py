@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from qmra import __version__
+from qmra.commands.common import every_nth, progress_style
 
 
 def category(text: str) -> tuple[int, str]:
@@ -32,6 +33,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("coco", "youtube-vis"), default="coco",
                         help="coco: an annotation per object and frame (image models, detectors, qmra train); "
                              "youtube-vis: one per object and video (video instance segmentation); default: coco")
+    parser.add_argument("--every", metavar="N", type=every_nth, default=1,
+                        help="export only every N-th frame with masks of each video, from its first (a sample of a "
+                             "run that segmented every frame)")
     parser.add_argument("--category", action="append", type=category, default=[], metavar="ID=NAME",
                         help="the category name of object ID (repeatable; in a batch, for that id in every video); "
                              "objects not named are 'object'")
@@ -44,7 +48,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qmra.commands.common import progress_style
     from qmra.errors import QmraError
     from qmra.export import FORMATS, check_destination, export_videos, find_results
 
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{video.id}: {video.frames} frames, {video.objects} object{'s' if video.objects != 1 else ''}",
                   flush=True)
 
-    export_videos(found.videos, out, document, args.image_format, args.overwrite, say, progress_style(args.quiet))
+    export_videos(found.videos, out, document, args.image_format, args.overwrite, say, progress_style(args.quiet),
+                  every=args.every)
     if not args.quiet:
         print(f"wrote {out}/annotations.json ({args.format}: {document.summary()}) and {out}/images/")
     return 0

@@ -57,16 +57,16 @@ def check_destination(out: Path, overwrite: bool) -> None:
 
 def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument | YouTubeVisDocument, image_format: str,
                   overwrite: bool = False, done: Callable[[VideoExported], None] = lambda video: None,
-                  progress: ProgressStyle = False) -> None:
+                  progress: ProgressStyle = False, every: int = 1) -> None:
     """Write every video's masked frames under ``out/images`` and add them to ``document``, then write
     its annotation file; ``done`` hears of each video once it is written. Every video's masks are
     checked against its frames first, and an earlier export is removed (``overwrite``) only then, so
     that bad input leaves ``out`` as it was. ``progress``: how each video's frames are counted on
-    stderr (:class:`RunProgress`)."""
+    stderr (:class:`RunProgress`); ``every``: only every N-th masked frame of each video, from its first."""
     if len({video.id for video in videos}) != len(videos):
         raise QmraError("two videos have one id; their images would overwrite each other")
     check_destination(out, overwrite)
-    checked = [_checked(video) for video in videos]
+    checked = [(source, frames[::every]) for source, frames in map(_checked, videos)]
     if overwrite and (out / ANNOTATIONS).exists():
         (out / ANNOTATIONS).unlink()
         shutil.rmtree(out / IMAGES, ignore_errors=True)

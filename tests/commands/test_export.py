@@ -89,6 +89,16 @@ def test_a_batch_folder_exports_its_done_videos_decoded_from_their_mp4s(tmp_path
         assert np.abs(written.astype(int) - decoded).mean() < 4
 
 
+def test_every_samples_each_videos_masked_frames_from_its_first(tmp_path):
+    video = SyntheticVideo(CLIP)
+    frames = _frame_folder(video, tmp_path / "shot")
+    masks = _true_masks(video, tmp_path / "masks", [f"f{i}" for i in range(1, 6)], range(1, 6))
+    assert _export(masks, "--video", frames, "--out", tmp_path / "ds", "--every", "2") == 0
+    coco = json.loads((tmp_path / "ds" / "annotations.json").read_text())
+    assert [i["frame_id"] for i in coco["images"]] == [1, 3, 5]
+    assert sorted(p.name for p in (tmp_path / "ds" / "images" / "shot").iterdir()) == ["f1.jpg", "f3.jpg", "f5.jpg"]
+
+
 def test_youtube_vis_lists_each_videos_frames_and_follows_each_object_through_them(tmp_path, capsys):
     video = SyntheticVideo(CLIP)
     frames = _frame_folder(video, tmp_path / "shot")
