@@ -78,12 +78,20 @@ class ResultIndex:
         return record
 
 
+#: Inference settings added after batch digests were, with the value that does what qmra did before
+#: them: left out of the digest at that value, so that batches made before keep their digests.
+SETTINGS_ADDED_LATER = {"previous_every": 1}
+
+
 def run_fingerprint(weights: Path, settings: object, outputs: object) -> str:
     """A short digest of what makes a batch's results: the weights file (path, size, modification
-    time), the inference settings and the output switches (dataclasses). Switches left unset (None)
-    are left out, so that one added later keeps the digests of runs made before it."""
+    time), the inference settings and the output switches (dataclasses). Switches left unset (None),
+    and settings added later at their old behaviour (:data:`SETTINGS_ADDED_LATER`), are left out, so
+    that runs made before them keep their digests."""
     stat = weights.stat()
     switches = {name: value for name, value in asdict(outputs).items() if value is not None}
-    described = json.dumps([str(weights.resolve()), stat.st_size, stat.st_mtime_ns, asdict(settings), switches],
+    chosen = {name: value for name, value in asdict(settings).items()
+              if name not in SETTINGS_ADDED_LATER or value != SETTINGS_ADDED_LATER[name]}
+    described = json.dumps([str(weights.resolve()), stat.st_size, stat.st_mtime_ns, chosen, switches],
                            sort_keys=True, default=str)
     return hashlib.sha256(described.encode()).hexdigest()[:16]
