@@ -76,3 +76,19 @@ def test_weights_loaded_by_the_segmenter_are_readied_in_place_not_copied(tmp_pat
     assert copies == []
     Segmenter(segmenter.model, settings=InferenceSettings(channels_last=False))  # a model given: NHWC -> NCHW on a copy
     assert len(copies) == 1
+
+
+def test_qmra_model_describes_a_weights_file_from_its_card(tmp_path, capsys):
+    path = _weights(tmp_path / "w.safetensors", inference={"resolution": 64, "previous_every": 2, "mem_every": 10},
+                    card={"name": "my weights", "test_scores": {"J&F-Mean": 0.5, "by_seed": {"0": {
+                        "J-Mean": 0.52, "F-Mean": 0.48}}}})
+    assert main(["model", "--weights", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"my weights: {path} (")
+    # mem_every 10 is the reference value: only what differs from it is listed, by flag, in the flags' order.
+    assert lines[1] == "recommends, beside qmra's reference settings: --previous-every (every 2nd frame), --resolution (64 px)"
+    assert lines[2] == "test J&F 50.0 (J-Mean 52.0, F-Mean 48.0), recorded on its card"
+    assert lines[3] == f"QMRA backbone={TINY.backbone} variant={TINY.variant}"
+    assert main(["model", "--weights", str(_weights(tmp_path / "bare.safetensors"))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("a qmra checkpoint without a card: ") and lines[1].endswith(": nothing")
