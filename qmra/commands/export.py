@@ -49,7 +49,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.errors import QmraError
-    from qmra.export import FORMATS, check_destination, export_videos, find_results
+    from qmra.export import FORMATS, export_videos, find_results
 
     names: dict[int, str] = {}
     for object_id, name in args.category:
@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
         names[object_id] = name
     out = Path(args.out)
     found = find_results(Path(args.results), None if args.video is None else Path(args.video))
-    check_destination(out, args.overwrite)  # before the videos are checked, which reads every mask's header
     for line in found.skipped:
         print(f"qmra: warning: {line}", file=sys.stderr)
     document = FORMATS[args.format](names, description=f"qmra {__version__} export of {args.results}")

@@ -71,6 +71,16 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(height), int(width)], "counts": counts_to_string(run_lengths(mask))}
 
 
+def mask_entry(mask: np.ndarray) -> dict[str, Any]:
+    """H×W bool mask → its COCO fields: ``size`` and ``counts`` (:func:`encode_rle`), ``area`` in pixels,
+    and ``bbox`` x y w h in pixels (rounded to 0.01; absent for an empty mask)."""
+    entry: dict[str, Any] = {**encode_rle(mask), "area": int(mask.sum())}
+    box = box_from_mask(mask)
+    if box is not None:
+        entry["bbox"] = [round(float(v), 2) for v in box.to_xywh()]
+    return entry
+
+
 def decode_rle(rle: dict[str, Any]) -> np.ndarray:
     """``{"size": [H, W], "counts": str | list}`` → H×W uint8 mask of 0/1."""
     height, width = (int(v) for v in rle["size"])
@@ -105,12 +115,7 @@ class RleVideoWriter:
     def add(self, index: int, name: str, labels: np.ndarray, object_ids: list[int]) -> None:
         objects = {}
         for object_id in object_ids:
-            mask = labels == object_id
-            entry: dict[str, Any] = {**encode_rle(mask), "area": int(mask.sum())}
-            box = box_from_mask(mask)
-            if box is not None:
-                entry["bbox"] = [round(v, 2) for v in box.to_xywh()]
-            objects[str(object_id)] = entry
+            objects[str(object_id)] = mask_entry(labels == object_id)
         self.frames.append({"index": index, "name": name, "objects": objects})
 
     def save(self) -> None:

@@ -34,14 +34,16 @@ class CocoDocument:
         self.videos.append({"id": len(self.videos) + 1, "name": name})
         return len(self.videos)
 
-    def add_frame(self, video_id: int, frame_id: int, file_name: str, labels: np.ndarray) -> None:
+    def add_frame(self, video_id: int, frame_id: int, file_name: str, labels: np.ndarray) -> list[int]:
         """One frame of video ``video_id``: its image (``file_name``, relative to the images folder) and
-        an annotation per object in ``labels`` (H×W object ids, 0 = background)."""
+        an annotation per object in ``labels`` (H×W object ids, 0 = background); returns those ids."""
         height, width = labels.shape
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width),
                             "video_id": video_id, "frame_id": frame_id})
+        found_ids = []
         for found in object_masks(labels):
+            found_ids.append(found.object_id)
             instance = self._instances.setdefault((video_id, found.object_id), len(self._instances) + 1)
             self.annotations.append({
                 "id": len(self.annotations) + 1, "image_id": image_id,
@@ -49,6 +51,7 @@ class CocoDocument:
                 "bbox": found.bbox, "iscrowd": 0, "video_id": video_id, "instance_id": instance,
                 "object_id": found.object_id,
             })
+        return found_ids
 
     def summary(self) -> str:
         return f"{len(self.images)} images, {len(self.annotations)} masks"

@@ -63,8 +63,6 @@ def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument 
     checked against its frames first, and an earlier export is removed (``overwrite``) only then, so
     that bad input leaves ``out`` as it was. ``progress``: how each video's frames are counted on
     stderr (:class:`RunProgress`); ``every``: only every N-th masked frame of each video, from its first."""
-    if len({video.id for video in videos}) != len(videos):
-        raise QmraError("two videos have one id; their images would overwrite each other")
     check_destination(out, overwrite)
     checked = [(source, frames[::every]) for source, frames in map(_checked, videos)]
     if overwrite and (out / ANNOTATIONS).exists():
@@ -105,9 +103,8 @@ def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[i
         labels = read_labels(png, "palette")
         name = f"{source.frame_name(index)}.{image_format}"
         write_bytes_atomic(folder / name, _encode(image, image_format))
-        document.add_frame(video_id, index, f"{video.id}/{name}", labels)
+        objects.update(document.add_frame(video_id, index, f"{video.id}/{name}", labels))
         written()
-        objects.update(int(i) for i in np.unique(labels) if i != 0)
     return VideoExported(video.id, len(frames), len(objects))
 
 

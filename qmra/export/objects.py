@@ -7,8 +7,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from qmra.data.boxes import box_from_mask
-from qmra.data.rle import encode_rle
+from qmra.data.rle import mask_entry
 
 #: The category of objects no ``--category`` names.
 DEFAULT_CATEGORY = "object"
@@ -28,10 +27,8 @@ class ObjectMask:
 def object_masks(labels: np.ndarray) -> Iterator[ObjectMask]:
     """The objects with pixels in ``labels`` (H×W ids, 0 = background), in id order."""
     for object_id in (int(i) for i in np.unique(labels) if i != 0):
-        mask = labels == object_id
-        box = box_from_mask(mask)
-        assert box is not None  # the id is in the labels, so its mask has pixels
-        yield ObjectMask(object_id, encode_rle(mask), int(mask.sum()), [round(float(v), 2) for v in box.to_xywh()])
+        entry = mask_entry(labels == object_id)  # the id is in the labels, so its mask has pixels and a box
+        yield ObjectMask(object_id, {"size": entry["size"], "counts": entry["counts"]}, entry["area"], entry["bbox"])
 
 
 class Categories:

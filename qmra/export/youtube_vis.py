@@ -33,9 +33,9 @@ class YouTubeVisDocument:
                             "file_names": [], "frame_ids": []})
         return len(self.videos)
 
-    def add_frame(self, video_id: int, frame_id: int, file_name: str, labels: np.ndarray) -> None:
+    def add_frame(self, video_id: int, frame_id: int, file_name: str, labels: np.ndarray) -> list[int]:
         """The next frame of video ``video_id``: its image (``file_name``, relative to the images folder)
-        and each object's mask in ``labels`` (H×W object ids, 0 = background)."""
+        and each object's mask in ``labels`` (H×W object ids, 0 = background); returns those ids."""
         video = self.videos[video_id - 1]
         height, width = labels.shape
         video["height"], video["width"] = int(height), int(width)
@@ -43,7 +43,9 @@ class YouTubeVisDocument:
         video["file_names"].append(file_name)
         video["frame_ids"].append(frame_id)
         video["length"] = position + 1
+        found_ids = []
         for found in object_masks(labels):
+            found_ids.append(found.object_id)
             track = self._tracks.get((video_id, found.object_id))
             if track is None:
                 track = self._tracks[(video_id, found.object_id)] = {
@@ -54,6 +56,7 @@ class YouTubeVisDocument:
             for key, value in (("segmentations", found.rle), ("bboxes", found.bbox), ("areas", found.area)):
                 track[key].extend([None] * (position - len(track[key])))  # frames without its mask
                 track[key].append(value)
+        return found_ids
 
     def summary(self) -> str:
         frames = sum(video["length"] for video in self.videos)
