@@ -102,10 +102,11 @@ class Mp4Writer(_EncodedVideo):
 
 #: What a cut-out is written as, by its file's suffix (container, codec, pixel format, options): VP9
 #: with transparency in WebM (plays in browsers, small) or ProRes 4444 with transparency in QuickTime
-#: (what video editors import).
+#: (what video editors import). VP9 without look-ahead: in real time its 25 frames bought no smaller file
+#: (the same size to the byte on 30 frames at 3840x2160) and held 0.7 GB more at that size.
 CUTOUT_CODECS = {
     ".webm": ("webm", "libvpx-vp9", "yuva420p", {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8",
-                                                 "row-mt": "1"}),
+                                                 "row-mt": "1", "lag-in-frames": "0"}),
     ".mov": ("mov", "prores_ks", "yuva444p10le", {"profile": "4444"}),
 }
 
