@@ -15,18 +15,20 @@ from typing import Callable
 
 from qmra.batch.index import DONE, FAILED, INTERRUPTED, VideoRecord
 from qmra.batch.manifest import BatchItem
+from qmra.data.redaction import Redaction
 from qmra.errors import QmraError
 from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.video_run import OutputPlan, VideoRun
 
 #: File names inside a video's folder ``DIR/<id>/`` (the masks are named after the frames).
-OVERLAY_NAME, RLE_NAME, CUTOUT_NAME = "overlay.mp4", "masks.rle.json", "cutout"
+OVERLAY_NAME, RLE_NAME, CUTOUT_NAME, REDACT_NAME = "overlay.mp4", "masks.rle.json", "cutout", "redacted.mp4"
 
 
 @dataclass(frozen=True)
 class BatchOutputs:
     """Where a batch writes: ``DIR/<id>/`` per video, with the overlay and RLE files when asked for,
-    and ``cutout.webm`` or ``cutout.mov`` when ``cutout`` is that suffix.
+    ``cutout.webm`` or ``cutout.mov`` when ``cutout`` is that suffix, and ``redacted.mp4`` (the frames with
+    the objects hidden) when ``redact`` says how.
     ``overwrite``: start every video over; otherwise finished videos are skipped and partly done ones
     continued, as ``qmra segment --resume`` does. ``backwards``: what the masks cover: objects boxed
     after frame 0 are also followed back to it (``qmra segment --backwards``). ``every``: only every
@@ -40,12 +42,14 @@ class BatchOutputs:
     backwards: bool = False
     cutout: str | None = None
     every: int | None = None
+    redact: Redaction | None = None
 
     def plan(self, video_id: str) -> OutputPlan:
         folder = self.out / video_id
         return OutputPlan(folder, folder / OVERLAY_NAME if self.overlay else None,
                           folder / RLE_NAME if self.rle else None, self.per_object,
-                          folder / f"{CUTOUT_NAME}.{self.cutout}" if self.cutout else None)
+                          folder / f"{CUTOUT_NAME}.{self.cutout}" if self.cutout else None,
+                          folder / REDACT_NAME if self.redact else None, self.redact or Redaction())
 
     def complete(self, item: BatchItem, frames: int) -> bool:
         """Whether ``DIR/<id>/`` holds a finished run of ``frames`` frames with every output asked for
@@ -102,4 +106,6 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
         record.frames, record.seconds = video.frames_finished, video.seconds
         record.lost = {str(k): v for k, v in video.lost.lost_at_end.items()}
         record.doubtful = {str(k): v for k, v in sorted(video.doubtful.frames.items())}
+        report = video.redaction_report
+        record.warnings += [f"{REDACT_NAME}: {line}" for line in (report.lines() if report is not None else [])]
     return record

@@ -8,8 +8,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, every_nth, progress_style,
-                                  speed_settings)
+from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, add_redaction_arguments, every_nth,
+                                  progress_style, redaction, speed_settings)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import QmraError
 from qmra.inference.prompt_files import check_boxes_on_every
@@ -43,6 +43,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--cutout", choices=("webm", "mov"),
                        help="also write each video's objects cut out on a transparent background: OUT/<id>/cutout.webm "
                             "(VP9, plays in browsers) or OUT/<id>/cutout.mov (ProRes 4444, for video editors)")
+    given.add_argument("--redact", action="store_true",
+                       help="also write each video with its objects hidden (H.264): OUT/<id>/redacted.mp4; frames "
+                            "where an object was not found are named among the warnings")
+    add_redaction_arguments(given)
     given.add_argument("--overwrite", action="store_true",
                        help="segment every video again, replacing its results (default: finished videos are skipped, "
                             "partly done ones continued)")
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
     outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite, args.backwards,
-                           args.cutout, args.every if args.every > 1 else None)
+                           args.cutout, args.every if args.every > 1 else None, redaction(args) if args.redact else None)
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
     run = run_fingerprint(weights, settings, replace(outputs, out=Path("."), overwrite=False))
     jobs = []

@@ -21,6 +21,28 @@ EVERY_HELP = ("segment and write only every N-th frame, from the first one segme
               "its frame rate / N, and every box must lie on one of those frames")
 
 
+def add_redaction_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--redact-style`` and ``--redact-shape`` of ``qmra segment`` and ``qmra batch``, defaults from
+    :class:`~qmra.data.redaction.Redaction`."""
+    from qmra.data.redaction import REDACT_SHAPES, REDACT_STYLES, Redaction
+
+    group.add_argument("--redact-style", choices=REDACT_STYLES, default=Redaction.style,
+                       help="how --redact hides the objects: a Gaussian blur, square cells of their mean colour, or black "
+                            "(the only one that leaves nothing to recover); blur and cells scale with each object (1/8 "
+                            f"of its short side); default {Redaction.style}")
+    group.add_argument("--redact-shape", choices=REDACT_SHAPES, default=Redaction.shape,
+                       help="what --redact hides, widened by 1%% of the frame's short side: the box around each "
+                            "object's mask, which also covers what the mask misses inside it (for privacy), or the mask "
+                            f"alone (neater); default {Redaction.shape}")
+
+
+def redaction(args: argparse.Namespace):
+    """The :class:`~qmra.data.redaction.Redaction` that ``--redact-style`` and ``--redact-shape`` ask for."""
+    from qmra.data.redaction import Redaction
+
+    return Redaction(args.redact_style, args.redact_shape)
+
+
 def every_nth(text: str) -> int:
     """``--every``: a whole number of 1 or more."""
     if not text.strip().isdigit() or int(text) < 1:

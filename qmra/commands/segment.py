@@ -7,8 +7,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, every_nth, make_segmenter,
-                                  progress_style, say_threads, say_working_size)
+from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, add_redaction_arguments, every_nth,
+                                  make_segmenter, progress_style, redaction, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
 from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
@@ -32,6 +32,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="also write the objects cut out on a transparent background, at the frames' size: .webm "
                             "(VP9 with transparency: plays in browsers) or .mov (ProRes 4444 with transparency: for "
                             "video editors)")
+    given.add_argument("--redact", metavar="FILE.mp4",
+                       help="also write the video with the objects hidden (H.264): blurred, pixelated or blacked out "
+                            "(--redact-style); an object whose mask comes back empty stays hidden where it was last "
+                            "seen for a second, and the summary names the frames to check")
+    add_redaction_arguments(given)
     given.add_argument("--frames", metavar="FIRST-LAST", type=frame_range, default=(0, None),
                        help="segment only frames FIRST to LAST (0-based, both included; FIRST- runs to the end): --box "
                             "boxes are on FIRST, --boxes frames count from the video's start; objects boxed before "
@@ -39,12 +44,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--every", metavar="N", type=every_nth, default=1, help=EVERY_HELP)
     existing = given.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
-                          help="replace the results already in OUT (its PNGs, the overlay, RLE and cut-out files named "
-                               "here)")
+                          help="replace the results already in OUT (its PNGs, and the overlay, RLE, cut-out and "
+                               "redacted files named here)")
     existing.add_argument("--resume", action="store_true",
                           help="continue an interrupted run (same arguments): the frames already in OUT are recomputed "
-                               "to rebuild the memory but not rewritten, the rest are written; the overlay, RLE "
-                               "and cut-out cover every frame")
+                               "to rebuild the memory but not rewritten, the rest are written; the overlay, RLE, "
+                               "cut-out and redacted video cover every frame")
     given.add_argument("--fail-on-lost", action="store_true",
                        help=f"exit with code {EXIT_LOST} when an object is lost at the end (its mask empty from some frame "
                             "to the last); lost objects are always reported on stderr")
@@ -92,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     check_boxes_in_range(prompts, first, last, "--frames")  # before anything is loaded or replaced
     check_boxes_on_every(prompts, first, args.every)
     source = open_frames(args.source)
-    overlay, rle, cutout = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout))
-    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout)
+    overlay, rle, cutout, redact = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout, args.redact))
+    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args))
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = plan.finished(source, first, args.every) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))
@@ -124,12 +129,27 @@ def run(args: argparse.Namespace) -> int:
               f"{video.doubtful.summary()}; wrote {plan.describe()}")
         for line in video.earlier.summary():
             print(line)
+        say_redaction(video.redaction_report, plan.redact)
     if video.lost.lost_at_end:
         print(f"qmra: warning: {video.lost.summary(len(prompts))}{_reseed_hint(video.adaptations, segmenter.settings)}",
               file=sys.stderr)
     if (args.fail_on_lost and video.lost.lost_at_end) or (args.fail_on_doubt and video.doubtful.frames):
         return EXIT_LOST
     return 0
+
+
+def say_redaction(report, path: Path | None) -> None:
+    """After a run with ``--redact``: the frames where an object was hidden only where it was last
+    seen, or not at all, which a person should look at before the video is shared."""
+    if report is None or path is None:
+        return
+    lines = report.lines()
+    if not lines:
+        print(f"{path}: every object hidden on every frame from its box on")
+        return
+    print(f"{path}: check these frames before sharing it:")
+    for line in lines:
+        print(f"  {line}")
 
 
 def _say_resuming(first: int, keep: int, every: int, out_dir: Path, quiet: bool) -> None:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from qmra.data.frames import FrameSource, natural_key
 from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, write_palette_png
+from qmra.data.redaction import Redaction, RedactionReport, RedactWriter
 from qmra.data.rle import RleVideoWriter
 from qmra.data.video_writer import CUTOUT_CODECS, CutoutWriter, Mp4Writer, draw_overlay
 from qmra.errors import DataError, QmraError
@@ -40,13 +41,14 @@ def existing_results(out_dir: Path) -> list[Path]:
 
 
 def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None = None, *, cutout: Path | None = None,
-                  overwrite: bool = False, resume: bool = False) -> None:
+                  redact: Path | None = None, overwrite: bool = False, resume: bool = False) -> None:
     """Check every output path before any work (the weights load, the video decodes): ``out_dir`` is a
-    folder or can be made one, ``overlay``, ``rle`` and ``cutout`` are files that can be written and
+    folder or can be made one, ``overlay``, ``rle``, ``cutout`` and ``redact`` are files that can be written and
     clash neither with each other nor with the masks, and the cut-out is of a kind
     :class:`CutoutWriter` writes. Earlier results are refused unless ``overwrite`` or ``resume``."""
     check_folder(out_dir, "--out")
-    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle), ("--cutout", cutout)) if path is not None}
+    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle), ("--cutout", cutout), ("--redact", redact))
+             if path is not None}
     for flag, path in files.items():
         check_file(path, flag)
         _check_apart_from_masks(path, flag, out_dir)
@@ -169,14 +171,15 @@ class ResultWriter:
     their palette PNGs in ``out_dir`` (a resumed run). They are not written again; their overlay and
     cut-out frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them
     are added. ``cutout``: a ``.webm`` or ``.mov`` file of the objects on a transparent background
-    (:class:`CutoutWriter`). ``step``: the run segments every ``step``-th frame (the kept ones too);
+    (:class:`CutoutWriter`). ``redact``: an mp4 of the frames with the objects hidden as ``redaction``
+    says (:class:`RedactWriter`). ``step``: the run segments every ``step``-th frame (the kept ones too);
     the videos play at ``fps / step``.
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
                  background: bool = True, keep: int = 0, first: int = 0, cutout: str | Path | None = None,
-                 step: int = 1) -> None:
+                 step: int = 1, redact: str | Path | None = None, redaction: Redaction = Redaction()) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
@@ -187,10 +190,17 @@ class ResultWriter:
         rate = (fps or 24.0) / step  # the frames written, shown over the time they span
         self._overlay = Mp4Writer(overlay, width, height, rate) if overlay else None
         self._cutout = CutoutWriter(cutout, width, height, rate) if cutout else None
+        self._redact = RedactWriter(redact, width, height, rate, redaction, step) if redact else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
         self._pending: deque[Future] = deque()
         self._failed = False
+
+    @property
+    def redaction_report(self) -> RedactionReport | None:
+        """Where the redacted video hid an object only where it was last seen, or not at all (None
+        without one)."""
+        return None if self._redact is None else self._redact.report
 
     @property
     def frames_finished(self) -> int:
@@ -241,6 +251,8 @@ class ResultWriter:
             self._overlay.write(draw_overlay(result.image, labels, {k: b for k, b in result.boxes.items() if b is not None}))
         if self._cutout is not None:
             self._cutout.write(result.image, labels)
+        if self._redact is not None:
+            self._redact.write_redacted(result.image, labels, object_ids, result.index)
         if self._rle is not None:
             self._rle.add(result.index, result.name, labels, object_ids)
             if (self.frames_written + 1) % RLE_SAVE_EVERY == 0:
@@ -265,7 +277,7 @@ class ResultWriter:
                     self._worker.shutdown(wait=True)
         finally:
             try:
-                _finish_videos([self._overlay, self._cutout])
+                _finish_videos([self._overlay, self._cutout, self._redact])
             finally:
                 if self._rle is not None and self.frames_written:
                     self._rle.save()

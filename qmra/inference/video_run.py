@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from qmra.data.atomic import remove_stale_temporaries
 from qmra.data.frames import FrameSource
+from qmra.data.redaction import Redaction, RedactionReport
 from qmra.errors import QmraError
 from qmra.inference.backwards import EarlierMasks, first_boxes
 from qmra.inference.encode_batch import QueryBatcher
@@ -32,24 +33,28 @@ from qmra.inference.results import FrameResult
 class OutputPlan:
     """Where one video's results go: palette PNGs in ``out_dir`` (named after the frames), and
     optionally an H.264 ``overlay``, COCO ``rle`` JSON, one binary PNG per object (``per_object``:
-    ``out_dir/<id>/<frame>.png``) and a ``cutout`` (.webm or .mov: the objects on a transparent
-    background)."""
+    ``out_dir/<id>/<frame>.png``), a ``cutout`` (.webm or .mov: the objects on a transparent
+    background) and a ``redact`` mp4 (the frames with the objects hidden as ``redaction`` says)."""
 
     out_dir: Path
     overlay: Path | None = None
     rle: Path | None = None
     per_object: bool = False
     cutout: Path | None = None
+    redact: Path | None = None
+    redaction: Redaction = Redaction()
 
     @property
     def files(self) -> list[Path]:
-        """The single files asked for besides the PNGs: the overlay, the RLE file, the cut-out."""
-        return [p for p in (self.overlay, self.rle, self.cutout) if p is not None]
+        """The single files asked for besides the PNGs: the overlay, the RLE file, the cut-out, the
+        redacted video."""
+        return [p for p in (self.overlay, self.rle, self.cutout, self.redact) if p is not None]
 
     def check(self, *, overwrite: bool = False, resume: bool = False) -> None:
         """Every path can be written and, unless ``overwrite`` or ``resume``, holds no earlier results
         (:func:`~qmra.inference.outputs.check_outputs`; a :class:`QmraError` says what is wrong)."""
-        check_outputs(self.out_dir, self.overlay, self.rle, cutout=self.cutout, overwrite=overwrite, resume=resume)
+        check_outputs(self.out_dir, self.overlay, self.rle, cutout=self.cutout, redact=self.redact, overwrite=overwrite,
+                      resume=resume)
 
     def finished(self, source: FrameSource, first: int = 0, step: int = 1) -> int:
         """Frames, consecutive from frame ``first`` (where the run begins; every ``step``-th from it),
@@ -58,8 +63,8 @@ class OutputPlan:
 
     def remove_results(self) -> None:
         """Delete the results an earlier run wrote here: the palette PNGs, the per-object folders'
-        PNGs, the overlay, the RLE file and the cut-out (what ``--overwrite`` replaces; nothing else is
-        touched)."""
+        PNGs, the overlay, the RLE file, the cut-out and the redacted video (what ``--overwrite``
+        replaces; nothing else is touched)."""
         for found in existing_results(self.out_dir):
             for path in found.glob("[!.]*.png") if found.is_dir() else [found]:
                 path.unlink(missing_ok=True)
@@ -165,6 +170,12 @@ class VideoRun:
         return self._writer.frames_finished if self._writer is not None else self.keep
 
     @property
+    def redaction_report(self) -> RedactionReport | None:
+        """Where the redacted video hid an object only where it was last seen, or not at all (None
+        without one, or before the run starts)."""
+        return self._writer.redaction_report if self._writer is not None else None
+
+    @property
     def started(self) -> bool:
         """Whether the prompts were accepted and the output files opened."""
         return self._writer is not None
@@ -197,7 +208,8 @@ class VideoRun:
                 plan.remove_results()
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
-                                    rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout, step=self.every)
+                                    rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout, step=self.every,
+                                    redact=plan.redact, redaction=plan.redaction)
         try:
             for _, result in session.propagate(start=self.first, stop=self.last, step=self.every):
                 self._writer.write(self.earlier.paint(result))

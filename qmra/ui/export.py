@@ -19,18 +19,20 @@ from qmra.ui.plan import Plan
 
 def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Callable[[int], np.ndarray | None], *,
                    per_object: bool = True, overlay: bool = True, rle: bool = True, cutout: bool = False,
-                   overwrite: bool = False) -> dict:
+                   redact: bool = False, overwrite: bool = False) -> dict:
     """Palette PNGs named after the frames, optionally ``<id>/`` per-object PNGs, ``overlay.mp4``,
-    ``masks.json`` (COCO RLE) and ``cutout.webm`` (the objects on a transparent background); also
+    ``masks.json`` (COCO RLE), ``cutout.webm`` (the objects on a transparent background) and
+    ``redacted.mp4`` (the frames with the objects blurred: :class:`~qmra.data.redaction.Redaction`); also
     ``boxes.json``, the boxes drawn. ``labels_of(frame)``: the frame's label map, or None (written as
     background; the answer counts those frames)."""
     overlay_path = folder / "overlay.mp4" if overlay else None
     rle_path = folder / "masks.json" if rle else None
     cutout_path = folder / "cutout.webm" if cutout else None
-    check_outputs(folder, overlay_path, rle_path, cutout=cutout_path, overwrite=overwrite)
+    redact_path = folder / "redacted.mp4" if redact else None
+    check_outputs(folder, overlay_path, rle_path, cutout=cutout_path, redact=redact_path, overwrite=overwrite)
     writer = ResultWriter(folder, height=store.info.height, width=store.info.width, fps=store.info.fps,
                           video_name=store.name, per_object=per_object, overlay=overlay_path, rle=rle_path,
-                          cutout=cutout_path)
+                          cutout=cutout_path, redact=redact_path)
     missing = 0
     try:
         for frame in range(store.count):
@@ -39,7 +41,7 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
                 missing += 1
                 labels = np.zeros((store.info.height, store.info.width), np.uint8)
             boxes = {object_id: box_from_mask(labels == object_id) for object_id in plan.object_ids}
-            image = store.read(frame) if overlay or cutout else None
+            image = store.read(frame) if overlay or cutout or redact else None
             writer.write(FrameResult(frame, store.frame_name(frame), labels, boxes, image))  # type: ignore[arg-type]
     finally:
         writer.close()
@@ -48,7 +50,7 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     write_text_atomic(folder / "boxes.json", json.dumps(prompts, indent=1) + "\n")
     files = [f"{writer.frames_written} palette PNGs"]
     files += [label for flag, label in ((per_object, "per-object PNGs"), (overlay, "overlay.mp4"), (rle, "masks.json"),
-                                        (cutout, "cutout.webm")) if flag]
+                                        (cutout, "cutout.webm"), (redact, "redacted.mp4")) if flag]
     return {"folder": str(folder), "frames": writer.frames_written, "without_masks": missing, "files": files + ["boxes.json"]}
 
 

@@ -347,7 +347,7 @@ class Page:
     # ------------------------------------------------------------------ export
 
     def export(self, folder: Path, *, per_object: bool = True, overlay: bool = True, rle: bool = True,
-               cutout: bool = False, overwrite: bool = False) -> dict:
+               cutout: bool = False, redact: bool = False, overwrite: bool = False) -> dict:
         """Write what ``qmra segment`` writes into ``folder`` (already allowed by the path policy); see
         :func:`export_results`."""
         self._refuse_while_running("export")
@@ -363,7 +363,7 @@ class Page:
 
         with self._work:
             return export_results(folder, store, plan, labels_of, per_object=per_object, overlay=overlay, rle=rle,
-                                  cutout=cutout, overwrite=overwrite)
+                                  cutout=cutout, redact=redact, overwrite=overwrite)
 
     def export_zip(self, **options) -> tuple[Path, dict]:
         """:meth:`export` into this page's folder, packed as one zip."""

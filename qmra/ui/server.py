@@ -20,7 +20,7 @@ API (JSON unless said; ``S`` = ``/api/s/<session id>``)::
     POST S/remove {"object", "frame"?}                         remove a box, or the whole object
     POST S/run {"direction": "forward" | "backward" | "both"} start a run;  POST S/cancel
     GET  S/events                  the run's progress (text/event-stream): "progress" events, then one "end"
-    POST S/export {"folder", "per_object", "overlay", "rle", "cutout", "overwrite"}   write the results into a folder
+    POST S/export {"folder", "per_object", "overlay", "rle", "cutout", "redact", "overwrite"}   write the results into a folder
     POST S/export-zip {...}        the same as a zip, then GET S/download;  POST S/close: free the session
 """
 
@@ -410,8 +410,9 @@ def _index(text: str) -> int:
 
 
 def _export_options(body: dict) -> dict:
-    """The export's switches: every file but the cut-out unless the body says otherwise."""
-    return {name: bool(body.get(name, name != "cutout")) for name in ("per_object", "overlay", "rle", "cutout")}
+    """The export's switches: every file but the cut-out and the redacted video unless the body says otherwise."""
+    return {name: bool(body.get(name, name not in ("cutout", "redact")))
+            for name in ("per_object", "overlay", "rle", "cutout", "redact")}
 
 
 @dataclass(frozen=True)

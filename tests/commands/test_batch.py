@@ -224,6 +224,27 @@ def test_cutouts_are_written_and_asking_for_one_later_continues_the_finished_vid
                  *SAME]) == 0
     assert (out / "index.jsonl").read_text().splitlines() == records  # and then it is done
 
+
+def test_redacted_videos_and_another_style_later_redoes_only_them(tmp_path, weights):
+    entries = _clips(tmp_path, 1, frames=4)
+    manifest, out = _manifest(tmp_path, entries), tmp_path / "out"
+
+    def run(style):
+        return main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--workers", "1", "--redact",
+                     "--redact-style", style, *SAME])
+
+    assert run("black") == 0
+    labels = read_labels(out / "clip0" / "00001.png")
+    redacted = open_frames(out / "clip0" / "redacted.mp4")
+    assert redacted.info.num_frames == 4 and redacted.read(1)[labels > 0].mean() < 25
+    records = (out / "index.jsonl").read_text().splitlines()
+    assert run("black") == 0 and (out / "index.jsonl").read_text().splitlines() == records  # done: skipped
+    pngs = {p.name: p.stat().st_ino for p in (out / "clip0").glob("*.png")}
+    assert run("pixelate") == 0  # another style: the video is continued, its masks kept, the redacted video made again
+    assert len((out / "index.jsonl").read_text().splitlines()) == 2
+    assert {p.name: p.stat().st_ino for p in (out / "clip0").glob("*.png")} == pngs
+    assert open_frames(out / "clip0" / "redacted.mp4").read(1)[labels > 0].mean() > 40
+
 def test_a_bad_manifest_stops_before_any_work(tmp_path, weights, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text('{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}\n{"video": "b.mp4", "boxes": [[1, 2, 3]]}\n')

@@ -32,7 +32,7 @@ def test_segment_an_mp4_with_every_output(tmp_path, video, weights):
     out = tmp_path / "out"
     code = _segment(source, out, weights, "--box", box1, "--box", box2, "--overlay", str(tmp_path / "overlay.mp4"),
                     "--rle", str(tmp_path / "masks.json"), "--per-object", "--mem-every", "2", "--cutout",
-                    str(tmp_path / "cutout.webm"))
+                    str(tmp_path / "cutout.webm"), "--redact", str(tmp_path / "redacted.mp4"), "--redact-style", "black")
     assert code == 0
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == [f"{i:05d}.png" for i in range(6)]
@@ -47,6 +47,10 @@ def test_segment_an_mp4_with_every_output(tmp_path, video, weights):
     cutout = list(cutout_frames(tmp_path / "cutout.webm"))  # both objects opaque, the rest transparent
     assert len(cutout) == 6 and cutout[2].shape == (48, 64, 4)
     assert ((cutout[2][..., 3] > 127) == (labels > 0)).mean() > 0.999
+    redacted = open_frames(tmp_path / "redacted.mp4")  # both objects black (tests/data/test_redaction.py: the rest)
+    assert redacted.info.num_frames == 6
+    hidden, shown = redacted.read(2).astype(int), open_frames(source).read(2).astype(int)
+    assert hidden[labels > 0].mean() < 25 < shown[labels > 0].mean()
 
 
 def test_segment_a_frame_folder_with_a_boxes_file(tmp_path, video, weights):

@@ -90,6 +90,8 @@ def _output_cases(tmp_path):
          "transparency: plays in browsers) or a .mov file (ProRes 4444 with transparency: for video editors)"),
         (["--overlay", str(tmp_path / "v.webm"), "--cutout", str(tmp_path / "v.webm")],
          f"--overlay and --cutout name the same file {tmp_path / 'v.webm'}"),
+        (["--overlay", str(x), "--redact", str(x)], f"--overlay and --redact name the same file {x}"),
+        (["--redact", str(tmp_path / "a-folder")], f"--redact {tmp_path / 'a-folder'} is a folder; give a file name"),
     ]
 
 
@@ -142,7 +144,7 @@ def test_resume_after_an_interruption_gives_what_an_uninterrupted_run_gives(tmp_
         folder = tmp_path / name
         return _segment(mp4, folder / "masks", weights, *boxes, "--mem-every", "2", "--per-object", "--overlay",
                         str(folder / "overlay.mp4"), "--rle", str(folder / "masks.json"), "--cutout",
-                        str(folder / "cutout.mov"), *extra)
+                        str(folder / "cutout.mov"), "--redact", str(folder / "redacted.mp4"), *extra)
 
     assert run("whole") == 0
     with monkeypatch.context() as patch:
@@ -168,6 +170,8 @@ def test_resume_after_an_interruption_gives_what_an_uninterrupted_run_gives(tmp_
     cutout = list(cutout_frames(tmp_path / "resumed" / "cutout.mov"))  # the kept frames too, from their PNGs
     assert len(cutout) == 8 and all(((c[..., 3] > 127) == (read_labels(masks / f"{i:05d}.png") > 0)).mean() > 0.999
                                     for i, c in enumerate(cutout))
+    # The kept frames hidden from their PNGs, with the same margins and held places: the same bytes.
+    assert (tmp_path / "resumed" / "redacted.mp4").read_bytes() == (tmp_path / "whole" / "redacted.mp4").read_bytes()
     rle = json.loads((tmp_path / "resumed" / "masks.json").read_text())
     assert rle == json.loads((tmp_path / "whole" / "masks.json").read_text())
     assert np.array_equal(decode_rle(rle["frames"][3]["objects"]["2"]), whole["00003.png"] == 2)

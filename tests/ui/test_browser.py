@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from qmra.data import open_frames
 from qmra.data.video_writer import cutout_frames
 from tests.ui.browser import data, draw_box, find_browser, start_browser, wait_until
 from tests.ui.conftest import serve
@@ -85,6 +86,7 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
         field.clear()
         field.send_keys("exported")
         driver.find_element(By.ID, "exp-cutout").click()
+        driver.find_element(By.ID, "exp-redact").click()
         driver.find_element(By.ID, "export").click()
         wait_until(lambda: data(driver, "exported"), timeout=60, what="the export")
     out = tmp_path / "exported"
@@ -99,6 +101,7 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
     assert (out / "overlay.mp4").stat().st_size > 0
     cutout = list(cutout_frames(out / "cutout.webm"))
     assert len(cutout) == 8 and ((cutout[3][..., 3] > 127) == (labels == 1)).mean() > 0.999
+    assert open_frames(out / "redacted.mp4").info.num_frames == 8
     assert time.monotonic() - started < 60
 
 

@@ -239,13 +239,13 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
                 assert np.array_equal(decode_rle(annotation["segmentation"]), frame_labels == annotation["object_id"])
         assert "already holds results" in client.call("POST", "export", {"folder": "export"}, expect=400)["error"]
         assert client.call("POST", "export", {"folder": "export", "overwrite": True})["frames"] == 8
-        answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True})
+        answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True, "redact": True})
         status, data, headers = client.request("GET", answer["download"])
         assert status == 200 and headers["Content-Type"] == "application/zip"
         (tmp_path / "masks.zip").write_bytes(data)
         names = zipfile.ZipFile(tmp_path / "masks.zip").namelist()
         assert "clip/00007.png" in names and "clip/2/00000.png" in names and "clip/masks.json" in names
-        assert "clip/overlay.mp4" not in names and "clip/cutout.webm" in names
+        assert "clip/overlay.mp4" not in names and "clip/cutout.webm" in names and "clip/redacted.mp4" in names
         # Removing object 2 leaves object 1's masks; the run ran nothing more for it.
         state = client.call("POST", "remove", {"object": 2})
         assert [o["id"] for o in state["objects"]] == [1] and state["complete"] == 8

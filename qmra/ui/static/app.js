@@ -381,7 +381,7 @@ function follow() {
 
 function exportOptions() {
   return { per_object: $("exp-per-object").checked, overlay: $("exp-overlay").checked, rle: $("exp-rle").checked,
-           cutout: $("exp-cutout").checked };
+           cutout: $("exp-cutout").checked, redact: $("exp-redact").checked };
 }
 
 async function exportTo(zip) {
