@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from qmra.data.audio import AudioSource
 from qmra.data.video_writer import Mp4Writer
 
 #: How an object's pixels are hidden: a Gaussian blur, square cells of their mean colour, or black.
@@ -151,11 +152,11 @@ class RedactWriter(Mp4Writer):
     """Writes each frame with its objects hidden (:class:`Redactor`) to an H.264 mp4, atomically as
     :class:`Mp4Writer` does. ``fps``: the rate of the frames written, which sets how long an object
     with an empty mask stays hidden where it was last seen (:data:`HOLD_SECONDS`); ``step``: they are
-    every ``step``-th frame of the video."""
+    every ``step``-th frame of the video. ``audio``: the source's sound, written beside the frames."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float = 24.0,
-                 redaction: Redaction = Redaction(), step: int = 1) -> None:
-        super().__init__(path, width, height, fps)
+                 redaction: Redaction = Redaction(), step: int = 1, audio: AudioSource | None = None) -> None:
+        super().__init__(path, width, height, fps, audio=audio)
         self.redactor = Redactor(width, height, redaction, max(1, round(fps * HOLD_SECONDS)), step)
 
     @property

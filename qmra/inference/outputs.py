@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from qmra.data.audio import AudioSource
 from qmra.data.frames import FrameSource, natural_key
 from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, write_palette_png
 from qmra.data.redaction import Redaction, RedactionReport, RedactWriter
@@ -172,14 +173,15 @@ class ResultWriter:
     cut-out frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them
     are added. ``cutout``: a ``.webm`` or ``.mov`` file of the objects on a transparent background
     (:class:`CutoutWriter`). ``redact``: an mp4 of the frames with the objects hidden as ``redaction``
-    says (:class:`RedactWriter`). ``step``: the run segments every ``step``-th frame (the kept ones too);
+    says (:class:`RedactWriter`); both mp4 files carry ``audio``, the source's sound. ``step``: the run segments every ``step``-th frame (the kept ones too);
     the videos play at ``fps / step``.
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
                  background: bool = True, keep: int = 0, first: int = 0, cutout: str | Path | None = None,
-                 step: int = 1, redact: str | Path | None = None, redaction: Redaction = Redaction()) -> None:
+                 step: int = 1, redact: str | Path | None = None, redaction: Redaction = Redaction(),
+                 audio: AudioSource | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
@@ -188,13 +190,19 @@ class ResultWriter:
         self.frames_written = 0  # frames done, kept ones included
         self.object_ids: set[int] = set()
         rate = (fps or 24.0) / step  # the frames written, shown over the time they span
-        self._overlay = Mp4Writer(overlay, width, height, rate) if overlay else None
+        self._overlay = Mp4Writer(overlay, width, height, rate, audio=audio) if overlay else None
         self._cutout = CutoutWriter(cutout, width, height, rate) if cutout else None
-        self._redact = RedactWriter(redact, width, height, rate, redaction, step) if redact else None
+        self._redact = RedactWriter(redact, width, height, rate, redaction, step, audio) if redact else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
         self._pending: deque[Future] = deque()
         self._failed = False
+
+    @property
+    def audio_failures(self) -> list[str]:
+        """Why the sound of a video written stops early (a damaged track), one line each."""
+        return [f"{video.path.name}: {video.audio.failure}" for video in (self._overlay, self._redact)
+                if video is not None and video.audio is not None and video.audio.failure]
 
     @property
     def redaction_report(self) -> RedactionReport | None:

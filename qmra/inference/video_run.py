@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from qmra.data.atomic import remove_stale_temporaries
+from qmra.data.audio import audio_source
 from qmra.data.frames import FrameSource
 from qmra.data.redaction import Redaction, RedactionReport
 from qmra.errors import QmraError
@@ -209,7 +210,8 @@ class VideoRun:
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
                                     rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout, step=self.every,
-                                    redact=plan.redact, redaction=plan.redaction)
+                                    redact=plan.redact, redaction=plan.redaction,
+                                    audio=audio_source(self.source, self.first) if plan.overlay or plan.redact else None)
         try:
             for _, result in session.propagate(start=self.first, stop=self.last, step=self.every):
                 self._writer.write(self.earlier.paint(result))
@@ -219,6 +221,8 @@ class VideoRun:
         finally:
             self._writer.close()  # keep what finished: complete PNGs, a playable overlay, a valid RLE file
             self.seconds = time.perf_counter() - start
+            for line in self._writer.audio_failures:
+                self.warn(line)
             if made_folder and self._writer.frames_written == 0 and not any(plan.out_dir.iterdir()):
                 plan.out_dir.rmdir()  # a run that failed before its first frame leaves no empty folder
 

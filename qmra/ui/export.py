@@ -9,7 +9,9 @@ from typing import Callable
 
 import numpy as np
 
+from qmra.data import open_frames
 from qmra.data.atomic import write_text_atomic
+from qmra.data.audio import audio_source
 from qmra.data.boxes import box_from_mask
 from qmra.inference.outputs import ResultWriter, check_outputs
 from qmra.inference.results import FrameResult
@@ -30,9 +32,11 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     cutout_path = folder / "cutout.webm" if cutout else None
     redact_path = folder / "redacted.mp4" if redact else None
     check_outputs(folder, overlay_path, rle_path, cutout=cutout_path, redact=redact_path, overwrite=overwrite)
+    # The overlay and the redacted video carry a video file's sound (a frame folder has none).
+    audio = audio_source(open_frames(store.path)) if (overlay or redact) and store.folder is None else None
     writer = ResultWriter(folder, height=store.info.height, width=store.info.width, fps=store.info.fps,
                           video_name=store.name, per_object=per_object, overlay=overlay_path, rle=rle_path,
-                          cutout=cutout_path, redact=redact_path)
+                          cutout=cutout_path, redact=redact_path, audio=audio)
     missing = 0
     try:
         for frame in range(store.count):

@@ -192,3 +192,15 @@ def test_resume_refuses_results_of_other_boxes_and_runs_when_there_are_none(tmp_
     assert f"{out / '00000.png'} differs from what this run computes for that frame" in err
     assert "continuing a run needs the source, boxes, weights and settings of the run that wrote it" in err
     assert sorted(p.name for p in out.glob("*.png")) == [f"{i:05d}.png" for i in range(3)]  # nothing was written
+
+
+def test_the_overlay_and_redacted_video_carry_the_sound_of_the_frames_segmented(tmp_path, weights, capsys):
+    from tests.data.test_audio import loudness, sound, video_with_sound
+
+    source = video_with_sound(tmp_path / "talk.mov", "pcm_s16le")  # a camera's PCM: written as AAC
+    assert _segment(source, tmp_path / "masks", weights, "--box", "10,10,40,40", "--frames", "5-14", "--overlay",
+                    str(tmp_path / "overlay.mp4"), "--redact", str(tmp_path / "redacted.mp4")) == 0
+    for name in ("overlay.mp4", "redacted.mp4"):
+        samples, rate = sound(tmp_path / name)  # source seconds 0.5 to 1.5: the tone from 1.0
+        assert abs(samples.shape[1] / rate - 1.0) < 0.03, name
+        assert loudness(samples, rate, 0.05, 0.45) < 0.01 < 0.3 < loudness(samples, rate, 0.55, 0.95), name

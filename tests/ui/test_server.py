@@ -252,6 +252,23 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         assert "no box on frame" in client.call("POST", "remove", {"object": 1, "frame": 0}, expect=400)["error"]
 
 
+def test_an_exported_overlay_and_redacted_video_carry_the_sound(tmp_path, tiny_segmenter):
+    from tests.data.test_audio import loudness, sound, video_with_sound
+
+    source = video_with_sound(tmp_path / "talk.mp4", seconds=1.0, tone_from=0.5)
+    with serve(tiny_segmenter, tmp_path, source=source) as server:
+        client = Client(server)
+        client.start()
+        client.wait_decoded()
+        client.call("POST", "box", {"object": None, "frame": 0, "box": [10, 10, 40, 40]})
+        client.call("POST", "run", {"direction": "forward"})
+        client.wait_for_run()
+        client.call("POST", "export", {"folder": "export", "redact": True})
+    for name in ("overlay.mp4", "redacted.mp4"):
+        samples, rate = sound(tmp_path / "export" / name)
+        assert abs(samples.shape[1] / rate - 1.0) < 0.03 and loudness(samples, rate, 0.55, 0.95) > 0.3, name
+
+
 def test_a_run_can_be_cancelled_and_refuses_edits_meanwhile(tmp_path, tiny_segmenter, small_video, monkeypatch):
     from qmra.ui import page
 
