@@ -111,3 +111,24 @@ def test_an_aborted_video_leaves_no_file(tmp_path):
     writer.write(np.zeros((48, 64, 3), np.uint8))
     writer.abort()
     assert list(tmp_path.iterdir()) == [source]
+
+
+def test_a_damaged_sound_track_ends_the_sound_and_keeps_the_video(tmp_path):
+    source = video_with_sound(tmp_path / "a.mp4")
+    writer = Mp4Writer(tmp_path / "out.mp4", 64, 48, FPS, audio=AudioSource(source))
+    decoded = writer.audio._frames
+
+    def damaged():  # about half a second of sound, then the decoder fails
+        for index, frame in enumerate(decoded):
+            if index == 24:
+                raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield frame
+
+    writer.audio._frames = damaged()
+    with writer:
+        for _ in range(20):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert writer.audio.failure.startswith("the sound could not be decoded past 0.")
+    assert open_frames(tmp_path / "out.mp4").info.num_frames == 20
+    samples, rate = sound(tmp_path / "out.mp4")
+    assert 0.3 < samples.shape[1] / rate < 0.6
