@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
     outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite, args.backwards,
-                           args.cutout, args.every if args.every > 1 else None, redaction(args) if args.redact else None)
+                           args.cutout, args.every if args.every > 1 else None, redaction(args))
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
     run = run_fingerprint(weights, settings, replace(outputs, out=Path("."), overwrite=False))
     jobs = []

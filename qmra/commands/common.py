@@ -26,21 +26,28 @@ def add_redaction_arguments(group: argparse._ArgumentGroup) -> None:
     :class:`~qmra.data.redaction.Redaction`."""
     from qmra.data.redaction import REDACT_SHAPES, REDACT_STYLES, Redaction
 
-    group.add_argument("--redact-style", choices=REDACT_STYLES, default=Redaction.style,
+    group.add_argument("--redact-style", choices=REDACT_STYLES,
                        help="how --redact hides the objects: a Gaussian blur, square cells of their mean colour, or black "
                             "(the only one that leaves nothing to recover); blur and cells scale with each object (1/8 "
                             f"of its short side); default {Redaction.style}")
-    group.add_argument("--redact-shape", choices=REDACT_SHAPES, default=Redaction.shape,
+    group.add_argument("--redact-shape", choices=REDACT_SHAPES,
                        help="what --redact hides, widened by 1%% of the frame's short side: the box around each "
                             "object's mask, which also covers what the mask misses inside it (for privacy), or the mask "
                             f"alone (neater); default {Redaction.shape}")
 
 
 def redaction(args: argparse.Namespace):
-    """The :class:`~qmra.data.redaction.Redaction` that ``--redact-style`` and ``--redact-shape`` ask for."""
+    """The :class:`~qmra.data.redaction.Redaction` that ``--redact-style`` and ``--redact-shape`` ask for,
+    None without ``--redact`` (where either of them is an error: it would do nothing)."""
     from qmra.data.redaction import Redaction
 
-    return Redaction(args.redact_style, args.redact_shape)
+    if not args.redact:
+        given = [flag for flag, value in (("--redact-style", args.redact_style), ("--redact-shape", args.redact_shape)) if value]
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise QmraError(f"{' and '.join(given)} only {verb} with --redact (the video with the objects hidden)")
+        return None
+    return Redaction(args.redact_style or Redaction.style, args.redact_shape or Redaction.shape)
 
 
 def every_nth(text: str) -> int:

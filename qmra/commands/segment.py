@@ -84,6 +84,7 @@ def frame_range(text: str) -> tuple[int, int | None]:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.data import open_frames
+    from qmra.data.redaction import Redaction
     from qmra.inference.video_run import OutputPlan, VideoRun, finished_text
 
     first, last = args.frames
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     check_boxes_on_every(prompts, first, args.every)
     source = open_frames(args.source)
     overlay, rle, cutout, redact = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout, args.redact))
-    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args))
+    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args) or Redaction())
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = plan.finished(source, first, args.every) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))

@@ -177,8 +177,8 @@ def _apply(out: np.ndarray, region: tuple[int, int, int, int], inside: np.ndarra
         return
     if style == "pixelate":
         patch = out[y0:y1, x0:x1]
-        cells = Image.fromarray(patch).resize((max(1, round(patch.shape[1] / strength)), max(1, round(patch.shape[0] / strength))),
-                                              Image.BOX)
+        cells = Image.fromarray(patch).resize(
+            (max(1, round(patch.shape[1] / strength)), max(1, round(patch.shape[0] / strength))), Image.BOX)
         hidden = np.asarray(cells.resize((patch.shape[1], patch.shape[0]), Image.NEAREST))
     else:
         # Blurred with the pixels around the region, so that its edge does not fade to its own border.

@@ -173,8 +173,8 @@ class ResultWriter:
     cut-out frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them
     are added. ``cutout``: a ``.webm`` or ``.mov`` file of the objects on a transparent background
     (:class:`CutoutWriter`). ``redact``: an mp4 of the frames with the objects hidden as ``redaction``
-    says (:class:`RedactWriter`); both mp4 files carry ``audio``, the source's sound. ``step``: the run segments every ``step``-th frame (the kept ones too);
-    the videos play at ``fps / step``.
+    says (:class:`RedactWriter`); both mp4 files carry ``audio``, the source's sound. ``step``: the
+    run segments every ``step``-th frame (the kept ones too); the videos play at ``fps / step``.
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,

@@ -92,6 +92,8 @@ def _output_cases(tmp_path):
          f"--overlay and --cutout name the same file {tmp_path / 'v.webm'}"),
         (["--overlay", str(x), "--redact", str(x)], f"--overlay and --redact name the same file {x}"),
         (["--redact", str(tmp_path / "a-folder")], f"--redact {tmp_path / 'a-folder'} is a folder; give a file name"),
+        (["--redact-style", "black", "--redact-shape", "mask"],
+         "--redact-style and --redact-shape only apply with --redact (the video with the objects hidden)"),
     ]
 
 
