@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
               f"{video.doubtful.summary()}; wrote {plan.describe()}")
         for line in video.earlier.summary():
             print(line)
-        say_redaction(video.redaction_report, plan.redact)
+    say_redaction(video.redaction_report, plan.redact, args.quiet)
     if video.lost.lost_at_end:
         print(f"qmra: warning: {video.lost.summary(len(prompts))}{_reseed_hint(video.adaptations, segmenter.settings)}",
               file=sys.stderr)
@@ -139,18 +139,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def say_redaction(report, path: Path | None) -> None:
+def say_redaction(report, path: Path | None, quiet: bool) -> None:
     """After a run with ``--redact``: the frames where an object was hidden only where it was last
-    seen, or not at all, which a person should look at before the video is shared."""
+    seen, or not at all, which a person should look at before the video is shared (warnings, even
+    with ``quiet``)."""
     if report is None or path is None:
         return
     lines = report.lines()
-    if not lines:
+    if not lines and not quiet:
         print(f"{path}: every object hidden on every frame from its box on")
-        return
-    print(f"{path}: check these frames before sharing it:")
     for line in lines:
-        print(f"  {line}")
+        print(f"qmra: warning: {path}: {line}; look at those frames before sharing it", file=sys.stderr)
 
 
 def _say_resuming(first: int, keep: int, every: int, out_dir: Path, quiet: bool) -> None:

@@ -3,6 +3,7 @@ and ``--resume`` after an interruption."""
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,3 +207,18 @@ def test_the_overlay_and_redacted_video_carry_the_sound_of_the_frames_segmented(
         samples, rate = sound(tmp_path / name)  # source seconds 0.5 to 1.5: the tone from 1.0
         assert abs(samples.shape[1] / rate - 1.0) < 0.03, name
         assert loudness(samples, rate, 0.05, 0.45) < 0.01 < 0.3 < loudness(samples, rate, 0.55, 0.95), name
+
+
+def test_frames_to_check_in_a_redacted_video_are_warnings_even_when_quiet(capsys):
+    from qmra.commands.segment import say_redaction
+    from qmra.data.redaction import RedactionReport
+
+    report = RedactionReport(held={2: [7, 8]}, shown={2: [9, 10, 11]})
+    say_redaction(report, Path("r.mp4"), quiet=True)
+    printed, errors = capsys.readouterr()
+    assert printed == "" and errors == ("qmra: warning: r.mp4: object 2: hidden where last seen on frames 7-8; not hidden "
+                                        "on frames 9-11 (not found there); look at those frames before sharing it\n")
+    say_redaction(RedactionReport(), Path("r.mp4"), quiet=False)
+    assert capsys.readouterr() == ("r.mp4: every object hidden on every frame from its box on\n", "")
+    say_redaction(RedactionReport(), Path("r.mp4"), quiet=True)
+    assert capsys.readouterr() == ("", "")
