@@ -243,7 +243,7 @@ class ResultWriter:
             raise
 
     def _write_frame(self, result: FrameResult) -> None:
-        self.object_ids.update(result.masks)
+        self.object_ids.update(result.object_ids)
         object_ids = sorted(self.object_ids)
         path = self.out_dir / f"{result.name}.png"
         if result.index < self._kept_until:
