@@ -197,16 +197,29 @@ def test_resume_refuses_results_of_other_boxes_and_runs_when_there_are_none(tmp_
     assert sorted(p.name for p in out.glob("*.png")) == [f"{i:05d}.png" for i in range(3)]  # nothing was written
 
 
-def test_the_overlay_and_redacted_video_carry_the_sound_of_the_frames_segmented(tmp_path, weights, capsys):
+def test_the_overlay_and_redacted_video_carry_the_sound_of_the_frames_segmented(tmp_path, weights, monkeypatch, capsys):
     from tests.data.test_audio import loudness, sound, video_with_sound
 
     source = video_with_sound(tmp_path / "talk.mov", "pcm_s16le")  # a camera's PCM: written as AAC
-    assert _segment(source, tmp_path / "masks", weights, "--box", "10,10,40,40", "--frames", "5-14", "--overlay",
-                    str(tmp_path / "overlay.mp4"), "--redact", str(tmp_path / "redacted.mp4")) == 0
+
+    def run(name, *extra):
+        return _segment(source, tmp_path / name / "masks", weights, "--box", "10,10,40,40", "--frames", "5-14",
+                        "--overlay", str(tmp_path / name / "overlay.mp4"), "--redact", str(tmp_path / name / "redacted.mp4"),
+                        *extra)
+
+    assert run("whole") == 0
     for name in ("overlay.mp4", "redacted.mp4"):
-        samples, rate = sound(tmp_path / name)  # source seconds 0.5 to 1.5: the tone from 1.0
+        samples, rate = sound(tmp_path / "whole" / name)  # source seconds 0.5 to 1.5: the tone from 1.0
         assert abs(samples.shape[1] / rate - 1.0) < 0.03, name
         assert loudness(samples, rate, 0.05, 0.45) < 0.01 < 0.3 < loudness(samples, rate, 0.55, 0.95), name
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, 9)
+        assert run("resumed") == 130
+    samples, rate = sound(tmp_path / "resumed" / "overlay.mp4")  # the interrupted file ends with its last frame
+    assert abs(samples.shape[1] / rate - 0.4) < 0.03
+    assert run("resumed", "--resume") == 0
+    for name in ("overlay.mp4", "redacted.mp4"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
 
 
 def test_frames_to_check_in_a_redacted_video_are_warnings_even_when_quiet(capsys):
