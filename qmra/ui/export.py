@@ -26,7 +26,9 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     ``masks.json`` (COCO RLE), ``cutout.webm`` (the objects on a transparent background) and
     ``redacted.mp4`` (the frames with the objects blurred: :class:`~qmra.data.redaction.Redaction`); also
     ``boxes.json``, the boxes drawn. ``labels_of(frame)``: the frame's label map, or None (written as
-    background; the answer counts those frames)."""
+    background; the answer counts those frames). The answer's ``check`` lists what to look at before
+    sharing the files: frames where the redacted video hid an object only where it was last seen, or
+    not at all, and a sound track that ended early."""
     overlay_path = folder / "overlay.mp4" if overlay else None
     rle_path = folder / "masks.json" if rle else None
     cutout_path = folder / "cutout.webm" if cutout else None
@@ -55,7 +57,11 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     files = [f"{writer.frames_written} palette PNGs"]
     files += [label for flag, label in ((per_object, "per-object PNGs"), (overlay, "overlay.mp4"), (rle, "masks.json"),
                                         (cutout, "cutout.webm"), (redact, "redacted.mp4")) if flag]
-    return {"folder": str(folder), "frames": writer.frames_written, "without_masks": missing, "files": files + ["boxes.json"]}
+    report = writer.redaction_report
+    # Frames of the redacted video where an object was hidden only where last seen, or not at all.
+    check = [f"redacted.mp4: {line}" for line in (report.lines() if report is not None else [])]
+    return {"folder": str(folder), "frames": writer.frames_written, "without_masks": missing, "files": files + ["boxes.json"],
+            "check": check + writer.audio_failures}
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:

@@ -392,8 +392,9 @@ async function exportTo(zip) {
     const answer = zip ? await post("export-zip", exportOptions())
       : await post("export", { ...exportOptions(), folder: $("export-folder").value, overwrite: $("exp-overwrite").checked });
     const missing = answer.without_masks ? ` (${answer.without_masks} frames had no masks: written as background; run first)` : "";
-    $("export-status").textContent = zip ? `${answer.name}: ${answer.files.join(", ")}${missing}`
-      : `wrote ${answer.files.join(", ")} to ${answer.folder}${missing}`;
+    const check = answer.check && answer.check.length ? `. Check: ${answer.check.join("; ")}` : "";
+    $("export-status").textContent = zip ? `${answer.name}: ${answer.files.join(", ")}${missing}${check}`
+      : `wrote ${answer.files.join(", ")} to ${answer.folder}${missing}${check}`;
     body.dataset.exported = zip ? answer.name : answer.folder;
     if (zip) {
       const link = document.createElement("a");
