@@ -60,6 +60,9 @@ def test_the_demo_says_what_the_test_score_of_the_weights_averages():
         ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 20 steps, a frame into memory every 5, mean of 3 adaptation seeds)")
     assert _weights_summary(card({"resolution": 384, "mem_every": 5, "previous_every": 2})) == (
         ", w (held-out DAVIS test J&F 0.414 at 384 px, a frame into memory every 5, the previous frame renewed every 2)")
+    assert _weights_summary(card({"resolution": 384, "previous_every": 2, "min_piece": 0.1})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 384 px, the previous frame renewed every 2, mask pieces under 0.1 of the "
+        "largest dropped)")
     assert _weights_summary(card({"resolution": 320})) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"  # no adaptation: seeds change nothing
     assert _weights_summary(card({}, name=None)) == "" and _weights_summary(None) == ""
 

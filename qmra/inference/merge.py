@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from qmra.data.boxes import Box, render_box_map
 from qmra.data.object_ids import MAX_OBJECT_ID
+from qmra.inference.pieces import drop_small_pieces
 from qmra.inference.results import FrameResult, ProbabilityMaps
 
 EPSILON = 1e-7
@@ -79,12 +80,14 @@ def boxed_in_front(own: torch.Tensor, object_ids: list[int], boxes: dict[int, Bo
 
 def merge_frame(index: int, name: str, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
                 boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None,
-                boxed: Collection[int] = ()) -> FrameResult:
+                boxed: Collection[int] = (), min_piece: float = 0.0) -> FrameResult:
     """Frame ``index`` (named ``name``, H×W×3 ``frame``) with its objects' h×w probabilities at the
     working size merged into one H×W label map, and each object's box: a :class:`Box`, or an h×w
     box map on the device (stage 2's tracked box), whose extent becomes its box. ``boxed``: the
     objects the user boxed on this frame (their boxes in ``boxes``), to which objects with larger
-    boxes give way inside their boxes (:func:`boxed_in_front`). Everything the host needs crosses over in one go.
+    boxes give way inside their boxes (:func:`boxed_in_front`). ``min_piece``: pieces of a mask smaller
+    than this share of its largest piece are dropped (:func:`drop_small_pieces`). Everything the host
+    needs crosses over in one go.
     ``before_wait``: work to queue on the device once the copies to the host are queued, before
     waiting for them."""
     object_ids = sorted(probabilities)
@@ -118,7 +121,8 @@ def merge_frame(index: int, name: str, frame: np.ndarray, probabilities: dict[in
         final_boxes[object_id] = _extent_box(host[3 + 2 * slot].numpy(), host[4 + 2 * slot].numpy(), scale)
     maps = ProbabilityMaps(object_ids, merged, own, (height, width))
     scores, area = host[1].tolist(), host[2].numpy()
-    return FrameResult(index, name, host[0].numpy(), {i: final_boxes[i] for i in object_ids}, frame, maps,
+    labels = drop_small_pieces(host[0].numpy(), min_piece)  # never empties a mask: the areas stand
+    return FrameResult(index, name, labels, {i: final_boxes[i] for i in object_ids}, frame, maps,
                        confidence={i: float(scores[slot]) for slot, i in enumerate(object_ids)},
                        lost={i: bool(area[i] == 0) for i in object_ids})
 

@@ -65,7 +65,7 @@ class FramePredictor:
                     self._track(index, time, group, runtime, inputs, probabilities, boxes)
         with record_function("qmra/merge"):
             result = merge_frame(index, self.name(index), frame, probabilities, boxes, before_wait,
-                                 boxed=[prompt.object_id for prompt in starting])
+                                 boxed=[prompt.object_id for prompt in starting], min_piece=self.settings.min_piece)
         # The boxes as the host has them: the box maps on the device may be a compiled graph's
         # outputs, which its next replay overwrites.
         return result, probabilities, {i: result.boxes[i] for i in boxes}
@@ -87,7 +87,8 @@ class FramePredictor:
         runtime = self.networks.for_start(index, [prompt], inputs, frame.shape[:2], bool(self.objects.banks))
         self._start(index, time, [prompt], runtime, inputs, probabilities, boxes, frame.shape[:2])
         with record_function("qmra/merge"):
-            return merge_frame(index, self.name(index), frame, probabilities, boxes, boxed=[prompt.object_id])
+            return merge_frame(index, self.name(index), frame, probabilities, boxes, boxed=[prompt.object_id],
+                               min_piece=self.settings.min_piece)
 
     def preview(self, index: int, frame: np.ndarray, prompts: list[Prompt]) -> FrameResult:
         """Frame ``index`` with the objects of ``prompts``, from their boxes alone (no memory is kept)."""
@@ -100,7 +101,7 @@ class FramePredictor:
             boxes[prompt.object_id] = prompt.box
         with record_function("qmra/merge"):
             return merge_frame(index, self.name(index), frame, probabilities, boxes,
-                               boxed=[prompt.object_id for prompt in prompts])
+                               boxed=[prompt.object_id for prompt in prompts], min_piece=self.settings.min_piece)
 
     def _start(self, index: int, time: int, prompts: list[Prompt], runtime: Runtime, inputs: FrameInputs,
                probabilities: Probabilities, boxes: Boxes, frame_size: tuple[int, int]) -> None:

@@ -60,6 +60,9 @@ class InferenceSettings:
       stays as it was. 1 (the paper): every predicted frame becomes the previous frame. A frame a
       few frames back is less like the query than the one just before, so its errors (a box stretched
       onto a look-alike) pass on less: see docs/results-history.md for what validation measured.
+    - ``min_piece``: a piece of an object's mask (its 8-connected parts) smaller than this share of
+      its largest piece is dropped from the masks returned (:mod:`qmra.inference.pieces`); the memory
+      never sees the mask, so tracking is unchanged. 0 (the paper): every piece stays.
     - ``max_memory_frames``: the cap on stored frames per object, first and previous included. The
       first frame always stays; the oldest extra frame goes first. 16 leaves DAVIS-length videos
       (≤ 104 frames at N = 10: at most 13 frames) untouched and keeps memory flat on long videos; at
@@ -149,6 +152,10 @@ class InferenceSettings:
     stage2_box: str = field(default="all", metadata=option(
         "stage 2's box surrounds all of stage 1's confident pixels (the paper) or only their largest blob",
         choices=STAGE2_BOXES, group=ACCURACY))
+    min_piece: float = field(default=0.0, metadata=option(
+        "drop each piece of an object's mask smaller than this share of its largest piece, as the mask spreading onto "
+        "look-alike background (0: keep every piece, the paper)", metavar="SHARE", parse=float, group=ACCURACY,
+        show=lambda share: f"{share:g} of the largest piece" if share else "0 (every piece)"))
     fold_crm: bool = field(default=True, metadata=option(
         "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm", group=SPEED))
@@ -206,6 +213,8 @@ class InferenceSettings:
             raise ConfigError(f"--compile runs one network, not an ensemble of {self.ensemble}: add --ensemble 1")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
+        if isinstance(self.min_piece, bool) or not isinstance(self.min_piece, (int, float)) or not 0 <= self.min_piece <= 1:
+            raise ConfigError(f"min_piece must be a share of the largest piece, 0 to 1, got {self.min_piece!r}")
         if self.stage2_box not in STAGE2_BOXES:
             raise ConfigError(f"stage2_box must be one of {', '.join(STAGE2_BOXES)}, got {self.stage2_box!r}")
         if self.compile not in COMPILE_MODES:

@@ -29,6 +29,8 @@ def test_a_candidate_names_every_setting_the_weights_recommend():
     assert candidate_settings("384:0")[1].precision == "fp32"
     _, renewed = candidate_settings("384:0:1e-5:all:0:1:1:largest-blob:5:fp32:3")
     assert (renewed.mem_every, renewed.previous_every) == (5, 3) and candidate_settings("384:0")[1].previous_every == 1
+    _, cleaned = candidate_settings("384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2:0.1")
+    assert (cleaned.previous_every, cleaned.min_piece) == (2, 0.1) and candidate_settings("384:0")[1].min_piece == 0.0
 
 
 def test_an_averaged_adaptation_counts_its_draws_like_an_ensemble():
