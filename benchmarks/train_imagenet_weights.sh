@@ -65,7 +65,7 @@ case "${1:-}" in
     # the originals alone one imperceptible change moved goat by 31 points (benchmarks/reencode.py).
     "$PYTHON" -m benchmarks.ship_default_weights --davis "$DAVIS" --validation "$VALIDATION" --test "$TEST" \
         --flying .flying-split/videos --checkpoints "${CHECKPOINTS:?comma-separated checkpoints to choose from}" \
-        --candidates "${CANDIDATES:-384:0:1e-5:all:0:1:1:all:5,384:0:1e-5:all:0:1:1:largest-blob:5,384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2}" \
+        --candidates "${CANDIDATES:-384:0:1e-5:all:0:1:1:all:5,384:0:1e-5:all:0:1:1:largest-blob:5,384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2,384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2:0.1}" \
         --margin "${MARGIN:-1}" --seeds 0 --reencode "${REENCODE-95,90}" \
         ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
         $([ -d .flying-small/videos ] && echo --report .flying-small/videos) \

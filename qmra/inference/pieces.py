@@ -28,10 +28,11 @@ def drop_small_pieces(labels: np.ndarray, share: float) -> np.ndarray:
         pieces, count = ndimage.label(labels[where] == object_id, structure=_NEIGHBOURS)
         if count < 2:
             continue
-        sizes = np.bincount(pieces.ravel())[1:]
-        small = np.flatnonzero(sizes < share * sizes.max()) + 1
-        if small.size:
+        sizes = np.bincount(pieces.ravel())
+        small = sizes < share * sizes[1:].max()
+        small[0] = False  # not the object's
+        if small.any():
             if out is labels:
                 out = labels.copy()
-            out[where][np.isin(pieces, small)] = 0
+            out[where][small[pieces]] = 0
     return out
