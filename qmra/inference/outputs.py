@@ -1,4 +1,5 @@
-"""Writing a session's results: DAVIS palette PNGs, per-object PNGs, an overlay mp4, COCO RLE JSON.
+"""Writing a session's results: DAVIS palette PNGs, per-object PNGs, an overlay mp4, COCO RLE JSON,
+a cut-out, and the video with the objects hidden (the mp4s with the source's sound).
 
 Every file is written atomically. :meth:`ResultWriter.close` finalises the overlay and the RLE file
 with the frames finished so far, so an interrupted run still leaves complete, playable files. A
