@@ -27,6 +27,9 @@ from qmra.ui.jobs import Busy, Gone, Job
 from qmra.ui.masks import MaskFiles
 from qmra.ui.plan import BACKWARD, FORWARD, Member, Plan, Task
 
+#: The mark of a frame where an object's mask is empty, beside the quality signals of its doubtful masks.
+LOST = "lost"
+
 
 class Page:
     """The state behind one open page (see the module docstring)."""
@@ -136,7 +139,8 @@ class Page:
                                            for k in plan.keyframes[object_id]]}
                             for object_id in plan.object_ids],
                 "shown": "".join("1" if s else "0" for s in shown),
-                "doubtful": "".join("1" if self.doubts.get(f) else "0" for f in range(len(shown))),
+                "doubtful": "".join("1" if self._marked(f, lost=False) else "0" for f in range(len(shown))),
+                "lost": "".join("1" if self._marked(f, lost=True) else "0" for f in range(len(shown))),
                 "complete": int(done.sum()),
                 "next_object": plan.next_object_id() if len(plan.object_ids) < 255 else None,
                 "job": None if self.job is None else self.job.snapshot(),
@@ -325,10 +329,19 @@ class Page:
         if job is not None and not job.cancel.is_set() and processed < len(task.frames):
             job.update(done=job.done + len(task.frames) - processed)  # frames after every member left
 
+    def _marked(self, frame: int, lost: bool) -> bool:
+        """Whether an object's mask on ``frame`` is empty (``lost``), or else doubtful."""
+        signals = self.doubts.get(frame, {}).values()
+        if lost:
+            return any(LOST in kept for kept in signals)
+        return any(signal != LOST for kept in signals for signal in kept)
+
     def _store_mask(self, object_id: int, frame: int, mask: np.ndarray, tag: int, doubts: tuple[str, ...] = ()) -> None:
         assert self.masks is not None and self.plan is not None
         self.masks.store(object_id, frame, mask)
         self.plan.record(object_id, frame, tag)
+        if not mask.any():  # not found on this frame: where to look, and to correct with a box
+            doubts = (*doubts, LOST)
         kept = self.doubts.setdefault(frame, {})
         if doubts:
             kept[object_id] = doubts

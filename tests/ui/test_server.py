@@ -385,3 +385,29 @@ def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, t
         assert state["complete"] == 8 and state["doubtful"] == "00000110"
         state = client.call("POST", "remove", {"object": 1})
         assert state["doubtful"] == "00000000"
+
+
+def test_frames_where_an_object_is_not_found_are_marked_apart(tmp_path, tiny_segmenter, small_video, monkeypatch):
+    """An empty mask marks its frame as lost (red on the timeline), not as doubtful."""
+    import dataclasses
+
+    from qmra.inference import predict
+
+    merge = predict.merge_frame
+
+    def nothing_on_frames_5_and_6(index, *args, **kwargs):
+        result = merge(index, *args, **kwargs)
+        return dataclasses.replace(result, labels=np.zeros_like(result.labels)) if index in (5, 6) else result
+
+    monkeypatch.setattr(predict, "merge_frame", nothing_on_frames_5_and_6)
+    with serve(tiny_segmenter, tmp_path, source=small_video) as server:
+        client = Client(server)
+        client.start()
+        client.wait_decoded()
+        client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
+        client.call("POST", "run", {"direction": "forward"})
+        state = client.wait_for_run()
+        assert state["lost"][5:7] == "11" and state["lost"][3] == "0"
+        assert state["doubtful"][5:7] == "00"
+        state = client.call("POST", "remove", {"object": 1})
+        assert state["lost"] == "00000000"

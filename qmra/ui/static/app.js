@@ -195,6 +195,9 @@ function renderTimeline() {
   // Frames where a mask looks wrong (it floods, spills, fades or jumps): where to correct.
   tctx.fillStyle = "#e08a00";
   for (let i = 0; i < n; i++) if (state.doubtful && state.doubtful[i] === "1") tctx.fillRect(i * step, 12, Math.max(2, step), 6);
+  // Frames where an object was not found (its mask empty): where a box brings it back.
+  tctx.fillStyle = "#d02828";
+  for (let i = 0; i < n; i++) if (state.lost && state.lost[i] === "1") tctx.fillRect(i * step, 12, Math.max(2, step), 6);
   for (const object of state.objects) {
     tctx.fillStyle = css(object.colour);
     for (const k of object.keyframes) tctx.fillRect(k.frame * step, 0, Math.max(2, step), timeline.height);
