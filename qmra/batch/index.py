@@ -23,7 +23,9 @@ class VideoRecord:
     ``seconds`` of work, ``lost`` (object id → the frame it was lost from, for objects lost to the
     end), ``doubtful`` (object id → doubtful frames), ``error`` (one line, for a failed video),
     ``warnings`` (the lines ``qmra segment`` would print), ``attempt`` (1, then 2 for a retry),
-    ``run`` (:func:`run_fingerprint` of the weights, settings and outputs it was made with)."""
+    ``run`` (:func:`run_fingerprint` of the weights, settings and outputs it was made with),
+    ``unhidden`` (with a redacted video: object id → the frames where it does not hide the object,
+    as ranges; left out of the line when there are none)."""
 
     id: str
     video: str
@@ -36,11 +38,14 @@ class VideoRecord:
     warnings: list[str] = field(default_factory=list)
     attempt: int = 1
     run: str = ""
+    unhidden: dict[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
         """The index line (the warnings stay out: they are printed, and can be many)."""
         record = asdict(self)
         record.pop("warnings")
+        if not self.unhidden:
+            record.pop("unhidden")
         record["seconds"] = round(self.seconds, 3)
         return json.dumps(record)
 

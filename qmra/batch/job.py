@@ -15,7 +15,7 @@ from typing import Callable
 
 from qmra.batch.index import DONE, FAILED, INTERRUPTED, VideoRecord
 from qmra.batch.manifest import BatchItem
-from qmra.data.redaction import Redaction
+from qmra.data.redaction import Redaction, frame_ranges
 from qmra.errors import QmraError
 from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.video_run import OutputPlan, VideoRun
@@ -107,5 +107,7 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
         record.lost = {str(k): v for k, v in video.lost.lost_at_end.items()}
         record.doubtful = {str(k): v for k, v in sorted(video.doubtful.frames.items())}
         report = video.redaction_report
-        record.warnings += [f"{REDACT_NAME}: {line}" for line in (report.lines() if report is not None else [])]
+        if report is not None:
+            record.warnings += [f"{REDACT_NAME}: {line}" for line in report.lines()]
+            record.unhidden = {str(k): frame_ranges(v, report.step) for k, v in sorted(report.shown.items())}
     return record

@@ -75,11 +75,16 @@ class RedactionReport:
         for object_id in sorted(set(self.held) | set(self.shown)):
             parts = []
             if self.held.get(object_id):
-                parts.append(f"hidden where last seen on frames {frame_ranges(self.held[object_id], self.step)}")
+                parts.append(f"hidden where last seen on {self._frames(self.held[object_id])}")
             if self.shown.get(object_id):
-                parts.append(f"not hidden on frames {frame_ranges(self.shown[object_id], self.step)} (not found there)")
+                parts.append(f"not hidden on {self._frames(self.shown[object_id])} (not found there)")
             lines.append(f"object {object_id}: {'; '.join(parts)}")
         return lines
+
+
+    def _frames(self, frames: list[int]) -> str:
+        """'frame 7' or 'frames 3-5, 9'."""
+        return f"frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames, self.step)}"
 
 
 def frame_ranges(frames: list[int], step: int = 1) -> str:
