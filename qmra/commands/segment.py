@@ -122,17 +122,18 @@ def run(args: argparse.Namespace) -> int:
         if not video.started:
             raise
         raise QmraError(f"{error}; {finished_text(video.frames_finished, plan.out_dir)}") from None
+    objects = len({prompt.object_id for prompt in prompts})
     if not args.quiet:
         resumed = f" ({keep} of them were already there)" if keep else ""
-        print(f"segmented {len(prompts)} object(s) in {video.frames_written} frames{resumed} at "
+        print(f"segmented {objects} object(s) in {video.frames_written} frames{resumed} at "
               f"{video.frames_written / max(video.seconds, 1e-9):.2f} frames/s on {segmenter.device}"
-              f"{adaptation_summary(video.adaptations)}; {video.lost.summary(len(prompts))}; "
+              f"{adaptation_summary(video.adaptations)}; {video.lost.summary(objects)}; "
               f"{video.doubtful.summary()}; wrote {plan.describe()}")
         for line in video.earlier.summary():
             print(line)
     say_redaction(video.redaction_report, plan.redact, args.quiet)
     if video.lost.lost_at_end:
-        print(f"qmra: warning: {video.lost.summary(len(prompts))}{_reseed_hint(video.adaptations, segmenter.settings)}",
+        print(f"qmra: warning: {video.lost.summary(objects)}{_reseed_hint(video.adaptations, segmenter.settings)}",
               file=sys.stderr)
     if (args.fail_on_lost and video.lost.lost_at_end) or (args.fail_on_doubt and video.doubtful.frames):
         return EXIT_LOST

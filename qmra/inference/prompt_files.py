@@ -29,7 +29,8 @@ def parse_prompts(boxes: list[str] | None, boxes_file: str | None, box_format: s
 
 def prompts_from_list(document: object, where: str, box_format: str = "xyxy") -> list[Prompt]:
     """The ``--boxes`` schema (a JSON list of ``{"id", "frame", "box"}``, frame 0 when absent) →
-    prompts; errors name ``where`` the list came from and the entry."""
+    prompts; errors name ``where`` the list came from and the entry. An object may have boxes on
+    several frames: from each one on, it restarts from that box (a correction)."""
     if not isinstance(document, list) or not document:
         raise QmraError(f"{where}: expected a non-empty JSON list of {{\"id\", \"frame\", \"box\"}} objects")
     prompts: list[Prompt] = []
@@ -38,8 +39,9 @@ def prompts_from_list(document: object, where: str, box_format: str = "xyxy") ->
         if not isinstance(entry, dict) or "id" not in entry or "box" not in entry:
             raise QmraError(f"{place}: expected an object with \"id\", \"box\" and optionally \"frame\"")
         prompt = _prompt(entry["id"], entry.get("frame", 0), entry["box"], box_format, place)
-        if any(p.object_id == prompt.object_id for p in prompts):
-            raise QmraError(f"{place}: object id {prompt.object_id} is given twice")
+        if any(p.object_id == prompt.object_id and p.frame == prompt.frame for p in prompts):
+            raise QmraError(f"{place}: object id {prompt.object_id} is given twice on frame {prompt.frame} "
+                            "(one box per object and frame; a box on a later frame corrects it there)")
         prompts.append(prompt)
     return prompts
 

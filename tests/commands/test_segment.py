@@ -149,7 +149,7 @@ def test_a_wrong_xywh_box_is_refused(tmp_path, video, weights, capsys):
 
 @pytest.mark.parametrize("content,message", [
     ('[{"id": 0, "box": [1, 1, 5, 5]}]', "entry 1: object ids are integers 1..255, got 0"),
-    ('[{"id": 1, "box": [1, 1, 5, 5]}, {"id": 1, "box": [2, 2, 6, 6]}]', "object id 1 is given twice"),
+    ('[{"id": 1, "box": [1, 1, 5, 5]}, {"id": 1, "box": [2, 2, 6, 6]}]', "object id 1 is given twice on frame 0"),
     ('[{"id": 2, "frame": -1, "box": [1, 1, 5, 5]}]', "frame must be an integer >= 0"),
     ('[{"id": 2, "frame": 99, "box": [1, 1, 5, 5]}]', "past the end of the video"),
     ('{"id": 2}', "expected a non-empty JSON list"),
@@ -342,3 +342,27 @@ def test_two_objects_given_the_same_box_are_warned_about(tmp_path, video, weight
     assert _segment(source, tmp_path / "out", weights, "--box", "8,6,30,26", "--box", "8,6,30,26") == 0
     err = capsys.readouterr().err
     assert err.count("qmra: warning: objects 1 and 2 have nearly the same box on frame 0 (IoU 1.00)") == 1
+
+
+def test_a_second_box_for_an_object_corrects_it_from_that_frame(tmp_path, weights, capsys):
+    """An object boxed again on frame 3 restarts there: frames 0-2 are the first box's run, frames
+    3-5 what a run boxing it first on frame 3 gives (one object: nothing else shares its frames)."""
+    clip = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=6, num_objects=1, seed=4), name="clip")
+    source = clip.write_mp4(tmp_path / "clip.mp4", fps=10)
+    first = list(clip.first_boxes()[1].as_tuple())
+    later = [first[0] + 3, first[1] + 2, first[2] + 3, first[3] + 2]
+
+    def run(name, boxes):
+        (tmp_path / f"{name}.json").write_text(json.dumps(boxes))
+        assert _segment(source, tmp_path / name, weights, "--boxes", str(tmp_path / f"{name}.json")) == 0
+        return {p.name: read_labels(p) for p in sorted((tmp_path / name).glob("*.png"))}
+
+    corrected = run("corrected", [{"id": 1, "frame": 0, "box": first}, {"id": 1, "frame": 3, "box": later}])
+    plain = run("plain", [{"id": 1, "frame": 0, "box": first}])
+    late = run("late", [{"id": 1, "frame": 3, "box": later}])
+    assert sorted(corrected) == [f"{i:05d}.png" for i in range(6)]
+    for i in range(3):
+        assert np.array_equal(corrected[f"{i:05d}.png"], plain[f"{i:05d}.png"]), i
+    for i in range(3, 6):
+        assert np.array_equal(corrected[f"{i:05d}.png"], late[f"{i:05d}.png"]), i
+    assert any(not np.array_equal(corrected[f"{i:05d}.png"], plain[f"{i:05d}.png"]) for i in range(3, 6))
