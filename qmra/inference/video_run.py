@@ -229,7 +229,9 @@ class VideoRun:
     def _check(self, result: FrameResult, adapted: bool) -> None:
         """A warning for each object lost on this frame, and each whose mask became doubtful."""
         for object_id in self.lost.update(result):
-            self.warn(f"object {object_id} is lost on frame {result.index} ({result.name}): its mask is empty")
+            self.warn(f"object {object_id} is lost on frame {result.index} ({result.name}): its mask is empty; if it is "
+                      f"still in view, a box there brings it back (qmra ui, or {{\"id\": {object_id}, \"frame\": "
+                      f"{result.index}, \"box\": [x0, y0, x1, y1]}} added to --boxes)")
         for object_id, signals in self.doubtful.update(result):
             self.warn(warning(object_id, result, signals, adapted))
 
