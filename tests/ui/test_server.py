@@ -226,6 +226,11 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         for object_id in (1, 2):
             assert np.array_equal(decode_rle(rle["frames"][5]["objects"][str(object_id)]), labels == object_id)
         assert json.loads((out / "boxes.json").read_text())[0] == {"id": 1, "frame": 3, "box": [20.0, 20.0, 70.0, 60.0]}
+        # Its boxes, the correction of object 1 on frame 6 included, are a --boxes file for qmra segment.
+        from qmra.inference.prompt_files import parse_prompts
+
+        prompts = parse_prompts(None, str(out / "boxes.json"))
+        assert sorted((p.object_id, p.frame) for p in prompts) == [(1, 3), (1, 6), (2, 0)]
         # An export folder is a qmra segment folder: qmra export makes it a dataset.
         assert main(["export", str(out), "--video", str(small_video), "--out", str(tmp_path / "ds"), "--quiet"]) == 0
         coco = json.loads((tmp_path / "ds" / "annotations.json").read_text())
