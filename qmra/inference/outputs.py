@@ -27,6 +27,7 @@ from qmra.errors import DataError, QmraError
 from qmra.inference.results import FrameResult
 
 RLE_SAVE_EVERY = 25  # frames between rewrites of the RLE file during a run
+MP4_SUFFIXES = (".mp4", ".m4v")  # what players take an mp4 file for (the overlay, the redacted video)
 MAX_PENDING_WRITES = 8  # frames queued for the writer thread at most
 # A finished frame may differ from the resumed run's own result in this share of its pixels: a GPU
 # (or another thread count) can flip a few boundary pixels; other boxes or weights change far more.
@@ -62,6 +63,9 @@ def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None =
         for other in flags[index + 1:]:
             if files[flag].resolve() == files[other].resolve():
                 raise QmraError(f"{flag} and {other} name the same file {files[flag]}; give each its own")
+    for flag in ("--overlay", "--redact"):
+        if flag in files and files[flag].suffix.lower() not in MP4_SUFFIXES:
+            raise QmraError(f"{flag} {files[flag]}: it is written as an H.264 mp4; give a file ending in .mp4")
     if overwrite or resume:
         return
     advice = "use --overwrite to replace them, or --resume to continue"

@@ -92,6 +92,9 @@ def _output_cases(tmp_path):
         (["--overlay", str(tmp_path / "v.webm"), "--cutout", str(tmp_path / "v.webm")],
          f"--overlay and --cutout name the same file {tmp_path / 'v.webm'}"),
         (["--overlay", str(x), "--redact", str(x)], f"--overlay and --redact name the same file {x}"),
+        (["--redact", str(tmp_path / "r.webm")], f"--redact {tmp_path / 'r.webm'}: it is written as an H.264 mp4; give "
+         "a file ending in .mp4"),
+        (["--overlay", str(tmp_path / "o.avi")], f"--overlay {tmp_path / 'o.avi'}: it is written as an H.264 mp4"),
         (["--redact", str(tmp_path / "a-folder")], f"--redact {tmp_path / 'a-folder'} is a folder; give a file name"),
         (["--redact-style", "black", "--redact-shape", "mask"],
          "--redact-style and --redact-shape only apply with --redact (the video with the objects hidden)"),
