@@ -13,6 +13,7 @@ from qmra.data import open_frames
 from qmra.data.atomic import write_text_atomic
 from qmra.data.audio import audio_source
 from qmra.data.boxes import box_from_mask
+from qmra.data.redaction import Redaction
 from qmra.inference.outputs import ResultWriter, check_outputs
 from qmra.inference.results import FrameResult
 from qmra.ui.frames import FrameStore
@@ -21,10 +22,10 @@ from qmra.ui.plan import Plan
 
 def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Callable[[int], np.ndarray | None], *,
                    per_object: bool = True, overlay: bool = True, rle: bool = True, cutout: bool = False,
-                   redact: bool = False, overwrite: bool = False) -> dict:
+                   redact: bool = False, redaction: Redaction = Redaction(), overwrite: bool = False) -> dict:
     """Palette PNGs named after the frames, optionally ``<id>/`` per-object PNGs, ``overlay.mp4``,
     ``masks.json`` (COCO RLE), ``cutout.webm`` (the objects on a transparent background) and
-    ``redacted.mp4`` (the frames with the objects blurred: :class:`~qmra.data.redaction.Redaction`); also
+    ``redacted.mp4`` (the frames with the objects hidden as ``redaction`` says); also
     ``boxes.json``, the boxes drawn. ``labels_of(frame)``: the frame's label map, or None (written as
     background; the answer counts those frames). The answer's ``check`` lists what to look at before
     sharing the files: frames where the redacted video hid an object only where it was last seen, or
@@ -38,7 +39,7 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     audio = audio_source(open_frames(store.path)) if (overlay or redact) and store.folder is None else None
     writer = ResultWriter(folder, height=store.info.height, width=store.info.width, fps=store.info.fps,
                           video_name=store.name, per_object=per_object, overlay=overlay_path, rle=rle_path,
-                          cutout=cutout_path, redact=redact_path, audio=audio)
+                          cutout=cutout_path, redact=redact_path, redaction=redaction, audio=audio)
     missing = 0
     try:
         for frame in range(store.count):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from qmra.data.boxes import Box
+from qmra.data.redaction import Redaction
 from qmra.data.video_writer import object_colour
 from qmra.errors import QmraError
 from qmra.ui.engine import Engine
@@ -360,7 +361,8 @@ class Page:
     # ------------------------------------------------------------------ export
 
     def export(self, folder: Path, *, per_object: bool = True, overlay: bool = True, rle: bool = True,
-               cutout: bool = False, redact: bool = False, overwrite: bool = False) -> dict:
+               cutout: bool = False, redact: bool = False, redaction: Redaction = Redaction(),
+               overwrite: bool = False) -> dict:
         """Write what ``qmra segment`` writes into ``folder`` (already allowed by the path policy); see
         :func:`export_results`."""
         self._refuse_while_running("export")
@@ -376,7 +378,7 @@ class Page:
 
         with self._work:
             return export_results(folder, store, plan, labels_of, per_object=per_object, overlay=overlay, rle=rle,
-                                  cutout=cutout, redact=redact, overwrite=overwrite)
+                                  cutout=cutout, redact=redact, redaction=redaction, overwrite=overwrite)
 
     def export_zip(self, **options) -> tuple[Path, dict]:
         """:meth:`export` into this page's folder, packed as one zip."""

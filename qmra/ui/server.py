@@ -20,7 +20,7 @@ API (JSON unless said; ``S`` = ``/api/s/<session id>``)::
     POST S/remove {"object", "frame"?}                         remove a box, or the whole object
     POST S/run {"direction": "forward" | "backward" | "both"} start a run;  POST S/cancel
     GET  S/events                  the run's progress (text/event-stream): "progress" events, then one "end"
-    POST S/export {"folder", "per_object", "overlay", "rle", "cutout", "redact", "overwrite"}   write the results into a folder
+    POST S/export {"folder", "per_object", "overlay", "rle", "cutout", "redact", "redact_style", "overwrite"}   write the results into a folder
     POST S/export-zip {...}        the same as a zip, then GET S/download;  POST S/close: free the session
 """
 
@@ -42,6 +42,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from qmra.data.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+from qmra.data.redaction import REDACT_STYLES, Redaction
 from qmra.errors import QmraError
 from qmra.inference.segmenter import Segmenter
 from qmra.ui.config import UiConfig
@@ -410,9 +411,15 @@ def _index(text: str) -> int:
 
 
 def _export_options(body: dict) -> dict:
-    """The export's switches: every file but the cut-out and the redacted video unless the body says otherwise."""
-    return {name: bool(body.get(name, name not in ("cutout", "redact")))
-            for name in ("per_object", "overlay", "rle", "cutout", "redact")}
+    """The export's switches: every file but the cut-out and the redacted video unless the body says
+    otherwise; ``redact_style``: how the redacted video hides the objects (blur by default)."""
+    options: dict = {name: bool(body.get(name, name not in ("cutout", "redact")))
+                     for name in ("per_object", "overlay", "rle", "cutout", "redact")}
+    style = body.get("redact_style", Redaction.style)
+    if style not in REDACT_STYLES:
+        raise QmraError(f"redact_style must be one of {', '.join(REDACT_STYLES)}, got {style!r}")
+    options["redaction"] = Redaction(style)
+    return options
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def canvas_pixel(driver, x: int, y: int) -> list[int]:
 
 def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_segmenter, small_video):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     started = time.monotonic()
     with serve(tiny_segmenter, tmp_path, source=small_video) as server:
@@ -87,6 +88,7 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
         field.send_keys("exported")
         driver.find_element(By.ID, "exp-cutout").click()
         driver.find_element(By.ID, "exp-redact").click()
+        Select(driver.find_element(By.ID, "exp-redact-style")).select_by_value("black")
         driver.find_element(By.ID, "export").click()
         wait_until(lambda: data(driver, "exported"), timeout=60, what="the export")
     out = tmp_path / "exported"
@@ -101,7 +103,8 @@ def test_draw_a_box_see_the_mask_run_scrub_and_export(driver, tmp_path, tiny_seg
     assert (out / "overlay.mp4").stat().st_size > 0
     cutout = list(cutout_frames(out / "cutout.webm"))
     assert len(cutout) == 8 and ((cutout[3][..., 3] > 127) == (labels == 1)).mean() > 0.999
-    assert open_frames(out / "redacted.mp4").info.num_frames == 8
+    redacted = open_frames(out / "redacted.mp4")  # black over object 1's box
+    assert redacted.info.num_frames == 8 and redacted.read(3)[labels == 1].mean() < 25
     assert time.monotonic() - started < 60
 
 

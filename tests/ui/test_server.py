@@ -244,7 +244,9 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
                 assert np.array_equal(decode_rle(annotation["segmentation"]), frame_labels == annotation["object_id"])
         assert "already holds results" in client.call("POST", "export", {"folder": "export"}, expect=400)["error"]
         assert client.call("POST", "export", {"folder": "export", "overwrite": True})["frames"] == 8
-        answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True, "redact": True})
+        assert "redact_style must be one of blur, pixelate, black" in client.call(
+            "POST", "export-zip", {"redact": True, "redact_style": "smudge"}, expect=400)["error"]
+        answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True, "redact": True, "redact_style": "black"})
         status, data, headers = client.request("GET", answer["download"])
         assert status == 200 and headers["Content-Type"] == "application/zip"
         (tmp_path / "masks.zip").write_bytes(data)

@@ -384,7 +384,7 @@ function follow() {
 
 function exportOptions() {
   return { per_object: $("exp-per-object").checked, overlay: $("exp-overlay").checked, rle: $("exp-rle").checked,
-           cutout: $("exp-cutout").checked, redact: $("exp-redact").checked };
+           cutout: $("exp-cutout").checked, redact: $("exp-redact").checked, redact_style: $("exp-redact-style").value };
 }
 
 async function exportTo(zip) {
