@@ -1,5 +1,5 @@
 """What many tests share: the tiny network they run (random weights: fast on a CPU, the real code
-paths) and a small YouTube-VOS split on disk."""
+paths), a small YouTube-VOS split on disk, and a way to make objects go missing on chosen frames."""
 
 from __future__ import annotations
 
@@ -13,6 +13,24 @@ from qmra.model import QMRA, ModelConfig
 from qmra.model.checkpoint import save_checkpoint
 
 TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
+
+
+def no_masks_on(monkeypatch, frames) -> None:
+    """Every frame in ``frames`` comes out of the network with no object's mask (as if none was found),
+    whatever the random weights would give: patches the merge every predicted frame goes through."""
+    import dataclasses
+
+    import numpy as np
+
+    from qmra.inference import predict
+
+    merge = predict.merge_frame
+
+    def merged(index, *args, **kwargs):
+        result = merge(index, *args, **kwargs)
+        return dataclasses.replace(result, labels=np.zeros_like(result.labels)) if index in frames else result
+
+    monkeypatch.setattr(predict, "merge_frame", merged)
 
 
 def tiny_checkpoint(path: str | Path, metadata: dict | None = None) -> Path:

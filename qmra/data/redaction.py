@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from qmra.data.audio import AudioSource
 from qmra.data.video_writer import Mp4Writer
+from qmra.errors import ConfigError
 
 #: How an object's pixels are hidden: a Gaussian blur, square cells of their mean colour, or black.
 REDACT_STYLES = ("blur", "pixelate", "black")
@@ -44,9 +45,9 @@ class Redaction:
 
     def __post_init__(self) -> None:
         if self.style not in REDACT_STYLES:
-            raise ValueError(f"redaction style must be one of {', '.join(REDACT_STYLES)}, got {self.style!r}")
+            raise ConfigError(f"redaction style must be one of {', '.join(REDACT_STYLES)}, got {self.style!r}")
         if self.shape not in REDACT_SHAPES:
-            raise ValueError(f"redaction shape must be one of {', '.join(REDACT_SHAPES)}, got {self.shape!r}")
+            raise ConfigError(f"redaction shape must be one of {', '.join(REDACT_SHAPES)}, got {self.shape!r}")
 
 
 @dataclass

@@ -1,9 +1,6 @@
 """One video of a batch: what its record keeps."""
 
-import dataclasses
 import json
-
-import numpy as np
 
 from qmra.batch.index import DONE, VideoRecord
 from qmra.batch.job import BatchOutputs, Job, segment_job
@@ -12,21 +9,15 @@ from qmra.data import SyntheticConfig, SyntheticVideo
 from qmra.data.redaction import Redaction
 from qmra.inference import Segmenter
 from qmra.inference.prompts import Prompt
+from tests.tiny import no_masks_on
 
 
 def test_the_frames_a_redacted_video_leaves_unhidden_are_in_the_record(tmp_path, weights, monkeypatch):
     from qmra.data import redaction
-    from qmra.inference import predict
 
     video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=6, num_objects=1, seed=0))
     source = video.write_mp4(tmp_path / "clip.mp4", fps=10)
-    merge = predict.merge_frame
-
-    def gone_from_frame_2(index, *args, **kwargs):  # the object is not found from frame 2 on
-        result = merge(index, *args, **kwargs)
-        return dataclasses.replace(result, labels=np.zeros_like(result.labels)) if index >= 2 else result
-
-    monkeypatch.setattr(predict, "merge_frame", gone_from_frame_2)
+    no_masks_on(monkeypatch, range(2, 6))  # the object is not found from frame 2 on
     monkeypatch.setattr(redaction, "HOLD_SECONDS", 0.1)  # hidden where last seen for 1 frame at 10 fps
     item = BatchItem("clip", source, tuple(Prompt(i, 0, b) for i, b in sorted(video.first_boxes().items())), "test")
     outputs = BatchOutputs(tmp_path / "out", redact=Redaction("black"))

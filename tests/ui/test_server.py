@@ -17,6 +17,7 @@ from PIL import Image
 from qmra.cli import main
 from qmra.data.rle import decode_rle
 from qmra.ui.paths import PathPolicy, PathRefused
+from tests.tiny import no_masks_on
 from tests.ui.conftest import serve
 
 
@@ -70,6 +71,14 @@ class Client:
                 return state
             time.sleep(0.05)
         raise AssertionError("the video was not decoded")
+
+    def box_and_run(self, box: list[float], frame: int = 0, direction: str = "forward") -> dict:
+        """A new page: once the video is decoded, one object boxed on ``frame`` and run; the state after."""
+        self.start()
+        self.wait_decoded()
+        self.call("POST", "box", {"object": None, "frame": frame, "box": box})
+        self.call("POST", "run", {"direction": direction})
+        return self.wait_for_run()
 
     def wait_for_run(self, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -244,7 +253,7 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
                 assert np.array_equal(decode_rle(annotation["segmentation"]), frame_labels == annotation["object_id"])
         assert "already holds results" in client.call("POST", "export", {"folder": "export"}, expect=400)["error"]
         assert client.call("POST", "export", {"folder": "export", "overwrite": True})["frames"] == 8
-        assert "redact_style must be one of blur, pixelate, black" in client.call(
+        assert "redaction style must be one of blur, pixelate, black" in client.call(
             "POST", "export-zip", {"redact": True, "redact_style": "smudge"}, expect=400)["error"]
         answer = client.call("POST", "export-zip", {"overlay": False, "cutout": True, "redact": True, "redact_style": "black"})
         status, data, headers = client.request("GET", answer["download"])
@@ -265,11 +274,7 @@ def test_an_exported_overlay_and_redacted_video_carry_the_sound(tmp_path, tiny_s
     source = video_with_sound(tmp_path / "talk.mp4", seconds=1.0, tone_from=0.5)
     with serve(tiny_segmenter, tmp_path, source=source) as server:
         client = Client(server)
-        client.start()
-        client.wait_decoded()
-        client.call("POST", "box", {"object": None, "frame": 0, "box": [10, 10, 40, 40]})
-        client.call("POST", "run", {"direction": "forward"})
-        client.wait_for_run()
+        client.box_and_run([10, 10, 40, 40])
         client.call("POST", "export", {"folder": "export", "redact": True})
     for name in ("overlay.mp4", "redacted.mp4"):
         samples, rate = sound(tmp_path / "export" / name)
@@ -384,11 +389,7 @@ def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, t
                         lambda self, result, starting=frozenset(): {1: ("jump",)} if result.index in (5, 6) else {})
     with serve(tiny_segmenter, tmp_path, source=small_video) as server:
         client = Client(server)
-        client.start()
-        client.wait_decoded()
-        client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
-        client.call("POST", "run", {"direction": "both"})
-        state = client.wait_for_run()
+        state = client.box_and_run([20, 20, 70, 60], frame=3, direction="both")
         assert state["complete"] == 8 and state["doubtful"] == "00000110"
         state = client.call("POST", "remove", {"object": 1})
         assert state["doubtful"] == "00000000"
@@ -396,24 +397,10 @@ def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, t
 
 def test_frames_where_an_object_is_not_found_are_marked_apart(tmp_path, tiny_segmenter, small_video, monkeypatch):
     """An empty mask marks its frame as lost (red on the timeline), not as doubtful."""
-    import dataclasses
-
-    from qmra.inference import predict
-
-    merge = predict.merge_frame
-
-    def nothing_on_frames_5_and_6(index, *args, **kwargs):
-        result = merge(index, *args, **kwargs)
-        return dataclasses.replace(result, labels=np.zeros_like(result.labels)) if index in (5, 6) else result
-
-    monkeypatch.setattr(predict, "merge_frame", nothing_on_frames_5_and_6)
+    no_masks_on(monkeypatch, (5, 6))
     with serve(tiny_segmenter, tmp_path, source=small_video) as server:
         client = Client(server)
-        client.start()
-        client.wait_decoded()
-        client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
-        client.call("POST", "run", {"direction": "forward"})
-        state = client.wait_for_run()
+        state = client.box_and_run([20, 20, 70, 60], frame=3)
         assert state["lost"][5:7] == "11" and state["lost"][3] == "0"
         assert state["doubtful"][5:7] == "00"
         state = client.call("POST", "remove", {"object": 1})
