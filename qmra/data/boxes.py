@@ -155,6 +155,21 @@ def box_from_mask(mask: np.ndarray, jitter: float = 0.0, rng: np.random.Generato
     return Box(x0, y0, x1, y1)
 
 
+def loosened(box: Box, share: float, image_size: tuple[int, int], rng: np.random.Generator) -> Box:
+    """``box`` as a person might draw it: each side moved by a uniform draw from ``share`` / 4 of the
+    box's width (left, right) or height (top, bottom) inwards to ``share`` of it outwards, then
+    clipped to the ``image_size`` (H, W) image. Mostly looser: people draw around an object rather
+    than cut into it (measured on validation: docs/results-history.md, boxes as people draw them)."""
+    sides = np.array([box.width, box.height, box.width, box.height])
+    moves = rng.uniform(-share / 4, share, 4) * sides * np.array([-1, -1, 1, 1])
+    x0, y0, x1, y1 = np.array(box.as_tuple()) + moves
+    height, width = image_size
+    x0, x1 = np.clip([x0, x1], 0, width)
+    y0, y1 = np.clip([y0, y1], 0, height)
+    # Each side moves in by at most share / 4 of the box, so for share < 2 the box keeps some width.
+    return Box(float(x0), float(y0), float(x1), float(y1))
+
+
 def render_box_map(box: Box | None, image_size: tuple[int, int], map_size: tuple[int, int] | None = None) -> np.ndarray:
     """Filled rectangle of ``box`` as a float32 map of 0/1.
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from qmra.data.boxes import Box, box_from_mask, render_box_map
+from qmra.data.boxes import Box, box_from_mask, loosened, render_box_map
 from qmra.data.image_masks import ImageMaskSet
 from qmra.data.sequence import VideoSequence
 from qmra.data.transforms import View, colour_jitter, sampling_grid, warp_image, warp_mask
@@ -39,6 +39,9 @@ class ClipSettings:
     hflip: bool = True
     colour_jitter: float = 0.2
     box_jitter: float = 0.0  # fraction of the box side each edge may move (noisy user boxes)
+    #: The memory frames' boxes (all but the last frame's) drawn loose, as people draw the first box:
+    #: each side moved by -1/4 to 1 times this share of the box's side (:func:`loosened`); 0: tight.
+    loose_boxes: float = 0.0
     min_object_pixels: int = 50  # the target must keep this many pixels in every frame
     #: Crop window side relative to the object's box side, drawn log-uniformly (larger shows more
     #: context and a smaller object). Inference sees whole frames where objects often fill only a
@@ -55,6 +58,8 @@ class ClipSettings:
             raise ValueError("a clip needs at least 2 frames (memory and query)")
         if self.max_gap < 1:
             raise ValueError("max_gap must be at least 1")
+        if not 0 <= self.loose_boxes <= 1:
+            raise ValueError(f"loose_boxes must be a share of the box's side, 0 to 1, got {self.loose_boxes}")
 
 
 class _ClipDataset(Dataset):
@@ -96,14 +101,17 @@ class _ClipDataset(Dataset):
         if any(int(masks[t].sum()) < settings.min_object_pixels for t in shown):
             return None
         h, w = settings.size
-        box_maps = []
-        for mask in masks:
-            box = box_from_mask(mask[0].numpy() > 0.5, settings.box_jitter, rng)
-            box_maps.append(torch.from_numpy(render_box_map(box, (h, w)))[None])
+        boxes = [box_from_mask(mask[0].numpy() > 0.5, settings.box_jitter, rng) for mask in masks]
+        images = colour_jitter(torch.stack(images), settings.colour_jitter, rng)
+        if settings.loose_boxes:
+            # Drawn last, so that a clip's frames and masks are the same with tight boxes or loose ones;
+            # the query's box (the last frame's) is the stage-1 target and stays tight.
+            boxes = [box if box is None or t == len(boxes) - 1 else loosened(box, settings.loose_boxes, (h, w), rng)
+                     for t, box in enumerate(boxes)]
         return {
-            "images": colour_jitter(torch.stack(images), settings.colour_jitter, rng),
+            "images": images,
             "masks": torch.stack(masks),
-            "box_maps": torch.stack(box_maps),
+            "box_maps": torch.stack([torch.from_numpy(render_box_map(box, (h, w)))[None] for box in boxes]),
         }
 
     def _window(self, box: Box, image_size: tuple[int, int], rng: np.random.Generator,

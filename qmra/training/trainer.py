@@ -54,6 +54,11 @@ class TrainConfig:
         "encoder parameters kept fixed: none, early (stem and the stages to stride 8) or all (only the box map's "
         "filter learns)", choices=FROZEN_PARTS))
     dice_weight: float = 0.1
+    #: The shipped weights learned from tight boxes only, and a box 10 % loose a side costs them 2.4
+    #: validation points (docs/results-history.md).
+    loose_boxes: float = field(default=0.0, metadata=option(
+        "draw each clip's memory-frame boxes loose, as people draw boxes: each side moved by a random share of the box "
+        "from SHARE/4 inwards to SHARE outwards (0: tight boxes, as the paper)", metavar="SHARE"))
     #: The paper is silent on how the prior is formed in training; from scratch the stage-1
     #: prediction is noise for a long time, so half the steps use the true box.
     teacher_forcing: float = field(default=0.5, metadata=option(
@@ -99,6 +104,8 @@ class TrainConfig:
             raise QmraError(f"unknown --frozen-backbone {self.frozen_backbone!r}; use one of {', '.join(FROZEN_PARTS)}")
         if not 0 <= self.teacher_forcing <= 1:
             raise QmraError("teacher forcing is a probability in [0, 1]")
+        if not 0 <= self.loose_boxes <= 1:
+            raise QmraError(f"--loose-boxes must be a share of the box's side, 0 to 1, got {self.loose_boxes}")
 
     def learning_rate(self, step: int, elapsed: float = 0.0) -> float:
         """The learning rate of ``step``; with a time budget the schedule's progress is the larger of
@@ -160,7 +167,7 @@ class Trainer:
             ids = [context.device.index] if context.device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=ids)
         self.loss = QMRALoss(config.dice_weight)
-        settings = ClipSettings(size=(config.size, config.size), max_gap=config.max_gap)
+        settings = ClipSettings(size=(config.size, config.size), max_gap=config.max_gap, loose_boxes=config.loose_boxes)
         sources = [spec.build(settings, config.seed + index) for index, spec in enumerate(self.data)]
         self.clips = MixedClips(sources, [spec.weight for spec in self.data], config.seed)
         self.stop_reason: str | None = None

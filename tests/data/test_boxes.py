@@ -84,3 +84,16 @@ def test_box_map_at_another_resolution():
     small = render_box_map(box, (100, 100), (4, 4))
     assert small.tolist() == [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     assert render_box_map(None, (5, 5)).sum() == 0
+
+
+def test_loosened_boxes_mostly_grow_stay_in_the_image_and_repeat_per_seed():
+    from qmra.data.boxes import loosened
+
+    box = Box(20, 10, 40, 30)
+    boxes = [loosened(box, 0.4, (50, 60), np.random.default_rng(seed)) for seed in range(200)]
+    for drawn in boxes:
+        assert 0 <= drawn.x0 and drawn.x1 <= 60 and 0 <= drawn.y0 and drawn.y1 <= 50
+        assert 20 - 8 <= drawn.x0 <= 20 + 2 and 30 - 2 <= drawn.y1 <= 30 + 8  # out by up to 0.4, in by up to 0.1
+    assert np.mean([b.area > box.area for b in boxes]) > 0.8
+    assert loosened(box, 0.4, (50, 60), np.random.default_rng(3)) == boxes[3]
+    assert loosened(box, 0.0, (50, 60), np.random.default_rng(0)) == box

@@ -90,3 +90,33 @@ def test_dataloader_with_workers_gives_the_same_clips():
     batches = list(DataLoader(dataset, batch_size=4, num_workers=2))
     assert batches[0]["images"].shape == (4, 3, 3, 64, 80)
     assert torch.equal(batches[1]["images"][2], dataset[6]["images"])
+
+
+def _box_of(box_map):
+    ys, xs = torch.nonzero(box_map[0], as_tuple=True)
+    return ys.min().item(), xs.min().item(), ys.max().item() + 1, xs.max().item() + 1
+
+
+def test_loose_boxes_loosen_the_memory_frames_boxes_and_keep_the_querys_tight():
+    from dataclasses import replace
+
+    videos = _videos(2)
+    tight = VideoClipDataset(videos, length=12, settings=SMALL, seed=2)
+    loose = VideoClipDataset(videos, length=12, settings=replace(SMALL, loose_boxes=0.3), seed=2)
+    grown = 0
+    for index in range(12):
+        a, b = tight[index], loose[index]
+        assert torch.equal(a["images"], b["images"]) and torch.equal(a["masks"], b["masks"])
+        assert torch.equal(b["box_maps"][-1], a["box_maps"][-1])  # the query's box: the target stays tight
+        for t in range(2):
+            y0, x0, y1, x1 = _box_of(a["box_maps"][t])
+            ly0, lx0, ly1, lx1 = _box_of(b["box_maps"][t])
+            # Each side moves at most 0.3 of the box out and 0.075 in (a pixel of rounding either way).
+            h, w = y1 - y0, x1 - x0
+            assert y0 - 0.3 * h - 1 <= ly0 <= y0 + 0.075 * h + 1 and x1 - 0.075 * w - 1 <= lx1 <= x1 + 0.3 * w + 1
+            grown += b["box_maps"][t].sum() > a["box_maps"][t].sum()
+    assert grown >= 18  # mostly looser: 24 memory boxes in all
+    assert torch.equal(loose[3]["box_maps"], VideoClipDataset(videos, length=12, settings=replace(SMALL, loose_boxes=0.3),
+                                                              seed=2)[3]["box_maps"])
+    with pytest.raises(ValueError, match="loose_boxes"):
+        ClipSettings(loose_boxes=1.5)

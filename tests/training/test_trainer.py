@@ -131,3 +131,11 @@ def test_keep_every_leaves_the_earlier_steps_weights_to_choose_from(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(early.state_dict().values(), last.state_dict().values()))
     with pytest.raises(QmraError, match="keep-every"):
         TrainConfig(keep_every=-1)
+
+
+def test_loose_boxes_reach_the_training_clips(tmp_path):
+    trainer = _trainer(tmp_path, steps=1, loose_boxes=0.2)
+    assert all(source.settings.loose_boxes == 0.2 for source in trainer.clips.sources)
+    assert all(source.settings.loose_boxes == 0.0 for source in _trainer(tmp_path / "tight", steps=1).clips.sources)
+    with pytest.raises(QmraError, match="--loose-boxes must be a share"):
+        TrainConfig(loose_boxes=2.0)
