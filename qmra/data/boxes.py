@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -113,6 +114,15 @@ class Box:
         self.validate(width, height)
         return Box(max(self.x0, 0.0), max(self.y0, 0.0), min(self.x1, float(width)), min(self.y1, float(height)))
 
+    def widened(self, shares: Sequence[float], image_size: tuple[int, int]) -> "Box":
+        """Each side moved out by its share (left, top, right, bottom) of the box's width (left,
+        right) or height (top, bottom), a negative share moving it in, then clipped to the
+        ``image_size`` (H, W) image. The shares must leave the box some width and height."""
+        left, top, right, bottom = shares
+        height, width = image_size
+        return Box(max(self.x0 - left * self.width, 0.0), max(self.y0 - top * self.height, 0.0),
+                   min(self.x1 + right * self.width, float(width)), min(self.y1 + bottom * self.height, float(height)))
+
     def validate(self, width: int, height: int) -> None:
         """Raise :class:`BoxError` if the box lies wholly outside a width×height image."""
         if self.x1 <= 0 or self.y1 <= 0 or self.x0 >= width or self.y0 >= height:
@@ -160,14 +170,8 @@ def loosened(box: Box, share: float, image_size: tuple[int, int], rng: np.random
     box's width (left, right) or height (top, bottom) inwards to ``share`` of it outwards, then
     clipped to the ``image_size`` (H, W) image. Mostly looser: people draw around an object rather
     than cut into it (measured on validation: docs/results-history.md, boxes as people draw them)."""
-    sides = np.array([box.width, box.height, box.width, box.height])
-    moves = rng.uniform(-share / 4, share, 4) * sides * np.array([-1, -1, 1, 1])
-    x0, y0, x1, y1 = np.array(box.as_tuple()) + moves
-    height, width = image_size
-    x0, x1 = np.clip([x0, x1], 0, width)
-    y0, y1 = np.clip([y0, y1], 0, height)
     # Each side moves in by at most share / 4 of the box, so for share < 2 the box keeps some width.
-    return Box(float(x0), float(y0), float(x1), float(y1))
+    return box.widened(rng.uniform(-share / 4, share, 4).tolist(), image_size)
 
 
 def render_box_map(box: Box | None, image_size: tuple[int, int], map_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -61,18 +61,14 @@ class BoxNoise:
         object (``"sequence/object id"``) so that each gets its own, repeatable draw."""
         if self.tight:
             return box
-        sides = np.array([box.width, box.height, box.width, box.height])
-        moves = self.box_margin * sides * np.array([-1, -1, 1, 1])
+        shares = np.full(4, float(self.box_margin))
         if self.box_jitter:
             generator = np.random.default_rng([self.box_seed, zlib.crc32(key.encode())])
-            moves = moves + generator.uniform(-self.box_jitter, self.box_jitter, 4) * sides
-        x0, y0, x1, y1 = np.array(box.as_tuple()) + moves
-        height, width = frame_size
-        x0, x1 = np.clip([x0, x1], 0, width)
-        y0, y1 = np.clip([y0, y1], 0, height)
-        # An in-frame box keeps some of its width and height (__post_init__); clipping cannot undo that,
-        # since the tight box lies inside the frame.
-        return Box(float(x0), float(y0), float(x1), float(y1))
+            # Each draw moves a side towards +x or +y: out on the right and bottom, in on the left and top.
+            shares += generator.uniform(-self.box_jitter, self.box_jitter, 4) * np.array([-1, -1, 1, 1])
+        # The box keeps some width and height (__post_init__); clipping to the frame cannot undo that,
+        # since the tight box lies inside it.
+        return box.widened(shares.tolist(), frame_size)
 
     def describe(self) -> str:
         """'tight boxes', or what was done to them: 'tight boxes widened by 10 % a side, sides moved by up

@@ -97,3 +97,10 @@ def test_loosened_boxes_mostly_grow_stay_in_the_image_and_repeat_per_seed():
     assert np.mean([b.area > box.area for b in boxes]) > 0.8
     assert loosened(box, 0.4, (50, 60), np.random.default_rng(3)) == boxes[3]
     assert loosened(box, 0.0, (50, 60), np.random.default_rng(0)) == box
+
+
+def test_widened_moves_each_side_by_its_share_and_clips_to_the_image():
+    box = Box(20, 10, 40, 30)  # 20 × 20
+    assert box.widened([0.1, 0.2, 0.3, 0.4], (50, 60)) == Box(18, 6, 46, 38)
+    assert box.widened([-0.25, -0.25, -0.25, -0.25], (50, 60)) == Box(25, 15, 35, 25)
+    assert box.widened([2, 1, 2, 2], (50, 60)) == Box(0, 0, 60, 50)

@@ -32,6 +32,7 @@ def test_jitter_is_repeatable_per_object_and_seed_and_bounded():
     assert drawn == BoxNoise(box_jitter=0.1).apply(BOX, FRAME, "goat/1")  # another run, the same box
     assert drawn != noise.apply(BOX, FRAME, "goat/2") and drawn != noise.apply(BOX, FRAME, "parkour/1")
     assert drawn != BoxNoise(box_jitter=0.1, box_seed=1).apply(BOX, FRAME, "goat/1")
+    assert BoxNoise(box_margin=0, box_jitter=0.1).apply(BOX, FRAME, "goat/1") == drawn  # a whole-number margin too
     moves = np.abs(np.subtract(drawn.as_tuple(), BOX.as_tuple()))
     assert np.all(moves <= [2, 4, 2, 4]) and np.any(moves > 0)
     # Over many objects the sides move both ways, up to the bound.
