@@ -56,13 +56,27 @@ def test_eval_errors(davis, tmp_path, capsys):
     assert "unknown DAVIS sequence(s) in" in capsys.readouterr().err
 
 
-def test_youtube_vos_submission_layout(tmp_path, weights):
+def test_youtube_vos_submission_layout(tmp_path, weights, monkeypatch):
     root = write_youtube_vos_split(tmp_path / "valid", height=40, width=56)  # object 2 appears on the third frame
     out = tmp_path / "submission"
     assert main(["eval", "--youtube-vos", str(root), "--weights", str(weights), "--out", str(out), "--quiet"]) == 0
     written = sorted(p.name for p in (out / "Annotations" / "v1").glob("*.png"))
     assert written == ["00000.png", "00005.png", "00010.png", "00015.png"]
     assert 2 not in np.unique(read_labels(out / "Annotations" / "v1" / "00005.png"))
+    # Boxes as people draw them reach the later-starting objects too.
+    from qmra.inference import Segmenter
+
+    given = {}
+    start = Segmenter.start
+    monkeypatch.setattr(Segmenter, "start", lambda self, source, prompts, **kw: given.setdefault(
+        len(given), {object_id: box for object_id, box, _ in prompts}) and start(self, source, prompts, **kw))
+    for name, margin in (("tight", "0"), ("loose", "0.2")):
+        assert main(["eval", "--youtube-vos", str(root), "--weights", str(weights), "--out", str(tmp_path / name),
+                     "--quiet", "--box-margin", margin]) == 0
+    tight, loose = given[0], given[1]
+    assert set(tight) == set(loose) == {1, 2}
+    for object_id in (1, 2):
+        assert loose[object_id].area > tight[object_id].area
 
 
 def test_resume_skips_complete_sequences_and_finishes_a_partial_one(davis, tmp_path, weights, capsys):

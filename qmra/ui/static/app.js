@@ -211,7 +211,7 @@ function renderHint() {
   let text;
   if (pending) text = `Computing the mask of object ${pending.id}…`;
   else if (state.job && state.job.status === "running") text = "Running: cancel it to draw boxes.";
-  else if (selected === null) text = `Drag a box around an object: it becomes object ${state.next_object}.`;
+  else if (selected === null) text = `Drag a box close around an object (a loose box costs accuracy): it becomes object ${state.next_object}.`;
   else {
     const object = state.objects.find((o) => o.id === selected);
     const here = object && object.keyframes.some((k) => k.frame === frame);
