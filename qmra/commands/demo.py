@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qmra.data import SyntheticConfig, SyntheticVideo, open_frames
+    from qmra.data import open_frames
     from qmra.errors import QmraError
     from qmra.evaluation import boundary_f_measure, region_similarity
     from qmra.inference.lost import LostObjects
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     segmenter = make_segmenter(args, progress_style(args.quiet))  # before any file is written: bad weights stop here
     if args.verbose:
         say_threads(segmenter)
-    video = SyntheticVideo(SyntheticConfig(height, width, args.frames, args.objects, num_distractors=1, seed=args.seed), "demo")
+    video = demo_clip(height, width, args.frames, args.objects, args.seed)
     source_path = video.write_mp4(out / "input.mp4", fps=12, annotations=out / "truth")
     print(f"made a synthetic clip: {args.frames} frames of {width}x{height}, {args.objects} objects and a look-alike "
           f"distractor -> {source_path}", flush=True)
@@ -86,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
     program = sys.argv[0] if Path(sys.argv[0]).name == "qmra" else "qmra"
     print(f"draw your own boxes on it in the browser: {program} ui {out}/input.mp4")
     return 0
+
+
+def demo_clip(height: int, width: int, frames: int, objects: int, seed: int):
+    """The demo's kind of clip (:class:`qmra.data.SyntheticVideo`): ``objects`` textured shapes and one
+    look-alike distractor over a busy background; seed 0 is ``qmra demo``'s own."""
+    from qmra.data import SyntheticConfig, SyntheticVideo
+
+    return SyntheticVideo(SyntheticConfig(height, width, frames, objects, num_distractors=1, seed=seed), "demo")
 
 
 def _weights_summary(card: WeightsCard | None) -> str:
