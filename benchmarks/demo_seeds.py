@@ -26,7 +26,7 @@ from qmra.evaluation import region_similarity
 
 def clip_scores(segmenter, seed: int, folder: Path) -> list[float]:
     """Each object's mean J over frames 1.. of seed ``seed``'s clip, in object order."""
-    video = demo_clip(192, 256, 16, 3, seed)
+    video = demo_clip(seed=seed)  # qmra demo's size, frames and objects
     path = video.write_mp4(folder / f"seed-{seed}.mp4", fps=12)
     boxes = video.first_boxes()
     scores: dict[int, list[float]] = {object_id: [] for object_id in boxes}

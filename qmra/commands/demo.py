@@ -13,13 +13,16 @@ from qmra.commands.common import add_model_arguments, make_segmenter, parse_size
 from qmra.inference.card import WeightsCard
 
 DEMO_DIR = Path("qmra-demo")
+#: The demo's clip: its height and width (pixels), frames and objects.
+DEMO_HEIGHT, DEMO_WIDTH, DEMO_FRAMES, DEMO_OBJECTS = 192, 256, 16, 3
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("demo", help="segment a synthetic clip and score it: writes ./qmra-demo/")
-    parser.add_argument("--size", default="256x192", help="WIDTHxHEIGHT of the synthetic clip (default 256x192)")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--objects", type=int, default=3)
+    size = f"{DEMO_WIDTH}x{DEMO_HEIGHT}"
+    parser.add_argument("--size", default=size, help=f"WIDTHxHEIGHT of the synthetic clip (default {size})")
+    parser.add_argument("--frames", type=int, default=DEMO_FRAMES)
+    parser.add_argument("--objects", type=int, default=DEMO_OBJECTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEMO_DIR), help="output folder (default ./qmra-demo; it is replaced)")
     add_model_arguments(parser)  # --weights, --device and the speed switches
@@ -88,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_clip(height: int, width: int, frames: int, objects: int, seed: int):
+def demo_clip(height: int = DEMO_HEIGHT, width: int = DEMO_WIDTH, frames: int = DEMO_FRAMES, objects: int = DEMO_OBJECTS,
+              seed: int = 0):
     """The demo's kind of clip (:class:`qmra.data.SyntheticVideo`): ``objects`` textured shapes and one
-    look-alike distractor over a busy background; seed 0 is ``qmra demo``'s own."""
+    look-alike distractor over a busy background; the defaults are ``qmra demo``'s own clip."""
     from qmra.data import SyntheticConfig, SyntheticVideo
 
     return SyntheticVideo(SyntheticConfig(height, width, frames, objects, num_distractors=1, seed=seed), "demo")

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise QmraError("--resume continues a run of qmra: it goes with --out DIR")
     noise = from_options(args, BoxNoise)
-    if args.results and any(hasattr(args, f.name) for f, _ in declared_options(BoxNoise)):
-        given = next(flag_of(f, o) for f, o in declared_options(BoxNoise) if hasattr(args, f.name))
-        raise QmraError(f"{given} sets the boxes qmra is given: it goes with --out DIR (running qmra), not --results")
+    box_flags = [flag_of(f, o) for f, o in declared_options(BoxNoise) if hasattr(args, f.name)]
+    if args.results and box_flags:
+        raise QmraError(f"{box_flags[0]} sets the boxes qmra is given: it goes with --out DIR (running qmra), not --results")
     if args.out:
         check_folder(Path(args.out), "--out")  # before the dataset is read and the weights load
     sequences = [s for s in (args.sequences or "").split(",") if s] or None

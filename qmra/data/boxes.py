@@ -138,12 +138,9 @@ class Box:
         return inter / (self.area + other.area - inter)
 
 
-def box_from_mask(mask: np.ndarray, jitter: float = 0.0, rng: np.random.Generator | None = None) -> Box | None:
-    """Tight box of the nonzero pixels of an H×W mask, or None for an empty mask.
-
-    ``jitter`` > 0 moves each side by up to ``jitter`` × the box's width (x) or height (y), at random,
-    then clips to the image: the noisy boxes a user draws, for training.
-    """
+def box_from_mask(mask: np.ndarray) -> Box | None:
+    """Tight box of the nonzero pixels of an H×W mask, or None for an empty mask (boxes as people draw
+    them, for training: :func:`loosened`)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected an H×W mask, got shape {mask.shape}")
@@ -151,18 +148,7 @@ def box_from_mask(mask: np.ndarray, jitter: float = 0.0, rng: np.random.Generato
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
-    x0, y0, x1, y1 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
-    if jitter > 0:
-        rng = rng if rng is not None else np.random.default_rng()
-        w, h = x1 - x0, y1 - y0
-        dx0, dx1 = rng.uniform(-jitter, jitter, 2) * w
-        dy0, dy1 = rng.uniform(-jitter, jitter, 2) * h
-        height, width = mask.shape
-        nx0, nx1 = np.clip([x0 + dx0, x1 + dx1], 0, width)
-        ny0, ny1 = np.clip([y0 + dy0, y1 + dy1], 0, height)
-        if nx1 - nx0 >= 1 and ny1 - ny0 >= 1:
-            x0, x1, y0, y1 = float(nx0), float(nx1), float(ny0), float(ny1)
-    return Box(x0, y0, x1, y1)
+    return Box(float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
 
 
 def loosened(box: Box, share: float, image_size: tuple[int, int], rng: np.random.Generator) -> Box:

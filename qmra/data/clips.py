@@ -38,7 +38,6 @@ class ClipSettings:
     max_gap: int = 5  # video clips: at most this many frames between consecutive clip frames
     hflip: bool = True
     colour_jitter: float = 0.2
-    box_jitter: float = 0.0  # fraction of the box side each edge may move (noisy user boxes)
     #: The memory frames' boxes (all but the last frame's) drawn loose, as people draw the first box:
     #: each side moved by -1/4 to 1 times this share of the box's side (:func:`loosened`); 0: tight.
     loose_boxes: float = 0.0
@@ -101,7 +100,7 @@ class _ClipDataset(Dataset):
         if any(int(masks[t].sum()) < settings.min_object_pixels for t in shown):
             return None
         h, w = settings.size
-        boxes = [box_from_mask(mask[0].numpy() > 0.5, settings.box_jitter, rng) for mask in masks]
+        boxes = [box_from_mask(mask[0].numpy() > 0.5) for mask in masks]
         images = colour_jitter(torch.stack(images), settings.colour_jitter, rng)
         if settings.loose_boxes:
             # Drawn last, so that a clip's frames and masks are the same with tight boxes or loose ones;

@@ -82,7 +82,6 @@ class RedactionReport:
             lines.append(f"object {object_id}: {'; '.join(parts)}")
         return lines
 
-
     def _frames(self, frames: list[int]) -> str:
         """'frame 7' or 'frames 3-5, 9'."""
         return f"frame{'s' if len(frames) > 1 else ''} {frame_ranges(frames, self.step)}"
