@@ -1,7 +1,11 @@
 """Training-clip throughput and video decoding speed.
 
     .venv/bin/python benchmarks/data_throughput.py --davis ../shared/data/davis2016
+    .venv/bin/python benchmarks/data_throughput.py --data flying:.flying-split/train@5 --data davis:.device-small/davis@2 ...
 
+- with --data: clips per second of that mix of ``qmra train`` data specs, in batches of --batch, in
+  one process (one thread, as a DataLoader worker has) and through a DataLoader with --workers
+  (nothing else is measured);
 - clips per second at 384×384 for each sampler, in one process and through a DataLoader with
   --workers processes (median of --repeats timed passes over --clips clips);
 - decoding speed of an 854×480 H.264 mp4 made from a DAVIS sequence (frames per second), and of
@@ -17,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from torch.utils.data import DataLoader
 
 from qmra.data import (ClipSettings, CompositeClipDataset, DavisDataset, Mp4Writer, SequenceFrames, StaticClipDataset,
@@ -40,14 +45,50 @@ def clips_per_second(dataset, clips: int, workers: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def mix_throughput(specs: list[str], size: int, batch: int, batches: int, workers: int) -> None:
+    """Clips per second of a ``qmra train`` data mix, batched as the trainer batches it."""
+    from qmra.training.mixing import MixedClips, SampleNumbers
+    from qmra.training.specs import DataSpec
+
+    parsed = [DataSpec.parse(text) for text in specs]
+    settings = ClipSettings(size=(size, size))
+    clips = MixedClips([spec.build(settings, index) for index, spec in enumerate(parsed)], [spec.weight for spec in parsed], 0)
+    threads = torch.get_num_threads()
+    print(f"clips per second of {' '.join(specs)} at {size}x{size}, batches of {batch} ({batches} timed)")
+    for count in (0, workers):
+        if count == 0:
+            torch.set_num_threads(1)  # what each DataLoader worker runs with
+        loader = DataLoader(clips, batch_size=batch, sampler=SampleNumbers(0), num_workers=count,
+                            persistent_workers=count > 0)
+        batch_iterator = iter(loader)
+        for _ in range(max(1, count)):  # each worker's first batch: start-up, not throughput
+            next(batch_iterator)
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(batch_iterator)
+        rate = batches * batch / (time.perf_counter() - start)
+        torch.set_num_threads(threads)
+        label = "1 process, 1 thread" if count == 0 else f"DataLoader, {count} workers"
+        print(f"  {label:<24} {rate:6.1f} clips/s ({rate / batch:.2f} batches/s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--davis", required=True, help="a DAVIS root, e.g. ../shared/data/davis2016")
+    parser.add_argument("--davis", help="a DAVIS root, e.g. ../shared/data/davis2016 (required without --data)")
+    parser.add_argument("--data", action="append", metavar="SPEC", help="a qmra train data spec of the mix to time (repeat)")
+    parser.add_argument("--size", type=int, default=384, help="with --data: clip frames are SIZE×SIZE")
+    parser.add_argument("--batch", type=int, default=16, help="with --data: clips per batch")
+    parser.add_argument("--batches", type=int, default=8, help="with --data: batches timed")
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sequence", default="breakdance")
     args = parser.parse_args()
+    if args.data:
+        mix_throughput(args.data, args.size, args.batch, args.batches, args.workers)
+        return
+    if not args.davis:
+        parser.error("--davis is required without --data")
 
     sequences = list(DavisDataset(args.davis))
     frames = SequenceFrames(sequences, step=5)

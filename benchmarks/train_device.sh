@@ -49,7 +49,7 @@ fi
   ${LOOSE_BOXES:+--loose-boxes "$LOOSE_BOXES"} \
   --time-budget "$BUDGET" --save-every 1000 --workers "$WORKERS" --out "$RUN" --quiet 2>&1 | tee "$OUT/train.log"
 
-"$PYTHON" - "$RUN" "$OUT" <<'EOF'
+"$PYTHON" - "$RUN" "$OUT" <<'EOF' | tee -a "$OUT/train.log"
 import json, sys
 from pathlib import Path
 
@@ -61,6 +61,17 @@ run, out = Path(sys.argv[1]), Path(sys.argv[2])
 model, metadata = load_model(run / "last.safetensors")
 record = json.loads((run / "last.json").read_text())
 save_checkpoint(out / "weights.safetensors", model, metadata={"training": record}, dtype=torch.float16)
+# Where the steps' time went (docs/training.md): waiting for clips, or the step itself; the run's
+# second half, after the workers' start-up.
+import csv
+with (run / "metrics.csv").open() as handle:
+    rows = [r for r in csv.DictReader(handle) if r.get("data_wait_s")]
+late = rows[len(rows) // 2:]
+if late:
+    seconds = sum(1 / float(r["steps_per_s"]) for r in late)
+    waited = sum(float(r["data_wait_s"]) for r in late)
+    print(f"steps {late[0]['step']}-{late[-1]['step']}: {len(late) / seconds:.2f} steps/s, "
+          f"{100 * waited / seconds:.0f} % of the time waiting for clips")
 EOF
 split -b 15M "$OUT/weights.safetensors" "$OUT/weights.part-"
 rm "$OUT/weights.safetensors"

@@ -31,7 +31,9 @@ from qmra.training.mixing import MixedClips, SampleNumbers
 from qmra.training.plot import plot_curves
 from qmra.training.specs import DataSpec
 
-METRIC_FIELDS = ("step", "loss", "track", "mask", "refined", "lr", "steps_per_s", "val_jf", "val_j", "val_f")
+#: ``data_wait_s``: seconds the step waited for its clips (a step that mostly waits is bound by the
+#: DataLoader's workers, not by the device).
+METRIC_FIELDS = ("step", "loss", "track", "mask", "refined", "lr", "steps_per_s", "val_jf", "val_j", "val_f", "data_wait_s")
 
 
 @dataclass(frozen=True)
@@ -202,12 +204,12 @@ class Trainer:
         try:
             while self.step < config.steps and not self._out_of_time() and not self._agreed_stop():
                 lr = config.learning_rate(self.step, self.elapsed)
-                parts = self._train_step(batches, lr)
+                parts, waited = self._train_step(batches, lr)
                 self.step += 1
                 now = time.perf_counter()
                 self.elapsed += now - last_time
                 rate = (self.step - last_step) / (now - last_time)
-                row = {"step": self.step, **parts, "lr": lr, "steps_per_s": rate}
+                row = {"step": self.step, **parts, "lr": lr, "steps_per_s": rate, "data_wait_s": waited}
                 if context.is_main and self.val is not None and self.step % config.val_every == 0:
                     row.update(self._validate())
                 if context.is_main:
@@ -255,15 +257,19 @@ class Trainer:
                 self.stop_reason = "a signal to another process"
         return stop
 
-    def _train_step(self, batches, lr: float) -> dict[str, float]:
+    def _train_step(self, batches, lr: float) -> tuple[dict[str, float], float]:
+        """One optimizer step; returns the loss parts and the seconds spent waiting for clips."""
         config, device = self.config, self.context.device
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         forcing = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
         totals: dict[str, float] = {}
+        waited = 0.0
         for micro in range(config.accumulate):
+            asked = time.perf_counter()
             batch = next(batches)
+            waited += time.perf_counter() - asked
             images = batch["images"].to(device, non_blocking=True)
             masks = batch["masks"].to(device, non_blocking=True)
             box_maps = batch["box_maps"].to(device, non_blocking=True)
@@ -280,7 +286,7 @@ class Trainer:
             for key, value in parts.as_floats().items():
                 totals[key] = totals.get(key, 0.0) + value / config.accumulate
         self.optimizer.step()
-        return totals
+        return totals, waited
 
     # ------------------------------------------------------------------ outputs
 
@@ -330,8 +336,10 @@ class Trainer:
         path = self.run_dir / "metrics.csv"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
+        # A run resumed from an older file keeps that file's columns.
+        fields = METRIC_FIELDS if new else path.open().readline().strip().split(",")
         with path.open("a", newline="") as handle:
-            out = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+            out = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             if new:
                 out.writeheader()
             out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

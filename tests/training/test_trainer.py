@@ -1,7 +1,9 @@
+import csv
 import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -48,6 +50,37 @@ def test_resume_continues_exactly(tmp_path):
     for key, value in straight.model.state_dict().items():
         assert torch.allclose(value, resumed.model.state_dict()[key], atol=1e-6), key
     assert (tmp_path / "b" / "metrics.csv").read_text().count("\n") == 5  # header + 4 steps
+
+
+def test_each_step_records_how_long_it_waited_for_its_clips(tmp_path):
+    trainer = _trainer(tmp_path, steps=3)
+    clip = trainer.clips.__class__.__getitem__
+
+    def slow(self, number):  # workers=0: the clips are made in the step's own wait
+        time.sleep(0.05)
+        return clip(self, number)
+
+    trainer.clips.__class__.__getitem__ = slow
+    try:
+        trainer.run()
+    finally:
+        trainer.clips.__class__.__getitem__ = clip
+    with (tmp_path / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["data_wait_s"]) >= 0.1 for r in rows] == [True] * 3  # 2 clips of 50 ms a step
+    assert all(float(r["data_wait_s"]) < 1 / float(r["steps_per_s"]) for r in rows)
+
+
+def test_a_run_resumed_from_an_older_metrics_file_keeps_its_columns(tmp_path):
+    _trainer(tmp_path, steps=1).run()
+    path = tmp_path / "metrics.csv"
+    lines = path.read_text().splitlines()
+    old = ",".join(lines[0].split(",")[:-1])  # the columns before data_wait_s
+    path.write_text("\n".join([old, *(",".join(line.split(",")[:-1]) for line in lines[1:])]) + "\n")
+    _trainer(tmp_path, steps=2, resume=True).run()
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["step"] for r in rows] == ["1", "2"] and all(None not in r for r in rows)
 
 
 def test_sigterm_saves_and_stops_cleanly(tmp_path):
