@@ -14,6 +14,42 @@ def test_same_seed_same_video_and_frames_in_any_order():
     assert not np.array_equal(other.image(0), a.image(0))
 
 
+def _background_written_out(background, index):
+    """The background's formula evaluated at every pixel, term by term (what its separable render must equal)."""
+    ys, xs = np.mgrid[0:background.height, 0:background.width].astype(np.float64)
+    xs, ys = xs + background.pan[0] * index, ys + background.pan[1] * index
+    image = np.broadcast_to(background.base, (background.height, background.width, 3)).copy()
+    for angle, frequency, phase, colour in background.gratings:
+        image += np.sin(2 * np.pi * frequency * (np.cos(angle) * xs + np.sin(angle) * ys) + phase)[..., None] * colour
+    gy, gx = background.noise.shape[:2]
+    fy, fx = (ys / background.height * (gy - 1)) % (gy - 1), (xs / background.width * (gx - 1)) % (gx - 1)
+    y0, x0 = np.floor(fy).astype(int), np.floor(fx).astype(int)
+    wy, wx = (fy - y0)[..., None], (fx - x0)[..., None]
+    n = background.noise
+    return image + (n[y0, x0] * (1 - wy) * (1 - wx) + n[y0 + 1, x0] * wy * (1 - wx) + n[y0, x0 + 1] * (1 - wy) * wx
+                    + n[y0 + 1, x0 + 1] * wy * wx)
+
+
+def test_the_background_is_its_formula_at_every_pixel():
+    for seed in range(3):
+        background = SyntheticVideo(SyntheticConfig(height=50, width=70, num_frames=20, seed=seed))._background
+        for index in (0, 7, 19):
+            assert np.abs(background.render(index) - _background_written_out(background, index)).max() < 1e-9
+
+
+def test_a_clip_renders_each_of_its_frames_once():
+    video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=12, seed=3))
+    rendered = []
+    render = video._background.render
+    video._background.render = lambda index: rendered.append(index) or render(index)
+    frames = [2, 5, 9]
+    labels = [video.labels(i) for i in frames]  # as a training clip reads them: labels first, then images
+    images = [video.image(i) for i in frames]
+    assert rendered == frames
+    fresh = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=12, seed=3))
+    assert all(np.array_equal(a, fresh.labels(i)) and np.array_equal(b, fresh.image(i)) for i, a, b in zip(frames, labels, images))
+
+
 def test_every_object_is_visible_and_boxed_on_the_first_frame():
     for seed in range(6):
         video = SyntheticVideo(SyntheticConfig(height=96, width=128, num_frames=5, num_objects=4, num_distractors=2, seed=seed))
