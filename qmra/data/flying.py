@@ -295,7 +295,8 @@ class FlyingObjectsClipDataset(_ClipDataset):
         return views
 
     def _composite(self, frame: torch.Tensor, layer: _Layer, t: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``layer`` at frame ``t`` over ``frame`` (3×h×w) → (new frame, the layer's alpha 1×h×w).
+        """Draw ``layer`` at frame ``t`` over ``frame`` (3×h×w, in place: the clip's own frame) → (that
+        frame, the layer's alpha 1×h×w).
 
         Only the square of the frame that can hold the object is rendered (the object's box
         diagonal plus a margin for the cut-out's border and the deformation): most of a frame is
@@ -318,19 +319,25 @@ class FlyingObjectsClipDataset(_ClipDataset):
         view = View(centre, ((x1 - x0) / scale, (y1 - y0) / scale), pose.angle, layer.flip, self.flying.tps)
         grid = sampling_grid(view, (y1 - y0, x1 - x0), tuple(layer.rgba.shape[1:]), rng)
         drawn = F.grid_sample(layer.rgba[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
-        alpha[:, y0:y1, x0:x1] = drawn[3:4].clamp(0, 1)
-        frame = frame.clone()
+        cover = alpha[:, y0:y1, x0:x1]
+        cover.copy_(drawn[3:4]).clamp_(0, 1)
         region = frame[:, y0:y1, x0:x1]
-        frame[:, y0:y1, x0:x1] = region * (1 - alpha[:, y0:y1, x0:x1]) + drawn[:3] * alpha[:, y0:y1, x0:x1]
+        region.sub_(region * cover).add_(drawn[:3] * cover)  # region·(1 − alpha) + drawn·alpha
         return frame, alpha
 
 
 def _motion_blur(frame: torch.Tensor, length: int, angle: float) -> torch.Tensor:
-    """Blur 3×h×w along a line of ``length`` pixels at ``angle`` (radians): a moving camera's smear."""
-    kernel = torch.zeros(length, length)
+    """Blur 3×h×w along a line of ``length`` pixels at ``angle`` (radians): a moving camera's smear.
+
+    The mean of the frame shifted to each pixel of the line (edges replicated): a convolution with
+    the line's kernel, at the cost of its ``length``-odd taps rather than all length² of them.
+    """
     centre = (length - 1) / 2
-    for step in np.linspace(-centre, centre, 2 * length):
-        kernel[int(round(centre + step * math.sin(angle))), int(round(centre + step * math.cos(angle)))] = 1.0
-    kernel = (kernel / kernel.sum()).expand(3, 1, length, length)
-    padded = F.pad(frame[None], (length // 2, (length - 1) // 2, length // 2, (length - 1) // 2), mode="replicate")
-    return F.conv2d(padded, kernel, groups=3)[0]
+    taps = sorted({(int(round(centre + step * math.sin(angle))), int(round(centre + step * math.cos(angle))))
+                   for step in np.linspace(-centre, centre, 2 * length)})
+    padded = F.pad(frame[None], (length // 2, (length - 1) // 2, length // 2, (length - 1) // 2), mode="replicate")[0]
+    height, width = frame.shape[-2:]
+    blurred = torch.zeros_like(frame)
+    for row, column in taps:
+        blurred += padded[:, row:row + height, column:column + width]
+    return blurred.div_(len(taps))

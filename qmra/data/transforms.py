@@ -49,15 +49,19 @@ def random_tps(points: np.ndarray, magnitude: float, rng: np.random.Generator, g
     return thin_plate_spline(points, control, targets)
 
 
-def _tps_displacement(h: int, w: int, magnitude: float, rng: np.random.Generator, step: int = 8) -> torch.Tensor:
-    """A random TPS displacement for an h×w grid (h×w×2, output coordinates), evaluated every
-    ``step`` pixels and interpolated bilinearly: the field is smooth, and the full-resolution solve
-    costs 60× more."""
+def _tps_displacement(h: int, w: int, magnitude: float, rng: np.random.Generator, linear: torch.Tensor | None = None,
+                      step: int = 8) -> torch.Tensor:
+    """A random TPS displacement for an h×w grid (h×w×2, output coordinates; with ``linear``, a 2×2
+    map, mapped by it), evaluated every ``step`` pixels and interpolated bilinearly: the field is
+    smooth, and the full-resolution solve costs 60× more. Interpolation is linear, so the map is
+    applied to the coarse field, before it."""
     ch, cw = max(2, h // step + 1), max(2, w // step + 1)
     coarse = np.stack(np.meshgrid(np.linspace(-1, 1, cw), np.linspace(-1, 1, ch)), axis=-1).reshape(-1, 2)
     displacement = (random_tps(coarse, magnitude, rng) - coarse).reshape(1, ch, cw, 2)
-    field = torch.from_numpy(displacement.astype(np.float32)).permute(0, 3, 1, 2)
-    return F.interpolate(field, size=(h, w), mode="bilinear", align_corners=True)[0].permute(1, 2, 0)
+    field = torch.from_numpy(displacement.astype(np.float32))
+    if linear is not None:
+        field = field @ linear.T
+    return F.interpolate(field.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True)[0].permute(1, 2, 0)
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,11 @@ def sampling_grid(view: View, output_size: tuple[int, int], source_size: tuple[i
     linear = torch.tensor([[c * fx * 2 / width, s * fy * 2 / width], [-s * fx * 2 / height, c * fy * 2 / height]], dtype=torch.float32)
     a = (2 * torch.arange(w, dtype=torch.float32) + 1) / w - 1
     b = (2 * torch.arange(h, dtype=torch.float32) + 1) / h - 1
-    x = (a * linear[0, 0])[None, :] + (b * linear[0, 1] + (2 * view.centre[0] / width - 1))[:, None]
-    y = (a * linear[1, 0])[None, :] + (b * linear[1, 1] + (2 * view.centre[1] / height - 1))[:, None]
-    grid = torch.stack([x, y], dim=-1)[None]
+    grid = torch.empty(1, h, w, 2)
+    torch.add((a * linear[0, 0])[None, :], (b * linear[0, 1] + (2 * view.centre[0] / width - 1))[:, None], out=grid[0, ..., 0])
+    torch.add((a * linear[1, 0])[None, :], (b * linear[1, 1] + (2 * view.centre[1] / height - 1))[:, None], out=grid[0, ..., 1])
     if view.tps > 0:
-        displacement = _tps_displacement(h, w, view.tps, rng if rng is not None else np.random.default_rng())
-        grid = grid + (displacement @ linear.T)[None]
+        grid[0] += _tps_displacement(h, w, view.tps, rng if rng is not None else np.random.default_rng(), linear)
     return grid
 
 
@@ -114,17 +117,21 @@ def warp_mask(mask: np.ndarray | torch.Tensor, grid: torch.Tensor) -> torch.Tens
 
 def colour_jitter(images: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
     """Brightness, contrast and saturation changes shared by a clip (T×3×h×w in [0, 1]), plus a
-    quarter-strength change per frame. ``strength`` 0 returns the images unchanged."""
+    quarter-strength change per frame. ``strength`` 0 returns the images unchanged.
+
+    Per frame, with brightness b, contrast c and saturation s: ``x ← b·x``; ``x ← (x − mean) c + mean``
+    (the frame's mean); ``x ← (x − grey) s + grey`` (each pixel's mean over the channels); clamped
+    to [0, 1]. The first two are one multiply-add, and the last one is written ``s·x + (1 − s)·grey``:
+    a training clip's colours in a third of the passes over its frames.
+    """
     if strength <= 0:
         return images
-    out = []
+    out = torch.empty_like(images)
     shared = rng.uniform(1 - strength, 1 + strength, 3)
-    for frame in images:
+    for frame, result in zip(images, out):
         brightness, contrast, saturation = shared * rng.uniform(1 - strength / 4, 1 + strength / 4, 3)
-        frame = frame * brightness
-        mean = frame.mean()
-        frame = (frame - mean) * contrast + mean
-        grey = frame.mean(dim=0, keepdim=True)
-        frame = (frame - grey) * saturation + grey
-        out.append(frame.clamp(0, 1))
-    return torch.stack(out)
+        mean = brightness * float(frame.mean())
+        torch.mul(frame, brightness * contrast, out=result).add_(mean * (1 - contrast))
+        grey = result.mean(dim=0, keepdim=True).mul_(1 - saturation)
+        result.mul_(saturation).add_(grey).clamp_(0, 1)
+    return out

@@ -1,11 +1,14 @@
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from qmra.data.boxes import box_from_mask
 from qmra.data.clips import ClipSettings
-from qmra.data.flying import CutoutFolder, FlyingObjectsClipDataset, FlyingSettings, PhotoFolder, open_pack
+from qmra.data.flying import CutoutFolder, FlyingObjectsClipDataset, FlyingSettings, PhotoFolder, _motion_blur, open_pack
 from qmra.errors import DataError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -113,3 +116,16 @@ def test_missing_or_empty_folders_are_clear_errors(tmp_path):
         CutoutFolder(tmp_path / "objects")
     with pytest.raises(DataError, match="background folder not found"):
         PhotoFolder(tmp_path / "backgrounds")
+
+
+def test_motion_blur_is_the_convolution_with_its_line():
+    frame = torch.rand(3, 23, 31)
+    for length, angle in ((3, 0.0), (5, 0.7), (8, 1.9), (9, math.pi / 2)):
+        kernel = torch.zeros(length, length)
+        centre = (length - 1) / 2
+        for step in np.linspace(-centre, centre, 2 * length):  # the line, drawn pixel by pixel
+            kernel[int(round(centre + step * math.sin(angle))), int(round(centre + step * math.cos(angle)))] = 1.0
+        kernel = (kernel / kernel.sum()).expand(3, 1, length, length)
+        padded = F.pad(frame[None], (length // 2, (length - 1) // 2, length // 2, (length - 1) // 2), mode="replicate")
+        expected = F.conv2d(padded, kernel, groups=3)[0]
+        assert torch.allclose(_motion_blur(frame, length, angle), expected, atol=1e-6), (length, angle)

@@ -54,3 +54,18 @@ def test_colour_jitter_is_bounded_and_optional():
     jittered = colour_jitter(images, 0.3, np.random.default_rng(0))
     assert jittered.shape == images.shape and jittered.min() >= 0 and jittered.max() <= 1
     assert not torch.allclose(jittered, images)
+
+
+def test_colour_jitter_is_brightness_then_contrast_then_saturation():
+    images = torch.rand(3, 3, 20, 30)
+    rng = np.random.default_rng(5)
+    shared = rng.uniform(0.6, 1.4, 3)
+    expected = []
+    for frame in images:  # each step as the docstring says it, one after the other
+        brightness, contrast, saturation = shared * rng.uniform(0.9, 1.1, 3)
+        frame = frame * brightness
+        frame = (frame - frame.mean()) * contrast + frame.mean()
+        grey = frame.mean(dim=0, keepdim=True)
+        expected.append(((frame - grey) * saturation + grey).clamp(0, 1))
+    jittered = colour_jitter(images, 0.4, np.random.default_rng(5))
+    assert torch.allclose(jittered, torch.stack(expected), atol=1e-6)
