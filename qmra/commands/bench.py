@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qmra.commands.common import add_speed_arguments, parse_size, speed_settings
 from qmra.errors import QmraError
 from qmra.model.backbones import BACKBONES
+
+if TYPE_CHECKING:
+    from qmra.inference.settings import InferenceSettings
+    from qmra.model import QMRA
+    from qmra.presets import Preset
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -80,15 +86,43 @@ def _warmup(text: str) -> int | None:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def _object_counts(args: argparse.Namespace) -> list[int]:
+    """--objects as counts (1 to 20), after checking --frames and --runs."""
+    objects = _counts(args.objects, "--objects")
+    if not objects:
+        raise QmraError("--objects needs at least one count")
+    if max(objects) > 20:
+        raise QmraError("--objects: at most 20 objects")
+    for name in ("frames", "runs"):
+        if getattr(args, name) < 1:
+            raise QmraError(f"--{name} must be at least 1")
+    return objects
+
+
+def _model_and_settings(args: argparse.Namespace, preset: Preset) -> tuple[QMRA, InferenceSettings]:
+    """The network to time (--weights, or the preset's with random weights) and its inference settings."""
     from dataclasses import replace
 
+    from qmra.inference.card import read_card
+    from qmra.inference.segmenter import random_model
+
+    if args.weights:
+        card = read_card(args.weights)
+        return card.load_model(), speed_settings(args, preset.settings if args.preset else card.settings)
+    config = preset.model
+    if args.backbone:
+        config = replace(config, backbone=args.backbone)
+    if args.decoder_channels:
+        config = replace(config, decoder_channels=args.decoder_channels)
+    return random_model(config), speed_settings(args, preset.settings)
+
+
+def run(args: argparse.Namespace) -> int:
     import torch
 
     from qmra.benchmark import BenchSpec, run_bench
-    from qmra.inference.segmenter import random_model, resolve_device
+    from qmra.inference.segmenter import resolve_device
     from qmra.inference.threads import ThreadChoice
-    from qmra.inference.card import read_card
     from qmra.presets import get_preset
 
     preset = get_preset(args.preset or "paper")
@@ -100,27 +134,9 @@ def run(args: argparse.Namespace) -> int:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    objects = _counts(args.objects, "--objects")
-    if not objects:
-        raise QmraError("--objects needs at least one count")
-    if max(objects) > 20:
-        raise QmraError("--objects: at most 20 objects")
-    for name in ("frames", "runs"):
-        if getattr(args, name) < 1:
-            raise QmraError(f"--{name} must be at least 1")
+    objects = _object_counts(args)
     warmup = _warmup(args.warmup)
-    if args.weights:
-        card = read_card(args.weights)
-        settings = speed_settings(args, preset.settings if args.preset else card.settings)
-        model = card.load_model()
-    else:
-        settings = speed_settings(args, preset.settings)
-        config = preset.model
-        if args.backbone:
-            config = replace(config, backbone=args.backbone)
-        if args.decoder_channels:
-            config = replace(config, decoder_channels=args.decoder_channels)
-        model = random_model(config)
+    model, settings = _model_and_settings(args, preset)
     spec = BenchSpec(width=width, height=height, objects=objects, frames=args.frames, runs=args.runs, warmup=warmup,
                      profile=not args.no_profile, memory_frames=_counts(args.memory_frames, "--memory-frames"),
                      memory_width=memory_width, memory_height=memory_height, model_only=args.model_only == "yes")
