@@ -93,7 +93,7 @@ def sampling_grid(view: View, output_size: tuple[int, int], source_size: tuple[i
     linear = torch.tensor([[c * fx * 2 / width, s * fy * 2 / width], [-s * fx * 2 / height, c * fy * 2 / height]], dtype=torch.float32)
     a = (2 * torch.arange(w, dtype=torch.float32) + 1) / w - 1
     b = (2 * torch.arange(h, dtype=torch.float32) + 1) / h - 1
-    grid = torch.empty(1, h, w, 2)
+    grid = torch.empty(1, h, w, 2, dtype=torch.float32)
     torch.add((a * linear[0, 0])[None, :], (b * linear[0, 1] + (2 * view.centre[0] / width - 1))[:, None], out=grid[0, ..., 0])
     torch.add((a * linear[1, 0])[None, :], (b * linear[1, 1] + (2 * view.centre[1] / height - 1))[:, None], out=grid[0, ..., 1])
     if view.tps > 0:
