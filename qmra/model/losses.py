@@ -48,9 +48,10 @@ class LossParts:
     mask: torch.Tensor
     refined: torch.Tensor | None
 
-    def as_floats(self) -> dict[str, float]:
+    def detached(self) -> dict[str, torch.Tensor]:
+        """The parts there are by name (``loss``, ``track``, ``mask``, ``refined``), detached, where they lie."""
         parts = {"loss": self.total, "track": self.track, "mask": self.mask, "refined": self.refined}
-        return {k: float(v.detach()) for k, v in parts.items() if v is not None}
+        return {k: v.detach() for k, v in parts.items() if v is not None}
 
 
 class QMRALoss:

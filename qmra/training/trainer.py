@@ -33,6 +33,10 @@ from qmra.training.specs import DataSpec
 
 #: ``data_wait_s``: seconds the step waited for its clips (a step that mostly waits is bound by the
 #: DataLoader's workers, not by the device).
+#: Steps whose losses stay on the device before they are read, all in one transfer: reading them at
+#: every step would make the host wait for the device there, unable to queue the next step meanwhile.
+#: A loss that is not finite is so found up to this many steps late, before anything is saved.
+LOSS_READS_EVERY = 20
 METRIC_FIELDS = ("step", "loss", "track", "mask", "refined", "lr", "steps_per_s", "val_jf", "val_j", "val_f", "data_wait_s")
 
 
@@ -198,6 +202,7 @@ class Trainer:
         bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not (self.progress and context.is_main),
                    dynamic_ncols=True)
         last_time, last_step = time.perf_counter(), self.step
+        pending: list[dict[str, Any]] = []  # steps whose losses are still on the device
         benchmark = torch.backends.cudnn.benchmark
         if context.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every training batch has the same shape; restored below
@@ -209,22 +214,12 @@ class Trainer:
                 now = time.perf_counter()
                 self.elapsed += now - last_time
                 rate = (self.step - last_step) / (now - last_time)
-                row = {"step": self.step, **parts, "lr": lr, "steps_per_s": rate, "data_wait_s": waited}
-                if context.is_main and self.val is not None and self.step % config.val_every == 0:
-                    row.update(self._validate())
-                if context.is_main:
-                    self._log(row, writer)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()}, refresh=False)
-                    bar.update(1)
-                    if self.step % config.save_every == 0 or self.step == config.steps or self._out_of_time():
-                        self._save("last")
-                    if config.keep_every and self.step % config.keep_every == 0:
-                        self._keep()
-                    if "val_jf" in row and row["val_jf"] > self.best_jf:
-                        self.best_jf = row["val_jf"]
-                        self._save("best")
-                        self._save("last")
+                pending.append({"step": self.step, **parts, "lr": lr, "steps_per_s": rate, "data_wait_s": waited})
+                bar.update(1)
+                if len(pending) >= LOSS_READS_EVERY or self._due():
+                    self._settle(pending, writer, bar)
                 last_time, last_step = time.perf_counter(), self.step  # validation and saving are not training time
+            self._settle(pending, writer, bar)
             if self.stop_reason is not None and context.is_main:
                 self._save("last")
                 context.log(f"stopped by {self.stop_reason} at step {self.step}; continue with --resume")
@@ -240,6 +235,46 @@ class Trainer:
         if context.is_main:
             self._plot()
         return {"step": self.step, "stopped_by": self.stop_reason, "best_jf": self.best_jf}
+
+    def _due(self) -> dict[str, bool]:
+        """What this step is due for (validation, a checkpoint, a kept copy); empty: nothing."""
+        config, step = self.config, self.step
+        due = {"validate": self.val is not None and step % config.val_every == 0,
+               "save": step % config.save_every == 0 or step == config.steps or self._out_of_time(),
+               "keep": bool(config.keep_every) and step % config.keep_every == 0}
+        return {name: True for name, wanted in due.items() if wanted}
+
+    def _settle(self, pending: list[dict[str, Any]], writer: "_TensorBoard | None", bar) -> None:
+        """Read the ``pending`` steps' losses from the device at once (the host waits for it here, not at
+        every step), stop at the first that is not finite, log them, then validate, save and keep what
+        the last step is due for."""
+        if not pending:
+            return
+        names = [name for name, value in pending[0].items() if isinstance(value, torch.Tensor)]
+        values = torch.stack([torch.stack([row[name] for name in names]) for row in pending]).float().cpu().tolist()
+        rows = list(pending)
+        pending.clear()
+        for row, row_values in zip(rows, values):
+            row.update(zip(names, row_values))
+            if not math.isfinite(row["loss"]):
+                raise QmraError(f"the loss became {row['loss']} at step {row['step']}: training stopped; the last good checkpoint "
+                                f"is {self.run_dir / 'last.safetensors'} (lower --lr, or check the data)")
+        if not self.context.is_main:
+            return
+        due, last = self._due(), rows[-1]
+        if due.get("validate"):
+            last.update(self._validate())
+        for row in rows:
+            self._log(row, writer)
+        bar.set_postfix({name: f"{last[name]:.3f}" for name in names}, refresh=False)
+        if due.get("save"):
+            self._save("last")
+        if due.get("keep"):
+            self._keep()
+        if "val_jf" in last and last["val_jf"] > self.best_jf:
+            self.best_jf = last["val_jf"]
+            self._save("best")
+            self._save("last")
 
     def _out_of_time(self) -> bool:
         return self.config.time_budget is not None and self.elapsed >= self.config.time_budget
@@ -257,14 +292,15 @@ class Trainer:
                 self.stop_reason = "a signal to another process"
         return stop
 
-    def _train_step(self, batches, lr: float) -> tuple[dict[str, float], float]:
-        """One optimizer step; returns the loss parts and the seconds spent waiting for clips."""
+    def _train_step(self, batches, lr: float) -> tuple[dict[str, torch.Tensor], float]:
+        """One optimizer step; returns the loss parts (on the device: reading them waits for it) and
+        the seconds spent waiting for clips."""
         config, device = self.config, self.context.device
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         forcing = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}
         waited = 0.0
         for micro in range(config.accumulate):
             asked = time.perf_counter()
@@ -278,13 +314,9 @@ class Trainer:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 output = self.network(images[:, :-1], box_maps[:, :-1], images[:, -1], query_prior=prior)
             parts = self.loss(output, masks[:, -1], box_maps[:, -1])
-            loss = parts.total / config.accumulate
-            if not torch.isfinite(loss):
-                raise QmraError(f"the loss became {float(parts.total.detach())} at step {self.step + 1}: training stopped; the last "
-                                f"good checkpoint is {self.run_dir / 'last.safetensors'} (lower --lr, or check the data)")
-            loss.backward()
-            for key, value in parts.as_floats().items():
-                totals[key] = totals.get(key, 0.0) + value / config.accumulate
+            (parts.total / config.accumulate).backward()
+            for key, value in parts.detached().items():
+                totals[key] = totals[key] + value / config.accumulate if key in totals else value / config.accumulate
         self.optimizer.step()
         return totals, waited
 

@@ -41,7 +41,7 @@ def test_total_loss_sums_the_three_predictions_with_the_right_targets():
     assert noalign.track.item() == pytest.approx(segmentation_loss(other, TARGET).item())
     single = QMRALoss()(QMRAOutput(mask_logits=LOGITS), TARGET, box_map)
     assert single.total.item() == pytest.approx(CROSS_ENTROPY + 0.1 * DICE, abs=1e-6)
-    assert set(single.as_floats()) == {"loss", "mask"}
+    assert set(single.detached()) == {"loss", "mask"}
 
 
 def test_mismatched_target_is_refused():

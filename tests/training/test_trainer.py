@@ -12,6 +12,7 @@ from qmra.errors import QmraError
 from qmra.model import LossParts, ModelConfig
 from qmra.model.checkpoint import load_model
 from qmra.training import DataSpec, TrainConfig, Trainer
+from qmra.training import trainer as trainer_module
 from qmra.training.distributed import DistributedContext
 from tests.tiny import TINY
 
@@ -115,6 +116,43 @@ def test_a_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path):
         trainer.run()
     assert json.loads((tmp_path / "last.json").read_text())["step"] == 2
     load_model(tmp_path / "last.safetensors")
+
+
+def test_losses_are_read_from_the_device_every_few_steps_and_logged_step_by_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "LOSS_READS_EVERY", 4)
+    trainer = _trainer(tmp_path, steps=10, save_every=1000)
+    computed, reads = [], []
+    real_loss, settle = trainer.loss, trainer._settle
+
+    def recorded(output, mask, box_map):
+        parts = real_loss(output, mask, box_map)
+        computed.append(float(parts.total.detach()))
+        return parts
+
+    def counted(pending, writer, bar):
+        reads.append(len(pending))
+        settle(pending, writer, bar)
+
+    trainer.loss, trainer._settle = recorded, counted
+    trainer.run()
+    assert [n for n in reads if n] == [4, 4, 2]  # the last read at step 10: the run's end, due a checkpoint
+    with (tmp_path / "metrics.csv").open() as handle:
+        logged = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert logged == pytest.approx(computed, rel=1e-5)
+
+
+def test_a_nan_loss_read_late_names_its_step_and_nothing_is_saved_after_it(tmp_path):
+    trainer = _trainer(tmp_path, steps=5, save_every=100)
+    real_loss = trainer.loss
+
+    def poisoned(output, mask, box_map):
+        parts = real_loss(output, mask, box_map)
+        return LossParts(parts.total * float("nan"), parts.track, parts.mask, parts.refined) if trainer.step == 2 else parts
+
+    trainer.loss = poisoned
+    with pytest.raises(QmraError, match="the loss became nan at step 3"):
+        trainer.run()
+    assert not (tmp_path / "last.safetensors").exists() and not (tmp_path / "metrics.csv").exists()
 
 
 def test_runs_are_not_overwritten_and_architectures_not_mixed(tmp_path):
