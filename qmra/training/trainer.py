@@ -29,6 +29,7 @@ from qmra.training.distributed import DistributedContext
 from qmra.training.encoders import FROZEN_PARTS, freeze_encoders, parameter_groups
 from qmra.training.mixing import MixedClips, SampleNumbers
 from qmra.training.plot import plot_curves
+from qmra.training.tensorboard import TensorBoard
 from qmra.training.specs import DataSpec
 
 #: ``data_wait_s``: seconds the step waited for its clips (a step that mostly waits is bound by the
@@ -196,7 +197,7 @@ class Trainer:
         config, context = self.config, self.context
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         batches = iter(self._loader())
-        writer = _TensorBoard(self.run_dir) if context.is_main else None
+        writer = TensorBoard(self.run_dir) if context.is_main else None
         from tqdm import tqdm
 
         bar = tqdm(total=config.steps, initial=self.step, unit="step", disable=not (self.progress and context.is_main),
@@ -244,7 +245,7 @@ class Trainer:
                "keep": bool(config.keep_every) and step % config.keep_every == 0}
         return {name: True for name, wanted in due.items() if wanted}
 
-    def _settle(self, pending: list[dict[str, Any]], writer: "_TensorBoard | None", bar) -> None:
+    def _settle(self, pending: list[dict[str, Any]], writer: "TensorBoard | None", bar) -> None:
         """Read the ``pending`` steps' losses from the device at once (the host waits for it here, not at
         every step), stop at the first that is not finite, log them, then validate, save and keep what
         the last step is due for."""
@@ -256,16 +257,17 @@ class Trainer:
         pending.clear()
         for row, row_values in zip(rows, values):
             row.update(zip(names, row_values))
-            if not math.isfinite(row["loss"]):
-                raise QmraError(f"the loss became {row['loss']} at step {row['step']}: training stopped; the last good checkpoint "
-                                f"is {self.run_dir / 'last.safetensors'} (lower --lr, or check the data)")
-        if not self.context.is_main:
-            return
-        due, last = self._due(), rows[-1]
+        good = next((i for i, row in enumerate(rows) if not math.isfinite(row["loss"])), len(rows))  # rows before a bad one
+        due, last = self._due() if good == len(rows) and self.context.is_main else {}, rows[-1]
         if due.get("validate"):
             last.update(self._validate())
-        for row in rows:
+        for row in rows[:good] if self.context.is_main else []:
             self._log(row, writer)
+        if good < len(rows):
+            raise QmraError(f"the loss became {rows[good]['loss']} at step {rows[good]['step']}: training stopped; the last good "
+                            f"checkpoint is {self.run_dir / 'last.safetensors'} (lower --lr, or check the data)")
+        if not self.context.is_main:
+            return
         bar.set_postfix({name: f"{last[name]:.3f}" for name in names}, refresh=False)
         if due.get("save"):
             self._save("last")
@@ -364,7 +366,7 @@ class Trainer:
         self._recalibrate()
         return save_checkpoint(self.run_dir / f"step-{self.step}.safetensors", self.model, {"step": self.step})
 
-    def _log(self, row: dict[str, float], writer: "_TensorBoard | None") -> None:
+    def _log(self, row: dict[str, float], writer: "TensorBoard | None") -> None:
         path = self.run_dir / "metrics.csv"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
@@ -423,26 +425,3 @@ def _validation_davis(spec: DataSpec, run_dir: Path):
                 video.write_davis(root)
         return DavisDataset(root)
     raise QmraError(f"--val takes davis:PATH[:sequences] or synthetic[:N], got {spec.text!r}")
-
-
-class _TensorBoard:
-    """Scalars to TensorBoard when it is installed; nothing otherwise."""
-
-    def __init__(self, run_dir: Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-        except (ImportError, ModuleNotFoundError):
-            self.writer = None
-
-    def add(self, row: dict[str, float]) -> None:
-        if self.writer is not None:
-            for key, value in row.items():
-                if key != "step":
-                    self.writer.add_scalar(key, value, int(row["step"]))
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-

@@ -152,7 +152,9 @@ def test_a_nan_loss_read_late_names_its_step_and_nothing_is_saved_after_it(tmp_p
     trainer.loss = poisoned
     with pytest.raises(QmraError, match="the loss became nan at step 3"):
         trainer.run()
-    assert not (tmp_path / "last.safetensors").exists() and not (tmp_path / "metrics.csv").exists()
+    assert not (tmp_path / "last.safetensors").exists()
+    with (tmp_path / "metrics.csv").open() as handle:
+        assert [row["step"] for row in csv.DictReader(handle)] == ["1", "2"]  # the steps before it, logged
 
 
 def test_runs_are_not_overwritten_and_architectures_not_mixed(tmp_path):
