@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import signal
 import tempfile
 import time
@@ -77,7 +78,11 @@ class TrainConfig:
         "also keep the weights of every N-th step as step-N.safetensors, to choose among on validation (0: none)",
         metavar="N"))
     seed: int = field(default=0, metadata=option("random seed"))
-    workers: int = field(default=2, metadata=option("DataLoader worker processes", metavar="N"))
+    #: A 384-px clip costs a core about 35 ms to make, so a GPU step of batch 16 waits for its clips
+    #: unless many workers make them (docs/training.md).
+    workers: int | None = field(default=None, metadata=option(
+        "DataLoader worker processes", metavar="N", parse=int,
+        default_text="on a GPU, the CPU cores but 2, shared by this machine's GPUs; on a CPU, 1 (training needs its cores)"))
     bf16: bool = field(default=True, metadata=option("no bf16 autocast on CUDA"))  # autocast on CUDA only
     max_gap: int = 5
     val_resolution: int | None = field(default=None, metadata=option(
@@ -127,11 +132,21 @@ class TrainConfig:
         return self.lr
 
 
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers where ``--workers`` is not given: on a GPU, every core this process may use
+    but 2 (the training process and its pinning thread), shared by the training processes of this
+    machine (torchrun's LOCAL_WORLD_SIZE); on a CPU, 1."""
+    if device.type != "cuda":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 4)
+    return max(2, (cores - 2) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 class Trainer:
     def __init__(self, model_config: ModelConfig, config: TrainConfig, data: Sequence[DataSpec], run_dir: str | Path,
                  context: DistributedContext, val: DataSpec | None = None, backbone_weights: str | None = None,
                  init: str | None = None, resume: bool = False, progress: bool = False) -> None:
-        self.config = config
+        self.config = config if config.workers is not None else replace(config, workers=default_workers(context.device))
         self.context = context
         self.run_dir = Path(run_dir)
         self.data = list(data)

@@ -212,3 +212,21 @@ def test_loose_boxes_reach_the_training_clips(tmp_path):
     assert all(source.settings.loose_boxes == 0.0 for source in _trainer(tmp_path / "tight", steps=1).clips.sources)
     with pytest.raises(QmraError, match="--loose-boxes must be a share"):
         TrainConfig(loose_boxes=2.0)
+
+
+def test_workers_default_to_the_cores_a_gpu_leaves_and_one_on_a_cpu(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(trainer_module.os, "sched_getaffinity", lambda pid: set(range(16)))
+    gpu = torch.device("cuda", 0)
+    assert trainer_module.default_workers(gpu) == 14 and trainer_module.default_workers(CPU.device) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four GPUs' processes share the machine's cores
+    assert trainer_module.default_workers(gpu) == 3
+    monkeypatch.setattr(trainer_module.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert trainer_module.default_workers(gpu) == 2
+
+
+def test_a_run_records_the_workers_it_used(tmp_path):
+    trainer = Trainer(TINY, TrainConfig(steps=1, batch_size=2, size=48), [DataSpec.parse("synthetic:2")], tmp_path, CPU)
+    assert trainer.config.workers == 1
+    trainer.run()
+    assert json.loads((tmp_path / "last.json").read_text())["train"]["workers"] == 1
