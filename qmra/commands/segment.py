@@ -23,7 +23,7 @@ EXIT_LOST = 3
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("segment", help="segment the boxed objects in every frame of a video")
     given = parser.add_argument_group("input and output")
-    given.add_argument("source", help="a video file (mp4, mov, webm, mkv, avi, mpg, ts, gif, ...) or a folder of frames")
+    given.add_argument("source", help="a video file (mp4, mov, webm, mkv, avi, mpg, ts, gif, ...), a multi-page TIFF (a microscope's or ImageJ's stack: a frame a page) or a folder of frames (jpg, png, tif, ...)")
     given.add_argument("--out", required=True, help="folder for the DAVIS palette PNGs (named after the frames)")
     given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")

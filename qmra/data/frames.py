@@ -1,4 +1,4 @@
-"""Streaming frame sources: video files (PyAV), frame folders (numeric order), in-memory arrays.
+"""Streaming frame sources: video files (PyAV), TIFF stacks, frame folders (numeric order), in-memory arrays.
 
 Every source yields H×W×3 uint8 RGB frames one at a time and never holds the whole video. Frames
 are upright, as players show them: a video's display rotation and a photo's EXIF orientation are
@@ -23,7 +23,9 @@ from qmra.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
                   ".3gp", ".ogv", ".gif")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: A file with one of these is a video of its pages (:class:`qmra.data.tiff_stack.TiffStack`).
+STACK_SUFFIXES = (".tif", ".tiff")
 
 
 def natural_key(name: str) -> tuple:
@@ -121,7 +123,7 @@ class FrameFolder(FrameSource):
             raise DataError(f"frame folder not found: {self.folder}")
         self.paths = list_files(self.folder, IMAGE_SUFFIXES)
         if not self.paths:
-            raise DataError(f"no frames (jpg, png, bmp, webp) in {self.folder}")
+            raise DataError(f"no frames ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}) in {self.folder}")
         first = open_image(self.paths[0])
         height, width = shown_size(first)
         self._info = FrameInfo(height, width, len(self.paths), None, sideways=(height, width) != (first.height, first.width))
@@ -417,7 +419,7 @@ class ArrayFrames(FrameSource):
 
 
 def open_frames(source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource) -> FrameSource:
-    """A video file, a frame folder, or frames in memory → a :class:`FrameSource`."""
+    """A video file, a TIFF stack, a frame folder, or frames in memory → a :class:`FrameSource`."""
     if isinstance(source, FrameSource):
         return source
     if isinstance(source, (str, Path)):
@@ -428,5 +430,10 @@ def open_frames(source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSo
             raise DataError(f"no such file or folder: {path}")
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return VideoFile(path)
-        raise DataError(f"unsupported input {path.name}: give a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of frames")
+        if path.suffix.lower() in STACK_SUFFIXES:
+            from qmra.data.tiff_stack import TiffStack
+
+            return TiffStack(path)
+        raise DataError(f"unsupported input {path.name}: give a video ({', '.join(VIDEO_SUFFIXES)}), a TIFF stack "
+                        "(.tif, .tiff) or a folder of frames")
     return ArrayFrames(source)

@@ -1,7 +1,8 @@
 """Frames with random access for the web app: shown in the page, read in any order by the runs.
 
 A frame folder is used as it is (its files are both what the page shows and what the network
-reads). A video is decoded once on a background thread, to count its frames and find where each
+reads; TIFF and BMP frames, which browsers do not show or show large, go to the page as JPEG). A
+TIFF stack's pages are read when asked for, as a folder's files are. A video is decoded once on a background thread, to count its frames and find where each
 lies in the file; after that any frame is decoded again when asked for, from the keyframe before it
 (:mod:`qmra.data.video_seek`: the same pixels ``qmra segment`` decodes), with the most recently
 used frames and page images kept in memory up to a bound. Nothing is written to disk. The first
@@ -21,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 from qmra.data.frames import FrameFolder, FrameInfo, FrameSource, VideoFile, open_frames
-from qmra.data.masks import read_rgb
 from qmra.data.orientation import is_turned
+from qmra.data.tiff_stack import TiffStack
 from qmra.data.video_seek import SeekingVideoReader
-from qmra.errors import DataError, QmraError
+from qmra.errors import QmraError
 
 DISPLAY_QUALITY = 90
 #: Page images (JPEG, about 60 kB each at 854×480) kept in memory per video.
@@ -44,19 +45,20 @@ class FrameStore:
         self.error: str | None = None
         self._changed = threading.Condition()
         self._stop = threading.Event()
-        if isinstance(source, FrameFolder):
-            self.folder: FrameFolder | None = source
-            self._count = len(source.paths)
+        #: A folder or a TIFF stack: every frame at hand, in any order, nothing to decode ahead.
+        self._at_hand: FrameFolder | TiffStack | None = source if isinstance(source, (FrameFolder, TiffStack)) else None
+        self.folder: FrameFolder | None = source if isinstance(source, FrameFolder) else None
+        self._shown: OrderedDict[int, bytes] = OrderedDict()
+        self._shown_lock = threading.Lock()
+        if self._at_hand is not None:
+            self._count = source.info.num_frames or 0
             self.finished = True
             self._thread: threading.Thread | None = None
         else:
             assert isinstance(source, VideoFile)
-            self.folder = None
             self._count = 0
             self.finished = False
             self._video = SeekingVideoReader(source_path)
-            self._shown: OrderedDict[int, bytes] = OrderedDict()
-            self._shown_lock = threading.Lock()
             self._thread = threading.Thread(target=self._decode, args=(source,), name="qmra-ui-decode", daemon=True)
             self._thread.start()
 
@@ -103,7 +105,7 @@ class FrameStore:
     # ------------------------------------------------------------------ access
 
     def frame_name(self, index: int) -> str:
-        return self.folder.frame_name(index) if self.folder is not None else f"{index:05d}"
+        return self._at_hand.frame_name(index) if self._at_hand is not None else f"{index:05d}"
 
     def check_index(self, index: int) -> None:
         if not 0 <= index < self._count:
@@ -111,8 +113,8 @@ class FrameStore:
 
     def read(self, index: int) -> np.ndarray:
         self.check_index(index)
-        if self.folder is not None:
-            return self.folder.read(index)
+        if self._at_hand is not None:
+            return self._at_hand.read(index)
         return self._video.read(index)
 
     def display_bytes(self, index: int) -> tuple[bytes, str]:
@@ -121,12 +123,11 @@ class FrameStore:
         if self.folder is not None:
             path = self.folder.paths[index]
             content_type = CONTENT_TYPES.get(path.suffix.lower())
-            if content_type is None:
-                raise DataError(f"cannot show {path.name}")
-            # Browsers show BMP, but a JPEG is a tenth of its size; a photo with an EXIF orientation
-            # is sent upright, so the page shows the very pixels the network reads, whatever the browser.
-            if content_type == "image/bmp" or is_turned(path):
-                return _jpeg(read_rgb(path, upright=True)), "image/jpeg"
+            # Browsers show BMP, but a JPEG is a tenth of its size, and no TIFF; a photo with an EXIF
+            # orientation is sent upright, so the page shows the very pixels the network reads,
+            # whatever the browser.
+            if content_type in (None, "image/bmp") or is_turned(path):
+                return _jpeg(self.folder.read(index)), "image/jpeg"
             return path.read_bytes(), content_type
         with self._shown_lock:
             if index in self._shown:

@@ -41,7 +41,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from qmra.data.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+from qmra.data.frames import IMAGE_SUFFIXES, STACK_SUFFIXES, VIDEO_SUFFIXES, natural_key
 from qmra.data.redaction import Redaction
 from qmra.errors import QmraError
 from qmra.inference.segmenter import Segmenter
@@ -303,9 +303,9 @@ class Handler(BaseHTTPRequestHandler):
             raise UploadTooLarge(f"the file is {length / (1 << 20):.1f} MB; uploads are limited to "
                                  f"{self.server.config.max_upload_mb:g} MB (qmra ui --max-upload MB)")
         name = Path(unquote(self.headers.get("X-Filename", ""))).name
-        if Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+        if Path(name).suffix.lower() not in VIDEO_SUFFIXES + STACK_SUFFIXES:
             self.close_connection = True
-            raise QmraError(f"upload a video file ({', '.join(VIDEO_SUFFIXES)}), not {name or 'a file without a name'}; "
+            raise QmraError(f"upload a video file ({', '.join(VIDEO_SUFFIXES + STACK_SUFFIXES)}), not {name or 'a file without a name'}; "
                             "open a frame folder by its path on the server")
         folder = session.folder / "uploads" / secrets.token_hex(4)
         folder.mkdir(parents=True)

@@ -344,11 +344,11 @@ def test_the_static_files_are_package_data():
 def test_the_upload_picker_offers_every_video_file_qmra_reads():
     import re
 
-    from qmra.data.frames import VIDEO_SUFFIXES
+    from qmra.data.frames import STACK_SUFFIXES, VIDEO_SUFFIXES
 
     page = (Path(__file__).resolve().parents[2] / "qmra" / "ui" / "static" / "index.html").read_text()
     accepted = re.search(r'id="upload" type="file" accept="([^"]+)"', page).group(1).split(",")
-    assert set(VIDEO_SUFFIXES) <= set(accepted)  # an animated GIF is no video/* type: named, it can be picked
+    assert set(VIDEO_SUFFIXES + STACK_SUFFIXES) <= set(accepted)  # a GIF or a TIFF stack is no video/* type: named, it can be picked
 
 
 @pytest.mark.parametrize("adapt_previews, adaptations", [(False, [0, 1]), (True, [1, 0])])

@@ -1,0 +1,85 @@
+"""A multi-page TIFF file as a video: each page a frame, as microscopes, ImageJ/Fiji and many
+scientific cameras write their recordings.
+
+Pages are read one at a time, in any order (Pillow keeps each page's offset once it has passed it),
+and turned as shown (the TIFF orientation tag, which Pillow reads as EXIF's). 16-bit greyscale pages
+are scaled to 8 bits (:func:`qmra.data.masks.image_to_rgb`). ImageJ's frame interval
+(``finterval=`` in the file's description), where there is one, gives the frame rate.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from qmra.data.frames import FrameInfo, FrameSource
+from qmra.data.masks import image_to_rgb
+from qmra.data.orientation import shown_size, upright_image
+from qmra.errors import DataError
+
+#: The TIFF tag holding a file's description, where ImageJ writes its ``key=value`` lines.
+IMAGE_DESCRIPTION = 270
+
+
+def imagej_fps(description: object) -> float | None:
+    """Frames per second from an ImageJ description (``finterval=`` seconds per frame), or None."""
+    if not isinstance(description, str):
+        return None
+    found = re.search(r"^finterval=([0-9.eE+-]+)\s*$", description, re.MULTILINE)
+    try:
+        interval = float(found.group(1)) if found else 0.0
+    except ValueError:
+        return None
+    return 1.0 / interval if interval > 0 else None
+
+
+class TiffStack(FrameSource):
+    """The pages of a (multi-page) TIFF file, frame names ``00000``, ``00001``, ..."""
+
+    seekable = True
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.description = str(self.path)
+        if not self.path.is_file():
+            raise DataError(f"TIFF file not found: {self.path}")
+        self._image = self._open()
+        count = int(getattr(self._image, "n_frames", 1))
+        height, width = shown_size(self._image)
+        fps = imagej_fps(self._image.tag_v2.get(IMAGE_DESCRIPTION)) if hasattr(self._image, "tag_v2") else None
+        self._info = FrameInfo(height, width, count, fps,
+                               sideways=(height, width) != (self._image.height, self._image.width))
+
+    def _open(self) -> Image.Image:
+        try:
+            image = Image.open(self.path)
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"cannot read {self.path} as a TIFF stack: {error}") from None
+        if image.format != "TIFF":
+            image.close()
+            raise DataError(f"{self.path} is a {image.format} image, not a TIFF stack")
+        return image
+
+    @property
+    def info(self) -> FrameInfo:
+        return self._info
+
+    def read(self, index: int) -> np.ndarray:
+        count = self._info.num_frames or 0
+        if not 0 <= index < count:
+            raise DataError(f"{self.path}: no frame {index} (it has {count})")
+        try:
+            self._image.seek(index)
+            self._image.load()
+            frame = image_to_rgb(upright_image(self._image))
+        except (OSError, ValueError, SyntaxError) as error:
+            raise DataError(f"cannot read page {index} of {self.path}: {error}") from None
+        self._check_size(frame, index, f"{index} (page {index + 1})")
+        return frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames_from(0)
