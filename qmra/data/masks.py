@@ -40,17 +40,28 @@ def read_rgb(path: Path, upright: bool = False) -> np.ndarray:
     return image_to_rgb(image)
 
 
-def image_to_rgb(image: Image.Image) -> np.ndarray:
-    """An opened image as H×W×3 uint8. 16-bit greyscale (``I;16``, or ``I`` as older Pillows open
-    it) is scaled to 8 bits: Pillow's own conversion clips it, so most such frames came out white.
-    48-bit RGB Pillow already reads as 8-bit. 32-bit floats are refused (a :class:`DataError`)."""
+def is_wide_grey(image: Image.Image) -> bool:
+    """Whether an opened image is 16-bit greyscale (``I;16``, ``I;16B``, or ``I`` as older Pillows open it)."""
+    return image.mode.startswith("I;16") or image.mode == "I"
+
+
+def image_to_rgb(image: Image.Image, grey_range: tuple[float, float] = (0, 65535)) -> np.ndarray:
+    """An opened image as H×W×3 uint8. 16-bit greyscale (:func:`is_wide_grey`) is scaled to 8 bits,
+    ``grey_range`` (low, high) to 0..255 (the whole 16 bits by default): Pillow's own conversion clips
+    it, so most such frames came out white. 48-bit RGB Pillow already reads as 8-bit. 32-bit floats
+    are refused (a :class:`DataError`)."""
     if image.mode == "F":
         # Floats have no agreed range (0-1, 0-255, counts): scaling them one way would be a guess.
         raise DataError(f"{getattr(image, 'filename', '') or 'an image'} holds 32-bit floating-point pixels: save it "
                         "with 8- or 16-bit integers (in Fiji: Image > Type > 16-bit)")
-    if image.mode.startswith("I;16") or image.mode == "I":
-        wide = np.asarray(image).astype(np.int64).clip(0, 65535)
-        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # 0..65535 → 0..255, rounded
+    if is_wide_grey(image):
+        low, high = grey_range
+        if (low, high) == (0, 65535):
+            wide = np.asarray(image).astype(np.int64).clip(0, 65535)
+            grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # 0..65535 → 0..255, rounded
+        else:
+            scaled = (np.asarray(image).astype(np.float64) - low) * (255.0 / max(high - low, 1e-9))
+            grey = np.rint(scaled.clip(0, 255)).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.array(image.convert("RGB"))
 

@@ -3,8 +3,11 @@ scientific cameras write their recordings.
 
 Pages are read one at a time, in any order (Pillow keeps each page's offset once it has passed it),
 and turned as shown (the TIFF orientation tag, which Pillow reads as EXIF's). 16-bit greyscale pages
-are scaled to 8 bits (:func:`qmra.data.masks.image_to_rgb`). ImageJ's frame interval
-(``finterval=`` in the file's description), where there is one, gives the frame rate.
+are scaled to 8 bits by one range for the whole stack, as Fiji shows them: ImageJ's display range
+(``min=``, ``max=`` in the file's description) where it was saved, else the first page's 0.1st to
+99.9th percentile. A 12-bit camera's frames (0–4095 in 16 bits) would otherwise be nearly black,
+and a range taken page by page would flicker. ImageJ's frame interval (``finterval=``) gives the
+frame rate.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from qmra.data.frames import FrameInfo, FrameSource
-from qmra.data.masks import image_to_rgb
+from qmra.data.masks import image_to_rgb, is_wide_grey
 from qmra.data.orientation import shown_size, upright_image
 from qmra.errors import DataError
 
@@ -25,16 +28,30 @@ from qmra.errors import DataError
 IMAGE_DESCRIPTION = 270
 
 
-def imagej_fps(description: object) -> float | None:
-    """Frames per second from an ImageJ description (``finterval=`` seconds per frame), or None."""
+def imagej_value(description: object, key: str) -> float | None:
+    """A number from an ImageJ description's ``key=value`` lines, or None."""
     if not isinstance(description, str):
         return None
-    found = re.search(r"^finterval=([0-9.eE+-]+)\s*$", description, re.MULTILINE)
+    found = re.search(rf"^{key}=([0-9.eE+-]+)\s*$", description, re.MULTILINE)
     try:
-        interval = float(found.group(1)) if found else 0.0
+        return float(found.group(1)) if found else None
     except ValueError:
         return None
-    return 1.0 / interval if interval > 0 else None
+
+
+def imagej_fps(description: object) -> float | None:
+    """Frames per second from an ImageJ description (``finterval=`` seconds per frame), or None."""
+    interval = imagej_value(description, "finterval")
+    return 1.0 / interval if interval is not None and interval > 0 else None
+
+
+def grey_range(image: Image.Image, description: object) -> tuple[float, float]:
+    """The 16-bit values a stack's 8 bits span: ImageJ's saved display range, else the 0.1st and
+    99.9th percentiles of ``image`` (the first page), widened to at least 1."""
+    low, high = imagej_value(description, "min"), imagej_value(description, "max")
+    if low is None or high is None or not high > low:
+        low, high = (float(v) for v in np.percentile(np.asarray(image), (0.1, 99.9)))
+    return low, max(high, low + 1)
 
 
 class TiffStack(FrameSource):
@@ -50,7 +67,10 @@ class TiffStack(FrameSource):
         self._image = self._open()
         count = int(getattr(self._image, "n_frames", 1))
         height, width = shown_size(self._image)
-        fps = imagej_fps(self._image.tag_v2.get(IMAGE_DESCRIPTION)) if hasattr(self._image, "tag_v2") else None
+        description = self._image.tag_v2.get(IMAGE_DESCRIPTION) if hasattr(self._image, "tag_v2") else None
+        fps = imagej_fps(description)
+        #: The 16-bit values mapped to 0..255, the same for every page (None: 8-bit pages).
+        self.grey_range = grey_range(self._image, description) if is_wide_grey(self._image) else None
         self._info = FrameInfo(height, width, count, fps,
                                sideways=(height, width) != (self._image.height, self._image.width))
 
@@ -75,7 +95,8 @@ class TiffStack(FrameSource):
         try:
             self._image.seek(index)
             self._image.load()
-            frame = image_to_rgb(upright_image(self._image))
+            page = upright_image(self._image)
+            frame = image_to_rgb(page, self.grey_range) if self.grey_range and is_wide_grey(page) else image_to_rgb(page)
         except (OSError, ValueError, SyntaxError) as error:
             raise DataError(f"cannot read page {index} of {self.path}: {error}") from None
         self._check_size(frame, index, f"{index} (page {index + 1})")

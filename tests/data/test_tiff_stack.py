@@ -5,7 +5,7 @@ from PIL import Image
 from qmra.cli import main
 from qmra.data import open_frames, read_labels
 from qmra.data.frames import FrameFolder
-from qmra.data.tiff_stack import TiffStack, imagej_fps
+from qmra.data.tiff_stack import TiffStack, grey_range, imagej_fps
 from qmra.errors import DataError
 
 
@@ -14,8 +14,8 @@ def _pages(count=5, height=24, width=32):
     return [rng.integers(0, 65536, (height, width), dtype=np.uint16) for _ in range(count)]
 
 
-def _eight_bits(page):
-    return ((page.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+def _mapped(page, low, high):
+    return np.rint(((page.astype(np.float64) - low) * (255 / (high - low))).clip(0, 255)).astype(np.uint8)
 
 
 def test_a_16_bit_stack_is_a_video_of_its_pages_read_in_any_order(tmp_path):
@@ -23,17 +23,32 @@ def test_a_16_bit_stack_is_a_video_of_its_pages_read_in_any_order(tmp_path):
     path = tmp_path / "cells.tif"
     images = [Image.fromarray(page) for page in pages]
     images[0].save(path, save_all=True, append_images=images[1:],
-                   tiffinfo={270: "ImageJ=1.54f\nimages=5\nframes=5\nfinterval=0.25\nunit=micron\n"})
+                   tiffinfo={270: "ImageJ=1.54f\nimages=5\nframes=5\nfinterval=0.25\nmin=1000.0\nmax=50000.0\n"})
     stack = open_frames(path)
     assert isinstance(stack, TiffStack) and stack.seekable
     assert (stack.info.height, stack.info.width, stack.info.num_frames, stack.info.fps) == (24, 32, 5, 4.0)
+    assert stack.grey_range == (1000.0, 50000.0)  # ImageJ's saved display range
     for index in (3, 0, 4, 1):  # backwards and forwards, as the UI and --backwards read
         frame = stack.read(index)
-        assert frame.shape == (24, 32, 3) and np.array_equal(frame[..., 1], _eight_bits(pages[index]))
-    assert [np.array_equal(f[..., 0], _eight_bits(p)) for f, p in zip(stack, pages)] == [True] * 5
+        assert frame.shape == (24, 32, 3) and np.array_equal(frame[..., 1], _mapped(pages[index], 1000, 50000))
+    assert [np.array_equal(f[..., 0], _mapped(p, 1000, 50000)) for f, p in zip(stack, pages)] == [True] * 5
     assert stack.frame_name(3) == "00003"
     with pytest.raises(DataError, match="no frame 5 \\(it has 5\\)"):
         stack.read(5)
+
+
+def test_a_12_bit_camera_stack_spans_the_8_bits_by_its_first_page(tmp_path):
+    rng = np.random.default_rng(3)
+    pages = [rng.integers(100, 4096, (40, 50)).astype(np.uint16) for _ in range(3)]
+    pages[2] = pages[2] // 2  # a darker page keeps the stack's range: no flicker
+    images = [Image.fromarray(page) for page in pages]
+    images[0].save(tmp_path / "camera.tif", save_all=True, append_images=images[1:])
+    stack = open_frames(tmp_path / "camera.tif")
+    low, high = np.percentile(pages[0], (0.1, 99.9))
+    assert stack.grey_range == pytest.approx((low, high))
+    first, dark = stack.read(0)[..., 0], stack.read(2)[..., 0]
+    assert first.min() <= 1 and first.max() == 255 and abs(float(first.mean()) - 127.5) < 5  # not 0..16
+    assert np.array_equal(dark, _mapped(pages[2], low, high)) and dark.mean() < first.mean() / 1.8
 
 
 def test_an_rgb_stack_and_a_folder_of_tiff_frames(tmp_path):
@@ -72,6 +87,7 @@ def test_imagej_frame_interval():
     assert imagej_fps("ImageJ=1.54f\nfinterval=0.04\n") == pytest.approx(25.0)
     assert imagej_fps("ImageJ=1.54f\nimages=3\n") is None and imagej_fps(None) is None
     assert imagej_fps("finterval=0\n") is None and imagej_fps("finterval=x\n") is None
+    assert grey_range(Image.fromarray(np.full((4, 4), 7, dtype=np.uint16)), "min=5\nmax=5\n") == (7.0, 8.0)  # no span
 
 
 def test_segment_a_tiff_stack(tmp_path, weights):
