@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from qmra.data.masks import open_image, read_rgb
+from qmra.data.masks import is_wide_grey, open_image, percentile_range, read_rgb
 from qmra.data.orientation import first_frame_turns, quarter_turns, shown_size, upright_rgb
 from qmra.data.video_errors import unreadable
 from qmra.errors import DataError
@@ -112,7 +112,8 @@ class FrameSource:
 
 
 class FrameFolder(FrameSource):
-    """A folder of jpg/png frames, read in numeric order (``2.jpg`` before ``10.jpg``)."""
+    """A folder of jpg/png/tif/... frames, read in numeric order (``2.jpg`` before ``10.jpg``); 16-bit
+    greyscale frames scaled to 8 bits by the first frame's 0.1st to 99.9th percentile, the same for all."""
 
     seekable = True
 
@@ -125,6 +126,8 @@ class FrameFolder(FrameSource):
         if not self.paths:
             raise DataError(f"no frames ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}) in {self.folder}")
         first = open_image(self.paths[0])
+        #: 16-bit greyscale frames: the values mapped to 0..255, from the first frame, for all of them.
+        self.grey_range = percentile_range(first) if is_wide_grey(first) else None
         height, width = shown_size(first)
         self._info = FrameInfo(height, width, len(self.paths), None, sideways=(height, width) != (first.height, first.width))
 
@@ -138,7 +141,7 @@ class FrameFolder(FrameSource):
     def read(self, index: int) -> np.ndarray:
         if not 0 <= index < len(self.paths):
             raise DataError(f"{self.folder}: no frame {index} (it has {len(self.paths)})")
-        frame = read_rgb(self.paths[index], upright=True)
+        frame = read_rgb(self.paths[index], upright=True, grey_range=self.grey_range)
         self._check_size(frame, index, self.paths[index].name)
         return frame
 

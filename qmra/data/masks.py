@@ -31,13 +31,21 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"cannot read image {path}: {error}") from None
 
 
-def read_rgb(path: Path, upright: bool = False) -> np.ndarray:
+def read_rgb(path: Path, upright: bool = False, grey_range: tuple[float, float] | None = None) -> np.ndarray:
     """H×W×3 uint8 (a writable array). ``upright``: turned by the file's EXIF orientation, as it is
-    shown (video frames); without, as stored (a training image, whose mask is stored the same way)."""
+    shown (video frames); without, as stored (a training image, whose mask is stored the same way).
+    ``grey_range``: the 16-bit greyscale values mapped to 0..255 (default: all 16 bits)."""
     image = open_image(path)
     if upright:
         image = upright_image(image)
-    return image_to_rgb(image)
+    return image_to_rgb(image, grey_range) if grey_range is not None else image_to_rgb(image)
+
+
+def percentile_range(image: Image.Image) -> tuple[float, float]:
+    """The 0.1st and 99.9th percentiles of an image's values, at least 1 apart: the 16-bit values a
+    video's 8 bits span when nothing says otherwise (a 12-bit camera fills only 0..4095)."""
+    low, high = (float(v) for v in np.percentile(np.asarray(image), (0.1, 99.9)))
+    return low, max(high, low + 1)
 
 
 def is_wide_grey(image: Image.Image) -> bool:

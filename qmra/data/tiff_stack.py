@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from qmra.data.frames import FrameInfo, FrameSource
-from qmra.data.masks import image_to_rgb, is_wide_grey
+from qmra.data.masks import image_to_rgb, is_wide_grey, percentile_range
 from qmra.data.orientation import shown_size, upright_image
 from qmra.errors import DataError
 
@@ -50,8 +50,8 @@ def grey_range(image: Image.Image, description: object) -> tuple[float, float]:
     99.9th percentiles of ``image`` (the first page), widened to at least 1."""
     low, high = imagej_value(description, "min"), imagej_value(description, "max")
     if low is None or high is None or not high > low:
-        low, high = (float(v) for v in np.percentile(np.asarray(image), (0.1, 99.9)))
-    return low, max(high, low + 1)
+        return percentile_range(image)
+    return low, high
 
 
 class TiffStack(FrameSource):

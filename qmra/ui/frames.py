@@ -123,10 +123,10 @@ class FrameStore:
         if self.folder is not None:
             path = self.folder.paths[index]
             content_type = CONTENT_TYPES.get(path.suffix.lower())
-            # Browsers show BMP, but a JPEG is a tenth of its size, and no TIFF; a photo with an EXIF
-            # orientation is sent upright, so the page shows the very pixels the network reads,
-            # whatever the browser.
-            if content_type in (None, "image/bmp") or is_turned(path):
+            # Browsers show BMP, but a JPEG is a tenth of its size, and no TIFF; 16-bit frames are scaled
+            # by the folder's range and a photo with an EXIF orientation is sent upright, so that the
+            # page shows the very pixels the network reads, whatever the browser.
+            if content_type in (None, "image/bmp") or self.folder.grey_range is not None or is_turned(path):
                 return _jpeg(self.folder.read(index)), "image/jpeg"
             return path.read_bytes(), content_type
         with self._shown_lock:

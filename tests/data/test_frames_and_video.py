@@ -65,13 +65,25 @@ def test_frames_of_every_bit_depth_are_read_at_their_brightness(tmp_path):
     Image.fromarray(levels).save(tmp_path / "0.png")  # a 16-bit greyscale PNG
     Image.fromarray((levels // 257).astype(np.uint8)).convert("RGBA").save(tmp_path / "1.png")
     Image.fromarray((levels // 257).astype(np.uint8)).save(tmp_path / "2.jpg", quality=100)
-    frames = list(open_frames(tmp_path))
+    assert image_to_rgb(Image.open(tmp_path / "0.png"))[..., 0].tolist() == [[0, 1, 12], [128, 233, 255]]
+    source = open_frames(tmp_path)
+    frames = list(source)
     assert Image.open(tmp_path / "0.png").mode == "I;16"
-    assert frames[0][..., 0].tolist() == [[0, 1, 12], [128, 233, 255]] and (frames[0] == frames[0][..., :1]).all()
+    # The folder's 16-bit frames span the 8 bits by its first one's 0.1st to 99.9th percentile.
+    assert source.grey_range == pytest.approx(tuple(np.percentile(levels, (0.1, 99.9))))
+    assert frames[0][..., 0].tolist() == [[0, 1, 12], [128, 234, 255]] and (frames[0] == frames[0][..., :1]).all()
     assert frames[1][..., 0].tolist() == (levels // 257).tolist()
     assert np.abs(frames[2].astype(int) - frames[1]).max() <= 2
     older = Image.fromarray(levels.astype(np.int32))  # how Pillows before 10 open a 16-bit PNG
-    assert older.mode == "I" and (image_to_rgb(older) == frames[0]).all()
+    assert older.mode == "I" and (image_to_rgb(older, source.grey_range) == frames[0]).all()
+
+
+def test_a_12_bit_camera_folder_is_not_nearly_black(tmp_path):
+    rng = np.random.default_rng(4)
+    for index in range(2):
+        Image.fromarray(rng.integers(0, 4096, (30, 40)).astype(np.uint16)).save(tmp_path / f"{index}.png")
+    frames = list(open_frames(tmp_path))
+    assert [int(f.max()) for f in frames] == [255, 255] and all(abs(float(f.mean()) - 127.5) < 6 for f in frames)
 
 def test_array_frames():
     frames = np.stack(_frames(3))

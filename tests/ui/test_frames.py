@@ -38,3 +38,12 @@ def test_tiff_frames_of_a_folder_go_to_the_page_as_jpeg_and_png_ones_as_they_are
     content_type, shown = _shown(store, 0)
     assert content_type == "image/jpeg" and shown.size == (32, 24)
     assert store.display_bytes(1) == ((tmp_path / "1.png").read_bytes(), "image/png")
+
+
+def test_16_bit_frames_go_to_the_page_scaled_as_the_network_reads_them(tmp_path):
+    levels = np.random.default_rng(5).integers(0, 4096, (24, 32)).astype(np.uint16)  # a 12-bit camera's
+    Image.fromarray(levels).save(tmp_path / "0.png")
+    store = FrameStore(tmp_path)
+    content_type, shown = _shown(store, 0)
+    assert content_type == "image/jpeg"
+    assert np.abs(np.asarray(shown.convert("RGB")).astype(int) - store.read(0)).mean() < 4 and store.read(0).max() == 255
