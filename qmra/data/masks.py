@@ -38,7 +38,7 @@ def read_rgb(path: Path, upright: bool = False, grey_range: tuple[float, float] 
     image = open_image(path)
     if upright:
         image = upright_image(image)
-    return image_to_rgb(image, grey_range) if grey_range is not None else image_to_rgb(image)
+    return image_to_rgb(image, grey_range)
 
 
 def percentile_range(image: Image.Image) -> tuple[float, float]:
@@ -53,9 +53,9 @@ def is_wide_grey(image: Image.Image) -> bool:
     return image.mode.startswith("I;16") or image.mode == "I"
 
 
-def image_to_rgb(image: Image.Image, grey_range: tuple[float, float] = (0, 65535)) -> np.ndarray:
+def image_to_rgb(image: Image.Image, grey_range: tuple[float, float] | None = None) -> np.ndarray:
     """An opened image as H×W×3 uint8. 16-bit greyscale (:func:`is_wide_grey`) is scaled to 8 bits,
-    ``grey_range`` (low, high) to 0..255 (the whole 16 bits by default): Pillow's own conversion clips
+    ``grey_range`` (low, high) to 0..255 (None: the whole 16 bits): Pillow's own conversion clips
     it, so most such frames came out white. 48-bit RGB Pillow already reads as 8-bit. 32-bit floats
     are refused (a :class:`DataError`)."""
     if image.mode == "F":
@@ -63,13 +63,9 @@ def image_to_rgb(image: Image.Image, grey_range: tuple[float, float] = (0, 65535
         raise DataError(f"{getattr(image, 'filename', '') or 'an image'} holds 32-bit floating-point pixels: save it "
                         "with 8- or 16-bit integers (in Fiji: Image > Type > 16-bit)")
     if is_wide_grey(image):
-        low, high = grey_range
-        if (low, high) == (0, 65535):
-            wide = np.asarray(image).astype(np.int64).clip(0, 65535)
-            grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # 0..65535 → 0..255, rounded
-        else:
-            scaled = (np.asarray(image).astype(np.float64) - low) * (255.0 / max(high - low, 1e-9))
-            grey = np.rint(scaled.clip(0, 255)).astype(np.uint8)
+        low, high = grey_range or (0.0, 65535.0)
+        scaled = (np.asarray(image).astype(np.float64) - low) * (255.0 / max(high - low, 1e-9))
+        grey = np.rint(scaled.clip(0, 255)).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.array(image.convert("RGB"))
 

@@ -13,6 +13,7 @@ frame rate.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -64,15 +65,15 @@ class TiffStack(FrameSource):
         self.description = str(self.path)
         if not self.path.is_file():
             raise DataError(f"TIFF file not found: {self.path}")
-        self._image = self._open()
-        count = int(getattr(self._image, "n_frames", 1))
-        height, width = shown_size(self._image)
-        description = self._image.tag_v2.get(IMAGE_DESCRIPTION) if hasattr(self._image, "tag_v2") else None
-        fps = imagej_fps(description)
+        image = self._open()
+        self._image: Image.Image | None = image
+        self._lock = threading.Lock()
+        height, width = shown_size(image)
+        description = image.tag_v2.get(IMAGE_DESCRIPTION) if hasattr(image, "tag_v2") else None
         #: The 16-bit values mapped to 0..255, the same for every page (None: 8-bit pages).
-        self.grey_range = grey_range(self._image, description) if is_wide_grey(self._image) else None
-        self._info = FrameInfo(height, width, count, fps,
-                               sideways=(height, width) != (self._image.height, self._image.width))
+        self.grey_range = grey_range(image, description) if is_wide_grey(image) else None
+        self._info = FrameInfo(height, width, int(getattr(image, "n_frames", 1)), imagej_fps(description),
+                               sideways=(height, width) != (image.height, image.width))
 
     def _open(self) -> Image.Image:
         try:
@@ -93,10 +94,12 @@ class TiffStack(FrameSource):
         if not 0 <= index < count:
             raise DataError(f"{self.path}: no frame {index} (it has {count})")
         try:
-            self._image.seek(index)
-            self._image.load()
-            page = upright_image(self._image)
-            frame = image_to_rgb(page, self.grey_range) if self.grey_range and is_wide_grey(page) else image_to_rgb(page)
+            with self._lock:  # one open file, one current page: the UI reads it from several threads
+                if self._image is None:
+                    self._image = self._open()
+                self._image.seek(index)
+                self._image.load()
+                frame = image_to_rgb(upright_image(self._image), self.grey_range)
         except (OSError, ValueError, SyntaxError) as error:
             raise DataError(f"cannot read page {index} of {self.path}: {error}") from None
         self._check_size(frame, index, f"{index} (page {index + 1})")
@@ -104,3 +107,15 @@ class TiffStack(FrameSource):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.frames_from(0)
+
+    def close(self) -> None:
+        """Close the file, kept open between reads (Pillow then knows where each page it passed lies);
+        a later read opens it again."""
+        with self._lock:
+            if self._image is not None:
+                self._image.close()
+                self._image = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_image", None) is not None:
+            self._image.close()

@@ -33,12 +33,12 @@ from qmra.training.plot import plot_curves
 from qmra.training.tensorboard import TensorBoard
 from qmra.training.specs import DataSpec
 
-#: ``data_wait_s``: seconds the step waited for its clips (a step that mostly waits is bound by the
-#: DataLoader's workers, not by the device).
 #: Steps whose losses stay on the device before they are read, all in one transfer: reading them at
 #: every step would make the host wait for the device there, unable to queue the next step meanwhile.
 #: A loss that is not finite is so found up to this many steps late, before anything is saved.
 LOSS_READS_EVERY = 20
+#: ``data_wait_s``: seconds the step waited for its clips (a step that mostly waits is bound by the
+#: DataLoader's workers, not by the device).
 METRIC_FIELDS = ("step", "loss", "track", "mask", "refined", "lr", "steps_per_s", "val_jf", "val_j", "val_f", "data_wait_s")
 
 
@@ -196,6 +196,7 @@ class Trainer:
         self.elapsed = 0.0  # seconds of training in this process (the time budget's clock)
         self.calibrate_batchnorm = not model_config.freeze_batchnorm and config.bn_calibration_videos > 0
         self._calibrated_at = -1
+        self._metric_fields: tuple[str, ...] | None = None  # metrics.csv's columns, read once
 
     # ------------------------------------------------------------------ loop
 
@@ -273,7 +274,8 @@ class Trainer:
         for row, row_values in zip(rows, values):
             row.update(zip(names, row_values))
         good = next((i for i, row in enumerate(rows) if not math.isfinite(row["loss"])), len(rows))  # rows before a bad one
-        due, last = self._due() if good == len(rows) and self.context.is_main else {}, rows[-1]
+        last = rows[-1]
+        due = self._due() if good == len(rows) and self.context.is_main else {}
         if due.get("validate"):
             last.update(self._validate())
         for row in rows[:good] if self.context.is_main else []:
@@ -385,10 +387,13 @@ class Trainer:
         path = self.run_dir / "metrics.csv"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
-        # A run resumed from an older file keeps that file's columns.
-        fields = METRIC_FIELDS if new else path.open().readline().strip().split(",")
+        if new:
+            self._metric_fields = METRIC_FIELDS
+        elif self._metric_fields is None:  # a resumed run keeps its file's columns (older files have fewer)
+            with path.open() as existing:
+                self._metric_fields = tuple(existing.readline().strip().split(","))
         with path.open("a", newline="") as handle:
-            out = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+            out = csv.DictWriter(handle, fieldnames=self._metric_fields, extrasaction="ignore")
             if new:
                 out.writeheader()
             out.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -83,6 +83,8 @@ class FrameStore:
                 self._changed.notify_all()
 
     def close(self) -> None:
+        if isinstance(self._at_hand, TiffStack):
+            self._at_hand.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

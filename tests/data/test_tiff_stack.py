@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -81,6 +83,21 @@ def test_what_cannot_be_a_frame_says_so(tmp_path):
     with pytest.raises(DataError, match="a TIFF stack \\(.tif, .tiff\\) or a folder of frames"):
         (tmp_path / "notes.txt").write_text("x")
         open_frames(tmp_path / "notes.txt")
+
+
+def test_pages_read_from_several_threads_are_each_their_own_and_a_closed_stack_reopens(tmp_path):
+    pages = _pages(count=6)
+    images = [Image.fromarray(page) for page in pages]
+    images[0].save(tmp_path / "stack.tif", save_all=True, append_images=images[1:])
+    stack = open_frames(tmp_path / "stack.tif")
+    expected = [stack.read(i) for i in range(6)]
+    order = [i % 6 for i in range(120)]
+    with ThreadPoolExecutor(4) as pool:  # the UI's page and its runs read one stack at once
+        read = list(pool.map(stack.read, order))
+    assert all(np.array_equal(frame, expected[i]) for frame, i in zip(read, order))
+    stack.close()
+    assert np.array_equal(stack.read(4), expected[4])
+    stack.close()
 
 
 def test_imagej_frame_interval():
