@@ -8,7 +8,8 @@ the line, so the command exits with code 2):
   those frames, as ``qmra segment --frames``) are optional.
 - **CSV** (``.csv``): a header row naming the same columns; ``boxes`` holds the JSON text.
 - **A JSON list** (``.json``) of the same objects.
-- **A folder of videos**, each with ``NAME.boxes.json`` (the ``--boxes`` schema) beside it.
+- **A folder of videos** (and of multi-page TIFF stacks), each with ``NAME.boxes.json`` (the
+  ``--boxes`` schema) beside it.
 
 ``boxes`` takes ``qmra segment --boxes``' schema (``[{"id": 1, "frame": 0, "box": [x0, y0, x1,
 y1]}, ...]``) or plain boxes on the first frame (``[[x0, y0, x1, y1], ...]``: objects 1, 2, ...; with
@@ -29,7 +30,8 @@ from pathlib import Path
 from typing import Iterator
 
 from qmra.data.boxes import BOX_FORMATS
-from qmra.data.frames import VIDEO_SUFFIXES
+from qmra.data.frames import STACK_SUFFIXES, VIDEO_SUFFIXES
+from qmra.data.tiff_stack import is_tiff_stack
 from qmra.errors import QmraError
 from qmra.inference.prompt_files import check_boxes_in_range, parse_frame_range, prompts_from_list
 from qmra.inference.prompts import Prompt
@@ -130,10 +132,16 @@ def _csv_entries(path: Path) -> Iterator[tuple[str, dict]]:
         yield where, entry
 
 
+def _is_video_file(path: Path) -> bool:
+    """A video file, or a TIFF of several pages (one page is a picture, not a video)."""
+    suffix = path.suffix.lower()
+    return path.is_file() and (suffix in VIDEO_SUFFIXES or (suffix in STACK_SUFFIXES and is_tiff_stack(path)))
+
+
 def _folder_entries(folder: Path) -> Iterator[tuple[str, dict]]:
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = sorted(p for p in folder.iterdir() if _is_video_file(p))
     if not videos:
-        raise QmraError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) in the folder")
+        raise QmraError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) or multi-page TIFF stacks in the folder")
     for video in videos:
         boxes = video.with_name(f"{video.stem}.boxes.json")
         if not boxes.is_file():
@@ -190,7 +198,8 @@ def _prompts(boxes: object, where: str, box_format: str, first: int = 0) -> list
 
 def _id(entry: dict, video: Path, where: str) -> str:
     given = "id" in entry
-    name = entry["id"] if given else (video.stem if video.suffix.lower() in VIDEO_SUFFIXES else video.name)
+    name = entry["id"] if given else (video.stem if video.suffix.lower() in VIDEO_SUFFIXES + STACK_SUFFIXES
+                                      else video.name)
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
     if not isinstance(name, str) or not _ID.match(name) or name in RESERVED_IDS or name.endswith((" ", ".")):

@@ -55,6 +55,16 @@ def grey_range(image: Image.Image, description: object) -> tuple[float, float]:
     return low, high
 
 
+def is_tiff_stack(path: str | Path) -> bool:
+    """Whether ``path`` is a TIFF file of more than one page: a stack to open as a video, not one frame
+    of a folder. Reads the file's header only; False for anything else or unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "TIFF" and bool(getattr(image, "is_animated", False))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False
+
+
 class TiffStack(FrameSource):
     """The pages of a (multi-page) TIFF file, frame names ``00000``, ``00001``, ..."""
 

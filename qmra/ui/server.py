@@ -41,13 +41,14 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from qmra.data.frames import IMAGE_SUFFIXES, STACK_SUFFIXES, VIDEO_SUFFIXES, natural_key
+from qmra.data.frames import STACK_SUFFIXES, VIDEO_SUFFIXES
 from qmra.data.redaction import Redaction
 from qmra.errors import QmraError
 from qmra.inference.segmenter import Segmenter
 from qmra.ui.config import UiConfig
 from qmra.ui.engine import Engine
 from qmra.ui.jobs import Busy, Gone
+from qmra.ui.listing import folder_listing
 from qmra.ui.page import Page
 from qmra.ui.pages import PageRegistry
 from qmra.ui.paths import PathPolicy, PathRefused
@@ -62,6 +63,8 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # The page's own scripts and styles only: no other site is ever contacted.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
                            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
 
 
 class UploadTooLarge(QmraError):
@@ -275,20 +278,11 @@ class Handler(BaseHTTPRequestHandler):
                     "source": str(config.source) if config.source else None, "out": str(config.out) if config.out else None})
 
     def _listing(self, folder_text: str) -> dict:
-        """Sub-folders and videos of an allowed folder (what the path box suggests)."""
+        """What the path box suggests in an allowed folder (:func:`folder_listing`)."""
         folder = self.server.policy.resolve(folder_text, "folder")
         if not folder.is_dir():
             raise QmraError(f"{folder_text} is not a folder")
-        entries = []
-        for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name))[:2000]:
-            if path.name.startswith("."):
-                continue
-            if path.is_dir():
-                entries.append({"name": path.name, "kind": "folder"})
-            elif path.suffix.lower() in VIDEO_SUFFIXES:
-                entries.append({"name": path.name, "kind": "video"})
-        frames = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return {"dir": str(folder), "entries": entries[:500], "frames": frames}
+        return folder_listing(folder)
 
     def _upload(self, session: Page) -> None:
         limit = self.server.config.max_upload_bytes

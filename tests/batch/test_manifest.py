@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from PIL import Image
 
 from qmra.batch.manifest import read_manifest
 from qmra.data import Box
@@ -78,6 +79,18 @@ def test_a_bad_manifest_line_is_one_error_naming_it(tmp_path, lines, message):
 def test_a_folder_video_without_its_boxes_file_is_an_error(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")
     with pytest.raises(QmraError, match="a.mp4: no a.boxes.json beside it"):
+        read_manifest(tmp_path)
+
+
+def test_a_folder_of_tiff_stacks_takes_the_stacks_and_leaves_single_pictures(tmp_path):
+    pages = [Image.new("L", (16, 12), shade) for shade in (10, 90, 200)]
+    pages[0].save(tmp_path / "cells.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "cover.tif")  # one page: a picture, not a video, and it has no boxes file
+    (tmp_path / "cells.boxes.json").write_text(json.dumps([{"id": 1, "box": [1, 2, 9, 10]}]))
+    [item] = read_manifest(tmp_path)
+    assert (item.id, item.video, item.prompts[0].box) == ("cells", tmp_path / "cells.tif", Box(1, 2, 9, 10))
+    (tmp_path / "cells.tif").unlink()
+    with pytest.raises(QmraError, match="no video files .* or multi-page TIFF stacks in the folder"):
         read_manifest(tmp_path)
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 from qmra.cli import main
 from qmra.data import open_frames, read_labels
 from qmra.data.frames import FrameFolder
-from qmra.data.tiff_stack import TiffStack, grey_range, imagej_fps
+from qmra.data.tiff_stack import TiffStack, grey_range, imagej_fps, is_tiff_stack
 from qmra.errors import DataError
 
 
@@ -64,6 +64,10 @@ def test_an_rgb_stack_and_a_folder_of_tiff_frames(tmp_path):
     folder.mkdir()
     for index, image in zip((10, 2, 1), images):  # numeric order: 1, 2, 10
         image.save(folder / f"f{index}.tif")
+    assert is_tiff_stack(tmp_path / "rgb.tiff") and not is_tiff_stack(folder / "f1.tif")  # one page: a frame
+    (folder / "notes.tif").write_text("not an image")
+    assert not is_tiff_stack(folder / "notes.tif") and not is_tiff_stack(folder / "missing.tif")
+    (folder / "notes.tif").unlink()
     source = open_frames(folder)
     assert isinstance(source, FrameFolder) and [source.frame_name(i) for i in range(3)] == ["f1", "f2", "f10"]
     assert np.array_equal(source.read(2), frames[0])
