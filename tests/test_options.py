@@ -9,7 +9,7 @@ from qmra.cli import build_parser, glue_negative_values
 from qmra.inference.settings import InferenceSettings
 from qmra.model import ModelConfig
 from qmra.options import add_options, apply_options, declared_options, flag_of, from_options, option
-from qmra.training.trainer import TrainConfig
+from qmra.training.config import TrainConfig
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:

@@ -442,7 +442,7 @@ def check_train_arguments(command: Command, args: argparse.Namespace) -> None:
     ``--data ...`` (an elision in the documents) is left alone."""
     from qmra.options import from_options
     from qmra.training.specs import DataSpec
-    from qmra.training.trainer import TrainConfig
+    from qmra.training.config import TrainConfig
 
     for spec in [*args.data, *([args.val] if args.val else [])]:
         if spec != "...":

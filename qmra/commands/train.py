@@ -7,7 +7,7 @@ import argparse
 from qmra.commands.common import show_progress
 from qmra.model.config import ModelConfig
 from qmra.options import add_options, from_options
-from qmra.training.trainer import TrainConfig
+from qmra.training.config import TrainConfig
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

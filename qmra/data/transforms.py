@@ -135,3 +135,13 @@ def colour_jitter(images: torch.Tensor, strength: float, rng: np.random.Generato
         grey = result.mean(dim=0, keepdim=True).mul_(1 - saturation)
         result.mul_(saturation).add_(grey).clamp_(0, 1)
     return out
+
+
+#: ITU-R BT.601 luma weights of R, G and B: what Pillow's ``convert("L")`` and most cameras use.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def greyscale(images: torch.Tensor) -> torch.Tensor:
+    """T×3×h×w RGB in [0, 1] → the same frames in greyscale (each channel the pixel's luma, :data:`LUMA`)."""
+    luma = torch.tensordot(torch.tensor(LUMA, dtype=images.dtype), images, dims=([0], [-3]))
+    return luma.unsqueeze(-3).expand_as(images).contiguous()

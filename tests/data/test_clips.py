@@ -120,3 +120,24 @@ def test_loose_boxes_loosen_the_memory_frames_boxes_and_keep_the_querys_tight():
                                                               seed=2)[3]["box_maps"])
     with pytest.raises(ValueError, match="loose_boxes"):
         ClipSettings(loose_boxes=1.5)
+
+
+def test_a_share_of_clips_is_greyscale_and_otherwise_the_same_clip():
+    from dataclasses import replace
+
+    from qmra.data.transforms import LUMA
+
+    videos = _videos(2)
+    colour = VideoClipDataset(videos, length=8, settings=SMALL, seed=4)
+    grey = VideoClipDataset(videos, length=8, settings=replace(SMALL, grey_clips=1.0), seed=4)
+    for index in range(8):
+        a, b = colour[index], grey[index]
+        luma = sum(weight * a["images"][:, c] for c, weight in enumerate(LUMA))
+        assert all(torch.allclose(b["images"][:, c], luma, atol=1e-6) for c in range(3))
+        assert torch.equal(a["masks"], b["masks"]) and torch.equal(a["box_maps"], b["box_maps"])
+    assert not torch.equal(colour[0]["images"][:, 0], colour[0]["images"][:, 1])  # the colour clips are in colour
+    some = VideoClipDataset(videos, length=40, settings=replace(SMALL, grey_clips=0.3), seed=4)
+    greys = sum(bool(torch.equal(clip["images"][:, 0], clip["images"][:, 2])) for clip in some)
+    assert 4 <= greys <= 22  # 12 expected
+    with pytest.raises(ValueError, match="grey_clips"):
+        ClipSettings(grey_clips=-0.1)

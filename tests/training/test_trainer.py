@@ -206,10 +206,16 @@ def test_keep_every_leaves_the_earlier_steps_weights_to_choose_from(tmp_path):
         TrainConfig(keep_every=-1)
 
 
-def test_loose_boxes_reach_the_training_clips(tmp_path):
+def test_loose_boxes_and_grey_clips_reach_the_training_clips(tmp_path):
     trainer = _trainer(tmp_path, steps=1, loose_boxes=0.2)
     assert all(source.settings.loose_boxes == 0.2 for source in trainer.clips.sources)
-    assert all(source.settings.loose_boxes == 0.0 for source in _trainer(tmp_path / "tight", steps=1).clips.sources)
+    tight = _trainer(tmp_path / "tight", steps=1)
+    assert all(source.settings.loose_boxes == 0.0 for source in tight.clips.sources)
+    # A tenth of the clips greyscale unless told otherwise (--grey-clips).
+    assert all(source.settings.grey_clips == 0.1 for source in tight.clips.sources)
+    assert all(source.settings.grey_clips == 0 for source in _trainer(tmp_path / "colour", steps=1, grey_clips=0).clips.sources)
+    with pytest.raises(QmraError, match="--grey-clips must be a share"):
+        TrainConfig(grey_clips=1.5)
     with pytest.raises(QmraError, match="--loose-boxes must be a share"):
         TrainConfig(loose_boxes=2.0)
 
