@@ -37,8 +37,10 @@ def save_run_checkpoint(run_dir: Path, name: str, model: QMRA, optimizer: torch.
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / f"{name}.state.pt") as temporary:
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, temporary)
-    weights = save_checkpoint(run_dir / f"{name}.safetensors", model, {"step": step})
-    write_text_atomic(run_dir / f"{name}.json", json.dumps({"model": model.config.to_dict(), "step": step, **record}, indent=2))
+    described = {"model": model.config.to_dict(), "step": step, **record}
+    # The weights carry their recipe too: a file copied away from its run still says how it was made.
+    weights = save_checkpoint(run_dir / f"{name}.safetensors", model, {"step": step, "training": described})
+    write_text_atomic(run_dir / f"{name}.json", json.dumps(described, indent=2))
     return weights
 
 
