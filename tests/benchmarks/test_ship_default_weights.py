@@ -135,6 +135,9 @@ def test_a_reencoded_copy_changes_the_frames_a_little_and_keeps_the_masks(tmp_pa
     original, changed = (np.asarray(next(iter(d)).image(1), dtype=int) for d in (source, copy))
     assert 0 < np.abs(original - changed).mean() < 40  # re-encoded: changed, but the same picture
     assert np.array_equal(next(iter(source)).labels(1), next(iter(copy)).labels(1))
+    grey = next(iter(reencoded_copy(source, 95, tmp_path / "grey", grey=True))).image(1)
+    assert grey.shape == (24, 32, 3) and np.array_equal(grey[..., 0], grey[..., 2])
+    assert np.array_equal(next(iter(source)).labels(1), next(iter(DavisDataset(tmp_path / "grey"))).labels(1))
     with pytest.raises(ValueError):
         reencoded_copy(source, 100, tmp_path / "bad")
 
