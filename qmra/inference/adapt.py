@@ -32,6 +32,7 @@ from qmra.errors import ConfigError
 from qmra.inference.boxed import first_frame
 from qmra.inference.ensemble import EnsembleRuntime, Runtime
 from qmra.inference.features import FrameInputs
+from qmra.inference.greyscale import is_greyscale
 from qmra.inference.memory import MemoryBank
 from qmra.inference.prompts import Prompt
 from qmra.inference.runtime import ModelRuntime
@@ -39,9 +40,15 @@ from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA, ModelConfig, Padding, QMRALoss, segmentation_loss
 
 
+def adaptable(config: ModelConfig, mask_weight: float, masks_given: bool = True) -> bool:
+    """Whether a network of ``config`` can adapt: stage 1 alone (mask weight 0, or no pseudo-label)
+    cannot adapt a network without stage 1."""
+    return config.two_stage or (masks_given and mask_weight != 0)
+
+
 def check_adaptable(config: ModelConfig, mask_weight: float, masks_given: bool = True) -> None:
-    """Stage 1 alone (mask weight 0, or no pseudo-label) cannot adapt a network without stage 1."""
-    if not config.two_stage and (not masks_given or mask_weight == 0):
+    """A :class:`ConfigError` where a network of ``config`` cannot adapt (:func:`adaptable`)."""
+    if not adaptable(config, mask_weight, masks_given):
         raise ConfigError("the 1stage variant has no stage 1 to adapt alone: give a mask weight above 0 "
                           "(--adapt-mask-weight) or no adaptation (--adapt 0)")
 
@@ -198,7 +205,7 @@ class SessionNetworks:
     """The networks a session's objects run with, and the adaptations that made them.
 
     - :attr:`runtime` (:attr:`models`, :attr:`model`): the session's own network: ``model`` as
-      given, or, once the run's first objects adapted it (``settings.adapt_steps`` > 0), its
+      given, or, once the run's first objects adapted it (:meth:`steps_for` > 0), its
       ``settings.copies`` adapted copies; :attr:`report` is that adaptation's.
     - Objects that start after that get copies of ``model`` adapted to their own frame (the session's
       own cannot change: the memories already stored were encoded with it); :meth:`of_bank` tells
@@ -208,10 +215,13 @@ class SessionNetworks:
     ``model`` itself is never changed.
     """
 
-    def __init__(self, model: QMRA, device: torch.device, settings: InferenceSettings) -> None:
+    def __init__(self, model: QMRA, device: torch.device, settings: InferenceSettings, colour_only: bool = False) -> None:
         self.base = model
         self.device = device
         self.settings = settings
+        #: Whether the weights learned from colour video only: a greyscale run then adapts them
+        #: (``settings.grey_adapt_steps``).
+        self.colour_only = colour_only
         self._kept: OrderedDict[tuple, tuple[tuple[QMRA, ...], Runtime, AdaptationReport]] = OrderedDict()
         #: Told of each adaptation step: (steps done, steps in all, the ids of the objects adapted to).
         self.on_step: Callable[[int, int, list[int]], None] | None = None
@@ -227,6 +237,18 @@ class SessionNetworks:
         #: Every adaptation of the run, by the frame it adapted to.
         self.reports: dict[int, AdaptationReport] = {}
         self._banks: weakref.WeakKeyDictionary[MemoryBank, Runtime] = weakref.WeakKeyDictionary()
+        #: The run's adaptation steps, decided on its first frame with objects (:meth:`steps_for`).
+        self.steps: int | None = None
+
+    def steps_for(self, frame: np.ndarray) -> int:
+        """The adaptation steps of this run, whose first frame with objects is ``frame`` (H×W×3
+        uint8): ``settings.adapt_steps``, or where that is 0, ``settings.grey_adapt_steps`` for a
+        greyscale video run with weights that learned from colour only."""
+        if self.steps is None:
+            settings = self.settings
+            grey = not settings.adapt_steps and settings.grey_adapt_steps and self.colour_only and is_greyscale(frame)
+            self.steps = settings.grey_adapt_steps if grey else settings.adapt_steps
+        return self.steps
 
     def of_bank(self, bank: MemoryBank) -> Runtime:
         return self._banks.get(bank, self.runtime)
@@ -245,17 +267,19 @@ class SessionNetworks:
             groups.setdefault(id(runtime), (runtime, []))[1].append(bank)
         return list(groups.values())
 
-    def for_start(self, index: int, prompts: list[Prompt], inputs: FrameInputs, frame_size: tuple[int, int],
+    def for_start(self, index: int, prompts: list[Prompt], inputs: FrameInputs, frame: np.ndarray,
                   tracking: bool) -> Runtime:
-        """The network the objects of ``prompts``, starting on frame ``index`` (H×W ``frame_size``),
-        run with: without adaptation the session's; with it, the run's first objects (none
-        ``tracking`` yet) adapt the session's own network, and later ones get copies of their own."""
-        if self.settings.adapt_steps == 0:
+        """The network the objects of ``prompts``, starting on frame ``index`` (``frame``: H×W×3
+        uint8), run with: without adaptation the session's; with it (:meth:`steps_for`), the run's
+        first objects (none ``tracking`` yet) adapt the session's own network, and later ones get
+        copies of their own."""
+        steps = self.steps_for(frame)
+        if steps == 0:
             return self.runtime
-        key = (index, tuple((p.object_id, p.box.as_tuple()) for p in prompts))
+        key = (index, steps, tuple((p.object_id, p.box.as_tuple()) for p in prompts))
         if key not in self._kept:
             base = self.runtime if self.model is self.base else ModelRuntime.create(self.base, self.device, self.settings)
-            models, report = self._adapted(base, prompts, inputs, frame_size)
+            models, report = self._adapted(base, prompts, inputs, frame.shape[:2], steps)
             members = tuple(ModelRuntime.create(model, self.device, self.settings) for model in models)
             self._kept[key] = (models, members[0] if len(members) == 1 else EnsembleRuntime(members), report)
             while len(self._kept) > ADAPTED_KEPT:
@@ -267,9 +291,9 @@ class SessionNetworks:
             self.models, self.runtime, self.report, self.model = models, runtime, report, models[0]
         return runtime
 
-    def _adapted(self, base: Runtime, prompts: list[Prompt], inputs: FrameInputs,
-                 frame_size: tuple[int, int]) -> tuple[tuple[QMRA, ...], AdaptationReport]:
-        """``settings.copies`` copies of ``base``'s network fine-tuned on this frame's boxes, each the
+    def _adapted(self, base: Runtime, prompts: list[Prompt], inputs: FrameInputs, frame_size: tuple[int, int],
+                 steps: int) -> tuple[tuple[QMRA, ...], AdaptationReport]:
+        """``settings.copies`` copies of ``base``'s network fine-tuned ``steps`` steps on this frame's boxes, each the
         weight average of ``adapt_average`` adaptations (copy i, adaptation j: seed
         ``(adapt_seed·copies + i)·adapt_average + j``), and one report for all adaptations (their
         seconds summed, their losses averaged). Its own first-frame masks inside the boxes are the
@@ -280,7 +304,7 @@ class SessionNetworks:
         settings = self.settings
         copies, average = settings.copies, settings.adapt_average
         models, reports = [], []
-        total, done = copies * average * settings.adapt_steps, 0
+        total, done = copies * average * steps, 0
         object_ids = [p.object_id for p in prompts]
 
         def step_done() -> None:
@@ -295,7 +319,7 @@ class SessionNetworks:
                 for part in range(average):
                     model = adapted_copy(base.model)  # made outside inference mode, so that it can learn
                     reports.append(adapt(model, inputs.image[0].clone(), box_maps.clone(), masks.clone(),
-                                         settings.adapt_steps, settings.adapt_lr, mask_weight=settings.adapt_mask_weight,
+                                         steps, settings.adapt_lr, mask_weight=settings.adapt_mask_weight,
                                          seed=(settings.adapt_seed * copies + copy_index) * average + part,
                                          on_step=step_done))
                     soup.append(model)

@@ -58,7 +58,7 @@ class FramePredictor:
             inputs = self.features.inputs(index, frame, self.networks.runtime)
             if starting:
                 # Before the query is encoded: the run's first objects adapt the session's own network.
-                runtime = self.networks.for_start(index, starting, inputs, frame.shape[:2], bool(batches))
+                runtime = self.networks.for_start(index, starting, inputs, frame, bool(batches))
                 self._start(index, time, starting, runtime, inputs, probabilities, boxes, frame.shape[:2])
             for banks in batches:
                 for runtime, group in self.networks.by_network(banks):
@@ -84,7 +84,7 @@ class FramePredictor:
         ``boxes`` hold the other objects' (and get the object's)."""
         self.objects.remove(prompt.object_id)
         inputs = self.features.inputs(index, frame, self.networks.runtime)
-        runtime = self.networks.for_start(index, [prompt], inputs, frame.shape[:2], bool(self.objects.banks))
+        runtime = self.networks.for_start(index, [prompt], inputs, frame, bool(self.objects.banks))
         self._start(index, time, [prompt], runtime, inputs, probabilities, boxes, frame.shape[:2])
         with record_function("qmra/merge"):
             return merge_frame(index, self.name(index), frame, probabilities, boxes, boxed=[prompt.object_id],

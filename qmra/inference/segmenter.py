@@ -12,9 +12,10 @@ from torch import nn
 
 from qmra.data.frames import FrameSource, open_frames
 from qmra.errors import QmraError
-from qmra.inference.adapt import check_adaptable
+from qmra.inference.adapt import adaptable, check_adaptable
 from qmra.inference.card import WeightsCard, read_card, shipped_card
 from qmra.inference.encode_batch import QueryBatcher
+from qmra.inference.greyscale import learned_from_colour_only
 from qmra.inference.progress import ProgressStyle
 from qmra.inference.prompts import PromptsGiven
 from qmra.inference.session import InferenceSession
@@ -69,6 +70,9 @@ class Segmenter:
         self.settings = settings or (card.settings if card is not None else InferenceSettings())
         if self.settings.adapt_steps:
             check_adaptable(model.config, self.settings.adapt_mask_weight)  # before any frame is read
+        #: Whether the weights learned from colour video only (their card says so, and they can adapt):
+        #: greyscale videos then adapt them first (``settings.grey_adapt_steps``).
+        self.colour_only = learned_from_colour_only(card) and adaptable(model.config, self.settings.adapt_mask_weight)
         self.model = _ready(model, self.device, self.settings.channels_last, copy=not loaded)  # ours: readied in place
         self.progress = progress
         #: The CPU thread count the network's work runs with (set only while it runs).
@@ -91,7 +95,7 @@ class Segmenter:
         ``batcher``: a :class:`QueryBatcher` shared by sessions run in several threads, whose frames
         then go through the query encoder together (:mod:`qmra.inference.encode_batch`)."""
         return InferenceSession(self.model, open_frames(source), self.device, self.settings, self.progress,
-                                self.threads, prompts, batcher)
+                                self.threads, prompts, batcher, self.colour_only)
 
 
 def is_channels_last(model: nn.Module) -> bool | None:

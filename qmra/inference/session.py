@@ -56,12 +56,13 @@ class InferenceSession:
     (:attr:`networks`). ``progress``: the default of :meth:`propagate`'s bar; ``threads``: the CPU
     thread count the network's work runs with (default: chosen for the free cores); ``prompts``:
     boxes to start with (see :meth:`Segmenter.start`); ``batcher``: query encodings shared with
-    sessions in other threads (:mod:`qmra.inference.encode_batch`).
+    sessions in other threads (:mod:`qmra.inference.encode_batch`); ``colour_only``: the weights
+    learned from colour video only, so that a greyscale video adapts them (``settings.grey_adapt_steps``).
     """
 
     def __init__(self, model: QMRA, source: FrameSource, device: torch.device, settings: InferenceSettings,
                  progress: ProgressStyle = False, threads: ThreadChoice | None = None, prompts: PromptsGiven = (),
-                 batcher: QueryBatcher | None = None) -> None:
+                 batcher: QueryBatcher | None = None, colour_only: bool = False) -> None:
         self.device = device
         self.settings = settings
         self.source = source
@@ -71,7 +72,7 @@ class InferenceSession:
         self._prompts = PromptBook()
         self.objects = ObjectTable()
         #: The networks the objects run with: the given one and its adapted copies.
-        self.networks = SessionNetworks(model, device, settings)
+        self.networks = SessionNetworks(model, device, settings, colour_only)
         self.features = FeatureStore(settings, device, batcher)
         #: Signs that a mask went wrong (FrameResult.doubts), against each object's boxed frame.
         self.quality = QualityWatch()

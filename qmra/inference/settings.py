@@ -96,6 +96,9 @@ class InferenceSettings:
       a copy of the network for this many steps on augmented views of the first frame with objects,
       its boxes as exact stage-1 targets; objects that start on later frames get a copy of their own,
       adapted to their frame. 0 = off.
+    - ``grey_adapt_steps``: where ``adapt_steps`` is 0, the adaptation steps of a greyscale video run
+      with weights whose card says they learned from colour video only (the run's first frame with
+      objects decides: :mod:`qmra.inference.greyscale`). 0 = never.
     - ``adapt_lr``: Adam's learning rate for those steps.
     - ``adapt_mask_weight``: how much the stage-2 and refined masks learn in those steps from the
       network's own first-frame mask inside the box (a pseudo-label); 0: stage 1 alone learns, from
@@ -163,6 +166,12 @@ class InferenceSettings:
         "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
         "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS", group=ACCURACY,
         show=lambda n: f"{n} steps" if n else "0 (off)"))
+    #: Weights that learned from colour video alone lose much of their accuracy on greyscale video,
+    #: and adapting them to its first boxed frame won it back on validation (docs/results-history.md).
+    grey_adapt_steps: int = field(default=10, metadata=option(
+        "on greyscale video, where the weights learned from colour video only, adapt the network for STEPS steps as "
+        "--adapt does, unless --adapt is given (0: never)", flag="--grey-adapt", metavar="STEPS", group=ACCURACY,
+        show=lambda n: f"{n} steps on greyscale video" if n else "0 (off)"))
     adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR", group=ACCURACY))
     adapt_mask_weight: float = field(default=1.0, metadata=option(
         "weight of the mask losses in adaptation, against the network's own first-frame mask (0: only stage 1 "
@@ -199,6 +208,8 @@ class InferenceSettings:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.adapt_steps, int) or self.adapt_steps < 0:
             raise ConfigError(f"adapt_steps must be an integer >= 0, got {self.adapt_steps!r}")
+        if isinstance(self.grey_adapt_steps, bool) or not isinstance(self.grey_adapt_steps, int) or self.grey_adapt_steps < 0:
+            raise ConfigError(f"grey_adapt_steps must be an integer >= 0, got {self.grey_adapt_steps!r}")
         if not isinstance(self.adapt_seed, int) or self.adapt_seed < 0:
             raise ConfigError(f"adapt_seed must be an integer >= 0, got {self.adapt_seed!r}")
         if not self.adapt_mask_weight >= 0:

@@ -26,6 +26,7 @@ from qmra.inference.lost import LostObjects
 from qmra.inference.outputs import ResultWriter, check_outputs, existing_results, finished_frames
 from qmra.inference.prompt_files import check_boxes_on_every
 from qmra.inference.prompts import Prompt
+from qmra.inference.greyscale import greyscale_warning
 from qmra.inference.quality import DoubtfulObjects, warning
 from qmra.inference.results import FrameResult
 
@@ -213,7 +214,9 @@ class VideoRun:
                                     redact=plan.redact, redaction=plan.redaction,
                                     audio=audio_source(self.source, self.first) if plan.overlay or plan.redact else None)
         try:
-            for _, result in session.propagate(start=self.first, stop=self.last, step=self.every):
+            for done, (_, result) in enumerate(session.propagate(start=self.first, stop=self.last, step=self.every)):
+                if not done:  # the run's first frame: is the video in colour?
+                    self._warn_if(greyscale_warning(self.segmenter.card, result.image, session.networks.steps or 0))
                 self._writer.write(self.earlier.paint(result))
                 self._check(result, bool(session.adaptations))  # the forward run's objects: lost means lost
                 if self.on_frame is not None:
@@ -225,6 +228,10 @@ class VideoRun:
                 self.warn(line)
             if made_folder and self._writer.frames_written == 0 and not any(plan.out_dir.iterdir()):
                 plan.out_dir.rmdir()  # a run that failed before its first frame leaves no empty folder
+
+    def _warn_if(self, line: str | None) -> None:
+        if line is not None:
+            self.warn(line)
 
     def _check(self, result: FrameResult, adapted: bool) -> None:
         """A warning for each object lost on this frame, and each whose mask became doubtful."""

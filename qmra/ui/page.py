@@ -296,7 +296,7 @@ class Page:
             session = segmenter.start(store.source(), prompts=[(m.object_id, m.box, task.start) for m in task.members])
             active = {m.object_id: m for m in task.members}
             if job is not None:
-                adapt_steps = segmenter.settings.adapt_steps
+                adapt_steps = session.networks.steps_for(session.source.read(task.start))  # greyscale video may adapt
                 job.update(message=f"{task.direction} from frame {task.start}" +
                            (f": adapting the network to it first ({adapt_steps} steps)" if adapt_steps else ""))
             steps = session.propagate(start=task.start, reverse=task.direction == BACKWARD, progress=False)
@@ -324,8 +324,7 @@ class Page:
             finally:
                 steps.close()
             # An ensemble's copies are not kept: a segmenter reused without adaptation runs one network.
-            if (self.engine.adapts and session.adaptation is not None and segmenter is self.engine.segmenter
-                    and len(session.models) == 1):
+            if session.adaptation is not None and segmenter is self.engine.segmenter and len(session.models) == 1:
                 self.engine.remember(key, session.model)
         if job is not None and not job.cancel.is_set() and processed < len(task.frames):
             job.update(done=job.done + len(task.frames) - processed)  # frames after every member left
