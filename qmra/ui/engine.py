@@ -31,7 +31,9 @@ class Engine:
 
     @property
     def adapts(self) -> bool:
-        return self.segmenter.settings.adapt_steps > 0
+        """Whether runs may adapt the network: always, or on greyscale video (weights that learned from colour only)."""
+        settings = self.segmenter.settings
+        return settings.adapt_steps > 0 or (self.segmenter.colour_only and settings.grey_adapt_steps > 0)
 
     def segmenter_for(self, key: tuple, preview: bool = False) -> Segmenter:
         """A segmenter whose network is already adapted to ``key``'s frame and boxes, else the shared one

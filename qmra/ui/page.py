@@ -324,7 +324,8 @@ class Page:
             finally:
                 steps.close()
             # An ensemble's copies are not kept: a segmenter reused without adaptation runs one network.
-            if session.adaptation is not None and segmenter is self.engine.segmenter and len(session.models) == 1:
+            if (self.engine.adapts and session.adaptation is not None and segmenter is self.engine.segmenter
+                    and len(session.models) == 1):
                 self.engine.remember(key, session.model)
         if job is not None and not job.cancel.is_set() and processed < len(task.frames):
             job.update(done=job.done + len(task.frames) - processed)  # frames after every member left

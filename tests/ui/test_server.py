@@ -380,6 +380,35 @@ def test_test_time_adaptation_runs_once_per_box(tmp_path, weights, small_video, 
         assert [after_preview, len(calls) - after_preview] == adaptations
 
 
+def test_a_greyscale_video_adapts_colour_only_weights_once_per_box(tmp_path, small_video, monkeypatch):
+    """Weights trained on colour only adapt on greyscale video (grey_adapt_steps) although the settings
+    do not adapt: the run says so, and the backward run reuses the forward one's network."""
+    from qmra.data import open_frames
+    from qmra.inference import InferenceSettings, Segmenter
+    from qmra.inference import adapt as adapt_module
+    from tests.tiny import tiny_checkpoint
+
+    frames = tmp_path / "root" / "grey"
+    frames.mkdir(parents=True)
+    for index, frame in enumerate(open_frames(small_video)):
+        Image.fromarray(frame).convert("L").save(frames / f"{index:05d}.png")
+    calls = []
+    real = adapt_module.adapt
+    monkeypatch.setattr(adapt_module, "adapt", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    weights = tiny_checkpoint(tmp_path / "colour.safetensors", {"training": {"train": {"grey_clips": 0.0}}})
+    segmenter = Segmenter.from_checkpoint(weights, settings=InferenceSettings(grey_adapt_steps=1))
+    with serve(segmenter, tmp_path / "root", source=frames) as server:
+        client = Client(server)
+        client.start()
+        client.wait_decoded()
+        client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
+        assert calls == []  # a preview does not adapt
+        client.call("POST", "run", {"direction": "both"})
+        state = client.wait_for_run()
+        assert state["job"]["status"] == "finished" and state["complete"] == 8
+        assert calls == [1]
+
+
 def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, tiny_segmenter, small_video, monkeypatch):
     """A run's doubtful masks (FrameResult.doubts) mark their frames in the page's state; removing the
     object removes its marks."""
