@@ -1,6 +1,7 @@
-"""Greyscale video (infrared night cameras, microscopes, old film): recognised from a frame, and
-a warning where the weights learned from colour video alone, which follow objects far less well
-without colour (docs/results-history.md)."""
+"""Greyscale video (infrared night cameras, microscopes, old film): recognised from a frame; whether
+the weights learned from colour video alone, which follow objects far less well without colour
+(their card says); and the warning a run gives (docs/results-history.md). Such weights adapt to a
+greyscale video's first boxed frame (:meth:`qmra.inference.adapt.SessionNetworks.steps_for`)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ GREY_SPREAD = 1.5
 
 
 def is_greyscale(frame: np.ndarray) -> bool:
-    """Whether an H×W×3 uint8 frame is greyscale: its three channels (nearly) equal everywhere
-    (every 4th pixel of every 4th row is looked at)."""
+    """Whether an H×W×3 uint8 frame is greyscale: the spread of its pixels' three channels under
+    :data:`GREY_SPREAD` levels on average (every 4th pixel of every 4th row is looked at), so that a
+    small coloured overlay (a camera's timestamp) leaves it greyscale."""
     sample = frame[::4, ::4].astype(np.int16)
     return float((sample.max(axis=2) - sample.min(axis=2)).mean()) < GREY_SPREAD
 
