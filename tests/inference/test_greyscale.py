@@ -27,6 +27,9 @@ def test_a_frame_is_greyscale_when_its_channels_agree():
     assert not is_greyscale(colour) and is_greyscale(grey)
     noisy = np.clip(grey.astype(int) + np.random.default_rng(1).integers(-1, 2, grey.shape), 0, 255).astype(np.uint8)
     assert is_greyscale(noisy)  # a level apart, as video codecs leave grey
+    stamped = np.full((480, 640, 3), 90, dtype=np.uint8)
+    stamped[8:24, 8:120] = (255, 40, 40)  # a camera's red timestamp, 0.6 % of the frame
+    assert is_greyscale(stamped)
     washed = (grey * 0.8 + colour * 0.2).astype(np.uint8)  # a fifth of the colour left: still colour
     assert not is_greyscale(washed)
 
