@@ -297,8 +297,9 @@ class Page:
             active = {m.object_id: m for m in task.members}
             if job is not None:
                 adapt_steps = session.networks.steps_for(session.source.read(task.start))  # greyscale video may adapt
+                why = "" if segmenter.settings.adapt_steps else "the video is greyscale and the weights saw colour only: "
                 job.update(message=f"{task.direction} from frame {task.start}" +
-                           (f": adapting the network to it first ({adapt_steps} steps)" if adapt_steps else ""))
+                           (f": {why}adapting the network to it first ({adapt_steps} steps)" if adapt_steps else ""))
             steps = session.propagate(start=task.start, reverse=task.direction == BACKWARD, progress=False)
             processed = 0
             try:

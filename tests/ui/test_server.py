@@ -403,10 +403,13 @@ def test_a_greyscale_video_adapts_colour_only_weights_once_per_box(tmp_path, sma
         client.wait_decoded()
         client.call("POST", "box", {"object": None, "frame": 3, "box": [20, 20, 70, 60]})
         assert calls == []  # a preview does not adapt
+        said = []
+        monkeypatch.setattr(adapt_module, "adapt", lambda *args, **kwargs: calls.append(1) or said.append(
+            server.pages.get(client.session).job.snapshot()["message"]) or real(*args, **kwargs))
         client.call("POST", "run", {"direction": "both"})
         state = client.wait_for_run()
         assert state["job"]["status"] == "finished" and state["complete"] == 8
-        assert calls == [1]
+        assert calls == [1] and "the video is greyscale" in said[0]
 
 
 def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, tiny_segmenter, small_video, monkeypatch):
