@@ -252,10 +252,10 @@ def render_model_card(card: dict | None = None) -> str:
 
         recipe = card.get("training", {}).get("record", {}).get("train", {})
         if not recipe.get("grey_clips"):
+            steps = InferenceSettings().grey_adapt_steps
             lines += ["", "Trained on colour clips only (no `grey_clips` in the recipe): on greyscale video the network "
-                      f"is first adapted to the frame with the boxes (`--grey-adapt`, {InferenceSettings().grey_adapt_steps} steps "
-                      "unless told otherwise; "
-                      "[results-history.md](results-history.md#greyscale-video))."]
+                      f"is first adapted to the frame with the boxes (`--grey-adapt`, {steps} steps unless told "
+                      "otherwise; [results-history.md](results-history.md#greyscale-video))."]
     if "split_davis2016" in card:
         lines += ["", "## DAVIS 2016 split", "", "| role | sequences |", "| --- | --- |"]
         for role, sequences in card.pop("split_davis2016").items():
