@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
         speed = predict_davis(segmenter, davis, results_dir, resume=args.resume, noise=noise)
         _report_skipped(speed.get("skipped_sequences", []), results_dir)
+        _report_greyscale(speed.get("greyscale_adapted", []), segmenter.settings.grey_adapt_steps)
         if speed["frames"]:
             write_speed(results_dir, speed)
     started = time.perf_counter()
@@ -108,6 +109,7 @@ def _youtube_vos(args: argparse.Namespace, sequences, noise: BoxNoise) -> int:
         raise QmraError(f"{annotations} already holds predictions (use --overwrite to replace them, or --resume to continue)")
     segmenter = make_segmenter(args, progress_style(args.quiet))
     speed = predict_youtube_vos(segmenter, dataset, args.out, resume=args.resume, noise=noise)
+    _report_greyscale(speed.get("greyscale_adapted", []), segmenter.settings.grey_adapt_steps)
     skipped = f" ({speed['skipped']} complete video(s) skipped)" if speed["skipped"] else ""
     print(f"wrote {speed['frames']} frames of {speed['videos']} video(s){skipped} to {annotations}/ at "
           f"{speed['model_fps']:.2f} frames/s; zip it for the server: (cd {args.out} && zip -r submission.zip Annotations)")
@@ -126,6 +128,15 @@ def _check_same_boxes(results_dir: Path, noise: BoxNoise) -> None:
         said = BoxNoise(**before).describe() if before else "tight boxes"
         raise QmraError(f"{results_dir} was predicted with {said}, not {noise.describe()}: give the same --box-* "
                         "options to --resume, or --overwrite")
+
+
+def _report_greyscale(names: list[str], steps: int) -> None:
+    """Say which sequences were greyscale, so that the weights (colour only) adapted to them first."""
+    if names:
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        print(f"note: {len(names)} sequence(s) are greyscale, and the weights learned from colour only: the network "
+              f"adapted to each one's boxed frame first ({steps} steps, --grey-adapt; 0 turns it off): {listed}",
+              flush=True)
 
 
 def _report_skipped(skipped: list[str], results_dir: Path) -> None:

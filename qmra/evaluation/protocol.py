@@ -43,8 +43,9 @@ def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: d
 
 def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[int], out_folder: Path,
              first_frames: dict[int, int] | None = None, resume: bool = False,
-             noise: BoxNoise = BoxNoise()) -> tuple[int, float]:
-    """Segment one sequence into ``out_folder/<frame>.png``; returns (frames the model ran on, its seconds).
+             noise: BoxNoise = BoxNoise()) -> tuple[int, float, bool]:
+    """Segment one sequence into ``out_folder/<frame>.png``; returns (frames the model ran on, its
+    seconds, whether the network adapted to it first because it is greyscale: ``grey_adapt_steps``).
 
     ``resume``: a sequence whose every frame is already in ``out_folder`` is skipped, (0, 0.0); a
     partial one resumes: its finished frames are recomputed (the memory is built from them) and
@@ -53,7 +54,7 @@ def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[in
     source = FrameFolder(sequence.frames_dir)
     keep = finished_frames(out_folder, source) if resume else 0
     if keep == source.info.num_frames:
-        return 0, 0.0
+        return 0, 0.0, False
     starts = first_boxes(sequence, object_ids, first_frames, noise)
     session = segmenter.start(source, prompts=[(object_id, box, frame) for object_id, (frame, box) in starts.items()])
     frames = 0
@@ -64,7 +65,7 @@ def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[in
         else:
             write_palette_png(path, result.labels)
         frames += 1
-    return frames, session.model_seconds
+    return frames, session.model_seconds, not segmenter.settings.adapt_steps and bool(session.networks.steps)
 
 
 def _rates(frames: int, model_seconds: float, started: float) -> dict:
@@ -79,7 +80,8 @@ def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path
     the boxes' ``noise``, where they were not tight).
 
     ``resume``: see :func:`_segment`. The record then covers the sequences run this time only
-    (``frames`` is 0 when every sequence was complete) and lists the skipped ones.
+    (``frames`` is 0 when every sequence was complete) and lists the skipped ones, and those the
+    network adapted to first because they are greyscale (``greyscale_adapted``).
     """
     out_dir = Path(out_dir)
     frames = 0
@@ -87,12 +89,15 @@ def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path
     started = time.perf_counter()
     objects = 0
     skipped: list[str] = []
+    grey: list[str] = []
     for sequence in davis:
         object_ids = list(range(1, int(sequence.labels(sequence.annotated_indices[0]).max()) + 1))
-        count, seconds = _segment(segmenter, sequence, object_ids, out_dir / sequence.name, resume=resume, noise=noise)
+        count, seconds, adapted = _segment(segmenter, sequence, object_ids, out_dir / sequence.name, resume=resume,
+                                           noise=noise)
         if count == 0:
             skipped.append(sequence.name)
             continue
+        grey += [sequence.name] if adapted else []
         objects += len(object_ids)
         frames += count
         model_seconds += seconds
@@ -101,6 +106,8 @@ def predict_davis(segmenter: Segmenter, davis: DavisDataset, out_dir: str | Path
               "model": segmenter.model.config.to_dict(), "mem_every": segmenter.settings.mem_every, **noise.record()}
     if skipped:
         record["skipped_sequences"] = skipped
+    if grey:
+        record["greyscale_adapted"] = grey
     return record
 
 
@@ -113,10 +120,14 @@ def predict_youtube_vos(segmenter: Segmenter, dataset: YouTubeVOSDataset, out_di
     model_seconds = 0.0
     started = time.perf_counter()
     skipped = 0
+    grey: list[str] = []
     for video in dataset:
-        count, seconds = _segment(segmenter, video, video.object_ids, out_dir / video.name, video.first_frames, resume, noise)
+        count, seconds, adapted = _segment(segmenter, video, video.object_ids, out_dir / video.name, video.first_frames,
+                                           resume, noise)
         skipped += count == 0
         frames += count
         model_seconds += seconds
-    return {"frames": frames, "videos": len(dataset), "skipped": skipped, **_rates(frames, model_seconds, started),
-            "device": str(segmenter.device), **noise.record()}
+        grey += [video.name] if adapted else []
+    record = {"frames": frames, "videos": len(dataset), "skipped": skipped, **_rates(frames, model_seconds, started),
+              "device": str(segmenter.device), **noise.record()}
+    return {**record, "greyscale_adapted": grey} if grey else record

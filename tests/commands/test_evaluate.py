@@ -43,6 +43,21 @@ def test_run_qmra_under_the_box_protocol_then_score(davis, tmp_path, weights, ca
     assert "already holds predictions" in capsys.readouterr().err
 
 
+def test_greyscale_sequences_adapt_colour_only_weights_and_are_named(davis, tmp_path, capsys):
+    from PIL import Image
+
+    from tests.tiny import tiny_checkpoint
+
+    for frame in (davis / "JPEGImages" / "480p" / "beta").glob("*.jpg"):
+        Image.open(frame).convert("L").save(frame)
+    weights = tiny_checkpoint(tmp_path / "colour.safetensors", {"training": {"train": {"grey_clips": 0.0}}})
+    out = tmp_path / "run"
+    assert main(["eval", "--davis", str(davis), "--weights", str(weights), "--out", str(out), "--quiet", "--processes",
+                 "1", "--grey-adapt", "2"]) == 0
+    assert "note: 1 sequence(s) are greyscale" in capsys.readouterr().out
+    assert json.loads((out / "speed.json").read_text())["greyscale_adapted"] == ["beta"]
+
+
 def test_eval_errors(davis, tmp_path, capsys):
     results = tmp_path / "results"
     (results / "alpha").mkdir(parents=True)
