@@ -79,6 +79,8 @@ PARSE_ONLY = {
                               "exist, pass bash -n, know the part asked for and read every variable the command sets",
     "ray": "starts a node of a Ray cluster (tests/commands/test_batch.py runs qmra batch on a local Ray instance)",
     "qmra batch --ray": "joins a Ray cluster that `ray start` made (tests/commands/test_batch.py runs a local instance)",
+    "piped into qmra": "a camera's stream through ffmpeg (tests/data/test_video_pipe.py pipes a video into qmra segment -); "
+                       "the qmra command after the pipe must parse",
 }
 #: Commands that run here (on the fixtures, with the tiny network).
 RUN = {"qmra segment", "qmra batch", "qmra export", "qmra eval", "qmra synthetic", "qmra model"}
@@ -175,8 +177,18 @@ def qmra_arguments(argv: tuple[str, ...]) -> tuple[str, list[str]] | None:
     return None
 
 
+def piped_qmra(command: Command) -> Command | None:
+    """The qmra command that ``command`` pipes into (``PRODUCER ... | qmra ...``), or None."""
+    if "|" not in command.argv:
+        return None
+    downstream = command.argv[command.argv.index("|") + 1 :]
+    return Command(command.source, command.line, " ".join(downstream), downstream) if qmra_arguments(downstream) else None
+
+
 def kind(command: Command) -> str:
     """What sort of command this is: a key of ``RUN`` or ``PARSE_ONLY``, or the test fails."""
+    if piped_qmra(command) is not None:
+        return "piped into qmra"
     found = qmra_arguments(command.argv)
     if found:
         args = parse_qmra(command)
@@ -416,6 +428,8 @@ def test_shell_block_works_as_pasted(block, tmp_path, library, monkeypatch, caps
             check_shell_script(command)
         elif what == "ray":
             assert command.argv[1:2] == ("start",), f"{command}: only `ray start` is documented here"
+        elif what == "piped into qmra":
+            parse_qmra(piped_qmra(command))
         elif what in PARSE_ONLY:
             args = parse_qmra(command)
             if args.command == "train":

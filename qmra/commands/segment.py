@@ -23,7 +23,10 @@ EXIT_LOST = 3
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("segment", help="segment the boxed objects in every frame of a video")
     given = parser.add_argument_group("input and output")
-    given.add_argument("source", help="a video file (mp4, mov, webm, mkv, avi, mpg, ts, gif, ...), a multi-page TIFF (a microscope's or ImageJ's stack: a frame a page) or a folder of frames (jpg, png, tif, ...)")
+    given.add_argument("source", help="a video file (mp4, mov, webm, mkv, avi, mpg, ts, gif, ...), a multi-page TIFF (a "
+                                      "microscope's or ImageJ's stack: a frame a page), a folder of frames (jpg, png, tif, "
+                                      "...), or - for a video piped to standard input (a camera's stream through ffmpeg "
+                                      "... -f matroska -)")
     given.add_argument("--out", required=True, help="folder for the DAVIS palette PNGs (named after the frames)")
     given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = plan.finished(source, first, args.every) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))
-    video = VideoRun(segmenter, source, prompts, plan, video_name=Path(args.source).stem, keep=keep,
+    video = VideoRun(segmenter, source, prompts, plan, video_name="stdin" if args.source == "-" else Path(args.source).stem, keep=keep,
                      warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards,
                      first=first, last=last, overwrite=args.overwrite, every=args.every)
     if args.verbose:

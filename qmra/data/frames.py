@@ -422,9 +422,16 @@ class ArrayFrames(FrameSource):
 
 
 def open_frames(source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSource) -> FrameSource:
-    """A video file, a TIFF stack, a frame folder, or frames in memory → a :class:`FrameSource`."""
+    """A video file, a TIFF stack, a frame folder, ``"-"`` (a video piped to standard input), or
+    frames in memory → a :class:`FrameSource`."""
     if isinstance(source, FrameSource):
         return source
+    if isinstance(source, str) and source == "-":
+        import sys
+
+        from qmra.data.video_pipe import PipedVideo, PipeReader
+
+        return PipedVideo(PipeReader(sys.stdin.fileno()))
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():

@@ -20,7 +20,8 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
     """Yield ``items`` in order while a daemon thread produces up to ``depth`` of them ahead.
 
     An error raised while producing is raised here, at the item where it happened. Closing the
-    generator early (break, an exception in the loop) stops the thread.
+    generator early (break, an exception in the loop) stops the thread; where ``items`` can be told
+    to stop waiting for input (an ``interrupt()`` method: a pipe), it is told first.
     """
     if depth < 1:
         raise ValueError("depth must be at least 1")
@@ -58,4 +59,7 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        interrupt = getattr(items, "interrupt", None)
+        if callable(interrupt):
+            interrupt()  # a thread waiting on a quiet pipe would otherwise hold the join to its timeout
         worker.join(timeout=5)
