@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -103,7 +104,10 @@ class RleVideoWriter:
     Layout: ``{"video": name, "height": H, "width": W, "frames": [{"index": i, "name": "00000",
     "objects": {"<id>": {"size": [H, W], "counts": "...", "bbox": [x, y, w, h], "area": n}}}]}``
     (``bbox`` in pixels, x y w h as COCO; absent for an empty mask). :meth:`save` may be called
-    after any frame: the file on disk is always complete for the frames written so far.
+    after any frame: the file on disk is always complete for the frames written so far;
+    :meth:`save_if_due` does so during a run, every ``every`` frames at most, and never sooner than
+    ``gap`` times the last save's duration after it: each save rewrites the whole file, which grows
+    with the video, and on a long one (hours of a live stream) saving would otherwise take over.
     """
 
     path: Path
@@ -111,6 +115,11 @@ class RleVideoWriter:
     height: int
     width: int
     frames: list[dict[str, Any]] = field(default_factory=list)
+    every: int = 25
+    gap: float = 20.0
+    clock: Callable[[], float] = time.monotonic
+    _saved_frames: int = field(default=0, init=False)
+    _next_due: float = field(default=float("-inf"), init=False)
 
     def add(self, index: int, name: str, labels: np.ndarray, object_ids: list[int]) -> None:
         objects = {}
@@ -121,3 +130,14 @@ class RleVideoWriter:
     def save(self) -> None:
         document = {"video": self.video, "height": self.height, "width": self.width, "frames": self.frames}
         write_text_atomic(self.path, json.dumps(document, separators=(",", ":")))
+
+    def save_if_due(self) -> bool:
+        """:meth:`save` where ``every`` frames came since the last save and its ``gap`` has passed;
+        whether it saved."""
+        if len(self.frames) - self._saved_frames < self.every or self.clock() < self._next_due:
+            return False
+        started = self.clock()
+        self.save()
+        ended = self.clock()
+        self._saved_frames, self._next_due = len(self.frames), ended + self.gap * (ended - started)
+        return True

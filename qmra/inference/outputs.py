@@ -26,7 +26,6 @@ from qmra.data.video_writer import CUTOUT_CODECS, CutoutWriter, Mp4Writer, draw_
 from qmra.errors import DataError, QmraError
 from qmra.inference.results import FrameResult
 
-RLE_SAVE_EVERY = 25  # frames between rewrites of the RLE file during a run
 MP4_SUFFIXES = (".mp4", ".m4v")  # what players take an mp4 file for (the overlay, the redacted video)
 MAX_PENDING_WRITES = 8  # frames queued for the writer thread at most
 # A finished frame may differ from the resumed run's own result in this share of its pixels: a GPU
@@ -268,8 +267,7 @@ class ResultWriter:
             self._redact.write_redacted(result.image, labels, object_ids, result.index)
         if self._rle is not None:
             self._rle.add(result.index, result.name, labels, object_ids)
-            if (self.frames_written + 1) % RLE_SAVE_EVERY == 0:
-                self._rle.save()
+            self._rle.save_if_due()
         self.frames_written += 1
 
     def _add_missing_object_pngs(self, name: str, labels: np.ndarray, object_ids: list[int]) -> None:

@@ -104,3 +104,22 @@ def test_rle_video_writer(tmp_path):
     assert objects["2"]["bbox"] == [2, 1, 2, 2] and objects["2"]["area"] == 4
     assert "bbox" not in objects["1"] and objects["1"]["area"] == 0
     assert np.array_equal(decode_rle(objects["2"]), labels == 2)
+
+
+def test_the_rle_file_is_saved_during_a_run_without_taking_it_over(tmp_path, monkeypatch):
+    now = [0.0]
+    writer = RleVideoWriter(tmp_path / "masks.json", "clip", 4, 5, every=3, gap=20.0, clock=lambda: now[0])
+    saves = []
+
+    def slow_save():  # a save that takes 0.5 s of the clock: the next waits 10 s
+        saves.append(len(writer.frames))
+        now[0] += 0.5
+
+    monkeypatch.setattr(writer, "save", slow_save)
+    labels = np.zeros((4, 5), np.uint8)
+    for index in range(40):
+        writer.add(index, f"{index:05d}", labels, [1])
+        writer.save_if_due()
+        now[0] += 1.0  # a frame a second
+    # Every 3 frames at first, then no sooner than 20 × 0.5 s after a save: at most 5 % of the time saving.
+    assert saves[0] == 3 and all(b - a >= 10 for a, b in zip(saves, saves[1:])) and len(saves) == 4
