@@ -427,11 +427,9 @@ def open_frames(source: str | Path | np.ndarray | Iterable[np.ndarray] | FrameSo
     if isinstance(source, FrameSource):
         return source
     if isinstance(source, str) and source == "-":
-        import sys
+        from qmra.data.video_pipe import piped_stdin
 
-        from qmra.data.video_pipe import PipedVideo, PipeReader
-
-        return PipedVideo(PipeReader(sys.stdin.fileno()))
+        return piped_stdin()
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():

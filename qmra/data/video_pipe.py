@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 import threading
 from fractions import Fraction
 from typing import BinaryIO, Iterator
@@ -126,3 +127,12 @@ class PipedVideo(FrameSource):
     def close(self) -> None:
         """Stop reading: the pipe is closed (a run that ends early, or a caller that leaves)."""
         self._frames.close()
+
+
+def piped_stdin() -> PipedVideo:
+    """The video piped to standard input; a terminal there (nothing piped) is an error, not a wait."""
+    descriptor = sys.stdin.fileno()
+    if os.isatty(descriptor):
+        raise DataError(f"- reads a video piped to standard input, and none is: {PIPE_ADVICE.split(', e.g. ')[0]}, "
+                        "e.g. ffmpeg -i rtsp://camera/stream -c copy -f matroska - | qmra segment - ...")
+    return PipedVideo(PipeReader(descriptor))

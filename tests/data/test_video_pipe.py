@@ -108,3 +108,17 @@ def test_segment_reads_a_video_from_standard_input(tmp_path, weights):
                                "--weights", str(weights)], stdin=stdin, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.strip() == ("qmra: error: standard input is read once, front to back: "
                                                             "objects cannot be followed backwards in it (leave out --backwards)")
+
+
+def test_nothing_piped_is_an_error_not_a_wait(monkeypatch):
+    import pty
+
+    terminal, replica = pty.openpty()
+    try:
+        with os.fdopen(replica, "rb", closefd=False) as stdin:
+            monkeypatch.setattr(sys, "stdin", stdin)
+            with pytest.raises(DataError, match="- reads a video piped to standard input, and none is"):
+                open_frames("-")
+    finally:
+        os.close(terminal)
+        os.close(replica)
