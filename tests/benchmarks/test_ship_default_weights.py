@@ -224,3 +224,29 @@ def test_scores_over_adaptation_seeds_are_pooled_and_one_seed_runs_without_adapt
     assert pooled["lost"] == ["goat_1"] and pooled["seconds"] == 6.0 and set(pooled["by_seed"]) == {"0", "1", "2"}
     alone = ship.score_over_seeds(None, None, InferenceSettings(adapt_steps=0), [0, 1, 2])
     assert alone["J&F-range"] == [0.5, 0.5] and list(alone["by_seed"]) == ["0"]  # seeds change nothing without adaptation
+
+
+@pytest.mark.parametrize("change", ["dark", "q20", "sepia", "thermal", "every2"])
+def test_a_look_changed_copy_keeps_the_masks_and_changes_the_look(tmp_path, change):
+    import numpy as np
+
+    from benchmarks.look_changes import changed_copy
+    from qmra.data import DavisDataset, SyntheticConfig, SyntheticVideo
+
+    SyntheticVideo(SyntheticConfig(height=24, width=32, num_frames=4, num_objects=1, seed=1), name="clip").write_davis(
+        tmp_path / "src")
+    source = next(iter(DavisDataset(tmp_path / "src")))
+    copy = next(iter(changed_copy(DavisDataset(tmp_path / "src"), change, tmp_path / "copy")))
+    step = 2 if change == "every2" else 1
+    assert copy.num_frames == 4 // step
+    for index in range(copy.num_frames):
+        assert np.array_equal(copy.labels(index), source.labels(index * step))
+    original, looked = np.asarray(source.image(2), dtype=int), np.asarray(copy.image(2 // step), dtype=int)
+    if change == "dark":
+        assert looked.mean() < 0.4 * original.mean()
+    elif change in ("sepia", "thermal"):
+        assert np.abs(looked - original).mean() > 10
+    else:
+        assert np.abs(looked - original).mean() < 40
+    with pytest.raises(ValueError, match="unknown change"):
+        changed_copy(DavisDataset(tmp_path / "src"), "blur", tmp_path / "bad")
