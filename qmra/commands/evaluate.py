@@ -130,17 +130,20 @@ def _check_same_boxes(results_dir: Path, noise: BoxNoise) -> None:
                         "options to --resume, or --overwrite")
 
 
+def _listed(names: list[str]) -> str:
+    """The first five names, and how many more."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def _report_greyscale(names: list[str], steps: int) -> None:
     """Say which sequences were greyscale, so that the weights (colour only) adapted to them first."""
     if names:
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         print(f"note: {len(names)} sequence(s) are greyscale, and the weights learned from colour only: the network "
-              f"adapted to each one's boxed frame first ({steps} steps, --grey-adapt; 0 turns it off): {listed}",
-              flush=True)
+              f"adapted to each one's boxed frame first ({steps} steps, --grey-adapt; 0 turns it off): "
+              f"{_listed(names)}", flush=True)
 
 
 def _report_skipped(skipped: list[str], results_dir: Path) -> None:
     """Say which sequences --resume found complete (their speed is not measured again)."""
     if skipped:
-        names = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        print(f"skipped {len(skipped)} sequence(s) already complete in {results_dir}/: {names}", flush=True)
+        print(f"skipped {len(skipped)} sequence(s) already complete in {results_dir}/: {_listed(skipped)}", flush=True)

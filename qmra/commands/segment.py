@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = plan.finished(source, first, args.every) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))
-    video = VideoRun(segmenter, source, prompts, plan, video_name="stdin" if args.source == "-" else Path(args.source).stem, keep=keep,
+    name = "stdin" if args.source == "-" else Path(args.source).stem
+    video = VideoRun(segmenter, source, prompts, plan, video_name=name, keep=keep,
                      warn=lambda line: print(f"qmra: warning: {line}", file=sys.stderr), backwards=args.backwards,
                      first=first, last=last, overwrite=args.overwrite, every=args.every)
     if args.verbose:

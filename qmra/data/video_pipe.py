@@ -19,13 +19,14 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from qmra.data.frames import FrameInfo, FrameSource
+from qmra.data.frames import FrameInfo, FrameSource, _decode, _Demuxed
 from qmra.data.orientation import quarter_turns, upright_rgb
 from qmra.errors import DataError
 
-#: What to pipe where FFmpeg cannot read the stream.
-PIPE_ADVICE = ("pipe a stream container, e.g. ffmpeg -i INPUT -c copy -f matroska - (or -f mpegts); an MP4 keeps its "
-               "index at its end and cannot be read from a pipe")
+#: What a pipe must carry, and what to pipe where FFmpeg cannot read the stream.
+PIPE_CONTAINERS = "pipe a stream container"
+PIPE_ADVICE = (f"{PIPE_CONTAINERS}, e.g. ffmpeg -i INPUT -c copy -f matroska - (or -f mpegts); an MP4 keeps its index "
+               "at its end and cannot be read from a pipe")
 
 
 #: Seconds a read waits for input at a time before it looks whether it was told to stop.
@@ -104,15 +105,12 @@ class PipedVideo(FrameSource):
             yield array
 
     def _decode(self, video) -> Iterator:
-        """The stream's frames as they arrive; a stream that breaks off ends there (a live camera's
-        stream ends so), its last whole frames kept."""
+        """The stream's frames as they arrive, decoded as video files are (:func:`_decode`); a stream
+        that breaks off ends there (a live camera's stream ends so), every whole frame kept."""
         import av
 
         try:
-            for packet in self._container.demux(video):
-                if packet.size and packet.is_corrupt:
-                    break
-                yield from packet.decode()
+            yield from _decode(self._container, video, _Demuxed())
         except av.FFmpegError:
             return
         finally:
@@ -133,6 +131,6 @@ def piped_stdin() -> PipedVideo:
     """The video piped to standard input; a terminal there (nothing piped) is an error, not a wait."""
     descriptor = sys.stdin.fileno()
     if os.isatty(descriptor):
-        raise DataError(f"- reads a video piped to standard input, and none is: {PIPE_ADVICE.split(', e.g. ')[0]}, "
+        raise DataError(f"- reads a video piped to standard input, and none is: {PIPE_CONTAINERS}, "
                         "e.g. ffmpeg -i rtsp://camera/stream -c copy -f matroska - | qmra segment - ...")
     return PipedVideo(PipeReader(descriptor))

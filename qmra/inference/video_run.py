@@ -22,11 +22,11 @@ from qmra.data.redaction import Redaction, RedactionReport
 from qmra.errors import QmraError
 from qmra.inference.backwards import EarlierMasks, first_boxes
 from qmra.inference.encode_batch import QueryBatcher
+from qmra.inference.greyscale import greyscale_warning
 from qmra.inference.lost import LostObjects
 from qmra.inference.outputs import ResultWriter, check_outputs, existing_results, finished_frames
 from qmra.inference.prompt_files import check_boxes_on_every
 from qmra.inference.prompts import Prompt
-from qmra.inference.greyscale import greyscale_warning
 from qmra.inference.quality import DoubtfulObjects, warning
 from qmra.inference.results import FrameResult
 
