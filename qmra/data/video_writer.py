@@ -15,6 +15,11 @@ from qmra.data.boxes import Box
 
 _Video = TypeVar("_Video", bound="_EncodedVideo")
 
+#: FFmpeg's tags for BT.709 (the matrix, primaries and transfer of HD video) and limited range: what
+#: the frames are converted with and what the file says, so that every player converts them back
+#: alike (untagged, browsers assume BT.709 and FFmpeg BT.601: greens 19 levels apart).
+BT709, LIMITED_RANGE = 1, 1
+
 
 class _EncodedVideo:
     """A video file written atomically, frame by frame: it appears at ``path`` only when
@@ -37,6 +42,9 @@ class _EncodedVideo:
         self._stream.height = height + height % 2 if pix_fmt == "yuv420p" else height
         self._stream.pix_fmt = pix_fmt
         self._stream.options = options
+        context = self._stream.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = BT709
+        context.color_range = LIMITED_RANGE
         self._rate = float(rate)
         self.audio = AudioTrack(audio, self._container) if audio is not None else None
         self.frames_written = 0
@@ -46,6 +54,7 @@ class _EncodedVideo:
         import av
 
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
+        video_frame = video_frame.reformat(format=self._stream.pix_fmt, dst_colorspace=BT709, dst_color_range=LIMITED_RANGE)
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)
         self.frames_written += 1

@@ -119,6 +119,27 @@ def test_mp4_round_trip(tmp_path):
     assert [source.frame_name(i) for i in range(2)] == ["00000", "00001"]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov"])
+def test_videos_written_say_their_colours_are_bt709_and_are_so(tmp_path, suffix):
+    import av
+
+    from qmra.data.video_writer import BT709, CutoutWriter
+
+    green = np.zeros((32, 64, 3), np.uint8)
+    green[:] = (40, 160, 60)  # untagged, a browser (BT.709) showed it (29, 141, 57)
+    path = tmp_path / f"clip{suffix}"
+    with (Mp4Writer(path, 64, 32) if suffix == ".mp4" else CutoutWriter(path, 64, 32)) as writer:
+        for _ in range(2):
+            writer.write(green) if suffix == ".mp4" else writer.write(green, np.ones((32, 64), np.uint8))
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.colorspace == BT709  # the matrix; FFmpeg's ProRes leaves primaries and transfer unsaid
+        if suffix != ".mov":
+            assert (frame.color_primaries, frame.color_trc) == (BT709, BT709)
+        shown = frame.to_ndarray(format="rgb24", src_colorspace=BT709)  # as a player honouring the tags
+    assert np.abs(shown[8:24, 16:48].astype(int) - green[8:24, 16:48]).max() <= 4
+
+
 @pytest.mark.parametrize("suffix, codec, container_format, pixels", [
     (".gif", "gif", "gif", "rgb8"),
     (".mpg", "mpeg2video", "mpeg", "yuv420p"),  # its duration counts fewer frames than it holds
