@@ -4,8 +4,12 @@ weights (docs/results-history.md, "Greyscale video"; greyscale itself: ``benchma
 Changes: ``dark`` (every value × 0.3 and Gaussian noise of 3 levels: an underexposed night scene),
 ``q20`` (JPEG quality 20), ``sepia`` (the usual sepia matrix: a tinted old film), ``thermal`` (luma
 through a black-purple-red-orange-yellow-white palette: a thermal camera's false colour),
-``everyN`` (every N-th frame and its mask kept, renumbered: a time-lapse or a slow camera). Frames
-are saved as JPEG (quality 90, except ``q20``).
+``everyN`` (every N-th frame and its mask kept, renumbered: a time-lapse or a slow camera), and
+through a phone's HDR video (HEVC, 10 bits, BT.2020, reference white as BT.2408 has it): ``hlg`` and
+``pq`` read as stored (the signal shown as SDR, flat and pale: how qmra read them before it
+tone-mapped HDR), ``hlg-read`` and ``pq-read`` read by qmra, and ``hevc-read``, the same video
+in SDR (BT.709): what the compression alone costs. Frames are saved as JPEG (quality 90,
+except ``q20``).
 
     .venv/bin/python -m benchmarks.look_changes --davis ../shared/data/davis2016 \\
         --sequences goat,parkour,scooter-black --change sepia --out runs/val-sepia
@@ -17,14 +21,22 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
 from qmra.data import DavisDataset
+from qmra.data.frames import open_frames
+from qmra.data.hdr import hdr_signal
 
 CHANGES = ("dark", "q20", "sepia", "thermal", "everyN")
+VIDEO_CHANGES = {"hlg": "HLG", "pq": "PQ", "hlg-read": "HLG", "pq-read": "PQ", "hevc-read": "SDR"}
+#: FFmpeg's tags (matrix and primaries, transfer) of the videos :func:`hevc_video` writes.
+COLOUR_TAGS = {"HLG": (9, 18), "PQ": (9, 16), "SDR": (1, 1)}
 SEPIA = np.array([[0.393, 0.349, 0.272], [0.769, 0.686, 0.534], [0.189, 0.168, 0.131]], np.float32)
 THERMAL = np.array([[0, 0, 0], [40, 0, 110], [160, 20, 120], [230, 90, 20], [255, 200, 40], [255, 255, 230]], np.float32)
 
@@ -44,12 +56,44 @@ def changed(image: np.ndarray, change: str, rng: np.random.Generator) -> np.ndar
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
+def hevc_video(path: Path, frames: Sequence[np.ndarray], transfer: str, quality: int = 18) -> Path:
+    """H×W×3 uint8 sRGB frames (even sides: 4:2:0) as a phone films them: an HEVC mp4 at ``path``, 10
+    bits, in HDR (``transfer`` "HLG" or "PQ": that signal in BT.2020) or SDR ("SDR": BT.709), tagged."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx265", rate=25, options={"x265-params": "log-level=error", "crf": str(quality)})
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p10le"
+        context = stream.codec_context
+        space, trc = COLOUR_TAGS[transfer]
+        context.colorspace, context.color_primaries, context.color_trc = space, space, trc
+        context.color_range = 1  # limited, as cameras record
+        for index, rgb in enumerate(frames):
+            signal = (hdr_signal(rgb / 255, transfer) if transfer != "SDR" else rgb / 255) * 65535
+            frame = av.VideoFrame.from_ndarray(signal.round().astype(np.uint16), format="rgb48le")
+            frame = frame.reformat(format="yuv420p10le", dst_colorspace=space, dst_color_range=1)
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def through_phone_video(frames: list[np.ndarray], change: str, folder: Path) -> Iterator[np.ndarray]:
+    """``frames`` filmed as a phone's video (:func:`hevc_video`), then read as stored or by qmra."""
+    path = hevc_video(folder / "phone.mp4", frames, VIDEO_CHANGES[change])
+    if change.endswith("-read"):
+        yield from open_frames(path)
+        return
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
 def changed_copy(davis: DavisDataset, change: str, root: Path, seed: int = 0) -> DavisDataset:
     """``davis``'s sequences under ``root`` in the same layout, with ``change`` (see the module)."""
     every = re.fullmatch(r"every([1-9][0-9]*)", change)
     step = int(every.group(1)) if every else 1
-    if not every and change not in CHANGES:
-        raise ValueError(f"unknown change {change!r}: one of {', '.join(CHANGES)} (everyN: every3, every6, ...)")
+    if not every and change not in CHANGES + tuple(VIDEO_CHANGES):
+        names = ", ".join(CHANGES + tuple(VIDEO_CHANGES))
+        raise ValueError(f"unknown change {change!r}: one of {names} (everyN: every3, every6, ...)")
     rng = np.random.default_rng(seed)
     resolution = davis.frames_root.name
     for name in davis.names:
@@ -58,9 +102,14 @@ def changed_copy(davis: DavisDataset, change: str, root: Path, seed: int = 0) ->
         shutil.rmtree(masks, ignore_errors=True)
         frames.mkdir(parents=True)
         masks.mkdir(parents=True)
-        for number, source in enumerate(sorted((davis.frames_root / name).glob("*.jpg"))[::step]):
-            with Image.open(source) as image:
-                pixels = changed(np.asarray(image.convert("RGB")), "none" if every else change, rng)
+        sources = sorted((davis.frames_root / name).glob("*.jpg"))[::step]
+        originals = [np.asarray(Image.open(source).convert("RGB")) for source in sources]
+        with tempfile.TemporaryDirectory() as folder:
+            if change in VIDEO_CHANGES:
+                looks = list(through_phone_video(originals, change, Path(folder)))
+            else:
+                looks = [changed(pixels, "none" if every else change, rng) for pixels in originals]
+        for number, (source, pixels) in enumerate(zip(sources, looks, strict=True)):
             Image.fromarray(pixels).save(frames / f"{number:05d}.jpg", quality=20 if change == "q20" else 90)
             label = davis.annotations_root / name / f"{source.stem}.png"
             if label.is_file():
@@ -72,7 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--davis", required=True, help="a DAVIS root")
     parser.add_argument("--sequences", default="", help="comma-separated names (default: all)")
-    parser.add_argument("--change", required=True, help=f"one of {', '.join(CHANGES)} (everyN: every3, every6, ...)")
+    names = ", ".join(CHANGES + tuple(VIDEO_CHANGES))
+    parser.add_argument("--change", required=True, help=f"one of {names} (everyN: every3, every6, ...)")
     parser.add_argument("--out", required=True, type=Path, help="the copy's root")
     args = parser.parse_args()
     names = [s for s in args.sequences.split(",") if s] or None

@@ -160,6 +160,13 @@ def say_working_size(segmenter, width: int, height: int) -> None:
     print(f"qmra: working size: {width}x{height} frames are seen at {seen_width}x{seen_height} ({why})", file=sys.stderr)
 
 
+def say_hdr(info) -> None:
+    """``--verbose``: that an HDR video is read as SDR, as players show it (stderr); nothing for SDR."""
+    if info.hdr:
+        print(f"qmra: colour: an HDR video ({info.hdr}, BT.2020): tone-mapped to SDR (BT.709) as players show it, "
+              "for the network and every file written", file=sys.stderr)
+
+
 def say_threads(segmenter) -> None:
     """``--verbose``: the CPU thread count the segmenter's runs use, and why (stderr)."""
     if segmenter.device.type != "cpu" and segmenter.settings.threads is None:

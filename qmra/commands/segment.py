@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_arguments, add_redaction_arguments, every_nth,
-                                  make_segmenter, progress_style, redaction, say_threads, say_working_size)
+                                  make_segmenter, progress_style, redaction, say_hdr, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
 from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                      first=first, last=last, overwrite=args.overwrite, every=args.every)
     if args.verbose:
         say_working_size(segmenter, source.info.width, source.info.height)
+        say_hdr(source.info)
         say_threads(segmenter)
     _say_resuming(first, keep, args.every, plan.out_dir, args.quiet)
     _say_skipping(source, first, min(p.frame for p in prompts), args.quiet)

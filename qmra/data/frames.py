@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from qmra.data.hdr import hdr_transfer
 from qmra.data.masks import is_wide_grey, open_image, percentile_range, read_rgb
 from qmra.data.orientation import first_frame_turns, quarter_turns, shown_size, upright_rgb
 from qmra.data.video_errors import unreadable
@@ -35,16 +36,17 @@ def natural_key(name: str) -> tuple:
 
 def list_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     """Files in ``folder`` with one of ``suffixes`` (any case), in natural order."""
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file()), key=lambda p: natural_key(p.name))
+    files = (p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())
+    return sorted(files, key=lambda p: natural_key(p.name))
 
 
 @dataclass(frozen=True)
 class FrameInfo:
     """What a source knows before decoding: size in pixels (upright), frame count and fps when known,
-    whether the file stores its frames turned a quarter (``sideways``: a phone's portrait video, a
-    photo with an EXIF orientation of 5–8), which reading undoes, and whether the count is an
-    estimate from the file's duration (``estimated``: webm, mkv, MPEG streams), which decoding may
-    not bear out."""
+    whether the file stores its frames turned a quarter (``sideways``: a phone's portrait video, a photo
+    with an EXIF orientation of 5–8), which reading undoes, whether the count is an estimate from the
+    file's duration (``estimated``: webm, mkv, MPEG streams), which decoding may not bear out, and an
+    HDR video's transfer (``hdr``: "HLG" or "PQ"), which reading tone-maps to SDR (:mod:`~qmra.data.hdr`)."""
 
     height: int
     width: int
@@ -52,6 +54,7 @@ class FrameInfo:
     fps: float | None
     sideways: bool = False
     estimated: bool = False
+    hdr: str | None = None
 
 
 class FrameSource:
@@ -105,10 +108,8 @@ class FrameSource:
     def _check_shape(self, height: int, width: int, label: str) -> None:
         info = self.info
         if (height, width) != (info.height, info.width):
-            raise DataError(
-                f"{self.description}: frame {label} is {width}x{height}, "
-                f"the first frame is {info.width}x{info.height}; all frames of a video must have one size"
-            )
+            raise DataError(f"{self.description}: frame {label} is {width}x{height}, the first frame is "
+                            f"{info.width}x{info.height}; all frames of a video must have one size")
 
 
 class FrameFolder(FrameSource):
@@ -184,11 +185,12 @@ class VideoFile(FrameSource):
                 fps = float(rate) if isinstance(rate, Fraction) and rate > 0 else None
                 if not frames and stream.duration and stream.time_base and fps:
                     frames = int(round(float(stream.duration * stream.time_base) * fps))
+                estimated, hdr = frames is not None and not self.header_frames, hdr_transfer(stream.codec_context)
         except av.FFmpegError as error:
             raise DataError(f"cannot read video {self.path}: {unreadable(self.path, error)}") from None
         if not height or not width:
             raise DataError(f"cannot read video {self.path}: no frame size in its header")
-        self._info = FrameInfo(height, width, frames, fps, sideways, estimated=frames is not None and not self.header_frames)
+        self._info = FrameInfo(height, width, frames, fps, sideways, estimated, hdr)
         self._reader: Iterator[np.ndarray] | None = None
         self._next_index = 0  # the frame _reader yields next
 

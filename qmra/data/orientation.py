@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from qmra.data.hdr import sdr_rgb
+
 #: EXIF tag 274, Orientation: 1 is upright; 5–8 turn the image a quarter, so its sides swap.
 EXIF_ORIENTATION = 0x0112
 SIDES_SWAPPED = (5, 6, 7, 8)
@@ -32,8 +34,9 @@ def quarter_turns(degrees: float | None) -> int:
 
 
 def upright_rgb(frame) -> np.ndarray:
-    """A decoded PyAV video frame → H×W×3 uint8 RGB, turned by its display rotation."""
-    array = frame.to_ndarray(format="rgb24")
+    """A decoded PyAV video frame → H×W×3 uint8 RGB as players show it (HDR as SDR:
+    :mod:`qmra.data.hdr`), turned by its display rotation."""
+    array = sdr_rgb(frame)
     turns = quarter_turns(getattr(frame, "rotation", 0))
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 

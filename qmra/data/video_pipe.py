@@ -20,6 +20,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from qmra.data.frames import FrameInfo, FrameSource, _decode, _Demuxed
+from qmra.data.hdr import hdr_transfer
 from qmra.data.orientation import quarter_turns, upright_rgb
 from qmra.errors import DataError
 
@@ -88,7 +89,8 @@ class PipedVideo(FrameSource):
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if isinstance(rate, Fraction) and rate > 0 else None
         height, width = self._first.shape[:2]
-        self._info = FrameInfo(height, width, None, fps, sideways=quarter_turns(getattr(first, "rotation", 0)) % 2 == 1)
+        sideways = quarter_turns(getattr(first, "rotation", 0)) % 2 == 1
+        self._info = FrameInfo(height, width, None, fps, sideways, hdr=hdr_transfer(first))
 
     @property
     def info(self) -> FrameInfo:

@@ -226,7 +226,7 @@ def test_scores_over_adaptation_seeds_are_pooled_and_one_seed_runs_without_adapt
     assert alone["J&F-range"] == [0.5, 0.5] and list(alone["by_seed"]) == ["0"]  # seeds change nothing without adaptation
 
 
-@pytest.mark.parametrize("change", ["dark", "q20", "sepia", "thermal", "every2"])
+@pytest.mark.parametrize("change", ["dark", "q20", "sepia", "thermal", "every2", "hlg", "pq-read"])
 def test_a_look_changed_copy_keeps_the_masks_and_changes_the_look(tmp_path, change):
     import numpy as np
 
@@ -244,8 +244,10 @@ def test_a_look_changed_copy_keeps_the_masks_and_changes_the_look(tmp_path, chan
     original, looked = np.asarray(source.image(2), dtype=int), np.asarray(copy.image(2 // step), dtype=int)
     if change == "dark":
         assert looked.mean() < 0.4 * original.mean()
-    elif change in ("sepia", "thermal"):
+    elif change in ("sepia", "thermal", "hlg"):
         assert np.abs(looked - original).mean() > 10
+    elif change == "pq-read":  # through an HDR video and back: the colours kept (4:2:0 blurs the texture)
+        assert np.abs(looked.mean((0, 1)) - original.mean((0, 1))).max() < 6
     else:
         assert np.abs(looked - original).mean() < 40
     with pytest.raises(ValueError, match="unknown change"):

@@ -337,6 +337,26 @@ def test_verbose_says_the_working_size_and_how_many_threads_and_why(tmp_path, vi
     assert len(said) == 1 and "cores usable" in said[0] and "runnable when it looked" in said[0]
 
 
+def test_an_hdr_video_is_segmented_in_the_colours_players_show(tmp_path, video, weights, capsys):
+    from benchmarks.look_changes import hevc_video
+
+    frames = [video.image(index) for index in range(video.num_frames)]
+    hdr = hevc_video(tmp_path / "phone.mp4", frames, "HLG", quality=10)
+    sdr = hevc_video(tmp_path / "sdr.mp4", frames, "SDR", quality=10)
+    box = _boxes(video)[0]
+    assert _segment(hdr, tmp_path / "hdr", weights, "--box", box, "--verbose", "--overlay", str(tmp_path / "o.mp4")) == 0
+    assert "qmra: colour: an HDR video (HLG, BT.2020): tone-mapped to SDR (BT.709)" in capsys.readouterr().err
+    assert _segment(sdr, tmp_path / "sdr", weights, "--box", box, "--verbose") == 0
+    assert "qmra: colour:" not in capsys.readouterr().err
+    agree = [np.mean(read_labels(tmp_path / "hdr" / f"{i:05d}.png") == read_labels(tmp_path / "sdr" / f"{i:05d}.png"))
+             for i in range(video.num_frames)]
+    assert min(agree) > 0.97  # the same scene, the same masks
+    overlay = list(open_frames(tmp_path / "o.mp4"))[0].astype(int)
+    background = read_labels(tmp_path / "hdr" / "00000.png") == 0
+    colour_error = overlay[background].mean(0) - frames[0][background].mean(0)  # as stored: 20-35 levels
+    assert np.abs(colour_error).max() < 5
+
+
 def test_two_objects_given_the_same_box_are_warned_about(tmp_path, video, weights, capsys):
     source = video.write_mp4(tmp_path / "clip.mp4")
     assert _segment(source, tmp_path / "out", weights, "--box", "8,6,30,26", "--box", "8,6,30,26") == 0
