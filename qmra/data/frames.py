@@ -18,7 +18,7 @@ import numpy as np
 
 from qmra.data.hdr import hdr_transfer
 from qmra.data.masks import is_wide_grey, open_image, percentile_range, read_rgb
-from qmra.data.orientation import first_frame_turns, quarter_turns, shown_size, upright_rgb
+from qmra.data.orientation import first_frame_turns, quarter_turns, shown_size, shown_width, upright_rgb
 from qmra.data.video_errors import unreadable
 from qmra.errors import DataError
 
@@ -173,12 +173,12 @@ class VideoFile(FrameSource):
                 if not container.streams.video:
                     raise DataError(f"{self.path} has no video stream")
                 stream = container.streams.video[0]
-                height, width = stream.codec_context.height, stream.codec_context.width
+                self._shown_width = shown_width(stream)  # non-square pixels (DV, HDV) stretched
+                height, width = stream.codec_context.height, self._shown_width or stream.codec_context.width
                 sideways = first_frame_turns(container, stream) % 2 == 1
                 if sideways:
                     height, width = width, height  # a portrait phone video, stored as landscape
-                # The header's own count (mp4, mov) is a promise that decoding can be held to; the
-                # estimate from the duration (webm, mkv) is not exact enough for that.
+                # The header's own count (mp4, mov) is a promise decoding is held to; a duration's (webm, mkv) is not.
                 self.header_frames: int | None = stream.frames or None
                 frames = self.header_frames
                 rate = stream.average_rate or stream.guessed_rate
@@ -259,7 +259,7 @@ class VideoFile(FrameSource):
         try:
             for frame in itertools.chain([head], frames):
                 if (index - first) % step == 0:
-                    array = upright_rgb(frame)
+                    array = upright_rgb(frame, self._shown_width)
                     self._check_size(array, index, str(index))
                     yield array
                 index += 1
@@ -304,9 +304,10 @@ class VideoFile(FrameSource):
                     count += 1
                     if count <= first or (count - 1 - first) % step:
                         continue
-                    array = upright_rgb(frame) if convert else None
+                    array = upright_rgb(frame, self._shown_width) if convert else None
                     turned = quarter_turns(getattr(frame, "rotation", 0)) % 2 == 1  # as upright_rgb turns it
-                    height, width = (frame.width, frame.height) if turned else (frame.height, frame.width)
+                    height, width = frame.height, self._shown_width or frame.width
+                    height, width = (width, height) if turned else (height, width)
                     self._check_shape(height, width, str(count - 1))
                     yield array, DecodedFrame(frame.pts, bool(frame.key_frame))
         except av.FFmpegError as error:

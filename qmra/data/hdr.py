@@ -47,13 +47,14 @@ def hdr_transfer(frame) -> str | None:
     return HDR_TRANSFERS.get(int(transfer)) if transfer is not None else None
 
 
-def sdr_rgb(frame) -> np.ndarray:
+def sdr_rgb(frame, width: int | None = None) -> np.ndarray:
     """A decoded PyAV video frame → H×W×3 uint8 RGB as an SDR screen shows it: HDR tone-mapped (see
-    the module), any other frame converted by FFmpeg as stored."""
+    the module), any other frame converted by FFmpeg as stored; scaled to ``width`` where given
+    (in the same pass)."""
     transfer = hdr_transfer(frame)
     if transfer is None:
-        return frame.to_ndarray(format="rgb24")
-    signal = frame.to_ndarray(format="rgb48le")  # the YUV matrix and range applied by FFmpeg, 16 bits
+        return frame.to_ndarray(format="rgb24", width=width)
+    signal = frame.to_ndarray(format="rgb48le", width=width)  # the YUV matrix and range applied by FFmpeg
     to_linear, rgb = _signal_to_linear(transfer), np.empty(signal.shape, np.uint8)
     rows = max(1, CHUNK_PIXELS // signal.shape[1])
     for top in range(0, signal.shape[0], rows):  # a band at a time: its arrays stay in the CPU's cache

@@ -1,10 +1,13 @@
-"""Frames the way players and browsers show them: a video's display rotation, a photo's EXIF orientation.
+"""Frames the way players and browsers show them: a video's display rotation and pixel shape, a
+photo's EXIF orientation.
 
 Phones film portrait video as landscape pixels with a *display rotation* in the file (an iPhone
 held upright stores 1920×1080 and "rotate by −90°"), and write photos with an EXIF orientation tag.
-Every player, browser, FFmpeg and OpenCV turn them upright before showing them, so the boxes a
-user reads off a player are in upright pixels. qmra decodes frames upright too: the boxes, the
-masks, the overlay and the page of ``qmra ui`` all agree with what the user sees.
+DV, HDV, DVDs and anamorphic lenses store wide frames in narrow pixels with a *sample aspect ratio*
+(HDV stores 1440×1080 pixels 4:3 as wide, shown 1920×1080). Every player, browser, FFmpeg and
+OpenCV turn and stretch them before showing them, so the boxes a user reads off a player are in
+the pixels shown. qmra decodes frames so too: the boxes, the masks, the overlay and the page of
+``qmra ui`` all agree with what the user sees.
 """
 
 from __future__ import annotations
@@ -33,10 +36,26 @@ def quarter_turns(degrees: float | None) -> int:
     return turns % 4
 
 
-def upright_rgb(frame) -> np.ndarray:
+#: Sample aspect ratios this close to 1 are square pixels (some files say 1001:1000, or 81:80).
+SQUARE_TOLERANCE = 0.02
+
+
+def shown_width(stream) -> int | None:
+    """The width a PyAV video stream's frames are shown at before any rotation: the stored width
+    times the stream's sample aspect ratio, as players stretch it (an HDV 1440×1080 with 4:3 pixels:
+    1920); None where its pixels are square or it gives no ratio."""
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    width = stream.codec_context.width
+    if not ratio or not width or abs(float(ratio) - 1) < SQUARE_TOLERANCE:
+        return None
+    return max(1, round(width * float(ratio)))
+
+
+def upright_rgb(frame, width: int | None = None) -> np.ndarray:
     """A decoded PyAV video frame → H×W×3 uint8 RGB as players show it (HDR as SDR:
-    :mod:`qmra.data.hdr`), turned by its display rotation."""
-    array = sdr_rgb(frame)
+    :mod:`qmra.data.hdr`), stretched to ``width`` (:func:`shown_width`) and turned by its display
+    rotation."""
+    array = sdr_rgb(frame, width)
     turns = quarter_turns(getattr(frame, "rotation", 0))
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 

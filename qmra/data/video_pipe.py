@@ -21,7 +21,7 @@ import numpy as np
 
 from qmra.data.frames import FrameInfo, FrameSource, _decode, _Demuxed
 from qmra.data.hdr import hdr_transfer
-from qmra.data.orientation import quarter_turns, upright_rgb
+from qmra.data.orientation import quarter_turns, shown_width, upright_rgb
 from qmra.errors import DataError
 
 #: What a pipe must carry, and what to pipe where FFmpeg cannot read the stream.
@@ -85,7 +85,8 @@ class PipedVideo(FrameSource):
         first = next(self._frames, None)
         if first is None:
             raise DataError(f"{description} holds no decodable frames: {PIPE_ADVICE}")
-        self._first: np.ndarray | None = upright_rgb(first)
+        self._shown_width = shown_width(video)
+        self._first: np.ndarray | None = upright_rgb(first, self._shown_width)
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if isinstance(rate, Fraction) and rate > 0 else None
         height, width = self._first.shape[:2]
@@ -102,7 +103,7 @@ class PipedVideo(FrameSource):
         first, self._first = self._first, None
         yield first
         for index, frame in enumerate(self._frames, start=1):
-            array = upright_rgb(frame)
+            array = upright_rgb(frame, self._shown_width)
             self._check_size(array, index, str(index))
             yield array
 

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from qmra.data.frames import DecodedFrame
-from qmra.data.orientation import upright_rgb
+from qmra.data.orientation import shown_width, upright_rgb
 from qmra.errors import DataError
 
 #: Keyframes stepped back when a seek lands past the one aimed at, before decoding from the start.
@@ -41,6 +41,7 @@ class SeekingVideoReader:
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._container = None
+        self._shown_width: int | None = None  # of non-square pixels, once the file is open
         self._frames: Iterator | None = None  # the decoder's output, positioned before frame _next
         self._next = -1
         self._exact = True  # frames are told apart by timestamp (else counted from the file's start)
@@ -99,6 +100,7 @@ class SeekingVideoReader:
             except av.FFmpegError as error:
                 raise DataError(f"cannot read video {self.path}: {error}") from None
             self._container.streams.video[0].thread_type = "SLICE"
+            self._shown_width = shown_width(self._container.streams.video[0])
         stream = self._container.streams.video[0]
         if back == SEEK_TRIES:
             self._seeks = False
@@ -135,7 +137,7 @@ class SeekingVideoReader:
                         break
                     self._next = found
                 first = False
-                array = upright_rgb(frame)
+                array = upright_rgb(frame, self._shown_width)
                 self._keep(found, array)
                 self._next = found + 1
                 if found == index:

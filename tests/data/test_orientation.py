@@ -1,6 +1,7 @@
 """Phone videos and photos are read upright, as players and browsers show them."""
 
 import io
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ def _marked(height: int, width: int) -> np.ndarray:
     return frame
 
 
-def _rotated_mp4(path: Path, stored: list[np.ndarray], degrees: int) -> Path:
+def _rotated_mp4(path: Path, stored: list[np.ndarray], degrees: int, pixel_shape: Fraction | None = None) -> Path:
     """An H.264 mp4 of ``stored`` frames (as the file holds them) with a display rotation of ``degrees``
-    counter-clockwise, the way phones write portrait video."""
+    counter-clockwise, the way phones write portrait video, and pixels ``pixel_shape`` as wide as
+    high (a sample aspect ratio: DV, HDV)."""
     import av
 
     if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
@@ -40,6 +42,8 @@ def _rotated_mp4(path: Path, stored: list[np.ndarray], degrees: int) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if pixel_shape is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_shape
         stream.set_display_rotation(degrees)
         for frame in stored:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
@@ -137,6 +141,41 @@ def test_segment_takes_boxes_and_writes_masks_in_the_upright_frame(tmp_path, wei
     assert read_labels(out / "00000.png")[20:36, 14:30].mean() > 0.5  # the boxed frame keeps to the box, upright
     overlay = open_frames(tmp_path / "overlay.mp4")
     assert (overlay.info.height, overlay.info.width) == (80, 48)
+
+
+def _block_extent(frame: np.ndarray) -> tuple[int, int]:
+    """(height, width) of the bright block in a dark frame."""
+    rows, cols = np.nonzero(frame.mean(-1) > 130)
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+@pytest.mark.parametrize("degrees", [0, 90])
+def test_a_video_with_wide_pixels_is_read_stretched_as_players_show_it(tmp_path, weights, degrees):
+    stored = []
+    for t in range(6):  # HDV-like: pixels 4:3 as wide as high, so a 24x24 square is stored 24 high, 18 wide
+        frame = np.full((48, 60, 3), 30, np.uint8)
+        frame[12:36, 6 + 3 * t:24 + 3 * t] = 230
+        stored.append(frame)
+    path = _rotated_mp4(tmp_path / "hdv.mp4", stored, degrees, Fraction(4, 3))
+    video = VideoFile(path)
+    shown = (80, 48) if degrees else (48, 80)
+    assert (video.info.height, video.info.width) == shown
+    frames = list(video)
+    assert all(frame.shape == shown + (3,) for frame in frames)
+    height, width = _block_extent(frames[2])
+    assert abs(height - width) <= 2 and height in range(22, 27)  # square again
+    assert np.array_equal(video.read(4), frames[4]) and np.array_equal(next(video.frames([3, 2])), frames[3])
+    seeking = SeekingVideoReader(path)  # what qmra ui reads frames with
+    for where in video.positions():
+        seeking.add(where)
+    assert np.array_equal(seeking.read(5), frames[5])
+    seeking.close()
+    if degrees:
+        return
+    out = tmp_path / "out"  # a box read off a player: in the shown pixels
+    assert main(["segment", str(path), "--box", "8,12,32,36", "--out", str(out), "--weights", str(weights), "--quiet"]) == 0
+    assert read_labels(out / "00000.png").shape == (48, 80)
+    assert read_labels(out / "00000.png")[12:36, 8:32].mean() > 0.5
 
 
 def test_a_box_that_fits_only_the_stored_frame_is_warned_about_with_the_reason(tmp_path, weights, capsys):

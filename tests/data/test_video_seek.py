@@ -104,7 +104,7 @@ def test_frames_from_a_later_frame_are_those_decoding_from_the_start_gives(tmp_p
     assert list(video.frames_from(30)) == []
     converted = []  # one frame in 3 (--every 3): only those are turned into RGB arrays
     convert = frames_module.upright_rgb
-    monkeypatch.setattr(frames_module, "upright_rgb", lambda frame: converted.append(1) or convert(frame))
+    monkeypatch.setattr(frames_module, "upright_rgb", lambda frame, width=None: converted.append(1) or convert(frame, width))
     for first in (0, 5, 12):
         every_third = list(video.frames_from(first, 3))
         assert len(every_third) == len(truth[first::3]) == len(converted), first
