@@ -8,7 +8,8 @@ through a black-purple-red-orange-yellow-white palette: a thermal camera's false
 through a phone's HDR video (HEVC, 10 bits, BT.2020, reference white as BT.2408 has it): ``hlg`` and
 ``pq`` read as stored (the signal shown as SDR, flat and pale: how qmra read them before it
 tone-mapped HDR), ``hlg-read`` and ``pq-read`` read by qmra, and ``hevc-read``, the same video
-in SDR (BT.709): what the compression alone costs. Frames are saved as JPEG (quality 90,
+in SDR (BT.709): what the compression alone costs; through an interlaced camera's H.264
+(:func:`interlaced_video`): ``interlaced`` read as stored, ``interlaced-read`` read by qmra. Frames are saved as JPEG (quality 90,
 except ``q20``).
 
     .venv/bin/python -m benchmarks.look_changes --davis ../shared/data/davis2016 \\
@@ -34,7 +35,8 @@ from qmra.data.frames import open_frames
 from qmra.data.hdr import hdr_signal
 
 CHANGES = ("dark", "q20", "sepia", "thermal", "everyN")
-VIDEO_CHANGES = {"hlg": "HLG", "pq": "PQ", "hlg-read": "HLG", "pq-read": "PQ", "hevc-read": "SDR"}
+VIDEO_CHANGES = {"hlg": "HLG", "pq": "PQ", "hlg-read": "HLG", "pq-read": "PQ", "hevc-read": "SDR",
+                 "interlaced": "interlaced", "interlaced-read": "interlaced"}
 #: FFmpeg's tags (matrix and primaries, transfer) of the videos :func:`hevc_video` writes.
 COLOUR_TAGS = {"HLG": (9, 18), "PQ": (9, 16), "SDR": (1, 1)}
 SEPIA = np.array([[0.393, 0.349, 0.272], [0.769, 0.686, 0.534], [0.189, 0.168, 0.131]], np.float32)
@@ -76,9 +78,28 @@ def hevc_video(path: Path, frames: Sequence[np.ndarray], transfer: str, quality:
     return path
 
 
-def through_phone_video(frames: list[np.ndarray], change: str, folder: Path) -> Iterator[np.ndarray]:
-    """``frames`` filmed as a phone's video (:func:`hevc_video`), then read as stored or by qmra."""
-    path = hevc_video(folder / "phone.mp4", frames, VIDEO_CHANGES[change])
+def interlaced_video(path: Path, frames: Sequence[np.ndarray], quality: int = 18) -> Path:
+    """H×W×3 uint8 frames as an interlaced camera films them: an H.264 mp4 at ``path`` coded as
+    interlaced (top field first), each frame's bottom field (odd rows) taken from the next frame.
+    Fields a frame apart: combs about twice as wide as 50i or 60i video's, from 24-30 fps frames."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"x264-params": "interlaced=1:tff=1", "crf": str(quality)})
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for index, rgb in enumerate(frames):
+            woven = rgb.copy()
+            woven[1::2] = frames[min(index + 1, len(frames) - 1)][1::2]
+            frame = av.VideoFrame.from_ndarray(woven, format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def through_video(frames: list[np.ndarray], change: str, folder: Path) -> Iterator[np.ndarray]:
+    """``frames`` filmed as a phone's or an interlaced camera's video (:func:`hevc_video`,
+    :func:`interlaced_video`), then read as stored or by qmra (changes ending in ``-read``)."""
+    kind = VIDEO_CHANGES[change]
+    path = interlaced_video(folder / "v.mp4", frames) if kind == "interlaced" else hevc_video(folder / "v.mp4", frames, kind)
     if change.endswith("-read"):
         yield from open_frames(path)
         return
@@ -106,7 +127,7 @@ def changed_copy(davis: DavisDataset, change: str, root: Path, seed: int = 0) ->
         originals = [np.asarray(Image.open(source).convert("RGB")) for source in sources]
         with tempfile.TemporaryDirectory() as folder:
             if change in VIDEO_CHANGES:
-                looks = list(through_phone_video(originals, change, Path(folder)))
+                looks = list(through_video(originals, change, Path(folder)))
             else:
                 looks = [changed(pixels, "none" if every else change, rng) for pixels in originals]
         for number, (source, pixels) in enumerate(zip(sources, looks, strict=True)):

@@ -53,9 +53,11 @@ def shown_width(stream) -> int | None:
 
 def upright_rgb(frame, width: int | None = None) -> np.ndarray:
     """A decoded PyAV video frame → H×W×3 uint8 RGB as players show it (HDR as SDR:
-    :mod:`qmra.data.hdr`), stretched to ``width`` (:func:`shown_width`) and turned by its display
-    rotation."""
+    :mod:`qmra.data.hdr`), stretched to ``width`` (:func:`shown_width`), deinterlaced where the
+    decoder flags it interlaced (:func:`one_field`) and turned by its display rotation."""
     array = sdr_rgb(frame, width)
+    if getattr(frame, "interlaced_frame", False):  # PyAV before interlaced_frame: as stored
+        array = one_field(array)
     turns = quarter_turns(getattr(frame, "rotation", 0))
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
@@ -71,6 +73,21 @@ def first_frame_turns(container, stream) -> int:
     except av.FFmpegError:
         return 0
     return 0
+
+
+def one_field(frame: np.ndarray) -> np.ndarray:
+    """An interlaced H×W×3 frame (its even and odd rows filmed a field apart: combs on whatever moves)
+    as its top field alone, the bottom field's rows interpolated from the rows above and below, as
+    players deinterlace it (in place where it can)."""
+    if frame.shape[0] < 3:
+        return frame
+    frame = frame if frame.flags.writeable else frame.copy()
+    top = frame[0::2].astype(np.uint16)
+    between = (top[:-1] + top[1:] + 1) >> 1
+    frame[1:-1:2] = between[: len(frame[1:-1:2])]
+    if frame.shape[0] % 2 == 0:
+        frame[-1] = frame[-2]  # the last row has no top-field row below it
+    return frame
 
 
 def exif_orientation(image: Image.Image) -> int:

@@ -194,3 +194,44 @@ def test_a_box_that_fits_only_the_stored_frame_is_warned_about_with_the_reason(t
     assert code == 2 and err.startswith("qmra: error: object 1: box (50, 10, 70, 30) lies outside") and reason in err
     code, err = segment("30,50,70,70")  # fits neither frame: no reason given
     assert code == 0 and "clipped" in err and "read upright" not in err
+
+
+def _comb(frame: np.ndarray) -> float:
+    """How much each odd row departs from the mean of the rows above and below it (combing)."""
+    rows = frame.astype(float)
+    return float(np.abs(rows[1:-1:2] - (rows[0:-2:2] + rows[2::2]) / 2).mean())
+
+
+def test_one_field_keeps_the_top_field_and_fills_the_bottom_one_between_its_rows():
+    from qmra.data.orientation import one_field
+
+    frame = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    kept = one_field(frame.copy())
+    np.testing.assert_array_equal(kept[0::2], frame[0::2])
+    np.testing.assert_array_equal(kept[1::2], ((frame[0:-1:2].astype(int) + frame[2::2] + 1) // 2).astype(np.uint8))
+    even = one_field(frame[:6].copy())
+    np.testing.assert_array_equal(even[5], even[4])  # no top-field row below the last one
+    assert one_field(frame[:2]).shape == (2, 5, 3)
+
+
+def test_an_interlaced_video_is_read_deinterlaced_and_a_progressive_one_as_stored(tmp_path):
+    import av
+
+    from benchmarks.look_changes import interlaced_video
+
+    frames = []
+    for t in range(6):  # a bright block moving right by 6 pixels a frame: its edges comb when woven
+        frame = np.full((64, 96, 3), 40, np.uint8)
+        frame[16:48, 10 + 6 * t:40 + 6 * t] = 220
+        frames.append(frame)
+    path = interlaced_video(tmp_path / "camcorder.mp4", frames, quality=10)
+    with av.open(str(path)) as container:
+        stored = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    read = list(open_frames(path))
+    assert _comb(stored[2]) > 5 * _comb(read[2]) and _comb(read[2]) < 2
+    np.testing.assert_array_equal(VideoFile(path).read(3), read[3])
+    progressive = _rotated_mp4(tmp_path / "progressive.mp4", frames, 0)
+    with av.open(str(progressive)) as container:
+        as_stored = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    for mine, theirs in zip(open_frames(progressive), as_stored, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
