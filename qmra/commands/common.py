@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from qmra.errors import QmraError
 from qmra.inference.settings import InferenceSettings
 from qmra.options import Option, add_options, apply_options, help_section
 from qmra.presets import PRESETS, get_preset
+
+if TYPE_CHECKING:
+    from qmra.data.frames import FrameInfo
 
 
 #: ``--backwards`` of ``qmra segment`` and ``qmra batch``.
@@ -160,7 +164,7 @@ def say_working_size(segmenter, width: int, height: int) -> None:
     print(f"qmra: working size: {width}x{height} frames are seen at {seen_width}x{seen_height} ({why})", file=sys.stderr)
 
 
-def say_hdr(info) -> None:
+def say_hdr(info: FrameInfo) -> None:
     """``--verbose``: that an HDR video is read as SDR, as players show it (stderr); nothing for SDR."""
     if info.hdr:
         print(f"qmra: colour: an HDR video ({info.hdr}, BT.2020): tone-mapped to SDR (BT.709) as players show it, "

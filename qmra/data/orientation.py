@@ -84,7 +84,7 @@ def one_field(frame: np.ndarray) -> np.ndarray:
     frame = frame if frame.flags.writeable else frame.copy()
     top = frame[0::2].astype(np.uint16)
     between = (top[:-1] + top[1:] + 1) >> 1
-    frame[1:-1:2] = between[: len(frame[1:-1:2])]
+    frame[1:-1:2] = between
     if frame.shape[0] % 2 == 0:
         frame[-1] = frame[-2]  # the last row has no top-field row below it
     return frame

@@ -54,7 +54,8 @@ class _EncodedVideo:
         import av
 
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
-        video_frame = video_frame.reformat(format=self._stream.pix_fmt, dst_colorspace=BT709, dst_color_range=LIMITED_RANGE)
+        video_frame = video_frame.reformat(format=self._stream.pix_fmt, dst_colorspace=BT709, dst_color_range=LIMITED_RANGE,
+                                           dst_color_trc=BT709, dst_color_primaries=BT709)  # ProRes tags from frames
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)
         self.frames_written += 1

@@ -133,9 +133,7 @@ def test_videos_written_say_their_colours_are_bt709_and_are_so(tmp_path, suffix)
             writer.write(green) if suffix == ".mp4" else writer.write(green, np.ones((32, 64), np.uint8))
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
-        assert frame.colorspace == BT709  # the matrix; FFmpeg's ProRes leaves primaries and transfer unsaid
-        if suffix != ".mov":
-            assert (frame.color_primaries, frame.color_trc) == (BT709, BT709)
+        assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (BT709, BT709, BT709)
         shown = frame.to_ndarray(format="rgb24", src_colorspace=BT709)  # as a player honouring the tags
     assert np.abs(shown[8:24, 16:48].astype(int) - green[8:24, 16:48]).max() <= 4
 
