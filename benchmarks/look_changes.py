@@ -4,6 +4,7 @@ weights (docs/results-history.md, "Greyscale video"; greyscale itself: ``benchma
 Changes: ``dark`` (every value × 0.3 and Gaussian noise of 3 levels: an underexposed night scene),
 ``q20`` (JPEG quality 20), ``sepia`` (the usual sepia matrix: a tinted old film), ``thermal`` (luma
 through a black-purple-red-orange-yellow-white palette: a thermal camera's false colour),
+``blurS`` (a Gaussian blur of S pixels: a soft focus, or a video scaled up from a smaller one),
 ``everyN`` (every N-th frame and its mask kept, renumbered: a time-lapse or a slow camera), and
 through a phone's HDR video (HEVC, 10 bits, BT.2020, reference white as BT.2408 has it): ``hlg`` and
 ``pq`` read as stored (the signal shown as SDR, flat and pale: how qmra read them before it
@@ -28,13 +29,13 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from qmra.data import DavisDataset
 from qmra.data.frames import open_frames
 from qmra.data.hdr import hdr_signal
 
-CHANGES = ("dark", "q20", "sepia", "thermal", "everyN")
+CHANGES = ("dark", "q20", "sepia", "thermal", "blurS", "everyN")
 VIDEO_CHANGES = {"hlg": "HLG", "pq": "PQ", "hlg-read": "HLG", "pq-read": "PQ", "hevc-read": "SDR",
                  "interlaced": "interlaced", "interlaced-read": "interlaced"}
 #: FFmpeg's tags (matrix and primaries, transfer) of the videos :func:`hevc_video` writes.
@@ -45,6 +46,9 @@ THERMAL = np.array([[0, 0, 0], [40, 0, 110], [160, 20, 120], [230, 90, 20], [255
 
 def changed(image: np.ndarray, change: str, rng: np.random.Generator) -> np.ndarray:
     """An H×W×3 uint8 frame with ``change`` applied (``q20`` and ``everyN`` leave the pixels alone)."""
+    blur = re.fullmatch(r"blur([0-9]+(?:\.[0-9]+)?)", change)
+    if blur:
+        return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(float(blur.group(1)))))
     pixels = image.astype(np.float32)
     if change == "dark":
         pixels = pixels * 0.3 + rng.normal(0, 3, image.shape[:2] + (1,))
@@ -112,9 +116,9 @@ def changed_copy(davis: DavisDataset, change: str, root: Path, seed: int = 0) ->
     """``davis``'s sequences under ``root`` in the same layout, with ``change`` (see the module)."""
     every = re.fullmatch(r"every([1-9][0-9]*)", change)
     step = int(every.group(1)) if every else 1
-    if not every and change not in CHANGES + tuple(VIDEO_CHANGES):
+    if not every and change not in CHANGES + tuple(VIDEO_CHANGES) and not re.fullmatch(r"blur[0-9.]+", change):
         names = ", ".join(CHANGES + tuple(VIDEO_CHANGES))
-        raise ValueError(f"unknown change {change!r}: one of {names} (everyN: every3, every6, ...)")
+        raise ValueError(f"unknown change {change!r}: one of {names} (blurS: blur2, blur1.5; everyN: every3, ...)")
     rng = np.random.default_rng(seed)
     resolution = davis.frames_root.name
     for name in davis.names:
@@ -143,7 +147,7 @@ def main() -> None:
     parser.add_argument("--davis", required=True, help="a DAVIS root")
     parser.add_argument("--sequences", default="", help="comma-separated names (default: all)")
     names = ", ".join(CHANGES + tuple(VIDEO_CHANGES))
-    parser.add_argument("--change", required=True, help=f"one of {names} (everyN: every3, every6, ...)")
+    parser.add_argument("--change", required=True, help=f"one of {names} (blurS: blur2, blur1.5; everyN: every3, ...)")
     parser.add_argument("--out", required=True, type=Path, help="the copy's root")
     args = parser.parse_args()
     names = [s for s in args.sequences.split(",") if s] or None

@@ -226,7 +226,7 @@ def test_scores_over_adaptation_seeds_are_pooled_and_one_seed_runs_without_adapt
     assert alone["J&F-range"] == [0.5, 0.5] and list(alone["by_seed"]) == ["0"]  # seeds change nothing without adaptation
 
 
-@pytest.mark.parametrize("change", ["dark", "q20", "sepia", "thermal", "every2", "hlg", "pq-read"])
+@pytest.mark.parametrize("change", ["dark", "q20", "sepia", "thermal", "every2", "hlg", "pq-read", "blur1.5"])
 def test_a_look_changed_copy_keeps_the_masks_and_changes_the_look(tmp_path, change):
     import numpy as np
 
@@ -246,6 +246,8 @@ def test_a_look_changed_copy_keeps_the_masks_and_changes_the_look(tmp_path, chan
         assert looked.mean() < 0.4 * original.mean()
     elif change in ("sepia", "thermal", "hlg"):
         assert np.abs(looked - original).mean() > 10
+    elif change == "blur1.5":  # softer: less difference between neighbouring pixels
+        assert np.abs(np.diff(looked, axis=1)).mean() < 0.6 * np.abs(np.diff(original, axis=1)).mean()
     elif change == "pq-read":  # through an HDR video and back: the colours kept (4:2:0 blurs the texture)
         assert np.abs(looked.mean((0, 1)) - original.mean((0, 1))).max() < 6
     else:
