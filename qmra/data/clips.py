@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from qmra.data.boxes import Box, box_from_mask, loosened, render_box_map
 from qmra.data.image_masks import ImageMaskSet
 from qmra.data.sequence import VideoSequence
-from qmra.data.transforms import View, colour_jitter, greyscale, sampling_grid, warp_image, warp_mask
+from qmra.data.transforms import View, colour_jitter, gaussian_blur, greyscale, sampling_grid, warp_image, warp_mask
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class ClipSettings:
     colour_jitter: float = 0.2
     #: Share of clips made greyscale, every frame (infrared cameras, microscopes and old film are).
     grey_clips: float = 0.0
+    #: Share of clips blurred, every frame alike, by a Gaussian of :attr:`blur_sigma` pixels (a soft
+    #: focus, a video scaled up from a smaller one).
+    blur_clips: float = 0.0
+    blur_sigma: tuple[float, float] = (0.5, 2.5)
     #: The memory frames' boxes (all but the last frame's) drawn loose, as people draw the first box:
     #: each side moved by -1/4 to 1 times this share of the box's side (:func:`loosened`); 0: tight.
     loose_boxes: float = 0.0
@@ -61,8 +65,9 @@ class ClipSettings:
             raise ValueError("max_gap must be at least 1")
         if not 0 <= self.loose_boxes <= 1:
             raise ValueError(f"loose_boxes must be a share of the box's side, 0 to 1, got {self.loose_boxes}")
-        if not 0 <= self.grey_clips <= 1:
-            raise ValueError(f"grey_clips must be a share of the clips, 0 to 1, got {self.grey_clips}")
+        for name in ("grey_clips", "blur_clips"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a share of the clips, 0 to 1, got {getattr(self, name)}")
 
 
 class _ClipDataset(Dataset):
@@ -98,7 +103,8 @@ class _ClipDataset(Dataset):
     def _finish(self, images: list[torch.Tensor], masks: list[torch.Tensor], rng: np.random.Generator,
                 must_show: Sequence[int] | None = None) -> dict[str, torch.Tensor] | None:
         """Stack frames, check the object is in each (or in the frames ``must_show`` lists: an object
-        may leave the frame in others), add box maps (empty where it is absent), colour jitter and, for a share of clips, greyscale."""
+        may leave the frame in others), add box maps (empty where it is absent), colour jitter and, for
+        shares of clips, greyscale and blur."""
         settings = self.settings
         shown = range(len(masks)) if must_show is None else must_show
         if any(int(masks[t].sum()) < settings.min_object_pixels for t in shown):
@@ -108,6 +114,8 @@ class _ClipDataset(Dataset):
         images = colour_jitter(torch.stack(images), settings.colour_jitter, rng)
         if settings.grey_clips and rng.random() < settings.grey_clips:
             images = greyscale(images)
+        if settings.blur_clips and rng.random() < settings.blur_clips:
+            images = gaussian_blur(images, float(rng.uniform(*settings.blur_sigma)))
         if settings.loose_boxes:
             # Drawn last, so that a clip's frames and masks are the same with tight boxes or loose ones;
             # the query's box (the last frame's) is the stage-1 target and stays tight.

@@ -145,3 +145,14 @@ def greyscale(images: torch.Tensor) -> torch.Tensor:
     """T×3×h×w RGB in [0, 1] → the same frames in greyscale (each channel the pixel's luma, :data:`LUMA`)."""
     luma = torch.tensordot(torch.tensor(LUMA, dtype=images.dtype), images, dims=([0], [-3]))
     return luma.unsqueeze(-3).expand_as(images).contiguous()
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """T×3×h×w images blurred by a Gaussian of ``sigma`` pixels (a soft focus), borders reflected."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernel = torch.exp(-offsets**2 / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).repeat(images.shape[-3], 1)[:, None]  # C×1×K: each channel alone
+    channels = images.shape[-3]
+    rows = F.conv2d(F.pad(images, (0, 0, radius, radius), mode="reflect"), kernel[..., None], groups=channels)
+    return F.conv2d(F.pad(rows, (radius, radius, 0, 0), mode="reflect"), kernel[:, :, None], groups=channels)

@@ -100,7 +100,7 @@ class Trainer:
             self.network = DistributedDataParallel(self.model, device_ids=ids)
         self.loss = QMRALoss(config.dice_weight)
         settings = ClipSettings(size=(config.size, config.size), max_gap=config.max_gap, loose_boxes=config.loose_boxes,
-                                grey_clips=config.grey_clips)
+                                grey_clips=config.grey_clips, blur_clips=config.blur_clips)
         sources = [spec.build(settings, config.seed + index) for index, spec in enumerate(self.data)]
         self.clips = MixedClips(sources, [spec.weight for spec in self.data], config.seed)
         self.stop_reason: str | None = None

@@ -141,3 +141,38 @@ def test_a_share_of_clips_is_greyscale_and_otherwise_the_same_clip():
     assert 4 <= greys <= 22  # 12 expected
     with pytest.raises(ValueError, match="grey_clips"):
         ClipSettings(grey_clips=-0.1)
+
+
+def test_a_share_of_clips_is_blurred_every_frame_alike_and_otherwise_the_same_clip():
+    from dataclasses import replace
+
+    from qmra.data.transforms import gaussian_blur
+
+    videos = _videos(2)
+    sharp = VideoClipDataset(videos, length=6, settings=SMALL, seed=4)
+    soft = VideoClipDataset(videos, length=6, settings=replace(SMALL, blur_clips=1.0, blur_sigma=(1.5, 1.5)), seed=4)
+    for index in range(6):
+        a, b = sharp[index], soft[index]
+        assert torch.equal(a["masks"], b["masks"]) and torch.equal(a["box_maps"], b["box_maps"])
+        assert torch.allclose(b["images"], gaussian_blur(a["images"], 1.5), atol=1e-6)  # its sharp twin, blurred
+        assert not torch.allclose(a["images"], b["images"], atol=0.01)
+    some = VideoClipDataset(videos, length=40, settings=replace(SMALL, blur_clips=0.3), seed=4)
+    blurred = sum(not torch.equal(s["images"], c["images"])  # the others are their sharp twins exactly
+                  for s, c in zip(some, VideoClipDataset(videos, length=40, settings=SMALL, seed=4)))
+    assert 4 <= blurred <= 22  # 12 expected
+    with pytest.raises(ValueError, match="blur_clips"):
+        ClipSettings(blur_clips=1.5)
+
+
+def test_gaussian_blur_keeps_a_flat_image_and_spreads_a_point_by_sigma():
+    from qmra.data.transforms import gaussian_blur
+
+    flat = torch.full((1, 3, 20, 24), 0.4)
+    assert torch.allclose(gaussian_blur(flat, 2.0), flat, atol=1e-6)
+    point = torch.zeros(1, 3, 41, 41)
+    point[..., 20, 20] = 1
+    spread = gaussian_blur(point, 2.0)[0, 0]
+    assert abs(float(spread.sum()) - 1) < 1e-5
+    ys = torch.arange(41, dtype=torch.float32) - 20
+    variance = float((spread.sum(1) * ys**2).sum())
+    assert abs(variance - 4.0) < 0.2  # sigma² along each axis
