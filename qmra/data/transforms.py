@@ -149,10 +149,9 @@ def greyscale(images: torch.Tensor) -> torch.Tensor:
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """T×3×h×w images blurred by a Gaussian of ``sigma`` pixels (a soft focus), borders reflected."""
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius, channels = max(1, int(math.ceil(3 * sigma))), images.shape[-3]
     offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
     kernel = torch.exp(-offsets**2 / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).repeat(images.shape[-3], 1)[:, None]  # C×1×K: each channel alone
-    channels = images.shape[-3]
+    kernel = (kernel / kernel.sum()).repeat(channels, 1)[:, None]  # C×1×K: each channel alone
     rows = F.conv2d(F.pad(images, (0, 0, radius, radius), mode="reflect"), kernel[..., None], groups=channels)
     return F.conv2d(F.pad(rows, (radius, radius, 0, 0), mode="reflect"), kernel[:, :, None], groups=channels)
