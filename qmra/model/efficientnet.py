@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qmra.errors import ConfigError
+from qmra.model.batchnorm_fold import conv_bn, running_affine
 from qmra.model.features import BackboneFeatures
 
 #: TensorFlow's constants for these weights: RGB in [0, 1] → (255·x − 127) / 128, about [-1, 1].
@@ -105,17 +106,21 @@ class SameConv2d(nn.Conv2d):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1) -> None:
         super().__init__(cin, cout, kernel, stride=stride, dilation=dilation, groups=groups, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(_same_pad(x, self.kernel_size[0], self.stride[0], self.dilation[0]), self.weight, None,
-                        self.stride, 0, self.dilation, self.groups)
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        left, right, top, bottom = pads = _same_pads(x, self.kernel_size[0], self.stride[0], self.dilation[0])
+        if left == right and top == bottom:
+            # The convolution pads with zeros itself: no padded copy of the input is made.
+            return F.conv2d(x, weight, bias, self.stride, (top, left), self.dilation, self.groups)
+        return F.conv2d(F.pad(x, pads), weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
-def _same_pad(x: torch.Tensor, kernel: int, stride: int, dilation: int) -> torch.Tensor:
+def _same_pads(x: torch.Tensor, kernel: int, stride: int, dilation: int) -> list[int]:
+    """TensorFlow's "same" padding of B×C×H×W ``x``: pixels left, right, top, bottom (F.pad's order)."""
     pads = []
     for size in (x.shape[-1], x.shape[-2]):
         total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
         pads += [total // 2, total - total // 2]
-    return F.pad(x, pads) if any(pads) else x
+    return pads
 
 
 def _batchnorm(channels: int) -> nn.BatchNorm2d:
@@ -140,9 +145,9 @@ class MBConvBlock(nn.Module):
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu6(self._bn0(self._expand_conv(x))) if self.expands else x
-        out = F.relu6(self._bn1(self._depthwise_conv(out)))
-        out = self._bn2(self._project_conv(out))
+        out = F.relu6(conv_bn(self._expand_conv, self._bn0, x), inplace=True) if self.expands else x
+        out = F.relu6(conv_bn(self._depthwise_conv, self._bn1, out), inplace=True)
+        out = conv_bn(self._project_conv, self._bn2, out)
         return out + x if self.residual else out
 
 
@@ -198,10 +203,7 @@ class EfficientNetLiteTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> BackboneFeatures:
         if x.shape[1] != self.in_channels:
             raise ValueError(f"expected B×{self.in_channels}×H×W input, got {tuple(x.shape)}")
-        stem = self._conv_stem(x[:, :3])
-        if self.box_conv is not None:
-            stem = stem + self.box_conv(x[:, 3:])
-        return self._layers(stem)
+        return self._layers(self._stem(x[:, :3], x[:, 3:] if self.box_conv is not None else None))
 
     def forward_shared_image(self, image: torch.Tensor, extra: torch.Tensor) -> BackboneFeatures:
         """The trunk on ``cat([image, extra[b]])`` for each b, where one image serves all B inputs.
@@ -211,10 +213,23 @@ class EfficientNetLiteTrunk(nn.Module):
         if image.shape[0] != 1 or image.shape[1] != 3 or self.box_conv is None or extra.shape[1] != self.in_channels - 3:
             raise ValueError(f"expected a 1×3×H×W image and B×{self.in_channels - 3}×H×W extra channels, "
                              f"got {tuple(image.shape)} and {tuple(extra.shape)}")
-        return self._layers(self.box_conv(extra) + self._conv_stem(image))
+        return self._layers(self._stem(image, extra))
 
-    def _layers(self, stem: torch.Tensor) -> BackboneFeatures:
-        x = F.relu6(self._bn0(stem))
+    def _stem(self, rgb: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        """ReLU6(BN(stem(rgb) + box_conv(extra))), B×32×H/2×W/2; ``extra`` (box channels) may have
+        more rows than ``rgb`` (one image for all, the stem being linear)."""
+        scale_shift = running_affine(self._bn0)
+        if scale_shift is None:
+            stem = self._conv_stem(rgb)
+            x = self._bn0(stem if extra is None or self.box_conv is None else stem + self.box_conv(extra))
+        else:
+            scale = scale_shift[0].view(-1, 1, 1, 1)
+            x = self._conv_stem._conv_forward(rgb, self._conv_stem.weight * scale, scale_shift[1])
+            if extra is not None and self.box_conv is not None:
+                x = self.box_conv._conv_forward(extra, self.box_conv.weight * scale, None) + x
+        return F.relu6(x, inplace=True)
+
+    def _layers(self, x: torch.Tensor) -> BackboneFeatures:
         r2 = r3 = x
         for index, block in enumerate(self._blocks):
             x = block(x)

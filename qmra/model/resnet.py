@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qmra.errors import ConfigError
+from qmra.model.batchnorm_fold import conv_bn, running_affine
 from qmra.model.features import BackboneFeatures
 
 
@@ -68,9 +69,9 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else conv_bn(self.downsample[0], self.downsample[1], x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = conv_bn(self.conv2, self.bn2, out)
         return self.relu(out + identity)
 
 
@@ -91,10 +92,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else conv_bn(self.downsample[0], self.downsample[1], x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = self.relu(conv_bn(self.conv2, self.bn2, out))
+        out = conv_bn(self.conv3, self.bn3, out)
         return self.relu(out + identity)
 
 
@@ -142,7 +143,7 @@ class ResNetTrunk(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> BackboneFeatures:
-        return self._layers(self.conv1(x))
+        return self._layers(conv_bn(self.conv1, self.bn1, x))
 
     def forward_shared_image(self, image: torch.Tensor, extra: torch.Tensor) -> BackboneFeatures:
         """The trunk on ``cat([image, extra[b]])`` for each b, where one image serves all B inputs.
@@ -154,12 +155,17 @@ class ResNetTrunk(nn.Module):
         if image.shape[0] != 1 or image.shape[1] != 3 or extra.shape[1] != self.in_channels - 3:
             raise ValueError(f"expected a 1×3×H×W image and B×{self.in_channels - 3}×H×W extra channels, "
                              f"got {tuple(image.shape)} and {tuple(extra.shape)}")
-        weight = self.conv1.weight
-        shared = F.conv2d(image, weight[:, :3], stride=2, padding=3)
+        weight, affine = self.conv1.weight, running_affine(self.bn1)
+        if affine is None:
+            shared = F.conv2d(image, weight[:, :3], stride=2, padding=3)
+            return self._layers(self.bn1(F.conv2d(extra, weight[:, 3:], stride=2, padding=3) + shared))
+        weight = weight * affine[0].view(-1, 1, 1, 1)  # BN folded in, as in conv_bn
+        shared = F.conv2d(image, weight[:, :3], affine[1], stride=2, padding=3)
         return self._layers(F.conv2d(extra, weight[:, 3:], stride=2, padding=3) + shared)
 
-    def _layers(self, conv1_output: torch.Tensor) -> BackboneFeatures:
-        x = self.maxpool(self.relu(self.bn1(conv1_output)))
+    def _layers(self, stem: torch.Tensor) -> BackboneFeatures:
+        """The trunk from conv1 and bn1's output on."""
+        x = self.maxpool(self.relu(stem))
         r2 = self.layer1(x)
         r3 = self.layer2(r2)
         r4 = self.layer3(r3)

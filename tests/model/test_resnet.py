@@ -39,3 +39,39 @@ def test_one_image_shared_by_several_inputs_equals_the_concatenated_batch():
         torch.testing.assert_close(getattr(shared, name), getattr(reference, name), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="1×3×H×W image"):
         trunk.forward_shared_image(image.expand(2, -1, -1, -1), boxes)
+
+
+def _conv_then_bn(trunk: ResNetTrunk, x: torch.Tensor) -> torch.Tensor:
+    """The reference: every BatchNorm run as a layer of its own after its convolution."""
+    out = trunk.maxpool(torch.relu(trunk.bn1(trunk.conv1(x))))
+    for layer in (trunk.layer1, trunk.layer2, trunk.layer3):
+        for block in layer:
+            identity = out if block.downsample is None else block.downsample[1](block.downsample[0](out))
+            y = torch.relu(block.bn1(block.conv1(out)))
+            y = block.bn2(block.conv2(y))
+            if hasattr(block, "bn3"):
+                y = block.bn3(block.conv3(torch.relu(y)))
+            out = torch.relu(y + identity)
+    return out
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_batchnorm_folded_into_the_convolutions_computes_and_learns_as_conv_then_bn(name):
+    torch.manual_seed(0)
+    # float64: in float32 a ReLU or max-pool input within rounding of its kink can send a gradient elsewhere.
+    trunk = ResNetTrunk(name, in_channels=4).double().eval()  # BN with running statistics: folded
+    for bn in (m for m in trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.normal_(0, 0.5), bn.running_var.uniform_(0.5, 2)
+        torch.nn.init.normal_(bn.weight, 1, 0.2), torch.nn.init.normal_(bn.bias, 0, 0.2)
+    x = torch.randn(2, 4, 48, 64, dtype=torch.float64)
+    weights = [trunk.conv1.weight, trunk.bn1.bias, trunk.layer2[0].downsample[0].weight, trunk.layer3[0].bn2.weight]
+    results = []
+    for forward in (lambda: trunk(x).r4, lambda: _conv_then_bn(trunk, x)):
+        out = forward()
+        results.append((out.detach(), *torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(), weights)))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference)
+    with torch.no_grad():
+        shared = trunk.forward_shared_image(x[:1, :3], x[:, 3:])
+        expected = _conv_then_bn(trunk, torch.cat([x[:1, :3].expand(2, -1, -1, -1), x[:, 3:]], 1))
+    torch.testing.assert_close(shared.r4, expected)
