@@ -128,12 +128,12 @@ def test_batchnorm_folded_into_the_convolutions_computes_and_learns_as_conv_then
     trunk.train(batchnorm == "batch statistics")
     x = torch.randn(2, 4, 45, 62, dtype=torch.float64)  # odd and even sizes: symmetric and one-sided "same" padding
     weights = [trunk._conv_stem.weight, trunk.box_conv.weight, trunk._bn0.weight, trunk._blocks[3]._depthwise_conv.weight]
-    grads = []
+    results = []
     for forward in (lambda: trunk(x).r4, lambda: _reference_trunk(trunk, x)):
         out = forward()
-        grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(), weights))
-        grads[-1] = (out.detach(), *grads[-1])
-    for ours, reference in zip(*grads):
+        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum()
+        results.append((out.detach(), *torch.autograd.grad(loss, weights)))
+    for ours, reference in zip(*results):
         torch.testing.assert_close(ours, reference)
     trunk.eval()
     with torch.no_grad():  # one image for several box maps: the stem's RGB part once, folded the same way

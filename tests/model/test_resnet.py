@@ -68,7 +68,8 @@ def test_batchnorm_folded_into_the_convolutions_computes_and_learns_as_conv_then
     results = []
     for forward in (lambda: trunk(x).r4, lambda: _conv_then_bn(trunk, x)):
         out = forward()
-        results.append((out.detach(), *torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(), weights)))
+        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum()
+        results.append((out.detach(), *torch.autograd.grad(loss, weights)))
     for ours, reference in zip(*results):
         torch.testing.assert_close(ours, reference)
     with torch.no_grad():
