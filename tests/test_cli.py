@@ -119,7 +119,7 @@ def test_synthetic_writes_mp4_and_davis_layout(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["segment", "v.mp4", "--out", "o"], "qmra: error: segment: one of the arguments --box --boxes is required (see qmra segment --help)"),
+    (["segment", "v.mp4", "--out", "o"], "qmra: error: segment: one of the arguments --box --boxes --masks is required (see qmra segment --help)"),
     (["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--resolution", "big"],
      "qmra: error: segment: argument --resolution: expected a number of pixels or 'native', got 'big'"),
     (["segment", "v.mp4", "--box", "1,1,5,5", "--out", "o", "--memory-top-k", "0"],

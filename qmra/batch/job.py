@@ -83,6 +83,7 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
     video: VideoRun | None = None
     try:
         source = open_frames(item.video)
+        item.check_frame_size(source.info.width, source.info.height)
         plan = outputs.plan(item.id)
         overwrite = outputs.overwrite and job.attempt == 1  # a retry continues the first attempt's frames
         plan.check(overwrite=overwrite, resume=not overwrite)

@@ -5,7 +5,8 @@ the line, so the command exits with code 2):
 
 - **JSON Lines** (``.jsonl``): one video a line, ``{"video": PATH, "boxes": [...], "id": NAME,
   "box_format": "xyxy"|"xywh", "frames": "FIRST-LAST"}``; ``id``, ``box_format`` and ``frames`` (only
-  those frames, as ``qmra segment --frames``) are optional.
+  those frames, as ``qmra segment --frames``) are optional; ``"masks": PATH`` (a mask PNG or a folder
+  of them, as ``qmra segment --masks``, relative to the manifest) may stand instead of ``boxes``.
 - **CSV** (``.csv``): a header row naming the same columns; ``boxes`` holds the JSON text.
 - **A JSON list** (``.json``) of the same objects.
 - **A folder of videos** (and of multi-page TIFF stacks), each with ``NAME.boxes.json`` (the
@@ -25,7 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -33,11 +34,12 @@ from qmra.data.boxes import BOX_FORMATS
 from qmra.data.frames import STACK_SUFFIXES, VIDEO_SUFFIXES
 from qmra.data.tiff_stack import is_tiff_stack
 from qmra.errors import QmraError
+from qmra.inference.mask_prompts import MaskPrompts, check_mask_size, prompts_from_masks
 from qmra.inference.prompt_files import check_boxes_in_range, parse_frame_range, prompts_from_list
 from qmra.inference.prompts import Prompt
 
 #: The keys a manifest entry may have.
-KEYS = ("video", "boxes", "id", "box_format", "frames")
+KEYS = ("video", "boxes", "masks", "id", "box_format", "frames")
 #: Ids become folder names: letters, digits, dot, dash, underscore and spaces inside.
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,199}$")
 RESERVED_IDS = ("index.jsonl",)
@@ -47,7 +49,8 @@ RESERVED_IDS = ("index.jsonl",)
 class BatchItem:
     """One video of a batch: its ``id`` (its output folder's name), ``video`` (a file or a frame
     folder), its ``prompts``, ``where`` it was given (for messages), and the frames to segment,
-    ``first`` to ``last`` (None: to the end)."""
+    ``first`` to ``last`` (None: to the end); ``mask_size``: width and height of the masks its
+    prompts were read from (``"masks"``), which its frames must have."""
 
     id: str
     video: Path
@@ -55,6 +58,12 @@ class BatchItem:
     where: str
     first: int = 0
     last: int | None = None
+    mask_size: tuple[int, int] | None = None
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        """Masks given for the video must be the size of its frames (a :class:`BoxError` if not)."""
+        if self.mask_size is not None:
+            check_mask_size(self.mask_size, width, height)
 
 
 def read_manifest(path: str | Path, box_format: str = "xyxy") -> list[BatchItem]:
@@ -117,10 +126,11 @@ def _json_list_entries(path: Path) -> Iterator[tuple[str, dict]]:
 def _csv_entries(path: Path) -> Iterator[tuple[str, dict]]:
     reader = csv.DictReader(_text(path).splitlines())
     columns = reader.fieldnames or []
-    missing = [c for c in ("video", "boxes") if c not in columns]
+    present = {"video": "video" in columns, "boxes or masks": "boxes" in columns or "masks" in columns}
+    missing = [name for name, there in present.items() if not there]
     if missing:
-        raise QmraError(f"{path} line 1: the header must name the columns video and boxes (and optionally id, "
-                        f"box_format, frames); {', '.join(missing)} missing")
+        raise QmraError(f"{path} line 1: the header must name the columns video and boxes or masks (and optionally "
+                        f"id, box_format, frames); {', '.join(missing)} missing")
     for row in reader:
         where = f"{path} line {reader.line_num}"
         entry: dict = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
@@ -165,9 +175,10 @@ def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
     unknown = sorted(set(entry) - set(KEYS))
     if unknown:
         raise QmraError(f"{where}: unknown key {unknown[0]!r} (the keys are {', '.join(KEYS)})")
-    for key in ("video", "boxes"):
-        if key not in entry:
-            raise QmraError(f"{where}: missing key {key!r}")
+    if "video" not in entry:
+        raise QmraError(f"{where}: missing key 'video'")
+    if ("boxes" in entry) == ("masks" in entry):
+        raise QmraError(f"{where}: give either \"boxes\" or \"masks\"" + (", not both" if "boxes" in entry else ""))
     video = entry["video"]
     if not isinstance(video, str) or not video:
         raise QmraError(f"{where}: \"video\" must be a path, got {video!r}")
@@ -180,12 +191,27 @@ def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
         first, last = parse_frame_range(entry["frames"]) if "frames" in entry else (0, None)
     except ValueError as error:
         raise QmraError(f"{where}: \"frames\": {error}") from None
-    prompts = _prompts(entry["boxes"], where, layout, first)
+    masks = _masks(entry["masks"], where, base) if "masks" in entry else None
+    prompts = _prompts(entry["boxes"], where, layout, first) if masks is None else masks.prompts
+    if masks is not None and masks.on_first_frame:
+        prompts = [replace(prompt, frame=first) for prompt in prompts]
     try:
         check_boxes_in_range(prompts, first, last, '"frames"')
     except QmraError as error:
         raise QmraError(f"{where}: {error}") from None
-    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last)
+    size = None if masks is None else (masks.width, masks.height)
+    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last, size)
+
+
+def _masks(given: object, where: str, base: Path) -> MaskPrompts:
+    """``"masks"``: a mask PNG or a folder of them (``qmra segment --masks``), relative to the manifest."""
+    if not isinstance(given, str) or not given:
+        raise QmraError(f"{where}: \"masks\" must be a path, got {given!r}")
+    path = Path(given).expanduser()
+    try:
+        return prompts_from_masks(path if path.is_absolute() else base / path)
+    except QmraError as error:
+        raise QmraError(f"{where}: {error}") from None
 
 
 def _prompts(boxes: object, where: str, box_format: str, first: int = 0) -> list[Prompt]:

@@ -11,8 +11,10 @@ from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_argument
                                   make_segmenter, progress_style, redaction, say_hdr, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
+from qmra.inference.mask_prompts import MaskPrompts, prompts_from_masks
 from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
                                          parse_prompts)
+from qmra.inference.prompts import Prompt
 from qmra.inference.settings import InferenceSettings
 from qmra.interrupt import Terminated, exit_code, terminate_interrupts
 
@@ -62,6 +64,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     given.add_argument("--verbose", action="store_true",
                        help="also say the size the network sees the frames at, and how many CPU threads it uses, and why")
+    _add_prompt_arguments(parser)
+    add_model_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prompts group: boxes, a boxes file or masks, and how they are read."""
     boxes = parser.add_argument_group("prompts")
     prompts = boxes.add_mutually_exclusive_group(required=True)
     prompts.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
@@ -69,12 +78,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               "2, ...)")
     prompts.add_argument("--boxes", metavar="FILE.json",
                          help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
+    prompts.add_argument("--masks", metavar="MASK.png|DIR",
+                         help="objects' masks instead of boxes: a PNG at the frames' size (palette indices or greyscale "
+                              "values are object ids; 0/255: object 1), or a folder of them named after their frames "
+                              "(DAVIS's Annotations/<video>/); each object starts on the first mask that holds it, in "
+                              "the tight box of its pixels (qmra is box-prompted: the mask's shape is not used). A file "
+                              "not named after a frame is on the first frame")
     boxes.add_argument("--backwards", action="store_true", help=BACKWARDS_HELP)
     boxes.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
                        help="how --box and --boxes give a box: xyxy = corners X0,Y0,X1,Y1 (default); xywh = top-left "
                             "corner and size X,Y,W,H, as COCO and many tools export them")
-    add_model_arguments(parser)
-    parser.set_defaults(handler=run)
 
 
 def frame_range(text: str) -> tuple[int, int | None]:
@@ -91,16 +104,12 @@ def run(args: argparse.Namespace) -> int:
     from qmra.inference.video_run import OutputPlan, VideoRun, finished_text
 
     first, last = args.frames
-    try:
-        prompts = parse_prompts(args.box, args.boxes, args.box_format)
-    except CornersOutOfOrder as error:
-        info = open_frames(args.source).info  # a video that cannot be read says so instead
-        raise BoxError(f"{error}{error.hint(info.width, info.height)}") from None
-    if args.box:  # "on the first frame": the first frame of the run
-        prompts = [replace(prompt, frame=first) for prompt in prompts]
+    prompts, masks = _read_prompts(args, first)
     check_boxes_in_range(prompts, first, last, "--frames")  # before anything is loaded or replaced
     check_boxes_on_every(prompts, first, args.every)
     source = open_frames(args.source)
+    if masks:
+        masks.check_size(source.info.width, source.info.height)
     overlay, rle, cutout, redact = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout, args.redact))
     plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args) or Redaction())
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
@@ -143,6 +152,22 @@ def run(args: argparse.Namespace) -> int:
     if (args.fail_on_lost and video.lost.lost_at_end) or (args.fail_on_doubt and video.doubtful.frames):
         return EXIT_LOST
     return 0
+
+
+def _read_prompts(args: argparse.Namespace, first: int) -> tuple[list[Prompt], MaskPrompts | None]:
+    """The prompts given (``--box``, ``--boxes`` or ``--masks``), those "on the first frame" on
+    ``first``, the first frame of the run; and the masks they were read from, if any."""
+    from qmra.data import open_frames
+
+    masks = prompts_from_masks(args.masks) if args.masks else None
+    try:
+        prompts = masks.prompts if masks else parse_prompts(args.box, args.boxes, args.box_format)
+    except CornersOutOfOrder as error:
+        info = open_frames(args.source).info  # a video that cannot be read says so instead
+        raise BoxError(f"{error}{error.hint(info.width, info.height)}") from None
+    if args.box or (masks and masks.on_first_frame):
+        prompts = [replace(prompt, frame=first) for prompt in prompts]
+    return prompts, masks
 
 
 def say_redaction(report, path: Path | None, quiet: bool) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from qmra.batch.manifest import read_manifest
 from qmra.data import Box
-from qmra.errors import QmraError
+from qmra.data.masks import write_palette_png
+from qmra.errors import BoxError, QmraError
 
 
 def _jsonl(path, *entries) -> str:
@@ -55,6 +57,25 @@ def test_a_csv_a_json_list_and_a_folder_give_the_same_videos_as_json_lines(tmp_p
     assert [(i.id, i.video.name) for i in read_manifest(tmp_path / "folder")] == [("a", "a.mp4"), ("b", "b.mp4")]
 
 
+def test_masks_stand_for_boxes_in_json_lines_and_csv(tmp_path):
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:20, 10:30], labels[25:35, 40:58] = 2, 5
+    (tmp_path / "masks").mkdir()
+    write_palette_png(tmp_path / "masks" / "first.png", labels)
+    write_palette_png(tmp_path / "masks" / "00004.png", labels)
+    manifest = _jsonl(tmp_path / "m.jsonl", {"video": "a.mp4", "masks": "masks/first.png", "frames": "3-"},
+                      {"video": "b.mp4", "masks": str(tmp_path / "masks" / "00004.png")})
+    first, second = read_manifest(manifest)
+    expected = [(2, Box(10, 5, 30, 20)), (5, Box(40, 25, 58, 35))]
+    assert [(p.object_id, p.frame, p.box) for p in first.prompts] == [(i, 3, box) for i, box in expected]  # on FIRST
+    assert [(p.object_id, p.frame, p.box) for p in second.prompts] == [(i, 4, box) for i, box in expected]
+    assert first.mask_size == second.mask_size == (60, 40)
+    with pytest.raises(BoxError, match="the masks are 60x40 pixels but the video's frames are 64x48"):
+        first.check_frame_size(64, 48)
+    (tmp_path / "m.csv").write_text("video,masks\nb.mp4,masks/00004.png\n")
+    assert read_manifest(tmp_path / "m.csv")[0].prompts == second.prompts
+
+
 @pytest.mark.parametrize("lines, message", [
     ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}, {"boxes": [[1, 2, 3, 4]]}], "m.jsonl line 2: missing key 'video'"),
     ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]]}, '{"video": "b.mp4", "boxes": [[1,2,3,4]]'], "m.jsonl line 2: not valid JSON"),
@@ -69,6 +90,9 @@ def test_a_csv_a_json_list_and_a_folder_give_the_same_videos_as_json_lines(tmp_p
      "m.jsonl line 1: object 1 is boxed on frame 6, after \"frames\" 2-5"),
     ([{"video": "a.mp4", "id": "../up", "boxes": [[1, 2, 3, 4]]}], "m.jsonl line 1: \"id\" '../up' cannot name a folder"),
     ([["a.mp4"]], "m.jsonl line 1: expected a JSON object"),
+    ([{"video": "a.mp4"}], "m.jsonl line 1: give either \"boxes\" or \"masks\""),
+    ([{"video": "a.mp4", "boxes": [[1, 2, 3, 4]], "masks": "m.png"}], "give either \"boxes\" or \"masks\", not both"),
+    ([{"video": "a.mp4", "masks": "none.png"}], "m.jsonl line 1: masks not found"),
 ])
 def test_a_bad_manifest_line_is_one_error_naming_it(tmp_path, lines, message):
     with pytest.raises(QmraError, match=None) as raised:

@@ -16,6 +16,7 @@ import pytest
 
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, open_frames, read_labels
+from qmra.data.masks import write_palette_png
 from qmra.data.video_writer import cutout_frames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,28 +131,31 @@ def _stopped_midway(tmp_path: Path, weights: Path, clips: int, frames: int, *ext
 def test_two_workers_write_what_segment_writes_and_a_corrupt_video_fails_alone(tmp_path, weights, capsys):
     entries = _clips(tmp_path, 3)
     (tmp_path / "broken.mp4").write_bytes((tmp_path / "clip0.mp4").read_bytes()[:600])
+    write_palette_png(tmp_path / "small.png", np.ones((40, 64), np.uint8))  # frames are 64x48
     manifest = _manifest(tmp_path, entries + [{"video": "broken.mp4", "boxes": [[1, 1, 20, 20]]},
-                                              {"video": "clip1.mp4", "id": "outside", "boxes": [[70, 1, 90, 20]]}])
+                                              {"video": "clip1.mp4", "id": "outside", "boxes": [[70, 1, 90, 20]]},
+                                              {"video": "clip2.mp4", "id": "masks", "masks": "small.png"}])
     out = tmp_path / "out"
     assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--rle",
                  "--workers", "2", *SAME]) == 1
     err = capsys.readouterr().err
     assert "qmra: error: broken: " in err and "qmra: error: outside: object 1: " in err
+    assert "qmra: error: masks: the masks are 64x40 pixels but the video's frames are 64x48" in err
     _assert_same_files(out, _segment_each(tmp_path, entries, weights), entries)
     index = _index(out)
     assert {k: v["status"] for k, v in index.items()} == {"clip0": "done", "clip1": "done", "clip2": "done",
-                                                          "broken": "failed", "outside": "failed"}
+                                                          "broken": "failed", "outside": "failed", "masks": "failed"}
     assert index["clip2"]["frames"] == 6 and "lies outside" in index["outside"]["error"]
 
     lines = len((out / "index.jsonl").read_text().splitlines())  # again: the finished videos are skipped
     assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--rle",
                  "--threads", "1"]) == 1
-    assert "5 videos: 2 to segment, 3 already done" in capsys.readouterr().err
-    assert len((out / "index.jsonl").read_text().splitlines()) == lines + 2
+    assert "6 videos: 3 to segment, 3 already done" in capsys.readouterr().err
+    assert len((out / "index.jsonl").read_text().splitlines()) == lines + 3
     # Other settings: the finished videos are not taken as they are, but checked again frame by frame.
     main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--overlay", "--rle", "--threads", "1",
           "--mem-every", "2"])
-    assert "5 videos: 5 to segment, 0 already done" in capsys.readouterr().err
+    assert "6 videos: 6 to segment, 0 already done" in capsys.readouterr().err
 
 
 def _masks_agree(path: Path, other: Path) -> bool:

@@ -6,6 +6,8 @@ from PIL import Image
 
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
+from qmra.data.boxes import box_from_mask
+from qmra.data.masks import write_palette_png
 from qmra.data.video_writer import cutout_frames
 from qmra.model import QMRA
 from qmra.model.checkpoint import save_checkpoint
@@ -138,6 +140,22 @@ def test_xywh_boxes_give_the_same_masks_as_the_same_box_in_xyxy(tmp_path, video,
         expected = read_labels(tmp_path / "a" / name)
         assert np.array_equal(read_labels(tmp_path / "b" / name), expected)
         assert np.array_equal(read_labels(tmp_path / "c" / name), expected)
+
+
+def test_masks_give_the_masks_of_their_tight_boxes(tmp_path, video, weights, capsys):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    write_palette_png(tmp_path / "first.png", video.labels(0))
+    boxes = [",".join(f"{v:g}" for v in box_from_mask(video.labels(0) == i).as_tuple()) for i in (1, 2)]
+    # A mask not named after a frame is on the first frame segmented, as --box boxes are.
+    assert _segment(source, tmp_path / "masks", weights, "--masks", str(tmp_path / "first.png"), "--frames", "2-") == 0
+    assert _segment(source, tmp_path / "boxes", weights, "--box", boxes[0], "--box", boxes[1], "--frames", "2-") == 0
+    names = sorted(p.name for p in (tmp_path / "boxes").glob("*.png"))
+    assert names == [f"{i:05d}.png" for i in range(2, 6)]
+    for name in names:
+        assert np.array_equal(read_labels(tmp_path / "masks" / name), read_labels(tmp_path / "boxes" / name))
+    write_palette_png(tmp_path / "small.png", video.labels(0)[:40])
+    assert _segment(source, tmp_path / "out", weights, "--masks", str(tmp_path / "small.png")) == 2
+    assert "qmra: error: the masks are 64x40 pixels but the video's frames are 64x48" in capsys.readouterr().err
 
 
 def test_a_wrong_xywh_box_is_refused(tmp_path, video, weights, capsys):
