@@ -11,14 +11,15 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from qmra.data.boxes import Box
+from qmra.data.boxes import Box, box_from_mask
 from qmra.data.frames import FrameInfo, FrameSource
 from qmra.data.prefetch import prefetch
-from qmra.errors import QmraError
+from qmra.errors import BoxError, QmraError
 from qmra.inference.adapt import AdaptationReport, SessionNetworks
 from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.ensemble import Runtime
 from qmra.inference.features import FeatureStore
+from qmra.inference.mask_prompts import check_mask_size
 from qmra.inference.objects import ObjectTable
 from qmra.inference.passes import Pass
 from qmra.inference.predict import FramePredictor
@@ -157,6 +158,19 @@ class InferenceSession:
         if not self.source.seekable:
             return None
         return self._preview(frame)
+
+    def add_mask(self, object_id: int, mask: np.ndarray, frame: int = 0, predict: bool = True) -> FrameResult | None:
+        """:meth:`add_box` with the tight box of ``mask`` (H×W at the frames' size, nonzero: the
+        object), as ``qmra segment --masks`` reads masks: qmra is box-prompted, so the mask's shape
+        beyond its box is not used. An empty mask, or one of another size, is a :class:`BoxError`."""
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise BoxError(f"object {object_id}: expected an H×W mask, got an array of shape {mask.shape}")
+        check_mask_size((mask.shape[1], mask.shape[0]), self.info.width, self.info.height)
+        box = box_from_mask(mask)
+        if box is None:
+            raise BoxError(f"object {object_id}: its mask on frame {frame} is empty")
+        return self.add_box(object_id, box, frame, predict)
 
     def remove_object(self, object_id: int) -> None:
         """Forget an object: its boxes and its memory. It takes no part from the next frame on."""

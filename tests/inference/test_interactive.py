@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qmra.data import box_from_mask
-from qmra.errors import QmraError
+from qmra.errors import BoxError, QmraError
 from tests.inference.helpers import clip, tiny_segmenter
 
 
@@ -26,6 +26,18 @@ def test_add_box_returns_that_frames_prediction_as_a_run_from_there_would_start(
     first = next(session.propagate(start=5))[1]
     assert first.index == 5 and np.allclose(_own(preview, 1), _own(first, 1), atol=1e-6)
     assert np.array_equal(preview.labels, first.labels)
+
+
+def test_a_mask_is_its_tight_box_and_a_wrong_one_says_why(segmenter):
+    video = clip(frames=8, objects=2)
+    session = segmenter.start(_frames(video))
+    given = session.add_mask(2, video.labels(3) == 2, frame=3)
+    assert session.prompts(2)[0].box == box_from_mask(video.labels(3) == 2) == given.boxes[2]
+    for mask, message in [(np.zeros_like(video.labels(3)), "object 1: its mask on frame 3 is empty"),
+                          (video.labels(3)[:-1] == 1, "the masks are 64x47 pixels but the video's frames are 64x48"),
+                          (video.image(3), r"expected an H×W mask, got an array of shape \(48, 64, 3\)")]:
+        with pytest.raises(BoxError, match=message):
+            session.add_mask(1, mask, frame=3)
 
 
 def test_step_is_propagate_one_frame_at_a_time(segmenter):
