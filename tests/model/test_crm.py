@@ -46,8 +46,8 @@ def test_folded_input_gives_the_same_refined_logits(coordinates, channels_last):
         inputs = [t.contiguous(memory_format=torch.channels_last) for t in inputs]
     with torch.no_grad():
         folded = crm.fold()
-        assert folded.weight.shape == (8, 2 * 24 + 2, 3, 3)
-        assert folded.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert [tuple(w.shape) for w in folded.weights] == [(8, 24, 3, 3), (8, 24, 3, 3), (8, 2, 3, 3)]
+        assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in folded.weights)
         reference = crm(*inputs)
         assert torch.allclose(crm(*inputs, folded=folded), reference, atol=1e-5)
         crm.prediction_fusion.bias.add_(1.0)  # a fold is of the weights it was made from
