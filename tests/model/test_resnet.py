@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from qmra.model import ResNetTrunk
+from tests.model.same_function import assert_same_function
 from tests.model.torchvision_names import torchvision_resnet_shapes
 
 
@@ -65,13 +66,7 @@ def test_batchnorm_folded_into_the_convolutions_computes_and_learns_as_conv_then
         torch.nn.init.normal_(bn.weight, 1, 0.2), torch.nn.init.normal_(bn.bias, 0, 0.2)
     x = torch.randn(2, 4, 48, 64, dtype=torch.float64)
     weights = [trunk.conv1.weight, trunk.bn1.bias, trunk.layer2[0].downsample[0].weight, trunk.layer3[0].bn2.weight]
-    results = []
-    for forward in (lambda: trunk(x).r4, lambda: _conv_then_bn(trunk, x)):
-        out = forward()
-        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum()
-        results.append((out.detach(), *torch.autograd.grad(loss, weights)))
-    for ours, reference in zip(*results):
-        torch.testing.assert_close(ours, reference)
+    assert_same_function(lambda: trunk(x).r4, lambda: _conv_then_bn(trunk, x), weights)
     with torch.no_grad():
         shared = trunk.forward_shared_image(x[:1, :3], x[:, 3:])
         expected = _conv_then_bn(trunk, torch.cat([x[:1, :3].expand(2, -1, -1, -1), x[:, 3:]], 1))
