@@ -199,8 +199,8 @@ def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
         check_boxes_in_range(prompts, first, last, '"frames"')
     except QmraError as error:
         raise QmraError(f"{where}: {error}") from None
-    size = None if masks is None else (masks.width, masks.height)
-    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last, size)
+    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last,
+                     None if masks is None else masks.size)
 
 
 def _masks(given: object, where: str, base: Path) -> MaskPrompts:

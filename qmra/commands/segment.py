@@ -11,7 +11,7 @@ from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_argument
                                   make_segmenter, progress_style, redaction, say_hdr, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
-from qmra.inference.mask_prompts import MaskPrompts, prompts_from_masks
+from qmra.inference.mask_prompts import MaskPrompts, check_mask_size, prompts_from_masks
 from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
                                          parse_prompts)
 from qmra.inference.prompts import Prompt
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     check_boxes_on_every(prompts, first, args.every)
     source = open_frames(args.source)
     if masks:
-        masks.check_size(source.info.width, source.info.height)
+        check_mask_size(masks.size, source.info.width, source.info.height)
     overlay, rle, cutout, redact = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout, args.redact))
     plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args) or Redaction())
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load

@@ -23,17 +23,12 @@ MASK_SUFFIX = ".png"
 
 @dataclass(frozen=True)
 class MaskPrompts:
-    """The prompts read from masks of ``width`` × ``height`` pixels. ``on_first_frame``: one mask not
-    named after a frame, whose boxes go on the first frame segmented (as ``--box`` boxes do)."""
+    """The prompts read from masks of ``size`` (width, height) pixels. ``on_first_frame``: one mask
+    not named after a frame, whose boxes go on the first frame segmented (as ``--box`` boxes do)."""
 
     prompts: list[Prompt]
-    width: int
-    height: int
+    size: tuple[int, int]
     on_first_frame: bool
-
-    def check_size(self, width: int, height: int) -> None:
-        """The video's frames (``width`` × ``height``) must have the masks' size."""
-        check_mask_size((self.width, self.height), width, height)
 
 
 def check_mask_size(mask_size: tuple[int, int], width: int, height: int) -> None:
@@ -56,10 +51,12 @@ def prompts_from_masks(path: str | Path) -> MaskPrompts:
         files = sorted((int(p.stem), p) for p in path.iterdir() if p.suffix.lower() == MASK_SUFFIX and p.stem.isdigit())
         if not files:
             raise QmraError(f"--masks {path}: no PNG named after its frame (00000.png, 00040.png, ...) in this folder")
+        on_first_frame = False
     elif path.is_file():
         if path.suffix.lower() != MASK_SUFFIX:
             raise QmraError(f"--masks {path}: expected a PNG mask (palette or greyscale) or a folder of them")
         files = [(int(path.stem) if path.stem.isdigit() else 0, path)]
+        on_first_frame = not path.stem.isdigit()
     else:
         raise QmraError(f"masks not found: {path}")
     prompts: list[Prompt] = []
@@ -71,15 +68,15 @@ def prompts_from_masks(path: str | Path) -> MaskPrompts:
         elif size != (labels.shape[1], labels.shape[0]):
             raise QmraError(f"{file}: {labels.shape[1]}x{labels.shape[0]} pixels, but {files[0][1].name} is "
                             f"{size[0]}x{size[1]}: every mask must have the frames' size")
-        started = {prompt.object_id for prompt in prompts}
-        for object_id in np.unique(labels):
+        started = {0} | {prompt.object_id for prompt in prompts}
+        for object_id in (int(i) for i in np.unique(labels) if int(i) not in started):
             box = box_from_mask(labels == object_id)
-            if object_id != 0 and int(object_id) not in started and box is not None:
-                prompts.append(Prompt(int(object_id), frame, box))
+            assert box is not None  # np.unique found its pixels
+            prompts.append(Prompt(object_id, frame, box))
     if not prompts:
         raise QmraError(f"--masks {path}: every mask is empty (all pixels 0): no object to follow")
     assert size is not None
-    return MaskPrompts(prompts, size[0], size[1], on_first_frame=path.is_file() and not path.stem.isdigit())
+    return MaskPrompts(prompts, size, on_first_frame)
 
 
 def mask_labels(path: Path) -> np.ndarray:

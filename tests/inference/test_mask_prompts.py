@@ -7,7 +7,7 @@ from PIL import Image
 from qmra.data.boxes import Box
 from qmra.data.masks import write_palette_png
 from qmra.errors import QmraError
-from qmra.inference.mask_prompts import prompts_from_masks
+from qmra.inference.mask_prompts import check_mask_size, prompts_from_masks
 
 
 def _labels(objects: dict[int, tuple[int, int, int, int]], height: int = 40, width: int = 60) -> np.ndarray:
@@ -29,7 +29,7 @@ def test_a_palette_mask_gives_each_id_its_tight_box_on_the_first_frame(tmp_path)
     write_palette_png(tmp_path / "first.png", labels)
     given = prompts_from_masks(tmp_path / "first.png")
     assert _boxes(given) == {3: (0, (5, 4, 20, 30)), 7: (0, (30, 10, 57, 21))}
-    assert given.on_first_frame and (given.width, given.height) == (60, 40)
+    assert given.on_first_frame and given.size == (60, 40)
 
 
 @pytest.mark.parametrize("values,ids", [((0, 255), {1}), ((0, 1, 2), {1, 2})])
@@ -72,4 +72,4 @@ def test_bad_masks_say_what_is_wrong(tmp_path):
             prompts_from_masks(path)
     given = prompts_from_masks(tmp_path / "mixed" / "00000.png")
     with pytest.raises(QmraError, match="the masks are 60x40 pixels but the video's frames are 64x48"):
-        given.check_size(64, 48)
+        check_mask_size(given.size, 64, 48)
