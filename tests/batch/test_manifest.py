@@ -102,7 +102,24 @@ def test_a_bad_manifest_line_is_one_error_naming_it(tmp_path, lines, message):
 
 def test_a_folder_video_without_its_boxes_file_is_an_error(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")
-    with pytest.raises(QmraError, match="a.mp4: no a.boxes.json beside it"):
+    with pytest.raises(QmraError, match="a.mp4: nothing beside it says what to segment: give a.boxes.json .* a.masks.png .* or a.masks/"):
+        read_manifest(tmp_path)
+
+
+def test_a_folder_video_takes_a_mask_or_a_mask_folder_beside_it_and_only_one_prompt_file(tmp_path):
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:20, 10:30] = 3
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    write_palette_png(tmp_path / "a.masks.png", labels)
+    (tmp_path / "b.masks").mkdir()
+    write_palette_png(tmp_path / "b.masks" / "00007.png", labels)
+    first, second = read_manifest(tmp_path)
+    assert [(p.object_id, p.frame, p.box) for p in first.prompts] == [(3, 0, Box(10, 5, 30, 20))]
+    assert [(p.object_id, p.frame, p.box) for p in second.prompts] == [(3, 7, Box(10, 5, 30, 20))]
+    assert (first.id, second.id, first.mask_size) == ("a", "b", (60, 40))
+    (tmp_path / "a.boxes.json").write_text(json.dumps([[1, 2, 3, 4]]))
+    with pytest.raises(QmraError, match="a.mp4: a.boxes.json and a.masks.png are beside it: keep one of"):
         read_manifest(tmp_path)
 
 
