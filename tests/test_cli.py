@@ -79,14 +79,21 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys):
     assert main(["demo", "--size", "tiny", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qmra: error: size must look like") and err.count("\n") == 1
-    assert main(["model", "--variant", "w/o-everything"]) == 2
-    assert "unknown variant 'w/o-everything'; choose one of full, 1stage" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["model", "--variant", "w/o-everything"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("qmra: error: model: argument --variant: invalid choice: 'w/o-everything' (choose from 'full', '1stage'")
+    assert main(["model", "--weights", "--variant", "no-crm"]) == 2
+    assert capsys.readouterr().err == "qmra: error: --weights describes the checkpoint's own network: give it without network options\n"
 
 
 def test_console_entry_point_reports_errors_without_a_traceback():
     result = subprocess.run([sys.executable, "-m", "qmra", "model", "--backbone", "vgg16"], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == "qmra: error: unknown backbone 'vgg16'; choose one of resnet50, resnet34, resnet18, efficientnet-lite0, efficientnet-lite1, efficientnet-lite2"
+    assert result.stderr.strip() == ("qmra: error: model: argument --backbone: invalid choice: 'vgg16' (choose from 'resnet50', "
+                                     "'resnet34', 'resnet18', 'efficientnet-lite0', 'efficientnet-lite1', 'efficientnet-lite2') "
+                                     "(see qmra model --help)")
     assert "Traceback" not in result.stderr
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qmra.errors import QmraError
+
 #: ``--weights`` alone: the weights qmra ships.
 SHIPPED = "shipped"
 
@@ -12,8 +14,10 @@ SHIPPED = "shipped"
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("model", help="print the parameter counts of a network configuration, or what a "
                                                "weights file holds")
-    parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--variant", default="full")
+    from qmra.model.config import ModelConfig
+    from qmra.options import add_options
+
+    add_options(parser.add_argument_group("the network configuration (without --weights)"), ModelConfig)
     parser.add_argument("--weights", nargs="?", const=SHIPPED, metavar="FILE",
                         help="describe a qmra checkpoint instead (alone: the shipped weights): its network and parameter "
                              "counts, the inference settings it recommends and its recorded test score")
@@ -22,9 +26,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qmra.model import QMRA, ModelConfig
+    from qmra.options import from_options, given_options
 
     if args.weights is None:
-        config = ModelConfig(backbone=args.backbone, variant=args.variant)
+        config = from_options(args, ModelConfig)
+    elif given_options(args, ModelConfig):
+        raise QmraError("--weights describes the checkpoint's own network: give it without network options")
     else:
         config = _describe_weights(args.weights)
     model = QMRA(config)
@@ -35,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         total += count
         print(f"  {name:<20} {count / 1e6:8.2f} M")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"  {'total':<20} {total / 1e6:8.2f} M ({trainable / 1e6:.2f} M trainable with frozen BatchNorm)")
+    frozen = " with frozen BatchNorm" if config.freeze_batchnorm else ""
+    print(f"  {'total':<20} {total / 1e6:8.2f} M ({trainable / 1e6:.2f} M trainable{frozen})")
     return 0
 
 
