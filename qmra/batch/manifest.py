@@ -35,9 +35,9 @@ from qmra.data.boxes import BOX_FORMATS
 from qmra.data.frames import STACK_SUFFIXES, VIDEO_SUFFIXES
 from qmra.data.tiff_stack import is_tiff_stack
 from qmra.errors import QmraError
-from qmra.inference.mask_prompts import MaskPrompts, check_mask_size, prompts_from_masks
+from qmra.inference.mask_prompts import MaskPrompts, prompts_from_masks
 from qmra.inference.prompt_files import check_boxes_in_range, parse_frame_range, prompts_from_list
-from qmra.inference.prompts import Prompt
+from qmra.inference.prompts import Prompt, check_mask_size
 
 #: The keys a manifest entry may have.
 KEYS = ("video", "boxes", "masks", "id", "box_format", "frames")

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     noise = from_options(args, BoxNoise)
     box_flags = [flag_of(f, o) for f, o in declared_options(BoxNoise) if hasattr(args, f.name)]
     if args.results and box_flags:
-        raise QmraError(f"{box_flags[0]} sets the boxes qmra is given: it goes with --out DIR (running qmra), not --results")
+        raise QmraError(f"{box_flags[0]} sets the prompts qmra is given: it goes with --out DIR (running qmra), not --results")
     if args.out:
         check_folder(Path(args.out), "--out")  # before the dataset is read and the weights load
     sequences = [s for s in (args.sequences or "").split(",") if s] or None
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         segmenter = make_segmenter(args, progress_style(args.quiet))
         from qmra.evaluation.protocol import predict_davis
 
-        print(f"predicting {len(davis)} sequence(s) under the box protocol ({noise.describe()}) into {results_dir}/ ...",
-              flush=True)
+        print(f"predicting {len(davis)} sequence(s) under the {noise.protocol} protocol ({noise.describe()}) into "
+              f"{results_dir}/ ...", flush=True)
         speed = predict_davis(segmenter, davis, results_dir, resume=args.resume, noise=noise)
         _report_skipped(speed.get("skipped_sequences", []), results_dir)
         _report_greyscale(speed.get("greyscale_adapted", []), segmenter.settings.grey_adapt_steps)
@@ -127,7 +127,7 @@ def _check_same_boxes(results_dir: Path, noise: BoxNoise) -> None:
     if before != noise.record():
         said = BoxNoise(**before).describe() if before else "tight boxes"
         raise QmraError(f"{results_dir} was predicted with {said}, not {noise.describe()}: give the same --box-* "
-                        "options to --resume, or --overwrite")
+                        "and --first-masks options to --resume, or --overwrite")
 
 
 def _listed(names: list[str]) -> str:

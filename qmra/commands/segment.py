@@ -11,10 +11,10 @@ from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_argument
                                   make_segmenter, progress_style, redaction, say_hdr, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
-from qmra.inference.mask_prompts import MaskPrompts, check_mask_size, prompts_from_masks
+from qmra.inference.mask_prompts import MaskPrompts, prompts_from_masks
 from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
                                          parse_prompts)
-from qmra.inference.prompts import Prompt
+from qmra.inference.prompts import Prompt, check_mask_size
 from qmra.inference.settings import InferenceSettings
 from qmra.interrupt import Terminated, exit_code, terminate_interrupts
 
@@ -81,9 +81,10 @@ def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     prompts.add_argument("--masks", metavar="MASK.png|DIR",
                          help="objects' masks instead of boxes: a PNG at the frames' size (palette indices or greyscale "
                               "values are object ids; 0/255: object 1), or a folder of them named after their frames "
-                              "(DAVIS's Annotations/<video>/); each object starts on the first mask that holds it, in "
-                              "the tight box of its pixels (qmra is box-prompted: the mask's shape is not used). A file "
-                              "not named after a frame is on the first frame")
+                              "(DAVIS's Annotations/<video>/); each object starts on the first mask that holds it, from "
+                              "the tight box of its pixels, and that mask is its result there (the network, box-prompted, "
+                              "learns the shape only in adaptation: --adapt with --adapt-mask-weight). A file not named "
+                              "after a frame is on the first frame")
     boxes.add_argument("--backwards", action="store_true", help=BACKWARDS_HELP)
     boxes.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
                        help="how --box and --boxes give a box: xyxy = corners X0,Y0,X1,Y1 (default); xywh = top-left "

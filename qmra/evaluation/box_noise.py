@@ -1,5 +1,6 @@
 """Boxes as people draw them, for measuring what they cost: the box protocol's tight box widened (or
-narrowed) by a margin, and each side moved at random.
+narrowed) by a margin, and each side moved at random; or the mask protocol, each object's first mask
+given with its box.
 
 The box protocol gives each object the tight box of its first mask; nobody draws that box. A box
 drawn by hand is usually a little loose, and its sides are off by a few percent each way. ``qmra eval
@@ -19,7 +20,7 @@ from qmra.data.boxes import Box
 from qmra.errors import ConfigError
 from qmra.options import option
 
-_GROUP = "boxes given (the box protocol's tight box by default)"
+_GROUP = "prompts given (the box protocol's tight box by default)"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class BoxNoise:
         "then move each side by a random amount up to this share of the box's width or height, in or out, "
         "the same draw on every run", metavar="SHARE", group=_GROUP))
     box_seed: int = field(default=0, metadata=option("the seed of --box-jitter's draws", metavar="SEED", group=_GROUP))
+    #: The mask protocol (semi-supervised video object segmentation's): each object's first mask as
+    #: well as its box, as ``qmra segment --masks`` gives them.
+    first_masks: bool = field(default=False, metadata=option(
+        "give each object its first mask as well as its box (the mask protocol of semi-supervised video object "
+        "segmentation, as qmra segment --masks does): that frame's result is the mask, and adaptation learns it",
+        group=_GROUP))
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.box_margin) and math.isfinite(self.box_jitter)):
@@ -70,18 +77,26 @@ class BoxNoise:
         # since the tight box lies inside it.
         return box.widened(shares.tolist(), frame_size)
 
+    @property
+    def protocol(self) -> str:
+        """'box' or 'mask' (:attr:`first_masks`)."""
+        return "mask" if self.first_masks else "box"
+
     def describe(self) -> str:
         """'tight boxes', or what was done to them: 'tight boxes widened by 10 % a side, sides moved by up
-        to 5 % (seed 0)'."""
+        to 5 % (seed 0)'; with the first masks, 'first masks and tight boxes'."""
+        masks = "first masks and " if self.first_masks else ""
         if self.tight:
-            return "tight boxes"
+            return masks + "tight boxes"
         parts = []
         if self.box_margin:
             parts.append(f"{'widened' if self.box_margin > 0 else 'narrowed'} by {abs(self.box_margin) * 100:g} % a side")
         if self.box_jitter:
             parts.append(f"sides moved by up to {self.box_jitter * 100:g} % (seed {self.box_seed})")
-        return "tight boxes " + ", ".join(parts)
+        return masks + "tight boxes " + ", ".join(parts)
 
     def record(self) -> dict:
-        """What a results folder records of these boxes (``{}`` for tight ones)."""
-        return {} if self.tight else {"box_margin": self.box_margin, "box_jitter": self.box_jitter, "box_seed": self.box_seed}
+        """What a results folder records of these prompts (``{}`` for tight boxes alone)."""
+        record = {} if self.tight else {"box_margin": self.box_margin, "box_jitter": self.box_jitter,
+                                        "box_seed": self.box_seed}
+        return {**record, "first_masks": True} if self.first_masks else record

@@ -1,6 +1,6 @@
 """Running qmra under the weakly-supervised protocol: each object gets only the tight box of its
 first mask, on the frame where it first appears, never the mask (or that box as a person might draw
-it: :class:`~qmra.evaluation.box_noise.BoxNoise`)."""
+it: :class:`~qmra.evaluation.box_noise.BoxNoise`); or, under the mask protocol, the mask as well."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from qmra.data.youtube_vos import YouTubeVOSDataset
 from qmra.errors import DataError
 from qmra.evaluation.box_noise import BoxNoise
 from qmra.inference import Segmenter
+from qmra.inference.prompts import Prompt
 from qmra.inference.outputs import finished_frames, kept_labels
 
 
-def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: dict[int, int] | None = None,
-                noise: BoxNoise = BoxNoise()) -> dict[int, tuple[int, object]]:
-    """object id → (frame, tight box of its first mask, changed by ``noise``). Reads only the
+def first_prompts(sequence: FolderSequence, object_ids: list[int], first_frames: dict[int, int] | None = None,
+                  noise: BoxNoise = BoxNoise()) -> dict[int, Prompt]:
+    """object id → its prompt: the frame of its first mask and that mask's tight box, changed by
+    ``noise``, with the mask itself under the mask protocol (``noise.first_masks``). Reads only the
     annotations it needs."""
-    boxes: dict[int, tuple[int, object]] = {}
+    boxes: dict[int, Prompt] = {}
     for index in sequence.annotated_indices:
         wanted = [i for i in object_ids if i not in boxes and (first_frames is None or first_frames[i] <= index)]
         if not wanted:
@@ -32,9 +34,11 @@ def first_boxes(sequence: FolderSequence, object_ids: list[int], first_frames: d
             continue
         labels = sequence.labels(index)
         for object_id in wanted:
-            box = box_from_mask(labels == object_id)
+            mask = labels == object_id
+            box = box_from_mask(mask)
             if box is not None:
-                boxes[object_id] = (index, noise.apply(box, labels.shape[:2], f"{sequence.name}/{object_id}"))
+                drawn = noise.apply(box, labels.shape[:2], f"{sequence.name}/{object_id}")
+                boxes[object_id] = Prompt(object_id, index, drawn, mask if noise.first_masks else None)
     missing = [i for i in object_ids if i not in boxes]
     if missing:
         raise DataError(f"{sequence.name}: object(s) {', '.join(map(str, missing))} never appear in the annotations")
@@ -55,8 +59,7 @@ def _segment(segmenter: Segmenter, sequence: FolderSequence, object_ids: list[in
     keep = finished_frames(out_folder, source) if resume else 0
     if keep == source.info.num_frames:
         return 0, 0.0, False
-    starts = first_boxes(sequence, object_ids, first_frames, noise)
-    session = segmenter.start(source, prompts=[(object_id, box, frame) for object_id, (frame, box) in starts.items()])
+    session = segmenter.start(source, prompts=list(first_prompts(sequence, object_ids, first_frames, noise).values()))
     frames = 0
     for index, result in session.propagate():
         path = out_folder / f"{result.name}.png"

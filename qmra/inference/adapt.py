@@ -5,7 +5,7 @@ The user's box is exact supervision for stage 1: every augmented view of the fra
 of random size and position around the object, possibly mirrored) moves the box with it, so the
 network learns to find *this* object, against *this* background, before it has to. The stage-2 and
 refined masks learn from the network's own first-frame mask inside the box (a pseudo-label), or not
-at all (``mask_weight`` 0).
+at all (``mask_weight`` 0); where the user gave an object's mask (:attr:`Prompt.mask`), from that.
 
 Clips are built like the paper's simulated training clips: three views of one image, two as memory
 frames with their box maps, one as the query. BatchNorm statistics stay as they are (a batch of a
@@ -276,7 +276,7 @@ class SessionNetworks:
         steps = self.steps_for(frame)
         if steps == 0:
             return self.runtime
-        key = (index, steps, tuple((p.object_id, p.box.as_tuple()) for p in prompts))
+        key = (index, steps, tuple(p.key for p in prompts))
         if key not in self._kept:
             base = self.runtime if self.model is self.base else ModelRuntime.create(self.base, self.device, self.settings)
             models, report = self._adapted(base, prompts, inputs, frame.shape[:2], steps)
@@ -296,11 +296,15 @@ class SessionNetworks:
         """``settings.copies`` copies of ``base``'s network fine-tuned ``steps`` steps on this frame's boxes, each the
         weight average of ``adapt_average`` adaptations (copy i, adaptation j: seed
         ``(adapt_seed·copies + i)·adapt_average + j``), and one report for all adaptations (their
-        seconds summed, their losses averaged). Its own first-frame masks inside the boxes are the
-        stage-2 pseudo-labels (weighted by ``adapt_mask_weight``)."""
+        seconds summed, their losses averaged). The stage-2 targets, weighted by ``adapt_mask_weight``,
+        are the masks the user gave, and for objects given by a box alone the network's own
+        first-frame masks inside their boxes (pseudo-labels)."""
         assert isinstance(base, ModelRuntime)
         box_maps, _, output = first_frame(base, prompts, inputs, None, frame_size)
         masks = (output.probability() > 0.5).float() * box_maps
+        for slot, prompt in enumerate(prompts):
+            if prompt.mask is not None:
+                masks[slot, 0] = (mask_at(prompt.mask, masks.shape[-2:], masks) > 0.5).to(masks.dtype)
         settings = self.settings
         copies, average = settings.copies, settings.adapt_average
         models, reports = [], []
@@ -328,3 +332,10 @@ class SessionNetworks:
             reports[0].steps, sum(r.seconds for r in reports), float(np.mean([r.first_loss for r in reports])),
             float(np.mean([r.last_loss for r in reports])), len(reports))
         return tuple(models), report
+
+
+def mask_at(mask: np.ndarray, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """An H×W bool mask at the h×w working ``size``: the share of each working pixel it covers (area
+    averaging), with ``like``'s device and dtype."""
+    full = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None].to(like.device)
+    return F.interpolate(full, size=tuple(size), mode="area")[0, 0].to(like.dtype)

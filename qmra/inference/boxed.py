@@ -1,5 +1,6 @@
 """An object's probability on the frame where the user boxed it: the box is the user's word for
-where the object is, so the mask keeps to it and is never empty there."""
+where the object is, so the mask keeps to it and is never empty there. (A mask given with the box
+replaces the labels there, not this probability: :func:`qmra.inference.merge.merge_frame`.)"""
 
 from __future__ import annotations
 

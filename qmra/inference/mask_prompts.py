@@ -1,9 +1,10 @@
 """Annotation masks as prompts (``qmra segment --masks``): a user who has an object's mask (DAVIS or
 YouTube-VOS annotations, another tool's output) gives qmra the mask instead of drawing its box.
 
-qmra is box-prompted (the paper's weak supervision): each object gets the tight box of its pixels on
-the first mask it appears in, exactly what ``qmra eval`` gives every object under the box protocol.
-The mask's shape beyond its box is not used.
+qmra is box-prompted (the paper's weak supervision): each object starts from the tight box of its
+pixels on the first mask it appears in, exactly what ``qmra eval`` gives every object under the box
+protocol, and the mask itself is its result on that frame (:attr:`Prompt.mask`); the network learns
+the shape only where test-time adaptation runs with mask losses (``--adapt-mask-weight``).
 """
 
 from __future__ import annotations
@@ -29,14 +30,6 @@ class MaskPrompts:
     prompts: list[Prompt]
     size: tuple[int, int]
     on_first_frame: bool
-
-
-def check_mask_size(mask_size: tuple[int, int], width: int, height: int) -> None:
-    """Masks of ``mask_size`` (width, height) and frames must have one size (the frames as players
-    show them), or the boxes would land elsewhere: a :class:`BoxError` if not."""
-    if (width, height) != mask_size:
-        raise BoxError(f"the masks are {mask_size[0]}x{mask_size[1]} pixels but the video's frames are {width}x{height}: "
-                       "give masks of the frames' size")
 
 
 def prompts_from_masks(path: str | Path) -> MaskPrompts:
@@ -70,9 +63,10 @@ def prompts_from_masks(path: str | Path) -> MaskPrompts:
                             f"{size[0]}x{size[1]}: every mask must have the frames' size")
         started = {0} | {prompt.object_id for prompt in prompts}
         for object_id in (int(i) for i in np.unique(labels) if int(i) not in started):
-            box = box_from_mask(labels == object_id)
+            mask = labels == object_id
+            box = box_from_mask(mask)
             assert box is not None  # np.unique found its pixels
-            prompts.append(Prompt(object_id, frame, box))
+            prompts.append(Prompt(object_id, frame, box, mask))
     if not prompts:
         raise QmraError(f"--masks {path}: every mask is empty (all pixels 0): no object to follow")
     assert size is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Collection
+from typing import Callable, Collection, Mapping
 
 import numpy as np
 import torch
@@ -80,14 +80,17 @@ def boxed_in_front(own: torch.Tensor, object_ids: list[int], boxes: dict[int, Bo
 
 def merge_frame(index: int, name: str, frame: np.ndarray, probabilities: dict[int, torch.Tensor],
                 boxes: dict[int, Box | torch.Tensor | None], before_wait: Callable[[], None] | None = None,
-                boxed: Collection[int] = (), min_piece: float = 0.0) -> FrameResult:
+                boxed: Collection[int] = (), min_piece: float = 0.0,
+                given: Mapping[int, np.ndarray] | None = None) -> FrameResult:
     """Frame ``index`` (named ``name``, H×W×3 ``frame``) with its objects' h×w probabilities at the
     working size merged into one H×W label map, and each object's box: a :class:`Box`, or an h×w
     box map on the device (stage 2's tracked box), whose extent becomes its box. ``boxed``: the
     objects the user boxed on this frame (their boxes in ``boxes``), to which objects with larger
     boxes give way inside their boxes (:func:`boxed_in_front`). ``min_piece``: pieces of a mask smaller
-    than this share of its largest piece are dropped (:func:`drop_small_pieces`). Everything the host
-    needs crosses over in one go.
+    than this share of its largest piece are dropped (:func:`drop_small_pieces`). ``given``: H×W bool
+    masks the user gave for some objects on this frame, which are their labels here, exactly, over
+    any other object's (their probabilities and confidence stay the network's, from their boxes:
+    what the quality signals compare later frames with). Everything the host needs crosses over in one go.
     ``before_wait``: work to queue on the device once the copies to the host are queued, before
     waiting for them."""
     object_ids = sorted(probabilities)
@@ -122,9 +125,13 @@ def merge_frame(index: int, name: str, frame: np.ndarray, probabilities: dict[in
     maps = ProbabilityMaps(object_ids, merged, own, (height, width))
     scores, area = host[1].tolist(), host[2].numpy()
     labels = drop_small_pieces(host[0].numpy(), min_piece)  # never empties a mask: the areas stand
+    lost = {i: bool(area[i] == 0) for i in object_ids}
+    for object_id, mask in (given or {}).items():
+        labels[labels == object_id] = 0
+        labels[mask] = object_id
+        lost[object_id] = False  # a given mask is never empty (Prompt)
     return FrameResult(index, name, labels, {i: final_boxes[i] for i in object_ids}, frame, maps,
-                       confidence={i: float(scores[slot]) for slot, i in enumerate(object_ids)},
-                       lost={i: bool(area[i] == 0) for i in object_ids})
+                       confidence={i: float(scores[slot]) for slot, i in enumerate(object_ids)}, lost=lost)
 
 
 class _HostCopies:

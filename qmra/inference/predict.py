@@ -65,7 +65,8 @@ class FramePredictor:
                     self._track(index, time, group, runtime, inputs, probabilities, boxes)
         with record_function("qmra/merge"):
             result = merge_frame(index, self.name(index), frame, probabilities, boxes, before_wait,
-                                 boxed=[prompt.object_id for prompt in starting], min_piece=self.settings.min_piece)
+                                 boxed=[prompt.object_id for prompt in starting], min_piece=self.settings.min_piece,
+                                 given=given_masks(starting))
         # The boxes as the host has them: the box maps on the device may be a compiled graph's
         # outputs, which its next replay overwrites.
         return result, probabilities, {i: result.boxes[i] for i in boxes}
@@ -88,7 +89,7 @@ class FramePredictor:
         self._start(index, time, [prompt], runtime, inputs, probabilities, boxes, frame.shape[:2])
         with record_function("qmra/merge"):
             return merge_frame(index, self.name(index), frame, probabilities, boxes, boxed=[prompt.object_id],
-                               min_piece=self.settings.min_piece)
+                               min_piece=self.settings.min_piece, given=given_masks([prompt]))
 
     def preview(self, index: int, frame: np.ndarray, prompts: list[Prompt]) -> FrameResult:
         """Frame ``index`` with the objects of ``prompts``, from their boxes alone (no memory is kept)."""
@@ -101,7 +102,8 @@ class FramePredictor:
             boxes[prompt.object_id] = prompt.box
         with record_function("qmra/merge"):
             return merge_frame(index, self.name(index), frame, probabilities, boxes,
-                               boxed=[prompt.object_id for prompt in prompts], min_piece=self.settings.min_piece)
+                               boxed=[prompt.object_id for prompt in prompts], min_piece=self.settings.min_piece,
+                               given=given_masks(prompts))
 
     def _start(self, index: int, time: int, prompts: list[Prompt], runtime: Runtime, inputs: FrameInputs,
                probabilities: Probabilities, boxes: Boxes, frame_size: tuple[int, int]) -> None:
@@ -133,3 +135,8 @@ class FramePredictor:
                 probabilities[object_id] = object_probabilities[slot]
                 boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
             row = rows.stop
+
+
+def given_masks(prompts: list[Prompt]) -> dict[int, np.ndarray]:
+    """The masks given with ``prompts`` (H×W bool), by object id."""
+    return {prompt.object_id: prompt.mask for prompt in prompts if prompt.mask is not None}

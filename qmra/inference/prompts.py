@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence, Union
 
 import numpy as np
@@ -15,11 +16,17 @@ from qmra.errors import BoxError, QmraError
 
 @dataclass(frozen=True)
 class Prompt:
-    """Object ``object_id`` (1..255) starts on frame ``frame`` (>= 0) inside ``box`` (pixels, xyxy)."""
+    """Object ``object_id`` (1..255) starts on frame ``frame`` (>= 0) inside ``box`` (pixels, xyxy).
+
+    ``mask``: None (a box alone), or the object's H×W bool mask on that frame at the frames' size,
+    which ``box`` then surrounds: that frame's result is this mask, and test-time adaptation learns
+    its shape (:mod:`qmra.inference.adapt`). Prompts compare by id, frame and box.
+    """
 
     object_id: int
     frame: int
     box: Box
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object_id, frame = check_object_id(self.object_id), self.frame
@@ -29,12 +36,31 @@ class Prompt:
             raise QmraError(f"expected a Box, got {self.box!r}")
         object.__setattr__(self, "object_id", object_id)
         object.__setattr__(self, "frame", int(frame))
+        if self.mask is not None:
+            mask = np.asarray(self.mask)
+            if mask.ndim != 2:
+                raise BoxError(f"object {object_id}: expected an H×W mask, got an array of shape {mask.shape}")
+            if not mask.any():
+                raise BoxError(f"object {object_id}: its mask on frame {frame} is empty")
+            object.__setattr__(self, "mask", mask.astype(bool, copy=False))
+
+    @property
+    def key(self) -> tuple:
+        """What the prompt gives, hashable: id, box and a digest of the mask (None without one)."""
+        digest = None if self.mask is None else hashlib.sha1(np.packbits(self.mask).tobytes()).hexdigest()
+        return self.object_id, self.box.as_tuple(), digest
 
     @classmethod
-    def on_video(cls, object_id: int, box: Box | Sequence[float] | str, frame: int, info: FrameInfo) -> "Prompt":
+    def on_video(cls, object_id: int, box: Box | Sequence[float] | str, frame: int, info: FrameInfo,
+                 mask: np.ndarray | None = None) -> "Prompt":
         """A prompt for a video with ``info``: ``box`` (a :class:`Box`, four numbers or ``"x0,y0,x1,y1"``)
         clipped to the frame; a frame past the end, or a box of zero area, not finite or wholly outside
-        the frame, is an error naming the object."""
+        the frame, is an error naming the object. ``mask``: the object's mask (:attr:`mask`), which
+        must have the frames' size (:func:`check_mask_size`)."""
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.ndim == 2:
+                check_mask_size((mask.shape[1], mask.shape[0]), info.width, info.height)
         if isinstance(box, str):
             box = Box.parse(box)
         elif not isinstance(box, Box):
@@ -46,9 +72,18 @@ class Prompt:
                             f"({info.num_frames} frames)")
         _check_not_fractions(prompt.object_id, box, info)
         try:
-            return cls(prompt.object_id, prompt.frame, box.clip(info.width, info.height))
+            clipped = box.clip(info.width, info.height)
         except BoxError as error:
             raise BoxError(f"object {prompt.object_id}: {error}") from None
+        return cls(prompt.object_id, prompt.frame, clipped, mask)
+
+
+def check_mask_size(mask_size: tuple[int, int], width: int, height: int) -> None:
+    """Masks of ``mask_size`` (width, height) and frames must have one size (the frames as players
+    show them), or the boxes would land elsewhere: a :class:`BoxError` if not."""
+    if (width, height) != mask_size:
+        raise BoxError(f"the masks are {mask_size[0]}x{mask_size[1]} pixels but the video's frames are {width}x{height}: "
+                       "give masks of the frames' size")
 
 
 def _check_not_fractions(object_id: int, box: Box, info: FrameInfo) -> None:
@@ -68,16 +103,16 @@ BoxGiven = Union[Box, Sequence[float], str]
 PromptsGiven = Union[Mapping[int, BoxGiven], Iterable[Union[Prompt, tuple]]]
 
 
-def prompt_items(prompts: PromptsGiven) -> list[tuple[int, BoxGiven, int]]:
-    """``prompts`` as (object id, box, frame) triples, in the order given."""
+def prompt_items(prompts: PromptsGiven) -> list[tuple[int, BoxGiven, int, np.ndarray | None]]:
+    """``prompts`` as (object id, box, frame, mask or None) in the order given."""
     if isinstance(prompts, Mapping):
-        return [(object_id, box, 0) for object_id, box in prompts.items()]
-    items: list[tuple[int, BoxGiven, int]] = []
+        return [(object_id, box, 0, None) for object_id, box in prompts.items()]
+    items: list[tuple[int, BoxGiven, int, np.ndarray | None]] = []
     for item in prompts:
         if isinstance(item, Prompt):
-            items.append((item.object_id, item.box, item.frame))
+            items.append((item.object_id, item.box, item.frame, item.mask))
         elif isinstance(item, tuple) and len(item) in (2, 3):
-            items.append((item[0], item[1], item[2] if len(item) == 3 else 0))
+            items.append((item[0], item[1], item[2] if len(item) == 3 else 0, None))
         else:
             raise QmraError(f"a prompt is a Prompt or an (object_id, box[, frame]) tuple, got {item!r}")
     return items

@@ -19,7 +19,6 @@ from qmra.inference.adapt import AdaptationReport, SessionNetworks
 from qmra.inference.encode_batch import QueryBatcher
 from qmra.inference.ensemble import Runtime
 from qmra.inference.features import FeatureStore
-from qmra.inference.mask_prompts import check_mask_size
 from qmra.inference.objects import ObjectTable
 from qmra.inference.passes import Pass
 from qmra.inference.predict import FramePredictor
@@ -87,8 +86,8 @@ class InferenceSession:
         #: frame's results: on devices that run asynchronously (CUDA), where the host's work between
         #: two frames would otherwise leave the device idle. Results are the same either way.
         self.lookahead = self.device.type == "cuda"
-        for object_id, box, frame in prompt_items(prompts):
-            self.add_box(object_id, box, frame, predict=False)
+        for object_id, box, frame, mask in prompt_items(prompts):
+            self._add(Prompt.on_video(object_id, box, frame, self.info, mask), predict=False)
 
     # ------------------------------------------------------------------ the networks
 
@@ -141,7 +140,22 @@ class InferenceSession:
         when the frame is the one :meth:`step` or :meth:`propagate` just did, or the next one (it is
         then done, and stepping goes on after it); otherwise the objects boxed on that frame.
         """
-        prompt = Prompt.on_video(object_id, box, frame, self.info)
+        return self._add(Prompt.on_video(object_id, box, frame, self.info), predict)
+
+    def add_mask(self, object_id: int, mask: np.ndarray, frame: int = 0, predict: bool = True) -> FrameResult | None:
+        """:meth:`add_box` with ``mask`` (H×W at the frames' size, nonzero: the object) and its tight
+        box: that frame's result is the mask, and test-time adaptation, where it runs, learns its shape
+        (:class:`Prompt`). An empty mask, or one of another size, is a :class:`BoxError`."""
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise BoxError(f"object {object_id}: expected an H×W mask, got an array of shape {mask.shape}")
+        box = box_from_mask(mask)
+        if box is None:
+            raise BoxError(f"object {object_id}: its mask on frame {frame} is empty")
+        return self._add(Prompt.on_video(object_id, box, frame, self.info, mask), predict)
+
+    def _add(self, prompt: Prompt, predict: bool) -> FrameResult | None:
+        """:meth:`add_box`'s work, for a prompt made for this video."""
         object_id, frame = prompt.object_id, prompt.frame
         run = self._pass
         redo = run is not None and self._last is not None and frame == self._last.index and not self._propagating
@@ -158,19 +172,6 @@ class InferenceSession:
         if not self.source.seekable:
             return None
         return self._preview(frame)
-
-    def add_mask(self, object_id: int, mask: np.ndarray, frame: int = 0, predict: bool = True) -> FrameResult | None:
-        """:meth:`add_box` with the tight box of ``mask`` (H×W at the frames' size, nonzero: the
-        object), as ``qmra segment --masks`` reads masks: qmra is box-prompted, so the mask's shape
-        beyond its box is not used. An empty mask, or one of another size, is a :class:`BoxError`."""
-        mask = np.asarray(mask)
-        if mask.ndim != 2:
-            raise BoxError(f"object {object_id}: expected an H×W mask, got an array of shape {mask.shape}")
-        check_mask_size((mask.shape[1], mask.shape[0]), self.info.width, self.info.height)
-        box = box_from_mask(mask)
-        if box is None:
-            raise BoxError(f"object {object_id}: its mask on frame {frame} is empty")
-        return self.add_box(object_id, box, frame, predict)
 
     def remove_object(self, object_id: int) -> None:
         """Forget an object: its boxes and its memory. It takes no part from the next frame on."""

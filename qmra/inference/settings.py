@@ -174,8 +174,8 @@ class InferenceSettings:
         show=lambda n: f"{n} steps on greyscale video" if n else "0 (off)"))
     adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR", group=ACCURACY))
     adapt_mask_weight: float = field(default=1.0, metadata=option(
-        "weight of the mask losses in adaptation, against the network's own first-frame mask (0: only stage 1 "
-        "learns, from the box)", metavar="W", group=ACCURACY))
+        "weight of the mask losses in adaptation, against the masks given (--masks), or for an object given by "
+        "its box the network's own first-frame mask (0: only stage 1 learns, from the box)", metavar="W", group=ACCURACY))
     adapt_seed: int = field(default=0, metadata=option(
         "seed of the augmented views adaptation draws (another seed: another, equally likely result)", metavar="SEED",
         group=ACCURACY))

@@ -35,7 +35,7 @@ def recalibrate_batchnorm(model: QMRA, sequences: Sequence[VideoSequence], frame
     The model's train/eval modes and the layers' momenta are restored afterwards. Returns the number of
     frames seen (0 leaves the statistics untouched).
     """
-    from qmra.evaluation.protocol import first_boxes
+    from qmra.evaluation.protocol import first_prompts
 
     layers = batchnorm_layers(model)
     if not layers or not sequences or frames_per_sequence < 1:
@@ -57,9 +57,9 @@ def recalibrate_batchnorm(model: QMRA, sequences: Sequence[VideoSequence], frame
             count = min(frames_per_sequence, sequence.num_frames)
             session = segmenter.start([sequence.image(i) for i in range(count)])
             object_ids = list(sequence.object_ids)
-            for object_id, (frame, box) in first_boxes(sequence, object_ids).items():  # type: ignore[arg-type]
-                if frame < count:
-                    session.add_box(object_id, box, frame, predict=False)
+            for prompt in first_prompts(sequence, object_ids).values():  # type: ignore[arg-type]
+                if prompt.frame < count:
+                    session.add_box(prompt.object_id, prompt.box, prompt.frame, predict=False)
             for _ in session.propagate():
                 seen += 1
     finally:

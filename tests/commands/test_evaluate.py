@@ -84,7 +84,7 @@ def test_youtube_vos_submission_layout(tmp_path, weights, monkeypatch):
     given = {}
     start = Segmenter.start
     monkeypatch.setattr(Segmenter, "start", lambda self, source, prompts, **kw: given.setdefault(
-        len(given), {object_id: box for object_id, box, _ in prompts}) and start(self, source, prompts, **kw))
+        len(given), {prompt.object_id: prompt.box for prompt in prompts}) and start(self, source, prompts, **kw))
     for name, margin in (("tight", "0"), ("loose", "0.2")):
         assert main(["eval", "--youtube-vos", str(root), "--weights", str(weights), "--out", str(tmp_path / name),
                      "--quiet", "--box-margin", margin]) == 0
@@ -139,6 +139,19 @@ def test_boxes_as_drawn_are_recorded_and_kept_on_resume(davis, tmp_path, weights
     assert "not tight boxes" in err
     assert main([*run, "--resume", "--box-margin", "0.2", "--box-jitter", "0.1", "--box-seed", "4"]) == 0
     assert main(["eval", "--davis", str(davis), "--results", str(out), "--box-margin", "0.1"]) == 2
-    assert "--box-margin sets the boxes qmra is given: it goes with --out DIR" in capsys.readouterr().err
+    assert "--box-margin sets the prompts qmra is given: it goes with --out DIR" in capsys.readouterr().err
     assert main([*run, "--overwrite", "--box-jitter", "-0.1"]) == 2
     assert capsys.readouterr().err == "qmra: error: --box-jitter must be at least 0, got -0.1\n"
+
+
+def test_the_mask_protocol_gives_each_object_its_first_mask_and_is_recorded(davis, tmp_path, weights, capsys):
+    out = tmp_path / "masks"
+    run = ["eval", "--davis", str(davis), "--weights", str(weights), "--quiet", "--processes", "1", "--out", str(out)]
+    assert main([*run, "--first-masks"]) == 0
+    assert "under the mask protocol (first masks and tight boxes)" in capsys.readouterr().out
+    assert json.loads((out / "speed.json").read_text())["first_masks"] is True
+    for sequence in DavisDataset(davis):  # each object's first mask is its result there
+        first = sequence.annotated_indices[0]
+        assert np.array_equal(read_labels(out / sequence.name / f"{first:05d}.png"), sequence.labels(first))
+    assert main([*run, "--resume"]) == 2
+    assert "was predicted with first masks and tight boxes, not tight boxes" in capsys.readouterr().err

@@ -142,16 +142,19 @@ def test_xywh_boxes_give_the_same_masks_as_the_same_box_in_xyxy(tmp_path, video,
         assert np.array_equal(read_labels(tmp_path / "c" / name), expected)
 
 
-def test_masks_give_the_masks_of_their_tight_boxes(tmp_path, video, weights, capsys):
+def test_masks_are_their_frames_result_and_the_next_frames_follow_their_tight_boxes(tmp_path, video, weights, capsys):
     source = video.write_mp4(tmp_path / "clip.mp4")
-    write_palette_png(tmp_path / "first.png", video.labels(0))
-    boxes = [",".join(f"{v:g}" for v in box_from_mask(video.labels(0) == i).as_tuple()) for i in (1, 2)]
+    given = video.labels(2)
+    write_palette_png(tmp_path / "first.png", given)
+    boxes = [",".join(f"{v:g}" for v in box_from_mask(given == i).as_tuple()) for i in (1, 2)]
     # A mask not named after a frame is on the first frame segmented, as --box boxes are.
     assert _segment(source, tmp_path / "masks", weights, "--masks", str(tmp_path / "first.png"), "--frames", "2-") == 0
     assert _segment(source, tmp_path / "boxes", weights, "--box", boxes[0], "--box", boxes[1], "--frames", "2-") == 0
     names = sorted(p.name for p in (tmp_path / "boxes").glob("*.png"))
     assert names == [f"{i:05d}.png" for i in range(2, 6)]
-    for name in names:
+    assert np.array_equal(read_labels(tmp_path / "masks" / names[0]), given)  # the given masks, exactly
+    assert not np.array_equal(read_labels(tmp_path / "boxes" / names[0]), given)  # not what the boxes give
+    for name in names[1:]:  # without adaptation the memory is the boxes' (QMRA encodes memory frames with boxes)
         assert np.array_equal(read_labels(tmp_path / "masks" / name), read_labels(tmp_path / "boxes" / name))
     write_palette_png(tmp_path / "small.png", video.labels(0)[:40])
     assert _segment(source, tmp_path / "out", weights, "--masks", str(tmp_path / "small.png")) == 2

@@ -7,7 +7,7 @@ from qmra.data import DavisDataset, SyntheticConfig, SyntheticVideo
 from qmra.data.boxes import Box, box_from_mask
 from qmra.errors import ConfigError
 from qmra.evaluation.box_noise import BoxNoise
-from qmra.evaluation.protocol import first_boxes
+from qmra.evaluation.protocol import first_prompts
 from qmra.options import add_options, from_options
 
 BOX = Box(10, 20, 30, 60)  # 20 wide, 40 high
@@ -70,6 +70,10 @@ def test_describe_and_record():
     assert BoxNoise(box_margin=-0.05).describe() == "tight boxes narrowed by 5 % a side"
     assert noise.record() == {"box_margin": 0.1, "box_jitter": 0.05, "box_seed": 3}
     assert BoxNoise(**noise.record()) == noise
+    masks = BoxNoise(first_masks=True)
+    assert (masks.describe(), masks.record(), masks.protocol, noise.protocol) == (
+        "first masks and tight boxes", {"first_masks": True}, "mask", "box")
+    assert BoxNoise(**masks.record()) == masks
 
 
 def test_the_protocol_gives_each_object_its_first_box_as_drawn(tmp_path):
@@ -77,10 +81,13 @@ def test_the_protocol_gives_each_object_its_first_box_as_drawn(tmp_path):
     sequence = next(iter(DavisDataset(tmp_path)))
     labels = sequence.labels(0)
     noise = BoxNoise(box_margin=0.1, box_jitter=0.1)
-    boxes = first_boxes(sequence, [1, 2], noise=noise)
+    prompts = first_prompts(sequence, [1, 2], noise=noise)
     for object_id in (1, 2):
-        frame, box = boxes[object_id]
-        assert frame == 0
-        assert box == noise.apply(box_from_mask(labels == object_id), labels.shape, f"alpha/{object_id}")
-        assert box != box_from_mask(labels == object_id)
-    assert first_boxes(sequence, [1])[1] == (0, box_from_mask(labels == 1))
+        prompt = prompts[object_id]
+        assert prompt.frame == 0 and prompt.mask is None
+        assert prompt.box == noise.apply(box_from_mask(labels == object_id), labels.shape, f"alpha/{object_id}")
+        assert prompt.box != box_from_mask(labels == object_id)
+    tight = first_prompts(sequence, [1])[1]
+    assert (tight.frame, tight.box, tight.mask) == (0, box_from_mask(labels == 1), None)
+    given = first_prompts(sequence, [1], noise=BoxNoise(first_masks=True))[1]
+    assert given.box == tight.box and np.array_equal(given.mask, labels == 1)

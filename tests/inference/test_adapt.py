@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from qmra.data import Box, render_box_map
+from qmra.data import Box, box_from_mask, render_box_map
 from qmra.errors import ConfigError
 from qmra.inference import InferenceSettings
 from qmra.inference.adapt import adapt, adapted_copy
@@ -192,6 +192,35 @@ def test_the_session_passes_its_mask_weight_to_adaptation(monkeypatch):
     session.add_box(1, video.first_boxes()[1], predict=False)
     list(session.propagate())
     assert seen == [0.0]
+
+
+def test_given_masks_are_the_stage_2_targets_and_a_box_alone_keeps_the_pseudo_label(monkeypatch):
+    import qmra.inference.adapt as adapt_module
+
+    seen = []
+    real = adapt_module.adapt
+
+    def spy(model, image, box_maps, masks, *args, **kwargs):
+        seen.append((masks.clone(), kwargs["mask_weight"]))
+        return real(model, image, box_maps, masks, *args, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "adapt", spy)
+    video = clip(frames=2, objects=2)
+    mask = video.labels(0) == 1
+    mask[: mask.shape[0] // 2] = False  # its lower half: a shape the network would not guess
+    segmenter = tiny_segmenter(InferenceSettings(adapt_steps=1, adapt_mask_weight=0.5, resolution=None))
+    boxed = segmenter.start([video.image(i) for i in range(2)])
+    boxed.add_box(1, box_from_mask(mask), predict=False)
+    boxed.add_box(2, video.first_boxes()[2], predict=False)
+    list(boxed.propagate())
+    given = segmenter.start([video.image(i) for i in range(2)])
+    given.add_mask(1, mask, predict=False)
+    given.add_box(2, video.first_boxes()[2], predict=False)
+    list(given.propagate())
+    (pseudo, weight), (targets, given_weight) = seen
+    assert weight == given_weight == 0.5  # the settings' weight either way
+    assert torch.equal(targets[0, 0].bool(), torch.from_numpy(mask)) and not torch.equal(pseudo[0, 0], targets[0, 0])
+    assert torch.equal(targets[1], pseudo[1])  # object 2, boxed alone: the network's own mask in its box
 
 
 def test_a_network_without_stage_1_cannot_adapt_stage_1_alone():

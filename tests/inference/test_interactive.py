@@ -28,11 +28,25 @@ def test_add_box_returns_that_frames_prediction_as_a_run_from_there_would_start(
     assert np.array_equal(preview.labels, first.labels)
 
 
-def test_a_mask_is_its_tight_box_and_a_wrong_one_says_why(segmenter):
+def test_a_mask_is_its_frames_result_the_box_its_tight_box_and_a_wrong_one_says_why(segmenter):
     video = clip(frames=8, objects=2)
     session = segmenter.start(_frames(video))
-    given = session.add_mask(2, video.labels(3) == 2, frame=3)
-    assert session.prompts(2)[0].box == box_from_mask(video.labels(3) == 2) == given.boxes[2]
+    mask = video.labels(3) == 2
+    rows, cols = np.nonzero(mask)
+    mask[rows[len(rows) // 2], cols[len(cols) // 2]] = False  # a hole: a shape no box gives
+    session.add_box(1, box_from_mask(video.labels(3) == 1), frame=3, predict=False)
+    given = session.add_mask(2, mask, frame=3)
+    assert session.prompts(2)[0].box == box_from_mask(mask) == box_from_mask(video.labels(3) == 2) == given.boxes[2]
+    assert np.array_equal(given.labels == 2, mask) and not given.lost[2]  # exactly, over object 1's pixels too
+    run = [r for _, r in session.propagate(start=3)]
+    assert np.array_equal(run[0].labels, given.labels)
+    boxes = segmenter.start(_frames(video))
+    for object_id in (1, 2):
+        boxes.add_box(object_id, box_from_mask(video.labels(3) == object_id), frame=3, predict=False)
+    from_boxes = [r for _, r in boxes.propagate(start=3)]
+    assert not np.array_equal(from_boxes[0].labels == 2, mask)
+    for with_mask, with_box in zip(run[1:], from_boxes[1:]):  # no adaptation: the memory is the boxes'
+        assert np.array_equal(with_mask.labels, with_box.labels)
     for mask, message in [(np.zeros_like(video.labels(3)), "object 1: its mask on frame 3 is empty"),
                           (video.labels(3)[:-1] == 1, "the masks are 64x47 pixels but the video's frames are 64x48"),
                           (video.image(3), r"expected an H×W mask, got an array of shape \(48, 64, 3\)")]:

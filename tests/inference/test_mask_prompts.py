@@ -7,7 +7,8 @@ from PIL import Image
 from qmra.data.boxes import Box
 from qmra.data.masks import write_palette_png
 from qmra.errors import QmraError
-from qmra.inference.mask_prompts import check_mask_size, prompts_from_masks
+from qmra.inference.mask_prompts import prompts_from_masks
+from qmra.inference.prompts import check_mask_size
 
 
 def _labels(objects: dict[int, tuple[int, int, int, int]], height: int = 40, width: int = 60) -> np.ndarray:

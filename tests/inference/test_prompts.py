@@ -45,3 +45,21 @@ def test_bad_prompts_are_refused_before_any_frame_is_segmented():
         segmenter.start(frames, prompts=[(1, (1, 1, 9, 9), 5)])
     with pytest.raises(BoxError, match="object 1"):
         segmenter.start(frames, prompts={1: (500, 500, 600, 600)})
+
+
+def test_a_prompt_with_a_mask_is_what_add_mask_gives_and_its_key_tells_it_from_the_box_alone():
+    video = clip(frames=3, objects=1)
+    frames = [video.image(i) for i in range(3)]
+    mask = video.labels(0) == 1
+    box = video.first_boxes()[1]
+    segmenter = tiny_segmenter()
+    by_hand = segmenter.start(frames)
+    by_hand.add_mask(1, mask, predict=False)
+    given = segmenter.start(frames, prompts=[Prompt(1, 0, box, mask)])
+    assert all(np.array_equal(a, b) for a, b in zip(_labels(by_hand), _labels(given)))
+    assert Prompt(1, 0, box, mask) == Prompt(1, 0, box)  # prompts compare by id, frame and box
+    assert Prompt(1, 0, box, mask).key != Prompt(1, 0, box).key == (1, box.as_tuple(), None)
+    with pytest.raises(BoxError, match="object 1: its mask on frame 0 is empty"):
+        Prompt(1, 0, box, np.zeros_like(mask))
+    with pytest.raises(BoxError, match="the masks are 64x47 pixels but the video's frames are 64x48"):
+        segmenter.start(frames, prompts=[Prompt(1, 0, box, mask[:-1])])
