@@ -46,9 +46,8 @@ class Prompt:
 
     @property
     def key(self) -> tuple:
-        """What the prompt gives, hashable: id, box and a digest of the mask (None without one)."""
-        digest = None if self.mask is None else hashlib.sha1(np.packbits(self.mask).tobytes()).hexdigest()
-        return self.object_id, self.box.as_tuple(), digest
+        """What the prompt gives, hashable: id, box and :func:`mask_digest` of the mask."""
+        return self.object_id, self.box.as_tuple(), mask_digest(self.mask)
 
     @classmethod
     def on_video(cls, object_id: int, box: Box | Sequence[float] | str, frame: int, info: FrameInfo,
@@ -76,6 +75,13 @@ class Prompt:
         except BoxError as error:
             raise BoxError(f"object {prompt.object_id}: {error}") from None
         return cls(prompt.object_id, prompt.frame, clipped, mask)
+
+
+def mask_digest(mask: np.ndarray | None) -> str | None:
+    """A short hash of an H×W mask (None without one): prompts with equal masks have equal keys."""
+    if mask is None:
+        return None
+    return hashlib.sha1(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()[:16]
 
 
 def check_mask_size(mask_size: tuple[int, int], width: int, height: int) -> None:

@@ -72,3 +72,12 @@ def zip_folder(folder: Path, archive: Path) -> Path:
             if path.is_file():
                 bundle.write(path, path.relative_to(folder.parent).as_posix())
     return archive
+
+
+def export_options(body: dict) -> dict:
+    """The export's switches: every file but the cut-out and the redacted video unless the body says
+    otherwise; ``redact_style``: how the redacted video hides the objects (blur by default)."""
+    options: dict = {name: bool(body.get(name, name not in ("cutout", "redact")))
+                     for name in ("per_object", "overlay", "rle", "cutout", "redact")}
+    options["redaction"] = Redaction(body.get("redact_style", Redaction.style))  # a bad style: one error line
+    return options

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -17,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qmra.data.boxes import Box
+from qmra.data.boxes import Box, box_from_mask
 from qmra.data.redaction import Redaction
 from qmra.data.video_writer import object_colour
 from qmra.errors import QmraError
+from qmra.inference.mask_prompts import MASK_SUFFIX, mask_labels
+from qmra.inference.prompts import Prompt, check_mask_size
 from qmra.ui.engine import Engine
 from qmra.ui.export import export_results, zip_folder
 from qmra.ui.frames import FrameStore
@@ -136,8 +139,8 @@ class Page:
                            "expected": store.expected, "decoding": not store.finished, "error": store.error,
                            "fps": store.info.fps},
                 "objects": [{"id": object_id, "colour": [int(c) for c in object_colour(object_id)],
-                             "keyframes": [{"frame": k.frame, "box": [round(v, 1) for v in k.box.as_tuple()]}
-                                           for k in plan.keyframes[object_id]]}
+                             "keyframes": [{"frame": k.frame, "box": [round(v, 1) for v in k.box.as_tuple()],
+                                            "mask": k.mask is not None} for k in plan.keyframes[object_id]]}
                             for object_id in plan.object_ids],
                 "shown": "".join("1" if s else "0" for s in shown),
                 "doubtful": "".join("1" if self._marked(f, lost=False) else "0" for f in range(len(shown))),
@@ -194,6 +197,43 @@ class Page:
         state["object"] = object_id
         return state
 
+    def set_masks(self, frame: int, name: str, data: bytes) -> dict:
+        """Load a mask image of ``frame`` (a PNG as ``qmra segment --masks`` reads it: palette indices
+        or greyscale values are object ids, 0/255 is object 1; ``name``: its file name, for messages):
+        each object in it gets its mask there, with its tight box (a new object, or a correction on
+        that frame), and that frame's masks are computed. Returns the state after."""
+        self._refuse_while_running("load masks")
+        store, plan = self._require()
+        if isinstance(frame, bool) or not isinstance(frame, int):
+            raise QmraError(f"frame must be an integer, got {frame!r}")
+        store.check_index(frame)
+        labels = self._read_mask(name, data)
+        check_mask_size((labels.shape[1], labels.shape[0]), store.info.width, store.info.height)
+        object_ids = [int(i) for i in np.unique(labels) if i]
+        if not object_ids:
+            raise QmraError(f"{name}: every pixel is 0: no object in this mask")
+        with self._work:
+            with self._state:
+                for object_id in object_ids:
+                    mask = labels == object_id
+                    box = box_from_mask(mask)
+                    self._edit(object_id, lambda: plan.set_box(object_id, frame, box, mask))  # noqa: B023 - called at once
+            self._preview(frame)
+        return {**self.state(), "loaded": object_ids}
+
+    def _read_mask(self, name: str, data: bytes) -> np.ndarray:
+        """H×W object ids of an uploaded mask PNG (errors name the file as the user knows it)."""
+        name = Path(name).name or "the mask"
+        if Path(name).suffix.lower() != MASK_SUFFIX:
+            raise QmraError(f"{name}: load a PNG mask (palette or greyscale), as qmra segment --masks takes")
+        with tempfile.TemporaryDirectory(dir=self.folder) as folder:
+            path = Path(folder) / name
+            path.write_bytes(data)
+            try:
+                return mask_labels(path)
+            except QmraError as error:
+                raise QmraError(str(error).replace(str(path), name)) from None
+
     def remove_box(self, object_id: int, frame: int) -> dict:
         self._refuse_while_running("remove boxes")
         _, plan = self._require()
@@ -228,7 +268,7 @@ class Page:
         assert self.plan is not None
         keyframes = [k for object_id in self.plan.object_ids for k in self.plan.keyframes[object_id] if k.frame == frame]
         if keyframes:
-            members = [Member(k.object_id, k.box, k.tag(FORWARD), range(0, 1)) for k in keyframes]
+            members = [Member(k.object_id, k.box, k.tag(FORWARD), range(0, 1), k.mask) for k in keyframes]
             self._run_task(Task(FORWARD, frame, [frame], members), None)
 
     # ------------------------------------------------------------------ running
@@ -293,7 +333,8 @@ class Page:
         key = (self.id, self._generation, task.key)
         with self.engine.compute:
             segmenter = self.engine.segmenter_for(key, preview=job is None)
-            session = segmenter.start(store.source(), prompts=[(m.object_id, m.box, task.start) for m in task.members])
+            session = segmenter.start(store.source(), prompts=[Prompt(m.object_id, task.start, m.box, m.mask)
+                                                               for m in task.members])
             active = {m.object_id: m for m in task.members}
             if job is not None:
                 adapt_steps = session.networks.steps_for(session.source.read(task.start))  # greyscale video may adapt

@@ -30,6 +30,7 @@ import numpy as np
 from qmra.data.boxes import Box
 from qmra.data.object_ids import MAX_OBJECT_ID, check_object_id
 from qmra.errors import QmraError
+from qmra.inference.prompts import mask_digest
 
 FORWARD, BACKWARD = "forward", "backward"
 NONE = -1  # no mask stored
@@ -38,12 +39,14 @@ NONE = -1  # no mask stored
 @dataclass(frozen=True)
 class Keyframe:
     """A box the user drew: object ``object_id`` on frame ``frame``. ``uid`` is never reused, so a
-    box drawn again (even the same one) is a new keyframe and its old masks are no longer current."""
+    box drawn again (even the same one) is a new keyframe and its old masks are no longer current.
+    ``mask``: the H×W bool mask the user loaded for it (``box`` is then its tight box), or None."""
 
     uid: int
     object_id: int
     frame: int
     box: Box
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def tag(self, direction: str) -> int:
         return 2 * self.uid + (direction == BACKWARD)
@@ -51,13 +54,15 @@ class Keyframe:
 
 @dataclass(frozen=True)
 class Member:
-    """One object's part in a :class:`Task`: it starts with ``box`` on the task's first frame and its
-    masks are written for the frames in ``frames`` (positions in the task's frame list)."""
+    """One object's part in a :class:`Task`: it starts with ``box`` (and its ``mask``, where one was
+    loaded) on the task's first frame and its masks are written for the frames in ``frames``
+    (positions in the task's frame list)."""
 
     object_id: int
     box: Box
     tag: int
     frames: range  # positions in Task.frames whose masks this member writes
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Task:
     @property
     def key(self) -> tuple:
         """What the session's first frame sees: the adapted network can be reused for the same key."""
-        return (self.start, tuple(sorted((m.object_id, m.box.as_tuple()) for m in self.members)))
+        return (self.start, tuple(sorted((m.object_id, m.box.as_tuple(), mask_digest(m.mask)) for m in self.members)))
 
 
 @dataclass
@@ -90,10 +95,10 @@ class Plan:
     def object_ids(self) -> list[int]:
         return sorted(self.keyframes)
 
-    def set_box(self, object_id: int, frame: int, box: Box) -> Keyframe:
-        """Object ``object_id``'s box on ``frame`` (replacing a box it had there)."""
+    def set_box(self, object_id: int, frame: int, box: Box, mask: np.ndarray | None = None) -> Keyframe:
+        """Object ``object_id``'s box (and mask, where one was loaded) on ``frame``, replacing what it had there."""
         self._check(object_id, frame)
-        keyframe = Keyframe(next(self._uids), object_id, frame, box)
+        keyframe = Keyframe(next(self._uids), object_id, frame, box, mask)
         kept = [k for k in self.keyframes.get(object_id, []) if k.frame != frame]
         self.keyframes[object_id] = sorted(kept + [keyframe], key=lambda k: k.frame)
         self.made_by.setdefault(object_id, np.full(self.num_frames, NONE, np.int64))
@@ -223,9 +228,9 @@ class Plan:
             if direction == FORWARD:
                 last = max(end for _, end in entries)
                 frames = list(range(frame, last))
-                members = [Member(k.object_id, k.box, k.tag(FORWARD), range(0, end - frame)) for k, end in entries]
+                members = [Member(k.object_id, k.box, k.tag(FORWARD), range(0, end - frame), k.mask) for k, end in entries]
             else:
                 frames = list(range(frame, -1, -1))
-                members = [Member(k.object_id, k.box, k.tag(BACKWARD), range(1, frame + 1)) for k, _ in entries]
+                members = [Member(k.object_id, k.box, k.tag(BACKWARD), range(1, frame + 1), k.mask) for k, _ in entries]
             tasks.append(Task(direction, frame, frames, sorted(members, key=lambda m: m.object_id)))
         return tasks

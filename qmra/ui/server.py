@@ -17,6 +17,7 @@ API (JSON unless said; ``S`` = ``/api/s/<session id>``)::
     POST S/open {"path"}           open a video or frame folder on the server;  GET S/list?dir=: what a folder holds
     POST S/upload                  (raw body, header X-Filename) upload a video file and open it
     POST S/box {"object", "frame", "box": [x0, y0, x1, y1]}   draw a box (object null: a new one); computes the mask
+    POST S/masks {"frame", "name", "png": base64}              load a mask PNG: its objects start there; computes the masks
     POST S/remove {"object", "frame"?}                         remove a box, or the whole object
     POST S/run {"direction": "forward" | "backward" | "both"} start a run;  POST S/cancel
     GET  S/events                  the run's progress (text/event-stream): "progress" events, then one "end"
@@ -26,6 +27,8 @@ API (JSON unless said; ``S`` = ``/api/s/<session id>``)::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 import shutil
@@ -42,11 +45,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from qmra.data.frames import STACK_SUFFIXES, VIDEO_SUFFIXES
-from qmra.data.redaction import Redaction
 from qmra.errors import QmraError
 from qmra.inference.segmenter import Segmenter
 from qmra.ui.config import UiConfig
 from qmra.ui.engine import Engine
+from qmra.ui.export import export_options
 from qmra.ui.jobs import Busy, Gone
 from qmra.ui.listing import folder_listing
 from qmra.ui.page import Page
@@ -63,8 +66,6 @@ LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 # The page's own scripts and styles only: no other site is ever contacted.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
                            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-
-
 
 
 class UploadTooLarge(QmraError):
@@ -235,6 +236,13 @@ class Handler(BaseHTTPRequestHandler):
         self._json(page.set_box(None if object_id is None else _int(object_id, "object"), _int(body.get("frame"), "frame"),
                                 body.get("box")))
 
+    def _masks(self, page: Page, body: dict) -> None:
+        try:
+            data = base64.b64decode(str(body.get("png") or ""), validate=True)
+        except binascii.Error:
+            raise QmraError("the mask must come as base64 text (\"png\")") from None
+        self._json(page.set_masks(_int(body.get("frame"), "frame"), str(body.get("name") or ""), data))
+
     def _remove(self, page: Page, body: dict) -> None:
         object_id = _int(body.get("object"), "object")
         if body.get("frame") is None:
@@ -250,10 +258,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _export(self, page: Page, body: dict) -> None:
         folder = self.server.policy.resolve(body.get("folder"), "export folder")
-        self._json(page.export(folder, overwrite=bool(body.get("overwrite")), **_export_options(body)))
+        self._json(page.export(folder, overwrite=bool(body.get("overwrite")), **export_options(body)))
 
     def _export_zip(self, page: Page, body: dict) -> None:
-        archive, summary = page.export_zip(**_export_options(body))
+        archive, summary = page.export_zip(**export_options(body))
         self._json({**summary, "download": f"/api/s/{page.id}/download", "name": archive.name})
 
     # ------------------------------------------------------------------ pages and files
@@ -404,15 +412,6 @@ def _index(text: str) -> int:
     return int(text)
 
 
-def _export_options(body: dict) -> dict:
-    """The export's switches: every file but the cut-out and the redacted video unless the body says
-    otherwise; ``redact_style``: how the redacted video hides the objects (blur by default)."""
-    options: dict = {name: bool(body.get(name, name not in ("cutout", "redact")))
-                     for name in ("per_object", "overlay", "rle", "cutout", "redact")}
-    options["redaction"] = Redaction(body.get("redact_style", Redaction.style))  # a bad style: one error line
-    return options
-
-
 @dataclass(frozen=True)
 class Route:
     """How ``/api/s/<page>/<action>[/<argument>]`` is answered: ``handler(handler, page, *arguments)``,
@@ -434,6 +433,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "upload"): Route(Handler._upload),
     ("POST", "open"): Route(Handler._open, reads_body=True),
     ("POST", "box"): Route(Handler._box, reads_body=True),
+    ("POST", "masks"): Route(Handler._masks, reads_body=True),
     ("POST", "remove"): Route(Handler._remove, reads_body=True),
     ("POST", "run"): Route(Handler._run, reads_body=True),
     ("POST", "cancel"): Route(Handler._cancel, reads_body=True),

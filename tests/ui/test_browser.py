@@ -171,3 +171,29 @@ def test_while_frames_are_read_and_a_mask_computes_the_page_says_so(driver, tmp_
         wait_until(lambda: data(driver, "maskFrame") == "0" and data(driver, "busy") == "0", what="the mask")
         assert data(driver, "pendingBox") == "0"
         assert driver.find_element(By.ID, "hint").text.startswith("Drag")
+
+
+def test_load_a_mask_on_a_frame_and_see_it_as_that_frames_masks(driver, tmp_path, tiny_segmenter, small_video):
+    from selenium.webdriver.common.by import By
+
+    from qmra.data import write_palette_png
+
+    labels = np.zeros((96, 128), np.uint8)
+    labels[20:60, 20:70], labels[50:90, 80:120] = 2, 4
+    write_palette_png(tmp_path / "frame1.png", labels)
+    (tmp_path / "notes.png").write_bytes(b"not an image")
+    with serve(tiny_segmenter, tmp_path, source=small_video) as server:
+        driver.get(server.url)
+        wait_until(lambda: data(driver, "ready") == "1" and data(driver, "frames") == "8", what="the video")
+        driver.find_element(By.ID, "slider").send_keys("\ue014")  # → frame 1
+        wait_until(lambda: data(driver, "frame") == "1", what="frame 1")
+        driver.find_element(By.ID, "mask-file").send_keys(str(tmp_path / "frame1.png"))  # the file picker's input
+        wait_until(lambda: data(driver, "maskFrame") == "1" and data(driver, "busy") == "0", what="the loaded masks")
+        objects = driver.find_elements(By.CSS_SELECTOR, "#objects li")
+        assert [o.get_attribute("data-object") for o in objects] == ["2", "4"]
+        assert "f1 mask" in objects[0].text
+        assert "objects 2, 4 from its mask on frame 1" in driver.find_element(By.ID, "message").text
+        session = next(iter(server.sessions.values()))
+        assert np.array_equal(session.labels(1), labels)
+        driver.find_element(By.ID, "mask-file").send_keys(str(tmp_path / "notes.png"))
+        wait_until(lambda: "cannot read image notes.png" in data(driver, "error"), what="the refusal")

@@ -3,6 +3,7 @@ idle sessions, and a whole box → run → correct → export round over its HTT
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import json
@@ -437,3 +438,47 @@ def test_frames_where_an_object_is_not_found_are_marked_apart(tmp_path, tiny_seg
         assert state["doubtful"][5:7] == "00"
         state = client.call("POST", "remove", {"object": 1})
         assert state["lost"] == "00000000"
+
+
+def _png(labels: np.ndarray, mode: str = "P") -> str:
+    buffer = io.BytesIO()
+    image = Image.fromarray(labels) if mode == "P" else Image.fromarray(np.stack([labels] * 3, -1))
+    if mode == "P":
+        image = image.convert("P")
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_mask_loaded_on_a_frame_starts_its_objects_there_with_the_mask_as_their_result(tmp_path, tiny_segmenter,
+                                                                                          small_video):
+    labels = np.zeros((96, 128), np.uint8)
+    labels[20:60, 20:70], labels[40:90, 80:120] = 3, 5
+    labels[40, 45] = 0  # a hole no box gives
+    with serve(tiny_segmenter, tmp_path, source=small_video) as server:
+        client = Client(server)
+        client.start()
+        client.wait_decoded()
+        state = client.call("POST", "masks", {"frame": 2, "name": "frame2.png", "png": _png(labels)})
+        assert state["loaded"] == [3, 5] and state["shown"] == "00100000"
+        assert [(o["id"], o["keyframes"]) for o in state["objects"]] == [
+            (3, [{"frame": 2, "box": [20.0, 20.0, 70.0, 60.0], "mask": True}]),
+            (5, [{"frame": 2, "box": [80.0, 40.0, 120.0, 90.0], "mask": True}])]
+        page = server.sessions[client.session]
+        assert np.array_equal(page.labels(2), labels)  # the loaded masks are the frame's result, exactly
+        client.call("POST", "run", {"direction": "both"})
+        state = client.wait_for_run()
+        assert state["job"]["status"] == "finished" and state["complete"] == 8
+        assert np.array_equal(page.labels(2), labels)
+        state = client.call("POST", "box", {"object": 3, "frame": 2, "box": [20, 20, 70, 60]})  # a box replaces the mask
+        assert state["objects"][0]["keyframes"][0]["mask"] is False
+        for value, message in [
+                ({"frame": 2, "name": "small.png", "png": _png(labels[:40])},
+                 "the masks are 128x40 pixels but the video's frames are 128x96"),
+                ({"frame": 2, "name": "rgb.png", "png": _png(labels, "RGB")},
+                 "rgb.png: a mask must be a greyscale or palette PNG"),
+                ({"frame": 2, "name": "empty.png", "png": _png(np.zeros_like(labels))}, "empty.png: every pixel is 0"),
+                ({"frame": 2, "name": "mask.jpg", "png": _png(labels)}, "mask.jpg: load a PNG mask"),
+                ({"frame": 2, "name": "x.png", "png": "not base64!"}, "the mask must come as base64 text"),
+                ({"frame": 9, "name": "x.png", "png": _png(labels)}, "frame 9")]:
+            answer = client.call("POST", "masks", value, expect=400)
+            assert message in answer["error"], answer

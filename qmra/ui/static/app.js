@@ -238,8 +238,8 @@ function renderObjects() {
     for (const k of object.keyframes) {
       const chip = document.createElement("span");
       chip.className = "keyframe";
-      chip.title = `box on frame ${k.frame}: go there`;
-      chip.textContent = `f${k.frame}`;
+      chip.title = `${k.mask ? "mask" : "box"} on frame ${k.frame}: go there`;
+      chip.textContent = k.mask ? `f${k.frame} mask` : `f${k.frame}`;
       chip.onclick = (event) => { event.stopPropagation(); selected = object.id; renderObjects(); show(k.frame); };
       const x = document.createElement("span");
       x.className = "x";
@@ -314,6 +314,36 @@ canvas.addEventListener("pointerup", async (event) => {
     message(e.message, true);
   } finally {
     pending = null;
+    setBusy(false);
+    render();
+  }
+});
+
+function readBase64(file) {  // a file's bytes as base64 text
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",")[1] || "");
+    reader.onerror = () => reject(new Error(`cannot read ${file.name}`));
+    reader.readAsDataURL(file);
+  });
+}
+
+$("mask-file").addEventListener("change", async () => {
+  const file = $("mask-file").files[0];
+  $("mask-file").value = "";
+  if (!file) return;
+  if (locked()) { message(busy ? "wait for the mask being computed" : "open a video first, and wait for a run to end", true); return; }
+  const at = frame;
+  setBusy(true, "computing the masks…");
+  try {
+    const answer = await post("masks", { frame: at, name: file.name, png: await readBase64(file) });
+    selected = answer.loaded[answer.loaded.length - 1];
+    setState(answer);
+    await show(at, true);
+    message(`${file.name}: object${answer.loaded.length > 1 ? "s" : ""} ${answer.loaded.join(", ")} from its mask on frame ${at}`);
+  } catch (e) {
+    message(e.message, true);
+  } finally {
     setBusy(false);
     render();
   }
