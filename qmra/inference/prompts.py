@@ -19,8 +19,9 @@ class Prompt:
     """Object ``object_id`` (1..255) starts on frame ``frame`` (>= 0) inside ``box`` (pixels, xyxy).
 
     ``mask``: None (a box alone), or the object's H×W bool mask on that frame at the frames' size,
-    which ``box`` then surrounds: that frame's result is this mask, and test-time adaptation learns
-    its shape (:mod:`qmra.inference.adapt`). Prompts compare by id, frame and box.
+    which ``box`` then surrounds: that frame's result is this mask, and test-time adaptation with
+    mask losses (``adapt_mask_weight`` > 0) learns its shape (:mod:`qmra.inference.adapt`); the
+    memory, encoded with boxes, does not. Prompts compare by id, frame and box.
     """
 
     object_id: int

@@ -144,8 +144,8 @@ class InferenceSession:
 
     def add_mask(self, object_id: int, mask: np.ndarray, frame: int = 0, predict: bool = True) -> FrameResult | None:
         """:meth:`add_box` with ``mask`` (H×W at the frames' size, nonzero: the object) and its tight
-        box: that frame's result is the mask, and test-time adaptation, where it runs, learns its shape
-        (:class:`Prompt`). An empty mask, or one of another size, is a :class:`BoxError`."""
+        box: that frame's result is the mask, and test-time adaptation with mask losses, where it runs,
+        learns its shape (:class:`Prompt`). An empty mask, or one of another size, is a :class:`BoxError`."""
         mask = np.asarray(mask)
         if mask.ndim != 2:
             raise BoxError(f"object {object_id}: expected an H×W mask, got an array of shape {mask.shape}")
