@@ -10,8 +10,9 @@ the line, so the command exits with code 2):
 - **CSV** (``.csv``): a header row naming the same columns; ``boxes`` holds the JSON text.
 - **A JSON list** (``.json``) of the same objects.
 - **A folder of videos** (and of multi-page TIFF stacks), each with one of these beside it:
-  ``NAME.boxes.json`` (the ``--boxes`` schema), ``NAME.masks.png`` (a first-frame mask) or
-  ``NAME.masks/`` (masks named after frames), the last two read as ``qmra segment --masks``.
+  ``NAME.boxes.json`` (the ``--boxes`` schema), ``NAME.masks.png`` (a first-frame mask),
+  ``NAME.masks.json`` (RLE masks) or ``NAME.masks/`` (masks named after frames), the last three
+  read as ``qmra segment --masks``.
 
 ``boxes`` takes ``qmra segment --boxes``' schema (``[{"id": 1, "frame": 0, "box": [x0, y0, x1,
 y1]}, ...]``) or plain boxes on the first frame (``[[x0, y0, x1, y1], ...]``: objects 1, 2, ...; with
@@ -155,11 +156,12 @@ def _folder_entries(folder: Path) -> Iterator[tuple[str, dict]]:
         raise QmraError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) or multi-page TIFF stacks in the folder")
     for video in videos:
         boxes, masks = video.with_name(f"{video.stem}.boxes.json"), video.with_name(f"{video.stem}.masks")
-        mask_file = masks.with_name(f"{masks.name}.png")
-        found = [path for path in (boxes, mask_file, masks) if path.exists()]
+        mask_files = [masks.with_name(f"{masks.name}{suffix}") for suffix in (".png", ".json")]
+        found = [path for path in (boxes, *mask_files, masks) if path.exists()]
         if len(found) != 1:
             kinds = (f"{boxes.name} (the --boxes schema: a JSON list of {{\"id\", \"frame\", \"box\"}}), "
-                     f"{mask_file.name} (a first-frame mask) or {masks.name}/ (masks named after frames)")
+                     f"{mask_files[0].name} (a first-frame mask), {mask_files[1].name} (RLE masks, as --masks reads them) "
+                     f"or {masks.name}/ (masks named after frames)")
             if not found:
                 raise QmraError(f"{video}: nothing beside it says what to segment: give {kinds}")
             raise QmraError(f"{video}: {' and '.join(path.name for path in found)} are beside it: keep one of {kinds}")

@@ -34,7 +34,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("manifest", help="JSON Lines ({\"video\": PATH, \"boxes\": [...], \"id\": NAME, \"box_format\": "
                                         "..., \"frames\": \"FIRST-LAST\"} a line), a JSON list of those (.json), a "
                                         "CSV with those columns, or a folder of videos (or multi-page TIFF stacks) with "
-                                        "NAME.boxes.json, NAME.masks.png or NAME.masks/ beside each; relative paths are from the "
+                                        "NAME.boxes.json, NAME.masks.png, NAME.masks.json or NAME.masks/ beside each; relative paths are from the "
                                         "manifest's folder")
     given.add_argument("--out", required=True, help="folder for the results: OUT/<id>/ per video, and OUT/index.jsonl")
     given.add_argument("--overlay", action="store_true", help="also write each video's H.264 overlay: OUT/<id>/overlay.mp4")

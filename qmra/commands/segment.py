@@ -78,12 +78,14 @@ def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
                               "2, ...)")
     prompts.add_argument("--boxes", metavar="FILE.json",
                          help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
-    prompts.add_argument("--masks", metavar="MASK.png|DIR",
+    prompts.add_argument("--masks", metavar="MASK.png|DIR|RLE.json",
                          help="objects' masks instead of boxes: a PNG at the frames' size (palette indices or greyscale "
-                              "values are object ids; 0/255: object 1), or a folder of them named after their frames "
-                              "(DAVIS's Annotations/<video>/); each object starts on the first mask that holds it, from "
+                              "values are object ids; 0/255: object 1), a folder of them named after their frames "
+                              "(DAVIS's Annotations/<video>/), or COCO RLE in JSON (qmra segment --rle's file, or a list "
+                              "of RLE masks on the first frame, objects 1, 2, ..., as SAM's coco_rle output); "
+                              "each object starts on the first mask that holds it, from "
                               "the tight box of its pixels, and that mask is its result there (the network, box-prompted, "
-                              "learns the shape only in adaptation: --adapt with --adapt-mask-weight). A file not named "
+                              "learns the shape only in adaptation: --adapt with --adapt-mask-weight). A PNG not named "
                               "after a frame is on the first frame")
     boxes.add_argument("--backwards", action="store_true", help=BACKWARDS_HELP)
     boxes.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 from qmra.batch.manifest import read_manifest
 from qmra.data import Box
 from qmra.data.masks import write_palette_png
+from qmra.data.rle import encode_rle
 from qmra.errors import BoxError, QmraError
 
 
@@ -102,7 +104,7 @@ def test_a_bad_manifest_line_is_one_error_naming_it(tmp_path, lines, message):
 
 def test_a_folder_video_without_its_boxes_file_is_an_error(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")
-    with pytest.raises(QmraError, match="a.mp4: nothing beside it says what to segment: give a.boxes.json .* a.masks.png .* or a.masks/"):
+    with pytest.raises(QmraError, match="a.mp4: nothing beside it says what to segment: give a.boxes.json .* a.masks.png .* a.masks.json .* or a.masks/"):
         read_manifest(tmp_path)
 
 
@@ -118,6 +120,11 @@ def test_a_folder_video_takes_a_mask_or_a_mask_folder_beside_it_and_only_one_pro
     assert [(p.object_id, p.frame, p.box) for p in first.prompts] == [(3, 0, Box(10, 5, 30, 20))]
     assert [(p.object_id, p.frame, p.box) for p in second.prompts] == [(3, 7, Box(10, 5, 30, 20))]
     assert (first.id, second.id, first.mask_size) == ("a", "b", (60, 40))
+    (tmp_path / "b.masks.json").write_text(json.dumps([encode_rle(labels == 3)]))
+    with pytest.raises(QmraError, match="b.mp4: b.masks.json and b.masks are beside it: keep one of"):
+        read_manifest(tmp_path)
+    shutil.rmtree(tmp_path / "b.masks")
+    assert [(p.object_id, p.frame, p.box) for p in read_manifest(tmp_path)[1].prompts] == [(1, 0, Box(10, 5, 30, 20))]
     (tmp_path / "a.boxes.json").write_text(json.dumps([[1, 2, 3, 4]]))
     with pytest.raises(QmraError, match="a.mp4: a.boxes.json and a.masks.png are beside it: keep one of"):
         read_manifest(tmp_path)

@@ -1,11 +1,14 @@
 """Masks given instead of boxes: each object's tight box on the first mask that holds it."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from qmra.data.boxes import Box
 from qmra.data.masks import write_palette_png
+from qmra.data.rle import RleVideoWriter, encode_rle
 from qmra.errors import QmraError
 from qmra.inference.mask_prompts import prompts_from_masks
 from qmra.inference.prompts import check_mask_size
@@ -74,3 +77,32 @@ def test_bad_masks_say_what_is_wrong(tmp_path):
     given = prompts_from_masks(tmp_path / "mixed" / "00000.png")
     with pytest.raises(QmraError, match="the masks are 60x40 pixels but the video's frames are 64x48"):
         check_mask_size(given.size, 64, 48)
+
+
+def test_rle_json_from_qmra_segment_or_a_list_of_coco_masks_starts_each_object_where_it_first_appears(tmp_path):
+    first, later = _labels({2: (10, 5, 30, 20)}), _labels({2: (12, 6, 31, 21), 7: (40, 25, 58, 35)})
+    writer = RleVideoWriter(tmp_path / "run.json", "clip", 40, 60)
+    writer.add(3, "00003", np.zeros_like(first), [2])  # object 2 not found on frame 3: it starts on frame 4
+    writer.add(4, "00004", first, [2])
+    writer.add(5, "00005", later, [2, 7])
+    writer.save()
+    given = prompts_from_masks(tmp_path / "run.json")
+    assert [(p.object_id, p.frame, p.box) for p in given.prompts] == [(2, 4, Box(10, 5, 30, 20)), (7, 5, Box(40, 25, 58, 35))]
+    assert np.array_equal(given.prompts[1].mask, later == 7) and given.size == (60, 40) and not given.on_first_frame
+    sam = [{"segmentation": encode_rle(later == 7), "area": 180}, {"id": 9, "segmentation": encode_rle(later == 2)}]
+    (tmp_path / "sam.json").write_text(json.dumps(sam))
+    listed = prompts_from_masks(tmp_path / "sam.json")
+    assert [(p.object_id, p.frame, p.box) for p in listed.prompts] == [(1, 0, Box(40, 25, 58, 35)), (9, 0, Box(12, 6, 31, 21))]
+    assert listed.on_first_frame
+    (tmp_path / "plain.json").write_text(json.dumps([encode_rle(first == 2)]))
+    assert [p.object_id for p in prompts_from_masks(tmp_path / "plain.json").prompts] == [1]
+    bad = [("[{\"segmentation\": [[1, 2, 3, 4, 5, 6]]}]", "object 1's mask is not COCO RLE"),
+           ("{\"video\": 1}", "expected qmra's RLE JSON"),
+           ("[{\"size\": [40, 60], \"counts\": [5]}]", "object 1's RLE cannot be read: RLE counts cover 5 pixels"),
+           (json.dumps([encode_rle(first == 2), encode_rle(np.ones((30, 60), bool))]),
+            "bad.json: 60x30 pixels, but bad.json is 60x40"),
+           ("{not json", "not a readable JSON file")]
+    for text, message in bad:
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(QmraError, match=message):
+            prompts_from_masks(tmp_path / "bad.json")
