@@ -22,13 +22,15 @@ from qmra.inference.video_run import OutputPlan, VideoRun
 
 #: File names inside a video's folder ``DIR/<id>/`` (the masks are named after the frames).
 OVERLAY_NAME, RLE_NAME, CUTOUT_NAME, REDACT_NAME = "overlay.mp4", "masks.rle.json", "cutout", "redacted.mp4"
+TRACKS_NAME = "tracks.csv"
 
 
 @dataclass(frozen=True)
 class BatchOutputs:
     """Where a batch writes: ``DIR/<id>/`` per video, with the overlay and RLE files when asked for,
     ``cutout.webm`` or ``cutout.mov`` when ``cutout`` is that suffix, and ``redacted.mp4`` (the frames with
-    the objects hidden) when ``redact`` says how.
+    the objects hidden) when ``redact`` says how, ``tracks.csv`` (each object's box and state per
+    frame) when ``tracks`` (None: off, which keeps the run digests of batches made before it).
     ``overwrite``: start every video over; otherwise finished videos are skipped and partly done ones
     continued, as ``qmra segment --resume`` does. ``backwards``: what the masks cover: objects boxed
     after frame 0 are also followed back to it (``qmra segment --backwards``). ``every``: only every
@@ -43,13 +45,15 @@ class BatchOutputs:
     cutout: str | None = None
     every: int | None = None
     redact: Redaction | None = None
+    tracks: bool | None = None
 
     def plan(self, video_id: str) -> OutputPlan:
         folder = self.out / video_id
         return OutputPlan(folder, folder / OVERLAY_NAME if self.overlay else None,
                           folder / RLE_NAME if self.rle else None, self.per_object,
                           folder / f"{CUTOUT_NAME}.{self.cutout}" if self.cutout else None,
-                          folder / REDACT_NAME if self.redact else None, self.redact or Redaction())
+                          folder / REDACT_NAME if self.redact else None, self.redact or Redaction(),
+                          folder / TRACKS_NAME if self.tracks else None)
 
     def complete(self, item: BatchItem, frames: int) -> bool:
         """Whether ``DIR/<id>/`` holds a finished run of ``frames`` frames with every output asked for

@@ -34,11 +34,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("manifest", help="JSON Lines ({\"video\": PATH, \"boxes\": [...], \"id\": NAME, \"box_format\": "
                                         "..., \"frames\": \"FIRST-LAST\"} a line), a JSON list of those (.json), a "
                                         "CSV with those columns, or a folder of videos (or multi-page TIFF stacks) with "
-                                        "NAME.boxes.json, NAME.masks.png, NAME.masks.json or NAME.masks/ beside each; relative paths are from the "
-                                        "manifest's folder")
+                                        "NAME.boxes.json, NAME.masks.png, NAME.masks.json or NAME.masks/ beside each; "
+                                        "relative paths are from the manifest's folder")
     given.add_argument("--out", required=True, help="folder for the results: OUT/<id>/ per video, and OUT/index.jsonl")
     given.add_argument("--overlay", action="store_true", help="also write each video's H.264 overlay: OUT/<id>/overlay.mp4")
     given.add_argument("--rle", action="store_true", help="also write each video's masks as COCO RLE: OUT/<id>/masks.rle.json")
+    given.add_argument("--tracks", action="store_true",
+                       help="also write each object's box and state per frame as CSV: OUT/<id>/tracks.csv (qmra segment "
+                            "--tracks)")
     given.add_argument("--per-object", action="store_true",
                        help="also write one binary PNG per object: OUT/<id>/<obj>/<frame>.png")
     given.add_argument("--cutout", choices=("webm", "mov"),
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise QmraError(f"--retries must be 0 or more, got {args.retries}")
     # Absolute: Ray actors do not share this process's working folder (on other machines, nor always here).
     outputs = BatchOutputs(out.absolute(), args.overlay, args.rle, args.per_object, args.overwrite, args.backwards,
-                           args.cutout, args.every if args.every > 1 else None, redaction(args))
+                           args.cutout, args.every if args.every > 1 else None, redaction(args), args.tracks or None)
     index, tally = ResultIndex(out / "index.jsonl"), BatchTally()
     run = run_fingerprint(weights, settings, replace(outputs, out=Path("."), overwrite=False))
     jobs = []

@@ -33,6 +33,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     given.add_argument("--overlay", metavar="FILE.mp4", help="also write an H.264 overlay video")
     given.add_argument("--rle", metavar="FILE.json", help="also write the masks as COCO RLE")
     given.add_argument("--per-object", action="store_true", help="also write one binary PNG per object: OUT/<id>/<frame>.png")
+    given.add_argument("--tracks", metavar="FILE.csv",
+                       help="also write each object's box and state per frame as CSV: frame, name, object, x0, y0, x1, "
+                            "y1 (the mask's tight box, pixels; empty when lost), area, confidence, lost, doubts (the "
+                            "signs the mask went wrong)")
     given.add_argument("--cutout", metavar="FILE.webm|FILE.mov",
                        help="also write the objects cut out on a transparent background, at the frames' size: .webm "
                             "(VP9 with transparency: plays in browsers) or .mov (ProRes 4444 with transparency: for "
@@ -113,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
     source = open_frames(args.source)
     if masks:
         check_mask_size(masks.size, source.info.width, source.info.height)
-    overlay, rle, cutout, redact = (Path(p) if p else None for p in (args.overlay, args.rle, args.cutout, args.redact))
-    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args) or Redaction())
+    overlay, rle, cutout, redact, tracks = (Path(p) if p else None
+                                            for p in (args.overlay, args.rle, args.cutout, args.redact, args.tracks))
+    plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args) or Redaction(), tracks)
     plan.check(overwrite=args.overwrite, resume=args.resume)  # before the weights load
     keep = plan.finished(source, first, args.every) if args.resume else 0
     segmenter = make_segmenter(args, progress_style(args.quiet))

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from qmra.data.atomic import write_text_atomic
 from qmra.data.boxes import box_from_mask
+from qmra.data.growing_file import GrowingFile
 
 
 def run_lengths(mask: np.ndarray) -> list[int]:
@@ -98,28 +96,19 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
 
 
 @dataclass
-class RleVideoWriter:
-    """Collects each frame's object masks and writes one JSON file per video, atomically.
+class RleVideoWriter(GrowingFile):
+    """Collects each frame's object masks and writes one JSON file per video, atomically, as it
+    grows (:class:`GrowingFile`).
 
     Layout: ``{"video": name, "height": H, "width": W, "frames": [{"index": i, "name": "00000",
     "objects": {"<id>": {"size": [H, W], "counts": "...", "bbox": [x, y, w, h], "area": n}}}]}``
-    (``bbox`` in pixels, x y w h as COCO; absent for an empty mask). :meth:`save` may be called
-    after any frame: the file on disk is always complete for the frames written so far;
-    :meth:`save_if_due` does so during a run, every ``every`` frames at most, and never sooner than
-    ``gap`` times the last save's duration after it: each save rewrites the whole file, which grows
-    with the video, and on a long one (hours of a live stream) saving would otherwise take over.
+    (``bbox`` in pixels, x y w h as COCO; absent for an empty mask).
     """
 
-    path: Path
     video: str
     height: int
     width: int
     frames: list[dict[str, Any]] = field(default_factory=list)
-    every: int = 25
-    gap: float = 20.0
-    clock: Callable[[], float] = time.monotonic
-    _saved_frames: int = field(default=0, init=False)
-    _next_due: float = field(default=float("-inf"), init=False)
 
     def add(self, index: int, name: str, labels: np.ndarray, object_ids: list[int]) -> None:
         objects = {}
@@ -127,17 +116,9 @@ class RleVideoWriter:
             objects[str(object_id)] = mask_entry(labels == object_id)
         self.frames.append({"index": index, "name": name, "objects": objects})
 
-    def save(self) -> None:
-        document = {"video": self.video, "height": self.height, "width": self.width, "frames": self.frames}
-        write_text_atomic(self.path, json.dumps(document, separators=(",", ":")))
+    def count(self) -> int:
+        return len(self.frames)
 
-    def save_if_due(self) -> bool:
-        """:meth:`save` where ``every`` frames came since the last save and its ``gap`` has passed;
-        whether it saved."""
-        if len(self.frames) - self._saved_frames < self.every or self.clock() < self._next_due:
-            return False
-        started = self.clock()
-        self.save()
-        ended = self.clock()
-        self._saved_frames, self._next_due = len(self.frames), ended + self.gap * (ended - started)
-        return True
+    def text(self) -> str:
+        return json.dumps({"video": self.video, "height": self.height, "width": self.width, "frames": self.frames},
+                          separators=(",", ":"))

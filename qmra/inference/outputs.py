@@ -1,5 +1,6 @@
 """Writing a session's results: DAVIS palette PNGs, per-object PNGs, an overlay mp4, COCO RLE JSON,
-a cut-out, and the video with the objects hidden (the mp4s with the source's sound).
+a CSV of each object's box and state per frame, a cut-out, and the video with the objects hidden
+(the mp4s with the source's sound).
 
 Every file is written atomically. :meth:`ResultWriter.close` finalises the overlay and the RLE file
 with the frames finished so far, so an interrupted run still leaves complete, playable files. A
@@ -22,6 +23,7 @@ from qmra.data.frames import FrameSource, natural_key
 from qmra.data.masks import read_labels, write_binary_png, write_object_pngs, write_palette_png
 from qmra.data.redaction import Redaction, RedactionReport, RedactWriter
 from qmra.data.rle import RleVideoWriter
+from qmra.data.tracks import TrackWriter
 from qmra.data.video_writer import CUTOUT_CODECS, CutoutWriter, Mp4Writer, draw_overlay
 from qmra.errors import DataError, QmraError
 from qmra.inference.results import FrameResult
@@ -43,14 +45,15 @@ def existing_results(out_dir: Path) -> list[Path]:
 
 
 def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None = None, *, cutout: Path | None = None,
-                  redact: Path | None = None, overwrite: bool = False, resume: bool = False) -> None:
+                  redact: Path | None = None, tracks: Path | None = None, overwrite: bool = False,
+                  resume: bool = False) -> None:
     """Check every output path before any work (the weights load, the video decodes): ``out_dir`` is a
-    folder or can be made one, ``overlay``, ``rle``, ``cutout`` and ``redact`` are files that can be written and
+    folder or can be made one, ``overlay``, ``rle``, ``cutout``, ``redact`` and ``tracks`` are files that can be written and
     clash neither with each other nor with the masks, and the cut-out is of a kind
     :class:`CutoutWriter` writes. Earlier results are refused unless ``overwrite`` or ``resume``."""
     check_folder(out_dir, "--out")
-    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle), ("--cutout", cutout), ("--redact", redact))
-             if path is not None}
+    files = {flag: path for flag, path in (("--overlay", overlay), ("--rle", rle), ("--cutout", cutout), ("--redact", redact),
+                                           ("--tracks", tracks)) if path is not None}
     for flag, path in files.items():
         check_file(path, flag)
         _check_apart_from_masks(path, flag, out_dir)
@@ -65,6 +68,8 @@ def check_outputs(out_dir: Path, overlay: Path | None = None, rle: Path | None =
     for flag in ("--overlay", "--redact"):
         if flag in files and files[flag].suffix.lower() not in MP4_SUFFIXES:
             raise QmraError(f"{flag} {files[flag]}: it is written as an H.264 mp4; give a file ending in .mp4")
+    if tracks is not None and tracks.suffix.lower() != ".csv":
+        raise QmraError(f"--tracks {tracks}: it is written as CSV; give a file ending in .csv")
     if overwrite or resume:
         return
     advice = "use --overwrite to replace them, or --resume to continue"
@@ -177,15 +182,16 @@ class ResultWriter:
     cut-out frames and RLE entries are drawn from those PNGs, and per-object PNGs missing for them
     are added. ``cutout``: a ``.webm`` or ``.mov`` file of the objects on a transparent background
     (:class:`CutoutWriter`). ``redact``: an mp4 of the frames with the objects hidden as ``redaction``
-    says (:class:`RedactWriter`); both mp4 files carry ``audio``, the source's sound. ``step``: the
-    run segments every ``step``-th frame (the kept ones too); the videos play at ``fps / step``.
+    says (:class:`RedactWriter`); both mp4 files carry ``audio``, the source's sound. ``tracks``: a CSV
+    of each object's box and state per frame (:class:`TrackWriter`). ``step``: the run segments every
+    ``step``-th frame (the kept ones too); the videos play at ``fps / step``.
     """
 
     def __init__(self, out_dir: str | Path, *, height: int, width: int, fps: float | None, video_name: str,
                  per_object: bool = False, overlay: str | Path | None = None, rle: str | Path | None = None,
                  background: bool = True, keep: int = 0, first: int = 0, cutout: str | Path | None = None,
                  step: int = 1, redact: str | Path | None = None, redaction: Redaction = Redaction(),
-                 audio: AudioSource | None = None) -> None:
+                 audio: AudioSource | None = None, tracks: str | Path | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.per_object = per_object
@@ -198,6 +204,7 @@ class ResultWriter:
         self._cutout = CutoutWriter(cutout, width, height, rate) if cutout else None
         self._redact = RedactWriter(redact, width, height, rate, redaction, step, audio) if redact else None
         self._rle = RleVideoWriter(Path(rle), video_name, height, width) if rle else None
+        self._tracks = TrackWriter(Path(tracks)) if tracks else None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qmra-writer") if background else None
         self._pending: deque[Future] = deque()
         self._failed = False
@@ -268,6 +275,9 @@ class ResultWriter:
         if self._rle is not None:
             self._rle.add(result.index, result.name, labels, object_ids)
             self._rle.save_if_due()
+        if self._tracks is not None:
+            self._tracks.add(result.index, result.name, labels, object_ids, result.confidence, result.doubts)
+            self._tracks.save_if_due()
         self.frames_written += 1
 
     def _add_missing_object_pngs(self, name: str, labels: np.ndarray, object_ids: list[int]) -> None:
@@ -279,7 +289,7 @@ class ResultWriter:
                 write_binary_png(path, labels == object_id)
 
     def close(self) -> None:
-        """Write what is pending, then finalise the overlay and the RLE file with every frame written."""
+        """Write what is pending, then finalise the overlay, the RLE and the tracks file with every frame written."""
         try:
             if self._worker is not None:
                 try:
@@ -290,8 +300,9 @@ class ResultWriter:
             try:
                 _finish_videos([self._overlay, self._cutout, self._redact])
             finally:
-                if self._rle is not None and self.frames_written:
-                    self._rle.save()
+                for growing in (self._rle, self._tracks):
+                    if growing is not None and self.frames_written:
+                        growing.save()
 
 
 def _finish_videos(videos: list) -> None:

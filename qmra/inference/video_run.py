@@ -36,7 +36,8 @@ class OutputPlan:
     """Where one video's results go: palette PNGs in ``out_dir`` (named after the frames), and
     optionally an H.264 ``overlay``, COCO ``rle`` JSON, one binary PNG per object (``per_object``:
     ``out_dir/<id>/<frame>.png``), a ``cutout`` (.webm or .mov: the objects on a transparent
-    background) and a ``redact`` mp4 (the frames with the objects hidden as ``redaction`` says)."""
+    background), a ``redact`` mp4 (the frames with the objects hidden as ``redaction`` says) and a
+    ``tracks`` CSV (each object's box and state per frame)."""
 
     out_dir: Path
     overlay: Path | None = None
@@ -45,18 +46,19 @@ class OutputPlan:
     cutout: Path | None = None
     redact: Path | None = None
     redaction: Redaction = Redaction()
+    tracks: Path | None = None
 
     @property
     def files(self) -> list[Path]:
         """The single files asked for besides the PNGs: the overlay, the RLE file, the cut-out, the
-        redacted video."""
-        return [p for p in (self.overlay, self.rle, self.cutout, self.redact) if p is not None]
+        redacted video, the tracks CSV."""
+        return [p for p in (self.overlay, self.rle, self.cutout, self.redact, self.tracks) if p is not None]
 
     def check(self, *, overwrite: bool = False, resume: bool = False) -> None:
         """Every path can be written and, unless ``overwrite`` or ``resume``, holds no earlier results
         (:func:`~qmra.inference.outputs.check_outputs`; a :class:`QmraError` says what is wrong)."""
-        check_outputs(self.out_dir, self.overlay, self.rle, cutout=self.cutout, redact=self.redact, overwrite=overwrite,
-                      resume=resume)
+        check_outputs(self.out_dir, self.overlay, self.rle, cutout=self.cutout, redact=self.redact, tracks=self.tracks,
+                      overwrite=overwrite, resume=resume)
 
     def finished(self, source: FrameSource, first: int = 0, step: int = 1) -> int:
         """Frames, consecutive from frame ``first`` (where the run begins; every ``step``-th from it),
@@ -211,7 +213,7 @@ class VideoRun:
         self._writer = ResultWriter(plan.out_dir, height=info.height, width=info.width, fps=info.fps,
                                     video_name=self.video_name, per_object=plan.per_object, overlay=plan.overlay,
                                     rle=plan.rle, keep=self.keep, first=self.first, cutout=plan.cutout, step=self.every,
-                                    redact=plan.redact, redaction=plan.redaction,
+                                    redact=plan.redact, redaction=plan.redaction, tracks=plan.tracks,
                                     audio=audio_source(self.source, self.first) if plan.overlay or plan.redact else None)
         try:
             for done, (_, result) in enumerate(session.propagate(start=self.first, stop=self.last, step=self.every)):

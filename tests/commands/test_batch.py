@@ -227,6 +227,11 @@ def test_cutouts_are_written_and_asking_for_one_later_continues_the_finished_vid
     assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--workers", "1", "--cutout", "mov",
                  *SAME]) == 0
     assert (out / "index.jsonl").read_text().splitlines() == records  # and then it is done
+    assert main(["batch", str(manifest), "--out", str(out), "--weights", str(weights), "--workers", "1", "--cutout", "mov",
+                 "--tracks", *SAME]) == 0
+    assert len((out / "index.jsonl").read_text().splitlines()) == 3  # tracks asked for: continued again
+    rows = (out / "clip0" / "tracks.csv").read_text().splitlines()
+    assert rows[0] == "frame,name,object,x0,y0,x1,y1,area,confidence,lost,doubts" and len(rows) == 1 + 4 * 2
 
 
 def test_redacted_videos_and_another_style_later_redoes_only_them(tmp_path, weights):

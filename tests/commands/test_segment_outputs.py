@@ -1,6 +1,8 @@
 """``qmra segment``'s inputs and outputs: truncated videos, output paths checked before any work,
 and ``--resume`` after an interruption."""
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 from qmra.cli import main
-from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
+from qmra.data import SyntheticConfig, SyntheticVideo, box_from_mask, decode_rle, open_frames, read_labels
 from qmra.data.video_writer import cutout_frames
 
 
@@ -95,6 +97,10 @@ def _output_cases(tmp_path):
         (["--redact", str(tmp_path / "r.webm")], f"--redact {tmp_path / 'r.webm'}: it is written as an H.264 mp4; give "
          "a file ending in .mp4"),
         (["--overlay", str(tmp_path / "o.avi")], f"--overlay {tmp_path / 'o.avi'}: it is written as an H.264 mp4"),
+        (["--tracks", str(tmp_path / "t.json")],
+         f"--tracks {tmp_path / 't.json'}: it is written as CSV; give a file ending in .csv"),
+        (["--rle", str(x.with_suffix(".csv")), "--tracks", str(x.with_suffix(".csv"))],
+         f"--rle and --tracks name the same file {x.with_suffix('.csv')}"),
         (["--redact", str(tmp_path / "a-folder")], f"--redact {tmp_path / 'a-folder'} is a folder; give a file name"),
         (["--redact-style", "black", "--redact-shape", "mask"],
          "--redact-style and --redact-shape only apply with --redact (the video with the objects hidden)"),
@@ -150,7 +156,8 @@ def test_resume_after_an_interruption_gives_what_an_uninterrupted_run_gives(tmp_
         folder = tmp_path / name
         return _segment(mp4, folder / "masks", weights, *boxes, "--mem-every", "2", "--per-object", "--overlay",
                         str(folder / "overlay.mp4"), "--rle", str(folder / "masks.json"), "--cutout",
-                        str(folder / "cutout.mov"), "--redact", str(folder / "redacted.mp4"), *extra)
+                        str(folder / "cutout.mov"), "--redact", str(folder / "redacted.mp4"), "--tracks",
+                        str(folder / "tracks.csv"), *extra)
 
     assert run("whole") == 0
     with monkeypatch.context() as patch:
@@ -181,6 +188,15 @@ def test_resume_after_an_interruption_gives_what_an_uninterrupted_run_gives(tmp_
     rle = json.loads((tmp_path / "resumed" / "masks.json").read_text())
     assert rle == json.loads((tmp_path / "whole" / "masks.json").read_text())
     assert np.array_equal(decode_rle(rle["frames"][3]["objects"]["2"]), whole["00003.png"] == 2)
+    tracks = (tmp_path / "resumed" / "tracks.csv").read_text()
+    assert tracks == (tmp_path / "whole" / "tracks.csv").read_text()  # the kept frames' rows from their PNGs
+    rows = list(csv.DictReader(io.StringIO(tracks)))
+    assert len(rows) == 8 * 2 and [(r["frame"], r["object"]) for r in rows[:3]] == [("0", "1"), ("0", "2"), ("1", "1")]
+    for row in rows:
+        mask = whole[f"{row['name']}.png"] == int(row["object"])
+        box = box_from_mask(mask)
+        assert (int(row["area"]), row["lost"]) == (int(mask.sum()), "0" if box is not None else "1"), row
+        assert box is None or [int(row[k]) for k in ("x0", "y0", "x1", "y1")] == [int(v) for v in box.as_tuple()], row
 
 
 def test_resume_refuses_results_of_other_boxes_and_runs_when_there_are_none(tmp_path, mp4, video, weights, monkeypatch, capsys):
