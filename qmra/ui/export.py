@@ -22,24 +22,29 @@ from qmra.ui.plan import Plan
 
 def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Callable[[int], np.ndarray | None], *,
                    per_object: bool = True, overlay: bool = True, rle: bool = True, cutout: bool = False,
-                   redact: bool = False, redaction: Redaction = Redaction(), overwrite: bool = False) -> dict:
+                   redact: bool = False, redaction: Redaction = Redaction(), overwrite: bool = False,
+                   tracks: bool = False, doubts_of: Callable[[int], dict[int, tuple[str, ...]]] = lambda frame: {}) -> dict:
     """Palette PNGs named after the frames, optionally ``<id>/`` per-object PNGs, ``overlay.mp4``,
-    ``masks.json`` (COCO RLE), ``cutout.webm`` (the objects on a transparent background) and
-    ``redacted.mp4`` (the frames with the objects hidden as ``redaction`` says); also
-    ``boxes.json``, the boxes drawn. ``labels_of(frame)``: the frame's label map, or None (written as
-    background; the answer counts those frames). The answer's ``check`` lists what to look at before
+    ``masks.json`` (COCO RLE), ``tracks.csv`` (each object's box and state per frame; ``doubts_of(frame)``:
+    the signs each object's mask went wrong there; no confidence, which the page does not keep),
+    ``cutout.webm`` (the objects on a transparent background) and ``redacted.mp4`` (the frames with
+    the objects hidden as ``redaction`` says); also ``boxes.json``, the boxes drawn.
+    ``labels_of(frame)``: the frame's label map, or None (written as background; the answer counts
+    those frames). The answer's ``check`` lists what to look at before
     sharing the files: frames where the redacted video hid an object only where it was last seen, or
     not at all, and a sound track that ended early."""
     overlay_path = folder / "overlay.mp4" if overlay else None
     rle_path = folder / "masks.json" if rle else None
     cutout_path = folder / "cutout.webm" if cutout else None
     redact_path = folder / "redacted.mp4" if redact else None
-    check_outputs(folder, overlay_path, rle_path, cutout=cutout_path, redact=redact_path, overwrite=overwrite)
+    tracks_path = folder / "tracks.csv" if tracks else None
+    check_outputs(folder, overlay_path, rle_path, cutout=cutout_path, redact=redact_path, tracks=tracks_path,
+                  overwrite=overwrite)
     # The overlay and the redacted video carry a video file's sound (a frame folder has none).
     audio = audio_source(open_frames(store.path)) if (overlay or redact) and store.folder is None else None
     writer = ResultWriter(folder, height=store.info.height, width=store.info.width, fps=store.info.fps,
                           video_name=store.name, per_object=per_object, overlay=overlay_path, rle=rle_path,
-                          cutout=cutout_path, redact=redact_path, redaction=redaction, audio=audio)
+                          cutout=cutout_path, redact=redact_path, redaction=redaction, audio=audio, tracks=tracks_path)
     missing = 0
     try:
         for frame in range(store.count):
@@ -49,7 +54,8 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
                 labels = np.zeros((store.info.height, store.info.width), np.uint8)
             boxes = {object_id: box_from_mask(labels == object_id) for object_id in plan.object_ids}
             image = store.read(frame) if overlay or cutout or redact else None
-            writer.write(FrameResult(frame, store.frame_name(frame), labels, boxes, image))  # type: ignore[arg-type]
+            writer.write(FrameResult(frame, store.frame_name(frame), labels, boxes, image,  # type: ignore[arg-type]
+                                     doubts=doubts_of(frame)))
     finally:
         writer.close()
     prompts = [{"id": k.object_id, "frame": k.frame, "box": [round(v, 2) for v in k.box.as_tuple()]}
@@ -57,7 +63,7 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     write_text_atomic(folder / "boxes.json", json.dumps(prompts, indent=1) + "\n")
     files = [f"{writer.frames_written} palette PNGs"]
     files += [label for flag, label in ((per_object, "per-object PNGs"), (overlay, "overlay.mp4"), (rle, "masks.json"),
-                                        (cutout, "cutout.webm"), (redact, "redacted.mp4")) if flag]
+                                        (tracks, "tracks.csv"), (cutout, "cutout.webm"), (redact, "redacted.mp4")) if flag]
     report = writer.redaction_report
     # Frames of the redacted video where an object was hidden only where last seen, or not at all.
     check = [f"redacted.mp4: {line}" for line in (report.lines() if report is not None else [])]
@@ -78,6 +84,6 @@ def export_options(body: dict) -> dict:
     """The export's switches: every file but the cut-out and the redacted video unless the body says
     otherwise; ``redact_style``: how the redacted video hides the objects (blur by default)."""
     options: dict = {name: bool(body.get(name, name not in ("cutout", "redact")))
-                     for name in ("per_object", "overlay", "rle", "cutout", "redact")}
+                     for name in ("per_object", "overlay", "rle", "tracks", "cutout", "redact")}
     options["redaction"] = Redaction(body.get("redact_style", Redaction.style))  # a bad style: one error line
     return options

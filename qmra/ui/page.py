@@ -404,7 +404,7 @@ class Page:
 
     def export(self, folder: Path, *, per_object: bool = True, overlay: bool = True, rle: bool = True,
                cutout: bool = False, redact: bool = False, redaction: Redaction = Redaction(),
-               overwrite: bool = False) -> dict:
+               overwrite: bool = False, tracks: bool = False) -> dict:
         """Write what ``qmra segment`` writes into ``folder`` (already allowed by the path policy); see
         :func:`export_results`."""
         self._refuse_while_running("export")
@@ -418,8 +418,13 @@ class Page:
             with self._state:
                 return self.labels(frame)
 
+        def doubts_of(frame: int) -> dict[int, tuple[str, ...]]:  # a lost object has its own column
+            with self._state:
+                return {i: tuple(s for s in signs if s != LOST) for i, signs in self.doubts.get(frame, {}).items()}
+
         with self._work:
             return export_results(folder, store, plan, labels_of, per_object=per_object, overlay=overlay, rle=rle,
+                                  tracks=tracks, doubts_of=doubts_of,
                                   cutout=cutout, redact=redact, redaction=redaction, overwrite=overwrite)
 
     def export_zip(self, **options) -> tuple[Path, dict]:

@@ -21,7 +21,7 @@ API (JSON unless said; ``S`` = ``/api/s/<session id>``)::
     POST S/remove {"object", "frame"?}                         remove a box, or the whole object
     POST S/run {"direction": "forward" | "backward" | "both"} start a run;  POST S/cancel
     GET  S/events                  the run's progress (text/event-stream): "progress" events, then one "end"
-    POST S/export {"folder", "per_object", "overlay", "rle", "cutout", "redact", "redact_style", "overwrite"}   write the results into a folder
+    POST S/export {"folder", "per_object", "overlay", "rle", "tracks", "cutout", "redact", "redact_style", "overwrite"}   write the results into a folder
     POST S/export-zip {...}        the same as a zip, then GET S/download;  POST S/close: free the session
 """
 

@@ -236,6 +236,9 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         for object_id in (1, 2):
             assert np.array_equal(decode_rle(rle["frames"][5]["objects"][str(object_id)]), labels == object_id)
         assert json.loads((out / "boxes.json").read_text())[0] == {"id": 1, "frame": 3, "box": [20.0, 20.0, 70.0, 60.0]}
+        tracks = (out / "tracks.csv").read_text().splitlines()  # by default, without the confidence the page lacks
+        assert len(tracks) == 1 + 8 * 2 and tracks[11].split(",")[:3] == ["5", "00005", "1"]
+        assert int(tracks[11].split(",")[7]) == int((labels == 1).sum()) and tracks[11].split(",")[8] == ""
         # Its boxes, the correction of object 1 on frame 6 included, are a --boxes file for qmra segment.
         from qmra.inference.prompt_files import parse_prompts
 

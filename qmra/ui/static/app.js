@@ -414,6 +414,7 @@ function follow() {
 
 function exportOptions() {
   return { per_object: $("exp-per-object").checked, overlay: $("exp-overlay").checked, rle: $("exp-rle").checked,
+           tracks: $("exp-tracks").checked,
            cutout: $("exp-cutout").checked, redact: $("exp-redact").checked, redact_style: $("exp-redact-style").value };
 }
 
