@@ -106,8 +106,8 @@ def rle_frames(path: Path) -> tuple[list[tuple[int, str, FrameObjects]], bool]:
         raise QmraError(f"--masks {path}: not a readable JSON file ({error})") from None
     try:
         if isinstance(document, dict) and isinstance(document.get("frames"), list):
-            frames = sorted((int(f["index"]), f"{path.name}, frame {int(f['index'])}", dict(f["objects"]))
-                            for f in document["frames"])
+            frames = sorted(((int(f["index"]), f"{path.name}, frame {int(f['index'])}", dict(f["objects"]))
+                             for f in document["frames"]), key=lambda entry: entry[0])
             on_first_frame = False
         elif isinstance(document, list):
             masks = [item.get("segmentation", item) if isinstance(item, dict) else item for item in document]
