@@ -373,7 +373,7 @@ class Handler(BaseHTTPRequestHandler):
             raise LengthRequired("requests must give their length (Content-Length)") from None
         if length > MAX_JSON_BYTES:
             self.close_connection = True
-            raise UploadTooLarge("request too large")
+            raise UploadTooLarge(f"request too large: over {MAX_JSON_BYTES >> 20} MiB (a mask PNG may have about 750 KB)")
         if not length:
             return {}
         try:
