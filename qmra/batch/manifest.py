@@ -203,7 +203,7 @@ def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
     except ValueError as error:
         raise QmraError(f"{where}: \"frames\": {error}") from None
     masks = _masks(entry["masks"], where, base) if "masks" in entry else None
-    prompts = _prompts(entry["boxes"], where, layout, first) if masks is None else masks.prompts
+    prompts = _prompts(entry["boxes"], where, layout, first, base) if masks is None else masks.prompts
     if masks is not None and masks.on_first_frame:
         prompts = [replace(prompt, frame=first) for prompt in prompts]
     try:
@@ -225,12 +225,12 @@ def _masks(given: object, where: str, base: Path) -> MaskPrompts:
         raise QmraError(f"{where}: {error}") from None
 
 
-def _prompts(boxes: object, where: str, box_format: str, first: int = 0) -> list[Prompt]:
+def _prompts(boxes: object, where: str, box_format: str, first: int = 0, base: Path | None = None) -> list[Prompt]:
     """The ``--boxes`` schema, or plain boxes (four numbers each) for objects 1, 2, ... on frame
     ``first`` (where the video's run begins)."""
     if isinstance(boxes, list) and boxes and all(not isinstance(b, dict) for b in boxes):
         boxes = [{"id": number, "frame": first, "box": box} for number, box in enumerate(boxes, start=1)]
-    return prompts_from_list(boxes, f"{where}: boxes", box_format)
+    return prompts_from_list(boxes, f"{where}: boxes", box_format, base)
 
 
 def _id(entry: dict, video: Path, where: str) -> str:

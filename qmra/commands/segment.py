@@ -81,7 +81,9 @@ def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
                          help="a box on the first frame, in pixels (see --box-format); repeat for more objects (ids 1, "
                               "2, ...)")
     prompts.add_argument("--boxes", metavar="FILE.json",
-                         help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later')
+                         help='a JSON list of {"id": 1, "frame": 0, "box": [x0, y0, x1, y1]}, for objects that start later '
+                              '(or "mask": "PATH.png" instead of "box": a mask, relative to the file, as --masks reads one); '
+                              'a later entry for an object corrects it from its frame on')
     prompts.add_argument("--masks", metavar="MASK.png|DIR|RLE.json",
                          help="objects' masks instead of boxes: a PNG at the frames' size (palette indices or greyscale "
                               "values are object ids; 0/255: object 1), a folder of them named after their frames "

@@ -1,4 +1,5 @@
-"""Boxes as users give them (``--box`` texts, a ``--boxes`` JSON file, a batch manifest's list) →
+"""Boxes as users give them (``--box`` texts, a ``--boxes`` JSON file, a batch manifest's list; masks
+among them) →
 :class:`Prompt` objects, with errors that name where a bad box came from; and the range of frames
 they are given for (``--frames``, a manifest's ``"frames"``)."""
 
@@ -7,8 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qmra.data.boxes import Box
+import numpy as np
+
+from qmra.data.boxes import Box, box_from_mask
+from qmra.data.object_ids import check_object_id
 from qmra.errors import BoxError, QmraError
+from qmra.inference.mask_prompts import mask_labels
 from qmra.inference.prompts import Prompt, check_on_grid
 
 
@@ -24,11 +29,12 @@ def parse_prompts(boxes: list[str] | None, boxes_file: str | None, box_format: s
         raise QmraError(f"boxes file not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
         raise QmraError(f"cannot read boxes file {path}: {error}") from None
-    return prompts_from_list(document, str(path), box_format)
+    return prompts_from_list(document, str(path), box_format, path.parent)
 
 
-def prompts_from_list(document: object, where: str, box_format: str = "xyxy") -> list[Prompt]:
-    """The ``--boxes`` schema (a JSON list of ``{"id", "frame", "box"}``, frame 0 when absent) →
+def prompts_from_list(document: object, where: str, box_format: str = "xyxy", base: Path | None = None) -> list[Prompt]:
+    """The ``--boxes`` schema (a JSON list of ``{"id", "frame", "box"}``, frame 0 when absent; or
+    ``"mask": PATH`` instead of ``"box"``: a mask PNG, relative to ``base``, :func:`_mask_prompt`) →
     prompts; errors name ``where`` the list came from and the entry. An object may have boxes on
     several frames: from each one on, it restarts from that box (a correction)."""
     if not isinstance(document, list) or not document:
@@ -36,9 +42,13 @@ def prompts_from_list(document: object, where: str, box_format: str = "xyxy") ->
     prompts: list[Prompt] = []
     for number, entry in enumerate(document, start=1):
         place = f"{where} entry {number}"
-        if not isinstance(entry, dict) or "id" not in entry or "box" not in entry:
-            raise QmraError(f"{place}: expected an object with \"id\", \"box\" and optionally \"frame\"")
-        prompt = _prompt(entry["id"], entry.get("frame", 0), entry["box"], box_format, place)
+        if not isinstance(entry, dict) or "id" not in entry or ("box" in entry) == ("mask" in entry):
+            raise QmraError(f"{place}: expected an object with \"id\", a \"box\" or a \"mask\" (not both), and "
+                            "optionally \"frame\"")
+        if "mask" in entry:
+            prompt = _mask_prompt(entry["id"], entry.get("frame", 0), entry["mask"], base, place)
+        else:
+            prompt = _prompt(entry["id"], entry.get("frame", 0), entry["box"], box_format, place)
         if any(p.object_id == prompt.object_id and p.frame == prompt.frame for p in prompts):
             raise QmraError(f"{place}: object id {prompt.object_id} is given twice on frame {prompt.frame} "
                             "(one box per object and frame; a box on a later frame corrects it there)")
@@ -98,6 +108,26 @@ def _prompt(object_id: object, frame: object, box: object, box_format: str, wher
         values = _four_numbers(box)
         if box_format == "xyxy" and values is not None and (values[2] <= values[0] or values[3] <= values[1]):
             raise CornersOutOfOrder(f"{where}: {error}", values) from None
+        raise QmraError(f"{where}: {error}") from None
+
+
+def _mask_prompt(object_id: object, frame: object, given: object, base: Path | None, where: str) -> Prompt:
+    """One prompt from a mask PNG (read as ``--masks`` reads one): the pixels of ``object_id`` in it,
+    or all its object pixels where it holds one object only (a binary mask); its tight box."""
+    if not isinstance(given, str) or not given:
+        raise QmraError(f"{where}: \"mask\" must be the path of a mask PNG, got {given!r}")
+    path = Path(given).expanduser()
+    path = path if path.is_absolute() or base is None else base / path
+    try:
+        labels = mask_labels(path)
+        number = check_object_id(object_id)
+        ids = [int(i) for i in np.unique(labels) if i]
+        if number not in ids and len(ids) != 1:
+            held = f"objects {', '.join(map(str, ids))}" if ids else "no object (every pixel is 0)"
+            raise QmraError(f"{path.name} holds {held}, not object {number}")
+        mask = labels == number if number in ids else labels > 0
+        return Prompt(number, frame, box_from_mask(mask), mask)  # type: ignore[arg-type]
+    except QmraError as error:
         raise QmraError(f"{where}: {error}") from None
 
 

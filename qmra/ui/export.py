@@ -13,11 +13,15 @@ from qmra.data import open_frames
 from qmra.data.atomic import write_text_atomic
 from qmra.data.audio import audio_source
 from qmra.data.boxes import box_from_mask
+from qmra.data.masks import write_binary_png
 from qmra.data.redaction import Redaction
 from qmra.inference.outputs import ResultWriter, check_outputs
 from qmra.inference.results import FrameResult
 from qmra.ui.frames import FrameStore
 from qmra.ui.plan import Plan
+
+#: The folder of an export that holds the masks loaded as prompts.
+PROMPTS = "prompts"
 
 
 def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Callable[[int], np.ndarray | None], *,
@@ -28,7 +32,8 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     ``masks.json`` (COCO RLE), ``tracks.csv`` (each object's box and state per frame; ``doubts_of(frame)``:
     the signs each object's mask went wrong there; no confidence, which the page does not keep),
     ``cutout.webm`` (the objects on a transparent background) and ``redacted.mp4`` (the frames with
-    the objects hidden as ``redaction`` says); also ``boxes.json``, the boxes drawn.
+    the objects hidden as ``redaction`` says); also ``boxes.json``, the boxes drawn and the masks
+    loaded (``prompts/<id>-<frame>.png``), which ``qmra segment VIDEO --boxes boxes.json`` runs again.
     ``labels_of(frame)``: the frame's label map, or None (written as background; the answer counts
     those frames). The answer's ``check`` lists what to look at before
     sharing the files: frames where the redacted video hid an object only where it was last seen, or
@@ -58,9 +63,7 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
                                      doubts=doubts_of(frame)))
     finally:
         writer.close()
-    prompts = [{"id": k.object_id, "frame": k.frame, "box": [round(v, 2) for v in k.box.as_tuple()]}
-               for object_id in plan.object_ids for k in plan.keyframes[object_id]]
-    write_text_atomic(folder / "boxes.json", json.dumps(prompts, indent=1) + "\n")
+    write_text_atomic(folder / "boxes.json", json.dumps(_prompts(folder, plan), indent=1) + "\n")
     files = [f"{writer.frames_written} palette PNGs"]
     files += [label for flag, label in ((per_object, "per-object PNGs"), (overlay, "overlay.mp4"), (rle, "masks.json"),
                                         (tracks, "tracks.csv"), (cutout, "cutout.webm"), (redact, "redacted.mp4")) if flag]
@@ -69,6 +72,25 @@ def export_results(folder: Path, store: FrameStore, plan: Plan, labels_of: Calla
     check = [f"redacted.mp4: {line}" for line in (report.lines() if report is not None else [])]
     return {"folder": str(folder), "frames": writer.frames_written, "without_masks": missing, "files": files + ["boxes.json"],
             "check": check + writer.audio_failures}
+
+
+def _prompts(folder: Path, plan: Plan) -> list[dict]:
+    """The ``--boxes`` entries of every keyframe; a loaded mask is written beside them as a binary PNG
+    (those of an earlier export into this folder removed)."""
+    for stale in (folder / PROMPTS).glob("*.png"):
+        stale.unlink()
+    entries = []
+    for object_id in plan.object_ids:
+        for k in plan.keyframes[object_id]:
+            entry: dict = {"id": k.object_id, "frame": k.frame}
+            if k.mask is None:
+                entry["box"] = [round(v, 2) for v in k.box.as_tuple()]
+            else:
+                entry["mask"] = f"{PROMPTS}/{k.object_id}-{k.frame:05d}.png"
+                (folder / PROMPTS).mkdir(exist_ok=True)
+                write_binary_png(folder / entry["mask"], k.mask)
+            entries.append(entry)
+    return entries
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:

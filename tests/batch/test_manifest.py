@@ -146,3 +146,14 @@ def test_a_csv_without_the_columns_is_an_error(tmp_path):
     (tmp_path / "m.csv").write_text("path,box\na.mp4,1\n")
     with pytest.raises(QmraError, match="line 1: the header must name the columns video and boxes"):
         read_manifest(tmp_path / "m.csv")
+
+
+def test_a_boxes_list_may_name_masks_relative_to_the_manifest(tmp_path):
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:20, 10:30] = 255  # a binary mask: the entry's object
+    (tmp_path / "m").mkdir()
+    Image.fromarray(labels).save(tmp_path / "m" / "x.png")
+    manifest = _jsonl(tmp_path / "m.jsonl", {"video": "a.mp4", "boxes": [{"id": 4, "frame": 2, "mask": "m/x.png"}]})
+    [prompt] = read_manifest(manifest)[0].prompts
+    assert (prompt.object_id, prompt.frame, prompt.box) == (4, 2, Box(10, 5, 30, 20))
+    assert np.array_equal(prompt.mask, labels > 0)

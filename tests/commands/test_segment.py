@@ -7,7 +7,7 @@ from PIL import Image
 from qmra.cli import main
 from qmra.data import SyntheticConfig, SyntheticVideo, decode_rle, open_frames, read_labels
 from qmra.data.boxes import box_from_mask
-from qmra.data.masks import write_palette_png
+from qmra.data.masks import write_binary_png, write_palette_png
 from qmra.data.video_writer import cutout_frames
 from qmra.model import QMRA
 from qmra.model.checkpoint import save_checkpoint
@@ -161,6 +161,20 @@ def test_masks_are_their_frames_result_and_the_next_frames_follow_their_tight_bo
     assert "qmra: error: the masks are 64x40 pixels but the video's frames are 64x48" in capsys.readouterr().err
 
 
+def test_a_boxes_file_mixes_boxes_and_masks_and_a_mask_corrects_an_object_later(tmp_path, video, weights):
+    source = video.write_mp4(tmp_path / "clip.mp4")
+    (tmp_path / "prompts").mkdir()
+    write_palette_png(tmp_path / "prompts" / "all.png", video.labels(0))
+    later = video.labels(3) == 2
+    write_binary_png(tmp_path / "prompts" / "two-at-3.png", later)
+    box = [float(v) for v in box_from_mask(video.labels(0) == 1).as_tuple()]
+    (tmp_path / "b.json").write_text(json.dumps([{"id": 1, "box": box}, {"id": 2, "mask": "prompts/all.png"},
+                                                 {"id": 2, "frame": 3, "mask": "prompts/two-at-3.png"}]))
+    assert _segment(source, tmp_path / "out", weights, "--boxes", str(tmp_path / "b.json")) == 0
+    assert np.array_equal(read_labels(tmp_path / "out" / "00000.png") == 2, video.labels(0) == 2)  # relative to the file
+    assert np.array_equal(read_labels(tmp_path / "out" / "00003.png") == 2, later)  # a binary mask: the object's
+
+
 def test_a_wrong_xywh_box_is_refused(tmp_path, video, weights, capsys):
     source = video.write_mp4(tmp_path / "clip.mp4")
     assert _segment(source, tmp_path / "out", weights, "--box", "8,6,-5,20", "--box-format", "xywh") == 2
@@ -175,9 +189,16 @@ def test_a_wrong_xywh_box_is_refused(tmp_path, video, weights, capsys):
     ('[{"id": 2, "frame": 99, "box": [1, 1, 5, 5]}]', "past the end of the video"),
     ('{"id": 2}', "expected a non-empty JSON list"),
     ("[1, 2", "cannot read boxes file"),
+    ('[{"id": 2, "box": [1, 1, 5, 5], "mask": "m.png"}]', "entry 1: expected an object with \"id\", a \"box\" or a \"mask\""),
+    ('[{"id": 2, "mask": "none.png"}]', "entry 1: file not found"),
+    ('[{"id": 4, "mask": "two.png"}]', "entry 1: two.png holds objects 1, 2, not object 4"),
+    ('[{"id": 1, "mask": "two.png"}, {"id": 2, "frame": 2, "mask": "small.png"}]',
+     "the masks are 64x40 pixels but the video's frames are 64x48"),
 ])
 def test_bad_boxes_files(tmp_path, video, weights, capsys, content, message):
     source = video.write_mp4(tmp_path / "clip.mp4")
+    write_palette_png(tmp_path / "two.png", video.labels(0))
+    write_palette_png(tmp_path / "small.png", video.labels(2)[:40])
     (tmp_path / "b.json").write_text(content)
     assert _segment(source, tmp_path / "out", weights, "--boxes", str(tmp_path / "b.json")) == 2
     assert message in capsys.readouterr().err

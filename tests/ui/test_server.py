@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 from qmra.cli import main
+from qmra.data import Box
 from qmra.data.rle import decode_rle
+from qmra.inference.prompt_files import parse_prompts
 from qmra.ui.paths import PathPolicy, PathRefused
 from tests.tiny import no_masks_on
 from tests.ui.conftest import serve
@@ -240,8 +242,6 @@ def test_box_run_correct_and_export(tmp_path, tiny_segmenter, small_video):
         assert len(tracks) == 1 + 8 * 2 and tracks[11].split(",")[:3] == ["5", "00005", "1"]
         assert int(tracks[11].split(",")[7]) == int((labels == 1).sum()) and tracks[11].split(",")[8] == ""
         # Its boxes, the correction of object 1 on frame 6 included, are a --boxes file for qmra segment.
-        from qmra.inference.prompt_files import parse_prompts
-
         prompts = parse_prompts(None, str(out / "boxes.json"))
         assert sorted((p.object_id, p.frame) for p in prompts) == [(1, 3), (1, 6), (2, 0)]
         # An export folder is a qmra segment folder: qmra export makes it a dataset.
@@ -472,6 +472,12 @@ def test_a_mask_loaded_on_a_frame_starts_its_objects_there_with_the_mask_as_thei
         state = client.wait_for_run()
         assert state["job"]["status"] == "finished" and state["complete"] == 8
         assert np.array_equal(page.labels(2), labels)
+        client.call("POST", "export", {"folder": "export"})  # the loaded masks go with the boxes file
+        prompts = json.loads((tmp_path / "export" / "boxes.json").read_text())
+        assert prompts == [{"id": 3, "frame": 2, "mask": "prompts/3-00002.png"},
+                           {"id": 5, "frame": 2, "mask": "prompts/5-00002.png"}]
+        assert [p.box for p in parse_prompts(None, str(tmp_path / "export" / "boxes.json"))] == [
+            Box(20, 20, 70, 60), Box(80, 40, 120, 90)]
         state = client.call("POST", "box", {"object": 3, "frame": 2, "box": [20, 20, 70, 60]})  # a box replaces the mask
         assert state["objects"][0]["keyframes"][0]["mask"] is False
         for value, message in [
