@@ -18,6 +18,7 @@ from qmra.batch.manifest import BatchItem
 from qmra.data.redaction import Redaction, frame_ranges
 from qmra.errors import QmraError
 from qmra.inference.encode_batch import QueryBatcher
+from qmra.inference.prompts import check_prompt_masks
 from qmra.inference.video_run import OutputPlan, VideoRun
 
 #: File names inside a video's folder ``DIR/<id>/`` (the masks are named after the frames).
@@ -87,7 +88,7 @@ def segment_job(segmenter, job: Job, outputs: BatchOutputs, on_frame: Callable[[
     video: VideoRun | None = None
     try:
         source = open_frames(item.video)
-        item.check_frame_size(source.info.width, source.info.height)
+        check_prompt_masks(item.prompts, source.info.width, source.info.height)
         plan = outputs.plan(item.id)
         overwrite = outputs.overwrite and job.attempt == 1  # a retry continues the first attempt's frames
         plan.check(overwrite=overwrite, resume=not overwrite)

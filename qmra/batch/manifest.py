@@ -38,7 +38,7 @@ from qmra.data.tiff_stack import is_tiff_stack
 from qmra.errors import QmraError
 from qmra.inference.mask_prompts import MaskPrompts, prompts_from_masks
 from qmra.inference.prompt_files import check_boxes_in_range, parse_frame_range, prompts_from_list
-from qmra.inference.prompts import Prompt, check_mask_size
+from qmra.inference.prompts import Prompt
 
 #: The keys a manifest entry may have.
 KEYS = ("video", "boxes", "masks", "id", "box_format", "frames")
@@ -51,8 +51,7 @@ RESERVED_IDS = ("index.jsonl",)
 class BatchItem:
     """One video of a batch: its ``id`` (its output folder's name), ``video`` (a file or a frame
     folder), its ``prompts``, ``where`` it was given (for messages), and the frames to segment,
-    ``first`` to ``last`` (None: to the end); ``mask_size``: width and height of the masks its
-    prompts were read from (``"masks"``), which its frames must have."""
+    ``first`` to ``last`` (None: to the end)."""
 
     id: str
     video: Path
@@ -60,12 +59,6 @@ class BatchItem:
     where: str
     first: int = 0
     last: int | None = None
-    mask_size: tuple[int, int] | None = None
-
-    def check_frame_size(self, width: int, height: int) -> None:
-        """Masks given for the video must be the size of its frames (a :class:`BoxError` if not)."""
-        if self.mask_size is not None:
-            check_mask_size(self.mask_size, width, height)
 
 
 def read_manifest(path: str | Path, box_format: str = "xyxy") -> list[BatchItem]:
@@ -210,8 +203,7 @@ def _item(entry: dict, where: str, base: Path, box_format: str) -> BatchItem:
         check_boxes_in_range(prompts, first, last, '"frames"')
     except QmraError as error:
         raise QmraError(f"{where}: {error}") from None
-    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last,
-                     None if masks is None else masks.size)
+    return BatchItem(_id(entry, path, where), path, tuple(prompts), where, first, last)
 
 
 def _masks(given: object, where: str, base: Path) -> MaskPrompts:

@@ -11,10 +11,10 @@ from qmra.commands.common import (BACKWARDS_HELP, EVERY_HELP, add_model_argument
                                   make_segmenter, progress_style, redaction, say_hdr, say_threads, say_working_size)
 from qmra.data.boxes import BOX_FORMATS
 from qmra.errors import BoxError, QmraError
-from qmra.inference.mask_prompts import MaskPrompts, prompts_from_masks
+from qmra.inference.mask_prompts import prompts_from_masks
 from qmra.inference.prompt_files import (CornersOutOfOrder, check_boxes_in_range, check_boxes_on_every, parse_frame_range,
                                          parse_prompts)
-from qmra.inference.prompts import Prompt, check_mask_size
+from qmra.inference.prompts import Prompt, check_prompt_masks
 from qmra.inference.settings import InferenceSettings
 from qmra.interrupt import Terminated, exit_code, terminate_interrupts
 
@@ -113,12 +113,11 @@ def run(args: argparse.Namespace) -> int:
     from qmra.inference.video_run import OutputPlan, VideoRun, finished_text
 
     first, last = args.frames
-    prompts, masks = _read_prompts(args, first)
+    prompts = _read_prompts(args, first)
     check_boxes_in_range(prompts, first, last, "--frames")  # before anything is loaded or replaced
     check_boxes_on_every(prompts, first, args.every)
     source = open_frames(args.source)
-    if masks:
-        check_mask_size(masks.size, source.info.width, source.info.height)
+    check_prompt_masks(prompts, source.info.width, source.info.height)
     overlay, rle, cutout, redact, tracks = (Path(p) if p else None
                                             for p in (args.overlay, args.rle, args.cutout, args.redact, args.tracks))
     plan = OutputPlan(Path(args.out), overlay, rle, args.per_object, cutout, redact, redaction(args) or Redaction(), tracks)
@@ -164,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_prompts(args: argparse.Namespace, first: int) -> tuple[list[Prompt], MaskPrompts | None]:
+def _read_prompts(args: argparse.Namespace, first: int) -> list[Prompt]:
     """The prompts given (``--box``, ``--boxes`` or ``--masks``), those "on the first frame" on
-    ``first``, the first frame of the run; and the masks they were read from, if any."""
+    ``first``, the first frame of the run."""
     from qmra.data import open_frames
 
     masks = prompts_from_masks(args.masks) if args.masks else None
@@ -177,7 +176,7 @@ def _read_prompts(args: argparse.Namespace, first: int) -> tuple[list[Prompt], M
         raise BoxError(f"{error}{error.hint(info.width, info.height)}") from None
     if args.box or (masks and masks.on_first_frame):
         prompts = [replace(prompt, frame=first) for prompt in prompts]
-    return prompts, masks
+    return prompts
 
 
 def say_redaction(report, path: Path | None, quiet: bool) -> None:

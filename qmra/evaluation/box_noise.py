@@ -44,7 +44,8 @@ class BoxNoise:
     #: well as its box, as ``qmra segment --masks`` gives them.
     first_masks: bool = field(default=False, metadata=option(
         "give each object its first mask as well as its box (the mask protocol of semi-supervised video object "
-        "segmentation, as qmra segment --masks does): that frame's result is the mask, and adaptation learns it",
+        "segmentation, as qmra segment --masks does): that frame's result is the mask, and adaptation with mask "
+        "losses (--adapt-mask-weight) learns it",
         group=_GROUP))
 
     def __post_init__(self) -> None:

@@ -29,11 +29,10 @@ RLE_SUFFIX = ".json"
 
 @dataclass(frozen=True)
 class MaskPrompts:
-    """The prompts read from masks of ``size`` (width, height) pixels. ``on_first_frame``: one mask
-    not named after a frame, whose boxes go on the first frame segmented (as ``--box`` boxes do)."""
+    """The prompts read from masks (each with its mask, all of one size). ``on_first_frame``: one
+    mask not named after a frame, whose boxes go on the first frame segmented (as ``--box`` boxes do)."""
 
     prompts: list[Prompt]
-    size: tuple[int, int]
     on_first_frame: bool
 
 
@@ -78,8 +77,7 @@ def prompts_from_masks(path: str | Path) -> MaskPrompts:
                 prompts.append(Prompt(object_id, frame, box, mask))
     if not prompts:
         raise QmraError(f"--masks {path}: every mask is empty (all pixels 0): no object to follow")
-    assert size is not None
-    return MaskPrompts(prompts, size, on_first_frame)
+    return MaskPrompts(prompts, on_first_frame)
 
 
 #: One frame's masks: given the ids already started, the frame's size (H, W; None: no mask on it)

@@ -93,6 +93,14 @@ def check_mask_size(mask_size: tuple[int, int], width: int, height: int) -> None
                        "give masks of the frames' size")
 
 
+def check_prompt_masks(prompts: Iterable[Prompt], width: int, height: int) -> None:
+    """Every mask given with ``prompts`` has the frames' size (:func:`check_mask_size`): said before
+    any work, where a session would say it on starting."""
+    for prompt in prompts:
+        if prompt.mask is not None:
+            check_mask_size((prompt.mask.shape[1], prompt.mask.shape[0]), width, height)
+
+
 def _check_not_fractions(object_id: int, box: Box, info: FrameInfo) -> None:
     """A box inside the frame's first pixel, not on its edges: four fractions of the frame's size
     (as YOLO and some labelling tools export boxes), which as pixels would be an object lost at once."""

@@ -15,6 +15,7 @@ from qmra.data import Box
 from qmra.data.masks import write_palette_png
 from qmra.data.rle import encode_rle
 from qmra.errors import BoxError, QmraError
+from qmra.inference.prompts import check_prompt_masks
 
 
 def _jsonl(path, *entries) -> str:
@@ -71,9 +72,8 @@ def test_masks_stand_for_boxes_in_json_lines_and_csv(tmp_path):
     expected = [(2, Box(10, 5, 30, 20)), (5, Box(40, 25, 58, 35))]
     assert [(p.object_id, p.frame, p.box) for p in first.prompts] == [(i, 3, box) for i, box in expected]  # on FIRST
     assert [(p.object_id, p.frame, p.box) for p in second.prompts] == [(i, 4, box) for i, box in expected]
-    assert first.mask_size == second.mask_size == (60, 40)
     with pytest.raises(BoxError, match="the masks are 60x40 pixels but the video's frames are 64x48"):
-        first.check_frame_size(64, 48)
+        check_prompt_masks(first.prompts, 64, 48)
     (tmp_path / "m.csv").write_text("video,masks\nb.mp4,masks/00004.png\n")
     assert read_manifest(tmp_path / "m.csv")[0].prompts == second.prompts
 
@@ -119,7 +119,7 @@ def test_a_folder_video_takes_a_mask_or_a_mask_folder_beside_it_and_only_one_pro
     first, second = read_manifest(tmp_path)
     assert [(p.object_id, p.frame, p.box) for p in first.prompts] == [(3, 0, Box(10, 5, 30, 20))]
     assert [(p.object_id, p.frame, p.box) for p in second.prompts] == [(3, 7, Box(10, 5, 30, 20))]
-    assert (first.id, second.id, first.mask_size) == ("a", "b", (60, 40))
+    assert (first.id, second.id, first.prompts[0].mask.shape) == ("a", "b", (40, 60))
     (tmp_path / "b.masks.json").write_text(json.dumps([encode_rle(labels == 3)]))
     with pytest.raises(QmraError, match="b.mp4: b.masks.json and b.masks are beside it: keep one of"):
         read_manifest(tmp_path)

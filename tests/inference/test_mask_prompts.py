@@ -11,7 +11,7 @@ from qmra.data.masks import write_palette_png
 from qmra.data.rle import RleVideoWriter, encode_rle
 from qmra.errors import QmraError
 from qmra.inference.mask_prompts import prompts_from_masks
-from qmra.inference.prompts import check_mask_size
+from qmra.inference.prompts import check_prompt_masks
 
 
 def _labels(objects: dict[int, tuple[int, int, int, int]], height: int = 40, width: int = 60) -> np.ndarray:
@@ -33,7 +33,7 @@ def test_a_palette_mask_gives_each_id_its_tight_box_on_the_first_frame(tmp_path)
     write_palette_png(tmp_path / "first.png", labels)
     given = prompts_from_masks(tmp_path / "first.png")
     assert _boxes(given) == {3: (0, (5, 4, 20, 30)), 7: (0, (30, 10, 57, 21))}
-    assert given.on_first_frame and given.size == (60, 40)
+    assert given.on_first_frame and given.prompts[0].mask.shape == (40, 60)
 
 
 @pytest.mark.parametrize("values,ids", [((0, 255), {1}), ((0, 1, 2), {1, 2})])
@@ -76,7 +76,7 @@ def test_bad_masks_say_what_is_wrong(tmp_path):
             prompts_from_masks(path)
     given = prompts_from_masks(tmp_path / "mixed" / "00000.png")
     with pytest.raises(QmraError, match="the masks are 60x40 pixels but the video's frames are 64x48"):
-        check_mask_size(given.size, 64, 48)
+        check_prompt_masks(given.prompts, 64, 48)
 
 
 def test_rle_json_from_qmra_segment_or_a_list_of_coco_masks_starts_each_object_where_it_first_appears(tmp_path):
@@ -88,7 +88,7 @@ def test_rle_json_from_qmra_segment_or_a_list_of_coco_masks_starts_each_object_w
     writer.save()
     given = prompts_from_masks(tmp_path / "run.json")
     assert [(p.object_id, p.frame, p.box) for p in given.prompts] == [(2, 4, Box(10, 5, 30, 20)), (7, 5, Box(40, 25, 58, 35))]
-    assert np.array_equal(given.prompts[1].mask, later == 7) and given.size == (60, 40) and not given.on_first_frame
+    assert np.array_equal(given.prompts[1].mask, later == 7) and not given.on_first_frame
     sam = [{"segmentation": encode_rle(later == 7), "area": 180}, {"id": 9, "segmentation": encode_rle(later == 2)}]
     (tmp_path / "sam.json").write_text(json.dumps(sam))
     listed = prompts_from_masks(tmp_path / "sam.json")
