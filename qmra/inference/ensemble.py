@@ -76,10 +76,12 @@ class EnsembleRuntime:
         return join_entries([entry for entry, _ in started]), mean_output(outputs)
 
     def track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
-              query_features: tuple[BackboneFeatures, ...]) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
+              query_features: tuple[BackboneFeatures, ...],
+              prior: torch.Tensor | None = None) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
         """A tracked frame: the copies' mean prediction, their memory entries (side by side, each
-        encoded with the copy's own box) and the B×1×h×w tight boxes of the mean mask (p > 0.5)."""
-        tracked = [member.track(prepared, padding, own, f)
+        encoded with the copy's own box, or all with ``prior``'s B×1×h×w box maps where given) and the
+        B×1×h×w tight boxes of the mean mask (p > 0.5)."""
+        tracked = [member.track(prepared, padding, own, f, prior)
                    for member, own, f in zip(self.members, split_memory(memory, len(self.members)), query_features)]
         output = mean_output([output for output, _, _ in tracked])
         return output, join_entries([entry for _, entry, _ in tracked]), rectangle_prior(output.probability())

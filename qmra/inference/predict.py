@@ -18,6 +18,7 @@ from qmra.inference.memory import MemoryBank, object_rows
 from qmra.inference.merge import merge_frame
 from qmra.inference.objects import ObjectTable
 from qmra.inference.prompts import Prompt
+from qmra.inference.redetect import Redetector, stride16_features
 from qmra.inference.results import FrameResult
 from qmra.inference.settings import InferenceSettings
 from qmra.model import Memory
@@ -43,6 +44,8 @@ class FramePredictor:
         self.features = features
         self.settings = settings
         self.name = name
+        #: Each object's look on its boxed frame, to find it again where lost (``settings.redetect``).
+        self.redetector = Redetector() if settings.redetect else None
 
     def frame(self, index: int, time: int, frame: np.ndarray, starting: list[Prompt],
               before_wait: Callable[[], None] | None = None) -> tuple[FrameResult, Probabilities, Boxes]:
@@ -109,7 +112,11 @@ class FramePredictor:
                probabilities: Probabilities, boxes: Boxes, frame_size: tuple[int, int]) -> None:
         """Encode each new object's first frame with its box (once: it is both memory and stage-2 query)
         on the network they run with (``runtime``), and give them a memory bank."""
-        entry, object_probabilities = boxed_frame(runtime, prompts, inputs, self.features.query(index, runtime), frame_size)
+        query = self.features.query(index, runtime)
+        entry, object_probabilities = boxed_frame(runtime, prompts, inputs, query, frame_size)
+        if self.redetector is not None:
+            self.redetector.remember([p.object_id for p in prompts], stride16_features(query),
+                                     (object_probabilities > 0.5).float(), inputs.padding)
         bank = MemoryBank([p.object_id for p in prompts], time, entry, self.settings.mem_every,
                           self.settings.max_memory_frames, static=runtime.static_memory,
                           previous_every=self.settings.previous_every)
@@ -124,8 +131,15 @@ class FramePredictor:
         """Predict the objects of ``banks`` (equally many memory frames, one network: one batch)."""
         with record_function("qmra/memory_read"):
             memory = Memory.concat_objects([bank.memory() for bank in banks])
-        output, entry, box_maps = runtime.track(inputs.prepared, inputs.padding, memory, self.features.query(index, runtime))
+        query = self.features.query(index, runtime)
+        output, entry, box_maps = runtime.track(inputs.prepared, inputs.padding, memory, query)
         object_probabilities = output.probability()[:, 0]
+        if self.redetector is not None:
+            ids = [object_id for bank in banks for object_id in bank.object_ids]
+            found = self.redetector.priors(ids, object_probabilities, box_maps, stride16_features(query), inputs.padding)
+            if found is not None:  # a lost object found again: stage 2 runs again with its box
+                output, entry, box_maps = runtime.track(inputs.prepared, inputs.padding, memory, query, found)
+                object_probabilities = output.probability()[:, 0]
         row = 0
         for bank in banks:
             rows = slice(row, row + len(bank.object_ids))

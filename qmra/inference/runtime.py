@@ -97,15 +97,18 @@ class ModelRuntime:
         """Objects' first frame given their B×1×h×w box maps: their memory entry and prediction."""
         return self.model.start(prepared, padding, box_maps, query_features, self.read, self.folded_crm)
 
-    def track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
-              query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
+    def track(self, prepared: torch.Tensor, padding: Padding, memory: Memory, query_features: BackboneFeatures,
+              prior: torch.Tensor | None = None) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
         """A tracked frame against the objects' memory: its prediction, its memory entry and the
-        B×1×h×w box maps that entry was encoded with."""
+        B×1×h×w box maps that entry was encoded with. ``prior``: B×1×h×w box maps for stage 2 in
+        place of stage 1's (a lost object found again: :mod:`qmra.inference.redetect`), run eagerly."""
+        if prior is not None:
+            return self._track(prepared, padding, memory, query_features, prior)
         return self._compiled_track(prepared, padding, memory, query_features)
 
-    def _track(self, prepared: torch.Tensor, padding: Padding, memory: Memory,
-               query_features: BackboneFeatures) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
-        output = self.model.predict(prepared, padding, memory, query_features, read=self.read,
+    def _track(self, prepared: torch.Tensor, padding: Padding, memory: Memory, query_features: BackboneFeatures,
+               prior: torch.Tensor | None = None) -> tuple[QMRAOutput, MemoryFrame, torch.Tensor]:
+        output = self.model.predict(prepared, padding, memory, query_features, query_prior=prior, read=self.read,
                                     folded_crm=self.folded_crm, stage2_box=self.stage2_box)
         box_maps = self.model.tracked_box_maps(output)
         return output, self.model.memory_entry(prepared, padding, box_maps, output, self.read), box_maps

@@ -89,6 +89,10 @@ class InferenceSettings:
       stage 1 also firing on a look-alike elsewhere does not stretch the box over both. Also the box
       each tracked frame is stored in memory with. A different result, not a speed switch: the
       shipped weights recommend it where validation chose it.
+    - ``redetect``: where an object's mask is empty on a tracked frame (hidden, or lost), look for it
+      by its look on its boxed frame and, where found, hand stage 2 that box in place of stage 1's
+      empty one (:mod:`qmra.inference.redetect`): an object that comes back away from where it was
+      hidden is found again. Off (the paper): stage 1 alone decides where the object is.
     - ``fold_crm``: compose the CRM's two fusion convolutions and its decoder's first convolution
       (linear, nothing between them) into one, once per video: the same result up to float
       rounding, with about a third of their work.
@@ -159,6 +163,9 @@ class InferenceSettings:
         "drop each piece of an object's mask smaller than this share of its largest piece, as the mask spreading onto "
         "look-alike background (0: keep every piece, the paper)", metavar="SHARE", parse=float, group=ACCURACY,
         show=lambda share: f"{share:g} of the largest piece" if share else "0 (every piece)"))
+    redetect: bool = field(default=False, metadata=option(
+        "where an object's mask is empty, look for it by its look on its boxed frame, so that an object hidden and "
+        "back elsewhere is found again", group=ACCURACY, both_ways=True))
     fold_crm: bool = field(default=True, metadata=option(
         "run the CRM's fusion convolutions and its decoder's first convolution one by one (by default they are "
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm", group=SPEED))
