@@ -46,6 +46,8 @@ class FramePredictor:
         self.name = name
         #: Each object's look on its boxed frame, to find it again where lost (``settings.redetect``).
         self.redetector = Redetector() if settings.redetect else None
+        #: The objects found again by their look on the frame just predicted (``settings.redetect``).
+        self.found: set[int] = set()
 
     def frame(self, index: int, time: int, frame: np.ndarray, starting: list[Prompt],
               before_wait: Callable[[], None] | None = None) -> tuple[FrameResult, Probabilities, Boxes]:
@@ -55,6 +57,7 @@ class FramePredictor:
         for prompt in starting:
             self.objects.remove(prompt.object_id)  # a correction: the object restarts from its new box
         batches = self.objects.batches()  # before this frame's new objects get their banks
+        self.found = set()
         probabilities: Probabilities = {}
         boxes: Boxes = {}
         if starting or batches:
@@ -137,8 +140,10 @@ class FramePredictor:
         if self.redetector is not None:
             ids = [object_id for bank in banks for object_id in bank.object_ids]
             found = self.redetector.priors(ids, object_probabilities, box_maps, stride16_features(query), inputs.padding)
-            if found is not None:  # a lost object found again: stage 2 runs again with its box
-                output, entry, box_maps = runtime.track(inputs.prepared, inputs.padding, memory, query, found)
+            if found is not None:  # lost objects found again: stage 2 runs again with their boxes
+                priors, slots = found
+                self.found.update(ids[slot] for slot in slots)
+                output, entry, box_maps = runtime.track(inputs.prepared, inputs.padding, memory, query, priors)
                 object_probabilities = output.probability()[:, 0]
         row = 0
         for bank in banks:

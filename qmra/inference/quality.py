@@ -11,7 +11,9 @@ Per object and frame, against the frame it was boxed on (or the frame before):
   be asked to reach outside the box, :attr:`QualityThresholds.outside`);
 - ``fading``: its confidence fell below :attr:`QualityThresholds.fading` of the boxed frame's;
 - ``jump``: its centre moved more than :attr:`QualityThresholds.jump` times its own size (the
-  square root of its area) in one frame.
+  square root of its area) in one frame;
+- ``found``: it was lost and was found again by its look (``--redetect``,
+  :mod:`qmra.inference.redetect`), which can pick a look-alike.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from qmra.inference.results import FrameResult
 
-SIGNALS = ("flood", "spill", "fading", "jump")
+SIGNALS = ("flood", "spill", "fading", "jump", "found")
 #: What a user can do about a doubtful mask, said with each warning (and, where adaptation ran, ADAPTED).
 ADVICE = "draw a tighter box, or correct the object on that frame (qmra ui, or a second box in --boxes)"
 ADAPTED = ", or try another --adapt-seed"
@@ -141,9 +143,14 @@ class QualityWatch:
             self._last[object_id] = shape
         return measured
 
-    def check(self, result: FrameResult, starting: set[int] | frozenset[int] = frozenset()) -> dict[int, tuple[str, ...]]:
-        """The signals that fire for each object on this frame (objects without any left out)."""
+    def check(self, result: FrameResult, starting: set[int] | frozenset[int] = frozenset(),
+              found: set[int] | frozenset[int] = frozenset()) -> dict[int, tuple[str, ...]]:
+        """The signals that fire for each object on this frame (objects without any left out);
+        ``found``: objects found again by their look on it (``found``, first, where their mask is not empty)."""
         fired = {i: m.signals(self.thresholds) for i, m in self.measure(result, starting).items()}
+        for object_id in found:
+            if object_id in fired:
+                fired[object_id] = ("found", *fired[object_id])
         return {i: signals for i, signals in fired.items() if signals}
 
 
@@ -152,7 +159,8 @@ def describe(signal: str) -> str:
     return {"flood": "its mask has grown to several times its boxed frame's area and still grows",
             "spill": "its mask fills its whole tracked box, as one spread onto the background does",
             "fading": "its confidence fell sharply",
-            "jump": "its mask jumped to another place"}[signal]
+            "jump": "its mask jumped to another place",
+            "found": "it was lost and was found again by its look (--redetect), maybe on a look-alike"}[signal]
 
 
 class DoubtfulObjects:

@@ -137,10 +137,10 @@ class Redetector:
         self._looks.pop(object_id, None)
 
     def priors(self, object_ids: list[int], probabilities: torch.Tensor, box_maps: torch.Tensor,
-               features: torch.Tensor, padding: Padding) -> torch.Tensor | None:
+               features: torch.Tensor, padding: Padding) -> tuple[torch.Tensor, list[int]] | None:
         """Stage 2's B×1×h×w box maps with the lost objects (no pixel of their B×h×w
-        ``probabilities`` over 0.5) given the box where their look is found; None where no lost
-        object is found (or none is lost): the frame's prediction stands."""
+        ``probabilities`` over 0.5) given the box where their look is found, and the rows of those
+        found; None where no lost object is found (or none is lost): the frame's prediction stands."""
         lost = (probabilities.flatten(1).amax(1) <= 0.5).tolist()
         found: dict[int, torch.Tensor] = {}
         for slot, object_id in enumerate(object_ids):
@@ -154,4 +154,4 @@ class Redetector:
         priors = box_maps.clone()
         for slot, box in found.items():
             priors[slot] = box[0].to(priors.dtype)
-        return priors
+        return priors, sorted(found)

@@ -383,7 +383,7 @@ class InferenceSession:
             before_wait = lambda: self.predictor.encode_ahead(ahead_index, ahead_frame, starts_there)  # noqa: E731
         starting = self._prompts.starting(index)
         result, probabilities, boxes = self.predictor.frame(index, self._pass.time(index), frame, starting, before_wait)
-        result.doubts = self.quality.check(result, {p.object_id for p in starting})
+        result.doubts = self.quality.check(result, {p.object_id for p in starting}, self.predictor.found)
         self._last = _Frame(index, frame, probabilities, boxes)
         return result
 

@@ -71,6 +71,15 @@ def test_a_mask_that_moves_farther_than_its_size_in_one_frame_jumps():
     assert _run(frames) == [{}, {}, {1: ("jump",)}]
 
 
+def test_an_object_found_again_by_its_look_says_so_first_where_it_has_a_mask():
+    watch = QualityWatch()
+    assert watch.check(_result(0, {1: (20, 30, 40, 50), 2: (100, 30, 120, 50)}), {1, 2}) == {}
+    steady = _result(1, {1: (20, 30, 40, 50), 2: (100, 30, 120, 50)})
+    assert watch.check(steady, found={2}) == {2: ("found",)}
+    moved = _result(2, {1: (150, 60, 170, 80)})  # object 2 empty here: lost, not found
+    assert watch.check(moved, found={1, 2}) == {1: ("found", "jump")}
+
+
 def test_by_default_a_fading_confidence_and_a_small_jump_count_and_growth_does_not():
     frames = [_result(0, {1: (40, 30, 50, 40)}, confidence=0.95), _result(1, {1: (40, 30, 52, 42)}, confidence=0.93),
               _result(2, {1: (38, 28, 54, 44)}, confidence=0.8), _result(3, {1: (70, 28, 86, 44)}, confidence=0.9)]

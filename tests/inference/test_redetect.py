@@ -87,8 +87,10 @@ def test_only_lost_objects_get_a_new_box() -> None:
     stage1[1, 0, :16, :16] = 1
     probabilities = torch.zeros(2, PADDING.height, PADDING.width)
     probabilities[1, 5, 5] = 0.9  # object 6 has a mask: it is left alone
-    priors = redetector.priors([5, 6], probabilities, stage1, query, PADDING)
-    assert priors is not None
+    found = redetector.priors([5, 6], probabilities, stage1, query, PADDING)
+    assert found is not None
+    priors, slots = found
+    assert slots == [0]
     assert _box_of(priors[0]) == (6 * STRIDE, 5 * STRIDE, 9 * STRIDE, 7 * STRIDE)
     assert torch.equal(priors[1], stage1[1])
     redetector.forget(5)
@@ -103,7 +105,7 @@ def test_the_demo_object_hidden_and_back_is_found_again() -> None:
     video = demo_clip()
     frames = np.stack([video.image(i) for i in range(video.num_frames)])
     shipped = Segmenter()
-    hidden_pixels, found_back = {}, {}
+    hidden_pixels, found_back, said = {}, {}, {}
     for redetect in (False, True):
         settings = dataclasses.replace(shipped.settings, redetect=redetect)
         session = Segmenter(shipped.model, settings=settings, card=shipped.card).start(frames, prompts=video.first_boxes())
@@ -111,8 +113,11 @@ def test_the_demo_object_hidden_and_back_is_found_again() -> None:
         assert not (video.labels(5) == 3).any() and not (video.labels(6) == 3).any()
         hidden_pixels[redetect] = sum(int((results[i].labels == 3).sum()) for i in (5, 6))
         found_back[redetect] = max(_overlap(video.labels(i) == 3, results[i].labels == 3) for i in range(7, 16))
+        said[redetect] = [i for i, result in results.items() if "found" in result.doubts.get(3, ())]
     assert found_back[False] == 0 and hidden_pixels[False] == 0
     assert found_back[True] > 0.2 and hidden_pixels[True] == 0
+    # the frames where it was found by its look are flagged, so that a user checks them
+    assert said[False] == [] and said[True] and all(i >= 7 for i in said[True])
 
 
 def _overlap(truth: np.ndarray, predicted: np.ndarray) -> float:

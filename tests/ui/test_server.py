@@ -422,7 +422,7 @@ def test_frames_where_a_mask_is_doubtful_are_marked_for_the_timeline(tmp_path, t
     from qmra.inference import quality
 
     monkeypatch.setattr(quality.QualityWatch, "check",
-                        lambda self, result, starting=frozenset(): {1: ("jump",)} if result.index in (5, 6) else {})
+                        lambda self, result, starting=frozenset(), found=frozenset(): {1: ("jump",)} if result.index in (5, 6) else {})
     with serve(tiny_segmenter, tmp_path, source=small_video) as server:
         client = Client(server)
         state = client.box_and_run([20, 20, 70, 60], frame=3, direction="both")

@@ -192,7 +192,7 @@ function renderTimeline() {
   const n = state.source.frames, step = width / n;
   tctx.fillStyle = "#7fb37f";
   for (let i = 0; i < n; i++) if (state.shown && state.shown[i] === "1") tctx.fillRect(i * step, 3, Math.max(1, step), 8);
-  // Frames where a mask looks wrong (it floods, spills, fades or jumps): where to correct.
+  // Frames where a mask looks wrong (it floods, spills, fades, jumps or was found again by its look): where to correct.
   tctx.fillStyle = "#e08a00";
   for (let i = 0; i < n; i++) if (state.doubtful && state.doubtful[i] === "1") tctx.fillRect(i * step, 12, Math.max(2, step), 6);
   // Frames where an object was not found (its mask empty): where a box brings it back.
