@@ -77,6 +77,11 @@ class FramePredictor:
         # outputs, which its next replay overwrites.
         return result, probabilities, {i: result.boxes[i] for i in boxes}
 
+    def forget(self, object_id: int) -> None:
+        """An object removed from the session: what is kept of it here (its look) goes too."""
+        if self.redetector is not None:
+            self.redetector.forget(object_id)
+
     def encode_ahead(self, index: int, frame: np.ndarray, starting: bool) -> None:
         """Queue frame ``index``'s input and query encoding on the device, where the next frame will
         surely use them: objects are tracked and none ``starting`` there (a start may adapt the

@@ -136,6 +136,10 @@ class Redetector:
     def forget(self, object_id: int) -> None:
         self._looks.pop(object_id, None)
 
+    def __contains__(self, object_id: int) -> bool:
+        """Whether the look of ``object_id`` is kept."""
+        return object_id in self._looks
+
     def priors(self, object_ids: list[int], probabilities: torch.Tensor, box_maps: torch.Tensor,
                features: torch.Tensor, padding: Padding) -> tuple[torch.Tensor, list[int]] | None:
         """Stage 2's B×1×h×w box maps with the lost objects (no pixel of their B×h×w

@@ -177,11 +177,14 @@ class InferenceSession:
         """Forget an object: its boxes and its memory. It takes no part from the next frame on."""
         self._prompts.remove(object_id)
         self.objects.remove(object_id)
+        self.predictor.forget(object_id)
 
     def reset(self) -> None:
         """Forget every object and all memory; the next :meth:`propagate` or :meth:`step` starts over."""
         if self._propagating:
             raise QmraError("cannot reset while propagate() is running; finish or close it first")
+        for object_id in self._prompts.object_ids:
+            self.predictor.forget(object_id)
         self._prompts.clear()
         self.objects.clear()
         self._pass = None

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from qmra.commands.demo import demo_clip
-from qmra.inference import Segmenter
+from qmra.inference import InferenceSettings, Segmenter
 from qmra.inference.redetect import Redetector, appearance, cell_cover, find
 from qmra.model.preprocess import Padding
+from tests.inference.helpers import clip, tiny_segmenter
 
 STRIDE = 16
 GRID = (8, 10)
@@ -122,3 +123,17 @@ def test_the_demo_object_hidden_and_back_is_found_again() -> None:
 
 def _overlap(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float((truth & predicted).sum() / (truth | predicted).sum())
+
+
+def test_a_session_keeps_the_looks_of_its_objects_only() -> None:
+    video = clip(frames=3, objects=2)
+    session = tiny_segmenter(InferenceSettings(redetect=True)).start(
+        np.stack([video.image(i) for i in range(3)]), prompts=video.first_boxes())
+    list(session.propagate())
+    looks = session.predictor.redetector
+    assert looks is not None and 1 in looks and 2 in looks
+    session.remove_object(2)
+    assert 1 in looks and 2 not in looks
+    session.reset()
+    assert 1 not in looks
+    assert tiny_segmenter().start(np.stack([video.image(0)]), prompts=video.first_boxes()).predictor.redetector is None
