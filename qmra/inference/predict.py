@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.profiler import record_function
 
 from qmra.data.boxes import Box
@@ -124,7 +125,7 @@ class FramePredictor:
         entry, object_probabilities = boxed_frame(runtime, prompts, inputs, query, frame_size)
         if self.redetector is not None:
             self.redetector.remember([p.object_id for p in prompts], stride16_features(query),
-                                     (object_probabilities > 0.5).float(), inputs.padding)
+                                     first_masks(prompts, object_probabilities), inputs.padding)
         bank = MemoryBank([p.object_id for p in prompts], time, entry, self.settings.mem_every,
                           self.settings.max_memory_frames, static=runtime.static_memory,
                           previous_every=self.settings.previous_every)
@@ -159,6 +160,19 @@ class FramePredictor:
                 probabilities[object_id] = object_probabilities[slot]
                 boxes[object_id] = box_maps[slot, 0]  # turned into a Box after the one transfer to the host
             row = rows.stop
+
+
+def first_masks(prompts: list[Prompt], probabilities: torch.Tensor) -> torch.Tensor:
+    """The objects' B×h×w masks (0/1) on the frame they start on, at the working size of their B×h×w
+    ``probabilities``: the given mask where there is one, else the network's (p > 0.5)."""
+    masks = (probabilities > 0.5).float()
+    for slot, prompt in enumerate(prompts):
+        if prompt.mask is not None:
+            given = torch.from_numpy(prompt.mask).to(masks.device, torch.float32)[None, None]
+            resized = F.interpolate(given, size=masks.shape[-2:], mode="area")[0, 0] > 0.5
+            if bool(resized.any()):  # a mask too small to keep a pixel at the working size: the network's
+                masks[slot] = resized.float()
+    return masks
 
 
 def given_masks(prompts: list[Prompt]) -> dict[int, np.ndarray]:

@@ -66,7 +66,7 @@ def appearance(features: torch.Tensor, cover: torch.Tensor) -> Appearance:
     vectors = F.normalize(features[0].float(), dim=0).flatten(1).T  # h·w × C
     flat = cover.flatten()
     inside = flat > CELL_COVER
-    if not bool(inside.any()):  # an object smaller than a cell: its best-covered cell
+    if not bool(inside.any()) and bool(flat.max() > 0):  # an object smaller than a cell: its best-covered cell
         inside = flat >= flat.max()
     box = _box_cells(cover > 0, grown=1).flatten()
     return Appearance(_evenly(vectors[inside], MAX_OBJECT_CELLS), _evenly(vectors[~box], MAX_BACKGROUND_CELLS),
@@ -77,8 +77,8 @@ def find(look: Appearance, features: torch.Tensor, padding: Padding) -> torch.Te
     """Where the object of ``look`` is on a frame with 1×C×gh×gw ``features``: a 1×1×h×w box map at
     the working size (1 inside the box), or None where no blob of cells votes for it at a size it
     could have."""
-    if len(look.background_cells) == 0:
-        return None  # the object filled its boxed frame: nothing to tell it from
+    if len(look.background_cells) == 0 or len(look.object_cells) == 0:
+        return None  # the object filled its boxed frame (nothing to tell it from), or had no pixel there
     grid = features.shape[-2:]
     vectors = F.normalize(features[0].float(), dim=0).flatten(1).T
     margin = (_vote(vectors, look.object_cells) - _vote(vectors, look.background_cells)).view(1, 1, *grid)

@@ -80,6 +80,12 @@ def test_an_object_smaller_than_a_cell_keeps_its_best_covered_cell() -> None:
     assert look.object_cells.shape[0] == 1
 
 
+def test_an_object_without_a_pixel_is_never_proposed() -> None:
+    look = appearance(_frame(BOXED, 0, LOOK), torch.zeros(GRID))
+    assert look.object_cells.shape[0] == 0
+    assert find(look, _frame((slice(5, 7), slice(6, 9)), 1, LOOK), PADDING) is None
+
+
 def test_only_lost_objects_get_a_new_box() -> None:
     redetector, _ = _remembered()
     redetector.remember([6], _frame(BOXED, 0, LOOK), _object_mask(*BOXED), PADDING)
@@ -137,3 +143,19 @@ def test_a_session_keeps_the_looks_of_its_objects_only() -> None:
     session.reset()
     assert 1 not in looks
     assert tiny_segmenter().start(np.stack([video.image(0)]), prompts=video.first_boxes()).predictor.redetector is None
+
+
+def test_a_given_mask_is_the_look_where_there_is_one() -> None:
+    from qmra.data.boxes import Box
+    from qmra.inference.predict import first_masks
+    from qmra.inference.prompts import Prompt
+
+    network = torch.zeros(2, 8, 10)
+    network[:, 2:4, 2:5] = 0.9
+    given = np.zeros((16, 20), bool)
+    given[0:4, 10:20] = True  # at twice the working size
+    tiny = np.zeros((16, 20), bool)
+    tiny[0, 0] = True  # a quarter of a working pixel: the network's mask stays
+    masks = first_masks([Prompt(1, 0, Box(10, 0, 20, 4), given), Prompt(2, 0, Box(0, 0, 1, 1), tiny)], network)
+    assert torch.equal(masks[0].nonzero().unique(dim=0), torch.tensor([[r, c] for r in range(2) for c in range(5, 10)]))
+    assert torch.equal(masks[1], (network[1] > 0.5).float())
