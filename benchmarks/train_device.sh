@@ -27,6 +27,7 @@ EXTRA_DATA=${EXTRA_DATA:-}     # more data specs, space-separated, e.g. syntheti
 LOOSE_BOXES=${LOOSE_BOXES:-}   # memory frames' boxes drawn loose (qmra train --loose-boxes), e.g. 0.1; default tight
 GREY_CLIPS=${GREY_CLIPS:-}     # share of greyscale clips (qmra train --grey-clips); default qmra train's
 BLUR_CLIPS=${BLUR_CLIPS:-}     # share of blurred clips (qmra train --blur-clips), e.g. 0.1; default none
+MAX_GAP=${MAX_GAP:-}           # most frames between a video clip's frames (qmra train --max-gap); default qmra train's
 # From scratch BatchNorm must learn; ImageNet encoders keep theirs (BN=none).
 BN=${BN:-train}
 RUN=${RUN:-runs/device}
@@ -49,7 +50,7 @@ fi
   --data "composite:$DATA/davis@1" $(for spec in $EXTRA_DATA; do echo --data "$spec"; done) ${INIT:+--init "$INIT"} \
   --size "$SIZE" --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup 200 --steps 1000000 \
   ${LOOSE_BOXES:+--loose-boxes "$LOOSE_BOXES"} ${GREY_CLIPS:+--grey-clips "$GREY_CLIPS"} \
-  ${BLUR_CLIPS:+--blur-clips "$BLUR_CLIPS"} \
+  ${BLUR_CLIPS:+--blur-clips "$BLUR_CLIPS"} ${MAX_GAP:+--max-gap "$MAX_GAP"} \
   --time-budget "$BUDGET" --save-every 1000 --workers "$WORKERS" --out "$RUN" --quiet 2>&1 | tee "$OUT/train.log"
 
 "$PYTHON" - "$RUN" "$OUT" <<'EOF' | tee -a "$OUT/train.log"

@@ -62,7 +62,11 @@ class TrainConfig:
         "DataLoader worker processes", metavar="N", parse=int,
         default_text="on a GPU, the CPU cores but 2, shared by this machine's GPUs; on a CPU, 1 (training needs its cores)"))
     bf16: bool = field(default=True, metadata=option("no bf16 autocast on CUDA"))  # autocast on CUDA only
-    max_gap: int = 5
+    #: Gaps of at most 5 frames teach stage 1 that an object is near where it was; an object that
+    #: moves fast, or is hidden and comes back elsewhere, is then not found (docs/results-history.md).
+    max_gap: int = field(default=5, metadata=option(
+        "video clips: at most this many frames between consecutive frames of a clip (the paper: 5; STM's curriculum "
+        "grows it to 25): larger gaps teach the network to look farther for an object that moved or came back", metavar="N"))
     val_resolution: int | None = field(default=None, metadata=option(
         "validate with frames scaled to this short side", metavar="PIXELS", parse=int, default_text="their own size"))
     bn_calibration_videos: int = field(default=8, metadata=option(
@@ -74,7 +78,7 @@ class TrainConfig:
         "over the budget (a resumed run continues on the steps already taken)", metavar="SECONDS", parse=float))
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "accumulate", "size", "val_every", "save_every"):
+        for name in ("steps", "batch_size", "accumulate", "size", "val_every", "save_every", "max_gap"):
             if getattr(self, name) < 1:
                 raise QmraError(f"{name.replace('_', '-')} must be at least 1")
         for name in ("bn_calibration_videos", "bn_calibration_frames", "keep_every"):

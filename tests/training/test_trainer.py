@@ -206,7 +206,7 @@ def test_keep_every_leaves_the_earlier_steps_weights_to_choose_from(tmp_path):
         TrainConfig(keep_every=-1)
 
 
-def test_loose_boxes_and_grey_clips_reach_the_training_clips(tmp_path):
+def test_loose_boxes_grey_clips_and_gaps_reach_the_training_clips(tmp_path):
     trainer = _trainer(tmp_path, steps=1, loose_boxes=0.2)
     assert all(source.settings.loose_boxes == 0.2 for source in trainer.clips.sources)
     tight = _trainer(tmp_path / "tight", steps=1)
@@ -218,6 +218,11 @@ def test_loose_boxes_and_grey_clips_reach_the_training_clips(tmp_path):
         TrainConfig(grey_clips=1.5)
     with pytest.raises(QmraError, match="--loose-boxes must be a share"):
         TrainConfig(loose_boxes=2.0)
+    # Gaps between a video clip's frames: the paper's 5 unless told otherwise (--max-gap).
+    assert all(source.settings.max_gap == 5 for source in tight.clips.sources)
+    assert all(source.settings.max_gap == 20 for source in _trainer(tmp_path / "far", steps=1, max_gap=20).clips.sources)
+    with pytest.raises(QmraError, match="max-gap must be at least 1"):
+        TrainConfig(max_gap=0)
 
 
 def test_workers_default_to_the_cores_a_gpu_leaves_and_one_on_a_cpu(monkeypatch):
