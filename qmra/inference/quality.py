@@ -28,6 +28,8 @@ from qmra.inference.results import FrameResult
 SIGNALS = ("flood", "spill", "fading", "jump", "found")
 #: What a user can do about a doubtful mask, said with each warning (and, where adaptation ran, ADAPTED).
 ADVICE = "draw a tighter box, or correct the object on that frame (qmra ui, or a second box in --boxes)"
+#: What to do where an object was found again by its look: see whether it is the object.
+FOUND_ADVICE = "check that it is the object; if not, correct it on that frame (qmra ui, or a second box in --boxes)"
 ADAPTED = ", or try another --adapt-seed"
 
 
@@ -200,4 +202,5 @@ def warning(object_id: int, result: FrameResult, signals: tuple[str, ...], adapt
     """The line a command prints when an object's mask becomes doubtful (``adapted``: test-time
     adaptation ran, so another seed is worth a try)."""
     said = "; ".join(describe(s) for s in signals)
-    return f"object {object_id} on frame {result.index} ({result.name}): {said}: {ADVICE}{ADAPTED if adapted else ''}"
+    advice = FOUND_ADVICE if "found" in signals else ADVICE
+    return f"object {object_id} on frame {result.index} ({result.name}): {said}: {advice}{ADAPTED if adapted else ''}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qmra.data import Box
-from qmra.inference.quality import DoubtfulObjects, QualityThresholds, QualityWatch
+from qmra.inference.quality import DoubtfulObjects, QualityThresholds, QualityWatch, warning
 from qmra.inference.results import FrameResult
 
 
@@ -78,6 +78,10 @@ def test_an_object_found_again_by_its_look_says_so_first_where_it_has_a_mask():
     assert watch.check(steady, found={2}) == {2: ("found",)}
     moved = _result(2, {1: (150, 60, 170, 80)})  # object 2 empty here: lost, not found
     assert watch.check(moved, found={1, 2}) == {1: ("found", "jump")}
+    said = warning(1, moved, ("found", "jump"))
+    assert "found again by its look" in said and said.endswith("check that it is the object; if not, correct it on "
+                                                               "that frame (qmra ui, or a second box in --boxes)")
+    assert "tighter box" in warning(1, moved, ("jump",))
 
 
 def test_by_default_a_fading_confidence_and_a_small_jump_count_and_growth_does_not():
