@@ -7,11 +7,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.profiler import record_function
 
 from qmra.data.boxes import Box
-from qmra.inference.adapt import SessionNetworks
+from qmra.inference.adapt import SessionNetworks, mask_at
 from qmra.inference.boxed import boxed_frame
 from qmra.inference.ensemble import Runtime
 from qmra.inference.features import FeatureStore, FrameInputs
@@ -168,8 +167,7 @@ def first_masks(prompts: list[Prompt], probabilities: torch.Tensor) -> torch.Ten
     masks = (probabilities > 0.5).float()
     for slot, prompt in enumerate(prompts):
         if prompt.mask is not None:
-            given = torch.from_numpy(prompt.mask).to(masks.device, torch.float32)[None, None]
-            resized = F.interpolate(given, size=masks.shape[-2:], mode="area")[0, 0] > 0.5
+            resized = mask_at(prompt.mask, masks.shape[-2:], masks) > 0.5
             if bool(resized.any()):  # a mask too small to keep a pixel at the working size: the network's
                 masks[slot] = resized.float()
     return masks

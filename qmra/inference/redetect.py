@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from qmra.model import BackboneFeatures
 from qmra.model.preprocess import Padding
-from qmra.model.prior import largest_blob
+from qmra.model.prior import largest_blob, rectangle_prior
 
 #: How many of a cell's best matches its vote averages, among the object's cells and the background's.
 TOP_MATCHES = 3
@@ -68,7 +68,7 @@ def appearance(features: torch.Tensor, cover: torch.Tensor) -> Appearance:
     inside = flat > CELL_COVER
     if not bool(inside.any()) and bool(flat.max() > 0):  # an object smaller than a cell: its best-covered cell
         inside = flat >= flat.max()
-    box = _box_cells(cover > 0, grown=1).flatten()
+    box = _box_cells((cover > 0)[None], grown=1).flatten()
     return Appearance(_evenly(vectors[inside], MAX_OBJECT_CELLS), _evenly(vectors[~box], MAX_BACKGROUND_CELLS),
                       flat.sum())
 
@@ -102,15 +102,10 @@ def _vote(vectors: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 def _box_cells(present: torch.Tensor, grown: int) -> torch.Tensor:
     """B×gh×gw booleans → the same, True over their tight box grown by ``grown`` cells on each side."""
-    rows, cols = present.any(-1), present.any(-2)
-
-    def span(hit: torch.Tensor) -> torch.Tensor:
-        index = torch.arange(hit.shape[-1], device=hit.device)
-        first = torch.where(hit, index, hit.shape[-1]).amin(-1, keepdim=True) - grown
-        last = torch.where(hit, index, -1).amax(-1, keepdim=True) + grown
-        return (index >= first) & (index <= last)
-
-    return span(rows)[..., :, None] & span(cols)[..., None, :]
+    box = rectangle_prior(present[:, None].float())
+    if grown:
+        box = F.max_pool2d(box, 2 * grown + 1, stride=1, padding=grown)
+    return box[:, 0] > 0
 
 
 def _evenly(rows: torch.Tensor, limit: int) -> torch.Tensor:

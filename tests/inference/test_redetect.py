@@ -58,6 +58,7 @@ def _box_of(box_map: torch.Tensor) -> tuple[int, int, int, int]:
 def test_an_object_back_elsewhere_is_found_at_its_cells() -> None:
     look = appearance(_frame(BOXED, 0, LOOK), cell_cover(_object_mask(*BOXED), PADDING, GRID)[0])
     assert look.object_cells.shape[0] == 6 and float(look.area) == 6
+    assert look.background_cells.shape[0] == 80 - 4 * 5  # all but its 2×3 cells' box grown by one cell
     box = find(look, _frame((slice(5, 7), slice(6, 9)), 1, LOOK), PADDING)
     assert box is not None and box.shape == (1, 1, PADDING.height, PADDING.width)
     assert _box_of(box[0]) == (6 * STRIDE, 5 * STRIDE, 9 * STRIDE, 7 * STRIDE)
