@@ -163,8 +163,11 @@ def test_stored_validation_scores_are_read_back_and_only_missing_pairs_run(tmp_p
     result = ship.validate(args, {}, [0], 1)
     assert scored == [("b.safetensors", BoxNoise())]  # a's score came from the file
     assert result == {"a.safetensors": {"384:0": scores(0.5)},
-                      "b.safetensors": {"384:0": {**scores(0.7), "reencoded": []}}}
+                      "b.safetensors": {"384:0": {**scores(0.7), "reencoded": [], "adaptation_seeds": []}}}
     assert set(json.loads(trials.read_text())) == {"a.safetensors", "b.safetensors", "old.safetensors"}
+    # A trial that adapts records the adaptation draws it ran, so trials of other seeds are told apart.
+    adapted = ship.validate(argparse.Namespace(**{**vars(args), "candidates": "384:10"}), {}, [1, 2], 1)
+    assert adapted["b.safetensors"]["384:10"]["adaptation_seeds"] == [1, 2]
     # Scores of another protocol (without the re-encoded copies asked for now) are run again.
     scored.clear()
     result = ship.validate(argparse.Namespace(**{**vars(args), "reencode": [95]}), {}, [0], 1)
