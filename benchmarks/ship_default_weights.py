@@ -67,17 +67,18 @@ def score_predictions(davis: DavisDataset, folder: Path) -> dict:
 
 #: The settings a candidate chooses, which the shipped weights then recommend (their "inference" metadata).
 CHOSEN = ("resolution", "adapt_steps", "adapt_lr", "memory_top_k", "adapt_mask_weight", "ensemble", "adapt_average",
-          "stage2_box", "mem_every", "previous_every", "min_piece", "redetect")
+          "stage2_box", "mem_every", "previous_every", "min_piece", "redetect", "adapt_target")
 
 
 def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
-    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY[:PRECISION[:PREVIOUS_EVERY[:MIN_PIECE[:REDETECT]]]]]]]]]]]``
+    """``RESOLUTION:ADAPT_STEPS[:ADAPT_LR[:TOP_K[:MASK_WEIGHT[:ENSEMBLE[:AVERAGE[:STAGE2_BOX[:MEM_EVERY[:PRECISION[:PREVIOUS_EVERY[:MIN_PIECE[:REDETECT[:ADAPT_TARGET]]]]]]]]]]]]``
     (resolution a number or 'native', top-k a number or 'all', the adaptation's mask-loss weight a
     number, the ensemble's network count, the adaptations each network averages, what stage 2's box
     surrounds: 'all' or 'largest-blob', every how many frames one joins the memory, fp32 or bf16,
     every how many frames the previous frame in memory is renewed, the share of an object's largest
     piece under which its other pieces are dropped, 'redetect' to find lost objects again by their
-    look) → (label, settings)."""
+    look (anything else: not), what stage 1 learns to answer in adaptation: 'box' or 'mask-box') →
+    (label, settings)."""
     parts = text.split(":")
     resolution = None if parts[0] == "native" else int(parts[0])
     steps = int(parts[1]) if len(parts) > 1 else 0
@@ -92,10 +93,12 @@ def candidate_settings(text: str) -> tuple[str, InferenceSettings]:
     previous_every = int(parts[10]) if len(parts) > 10 else InferenceSettings().previous_every
     min_piece = float(parts[11]) if len(parts) > 11 else InferenceSettings().min_piece
     redetect = parts[12] == "redetect" if len(parts) > 12 else InferenceSettings().redetect
+    target = parts[13] if len(parts) > 13 else InferenceSettings().adapt_target
     return text, InferenceSettings(resolution=resolution, adapt_steps=steps, adapt_lr=lr, memory_top_k=top_k,
                                    adapt_mask_weight=mask_weight, ensemble=ensemble, adapt_average=average,
                                    stage2_box=box, mem_every=mem_every, precision=precision,
-                                   previous_every=previous_every, min_piece=min_piece, redetect=redetect)
+                                   previous_every=previous_every, min_piece=min_piece, redetect=redetect,
+                                   adapt_target=target)
 
 
 def frame_work(settings: InferenceSettings) -> float:

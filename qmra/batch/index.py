@@ -85,7 +85,7 @@ class ResultIndex:
 
 #: Inference settings added after batch digests were, with the value that does what qmra did before
 #: them: left out of the digest at that value, so that batches made before keep their digests.
-SETTINGS_ADDED_LATER = {"previous_every": 1, "min_piece": 0.0, "redetect": False}
+SETTINGS_ADDED_LATER = {"previous_every": 1, "min_piece": 0.0, "redetect": False, "adapt_target": "box"}
 
 
 def run_fingerprint(weights: Path, settings: object, outputs: object) -> str:

@@ -102,13 +102,14 @@ def average_weights(models: list[QMRA]) -> QMRA:
 
 def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch.Tensor | None, steps: int, lr: float,
           crop: int | None = None, mask_weight: float = 1.0, seed: int = 0,
-          on_step: Callable[[], None] | None = None) -> AdaptationReport:
+          on_step: Callable[[], None] | None = None, track_boxes: torch.Tensor | None = None) -> AdaptationReport:
     """Fine-tune ``model`` in place on views of one frame.
 
     image: 3×H×W RGB in [0, 1] (the frame at the working size); box_maps: K×1×H×W filled boxes of the
-    K objects starting on it; masks: K×1×H×W pseudo-label masks (or None: stage 1 only); crop: the
-    side of the square views, pixels (default: :func:`view_side` of the frame). Returns the loss
-    before and after, for the record.
+    K objects starting on it (what the memory views see); masks: K×1×H×W pseudo-label masks (or None:
+    stage 1 only); crop: the side of the square views, pixels (default: :func:`view_side` of the
+    frame); track_boxes: K×1×H×W filled boxes stage 1 learns to answer (default: ``box_maps``).
+    Returns the loss before and after, for the record.
     """
     crop = crop or view_side(*image.shape[-2:])
     check_adaptable(model.config, mask_weight, masks is not None)
@@ -126,17 +127,16 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
     first = last = float("nan")
     try:
         for step in range(steps):
-            batch = [_clip(image, box_maps[k, 0], None if masks is None else masks[k, 0], crop, rng) for k in range(box_maps.shape[0])]
-            images = torch.stack([b[0] for b in batch]).to(device)  # K×3×3×c×c
-            boxes = torch.stack([b[1] for b in batch]).to(device)  # K×3×1×c×c
-            targets = torch.stack([b[2] for b in batch]).to(device)
+            batch = [_clip(image, box_maps[k, 0], None if masks is None else masks[k, 0], crop, rng,
+                           None if track_boxes is None else track_boxes[k, 0]) for k in range(box_maps.shape[0])]
+            images, boxes, targets, answers = (torch.stack([b[i] for b in batch]).to(device) for i in range(4))  # K×3×…×c×c
             if stage1_only:
-                loss = _stage1_loss(model, images, boxes, targets, loss_fn.dice_weight)
+                loss = _stage1_loss(model, images, boxes, targets, answers, loss_fn.dice_weight)
             else:
                 # As in training, stage 2 sometimes gets the true box, so both stages learn from every step.
                 prior = boxes[:, -1] if step % 2 else None
                 output = model(images[:, :-1], boxes[:, :-1], images[:, -1], query_prior=prior)
-                parts = loss_fn(output, targets[:, -1], boxes[:, -1])
+                parts = loss_fn(output, targets[:, -1], answers[:, -1])
                 track = 0.0 if parts.track is None else parts.track  # the 1stage variant has no stage 1
                 loss = track + mask_weight * (parts.total - track)
             optimizer.zero_grad(set_to_none=True)
@@ -153,26 +153,27 @@ def adapt(model: QMRA, image: torch.Tensor, box_maps: torch.Tensor, masks: torch
     return AdaptationReport(steps, time.perf_counter() - started, first, last)
 
 
-def _stage1_loss(model: QMRA, images: torch.Tensor, boxes: torch.Tensor, targets: torch.Tensor,
+def _stage1_loss(model: QMRA, images: torch.Tensor, boxes: torch.Tensor, targets: torch.Tensor, answers: torch.Tensor,
                  dice_weight: float) -> torch.Tensor:
-    """Stage 1's term of :class:`QMRALoss` for clips K×3×3×c×c (two memory views, the query last),
-    computed without stage 2 and the CRM, which do not feed it."""
+    """Stage 1's term of :class:`QMRALoss` for clips K×3×3×c×c (two memory views, the query last; ``answers``:
+    the boxes stage 1 learns to answer), computed without stage 2 and the CRM, which do not feed it."""
     padding = Padding.for_size(*images.shape[-2:])
     memory = model.build_memory(images[:, :-1], boxes[:, :-1], padding)
     track = model.track(model.encode_query(model.prepare(images[:, -1], padding)[0]), memory)
-    target = boxes[:, -1] if model.config.stage1_predicts_box else targets[:, -1]
+    target = answers[:, -1] if model.config.stage1_predicts_box else targets[:, -1]
     return segmentation_loss(padding.crop(track.logits), target, dice_weight)
 
 
 def _clip(image: torch.Tensor, box_map: torch.Tensor, mask: torch.Tensor | None, crop: int,
-          rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Three views (T×3×c×c images, T×1×c×c box maps, T×1×c×c mask targets) of one object on one frame."""
+          rng: np.random.Generator, track_box: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """Three views (T×3×c×c images, T×1×c×c box maps, T×1×c×c mask targets, T×1×c×c boxes stage 1
+    learns to answer: ``track_box``'s views, default the box map's) of one object on one frame."""
     box = box_from_mask(box_map.detach().cpu().numpy() > 0.5)
     height, width = image.shape[-2:]
     if box is None:
         raise ValueError("an object to adapt to needs a box")
     flip = bool(rng.integers(2))
-    images, boxes, targets = [], [], []
+    images, boxes, targets, answers = [], [], [], []
     for _ in range(3):
         # A square window of 35–100 % of the frame's short side, at least 1.3× the box, the object
         # anywhere inside it: the frame's own background around the object, seen at scales up to
@@ -184,16 +185,21 @@ def _clip(image: torch.Tensor, box_map: torch.Tensor, mask: torch.Tensor | None,
         centre = (box.center[0] + rng.uniform(-1, 1) * room[0], box.center[1] + rng.uniform(-1, 1) * room[1])
         grid = sampling_grid(View(centre, (side, side), 0.0, flip), (crop, crop), (height, width)).to(image.device)
         view = F.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
-        moved = F.grid_sample(box_map[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-        # The view of a box is a box (no rotation): redraw it tight so nearest sampling leaves no ragged edge.
-        tight = box_from_mask(moved[0].cpu().numpy() > 0.5)
-        boxes.append(torch.from_numpy(render_box_map(tight, (crop, crop)))[None])
+        boxes.append(_box_view(box_map, grid, crop))
+        answers.append(boxes[-1] if track_box is None else _box_view(track_box, grid, crop))
         if mask is not None:
             targets.append(F.grid_sample(mask[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)[0].cpu())
         else:
             targets.append(boxes[-1])
         images.append(view.cpu())
-    return torch.stack(images), torch.stack(boxes), torch.stack(targets)
+    return torch.stack(images), torch.stack(boxes), torch.stack(targets), torch.stack(answers)
+
+
+def _box_view(box_map: torch.Tensor, grid: torch.Tensor, crop: int) -> torch.Tensor:
+    """1×c×c: the filled box ``box_map`` (H×W) seen through ``grid``. The view of a box is a box (no
+    rotation): it is redrawn tight so that nearest sampling leaves no ragged edge."""
+    moved = F.grid_sample(box_map[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
+    return torch.from_numpy(render_box_map(box_from_mask(moved[0].cpu().numpy() > 0.5), (crop, crop)))[None]
 
 
 #: Adapted networks a session keeps for reuse (by frame and boxes): a run forwards and one backwards
@@ -306,6 +312,7 @@ class SessionNetworks:
             if prompt.mask is not None:
                 masks[slot, 0] = (mask_at(prompt.mask, masks.shape[-2:], masks) > 0.5).to(masks.dtype)
         settings = self.settings
+        track_boxes = boxes_around(masks, box_maps) if settings.adapt_target == "mask-box" else None
         copies, average = settings.copies, settings.adapt_average
         models, reports = [], []
         total, done = copies * average * steps, 0
@@ -325,13 +332,24 @@ class SessionNetworks:
                     reports.append(adapt(model, inputs.image[0].clone(), box_maps.clone(), masks.clone(),
                                          steps, settings.adapt_lr, mask_weight=settings.adapt_mask_weight,
                                          seed=(settings.adapt_seed * copies + copy_index) * average + part,
-                                         on_step=step_done))
+                                         on_step=step_done, track_boxes=track_boxes))
                     soup.append(model)
                 models.append(average_weights(soup).eval())
         report = reports[0] if len(reports) == 1 else AdaptationReport(
             reports[0].steps, sum(r.seconds for r in reports), float(np.mean([r.first_loss for r in reports])),
             float(np.mean([r.last_loss for r in reports])), len(reports))
         return tuple(models), report
+
+
+def boxes_around(masks: torch.Tensor, box_maps: torch.Tensor) -> torch.Tensor:
+    """K×1×h×w filled boxes around each of the K×1×h×w ``masks`` (the network's own first-frame masks
+    inside the given boxes), or the given box ``box_maps`` where a mask is empty."""
+    out = box_maps.clone()
+    for slot in range(masks.shape[0]):
+        box = box_from_mask(masks[slot, 0].cpu().numpy() > 0.5)
+        if box is not None:
+            out[slot, 0] = torch.from_numpy(render_box_map(box, tuple(masks.shape[-2:]))).to(out)
+    return out
 
 
 def mask_at(mask: np.ndarray, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:

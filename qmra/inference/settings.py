@@ -15,6 +15,8 @@ from qmra.options import option
 ACCURACY, SPEED = "accuracy switches", "speed switches"
 
 PRECISIONS = ("fp32", "bf16")
+#: What stage 1 learns to answer in test-time adaptation (``adapt_target``).
+ADAPT_TARGETS = ("box", "mask-box")
 #: ``--compile`` modes: off, or a :func:`torch.compile` mode (``reduce-overhead`` adds CUDA graphs on GPUs).
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -104,6 +106,10 @@ class InferenceSettings:
       with weights whose card says they learned from colour video only (the run's first frame with
       objects decides: :mod:`qmra.inference.greyscale`). 0 = never.
     - ``adapt_lr``: Adam's learning rate for those steps.
+    - ``adapt_target``: what stage 1 learns to answer in those steps: ``"box"``, the box given (the
+      object's exact extent), or ``"mask-box"``, the box around the network's own first-frame mask
+      inside it (the given box where that mask is empty), so that a loose box does not teach it the
+      background inside. The memory views see the given box either way, as inference gives it.
     - ``adapt_mask_weight``: how much the stage-2 and refined masks learn in those steps from the
       network's own first-frame mask inside the box (a pseudo-label); 0: stage 1 alone learns, from
       the box. The shipped weights recommend 0 (chosen on validation, see docs/results-history.md).
@@ -171,7 +177,8 @@ class InferenceSettings:
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm", group=SPEED))
     adapt_steps: int = field(default=0, metadata=option(
         "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
-        "objects start, before following them (0: off)", flag="--adapt", metavar="STEPS", group=ACCURACY,
+        "objects start, before following them (0: off); it takes each box as the object's extent, so draw "
+        "boxes tight: a loose one teaches it the background inside", flag="--adapt", metavar="STEPS", group=ACCURACY,
         show=lambda n: f"{n} steps" if n else "0 (off)"))
     #: Weights that learned from colour video alone lose much of their accuracy on greyscale video,
     #: and adapting them to its first boxed frame won it back on validation (docs/results-history.md).
@@ -180,6 +187,10 @@ class InferenceSettings:
         "--adapt does, unless --adapt is given (0: never)", flag="--grey-adapt", metavar="STEPS", group=ACCURACY,
         show=lambda n: f"{n} steps on greyscale video" if n else "0 (off)"))
     adapt_lr: float = field(default=1e-5, metadata=option("learning rate of those steps", metavar="LR", group=ACCURACY))
+    adapt_target: str = field(default="box", metadata=option(
+        "what stage 1 learns to answer in adaptation: the box given ('box') or the box around the network's own "
+        "first-frame mask inside it ('mask-box'), so that a loose box does not teach it the background inside",
+        choices=ADAPT_TARGETS, group=ACCURACY))
     adapt_mask_weight: float = field(default=1.0, metadata=option(
         "weight of the mask losses in adaptation, against the masks given (--masks), or for an object given by "
         "its box the network's own first-frame mask (0: only stage 1 learns, from the box)", metavar="W", group=ACCURACY))
@@ -233,6 +244,8 @@ class InferenceSettings:
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         if isinstance(self.min_piece, bool) or not isinstance(self.min_piece, (int, float)) or not 0 <= self.min_piece <= 1:
             raise ConfigError(f"min_piece must be a share of the largest piece, 0 to 1, got {self.min_piece!r}")
+        if self.adapt_target not in ADAPT_TARGETS:
+            raise ConfigError(f"adapt_target must be one of {', '.join(ADAPT_TARGETS)}, got {self.adapt_target!r}")
         if self.stage2_box not in STAGE2_BOXES:
             raise ConfigError(f"stage2_box must be one of {', '.join(STAGE2_BOXES)}, got {self.stage2_box!r}")
         if self.compile not in COMPILE_MODES:

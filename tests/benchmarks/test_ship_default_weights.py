@@ -31,6 +31,9 @@ def test_a_candidate_names_every_setting_the_weights_recommend():
     assert (renewed.mem_every, renewed.previous_every) == (5, 3) and candidate_settings("384:0")[1].previous_every == 1
     _, cleaned = candidate_settings("384:0:1e-5:all:0:1:1:largest-blob:5:fp32:2:0.1")
     assert (cleaned.previous_every, cleaned.min_piece) == (2, 0.1) and candidate_settings("384:0")[1].min_piece == 0.0
+    _, targeted = candidate_settings("384:10:1e-5:all:0:1:1:largest-blob:5:fp32:2:0.1:plain:mask-box")
+    assert (targeted.redetect, targeted.adapt_target) == (False, "mask-box")
+    assert candidate_settings("384:10")[1].adapt_target == "box"
 
 
 def test_an_averaged_adaptation_counts_its_draws_like_an_ensemble():
