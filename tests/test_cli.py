@@ -56,6 +56,11 @@ def test_the_demo_says_what_the_test_score_of_the_weights_averages():
     assert _weights_summary(card({"resolution": 320, "adapt_steps": 20, "adapt_average": 3, "stage2_box": "largest-blob"})) == (
         ", w (held-out DAVIS test J&F 0.414 at 320 px, adapted 20 steps (3 adaptations averaged), stage 2's box around "
         "stage 1's largest blob, mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 384, "adapt_steps": 10, "adapt_target": "mask-box"})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 10 steps to the box around its own first mask, "
+        "mean of 3 adaptation seeds)")
+    assert _weights_summary(card({"resolution": 384, "adapt_target": "mask-box"})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 384 px)")  # no adaptation: no target to name
     assert _weights_summary(card({"resolution": 384, "adapt_steps": 20, "mem_every": 5})) == (
         ", w (held-out DAVIS test J&F 0.414 at 384 px, adapted 20 steps, a frame into memory every 5, mean of 3 adaptation seeds)")
     assert _weights_summary(card({"resolution": 384, "mem_every": 5, "previous_every": 2})) == (

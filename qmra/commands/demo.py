@@ -112,6 +112,8 @@ def _weights_summary(card: WeightsCard | None) -> str:
     where = f" at {inference['resolution']} px" if inference.get("resolution") else ""
     copies = inference.get("ensemble", 1) if inference.get("adapt_steps") else 1
     adapted = f", adapted {inference['adapt_steps']} steps" if inference.get("adapt_steps") else ""
+    if adapted and inference.get("adapt_target") == "mask-box":
+        adapted += " to the box around its own first mask"
     average = inference.get("adapt_average", 1) if inference.get("adapt_steps") else 1
     adapted = f"{adapted} ({average} adaptations averaged)" if average > 1 else adapted
     adapted = f", an ensemble of {copies} copies{adapted}" if copies > 1 else adapted

@@ -38,6 +38,7 @@ from qmra.inference.prompts import Prompt
 from qmra.inference.runtime import ModelRuntime
 from qmra.inference.settings import InferenceSettings
 from qmra.model import QMRA, ModelConfig, Padding, QMRALoss, segmentation_loss
+from qmra.model.prior import rectangle_prior
 
 
 def adaptable(config: ModelConfig, mask_weight: float, masks_given: bool = True) -> bool:
@@ -344,12 +345,8 @@ class SessionNetworks:
 def boxes_around(masks: torch.Tensor, box_maps: torch.Tensor) -> torch.Tensor:
     """K×1×h×w filled boxes around each of the K×1×h×w ``masks`` (the network's own first-frame masks
     inside the given boxes), or the given box ``box_maps`` where a mask is empty."""
-    out = box_maps.clone()
-    for slot in range(masks.shape[0]):
-        box = box_from_mask(masks[slot, 0].cpu().numpy() > 0.5)
-        if box is not None:
-            out[slot, 0] = torch.from_numpy(render_box_map(box, tuple(masks.shape[-2:]))).to(out)
-    return out
+    around = rectangle_prior(masks)
+    return torch.where(around.flatten(1).any(dim=1)[:, None, None, None], around, box_maps)
 
 
 def mask_at(mask: np.ndarray, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
