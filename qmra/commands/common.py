@@ -94,7 +94,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser, weights_recommend: bool
     flag per option field of :class:`InferenceSettings` (declared there, with its help and section).
     ``weights_recommend``: the command's defaults are what the weights recommend (not for ``bench``,
     whose defaults are the preset's)."""
-    presets = "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+    presets = "; ".join(f"{name}: {preset.settings_text if weights_recommend else preset.description}"
+                        for name, preset in PRESETS.items())
     changes = ("its network and settings (this command measures a preset)" if not weights_recommend
                else "its inference settings instead of what the weights recommend (the network stays the weights')")
     help_section(parser, NETWORK).add_argument("--preset", choices=tuple(PRESETS), help=f"use {changes}. {presets}")
