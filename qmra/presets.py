@@ -43,7 +43,7 @@ PRESETS: dict[str, Preset] = {
         # to the drawn box), 69.2 against 58.4 with boxes 10 % loose a side, and faster on the real videos.
         InferenceSettings(resolution=256, channels_last=True, adapt_steps=10, adapt_target="mask-box", adapt_mask_weight=0.0,
                           stage2_box="largest-blob", min_piece=0.1, mem_every=5, previous_every=2),
-        "for CPUs: ResNet-18 encoders, 64-channel decoders",
+        "ResNet-18 encoders, 64-channel decoders",
         "for CPUs: the shipped weights' settings at 256 pixels (short side) instead of 384: 10 adaptation steps on "
         "each object's first frame to the box around its own first mask, stage 2's box around stage 1's largest "
         "blob, a frame into memory every 5, the previous frame renewed every second frame, stray pieces dropped; "
