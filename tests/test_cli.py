@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ def test_demo_segments_a_synthetic_clip_and_scores_it(tmp_path, capsys, weights)
                  "--weights", str(weights)]) == 0
     captured = capsys.readouterr()
     assert "J&F" in captured.out and "J / F per object" in captured.out and "frames/s" in captured.out
+    threads = re.search(r"end to end \(2 objects, cpu, (\d+) (threads?)\)", captured.out)
+    assert threads and threads[2] == ("thread" if threads[1] == "1" else "threads")
     assert sorted(p.name for p in (out / "masks").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
     assert read_labels(out / "masks" / "00001.png").shape == (32, 48)
     assert (out / "overlay.mp4").stat().st_size > 0 and (out / "input.mp4").is_file()

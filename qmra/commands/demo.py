@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     f_mean = float(np.mean([np.mean(v) for v in f_scores.values()]))
     print(f"J-Mean {j_mean:.3f}, F-Mean {f_mean:.3f}, J&F {(j_mean + f_mean) / 2:.3f}; {lost.summary(len(object_ids))}; "
           f"{doubtful.summary()}")
-    print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} objects, {segmenter.device}, "
-          f"{segmenter.threads.count} threads)")
+    threads = segmenter.threads.count
+    print(f"speed: {args.frames / seconds:.2f} frames/s end to end ({args.objects} object{'s' if args.objects != 1 else ''}, "
+          f"{segmenter.device}, {threads} thread{'s' if threads != 1 else ''})")
     print(f"wrote {out}/masks/ (DAVIS palette PNGs), {out}/overlay.mp4, {out}/input.mp4 and {out}/truth/")
     program = sys.argv[0] if Path(sys.argv[0]).name == "qmra" else "qmra"
     print(f"draw your own boxes on it in the browser: {program} ui {out}/input.mp4")
