@@ -100,8 +100,8 @@ class InferenceSettings:
       rounding, with about a third of their work.
     - ``adapt_steps``: test-time adaptation (:mod:`qmra.inference.adapt`): before propagating, fine-tune
       a copy of the network for this many steps on augmented views of the first frame with objects,
-      its boxes as exact stage-1 targets; objects that start on later frames get a copy of their own,
-      adapted to their frame. 0 = off.
+      stage 1 learning to answer the boxes ``adapt_target`` names; objects that start on later frames
+      get a copy of their own, adapted to their frame. 0 = off.
     - ``grey_adapt_steps``: where ``adapt_steps`` is 0, the adaptation steps of a greyscale video run
       with weights whose card says they learned from colour video only (the run's first frame with
       objects decides: :mod:`qmra.inference.greyscale`). 0 = never.
@@ -177,8 +177,8 @@ class InferenceSettings:
         "composed into one, once per video: same result, less work)", flag="--no-fold-crm", group=SPEED))
     adapt_steps: int = field(default=0, metadata=option(
         "test-time adaptation: fine-tune a copy of the network for STEPS steps on the boxes of the frame where "
-        "objects start, before following them (0: off); it takes each box as the object's extent, so draw "
-        "boxes tight: a loose one teaches it the background inside", flag="--adapt", metavar="STEPS", group=ACCURACY,
+        "objects start, before following them (0: off); what stage 1 learns to answer there: --adapt-target",
+        flag="--adapt", metavar="STEPS", group=ACCURACY,
         show=lambda n: f"{n} steps" if n else "0 (off)"))
     #: Weights that learned from colour video alone lose much of their accuracy on greyscale video,
     #: and adapting them to its first boxed frame won it back on validation (docs/results-history.md).
