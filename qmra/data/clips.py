@@ -29,6 +29,12 @@ from qmra.data.boxes import Box, box_from_mask, loosened, render_box_map
 from qmra.data.image_masks import ImageMaskSet
 from qmra.data.sequence import VideoSequence
 from qmra.data.transforms import View, colour_jitter, gaussian_blur, greyscale, sampling_grid, warp_image, warp_mask
+from qmra.errors import DataError
+
+
+class NoUsableClip(DataError):
+    """A clip source that drew no usable clip in all its attempts: its target objects too small at the
+    clip size (``min_object_pixels``), say."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,10 @@ class _ClipDataset(Dataset):
             clip = self._sample(rng)
             if clip is not None:
                 return clip
-        raise RuntimeError(f"{type(self).__name__}: no usable clip in {self.settings.attempts} attempts for item {index}; "
-                           "are the target objects large enough (min_object_pixels)?")
+        height, width = self.settings.size
+        raise NoUsableClip(f"{type(self).__name__}: no usable clip in {self.settings.attempts} attempts for item {index} at "
+                           f"{width}x{height}: the target must keep {self.settings.min_object_pixels} pixels in every "
+                           "frame (min_object_pixels)")
 
     def _sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor] | None:
         raise NotImplementedError

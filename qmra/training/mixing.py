@@ -8,6 +8,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from qmra.data.clips import NoUsableClip
+
+#: How many clips :meth:`MixedClips.__getitem__` draws before it gives up: a source whose clip
+#: cannot be made (all its own attempts rejected, as a small target at a small size can be) is
+#: drawn again rather than ending a long run.
+DRAWS = 10
+
 
 class MixedClips(Dataset):
     """Sample number n → a source chosen by weight → that source's clip, all drawn from (seed, n).
@@ -29,10 +36,29 @@ class MixedClips(Dataset):
 
     def __getitem__(self, number: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 0xC11D, number])
+        for _ in range(DRAWS - 1):
+            try:
+                return self._draw(rng)
+            except NoUsableClip:
+                pass
+        return self._draw(rng)
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         source = self.sources[int(rng.choice(len(self.sources), p=self.probabilities))]
         clip = source[int(rng.integers(len(source)))]  # type: ignore[arg-type]
         clip.pop("frame_indices", None)  # only video clips have it; batches need the same keys
         return clip
+
+    def check(self, names: Sequence[str], clips: int = 4) -> None:
+        """Draw ``clips`` clips from each source (named by ``names``), so that a source that cannot
+        make any (its targets too small at this clip size, say) stops the run before it starts, with
+        a :class:`NoUsableClip` that names it."""
+        for source, name in zip(self.sources, names):
+            for index in range(clips):
+                try:
+                    source[index]
+                except NoUsableClip as error:
+                    raise NoUsableClip(f"--data {name}: {error}; train at a larger --size, or with larger targets") from None
 
 
 class SampleNumbers(Sampler[int]):

@@ -103,6 +103,7 @@ class Trainer:
                                 grey_clips=config.grey_clips, blur_clips=config.blur_clips)
         sources = [spec.build(settings, config.seed + index) for index, spec in enumerate(self.data)]
         self.clips = MixedClips(sources, [spec.weight for spec in self.data], config.seed)
+        self.clips.check([spec.text for spec in self.data])
         self.stop_reason: str | None = None
         self.elapsed = 0.0  # seconds of training in this process (the time budget's clock)
         self.calibrate_batchnorm = not model_config.freeze_batchnorm and config.bn_calibration_videos > 0
