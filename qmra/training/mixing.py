@@ -44,6 +44,7 @@ class MixedClips(Dataset):
         return self._draw(rng)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """One draw from ``rng``: a source by weight, then one of its clips (its NoUsableClip where it cannot make it)."""
         source = self.sources[int(rng.choice(len(self.sources), p=self.probabilities))]
         clip = source[int(rng.integers(len(source)))]  # type: ignore[arg-type]
         clip.pop("frame_indices", None)  # only video clips have it; batches need the same keys
