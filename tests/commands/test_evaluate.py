@@ -26,7 +26,23 @@ def test_score_existing_predictions(davis, tmp_path, capsys):
     assert (results / "global_results-val.csv").read_text().splitlines()[1] == "1.000,1.000,1.000,0.000,1.000,1.000,0.000"
     assert (results / "per-sequence_results-val.csv").read_text().splitlines()[1:] == [
         "alpha_1,1.000,1.000", "alpha_2,1.000,1.000", "beta_1,1.000,1.000", "beta_2,1.000,1.000"]
+    assert "lost: none of 4 object(s)" in out
     assert main(["eval", "--davis", str(davis), "--results", str(results), "--sequences", "beta", "--processes", "1"]) == 0
+
+
+def test_objects_lost_to_the_end_are_named(davis, tmp_path, capsys):
+    """The README's "lost" column (mean J under 0.1 over the last quarter of the frames) comes from
+    the command it gives: an object whose mask is right at first and empty at the end is named,
+    one right to the end is not."""
+    results = tmp_path / "results"
+    for sequence in DavisDataset(davis):
+        for index, name in enumerate(sequence.frame_names):
+            labels = sequence.labels(index)
+            if sequence.name == "beta" and index >= 2:
+                labels = np.where(labels == 2, 0, labels).astype(labels.dtype)  # beta's object 2 lost from frame 2
+            write_palette_png(results / sequence.name / f"{name}.png", labels)
+    assert main(["eval", "--davis", str(davis), "--results", str(results), "--processes", "1"]) == 0
+    assert "lost: 1 of 4 object(s) (mean J under 0.1 over the last quarter of its frames): beta_2" in capsys.readouterr().out
 
 
 def test_run_qmra_under_the_box_protocol_then_score(davis, tmp_path, weights, capsys):
