@@ -54,14 +54,13 @@ from qmra.model.checkpoint import load_model, save_checkpoint
 from qmra.options import add_options, from_options
 
 REPORTED = ("J&F-Mean", "J-Mean", "J-Recall", "F-Mean", "F-Recall", "J-Decay", "F-Decay")
-LOST_J = 0.1  # an object whose J over the last quarter of its frames is below this is lost
 
 
 def score_predictions(davis: DavisDataset, folder: Path) -> dict:
     result = evaluate_davis(davis, folder, processes=1)
     scores = {k: round(float(v), 4) for k, v in result.global_scores().items() if k in REPORTED}
     scores["per_object"] = {name: round(float((j + f) / 2), 4) for name, j, f in result.per_object()}
-    scores["lost"] = result.lost_objects(LOST_J)
+    scores["lost"] = result.lost_objects()
     return scores
 
 

@@ -38,7 +38,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qmra.evaluation.davis_eval import evaluate_davis, select_sequences, write_speed
+    from qmra.evaluation.davis_eval import LOST_J, evaluate_davis, select_sequences, write_speed
     from qmra.inference.outputs import check_folder
 
     if args.results and args.out:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(result.table())
     lost = result.lost_objects()
-    print(f"lost: {len(lost) or 'none'} of {len(result.objects)} object(s) (mean J under 0.1 over the last quarter of "
+    print(f"lost: {len(lost) or 'none'} of {len(result.objects)} object(s) (mean J under {LOST_J:g} over the last quarter of "
           f"its frames){': ' + _listed(lost) if lost else ''}")
     if result.speed:
         print(f"speed: {result.speed['model_fps']:.2f} frames/s for the model, {result.speed['end_to_end_fps']:.2f} "

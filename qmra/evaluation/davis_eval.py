@@ -23,6 +23,9 @@ GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Reca
 GLOBAL_CSV = "global_results-val.csv"
 SEQUENCE_CSV = "per-sequence_results-val.csv"
 SPEED_FILE = "speed.json"
+#: An object whose mean J over the last quarter of its scored frames is under this is lost
+#: (followed at first, not found again): :meth:`EvaluationResult.lost_objects`.
+LOST_J = 0.1
 
 
 @dataclass
@@ -60,7 +63,7 @@ class EvaluationResult:
     def per_object(self) -> list[tuple[str, float, float]]:
         return [(o.name, statistics(o.j)[0], statistics(o.f)[0]) for o in self.objects]
 
-    def lost_objects(self, threshold: float = 0.1) -> list[str]:
+    def lost_objects(self, threshold: float = LOST_J) -> list[str]:
         """Objects whose mean J over the last quarter of their scored frames is below ``threshold``:
         the tracker lost them and did not find them again."""
         lost = []
