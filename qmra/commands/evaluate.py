@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     lost = result.lost_objects()
     print(f"lost: {len(lost) or 'none'} of {len(result.objects)} object(s) (mean J under {LOST_J:g} over the last quarter of "
-          f"its frames){': ' + _listed(lost) if lost else ''}")
+          f"their frames){': ' + _listed(lost) if lost else ''}")
     if result.speed:
         print(f"speed: {result.speed['model_fps']:.2f} frames/s for the model, {result.speed['end_to_end_fps']:.2f} "
               f"end to end with I/O ({result.speed.get('device', '?')})")

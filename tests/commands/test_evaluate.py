@@ -42,7 +42,7 @@ def test_objects_lost_to_the_end_are_named(davis, tmp_path, capsys):
                 labels = np.where(labels == 2, 0, labels).astype(labels.dtype)  # beta's object 2 lost from frame 2
             write_palette_png(results / sequence.name / f"{name}.png", labels)
     assert main(["eval", "--davis", str(davis), "--results", str(results), "--processes", "1"]) == 0
-    assert "lost: 1 of 4 object(s) (mean J under 0.1 over the last quarter of its frames): beta_2" in capsys.readouterr().out
+    assert "lost: 1 of 4 object(s) (mean J under 0.1 over the last quarter of their frames): beta_2" in capsys.readouterr().out
 
 
 def test_run_qmra_under_the_box_protocol_then_score(davis, tmp_path, weights, capsys):
