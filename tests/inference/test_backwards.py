@@ -97,6 +97,7 @@ def _segment(clip, out, *extra):
     return main(["segment", str(source), "--boxes", str(boxes), "--out", str(out), "--quiet", *extra])
 
 
+@pytest.mark.slow  # the shipped weights adapt at 384 px in every run (about a minute on 2 cores)
 def test_segment_backwards_finds_an_object_on_the_frames_before_its_box(tmp_path, clip, capsys):
     # The shipped weights: object 2 is found on frames 0-2, where a forward run has none of it, and
     # nothing on frames 3-5 changes.
@@ -120,6 +121,7 @@ def test_segment_backwards_finds_an_object_on_the_frames_before_its_box(tmp_path
     assert all(np.array_equal(read_labels(tmp_path / "both" / f"{i:05d}.png"), both[i]) for i in range(6))
 
 
+@pytest.mark.slow  # the shipped weights adapt at 384 px in every run (about a minute on 2 cores)
 def test_with_a_range_objects_are_followed_back_to_its_first_frame_only(tmp_path, clip):
     assert _segment(clip, tmp_path / "both", "--backwards") == 0
     assert _segment(clip, tmp_path / "part", "--backwards", "--frames", "1-") == 0

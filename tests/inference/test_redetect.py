@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from qmra.commands.demo import demo_clip
@@ -106,6 +107,7 @@ def test_only_lost_objects_get_a_new_box() -> None:
     assert redetector.priors([5, 6], probabilities + 1, stage1, query, PADDING) is None  # none lost
 
 
+@pytest.mark.slow  # two runs of the demo with the shipped weights (about a minute on 2 cores)
 def test_the_demo_object_hidden_and_back_is_found_again() -> None:
     """``make demo``'s third object passes behind a look-alike at frames 5-6 and comes back away from
     where it went: the shipped network alone never finds it again; looking for it does, and proposes
