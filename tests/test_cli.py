@@ -71,6 +71,10 @@ def test_the_demo_says_what_the_test_score_of_the_weights_averages():
     assert _weights_summary(card({"resolution": 384, "previous_every": 2, "min_piece": 0.1})) == (
         ", w (held-out DAVIS test J&F 0.414 at 384 px, the previous frame renewed every 2, mask pieces under 0.1 of the "
         "largest dropped)")
+    assert _weights_summary(card({"resolution": 384, "min_piece": 0.1, "redetect": True})) == (
+        ", w (held-out DAVIS test J&F 0.414 at 384 px, mask pieces under 0.1 of the largest dropped, an emptied mask "
+        "looked for again by the object's look)")
+    assert _weights_summary(card({"resolution": 320, "redetect": False})) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"
     assert _weights_summary(card({"resolution": 320})) == ", w (held-out DAVIS test J&F 0.414 at 320 px)"  # no adaptation: seeds change nothing
     assert _weights_summary(card({}, name=None)) == "" and _weights_summary(None) == ""
 

@@ -127,6 +127,8 @@ def _weights_summary(card: WeightsCard | None) -> str:
         adapted += f", the previous frame renewed every {inference['previous_every']}"
     if inference.get("min_piece", 0) > 0:
         adapted += f", mask pieces under {inference['min_piece']:g} of the largest dropped"
+    if inference.get("redetect"):
+        adapted += ", an emptied mask looked for again by the object's look"
     seeds = card.details.get("adaptation_seeds") if inference.get("adapt_steps") else None
     over = f", mean of {len(seeds)} adaptation seeds" if isinstance(seeds, list) and len(seeds) > 1 else ""
     score = f" (held-out DAVIS test J&F {scores['J&F-Mean']:.3f}{where}{adapted}{over})" if "J&F-Mean" in scores else ""
