@@ -52,7 +52,11 @@ class Option:
         """``value`` as the help writes it."""
         if value is None:
             return self.default_text or "none"
-        return self.show(value) if self.show is not None else str(value)
+        if self.show is not None:
+            return self.show(value)
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return str(value)
 
 
 def option(help: str, **details: Any) -> dict[str, Option]:
@@ -85,8 +89,11 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         common = {"dest": field.name, "default": argparse.SUPPRESS}
         section = help_section(parser, opt.group)
         if isinstance(default, bool) and opt.both_ways:
+            shown = opt.shown(default)
+            if default_text is not None:
+                shown = default_text(field.name, opt, shown)
             section.add_argument(f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
-                                 help=f"{opt.help}; default: {'on' if default else 'off'}", **common)
+                                 help=f"{opt.help}; default: {shown}", **common)
             continue
         if isinstance(default, bool):
             section.add_argument(flag, action="store_const", const=not default, help=opt.help, **common)

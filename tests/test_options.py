@@ -72,7 +72,8 @@ def test_the_help_says_the_default_the_run_really_uses():
     text = " ".join(text.split())
     recommended = shipped_recommendations()
     shown = {"resolution": lambda v: f"{v} px", "mem_every": lambda v: f"every {v}th frame",
-             "memory_top_k": lambda v: f"top {v}", "adapt_steps": lambda v: f"{v} steps"}
+             "memory_top_k": lambda v: f"top {v}", "adapt_steps": lambda v: f"{v} steps",
+             "redetect": lambda v: "on"}  # a switch both ways (--redetect, --no-redetect)
     for name, words in shown.items():
         if recommended.get(name):  # the value the shipped weights really use, in words, in its section
             assert f"default: {words(recommended[name])} with the shipped weights" in text
