@@ -16,7 +16,9 @@
 # under bf16 and CUDA graphs), layout (benchmarks/memory_layout_ab.py in bf16: the memory of features
 # against the memory of values on SDPA, frames interleaved, 1 and 3 objects), graphs (the paper preset so compiled, with the long-run memory), peers (Cutie, SAM 2), agree (benchmarks/agreement.py: the switches' masks against fp32 on a
 # real clip, shipped weights), qmra (fp32, bf16 + NHWC, not compiled; a profiled window), probe
-# (benchmarks/gpu_probe.py: device-busy and host-wait time per frame, compiled), segment (qmra segment
+# (benchmarks/gpu_probe.py: device-busy and host-wait time per frame, compiled), redetect (the default part
+# with --no-redetect, then with --redetect: the cost of looking again for emptied masks, whose check reads
+# each object's peak back to the host mid-frame), segment (qmra segment
 # on the real clip as a user runs it, fp32 and bf16: adaptation seconds and FPS). The real clip: a
 # DAVIS-layout folder at AGREE (made here by
 #   python -m benchmarks.agreement_clip --davis ../shared/data/davis2016 --out .device-data/agree).
@@ -28,9 +30,10 @@ FRAMES=${FRAMES:-20}
 WARMUP=${WARMUP:-full}
 LONG=${LONG:-100,2000}
 SMOKE=${SMOKE:-}
-PARTS=${PARTS:-default,fast,layout,graphs,peers,agree,qmra,probe,segment}
+PARTS=${PARTS:-default,redetect,fast,layout,graphs,peers,agree,qmra,probe,segment}
 LONG_EAGER=${LONG_EAGER:-none}   # the long-run memory of the uncompiled rows (docs/speed.md: 1.000 and 1.031)
 AGREE=${AGREE:-.device-data/agree}
+WEIGHTS=${WEIGHTS:-qmra/weights/qmra-default.safetensors}  # a copy of the shipped weights where they were moved out
 AMP=${AMP---amp}                 # the peers' own autocast (fp16 for Cutie, bf16 for SAM 2); AMP= for none
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -75,9 +78,21 @@ part_default() {
   log "qmra default-bf16-nhwc-graphs"
   timeout 300 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup 6 --frames "$FRAMES" \
     --runs 3 --no-profile --memory-frames "$LONG" --precision bf16 --channels-last --compile reduce-overhead \
-    --weights qmra/weights/qmra-default.safetensors \
+    --weights "$WEIGHTS" \
     --json "$RES/qmra-default-bf16-nhwc-graphs.json" > "$RES/qmra-default-bf16-nhwc-graphs.log" 2>&1
   log "qmra default-bf16-nhwc-graphs: exit $?"
+}
+part_redetect() {
+  # The shipped settings look again for an emptied mask (--redetect): each tracked frame reads the
+  # objects' peak probabilities back to the host before its merge and the next frame's encoding are
+  # queued. Without and with it, one after the other, otherwise as the default part.
+  for switch in --no-redetect --redetect; do
+    log "qmra default-graphs $switch"
+    timeout 240 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup 6 --frames "$FRAMES" \
+      --runs 3 --no-profile --memory-frames none --precision bf16 --channels-last --compile reduce-overhead \
+      --weights "$WEIGHTS" "$switch" --json "$RES/qmra-default-graphs$switch.json" > "$RES/qmra-default-graphs$switch.log" 2>&1
+    log "qmra default-graphs $switch: exit $?"
+  done
 }
 part_fast() {
   # The fast preset with the shipped weights, bf16, compiled with CUDA graphs: its top-k read (sparse
@@ -85,7 +100,7 @@ part_fast() {
   log "qmra fast-bf16-graphs"
   timeout 300 "$PYTHON" -m qmra bench --device "$DEVICE" --size "$SIZE" --objects 1,3 --warmup 6 --frames "$FRAMES" \
     --runs 3 --no-profile --memory-frames none --preset fast --precision bf16 --compile reduce-overhead \
-    --weights qmra/weights/qmra-default.safetensors \
+    --weights "$WEIGHTS" \
     --json "$RES/qmra-fast-bf16-graphs.json" > "$RES/qmra-fast-bf16-graphs.log" 2>&1
   log "qmra fast-bf16-graphs: exit $?"
 }
