@@ -8,7 +8,10 @@
                                        the target's box LOW-HIGH of the frame (default 0.05-0.8)
     youtube-vos:PATH                   video clips from a YouTube-VOS split folder
     images:PATH                        static clips from an image–mask folder (DUTS, HKU-IS, MSRA, ECSSD)
-    coco:ANNOTATIONS.json:IMAGES       static clips from COCO instances
+    coco:ANNOTATIONS.json:IMAGES       static clips from COCO instances (or coco:FOLDER: a folder holding
+                                       annotations.json and images/, as qmra export writes)
+    cocovid:FOLDER                     video clips from COCO instances with videos (CocoVID: qmra export's
+                                       default; or cocovid:ANNOTATIONS.json:IMAGES)
 
 Each may end with ``@WEIGHT`` (default 1): how often it is drawn relative to the others.
 """
@@ -21,11 +24,12 @@ from torch.utils.data import Dataset
 
 from qmra.data import (ClipSettings, CocoInstances, CompositeClipDataset, DavisDataset, ImageMaskFolder, SequenceFrames,
                        StaticClipDataset, SyntheticConfig, SyntheticVideo, VideoClipDataset, YouTubeVOSDataset)
+from qmra.data.coco_videos import CocoVideo, coco_videos, dataset_paths
 from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack, parse_box_area
 from qmra.data.sequence import VideoSequence
 from qmra.errors import QmraError
 
-KINDS = ("synthetic", "davis", "davis-static", "composite", "flying", "youtube-vos", "images", "coco")
+KINDS = ("synthetic", "davis", "davis-static", "composite", "flying", "youtube-vos", "images", "coco", "cocovid")
 VIRTUAL_LENGTH = 1_000_000_000  # clips are drawn by index; the trainer never exhausts a source
 
 
@@ -33,7 +37,7 @@ VIRTUAL_LENGTH = 1_000_000_000  # clips are drawn by index; the trainer never ex
 class DataSpec:
     kind: str
     path: str | None
-    selection: str | None  # sequences (DAVIS), count (synthetic), or the image folder (COCO)
+    selection: str | None  # sequences (DAVIS), count (synthetic), or the image folder (COCO, CocoVID)
     weight: float
     text: str
 
@@ -58,8 +62,9 @@ class DataSpec:
         if not rest:
             raise QmraError(f"data spec {text!r}: {kind} needs a path, e.g. {kind}:PATH")
         path, _, selection = rest.partition(":")
-        if kind == "coco" and not selection:
-            raise QmraError(f"data spec {text!r}: coco needs coco:ANNOTATIONS.json:IMAGE_FOLDER")
+        if kind in ("coco", "cocovid") and not selection and path.lower().endswith(".json"):
+            raise QmraError(f"data spec {text!r}: {kind} needs {kind}:ANNOTATIONS.json:IMAGE_FOLDER, or {kind}:FOLDER "
+                            "for a folder holding annotations.json and images/ (as qmra export writes)")
         spec = cls(kind, path, selection or None, weight, text)
         if kind == "flying":
             spec.flying_settings()  # a bad box area is refused here, before any data is read
@@ -102,7 +107,13 @@ class DataSpec:
             return list(self.davis())
         if self.kind == "youtube-vos":
             return list(YouTubeVOSDataset(self.path))  # type: ignore[arg-type]
+        if self.kind == "cocovid":
+            return list(self.coco_videos())
         return []
+
+    def coco_videos(self) -> list[CocoVideo]:
+        """A ``cocovid`` spec's videos."""
+        return coco_videos(*dataset_paths(self.path, self.selection))  # type: ignore[arg-type]
 
     def build(self, settings: ClipSettings, seed: int) -> Dataset:
         """The clip dataset of this spec."""
@@ -124,4 +135,6 @@ class DataSpec:
             return VideoClipDataset(list(YouTubeVOSDataset(self.path)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]
         if kind == "images":
             return StaticClipDataset(ImageMaskFolder(self.path), VIRTUAL_LENGTH, settings, seed)
-        return StaticClipDataset(CocoInstances(self.path, self.selection), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]
+        if kind == "cocovid":
+            return VideoClipDataset(self.coco_videos(), VIRTUAL_LENGTH, settings, seed)
+        return StaticClipDataset(CocoInstances(*dataset_paths(self.path, self.selection)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]

@@ -76,8 +76,8 @@ class Trainer:
             differences = config_differences(replace(initial.config, freeze_batchnorm=model_config.freeze_batchnorm),
                                              model_config)
             if differences:
-                raise QmraError(f"--init {init} is another network than this run trains ({differences}); give the "
-                                "options that match it")
+                raise QmraError(f"--init {init} is another network than this run trains ({differences}); leave out "
+                                "the model options that differ: a run from a checkpoint trains its network")
             load_weights_into(self.model, initial.state_dict(), init)
         self.model.to(context.device).train()
         fixed = freeze_encoders(self.model, config.frozen_backbone)

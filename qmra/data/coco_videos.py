@@ -1,0 +1,141 @@
+"""Videos from a CocoVID file: COCO instances whose images carry ``video_id`` and ``frame_id``, and
+whose annotations carry ``instance_id`` (one per object, the same on every frame), as ``qmra
+export`` writes them and mmtracking and TAO read them. Training on one's own segmented videos
+(``qmra train --data cocovid:DATASET``) draws video clips from them, as from DAVIS.
+
+A video's frames are the images listed for it, in ``frame_id`` order (an export made with ``--every
+10`` lists every tenth frame: consecutive frames of the sequence are then ten frames apart); each
+listed image is annotated, objects without an annotation on it being absent there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from qmra.data.image_masks import segmentation_mask
+from qmra.data.masks import read_rgb
+from qmra.data.object_ids import MAX_OBJECT_ID
+from qmra.errors import DataError
+
+#: What ``qmra export`` writes in a dataset folder: the annotation file and the images' folder.
+ANNOTATIONS = "annotations.json"
+IMAGES = "images"
+
+
+def dataset_paths(path: str | Path, images: str | Path | None = None) -> tuple[Path, Path]:
+    """The annotation file and image folder of a COCO dataset given as its annotation file and
+    ``images`` folder, or as one folder holding ``annotations.json`` and ``images/`` (an export's)."""
+    path = Path(path)
+    if images is not None:
+        return path, Path(images)
+    if path.is_dir():
+        return path / ANNOTATIONS, path / IMAGES
+    raise DataError(f"{path} is not a folder: give a dataset folder (annotations.json and images/, as qmra export "
+                    "writes), or ANNOTATIONS.json:IMAGE_FOLDER")
+
+
+@dataclass(frozen=True)
+class _Frame:
+    file_name: str
+    height: int
+    width: int
+    objects: tuple[tuple[int, object], ...]  # (object id in its video, COCO segmentation)
+
+
+class CocoVideo:
+    """One video of a CocoVID file (a :class:`qmra.data.sequence.VideoSequence`): frames read on
+    demand from ``images_dir``, label maps decoded from the annotations' masks."""
+
+    kind = "video"  # how errors name it
+
+    def __init__(self, name: str, images_dir: Path, frames: list[_Frame]) -> None:
+        self.name = name
+        self.images_dir = images_dir
+        self._frames = frames
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._frames)
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [Path(frame.file_name).stem for frame in self._frames]
+
+    @cached_property
+    def object_ids(self) -> list[int]:
+        return sorted({object_id for frame in self._frames for object_id, _ in frame.objects})
+
+    @property
+    def annotated_indices(self) -> list[int]:
+        return list(range(len(self._frames)))
+
+    def image(self, index: int) -> np.ndarray:
+        frame = self._frames[index]
+        image = read_rgb(self.images_dir / frame.file_name)
+        if image.shape[:2] != (frame.height, frame.width):
+            raise DataError(f"{self.kind} {self.name}: image {frame.file_name} is {image.shape[1]}x{image.shape[0]}, "
+                            f"the annotations say {frame.width}x{frame.height}")
+        return image
+
+    def labels(self, index: int) -> np.ndarray:
+        """H×W uint8 object ids (later annotations over earlier ones where masks overlap)."""
+        frame = self._frames[index]
+        labels = np.zeros((frame.height, frame.width), np.uint8)
+        for object_id, segmentation in frame.objects:
+            mask = segmentation_mask(segmentation, frame.height, frame.width)
+            if mask.shape != labels.shape:
+                raise DataError(f"{self.kind} {self.name}: a mask of {frame.file_name} is {mask.shape[1]}x{mask.shape[0]}, "
+                                f"the image {frame.width}x{frame.height}")
+            labels[mask] = object_id
+        return labels
+
+
+def coco_videos(annotations: str | Path, images: str | Path) -> list[CocoVideo]:
+    """The videos of a CocoVID annotation file, their images under ``images`` (each video's objects
+    numbered 1, 2, ... by ``instance_id``); refused with a clear error where the file has no videos."""
+    annotations_path, images_dir = Path(annotations), Path(images)
+    if not annotations_path.is_file():
+        raise DataError(f"COCO annotation file not found: {annotations_path}")
+    if not images_dir.is_dir():
+        raise DataError(f"COCO image folder not found: {images_dir}")
+    try:
+        document = json.loads(annotations_path.read_text())
+        names = {int(v["id"]): str(v.get("name") or f"video-{v['id']}") for v in document.get("videos", [])}
+        listed = document["images"]
+        if not listed or any("video_id" not in i or "frame_id" not in i for i in listed):
+            raise DataError(f"{annotations_path}: not a video dataset (its images lack video_id and frame_id, as qmra "
+                            "export writes them); coco: draws still-image clips from it")
+        by_image: dict[int, list[tuple[int, object]]] = defaultdict(list)
+        for annotation in document["annotations"]:
+            if not annotation.get("iscrowd", 0):
+                by_image[int(annotation["image_id"])].append((int(annotation["instance_id"]), annotation["segmentation"]))
+        by_video: dict[int, list[tuple[int, dict]]] = defaultdict(list)
+        for image in listed:
+            by_video[int(image["video_id"])].append((int(image["frame_id"]), image))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise DataError(f"cannot read COCO video annotations {annotations_path}: {error!r}") from None
+    videos = [_video(names.get(video_id, f"video-{video_id}"), images_dir, sorted(frames, key=lambda item: item[0]),
+                     by_image) for video_id, frames in sorted(by_video.items())]
+    if not any(video.object_ids for video in videos):
+        raise DataError(f"no usable instance annotations in {annotations_path}")
+    return videos
+
+
+def _video(name: str, images_dir: Path, frames: list[tuple[int, dict]],
+           by_image: dict[int, list[tuple[int, object]]]) -> CocoVideo:
+    """A :class:`CocoVideo` from its images (in frame order) and the annotations by image id, its
+    instances numbered 1, 2, ... in order of their ``instance_id``."""
+    instances = sorted({instance for _, image in frames for instance, _ in by_image.get(int(image["id"]), [])})
+    if len(instances) > MAX_OBJECT_ID:
+        raise DataError(f"video {name}: {len(instances)} objects, more than the {MAX_OBJECT_ID} a label map holds")
+    number = {instance: index for index, instance in enumerate(instances, start=1)}
+    return CocoVideo(name, images_dir, [
+        _Frame(str(image["file_name"]), int(image["height"]), int(image["width"]),
+               tuple((number[instance], segmentation) for instance, segmentation in by_image.get(int(image["id"]), [])))
+        for _, image in frames])
