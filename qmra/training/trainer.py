@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -64,6 +65,8 @@ class Trainer:
         self.progress = progress
         if not self.data:
             raise QmraError("give at least one --data source")
+        if val is not None and val.kind not in VALIDATION_KINDS:
+            raise QmraError(f"--val takes davis:PATH[:sequences], synthetic[:N] or cocovid:DATASET, got {val.text!r}")
         if (self.run_dir / "last.json").exists() and not resume:
             raise QmraError(f"{self.run_dir} already holds a run: use --resume to continue it, or another --out")
         torch.manual_seed(config.seed)
@@ -345,15 +348,28 @@ class Trainer:
         plot_curves(self.run_dir / "curves.png", panels)
 
 
+#: The ``--val`` kinds: videos validation scores through the real inference path.
+VALIDATION_KINDS = ("davis", "synthetic", "cocovid")
+
+
 def _validation_davis(spec: DataSpec, run_dir: Path):
+    """The ``--val`` videos as a DAVIS folder (synthetic videos and a ``qmra export``'s written as one
+    in the run's folder, once, whole or not at all)."""
+    from qmra.data import DavisDataset
+
     if spec.kind == "davis":
         return spec.davis()
-    if spec.kind == "synthetic":
-        from qmra.data import DavisDataset
-
-        root = run_dir / "val-synthetic"
-        if not (root / "JPEGImages").exists():
-            for video in spec.synthetic_videos(seed=987_654, frames=20):  # the training videos' own size
-                video.write_davis(root)
-        return DavisDataset(root)
-    raise QmraError(f"--val takes davis:PATH[:sequences] or synthetic[:N], got {spec.text!r}")
+    root = run_dir / f"val-{spec.kind}"
+    if not root.exists():
+        # The training videos' own size for synthetic ones.
+        videos = spec.synthetic_videos(seed=987_654, frames=20) if spec.kind == "synthetic" else spec.coco_videos()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".val-{spec.kind}-"))
+        try:
+            for video in videos:
+                video.write_davis(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        staging.rename(root)
+    return DavisDataset(root)

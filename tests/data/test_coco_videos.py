@@ -7,30 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qmra.cli import main
-from qmra.data import SyntheticConfig, SyntheticVideo, encode_rle, write_palette_png
+from qmra.data import SyntheticConfig, SyntheticVideo, encode_rle
 from qmra.data.coco_videos import coco_videos, dataset_paths
 from qmra.data.sequence import VideoSequence
 from qmra.errors import DataError
-
-
-def _exported(tmp_path, videos: dict[str, SyntheticVideo], indices: list[int]):
-    """``qmra export`` of each video's frames and true masks on ``indices``: the dataset folder."""
-    for name, video in videos.items():
-        (tmp_path / name).mkdir()
-        for index in range(video.config.num_frames):
-            Image.fromarray(video.image(index)).save(tmp_path / name / f"{index:05d}.png")
-            if index in indices:
-                (tmp_path / f"{name}-masks").mkdir(exist_ok=True)
-                write_palette_png(tmp_path / f"{name}-masks" / f"{index:05d}.png", video.labels(index))
-        assert main(["export", str(tmp_path / f"{name}-masks"), "--video", str(tmp_path / name), "--out",
-                     str(tmp_path / "ds" / name), "--image-format", "png", "--quiet"]) == 0
-    return [tmp_path / "ds" / name for name in videos]
+from tests.tiny import exported_video
 
 
 def test_an_exported_video_reads_back_frame_by_frame_as_it_was(tmp_path):
     video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=7, num_objects=2, seed=3))
-    (dataset,) = _exported(tmp_path, {"shot": video}, indices=[0, 2, 4, 6])  # as with --every 2
+    dataset = exported_video(tmp_path, video, indices=[0, 2, 4, 6])  # as with --every 2
     (read,) = coco_videos(*dataset_paths(dataset))
     assert isinstance(read, VideoSequence)
     assert (read.name, read.frame_names, read.annotated_indices) == ("shot", ["00000", "00002", "00004", "00006"],

@@ -63,28 +63,20 @@ def test_flying_spec_takes_the_target_box_area(tmp_path):
 
 
 def test_an_exported_dataset_gives_video_clips_of_its_objects_and_still_clips_as_coco(tmp_path):
-    from PIL import Image
-
-    from qmra.cli import main
-    from qmra.data import ClipSettings, SyntheticConfig, SyntheticVideo, VideoClipDataset, write_palette_png
+    from qmra.data import ClipSettings, SyntheticConfig, SyntheticVideo, VideoClipDataset
+    from tests.tiny import exported_video
 
     video = SyntheticVideo(SyntheticConfig(height=120, width=160, num_frames=6, num_objects=1, num_distractors=0, seed=2))
-    (tmp_path / "shot").mkdir()
-    (tmp_path / "masks").mkdir()
-    for index in range(6):
-        Image.fromarray(video.image(index)).save(tmp_path / "shot" / f"{index}.png")
-        write_palette_png(tmp_path / "masks" / f"{index}.png", video.labels(index))
-    assert main(["export", str(tmp_path / "masks"), "--video", str(tmp_path / "shot"), "--out", str(tmp_path / "ds"),
-                 "--quiet"]) == 0
+    dataset = exported_video(tmp_path, video, indices=list(range(6)))
     settings = ClipSettings(size=(48, 48), min_object_pixels=10, hflip=False, colour_jitter=0.0)
-    spec = DataSpec.parse(f"cocovid:{tmp_path / 'ds'}@2")
-    assert (spec.path, spec.selection, spec.weight) == (str(tmp_path / "ds"), None, 2.0)
+    spec = DataSpec.parse(f"cocovid:{dataset}@2")
+    assert (spec.path, spec.selection, spec.weight) == (str(dataset), None, 2.0)
     assert [v.name for v in spec.videos(0)] == ["shot"] and spec.videos(0)[0].num_frames == 6
     clips = spec.build(settings, seed=0)
     assert isinstance(clips, VideoClipDataset)  # the video's frames in order, not still views of one
     clip = clips[0]
     assert clip["images"].shape == (3, 3, 48, 48) and all(m.sum() >= 10 for m in clip["masks"])
-    same_files = DataSpec.parse(f"cocovid:{tmp_path / 'ds' / 'annotations.json'}:{tmp_path / 'ds' / 'images'}")
+    same_files = DataSpec.parse(f"cocovid:{dataset / 'annotations.json'}:{dataset / 'images'}")
     assert [v.frame_names for v in same_files.videos(0)] == [v.frame_names for v in spec.videos(0)]
-    still = DataSpec.parse(f"coco:{tmp_path / 'ds'}").build(settings, seed=0)[0]
+    still = DataSpec.parse(f"coco:{dataset}").build(settings, seed=0)[0]
     assert still["images"].shape == (3, 3, 48, 48) and all(m.sum() >= 10 for m in still["masks"])

@@ -5,16 +5,18 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
+from qmra.data import DavisDataset, SyntheticConfig, SyntheticVideo
 from qmra.errors import QmraError
 from qmra.model import LossParts, ModelConfig
 from qmra.model.checkpoint import load_model
 from qmra.training import DataSpec, TrainConfig, Trainer
 from qmra.training import trainer as trainer_module
 from qmra.training.distributed import DistributedContext
-from tests.tiny import TINY
+from tests.tiny import TINY, exported_video
 
 CPU = DistributedContext(0, 1, torch.device("cpu"))
 
@@ -38,6 +40,19 @@ def test_smoke_training_writes_checkpoints_metrics_and_plot(tmp_path):
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss,track,mask,refined,lr") and len(rows) == 4 and rows[3].split(",")[7] != ""
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_an_export_of_ones_own_videos_trains_and_validates_and_other_val_kinds_are_refused_at_once(tmp_path):
+    video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=6, num_objects=2, seed=3))
+    spec = DataSpec.parse(f"cocovid:{exported_video(tmp_path, video, indices=[0, 1, 2, 3, 4, 5])}")
+    settings = TrainConfig(steps=1, batch_size=2, size=48, val_every=1, workers=0)
+    summary = Trainer(TINY, settings, [spec], tmp_path / "run", CPU, val=spec).run()
+    assert 0 <= summary["best_jf"] <= 1
+    (written,) = DavisDataset(tmp_path / "run" / "val-cocovid")
+    assert written.name == "shot" and written.num_frames == 6
+    assert np.array_equal(written.labels(4), video.labels(4)) and np.array_equal(written.image(4), video.image(4))
+    with pytest.raises(QmraError, match="--val takes davis:PATH\\[:sequences\\], synthetic\\[:N\\] or cocovid"):
+        Trainer(TINY, settings, [spec], tmp_path / "other", CPU, val=DataSpec.parse("coco:a.json:images"))
 
 
 def test_resume_continues_exactly(tmp_path):
