@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         best = f", best validation J&F {summary['best_jf']:.3f}" if summary["best_jf"] >= 0 else ""
         print(f"trained to step {summary['step']}{best}; checkpoints in {args.out}/ (last.safetensors"
               f"{', best.safetensors' if summary['best_jf'] >= 0 else ''}), metrics.csv, curves.png")
+        if trainer.inherited_inference:
+            print(f"they recommend the inference settings of {trainer.inherited_inference['from']} (qmra model --weights "
+                  f"{args.out}/last.safetensors lists them); --resolution, --adapt, ... override them")
     return 130 if summary["stopped_by"] else 0
 
 

@@ -39,7 +39,11 @@ def save_run_checkpoint(run_dir: Path, name: str, model: QMRA, optimizer: torch.
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, temporary)
     described = {"model": model.config.to_dict(), "step": step, **record}
     # The weights carry their recipe too: a file copied away from its run still says how it was made.
-    weights = save_checkpoint(run_dir / f"{name}.safetensors", model, {"step": step, "training": described})
+    metadata: dict[str, Any] = {"step": step, "training": described}
+    inherited = record.get("inherited_inference")
+    if inherited:  # a run from --init recommends what its starting weights recommend (their working size, ...)
+        metadata["inference"] = inherited["settings"]
+    weights = save_checkpoint(run_dir / f"{name}.safetensors", model, metadata)
     write_text_atomic(run_dir / f"{name}.json", json.dumps(described, indent=2))
     return weights
 

@@ -74,8 +74,13 @@ class Trainer:
         if backbone_weights:
             report = self.model.load_backbone_weights(resolve_backbone_weights(backbone_weights, model_config.backbone))
             context.log(f"backbone: {report}")
+        #: The inference settings ``init``'s weights recommend (the working size, adaptation, ...),
+        #: which this run's checkpoints recommend too: chosen for those weights, not re-chosen here.
+        self.inherited_inference: dict[str, Any] | None = None
         if init:
-            initial, _ = load_model(init)
+            initial, metadata = load_model(init)
+            if isinstance(metadata.get("inference"), dict):
+                self.inherited_inference = {"from": str(init), "settings": metadata["inference"]}
             differences = config_differences(replace(initial.config, freeze_batchnorm=model_config.freeze_batchnorm),
                                              model_config)
             if differences:
@@ -96,6 +101,7 @@ class Trainer:
             torch.set_rng_state(state.rng)
             self.step = state.step
             self.best_jf = float(state.record.get("best_jf", -1.0))
+            self.inherited_inference = state.record.get("inherited_inference", self.inherited_inference)
             context.log(f"resuming {self.run_dir} at step {self.step}")
         self.network: torch.nn.Module = self.model
         if context.world_size > 1:
@@ -258,7 +264,8 @@ class Trainer:
 
     def _record(self) -> dict[str, Any]:
         return {"train": asdict(self.config), "data": [s.text for s in self.data], "val": self.val.text if self.val else None,
-                "best_jf": self.best_jf, "world_size": self.context.world_size}
+                "best_jf": self.best_jf, "world_size": self.context.world_size,
+                **({"inherited_inference": self.inherited_inference} if self.inherited_inference else {})}
 
     def _inference_settings(self):
         from qmra.inference.settings import InferenceSettings

@@ -2,6 +2,7 @@
 
 from qmra.cli import build_parser, main
 from qmra.commands.train import network
+from qmra.inference.card import read_card
 from qmra.model import ModelConfig
 from tests.tiny import TINY, tiny_checkpoint
 
@@ -35,3 +36,18 @@ def test_an_init_that_is_not_a_checkpoint_is_one_error_line(tmp_path, capsys):
                  str(tmp_path / "notes.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qmra: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_run_from_weights_that_recommend_settings_recommends_them_too_after_a_resume(tmp_path):
+    recommended = {"resolution": 96, "adapt_steps": 0, "stage2_box": "largest-blob"}
+    init = tiny_checkpoint(tmp_path / "tiny.safetensors", metadata={"inference": recommended})
+    common = ["train", "--data", "synthetic:2", "--size", "48", "--batch-size", "2", "--workers", "0", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "run"), "--init", str(init), "--steps", "1"]) == 0
+    assert read_card(tmp_path / "run" / "last.safetensors").recommended == recommended
+    assert main([*common, "--out", str(tmp_path / "run"), "--resume", "--steps", "2"]) == 0
+    card = read_card(tmp_path / "run" / "last.safetensors")
+    assert card.recommended == recommended and card.metadata["step"] == 2
+    assert card.metadata["training"]["inherited_inference"]["from"] == str(init)
+    plain = tiny_checkpoint(tmp_path / "plain.safetensors")
+    assert main([*common, "--out", str(tmp_path / "other"), "--init", str(plain), "--steps", "1"]) == 0
+    assert read_card(tmp_path / "other" / "last.safetensors").recommended == {}
