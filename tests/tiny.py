@@ -38,9 +38,11 @@ def tiny_checkpoint(path: str | Path, metadata: dict | None = None) -> Path:
     return save_checkpoint(path, QMRA(TINY), metadata=metadata)
 
 
-def exported_video(root: Path, video: SyntheticVideo, indices: list[int], name: str = "shot") -> Path:
+def exported_video(root: Path, video: SyntheticVideo, indices: list[int], name: str = "shot",
+                   annotations: str = "coco") -> Path:
     """``qmra export`` of ``video``'s frames (PNG files in ``root/name``) with its true masks on
-    ``indices`` (as if segmented with ``--every``): the dataset folder, ``root/ds-<name>``."""
+    ``indices`` (as if segmented with ``--every``), in the ``annotations`` format (``coco`` or
+    ``youtube-vis``): the dataset folder, ``root/ds-<name>``."""
     from qmra.cli import main
 
     (root / name).mkdir(parents=True)
@@ -50,7 +52,7 @@ def exported_video(root: Path, video: SyntheticVideo, indices: list[int], name: 
         if index in indices:
             write_palette_png(root / f"{name}-masks" / f"{index:05d}.png", video.labels(index))
     assert main(["export", str(root / f"{name}-masks"), "--video", str(root / name), "--out", str(root / f"ds-{name}"),
-                 "--image-format", "png", "--quiet"]) == 0
+                 "--image-format", "png", "--format", annotations, "--quiet"]) == 0
     return root / f"ds-{name}"
 
 

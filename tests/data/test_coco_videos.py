@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from qmra.data import SyntheticConfig, SyntheticVideo, encode_rle
-from qmra.data.coco_videos import coco_videos, dataset_paths
+from qmra.data.rle import run_lengths
+from qmra.data.coco_videos import coco_videos, dataset_paths, youtube_vis_videos
 from qmra.data.sequence import VideoSequence
 from qmra.errors import DataError
 from tests.tiny import exported_video
@@ -77,3 +78,43 @@ def test_a_dataset_is_its_folder_or_its_annotation_file_and_image_folder(tmp_pat
     assert dataset_paths(tmp_path / "x.json", tmp_path / "imgs") == (tmp_path / "x.json", tmp_path / "imgs")
     with pytest.raises(DataError, match="is not a folder"):
         dataset_paths(tmp_path / "missing")
+
+
+def test_a_youtube_vis_export_reads_back_as_the_same_videos_as_its_coco_twin(tmp_path):
+    video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=6, num_objects=2, seed=7))
+    vis = youtube_vis_videos(*dataset_paths(exported_video(tmp_path / "a", video, [0, 3, 5], annotations="youtube-vis")))
+    (read,) = vis
+    assert (read.name, read.frame_names, read.object_ids) == ("shot", ["00000", "00003", "00005"], [1, 2])
+    for position, index in enumerate([0, 3, 5]):
+        assert np.array_equal(read.labels(position), video.labels(index))
+        assert np.array_equal(read.image(position), video.image(index))
+
+
+def test_the_challenge_layout_with_absent_objects_and_uncompressed_masks(tmp_path):
+    (tmp_path / "JPEGImages" / "0a1b").mkdir(parents=True)
+    for name in ("00000", "00005"):
+        Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(tmp_path / "JPEGImages" / "0a1b" / f"{name}.jpg")
+    mask = np.zeros((4, 6), bool)
+    mask[1:3, 2:5] = True
+    document = {"videos": [{"id": 3, "width": 6, "height": 4, "length": 2,
+                            "file_names": ["0a1b/00000.jpg", "0a1b/00005.jpg"]}],
+                "annotations": [{"id": 1, "video_id": 3, "category_id": 1, "iscrowd": 0,
+                                 "segmentations": [{"size": [4, 6], "counts": run_lengths(mask)}, None]},
+                                {"id": 2, "video_id": 3, "category_id": 1, "iscrowd": 0,
+                                 "segmentations": [None, encode_rle(mask)]}]}
+    (tmp_path / "train.json").write_text(json.dumps(document))
+    (read,) = youtube_vis_videos(tmp_path / "train.json", tmp_path / "JPEGImages")
+    assert (read.name, read.frame_names, read.object_ids) == ("0a1b", ["00000", "00005"], [1, 2])
+    assert np.array_equal(read.labels(0), mask * 1) and np.array_equal(read.labels(1), mask * 2)
+    document["annotations"][1]["segmentations"] = [None]
+    (tmp_path / "short.json").write_text(json.dumps(document))
+    with pytest.raises(DataError, match="segmentations do not match its 2 frames"):
+        youtube_vis_videos(tmp_path / "short.json", tmp_path / "JPEGImages")
+
+
+def test_a_missing_file_or_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match="COCO annotation file not found: .*none.json"):
+        coco_videos(tmp_path / "none.json", tmp_path)
+    (tmp_path / "train.json").write_text("{}")
+    with pytest.raises(DataError, match="YouTube-VIS image folder not found: .*JPEGImages"):
+        youtube_vis_videos(tmp_path / "train.json", tmp_path / "JPEGImages")

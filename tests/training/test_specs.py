@@ -18,6 +18,7 @@ def test_parse_specs_with_weights_and_selections():
     ("davis", "davis needs a path"),
     ("coco:ann.json", "coco needs coco:ANNOTATIONS.json:IMAGE_FOLDER, or coco:FOLDER"),
     ("cocovid:ann.json", "cocovid needs cocovid:ANNOTATIONS.json:IMAGE_FOLDER, or cocovid:FOLDER"),
+    ("youtube-vis:train.json", "youtube-vis needs youtube-vis:ANNOTATIONS.json:IMAGE_FOLDER"),
     ("synthetic@x", "must be a number"),
     ("synthetic@0", "must be positive"),
     ("synthetic:many", "number of videos"),
@@ -80,3 +81,14 @@ def test_an_exported_dataset_gives_video_clips_of_its_objects_and_still_clips_as
     assert [v.frame_names for v in same_files.videos(0)] == [v.frame_names for v in spec.videos(0)]
     still = DataSpec.parse(f"coco:{dataset}").build(settings, seed=0)[0]
     assert still["images"].shape == (3, 3, 48, 48) and all(m.sum() >= 10 for m in still["masks"])
+
+
+def test_a_youtube_vis_dataset_gives_video_clips(tmp_path):
+    from qmra.data import ClipSettings, SyntheticConfig, SyntheticVideo, VideoClipDataset
+    from tests.tiny import exported_video
+
+    video = SyntheticVideo(SyntheticConfig(height=120, width=160, num_frames=6, num_objects=2, num_distractors=0, seed=2))
+    spec = DataSpec.parse(f"youtube-vis:{exported_video(tmp_path, video, list(range(6)), annotations='youtube-vis')}")
+    assert [(v.name, v.num_frames, v.object_ids) for v in spec.videos(0)] == [("shot", 6, [1, 2])]
+    clips = spec.build(ClipSettings(size=(48, 48), min_object_pixels=10), seed=0)
+    assert isinstance(clips, VideoClipDataset) and clips[0]["images"].shape == (3, 3, 48, 48)

@@ -51,7 +51,7 @@ def test_an_export_of_ones_own_videos_trains_and_validates_and_other_val_kinds_a
     (written,) = DavisDataset(tmp_path / "run" / "val-cocovid")
     assert written.name == "shot" and written.num_frames == 6
     assert np.array_equal(written.labels(4), video.labels(4)) and np.array_equal(written.image(4), video.image(4))
-    with pytest.raises(QmraError, match="--val takes davis:PATH\\[:sequences\\], synthetic\\[:N\\] or cocovid"):
+    with pytest.raises(QmraError, match="--val takes davis:PATH\\[:sequences\\], synthetic\\[:N\\], cocovid:DATASET or youtube-vis"):
         Trainer(TINY, settings, [spec], tmp_path / "other", CPU, val=DataSpec.parse("coco:a.json:images"))
 
 
