@@ -16,6 +16,7 @@ image is annotated, objects without a mask on it being absent there.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ class _Frame:
 
 
 class CocoVideo:
-    """One video of a CocoVID file (a :class:`qmra.data.sequence.VideoSequence`): frames read on
-    demand from ``images_dir``, label maps decoded from the annotations' masks."""
+    """One video of a CocoVID or YouTube-VIS file (a :class:`qmra.data.sequence.VideoSequence`):
+    frames read on demand from ``images_dir``, label maps decoded from the annotations' masks.
+    ``name``: a folder name (:func:`folder_names`)."""
 
     kind = "video"  # how errors name it
 
@@ -114,6 +116,16 @@ class CocoVideo:
         return labels
 
 
+def folder_names(names: list[str]) -> list[str]:
+    """Video names as folder names, each its own: characters other than letters, digits, ``.``, ``-``
+    and ``_`` become ``_`` (TAO's names hold slashes), a repeat gets its position appended."""
+    folders: list[str] = []
+    for position, name in enumerate(names, start=1):
+        folder = re.sub(r"[^\w.-]+", "_", name).strip("._") or "video"
+        folders.append(folder if folder not in folders else f"{folder}-{position}")
+    return folders
+
+
 def _existing(annotations: str | Path, images: str | Path, layout: str) -> tuple[Path, Path]:
     """The annotation file and the image folder, or a clear error naming the one that is missing."""
     annotations_path, images_dir = Path(annotations), Path(images)
@@ -142,10 +154,12 @@ def coco_videos(annotations: str | Path, images: str | Path) -> list[CocoVideo]:
         by_video: dict[int, list[tuple[int, dict]]] = defaultdict(list)
         for image in listed:
             by_video[int(image["video_id"])].append((int(image["frame_id"]), image))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as error:
         raise DataError(f"cannot read COCO video annotations {annotations_path}: {error!r}") from None
-    videos = [_video(names.get(video_id, f"video-{video_id}"), images_dir, sorted(frames, key=lambda item: item[0]),
-                     by_image) for video_id, frames in sorted(by_video.items())]
+    ordered = sorted(by_video.items())
+    folders = folder_names([names.get(video_id, f"video-{video_id}") for video_id, _ in ordered])
+    videos = [_video(folder, images_dir, sorted(frames, key=lambda item: item[0]), by_image)
+              for folder, (_, frames) in zip(folders, ordered)]
     if not any(video.object_ids for video in videos):
         raise DataError(f"no usable instance annotations in {annotations_path}")
     return videos
@@ -175,23 +189,26 @@ def youtube_vis_videos(annotations: str | Path, images: str | Path) -> list[Coco
         for annotation in document["annotations"]:
             if not annotation.get("iscrowd", 0):
                 tracks[int(annotation["video_id"])].append(list(annotation["segmentations"]))
-        videos = [_vis_video(video, tracks.get(int(video["id"]), []), images_dir) for video in document["videos"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        listed = document["videos"]
+        folders = folder_names([str(v.get("name") or Path(str(v["file_names"][0])).parent.name or f"video-{v['id']}")
+                                for v in listed])
+        videos = [_vis_video(folder, video, tracks.get(int(video["id"]), []), images_dir)
+                  for folder, video in zip(folders, listed)]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as error:
         raise DataError(f"cannot read YouTube-VIS annotations {annotations_path}: {error!r}") from None
     if not any(video.object_ids for video in videos):
         raise DataError(f"no usable instance annotations in {annotations_path}")
     return videos
 
 
-def _vis_video(video: dict, tracks: list[list], images_dir: Path) -> CocoVideo:
-    """A :class:`CocoVideo` from a YouTube-VIS ``video`` entry and its objects' per-frame masks."""
+def _vis_video(name: str, video: dict, tracks: list[list], images_dir: Path) -> CocoVideo:
+    """A :class:`CocoVideo` named ``name`` from a YouTube-VIS ``video`` entry and its objects' per-frame masks."""
     file_names = [str(name) for name in video["file_names"]]
     if len(tracks) > MAX_OBJECT_ID:
         raise DataError(f"video {video['id']}: {len(tracks)} objects, more than the {MAX_OBJECT_ID} a label map holds")
     if any(len(track) != len(file_names) for track in tracks):
         raise DataError(f"video {video['id']}: an annotation's segmentations do not match its {len(file_names)} frames")
     height, width = int(video["height"]), int(video["width"])
-    name = str(video.get("name") or Path(file_names[0]).parent.name or f"video-{video['id']}")
     return CocoVideo(name, images_dir, [
         _Frame(file_name, height, width,
                tuple((number, track[index]) for number, track in enumerate(tracks, start=1) if track[index] is not None))

@@ -9,7 +9,7 @@ from PIL import Image
 
 from qmra.data import SyntheticConfig, SyntheticVideo, encode_rle
 from qmra.data.rle import run_lengths
-from qmra.data.coco_videos import coco_videos, dataset_paths, youtube_vis_videos
+from qmra.data.coco_videos import coco_videos, dataset_paths, folder_names, youtube_vis_videos
 from qmra.data.sequence import VideoSequence
 from qmra.errors import DataError
 from tests.tiny import exported_video
@@ -118,3 +118,15 @@ def test_a_missing_file_or_folder_is_named(tmp_path):
     (tmp_path / "train.json").write_text("{}")
     with pytest.raises(DataError, match="YouTube-VIS image folder not found: .*JPEGImages"):
         youtube_vis_videos(tmp_path / "train.json", tmp_path / "JPEGImages")
+
+
+def test_video_names_become_folder_names_of_their_own():
+    assert folder_names(["train/ArgoVerse/a", "b c", "..", "train_ArgoVerse_a", "ok-1.mp4"]) == [
+        "train_ArgoVerse_a", "b_c", "video", "train_ArgoVerse_a-4", "ok-1.mp4"]
+
+
+def test_a_youtube_vis_video_without_frames_is_one_clear_error(tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps({"videos": [{"id": 1, "width": 4, "height": 4, "file_names": []}],
+                                                     "annotations": []}))
+    with pytest.raises(DataError, match="cannot read YouTube-VIS annotations"):
+        youtube_vis_videos(tmp_path / "train.json", tmp_path)
