@@ -1,5 +1,5 @@
 """What ``qmra batch`` shows while it works: one bar over videos, with frames, frames per second and
-the time left (from videos finished); in a log, a line per video and one every few seconds. Each
+the time left (from the videos' worth of work done: :meth:`BatchProgress.videos_done`); in a log, a line per video and one every few seconds. Each
 video's warnings and errors are printed when it ends, named by its id."""
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ from typing import Callable, TextIO
 
 from qmra.batch.index import DONE, FAILED, VideoRecord
 from qmra.inference.progress import LINE_SECONDS, ProgressStyle, duration
+
+
+#: The largest share of a video counted done while it runs (it may be longer than the mean).
+RUNNING_SHARE = 0.9
 
 
 class BatchProgress:
@@ -24,6 +28,7 @@ class BatchProgress:
         self.started = clock()
         self.ended_videos = 0
         self.finished_frames = 0  # frames of videos that ended
+        self.done_videos = 0  # videos that ended done (not failed)
         self._current: dict[str, int] = {}  # video id → frames so far
         self._last_line = clock()
         self._bar = None
@@ -50,6 +55,7 @@ class BatchProgress:
         self._current.pop(record.id, None)
         self.ended_videos += 1
         self.finished_frames += record.frames if record.status == DONE else 0
+        self.done_videos += record.status == DONE
         for line in record.warnings:
             self._say(f"qmra: warning: {record.id}: {line}")
         if record.status == FAILED:
@@ -71,8 +77,20 @@ class BatchProgress:
         text = f"{self.ended_videos} of {self.total} videos, {self.frame_count} frames, {self.frames_per_second():.1f} frames/s"
         elapsed = self.clock() - self.started
         if 0 < self.ended_videos < self.total:
-            text += f", about {duration(elapsed / self.ended_videos * (self.total - self.ended_videos))} left"
+            worth = self.videos_done()
+            text += f", about {duration(elapsed / worth * (self.total - worth))} left"
         return text
+
+    def videos_done(self) -> float:
+        """Videos' worth of work done: those that ended, and each running one's frames so far as a
+        share of the mean length of those done (at most :data:`RUNNING_SHARE`: a video's length is
+        known only when it ends). So the time left shrinks while the last videos run, rather than
+        growing with the time since one last ended."""
+        if not self.done_videos:
+            return float(self.ended_videos)
+        mean = self.finished_frames / self.done_videos
+        running = sum(min(frames / max(mean, 1.0), RUNNING_SHARE) for frames in self._current.values())
+        return self.ended_videos + running
 
     def _show(self) -> None:
         now = self.clock()
