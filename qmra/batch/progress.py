@@ -35,7 +35,10 @@ class BatchProgress:
         if self.style == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit="video", dynamic_ncols=True, file=self.stream)
+            # tqdm's own time left is the mean time per ended video times those left: the postfix
+            # gives :meth:`time_left`'s instead.
+            self._bar = tqdm(total=total, unit="video", dynamic_ncols=True, file=self.stream,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
 
     @property
     def frame_count(self) -> int:
@@ -75,11 +78,15 @@ class BatchProgress:
     def status(self) -> str:
         """'3 of 20 videos, 1234 frames, 12.3 frames/s, about 4 min left'."""
         text = f"{self.ended_videos} of {self.total} videos, {self.frame_count} frames, {self.frames_per_second():.1f} frames/s"
-        elapsed = self.clock() - self.started
-        if 0 < self.ended_videos < self.total:
-            worth = self.videos_done()
-            text += f", about {duration(elapsed / worth * (self.total - worth))} left"
-        return text
+        left = self.time_left()
+        return text + (f", about {duration(left)} left" if left is not None else "")
+
+    def time_left(self) -> float | None:
+        """Seconds left, from the time per video's worth of work so far (None: no video ended yet, or all did)."""
+        if not 0 < self.ended_videos < self.total:
+            return None
+        worth = self.videos_done()
+        return (self.clock() - self.started) / worth * (self.total - worth)
 
     def videos_done(self) -> float:
         """Videos' worth of work done: those that ended, and each running one's frames so far as a
@@ -95,7 +102,9 @@ class BatchProgress:
     def _show(self) -> None:
         now = self.clock()
         if self._bar is not None:
-            self._bar.set_postfix_str(f"{self.frame_count} frames, {self.frames_per_second():.1f} frames/s", refresh=False)
+            left = self.time_left()
+            self._bar.set_postfix_str(f"{self.frame_count} frames, {self.frames_per_second():.1f} frames/s"
+                                      + (f", about {duration(left)} left" if left is not None else ""), refresh=False)
             self._bar.refresh()
         elif self.style == "lines" and now - self._last_line >= LINE_SECONDS:
             self._say(f"qmra: {self.status()}")

@@ -40,3 +40,13 @@ def test_failed_videos_count_as_ended_but_not_for_the_mean_length():
     assert progress.videos_done() == 1.0  # no video done yet: no length to measure the running one by
     progress.ended(VideoRecord("z", "z.mp4", DONE, frames=60, seconds=10))
     assert progress.videos_done() == 2.5
+
+
+def test_the_bar_says_the_same_time_left():
+    clock, stream = Clock(), io.StringIO()
+    progress = BatchProgress("bar", total=2, stream=stream, clock=clock)
+    clock.now = 30.0
+    progress.ended(VideoRecord("a", "a.mp4", DONE, frames=30, seconds=30))
+    progress.frames("b", 15)
+    progress.close()
+    assert "45 frames, 1.5 frames/s, about 10 s left" in stream.getvalue()  # 30 s for 1.5 videos
