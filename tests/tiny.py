@@ -15,6 +15,16 @@ from qmra.model.checkpoint import save_checkpoint
 TINY = ModelConfig(backbone="resnet18", key_channels=16, value_channels=32, decoder_channels=16)
 
 
+class Clock:
+    """A clock for progress displays that moves only when a test sets ``now`` (seconds)."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def no_masks_on(monkeypatch, frames) -> None:
     """Every frame in ``frames`` comes out of the network with no object's mask (as if none was found),
     whatever the random weights would give: patches the merge every predicted frame goes through."""

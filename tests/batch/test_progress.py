@@ -4,14 +4,7 @@ import io
 
 from qmra.batch.index import DONE, FAILED, VideoRecord
 from qmra.batch.progress import BatchProgress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.tiny import Clock
 
 
 def test_the_time_left_shrinks_while_the_last_video_runs():

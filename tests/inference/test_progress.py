@@ -7,18 +7,11 @@ import io
 from qmra.inference import InferenceSettings
 from qmra.inference.progress import LINE_SECONDS, RunProgress
 from tests.inference.helpers import clip, tiny_segmenter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.tiny import Clock
 
 
 def test_the_time_left_counts_frames_only_not_adaptation():
-    clock, out = Clock(), io.StringIO()
+    clock, out = Clock(100.0), io.StringIO()
     shown = RunProgress("lines", 60, stream=out, clock=clock)
     for step in range(1, 61):  # 30 s of adaptation: as long as 30 frames
         clock.now += 0.5
@@ -32,7 +25,7 @@ def test_the_time_left_counts_frames_only_not_adaptation():
 
 
 def test_lines_come_every_few_seconds_and_at_the_end():
-    clock, out = Clock(), io.StringIO()
+    clock, out = Clock(100.0), io.StringIO()
     shown = RunProgress("lines", 25, stream=out, clock=clock)
     for _ in range(25):
         clock.now += 1.0
@@ -42,7 +35,7 @@ def test_lines_come_every_few_seconds_and_at_the_end():
 
 
 def test_a_frame_count_that_falls_short_is_dropped_and_frames_are_counted_up():
-    clock, out = Clock(), io.StringIO()
+    clock, out = Clock(100.0), io.StringIO()
     shown = RunProgress("lines", 2, stream=out, clock=clock)  # estimated from the duration: 2, but there are 4
     for _ in range(4):
         clock.now += 1.0
