@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmra.data.image_masks import segmentation_mask
+from qmra.data.image_masks import is_youtube_vis, segmentation_mask
 from qmra.data.masks import read_rgb, write_palette_png
 from qmra.data.object_ids import MAX_OBJECT_ID
 from qmra.errors import DataError
@@ -142,6 +142,9 @@ def coco_videos(annotations: str | Path, images: str | Path) -> list[CocoVideo]:
     annotations_path, images_dir = _existing(annotations, images, "COCO")
     try:
         document = json.loads(annotations_path.read_text())
+        if is_youtube_vis(document):
+            raise DataError(f"{annotations_path} is a YouTube-VIS file (its videos list their file_names): "
+                            "read it as youtube-vis:")
         names = {int(v["id"]): str(v.get("name") or f"video-{v['id']}") for v in document.get("videos", [])}
         listed = document["images"]
         if not listed or any("video_id" not in i or "frame_id" not in i for i in listed):
@@ -185,6 +188,9 @@ def youtube_vis_videos(annotations: str | Path, images: str | Path) -> list[Coco
     annotations_path, images_dir = _existing(annotations, images, "YouTube-VIS")
     try:
         document = json.loads(annotations_path.read_text())
+        if not is_youtube_vis(document) and isinstance(document, dict) and "images" in document:
+            raise DataError(f"{annotations_path} is a COCO file (images and their annotations), not YouTube-VIS: "
+                            "read it as cocovid: (video clips) or coco: (still-image clips)")
         tracks: dict[int, list[list]] = defaultdict(list)
         for annotation in document["annotations"]:
             if not annotation.get("iscrowd", 0):

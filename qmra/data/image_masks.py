@@ -96,6 +96,9 @@ class CocoInstances:
             raise DataError(f"COCO image folder not found: {self.images_dir}")
         try:
             document = json.loads(annotations_path.read_text())
+            if is_youtube_vis(document):
+                raise DataError(f"{annotations_path} is a YouTube-VIS file (its videos list their file_names): read "
+                                "it as youtube-vis:")
             images = {int(i["id"]): (i["file_name"], int(i["height"]), int(i["width"])) for i in document["images"]}
             wanted = None if categories is None else set(categories)
             self.annotations = [
@@ -117,6 +120,12 @@ class CocoInstances:
         if image.shape[:2] != (height, width):
             raise DataError(f"COCO image {file_name} is {image.shape[1]}x{image.shape[0]}, the annotations say {width}x{height}")
         return image, segmentation_mask(segmentation, height, width)
+
+
+def is_youtube_vis(document: object) -> bool:
+    """Whether an annotation document is in YouTube-VIS's layout (videos that list their frames)."""
+    videos = document.get("videos") if isinstance(document, dict) else None
+    return bool(videos) and isinstance(videos[0], dict) and "file_names" in videos[0] and "images" not in document
 
 
 def segmentation_mask(segmentation: object, height: int, width: int) -> np.ndarray:

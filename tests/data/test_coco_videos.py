@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qmra.data import SyntheticConfig, SyntheticVideo, encode_rle
+from qmra.data import CocoInstances, SyntheticConfig, SyntheticVideo, encode_rle
 from qmra.data.rle import run_lengths
 from qmra.data.coco_videos import coco_videos, dataset_paths, folder_names, youtube_vis_videos
 from qmra.data.sequence import VideoSequence
@@ -130,3 +130,15 @@ def test_a_youtube_vis_video_without_frames_is_one_clear_error(tmp_path):
                                                      "annotations": []}))
     with pytest.raises(DataError, match="cannot read YouTube-VIS annotations"):
         youtube_vis_videos(tmp_path / "train.json", tmp_path)
+
+
+def test_a_file_read_in_the_other_layout_says_which_it_is(tmp_path):
+    video = SyntheticVideo(SyntheticConfig(height=48, width=64, num_frames=3, num_objects=1, seed=1))
+    coco = dataset_paths(exported_video(tmp_path / "a", video, [0, 1, 2]))
+    vis = dataset_paths(exported_video(tmp_path / "b", video, [0, 1, 2], annotations="youtube-vis"))
+    with pytest.raises(DataError, match="is a COCO file .*read it as cocovid: \\(video clips\\) or coco:"):
+        youtube_vis_videos(*coco)
+    with pytest.raises(DataError, match="is a YouTube-VIS file .*read it as youtube-vis:"):
+        coco_videos(*vis)
+    with pytest.raises(DataError, match="is a YouTube-VIS file .*read it as youtube-vis:"):
+        CocoInstances(*vis)
