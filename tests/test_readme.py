@@ -570,10 +570,17 @@ def check_outputs(command: Command, args: argparse.Namespace, printed: str) -> N
     elif args.command == "export":
         masks = (list(Path(args.results).glob("*/*.png")) if (Path(args.results) / "index.jsonl").is_file()
                  else list(Path(args.results).glob("*.png")))
-        document = json.loads((Path(args.out) / "annotations.json").read_text())
-        frames = (document["images"] if args.format == "coco"
-                  else [name for video in document["videos"] for name in video["file_names"]])
-        assert len(frames) == len(masks) == len(list((Path(args.out) / "images").glob("*/*"))), command
+        out = Path(args.out)
+        if args.format == "davis":
+            frames = [f for video in json.loads((out / "qmra-export.json").read_text())["videos"] for f in video["frames"]]
+            images = list((out / "JPEGImages" / "480p").glob("*/*"))
+            assert len(list((out / "Annotations" / "480p").glob("*/*.png"))) == len(masks), command
+        else:
+            document = json.loads((out / "annotations.json").read_text())
+            frames = (document["images"] if args.format == "coco"
+                      else [name for video in document["videos"] for name in video["file_names"]])
+            images = list((out / "images").glob("*/*"))
+        assert len(frames) == len(masks) == len(images), command
     elif args.command == "eval" and args.davis:
         results = Path(args.results or args.out)
         for name in ("global_results-val.csv", "per-sequence_results-val.csv"):

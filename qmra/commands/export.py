@@ -1,4 +1,4 @@
-"""``qmra export``: a run's masks and frames as a COCO or YouTube-VIS dataset."""
+"""``qmra export``: a run's masks and frames as a COCO, YouTube-VIS or DAVIS dataset."""
 
 from __future__ import annotations
 
@@ -20,19 +20,21 @@ def category(text: str) -> tuple[int, str]:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "export", help="write a run's masks with their frames as a COCO or YouTube-VIS dataset",
+        "export", help="write a run's masks with their frames as a COCO, YouTube-VIS or DAVIS dataset",
         description="Write the frames that have masks as images (DATASET/images/<video>/<frame>.jpg) and the "
                     "masks as one annotation file (DATASET/annotations.json, compressed RLE, boxes, areas): COCO "
                     "instance segmentation with the CocoVID video fields (each object one instance_id across its "
-                    "frames), or YouTube-VIS (each object one annotation per video).")
+                    "frames), or YouTube-VIS (each object one annotation per video); or DAVIS's layout "
+                    "(DATASET/JPEGImages/480p/<video>/ and a palette PNG per frame in DATASET/Annotations/480p/<video>/).")
     parser.add_argument("results", help="a qmra batch output folder (its index.jsonl names each video), or the --out "
                                         "folder of qmra segment (then name its input with --video)")
-    parser.add_argument("--out", required=True, metavar="DATASET", help="folder for images/ and annotations.json")
+    parser.add_argument("--out", required=True, metavar="DATASET", help="folder for the images and annotations")
     parser.add_argument("--video", metavar="SOURCE", help="the video file or frame folder qmra segment segmented "
                                                          "(only for a qmra segment folder)")
-    parser.add_argument("--format", choices=("coco", "youtube-vis"), default="coco",
+    parser.add_argument("--format", choices=("coco", "youtube-vis", "davis"), default="coco",
                         help="coco: an annotation per object and frame (image models, detectors, qmra train); "
-                             "youtube-vis: one per object and video (video instance segmentation); default: coco")
+                             "youtube-vis: one per object and video (video instance segmentation); davis: a palette "
+                             "PNG per frame (video object segmentation code, qmra eval --davis); default: coco")
     parser.add_argument("--every", metavar="N", type=every_nth, default=1,
                         help="export only every N-th frame with masks of each video, from its first (a sample of a "
                              "run that segmented every frame)")
@@ -42,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg",
                         help="jpg (quality 95, full-resolution colour; the default) or png (lossless, larger)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an export already in DATASET (its annotations.json and images/)")
+                        help="replace an export already in DATASET (its annotation file and images)")
     parser.add_argument("--quiet", action="store_true", help="no progress and no line per video")
     parser.set_defaults(handler=run)
 
@@ -70,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
     export_videos(found.videos, out, document, args.image_format, args.overwrite, say, progress_style(args.quiet),
                   every=args.every)
     if not args.quiet:
-        print(f"wrote {out}/annotations.json ({args.format}: {document.summary()}) and {out}/images/")
+        masks = f", {out}/{document.MASKS}/" if document.MASKS else ""
+        print(f"wrote {out}/{document.ANNOTATIONS} ({args.format}: {document.summary()}), {out}/{document.IMAGES}/{masks}")
     return 0

@@ -20,18 +20,19 @@ from PIL import Image
 
 from qmra.data.atomic import write_bytes_atomic, write_text_atomic
 from qmra.data.frames import FrameSource, open_frames
-from qmra.data.masks import read_labels
+from qmra.data.masks import read_labels, write_palette_png
 from qmra.errors import QmraError
+from qmra.data.coco_videos import ANNOTATIONS, IMAGES
 from qmra.export.coco import CocoDocument
+from qmra.export.davis import DavisDocument
 from qmra.export.results import VideoResults, masked_frames
 from qmra.export.youtube_vis import YouTubeVisDocument
 from qmra.inference.progress import ProgressStyle, RunProgress
 
-ANNOTATIONS = "annotations.json"
-IMAGES = "images"
-#: Annotation formats: name → the document that builds it (``add_video``, ``add_frame``, ``document``).
-FORMATS: dict[str, type[CocoDocument] | type[YouTubeVisDocument]] = {"coco": CocoDocument,
-                                                                    "youtube-vis": YouTubeVisDocument}
+#: Annotation formats: name → the document that builds it (``add_video``, ``add_frame``, ``document``; its
+#: ``IMAGES`` and ``MASKS`` folders and its ``ANNOTATIONS`` file, written last).
+Document = CocoDocument | YouTubeVisDocument | DavisDocument
+FORMATS: dict[str, type[Document]] = {"coco": CocoDocument, "youtube-vis": YouTubeVisDocument, "davis": DavisDocument}
 #: Image file formats an export writes: suffix → Pillow's save arguments. JPEGs keep full-resolution
 #: colour (4:4:4): halved chroma blurs the colour edges that masks follow.
 IMAGE_FORMATS = {"jpg": {"format": "JPEG", "quality": 95, "subsampling": 0}, "png": {"format": "PNG", "compress_level": 1}}
@@ -46,28 +47,32 @@ class VideoExported:
     objects: int
 
 
-def check_destination(out: Path, overwrite: bool) -> None:
-    """An earlier export in ``out`` stays unless ``overwrite`` (then :func:`export_videos` replaces it);
-    an export without its annotation file (interrupted) is finished, image by image."""
+def check_destination(out: Path, overwrite: bool, document: type[Document] | Document = CocoDocument) -> None:
+    """An earlier export in ``out`` (in ``document``'s format) stays unless ``overwrite`` (then
+    :func:`export_videos` replaces it); an export without its annotation file (interrupted) is
+    finished, image by image."""
     if out.exists() and not out.is_dir():
         raise QmraError(f"--out {out} is a file, not a folder")
-    if (out / ANNOTATIONS).exists() and not overwrite:
-        raise QmraError(f"{out} already holds an export ({ANNOTATIONS}); --overwrite replaces it")
+    if (out / document.ANNOTATIONS).exists() and not overwrite:
+        raise QmraError(f"{out} already holds an export ({document.ANNOTATIONS}); --overwrite replaces it")
 
 
-def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument | YouTubeVisDocument, image_format: str,
+def export_videos(videos: list[VideoResults], out: Path, document: Document, image_format: str,
                   overwrite: bool = False, done: Callable[[VideoExported], None] = lambda video: None,
                   progress: ProgressStyle = False, every: int = 1) -> None:
-    """Write every video's masked frames under ``out/images`` and add them to ``document``, then write
+    """Write every video's masked frames under ``out/<document.IMAGES>`` (and their masks under
+    ``out/<document.MASKS>``, where the format has them there) and add them to ``document``, then write
     its annotation file; ``done`` hears of each video once it is written. Every video's masks are
     checked against its frames first, and an earlier export is removed (``overwrite``) only then, so
     that bad input leaves ``out`` as it was. ``progress``: how each video's frames are counted on
     stderr (:class:`RunProgress`); ``every``: only every N-th masked frame of each video, from its first."""
-    check_destination(out, overwrite)
+    check_destination(out, overwrite, document)
     checked = [(source, frames[::every]) for source, frames in map(_checked, videos)]
-    if overwrite and (out / ANNOTATIONS).exists():
-        (out / ANNOTATIONS).unlink()
-        shutil.rmtree(out / IMAGES, ignore_errors=True)
+    if overwrite and (out / document.ANNOTATIONS).exists():
+        (out / document.ANNOTATIONS).unlink()
+        for folder in (document.IMAGES, document.MASKS):
+            if folder is not None:
+                shutil.rmtree(out / folder, ignore_errors=True)
     for video, (source, frames) in zip(videos, checked):
         counter = RunProgress(progress, len(frames))
         try:
@@ -75,7 +80,7 @@ def export_videos(videos: list[VideoResults], out: Path, document: CocoDocument 
         finally:
             counter.close()
         done(exported)
-    write_text_atomic(out / ANNOTATIONS, json.dumps(document.document(), separators=(",", ":")))
+    write_text_atomic(out / document.ANNOTATIONS, json.dumps(document.document(), separators=(",", ":")))
 
 
 def _checked(video: VideoResults) -> tuple[FrameSource, list[tuple[int, Path]]]:
@@ -92,10 +97,9 @@ def _checked(video: VideoResults) -> tuple[FrameSource, list[tuple[int, Path]]]:
 
 
 def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[int, Path]], out: Path,
-                  document: CocoDocument | YouTubeVisDocument, image_format: str,
-                  written: Callable[[], None]) -> VideoExported:
+                  document: Document, image_format: str, written: Callable[[], None]) -> VideoExported:
     video_id = document.add_video(video.id)
-    folder = out / IMAGES / video.id
+    folder = out / document.IMAGES / video.id
     folder.mkdir(parents=True, exist_ok=True)
     objects: set[int] = set()
     for index, png in frames:  # in frame order: a video is decoded once, front to back
@@ -103,6 +107,8 @@ def _export_video(video: VideoResults, source: FrameSource, frames: list[tuple[i
         labels = read_labels(png, "palette")
         name = f"{source.frame_name(index)}.{image_format}"
         write_bytes_atomic(folder / name, _encode(image, image_format))
+        if document.MASKS is not None:
+            write_palette_png(out / document.MASKS / video.id / f"{source.frame_name(index)}.png", labels)
         objects.update(document.add_frame(video_id, index, f"{video.id}/{name}", labels))
         written()
     return VideoExported(video.id, len(frames), len(objects))

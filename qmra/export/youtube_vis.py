@@ -15,11 +15,17 @@ from typing import Any
 import numpy as np
 
 from qmra.export.coco import info
+from qmra.data.coco_videos import ANNOTATIONS, IMAGES
 from qmra.export.objects import Categories, object_masks
 
 
 class YouTubeVisDocument:
     """Built video by video, frame by frame; ``names``: object id → category name."""
+
+    #: Where the export writes the frames, the masks (here: in the document), and (last) this document.
+    IMAGES = IMAGES
+    MASKS: str | None = None
+    ANNOTATIONS = ANNOTATIONS
 
     def __init__(self, names: dict[int, str] | None = None, description: str = "") -> None:
         self.description = description

@@ -9,7 +9,7 @@ from PIL import Image
 
 from qmra.batch.index import DONE, VideoRecord
 from qmra.cli import main
-from qmra.data import CocoInstances, SyntheticConfig, SyntheticVideo, decode_rle, open_frames, write_palette_png
+from qmra.data import CocoInstances, DavisDataset, SyntheticConfig, SyntheticVideo, decode_rle, open_frames, write_palette_png
 
 CLIP = SyntheticConfig(height=48, width=64, num_frames=6, num_objects=2, seed=5)
 
@@ -115,6 +115,28 @@ def test_youtube_vis_lists_each_videos_frames_and_follows_each_object_through_th
         for rle, frame in zip(track["segmentations"], listed["frame_ids"]):
             truth = video.labels(frame) == track["object_id"]
             assert (rle is None and not truth.any()) or np.array_equal(decode_rle(rle).astype(bool), truth)
+
+
+def test_davis_writes_each_frame_and_its_palette_mask_as_davis_readers_read_them(tmp_path, capsys):
+    video = SyntheticVideo(CLIP)
+    frames = _frame_folder(video, tmp_path / "shot")
+    masks = _true_masks(video, tmp_path / "masks", ["f1", "f3", "f5"], [1, 3, 5])
+    assert main(["export", str(masks), "--video", str(frames), "--out", str(tmp_path / "ds"), "--format", "davis",
+                 "--image-format", "png", "--category", "2=ball"]) == 0
+    assert "(davis: 1 video, 3 frames, 2 objects)" in capsys.readouterr().out
+    (read,) = DavisDataset(tmp_path / "ds")
+    assert (read.name, read.frame_names, read.annotated_indices) == ("shot", ["f1", "f3", "f5"], [0, 1, 2])
+    for position, index in enumerate([1, 3, 5]):
+        assert np.array_equal(read.image(position), video.image(index))
+        assert np.array_equal(read.labels(position), video.labels(index))
+    listing = json.loads((tmp_path / "ds" / "qmra-export.json").read_text())
+    assert listing["categories"] == {"1": "object", "2": "ball"}
+    assert [f["frame_id"] for f in listing["videos"][0]["frames"]] == [1, 3, 5]
+    (masks / "f5.png").unlink()
+    assert _export(masks, "--video", frames, "--out", tmp_path / "ds", "--format", "davis") == 2
+    assert "already holds an export (qmra-export.json)" in _one_error_line(capsys)
+    assert _export(masks, "--video", frames, "--out", tmp_path / "ds", "--format", "davis", "--overwrite") == 0
+    assert sorted(p.name for p in (tmp_path / "ds" / "Annotations" / "480p" / "shot").iterdir()) == ["f1.png", "f3.png"]
 
 
 def test_an_earlier_export_stays_unless_overwrite_which_replaces_it(tmp_path, capsys):
