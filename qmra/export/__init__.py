@@ -1,9 +1,11 @@
-"""Exporting results as datasets: a run's masks with its frames, as COCO instance segmentation."""
+"""Exporting results as datasets: a run's masks with its frames, as COCO instance segmentation,
+YouTube-VIS or DAVIS."""
 
 from qmra.export.coco import CocoDocument
+from qmra.export.davis import DavisDocument
 from qmra.export.dataset import ANNOTATIONS, FORMATS, IMAGE_FORMATS, IMAGES, check_destination, export_videos
 from qmra.export.results import find_results, masked_frames
 from qmra.export.youtube_vis import YouTubeVisDocument
 
-__all__ = ["ANNOTATIONS", "CocoDocument", "FORMATS", "IMAGES", "IMAGE_FORMATS", "YouTubeVisDocument",
+__all__ = ["ANNOTATIONS", "CocoDocument", "DavisDocument", "FORMATS", "IMAGES", "IMAGE_FORMATS", "YouTubeVisDocument",
            "check_destination", "export_videos", "find_results", "masked_frames"]
