@@ -22,7 +22,6 @@ from qmra.data.atomic import write_bytes_atomic, write_text_atomic
 from qmra.data.frames import FrameSource, open_frames
 from qmra.data.masks import read_labels, write_palette_png
 from qmra.errors import QmraError
-from qmra.data.coco_videos import ANNOTATIONS, IMAGES
 from qmra.export.coco import CocoDocument
 from qmra.export.davis import DavisDocument
 from qmra.export.results import VideoResults, masked_frames
