@@ -46,7 +46,7 @@ class VideoExported:
     objects: int
 
 
-def check_destination(out: Path, overwrite: bool, document: type[Document] | Document = CocoDocument) -> None:
+def check_destination(out: Path, overwrite: bool, document: type[Document] | Document) -> None:
     """An earlier export in ``out`` (in ``document``'s format) stays unless ``overwrite`` (then
     :func:`export_videos` replaces it); an export without its annotation file (interrupted) is
     finished, image by image."""

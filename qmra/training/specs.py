@@ -111,11 +111,11 @@ class DataSpec:
         if self.kind == "youtube-vos":
             return list(YouTubeVOSDataset(self.path))  # type: ignore[arg-type]
         if self.kind in ("cocovid", "youtube-vis"):
-            return list(self.coco_videos())
+            return self.annotated_videos()
         return []
 
-    def coco_videos(self) -> list[CocoVideo]:
-        """A ``cocovid`` or ``youtube-vis`` spec's videos."""
+    def annotated_videos(self) -> list[CocoVideo]:
+        """The videos a ``cocovid`` or ``youtube-vis`` spec's annotation file lists."""
         read = coco_videos if self.kind == "cocovid" else youtube_vis_videos
         return read(*dataset_paths(self.path, self.selection))  # type: ignore[arg-type]
 
@@ -140,5 +140,5 @@ class DataSpec:
         if kind == "images":
             return StaticClipDataset(ImageMaskFolder(self.path), VIRTUAL_LENGTH, settings, seed)
         if kind in ("cocovid", "youtube-vis"):
-            return VideoClipDataset(self.coco_videos(), VIRTUAL_LENGTH, settings, seed)
+            return VideoClipDataset(self.annotated_videos(), VIRTUAL_LENGTH, settings, seed)
         return StaticClipDataset(CocoInstances(*dataset_paths(self.path, self.selection)), VIRTUAL_LENGTH, settings, seed)  # type: ignore[arg-type]

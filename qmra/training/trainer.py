@@ -370,7 +370,7 @@ def _validation_davis(spec: DataSpec, run_dir: Path):
     root = run_dir / f"val-{spec.kind}"
     if not root.exists():
         # The training videos' own size for synthetic ones.
-        videos = spec.synthetic_videos(seed=987_654, frames=20) if spec.kind == "synthetic" else spec.coco_videos()
+        videos = spec.synthetic_videos(seed=987_654, frames=20) if spec.kind == "synthetic" else spec.annotated_videos()
         run_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".val-{spec.kind}-"))
         try:
